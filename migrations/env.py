@@ -1,0 +1,27 @@
+"""Alembic environment: migrations run online against the URL set by `paysaga.db.run_migrations`."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+from sqlmodel import SQLModel
+
+import ledger.schema  # noqa: F401  (registers the ledger tables)
+
+target_metadata = SQLModel.metadata
+
+
+def run_migrations_online() -> None:
+    """Run every pending migration in one connection."""
+    connectable = engine_from_config(
+        context.config.get_section(context.config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    with connectable.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

