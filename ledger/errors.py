@@ -1,0 +1,59 @@
+"""The ledger's one hierarchy of domain errors; callers map them by class name."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Any refusal of the ledger: the request is wrong or breaks a money rule; retrying won't help."""
+
+
+class InvalidAmount(LedgerError):
+    """An amount is not a nonzero integer in minor units (or not positive where it must be)."""
+
+
+class InvalidCurrency(LedgerError):
+    """A currency is not an uppercase ISO 4217 code of three letters."""
+
+
+class InvalidAccountKind(LedgerError):
+    """An account kind or owner is not one the ledger knows."""
+
+
+class UnbalancedTransaction(LedgerError):
+    """The lines of a transaction do not sum to zero per currency, or there are fewer than two."""
+
+
+class InsufficientFunds(LedgerError):
+    """The write would take a non-negative account's available balance below zero."""
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was already used for a different request."""
+
+
+class TransactionNotFound(LedgerError):
+    """No ledger transaction has this id."""
+
+
+class AlreadyReversed(LedgerError):
+    """The transaction was already reversed; a transaction is reversed at most once."""
+
+
+class HoldNotFound(LedgerError):
+    """No hold has this id."""
+
+
+class HoldNotPending(LedgerError):
+    """The hold was already posted, voided or expired."""
+
+
+class HoldExpired(HoldNotPending):
+    """The hold's expiry has passed: it can no longer be posted."""
+
+
+class HoldExceeded(LedgerError):
+    """The posting debits the held account by more than the hold."""
+
+
+class HoldPostingMismatch(LedgerError):
+    """The posting lines do not debit the held account."""
