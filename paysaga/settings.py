@@ -62,6 +62,24 @@ class Settings(BaseSettings):
     psp_stall_seconds: float = 10.0  # how long `pm_timeout` keeps the client waiting
     psp_webhook_retry_max_seconds: float = 30.0
 
+    # Sandbox KYC and risk rules (PRODUCT.md defaults).
+    kyc_minimum_age: int = 18
+    blocked_countries: list[str] = ["KP", "IR", "SY", "CU"]
+    sanctions_list: list[str] = ["Sanctioned Test Person"]
+    review_threshold_major: int = 5_000  # withdrawals and transfers at or above need review
+    deposit_limit_major: int = 50_000  # a single deposit above is declined
+    velocity_max_payments: int = 30
+    velocity_window_seconds: int = 60
+
+    # Sagas.
+    provider_routing: dict[str, list[str]] = {
+        "charge": ["sandbox-cards", "sandbox-bank"],
+        "payout": ["sandbox-bank", "sandbox-cards"],
+    }
+    provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
+    webhook_wait_seconds: float = 30.0  # then the saga polls the provider
+    poll_interval_seconds: float = 2.0
+
     def database_url_for(self, driver: str = "psycopg") -> str:
         """The database URL for SQLAlchemy (`postgresql+psycopg://`) from a plain libpq URL."""
         url = self.database_url

@@ -16,17 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
 from paysaga.db import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack import TEMPORAL_DEV_SERVER_FLAGS
 
-DEV_SERVER_FLAGS = [
-    "--sqlite-pragma",
-    "journal_mode=wal",
-    "--sqlite-pragma",
-    "synchronous=normal",
-    "--dynamic-config-value",
-    "history.transferProcessorMaxPollRPS=2000",
-    "--dynamic-config-value",
-    "history.timerProcessorMaxPollRPS=2000",
-]
 
 
 def free_port() -> int:
@@ -64,7 +55,7 @@ async def temporal_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         dev_server_database_filename=str(db_file),
         port=free_port(),
         search_attributes=search_attributes.ALL,
-        dev_server_extra_args=DEV_SERVER_FLAGS,
+        dev_server_extra_args=TEMPORAL_DEV_SERVER_FLAGS,
     )
     yield env
     await env.shutdown()

@@ -1,0 +1,78 @@
+"""Payments as the public contract names them: kinds, statuses, failure codes, workflow inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PaymentKind(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRANSFER = "transfer"
+
+
+class PaymentStatus(StrEnum):
+    PROCESSING = "processing"
+    REQUIRES_REVIEW = "requires_review"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED)
+
+
+class FailureCode(StrEnum):
+    KYC_REJECTED = "kyc_rejected"
+    SANCTIONS_HIT = "sanctions_hit"
+    RISK_DECLINED = "risk_declined"
+    PROVIDER_DECLINED = "provider_declined"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    REVIEW_REJECTED = "review_rejected"
+    QUOTE_EXPIRED = "quote_expired"
+    CREDIT_FAILED = "credit_failed"
+
+
+ID_PREFIXES: dict[PaymentKind, str] = {
+    PaymentKind.DEPOSIT: "dep_",
+    PaymentKind.WITHDRAWAL: "wd_",
+    PaymentKind.TRANSFER: "tr_",
+}
+
+
+@dataclass
+class DepositInput:
+    """What the deposit saga needs; the payment id is also the workflow id."""
+
+    payment_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    payment_method: str
+    provider: str | None = None
+
+
+@dataclass
+class ProviderEventSignal:
+    """A verified provider webhook, as delivered to the saga waiting for it."""
+
+    event_id: str
+    provider: str
+    operation_kind: str
+    idempotency_key: str
+    status: str
+    sequence: int
+    decline_code: str | None = None
+    operation_id: str | None = None
+
+
+@dataclass
+class PaymentState:
+    """A saga's answer to the `state` query: what the API shows while it runs."""
+
+    status: PaymentStatus
+    provider: str | None = None
+    failure_code: str | None = None

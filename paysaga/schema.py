@@ -1,0 +1,82 @@
+"""Tables of the payments service around the ledger: customers, payments, API idempotency, webhooks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, PrimaryKeyConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _now_column() -> Any:
+    return Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+
+class Customer(SQLModel, table=True):
+    """A customer of the merchant; its KYC result is recorded by the KYC activity."""
+
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True)
+    external_id: str = Field(unique=True)
+    full_name: str
+    birth_date: date
+    country: str = Field(max_length=2)
+    kyc_status: str = "pending"
+    kyc_reason: str | None = None
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
+class Payment(SQLModel, table=True):
+    """The API's view of a payment; the saga (the Temporal workflow of the same id) writes it."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        Index("ix_payments_customer_created", "customer_id", "created_at", "id"),
+        Index("ix_payments_created", "created_at", "id"),
+    )
+
+    id: str = Field(primary_key=True)
+    kind: str
+    status: str
+    customer_id: str = Field(foreign_key="customers.id")
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    provider: str | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to an Idempotency-Key, replayed for the same key and body."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (PrimaryKeyConstraint("principal", "key"),)
+
+    principal: str
+    key: str
+    request_hash: str
+    response_status: int | None = Field(default=None, sa_type=Integer)
+    response_body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    created_at: datetime = Field(sa_column=_now_column())
+
+
+class ProviderWebhookEvent(SQLModel, table=True):
+    """A provider webhook already delivered to its saga: the dedupe record of (provider, event id)."""
+
+    __tablename__ = "provider_webhook_events"
+    __table_args__ = (PrimaryKeyConstraint("provider", "event_id"),)
+
+    provider: str
+    event_id: str
+    payment_id: str | None = None
+    event_type: str
+    received_at: datetime = Field(sa_column=_now_column())
