@@ -1,0 +1,98 @@
+"""The provider interface: outcomes of a provider call, its result, and the errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    """What a provider call tells the saga about the money."""
+
+    succeeded = "succeeded"
+    declined = "declined"
+    pending = "pending"
+    # Certainly not processed: safe to retry with the same key or to fail over.
+    not_processed = "not_processed"
+    # May have been processed: resolve by polling `status()`, never by calling again elsewhere.
+    unknown = "unknown"
+
+
+@dataclass
+class ProviderResult:
+    """The answer of one provider call; JSON-friendly fields so Temporal activities return it."""
+
+    provider: str
+    outcome: Outcome
+    operation_id: str | None = None
+    decline_code: str | None = None
+    detail: str | None = None
+
+
+class ProviderError(Exception):
+    """Base of everything a provider adapter raises that is not an `Outcome`."""
+
+
+class ProviderRequestRejected(ProviderError):
+    """The provider refused the request as invalid (4xx): retrying the same request cannot help."""
+
+    def __init__(self, provider: str, status_code: int, code: str, message: str = "") -> None:
+        super().__init__(
+            f"{provider} rejected the request ({status_code} {code}): {message}".strip()
+        )
+        self.provider = provider
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+class ProviderConfigurationError(ProviderError):
+    """The provider is not configured (unknown name, or the PSP does not serve it)."""
+
+
+class InvalidSignature(ProviderError):
+    """A webhook's signature header is malformed, wrong, or outside the timestamp tolerance."""
+
+
+class InvalidEvent(ProviderError):
+    """A webhook body that is not a well-formed provider event."""
+
+
+class PaymentProvider(Protocol):
+    """A PSP as the sagas see it; every call carries an idempotency key (payment id + step)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def charge(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+    ) -> ProviderResult: ...
+
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        charge_idempotency_key: str,
+        amount: int,
+        currency: str,
+    ) -> ProviderResult: ...
+
+    async def payout(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        destination: str,
+    ) -> ProviderResult: ...
+
+    async def status(self, idempotency_key: str) -> ProviderResult: ...

@@ -1,0 +1,177 @@
+"""The sandbox PSP adapter over httpx: HTTP answers and transport errors become `Outcome`s."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from providers.base import (
+    Outcome,
+    ProviderConfigurationError,
+    ProviderRequestRejected,
+    ProviderResult,
+)
+
+_STATUS_OUTCOMES = {
+    "succeeded": Outcome.succeeded,
+    "declined": Outcome.declined,
+    "pending": Outcome.pending,
+}
+
+
+class SandboxProvider:
+    """One provider (`sandbox-cards` or `sandbox-bank`) of the sandbox PSP at `base_url`."""
+
+    def __init__(
+        self, name: str, base_url: str, client: httpx.AsyncClient, timeout_seconds: float
+    ) -> None:
+        self._name = name
+        self._base_url = base_url.rstrip("/")
+        self._client = client
+        self._timeout = timeout_seconds
+
+    @property
+    def name(self) -> str:
+        """The provider's name, as in webhook paths and settings."""
+        return self._name
+
+    async def charge(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+    ) -> ProviderResult:
+        """Charge a payment method; usually `pending` until the webhook or a poll says more."""
+        body = {
+            "idempotency_key": idempotency_key,
+            "reference": reference,
+            "amount": amount,
+            "currency": currency,
+            "payment_method": payment_method,
+        }
+        return await self._create("charges", body)
+
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        charge_idempotency_key: str,
+        amount: int,
+        currency: str,
+    ) -> ProviderResult:
+        """Refund (part of) a succeeded charge, named by the charge's idempotency key."""
+        body = {
+            "idempotency_key": idempotency_key,
+            "reference": reference,
+            "charge_idempotency_key": charge_idempotency_key,
+            "amount": amount,
+            "currency": currency,
+        }
+        return await self._create("refunds", body)
+
+    async def payout(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        destination: str,
+    ) -> ProviderResult:
+        """Pay out to a destination account; usually `pending` until the webhook or a poll."""
+        body = {
+            "idempotency_key": idempotency_key,
+            "reference": reference,
+            "amount": amount,
+            "currency": currency,
+            "destination": destination,
+        }
+        return await self._create("payouts", body)
+
+    async def status(self, idempotency_key: str) -> ProviderResult:
+        """The operation's current outcome; `not_processed` if the PSP never recorded the key."""
+        url = f"{self._base_url}/{self._name}/operations/{quote(idempotency_key, safe='')}"
+        try:
+            response = await self._client.get(url, timeout=self._timeout)
+        except httpx.TransportError as exc:
+            # A failed read of the status says nothing about the operation itself.
+            return self._result(Outcome.unknown, detail=f"status unavailable: {exc!r}")
+        if response.status_code == 404 and _error_code(response) == "operation_not_found":
+            return self._result(Outcome.not_processed, detail="operation_not_found")
+        return self._interpret(response)
+
+    async def _create(self, path: str, body: dict[str, Any]) -> ProviderResult:
+        url = f"{self._base_url}/{self._name}/{path}"
+        try:
+            response = await self._client.post(url, json=body, timeout=self._timeout)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never reached the PSP.
+            return self._result(Outcome.not_processed, detail=f"not sent: {exc!r}")
+        except httpx.TransportError as exc:
+            # Sent, but the answer was lost (read timeout, dropped connection): it may be done.
+            return self._result(Outcome.unknown, detail=f"no answer: {exc!r}")
+        return self._interpret(response)
+
+    def _interpret(self, response: httpx.Response) -> ProviderResult:
+        code = response.status_code
+        if code == 503:
+            return self._result(Outcome.not_processed, detail=_error_code(response) or "503")
+        if code >= 500:
+            return self._result(Outcome.unknown, detail=f"{code} {_error_code(response)}")
+        if code >= 400:
+            self._reject(response)
+        try:
+            operation = response.json()
+            outcome = _STATUS_OUTCOMES[operation["status"]]
+        except (ValueError, KeyError, TypeError):
+            return self._result(Outcome.unknown, detail=f"unreadable {code} answer")
+        return self._result(
+            outcome,
+            operation_id=operation.get("id"),
+            decline_code=operation.get("decline_code"),
+        )
+
+    def _reject(self, response: httpx.Response) -> None:
+        error = _error_code(response) or str(response.status_code)
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            if response.status_code == 404 and error == "unknown_provider":
+                raise ProviderConfigurationError(
+                    f"the sandbox PSP does not serve {self._name!r}"
+                ) from exc
+            raise ProviderRequestRejected(
+                self._name, response.status_code, error, _error_message(response)
+            ) from exc
+
+    def _result(
+        self,
+        outcome: Outcome,
+        *,
+        operation_id: str | None = None,
+        decline_code: str | None = None,
+        detail: str | None = None,
+    ) -> ProviderResult:
+        return ProviderResult(self._name, outcome, operation_id, decline_code, detail)
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_code(response: httpx.Response) -> str:
+    return str(_error_body(response).get("error", ""))
+
+
+def _error_message(response: httpx.Response) -> str:
+    return str(_error_body(response).get("message", ""))

@@ -1,0 +1,318 @@
+"""The sandbox PSP's HTTP API: charges, payouts, refunds, status, records and settlement report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
+
+from paysaga.settings import Settings
+from sandbox_psp.behaviours import (
+    DECLINE_CODES,
+    FLAKY_REFUSALS,
+    PRIMARY_PROVIDER,
+    PROVIDERS,
+    TOKENS,
+    Behaviour,
+)
+from sandbox_psp.store import Operation, OperationStore
+from sandbox_psp.webhook_dispatch import WebhookDispatcher
+
+ID_PREFIXES = {"charge": "ch_", "payout": "po_", "refund": "re_"}
+# The stale `*.pending` event of `pm_duplicate_webhook` goes out this long after the success.
+STALE_EVENT_LAG_SECONDS = 0.05
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Amount = Annotated[StrictInt, Field(gt=0, le=10**15)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class PSPError(Exception):
+    """An error answer of the sandbox PSP: `{"error": code, "message": message}`."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+class ChargeRequest(BaseModel):
+    """Charge a payment method (its token picks the sandbox behaviour)."""
+
+    idempotency_key: Text
+    reference: Text
+    amount: Amount
+    currency: Currency
+    payment_method: Text
+
+
+class PayoutRequest(BaseModel):
+    """Pay out to a destination (its token picks the sandbox behaviour)."""
+
+    idempotency_key: Text
+    reference: Text
+    amount: Amount
+    currency: Currency
+    destination: Text
+
+
+class RefundRequest(BaseModel):
+    """Refund (part of) a succeeded charge of the same provider."""
+
+    idempotency_key: Text
+    reference: Text
+    charge_idempotency_key: Text
+    amount: Amount
+    currency: Currency
+
+
+def get_store(request: Request) -> OperationStore:
+    """The process's SQLite store."""
+    store: OperationStore = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    """The process's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def known_provider(provider: str) -> str:
+    """The `{provider}` path segment, if the sandbox serves it."""
+    if provider not in PROVIDERS:
+        raise PSPError(404, "unknown_provider", f"this PSP does not serve {provider!r}")
+    return provider
+
+
+StoreDep = Annotated[OperationStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ProviderDep = Annotated[str, Depends(known_provider)]
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "ok"}
+
+
+@router.post("/{provider}/charges", status_code=201)
+async def create_charge(
+    provider: ProviderDep, body: ChargeRequest, request: Request, store: StoreDep
+) -> JSONResponse:
+    """Charge a payment method; the outcome comes later by webhook and polling."""
+    return await _create(request, store, provider, "charge", body, body.payment_method)
+
+
+@router.post("/{provider}/payouts", status_code=201)
+async def create_payout(
+    provider: ProviderDep, body: PayoutRequest, request: Request, store: StoreDep
+) -> JSONResponse:
+    """Pay out to a destination; the outcome comes later by webhook and polling."""
+    return await _create(request, store, provider, "payout", body, body.destination)
+
+
+@router.post("/{provider}/refunds", status_code=201)
+async def create_refund(
+    provider: ProviderDep, body: RefundRequest, request: Request, store: StoreDep
+) -> JSONResponse:
+    """Refund a succeeded charge; succeeds at once (a webhook still follows)."""
+    return await _create(request, store, provider, "refund", body, None)
+
+
+@router.get("/{provider}/operations/{idempotency_key}")
+async def get_operation(provider: ProviderDep, idempotency_key: str, store: StoreDep) -> Any:
+    """The operation recorded under an idempotency key, with its current status."""
+    operation = store.get(provider, idempotency_key)
+    if operation is None:
+        raise PSPError(404, "operation_not_found", "no operation under this idempotency key")
+    return operation.view(time.time())
+
+
+@router.get("/{provider}/operations")
+async def list_operations(
+    provider: ProviderDep, store: StoreDep, reference: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The provider's own records, by merchant reference."""
+    now = time.time()
+    return {"data": [operation.view(now) for operation in store.by_reference(provider, reference)]}
+
+
+@router.get("/{provider}/settlement-report")
+async def settlement_report(provider: ProviderDep, store: StoreDep) -> dict[str, Any]:
+    """Every succeeded operation, as the provider settles it, for reconciliation."""
+    rows = [
+        {
+            "id": operation.id,
+            "kind": operation.kind,
+            "idempotency_key": operation.idempotency_key,
+            "reference": operation.reference,
+            "amount": operation.amount,
+            "currency": operation.currency,
+            "settled_at": operation.view(operation.settles_at)["updated_at"],
+        }
+        for operation in store.settled_succeeded(provider, time.time())
+    ]
+    return {"provider": provider, "data": rows}
+
+
+async def _create(
+    request: Request,
+    store: OperationStore,
+    provider: str,
+    kind: str,
+    body: BaseModel,
+    token: str | None,
+) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    fields = body.model_dump()
+    key: str = fields["idempotency_key"]
+    request_hash = hashlib.sha256(json.dumps([kind, fields], sort_keys=True).encode()).hexdigest()
+    existing = store.get(provider, key)
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise PSPError(
+                422, "idempotency_key_reused", "this idempotency key was used with another request"
+            )
+        return JSONResponse(existing.view(time.time()), headers={"Idempotent-Replayed": "true"})
+
+    if token is None:
+        behaviour, charge = Behaviour(), _refundable_charge(store, provider, fields)
+        method = charge.method
+    else:
+        if token not in TOKENS:
+            raise PSPError(422, "unsupported_payment_method", f"unknown sandbox token {token!r}")
+        behaviour, method = TOKENS[token], token
+    if behaviour.primary_down and provider == PRIMARY_PROVIDER:
+        raise PSPError(503, "provider_unavailable", f"{provider} is down for {token}")
+    if behaviour.flaky and store.count_refusal(provider, key) <= FLAKY_REFUSALS:
+        raise PSPError(503, "temporarily_unavailable", "try again with the same idempotency key")
+
+    now = time.time()
+    succeeds = behaviour.succeeds
+    operation = Operation(
+        provider=provider,
+        idempotency_key=key,
+        id=ID_PREFIXES[kind] + secrets.token_hex(12),
+        kind=kind,
+        request_hash=request_hash,
+        reference=fields["reference"],
+        amount=fields["amount"],
+        currency=fields["currency"],
+        method=method,
+        charge_idempotency_key=fields.get("charge_idempotency_key"),
+        final_status="succeeded" if succeeds else "declined",
+        decline_code=None if succeeds else DECLINE_CODES[kind],
+        created_at=now,
+        settles_at=now if kind == "refund" else now + settings.psp_webhook_delay_seconds,
+    )
+    store.record(operation, _webhook_events(operation, behaviour))
+    dispatcher: WebhookDispatcher = request.app.state.dispatcher
+    dispatcher.wake()
+    if behaviour.stall:
+        # Processed and recorded, but the answer comes after the client has given up.
+        await asyncio.sleep(settings.psp_stall_seconds)
+    return JSONResponse(operation.view(time.time()), status_code=201)
+
+
+def _refundable_charge(store: OperationStore, provider: str, fields: dict[str, Any]) -> Operation:
+    charge = store.get(provider, fields["charge_idempotency_key"])
+    if charge is None or charge.kind != "charge":
+        raise PSPError(422, "charge_not_found", "no charge under charge_idempotency_key")
+    if not (charge.is_settled(time.time()) and charge.final_status == "succeeded"):
+        raise PSPError(422, "charge_not_refundable", "only a succeeded charge can be refunded")
+    if fields["currency"] != charge.currency:
+        raise PSPError(422, "currency_mismatch", "a refund is in the charge's currency")
+    refundable = charge.amount - store.refunded_amount(provider, charge.idempotency_key)
+    if fields["amount"] > refundable:
+        raise PSPError(422, "amount_exceeds_charge", f"at most {refundable} can be refunded")
+    return charge
+
+
+def _webhook_events(operation: Operation, behaviour: Behaviour) -> list[tuple[str, str, float]]:
+    """The events `(event_id, body, deliver_at)` announcing the operation's outcome."""
+    if not behaviour.webhook:
+        return []
+    final_view = operation.view(operation.settles_at, settled=True)
+    final_id = "evt_" + secrets.token_hex(12)
+    final = _event_body(final_id, operation.kind, final_view, operation.settles_at, sequence=2)
+    events = [(final_id, final, operation.settles_at)]
+    if behaviour.duplicate_webhook:
+        pending_view = operation.view(operation.created_at, settled=False)
+        pending_id = "evt_" + secrets.token_hex(12)
+        stale = _event_body(pending_id, operation.kind, pending_view, operation.created_at, 1)
+        events.append((final_id, final, operation.settles_at))
+        events.append((pending_id, stale, operation.settles_at + STALE_EVENT_LAG_SECONDS))
+    return events
+
+
+def _event_body(
+    event_id: str, kind: str, view: dict[str, Any], created: float, sequence: int
+) -> str:
+    event = {
+        "id": event_id,
+        "type": f"{kind}.{view['status']}",
+        "created": int(created),
+        "sequence": sequence,
+        "data": {"operation": view},
+    }
+    return json.dumps(event, separators=(",", ":"))
+
+
+async def _psp_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PSPError)
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse(
+        {"error": "invalid_request", "message": "the request is not valid", "details": details},
+        status_code=422,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The sandbox PSP application; its lifespan opens the store and runs the webhook dispatcher."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = OperationStore(
+            settings.psp_database_path or settings.data_dir / "sandbox_psp.sqlite3"
+        )
+        async with httpx.AsyncClient() as client:
+            dispatcher = WebhookDispatcher(settings, store, client)
+            app.state.settings, app.state.store, app.state.dispatcher = settings, store, dispatcher
+            task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                store.close()
+
+    app = FastAPI(title="paysaga sandbox PSP", lifespan=lifespan)
+    app.include_router(router)
+    app.add_exception_handler(PSPError, _psp_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    return app

@@ -1,0 +1,35 @@
+"""What each sandbox token (a payment method or payout destination) makes the PSP do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVIDERS = ("sandbox-cards", "sandbox-bank")
+PRIMARY_PROVIDER = "sandbox-cards"
+# How many calls `pm_flaky` refuses with 503 (per provider and idempotency key) before processing.
+FLAKY_REFUSALS = 2
+
+DECLINE_CODES = {"charge": "card_declined", "payout": "payout_declined"}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The sandbox's script for one token."""
+
+    succeeds: bool = True
+    webhook: bool = True
+    duplicate_webhook: bool = False
+    stall: bool = False
+    flaky: bool = False
+    primary_down: bool = False
+
+
+TOKENS = {
+    "pm_ok": Behaviour(),
+    "pm_decline": Behaviour(succeeds=False),
+    "pm_no_webhook": Behaviour(webhook=False),
+    "pm_timeout": Behaviour(stall=True),
+    "pm_flaky": Behaviour(flaky=True),
+    "pm_duplicate_webhook": Behaviour(duplicate_webhook=True),
+    "pm_primary_down": Behaviour(primary_down=True),
+}

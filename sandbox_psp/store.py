@@ -1,0 +1,223 @@
+"""The sandbox PSP's books in SQLite: operations, refused attempts and the webhook outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    provider TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    method TEXT NOT NULL,
+    charge_idempotency_key TEXT,
+    final_status TEXT NOT NULL,
+    decline_code TEXT,
+    created_at REAL NOT NULL,
+    settles_at REAL NOT NULL,
+    PRIMARY KEY (provider, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS operations_by_reference ON operations (provider, reference);
+CREATE TABLE IF NOT EXISTS refused_attempts (
+    provider TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    refusals INTEGER NOT NULL,
+    PRIMARY KEY (provider, idempotency_key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    body TEXT NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_attempt_at);
+"""
+
+
+def isoformat(timestamp: float) -> str:
+    """A unix time as an ISO 8601 UTC string."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A charge, payout or refund. Its outcome is fixed at creation and shown at `settles_at`."""
+
+    provider: str
+    idempotency_key: str
+    id: str
+    kind: str
+    request_hash: str
+    reference: str
+    amount: int
+    currency: str
+    method: str
+    charge_idempotency_key: str | None
+    final_status: str
+    decline_code: str | None
+    created_at: float
+    settles_at: float
+
+    def is_settled(self, now: float) -> bool:
+        """Whether the final outcome is reached (and visible to polling) at `now`."""
+        return now >= self.settles_at
+
+    def view(self, now: float, *, settled: bool | None = None) -> dict[str, Any]:
+        """The operation as the API and webhooks show it at `now` (or forced settled or not)."""
+        if settled is None:
+            settled = self.is_settled(now)
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "provider": self.provider,
+            "idempotency_key": self.idempotency_key,
+            "reference": self.reference,
+            "amount": self.amount,
+            "currency": self.currency,
+            "method": self.method,
+            "status": self.final_status if settled else "pending",
+            "decline_code": self.decline_code if settled else None,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.settles_at if settled else self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A webhook event waiting for delivery (or delivered)."""
+
+    seq: int
+    event_id: str
+    provider: str
+    body: str
+    attempts: int
+
+
+_OPERATION_COLUMNS = ", ".join(Operation.__dataclass_fields__)
+
+
+class OperationStore:
+    """SQLite access for one process. Only the event loop's thread uses it, one call at a time."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode; multi-statement writes open their own transaction.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def get(self, provider: str, idempotency_key: str) -> Operation | None:
+        """The operation recorded under this key, if any."""
+        row = self._db.execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations"
+            " WHERE provider = ? AND idempotency_key = ?",
+            (provider, idempotency_key),
+        ).fetchone()
+        return Operation(*row) if row else None
+
+    def by_reference(self, provider: str, reference: str | None) -> list[Operation]:
+        """The provider's operations with this reference (all of them without one), oldest first."""
+        sql = f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE provider = ?"
+        params: tuple[str, ...] = (provider,)
+        if reference is not None:
+            sql += " AND reference = ?"
+            params += (reference,)
+        rows = self._db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        return [Operation(*row) for row in rows]
+
+    def settled_succeeded(self, provider: str, now: float) -> list[Operation]:
+        """Succeeded operations whose outcome is reached, in settlement order."""
+        rows = self._db.execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE provider = ?"
+            " AND final_status = 'succeeded' AND settles_at <= ? ORDER BY settles_at, id",
+            (provider, now),
+        ).fetchall()
+        return [Operation(*row) for row in rows]
+
+    def refunded_amount(self, provider: str, charge_idempotency_key: str) -> int:
+        """The sum of the refunds recorded against a charge."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM operations WHERE provider = ?"
+            " AND kind = 'refund' AND charge_idempotency_key = ?",
+            (provider, charge_idempotency_key),
+        ).fetchone()
+        return int(row[0])
+
+    def count_refusal(self, provider: str, idempotency_key: str) -> int:
+        """Count one more refused attempt for this key; return how many there have been."""
+        row = self._db.execute(
+            "INSERT INTO refused_attempts (provider, idempotency_key, refusals) VALUES (?, ?, 1)"
+            " ON CONFLICT (provider, idempotency_key) DO UPDATE SET refusals = refusals + 1"
+            " RETURNING refusals",
+            (provider, idempotency_key),
+        ).fetchone()
+        return int(row[0])
+
+    def record(self, operation: Operation, events: list[tuple[str, str, float]]) -> None:
+        """Record an operation and its webhook events `(event_id, body, deliver_at)` atomically."""
+        placeholders = ", ".join("?" for _ in Operation.__dataclass_fields__)
+        values = tuple(getattr(operation, name) for name in Operation.__dataclass_fields__)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                f"INSERT INTO operations ({_OPERATION_COLUMNS}) VALUES ({placeholders})", values
+            )
+            self._db.executemany(
+                "INSERT INTO outbox (event_id, provider, body, next_attempt_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(event_id, operation.provider, body, at) for event_id, body, at in events],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def due_events(self, now: float, limit: int = 50) -> list[OutboxEvent]:
+        """Undelivered events whose next attempt is due, in delivery order."""
+        rows = self._db.execute(
+            "SELECT seq, event_id, provider, body, attempts FROM outbox"
+            " WHERE delivered_at IS NULL AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, seq LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [OutboxEvent(*row) for row in rows]
+
+    def next_due_at(self) -> float | None:
+        """When the earliest undelivered event is due, if there is one."""
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL"
+        ).fetchone()
+        return float(row[0]) if row[0] is not None else None
+
+    def mark_delivered(self, seq: int, now: float) -> None:
+        """The receiver answered 2xx."""
+        self._db.execute(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq = ?", (now, seq)
+        )
+
+    def mark_failed(self, seq: int, next_attempt_at: float, error: str) -> None:
+        """The receiver failed; try again at `next_attempt_at`."""
+        self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE seq = ?",
+            (next_attempt_at, error[:500], seq),
+        )
