@@ -1,0 +1,146 @@
+"""Payment-provider activities: charge, payout, refund and status, with safe retry semantics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from providers.base import (
+    Outcome,
+    PaymentProvider,
+    ProviderConfigurationError,
+    ProviderRequestRejected,
+    ProviderResult,
+)
+
+# ApplicationError types the sagas branch on.
+NOT_PROCESSED = "ProviderNotProcessed"  # retry, then fail over: the provider certainly did nothing
+OUTCOME_PENDING = "ProviderOutcomePending"  # poll again later
+REJECTED = "ProviderRequestRejected"  # non-retryable
+
+
+@dataclass
+class ChargeInput:
+    provider: str
+    idempotency_key: str
+    reference: str
+    amount: int
+    currency: str
+    payment_method: str
+
+
+@dataclass
+class PayoutInput:
+    provider: str
+    idempotency_key: str
+    reference: str
+    amount: int
+    currency: str
+    destination: str
+
+
+@dataclass
+class StatusInput:
+    provider: str
+    idempotency_key: str
+
+
+@dataclass
+class RefundInput:
+    provider: str
+    idempotency_key: str
+    reference: str
+    charge_idempotency_key: str
+    amount: int
+    currency: str
+
+
+class ProviderActivities:
+    """Calls to the providers; every call carries the saga's idempotency key for its step."""
+
+    def __init__(self, providers: dict[str, PaymentProvider]) -> None:
+        self._providers = providers
+
+    def _provider(self, name: str) -> PaymentProvider:
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise ApplicationError(
+                f"no provider {name!r}", type=ProviderConfigurationError.__name__, non_retryable=True
+            ) from None
+
+    @activity.defn(name="provider.charge")
+    async def charge(self, charge: ChargeInput) -> ProviderResult:
+        """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
+        try:
+            result = await self._provider(charge.provider).charge(
+                idempotency_key=charge.idempotency_key,
+                reference=charge.reference,
+                amount=charge.amount,
+                currency=charge.currency,
+                payment_method=charge.payment_method,
+            )
+        except ProviderRequestRejected as exc:
+            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
+        return _raise_if_not_processed(result)
+
+    @activity.defn(name="provider.payout")
+    async def payout(self, payout: PayoutInput) -> ProviderResult:
+        """Pay out once; same outcome rules as a charge."""
+        try:
+            result = await self._provider(payout.provider).payout(
+                idempotency_key=payout.idempotency_key,
+                reference=payout.reference,
+                amount=payout.amount,
+                currency=payout.currency,
+                destination=payout.destination,
+            )
+        except ProviderRequestRejected as exc:
+            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
+        return _raise_if_not_processed(result)
+
+    @activity.defn(name="provider.final_status")
+    async def final_status(self, query: StatusInput) -> ProviderResult:
+        """The operation's final outcome; raises (to be retried with backoff) while it has none."""
+        result = await self._provider(query.provider).status(query.idempotency_key)
+        if result.outcome in (Outcome.succeeded, Outcome.declined):
+            return result
+        raise ApplicationError(
+            f"{query.provider} has no final outcome for {query.idempotency_key} yet"
+            f" ({result.outcome})",
+            type=OUTCOME_PENDING,
+        )
+
+    @activity.defn(name="provider.refund_charge")
+    async def refund_charge(self, refund: RefundInput) -> ProviderResult | None:
+        """Refund the charge if it succeeded; None if it never took money."""
+        provider = self._provider(refund.provider)
+        charge = await provider.status(refund.charge_idempotency_key)
+        if charge.outcome in (Outcome.declined, Outcome.not_processed):
+            return None
+        if charge.outcome != Outcome.succeeded:
+            raise ApplicationError(f"charge outcome still {charge.outcome}", type=OUTCOME_PENDING)
+        try:
+            result = await provider.refund(
+                idempotency_key=refund.idempotency_key,
+                reference=refund.reference,
+                charge_idempotency_key=refund.charge_idempotency_key,
+                amount=refund.amount,
+                currency=refund.currency,
+            )
+        except ProviderRequestRejected as exc:
+            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
+        if result.outcome not in (Outcome.succeeded, Outcome.pending):
+            raise ApplicationError(f"refund {result.outcome}", type=OUTCOME_PENDING)
+        return result
+
+
+def _raise_if_not_processed(result: ProviderResult) -> ProviderResult:
+    if result.outcome == Outcome.not_processed:
+        raise ApplicationError(
+            f"{result.provider} did not process the request: {result.detail or 'unavailable'}",
+            type=NOT_PROCESSED,
+        )
+    return result

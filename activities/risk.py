@@ -1,0 +1,80 @@
+"""KYC and fraud activities: load what the rules need, decide, record the KYC result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from paysaga.store import Store
+from risk.fraud import FraudRules, RiskContext
+from risk.kyc import KycProvider, KycSubject
+
+
+@dataclass
+class KycInput:
+    customer_id: str
+
+
+@dataclass
+class KycResult:
+    approved: bool
+    failure_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class RiskInput:
+    payment_id: str
+    customer_id: str
+    kind: str
+    amount: int
+    currency: str
+
+
+@dataclass
+class RiskResult:
+    decision: str  # approve, review or decline
+    reasons: list[str] = field(default_factory=list)
+
+
+class RiskActivities:
+    """The customer checks of every saga."""
+
+    def __init__(
+        self, store: Store, kyc: KycProvider, fraud: FraudRules, velocity_window: timedelta
+    ) -> None:
+        self._store = store
+        self._kyc = kyc
+        self._fraud = fraud
+        self._velocity_window = velocity_window
+
+    @activity.defn(name="risk.check_kyc")
+    async def check_kyc(self, check: KycInput) -> KycResult:
+        """Identity, age, country and sanctions; the verdict is recorded on the customer."""
+        customer = await self._store.get_customer(check.customer_id)
+        if customer is None:
+            raise ApplicationError(
+                f"no customer {check.customer_id}", type="CustomerNotFound", non_retryable=True
+            )
+        subject = KycSubject(customer["full_name"], customer["birth_date"], customer["country"])
+        verdict = self._kyc.check(subject, datetime.now(UTC).date())
+        await self._store.record_kyc(check.customer_id, verdict.status, verdict.reason)
+        return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
+
+    @activity.defn(name="risk.assess_payment")
+    async def assess_payment(self, payment: RiskInput) -> RiskResult:
+        """The fraud rules on this payment and the customer's recent activity."""
+        customer = await self._store.get_customer(payment.customer_id)
+        if customer is None:
+            raise ApplicationError(
+                f"no customer {payment.customer_id}", type="CustomerNotFound", non_retryable=True
+            )
+        since = datetime.now(UTC) - self._velocity_window
+        recent = await self._store.count_recent_payments(payment.customer_id, since)
+        decision = self._fraud.assess(
+            RiskContext(payment.kind, payment.amount, payment.currency, customer["country"], recent)
+        )
+        return RiskResult(decision.decision, list(decision.reasons))

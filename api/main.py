@@ -1,0 +1,58 @@
+"""The FastAPI application: routes, problem+json errors, and the services it holds open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.deps import Services
+from api.problems import install_problem_handlers
+from api.routes import customers, deposits, health, payments, webhooks
+from ledger.engine import Ledger
+from paysaga.db import open_pool
+from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings, get_settings
+from paysaga.store import Store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API; it connects to PostgreSQL and Temporal when it starts serving."""
+    settings = settings or get_settings()
+    refuse_dev_keys_in_production(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(
+            settings.database_url, settings.database_pool_min, settings.database_pool_max
+        )
+        temporal = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace
+        )
+        app.state.services = Services(settings, pool, Store(pool), Ledger(pool), temporal)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="paysaga",
+        version="0.1.0",
+        description="Deposits, withdrawals and cross-border transfers as durable sagas.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for module in (health, customers, deposits, payments, webhooks):
+        app.include_router(module.router)
+    return app
+
+
+def refuse_dev_keys_in_production(settings: Settings) -> None:
+    """A production start with the well-known development keys is a configuration error."""
+    if settings.environment == "production" and (
+        DEV_MERCHANT_KEY in settings.api_keys or DEV_OPS_KEY in settings.api_keys
+    ):
+        raise RuntimeError(
+            "refusing to start in production with the development API keys; set PAYSAGA_API_KEYS"
+        )

@@ -1,0 +1,57 @@
+"""Deposits: money in from a payment provider to a customer's wallet."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import CurrentKey, IdempotencyKey, ServicesDep
+from api.idempotency import derived_id, request_fingerprint, run_once
+from api.sagas import saga_timings, start_payment
+from api.schemas import DepositCreate, Payment
+from domain.payments import DepositInput, PaymentKind
+from paysaga.errors import InvalidRequest, NotFound
+
+router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
+
+
+@router.post("", status_code=202, response_model=Payment)
+async def create_deposit(
+    body: DepositCreate,
+    request: Request,
+    svc: ServicesDep,
+    key: CurrentKey,
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    """Start a deposit saga; the answer is the payment in `processing`."""
+    fingerprint = request_fingerprint(request.url.path, body)
+
+    async def start() -> Payment:
+        if await svc.store.get_customer(body.customer_id) is None:
+            raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
+        routing = svc.settings.provider_routing["charge"]
+        if body.provider is not None and body.provider not in routing:
+            raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
+        payment_id = derived_id("dep_", key, idempotency_key, fingerprint)
+        deposit = DepositInput(
+            payment_id=payment_id,
+            customer_id=body.customer_id,
+            amount=body.amount,
+            currency=body.currency,
+            payment_method=body.payment_method,
+            providers=[body.provider] if body.provider else list(routing),
+            timings=saga_timings(svc.settings),
+        )
+        return await start_payment(
+            svc,
+            kind=PaymentKind.DEPOSIT,
+            payment_id=payment_id,
+            customer_id=body.customer_id,
+            amount=body.amount,
+            currency=body.currency,
+            provider=body.provider,
+            details={"payment_method": body.payment_method},
+            workflow_input=deposit,
+        )
+
+    return await run_once(svc, key, idempotency_key, fingerprint, 202, start)

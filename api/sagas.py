@@ -1,0 +1,80 @@
+"""Starting a payment saga: the payment row first, then its workflow, both keyed by the payment id."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import WorkflowFailureError
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.deps import Services
+from api.schemas import Payment
+from domain import search_attributes as sa
+from domain.payments import PaymentKind, SagaTimings
+from paysaga.errors import ServiceUnavailable
+from paysaga.settings import Settings
+from paysaga.store import Row
+
+WORKFLOW_NAMES = {
+    PaymentKind.DEPOSIT: "Deposit",
+    PaymentKind.WITHDRAWAL: "Withdrawal",
+    PaymentKind.TRANSFER: "Transfer",
+}
+
+
+async def start_payment(
+    svc: Services,
+    *,
+    kind: PaymentKind,
+    payment_id: str,
+    customer_id: str,
+    amount: int,
+    currency: str,
+    provider: str | None,
+    details: dict[str, Any],
+    workflow_input: Any,
+) -> Payment:
+    """Record the payment as `processing` and start its saga; a repeated call starts nothing new."""
+    row = await svc.store.insert_payment(
+        payment_id, kind.value, customer_id, amount, currency, provider, details
+    )
+    attributes = TypedSearchAttributes(
+        [
+            sa.PAYMENT_KIND.value_set(kind.value),
+            sa.PAYMENT_STATUS.value_set("processing"),
+            sa.CUSTOMER_ID.value_set(customer_id),
+            sa.CURRENCY.value_set(currency),
+            sa.AMOUNT_MINOR.value_set(amount),
+        ]
+    )
+    try:
+        await svc.temporal.start_workflow(
+            WORKFLOW_NAMES[kind],
+            workflow_input,
+            id=payment_id,
+            task_queue=svc.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes,
+            static_summary=f"{kind.value} of {amount} {currency} minor units for {customer_id}",
+            execution_timeout=timedelta(days=30),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the first attempt of this request started it
+    except (RPCError, WorkflowFailureError) as exc:
+        raise ServiceUnavailable(f"could not start the payment workflow: {exc}") from exc
+    return payment_from_row(row)
+
+
+def payment_from_row(row: Row) -> Payment:
+    return Payment.model_validate(row)
+
+
+def saga_timings(settings: Settings) -> SagaTimings:
+    return SagaTimings(
+        provider_attempts=settings.provider_attempts,
+        webhook_wait_seconds=settings.webhook_wait_seconds,
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )

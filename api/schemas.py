@@ -1,0 +1,93 @@
+"""Request and response bodies of the public API (names fixed by PRODUCT.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.money import CURRENCY_EXPONENTS
+
+Currency = Field(pattern=r"^[A-Z]{3}$", description="uppercase ISO 4217 code", examples=["EUR"])
+MinorUnits = Field(gt=0, le=10**15, strict=True, description="integer amount in minor units")
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CustomerCreate(StrictBody):
+    external_id: str = Field(min_length=1, max_length=255)
+    full_name: str = Field(min_length=1, max_length=200)
+    birth_date: date = Field(description="YYYY-MM-DD")
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2", examples=["DE"])
+
+    @field_validator("birth_date", mode="before")
+    @classmethod
+    def iso_date_only(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("birth_date must be a YYYY-MM-DD string")
+        return value
+
+
+class Customer(BaseModel):
+    id: str
+    external_id: str
+    full_name: str
+    birth_date: date
+    country: str
+    kyc_status: str
+    created_at: datetime
+
+
+class Balance(BaseModel):
+    currency: str
+    posted: int
+    held: int
+    available: int
+
+
+class BalanceList(BaseModel):
+    data: list[Balance]
+
+
+def _supported(currency: str) -> str:
+    if currency not in CURRENCY_EXPONENTS:
+        raise ValueError(f"currency {currency} is not supported")
+    return currency
+
+
+class DepositCreate(StrictBody):
+    customer_id: str = Field(min_length=1, max_length=64)
+    amount: int = MinorUnits
+    currency: str = Currency
+    payment_method: str = Field(min_length=1, max_length=64, examples=["pm_ok"])
+    provider: str | None = Field(default=None, max_length=64, examples=["sandbox-cards"])
+
+    _currency = field_validator("currency")(_supported)
+
+
+class Payment(BaseModel):
+    id: str
+    kind: Literal["deposit", "withdrawal", "transfer"]
+    status: str
+    customer_id: str
+    amount: int
+    currency: str
+    provider: str | None
+    failure_code: str | None
+    failure_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PaymentList(BaseModel):
+    data: list[Payment]
+    has_more: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    temporal: str

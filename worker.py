@@ -1,0 +1,93 @@
+"""The worker: runs the payment sagas and their activities. Start as many as you like."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerActivities
+from activities.payments import PaymentActivities
+from activities.providers import ProviderActivities
+from activities.risk import RiskActivities
+from ledger.engine import Ledger
+from paysaga.db import open_pool
+from paysaga.settings import Settings, get_settings
+from paysaga.store import Store
+from providers.registry import build_providers
+from risk.fraud import FraudRules
+from risk.kyc import SandboxKyc
+from workflows.deposit import DepositWorkflow
+
+WORKFLOWS = [DepositWorkflow]
+
+
+def activities_for(
+    settings: Settings, ledger: Ledger, store: Store, http: httpx.AsyncClient
+) -> list[object]:
+    """Every activity of the sagas, bound to its clients."""
+    kyc = SandboxKyc(
+        settings.kyc_minimum_age,
+        frozenset(settings.blocked_countries),
+        frozenset(settings.sanctions_list),
+    )
+    fraud = FraudRules(
+        settings.deposit_limit_major,
+        settings.review_threshold_major,
+        settings.velocity_max_payments,
+        frozenset(settings.blocked_countries),
+    )
+    risk = RiskActivities(store, kyc, fraud, timedelta(seconds=settings.velocity_window_seconds))
+    ledger_activities = LedgerActivities(ledger)
+    provider_activities = ProviderActivities(build_providers(settings, http))
+    payments = PaymentActivities(store)
+    return [
+        risk.check_kyc,
+        risk.assess_payment,
+        ledger_activities.post_transaction,
+        ledger_activities.hold_funds,
+        ledger_activities.post_hold,
+        ledger_activities.void_hold,
+        ledger_activities.reverse_transaction,
+        provider_activities.charge,
+        provider_activities.payout,
+        provider_activities.final_status,
+        provider_activities.refund_charge,
+        payments.record_status,
+    ]
+
+
+async def run_worker(settings: Settings) -> None:
+    """Poll the task queue until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
+    pool = await open_pool(settings.database_url, settings.database_pool_min, settings.database_pool_max)
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    async with httpx.AsyncClient() as http:
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=activities_for(settings, Ledger(pool), Store(pool), http),
+            graceful_shutdown_timeout=timedelta(seconds=10),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        logging.info("worker polling task queue %s", settings.task_queue)
+        async with worker:
+            await stop.wait()
+    await pool.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

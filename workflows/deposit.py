@@ -1,0 +1,141 @@
+"""The deposit saga: KYC, fraud, charge at a provider, await its outcome, credit the wallet."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import providers as psp
+    from activities.ledger import LedgerActivities, PostTransactionInput
+    from activities.risk import KycInput, RiskActivities, RiskInput
+    from domain import search_attributes as sa
+    from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
+    from ledger.models import AccountKind, LineSpec
+    from providers.base import Outcome, ProviderResult
+    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type
+
+
+@workflow.defn(name="Deposit")
+class DepositWorkflow(PaymentSaga):
+    """Money in: the wallet is credited exactly once, and only for a charge that succeeded."""
+
+    @workflow.run
+    async def run(self, deposit: DepositInput) -> PaymentState:
+        self._payment_id = deposit.payment_id
+        timings = deposit.timings
+        charge_key = f"{deposit.payment_id}:charge"
+        compensations = Compensations()
+        try:
+            kyc = await workflow.execute_activity_method(
+                RiskActivities.check_kyc, KycInput(deposit.customer_id), **LOCAL_STEP
+            )
+            if not kyc.approved:
+                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+
+            risk = await workflow.execute_activity_method(
+                RiskActivities.assess_payment,
+                RiskInput(deposit.payment_id, deposit.customer_id, "deposit", deposit.amount,
+                          deposit.currency),
+                **LOCAL_STEP,
+            )
+            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
+            if risk.decision != "approve":
+                return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+
+            # Fail over to the next provider only when one certainly did not charge.
+            charge: ProviderResult | None = None
+            for provider in deposit.providers:
+                compensations.add(lambda p=provider: self._refund_if_charged(deposit, p))
+                try:
+                    charge = await workflow.execute_activity_method(
+                        psp.ProviderActivities.charge,
+                        psp.ChargeInput(provider, charge_key, deposit.payment_id, deposit.amount,
+                                        deposit.currency, deposit.payment_method),
+                        start_to_close_timeout=timedelta(seconds=60),
+                        retry_policy=RetryPolicy(
+                            initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+                            maximum_attempts=timings.provider_attempts,
+                            non_retryable_error_types=[psp.REJECTED],
+                        ),
+                    )
+                    break
+                except ActivityError as err:
+                    if error_type(err) != psp.NOT_PROCESSED:
+                        raise
+            if charge is None:
+                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took the charge")
+            await self.set_provider(charge.provider)
+
+            outcome = await self._await_outcome(charge, charge_key, timings.webhook_wait_seconds,
+                                                timings.poll_interval_seconds)
+            if outcome == Outcome.declined:
+                return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
+
+            try:
+                await workflow.execute_activity_method(
+                    LedgerActivities.post_transaction,
+                    PostTransactionInput(
+                        f"{deposit.payment_id}:credit",
+                        [
+                            LineSpec(charge.provider, AccountKind.provider_clearing,
+                                     deposit.currency, -deposit.amount),
+                            LineSpec(deposit.customer_id, AccountKind.customer_wallet,
+                                     deposit.currency, deposit.amount),
+                        ],
+                        f"deposit {deposit.payment_id}",
+                    ),
+                    **LOCAL_STEP,
+                )
+            except ActivityError as err:
+                await compensations.run()
+                return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
+            return await self.set_status(PaymentStatus.SUCCEEDED)
+        except asyncio.CancelledError:
+            await compensations.run()
+            await self.set_status(PaymentStatus.CANCELED)
+            raise
+
+    async def _await_outcome(
+        self, charge: ProviderResult, charge_key: str, webhook_wait: float, poll_interval: float
+    ) -> Outcome:
+        """The charge's final outcome: from its answer, else its webhook, else by polling."""
+        if charge.outcome in (Outcome.succeeded, Outcome.declined):
+            return charge.outcome
+        try:
+            await workflow.wait_condition(
+                lambda: self.final_event(charge_key) is not None,
+                timeout=timedelta(seconds=webhook_wait),
+            )
+            event = self.final_event(charge_key)
+            assert event is not None
+            return Outcome(event.status)
+        except TimeoutError:
+            polled = await workflow.execute_activity_method(
+                psp.ProviderActivities.final_status,
+                psp.StatusInput(charge.provider, charge_key),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(days=3),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=poll_interval),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=5),
+                ),
+            )
+            return polled.outcome
+
+    async def _refund_if_charged(self, deposit: DepositInput, provider: str) -> None:
+        """Compensation of a charge: refund it at the provider if (and only if) it took money."""
+        await workflow.execute_activity_method(
+            psp.ProviderActivities.refund_charge,
+            psp.RefundInput(provider, f"{deposit.payment_id}:refund", deposit.payment_id,
+                            f"{deposit.payment_id}:charge", deposit.amount, deposit.currency),
+            start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=timedelta(days=3),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
+                                     non_retryable_error_types=[psp.REJECTED]),
+        )
