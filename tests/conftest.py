@@ -18,6 +18,7 @@ from domain import search_attributes
 from paysaga.db import open_pool, run_migrations, start_embedded_postgres
 from paysaga.devstack import TEMPORAL_DEV_SERVER_FLAGS
 
+pytest_plugins = ["tests.psp_fixtures", "tests.stack"]
 
 
 def free_port() -> int:
