@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class LedgerError(Exception):
-    """Any refusal of the ledger: the request is wrong or breaks a money rule; retrying won't help."""
+    """Any refusal of the ledger: bad request or a broken money rule; retrying won't help."""
 
 
 class InvalidAmount(LedgerError):
@@ -17,6 +17,10 @@ class InvalidCurrency(LedgerError):
 
 class InvalidAccountKind(LedgerError):
     """An account kind or owner is not one the ledger knows."""
+
+
+class InvalidIdempotencyKey(LedgerError):
+    """An idempotency key is missing or not a string."""
 
 
 class UnbalancedTransaction(LedgerError):

@@ -1,4 +1,4 @@
-"""Ledger value types: pure dataclasses of ints and strs, safe to import inside the workflow sandbox."""
+"""Ledger value types: dataclasses of ints and strs, safe to import inside the workflow sandbox."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class HoldStatus(StrEnum):
 
 
 def check_currency(currency: str) -> str:
-    """The currency itself if it is an uppercase three-letter ISO 4217 code, else InvalidCurrency."""
+    """The currency if it is an uppercase three-letter ISO 4217 code, else InvalidCurrency."""
     if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         raise InvalidCurrency(f"currency must be an uppercase ISO 4217 code, got {currency!r}")
     return currency

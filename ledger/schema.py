@@ -43,7 +43,9 @@ class LedgerAccount(SQLModel, table=True):
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        UniqueConstraint("owner_id", "kind", "currency", name="uq_ledger_accounts_owner_kind_currency"),
+        UniqueConstraint(
+            "owner_id", "kind", "currency", name="uq_ledger_accounts_owner_kind_currency"
+        ),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_ledger_accounts_currency"),
         CheckConstraint("held >= 0", name="ck_ledger_accounts_held"),
         CheckConstraint(
@@ -59,7 +61,9 @@ class LedgerAccount(SQLModel, table=True):
     posted: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
     )
-    held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+    held: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
     version: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
     )
