@@ -8,10 +8,10 @@ import signal
 from datetime import timedelta
 
 import httpx
+from activities.ledger import LedgerActivities
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.risk import RiskActivities
@@ -64,7 +64,9 @@ def activities_for(
 
 async def run_worker(settings: Settings) -> None:
     """Poll the task queue until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
-    pool = await open_pool(settings.database_url, settings.database_pool_min, settings.database_pool_max)
+    pool = await open_pool(
+        settings.database_url, settings.database_pool_min, settings.database_pool_max
+    )
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     async with httpx.AsyncClient() as http:
         worker = Worker(

@@ -68,7 +68,9 @@ class ProviderActivities:
             return self._providers[name]
         except KeyError:
             raise ApplicationError(
-                f"no provider {name!r}", type=ProviderConfigurationError.__name__, non_retryable=True
+                f"no provider {name!r}",
+                type=ProviderConfigurationError.__name__,
+                non_retryable=True,
             ) from None
 
     @activity.defn(name="provider.charge")

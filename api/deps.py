@@ -43,9 +43,7 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def current_key(
-    svc: ServicesDep, authorization: Annotated[str | None, Header()] = None
-) -> ApiKey:
+def current_key(svc: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
     """The API key of `Authorization: Bearer <key>`, with the `payments` scope."""
     scheme, _, secret = (authorization or "").partition(" ")
     scopes = svc.settings.api_keys.get(secret.strip()) if scheme.lower() == "bearer" else None

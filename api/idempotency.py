@@ -46,7 +46,12 @@ async def run_once(
         if exc.status >= 500:
             await svc.store.release_idempotency_key(key.principal, idempotency_key)
             raise
-        body: Any = {"code": exc.code, "title": exc.title, "status": exc.status, "detail": exc.detail}
+        body: Any = {
+            "code": exc.code,
+            "title": exc.title,
+            "status": exc.status,
+            "detail": exc.detail,
+        }
         await svc.store.complete_idempotency_key(key.principal, idempotency_key, exc.status, body)
         raise
     except BaseException:

@@ -58,4 +58,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal error", "an unexpected error; it was logged")
+        return problem(
+            500, "internal_error", "Internal error", "an unexpected error; it was logged"
+        )

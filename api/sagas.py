@@ -77,4 +77,5 @@ def saga_timings(settings: Settings) -> SagaTimings:
         provider_attempts=settings.provider_attempts,
         webhook_wait_seconds=settings.webhook_wait_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
+        provider_call_seconds=settings.psp_timeout_seconds + 5,
     )

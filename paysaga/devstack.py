@@ -44,11 +44,16 @@ class ProcessGroup:
     log_dir: Path
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            list(argv), env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            list(argv),
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
         )
         self.processes.append((name, process))
@@ -108,13 +113,25 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     raise StackError(f"{url} does not answer after {timeout:.0f}s")
 
 
-def temporal_dev_server_argv(*, port: int, ui_port: int, db_file: Path, headless: bool = False) -> list[str]:
+def temporal_dev_server_argv(
+    *, port: int, ui_port: int, db_file: Path, headless: bool = False
+) -> list[str]:
     """`temporal server start-dev` on loopback with the project's search attributes."""
     temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     argv = [
-        temporal, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-        "--db-filename", str(db_file), "--log-level", "warn",
-        *search_attributes.dev_server_flags(), *TEMPORAL_DEV_SERVER_FLAGS,
+        temporal,
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
+        *search_attributes.dev_server_flags(),
+        *TEMPORAL_DEV_SERVER_FLAGS,
     ]
     argv += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     return argv

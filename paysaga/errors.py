@@ -45,7 +45,11 @@ class IdempotencyKeyMissing(PaysagaError):
 
 
 class IdempotencyKeyReused(PaysagaError):
-    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key was used with another request"
+    status, code, title = (
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key was used with another request",
+    )
 
 
 class IdempotencyKeyInFlight(PaysagaError):

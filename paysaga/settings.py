@@ -28,7 +28,8 @@ class Settings(BaseSettings):
 
     # Temporal: its own TEMPORAL_* variables are honoured too.
     temporal_address: str = Field(
-        "127.0.0.1:7233", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS")
+        "127.0.0.1:7233",
+        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
     )
     temporal_namespace: str = Field(
         "default", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
 # Local steps (database, rules): quick, retried for as long as it takes a dependency to come back.
 LOCAL_STEP: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=15),
+    "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")

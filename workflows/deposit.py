@@ -10,11 +10,18 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import providers as psp
     from activities.ledger import LedgerActivities, PostTransactionInput
+
+    from activities import providers as psp
     from activities.risk import KycInput, RiskActivities, RiskInput
     from domain import search_attributes as sa
-    from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
+    from domain.payments import (
+        DepositInput,
+        FailureCode,
+        PaymentState,
+        PaymentStatus,
+        SagaTimings,
+    )
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
     from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type
@@ -39,8 +46,13 @@ class DepositWorkflow(PaymentSaga):
 
             risk = await workflow.execute_activity_method(
                 RiskActivities.assess_payment,
-                RiskInput(deposit.payment_id, deposit.customer_id, "deposit", deposit.amount,
-                          deposit.currency),
+                RiskInput(
+                    deposit.payment_id,
+                    deposit.customer_id,
+                    "deposit",
+                    deposit.amount,
+                    deposit.currency,
+                ),
                 **LOCAL_STEP,
             )
             workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
@@ -54,9 +66,15 @@ class DepositWorkflow(PaymentSaga):
                 try:
                     charge = await workflow.execute_activity_method(
                         psp.ProviderActivities.charge,
-                        psp.ChargeInput(provider, charge_key, deposit.payment_id, deposit.amount,
-                                        deposit.currency, deposit.payment_method),
-                        start_to_close_timeout=timedelta(seconds=60),
+                        psp.ChargeInput(
+                            provider,
+                            charge_key,
+                            deposit.payment_id,
+                            deposit.amount,
+                            deposit.currency,
+                            deposit.payment_method,
+                        ),
+                        start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
                         retry_policy=RetryPolicy(
                             initial_interval=timedelta(seconds=timings.poll_interval_seconds),
                             maximum_attempts=timings.provider_attempts,
@@ -68,11 +86,12 @@ class DepositWorkflow(PaymentSaga):
                     if error_type(err) != psp.NOT_PROCESSED:
                         raise
             if charge is None:
-                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took the charge")
+                return await self.fail(
+                    FailureCode.PROVIDER_UNAVAILABLE, "no provider took the charge"
+                )
             await self.set_provider(charge.provider)
 
-            outcome = await self._await_outcome(charge, charge_key, timings.webhook_wait_seconds,
-                                                timings.poll_interval_seconds)
+            outcome = await self._await_outcome(charge, charge_key, timings)
             if outcome == Outcome.declined:
                 return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
 
@@ -82,10 +101,18 @@ class DepositWorkflow(PaymentSaga):
                     PostTransactionInput(
                         f"{deposit.payment_id}:credit",
                         [
-                            LineSpec(charge.provider, AccountKind.provider_clearing,
-                                     deposit.currency, -deposit.amount),
-                            LineSpec(deposit.customer_id, AccountKind.customer_wallet,
-                                     deposit.currency, deposit.amount),
+                            LineSpec(
+                                charge.provider,
+                                AccountKind.provider_clearing,
+                                deposit.currency,
+                                -deposit.amount,
+                            ),
+                            LineSpec(
+                                deposit.customer_id,
+                                AccountKind.customer_wallet,
+                                deposit.currency,
+                                deposit.amount,
+                            ),
                         ],
                         f"deposit {deposit.payment_id}",
                     ),
@@ -101,7 +128,7 @@ class DepositWorkflow(PaymentSaga):
             raise
 
     async def _await_outcome(
-        self, charge: ProviderResult, charge_key: str, webhook_wait: float, poll_interval: float
+        self, charge: ProviderResult, charge_key: str, timings: SagaTimings
     ) -> Outcome:
         """The charge's final outcome: from its answer, else its webhook, else by polling."""
         if charge.outcome in (Outcome.succeeded, Outcome.declined):
@@ -109,7 +136,7 @@ class DepositWorkflow(PaymentSaga):
         try:
             await workflow.wait_condition(
                 lambda: self.final_event(charge_key) is not None,
-                timeout=timedelta(seconds=webhook_wait),
+                timeout=timedelta(seconds=timings.webhook_wait_seconds),
             )
             event = self.final_event(charge_key)
             assert event is not None
@@ -118,10 +145,10 @@ class DepositWorkflow(PaymentSaga):
             polled = await workflow.execute_activity_method(
                 psp.ProviderActivities.final_status,
                 psp.StatusInput(charge.provider, charge_key),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
                 schedule_to_close_timeout=timedelta(days=3),
                 retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=poll_interval),
+                    initial_interval=timedelta(seconds=timings.poll_interval_seconds),
                     backoff_coefficient=2.0,
                     maximum_interval=timedelta(minutes=5),
                 ),
@@ -132,10 +159,17 @@ class DepositWorkflow(PaymentSaga):
         """Compensation of a charge: refund it at the provider if (and only if) it took money."""
         await workflow.execute_activity_method(
             psp.ProviderActivities.refund_charge,
-            psp.RefundInput(provider, f"{deposit.payment_id}:refund", deposit.payment_id,
-                            f"{deposit.payment_id}:charge", deposit.amount, deposit.currency),
-            start_to_close_timeout=timedelta(seconds=60),
+            psp.RefundInput(
+                provider,
+                f"{deposit.payment_id}:refund",
+                deposit.payment_id,
+                f"{deposit.payment_id}:charge",
+                deposit.amount,
+                deposit.currency,
+            ),
+            start_to_close_timeout=timedelta(seconds=deposit.timings.provider_call_seconds),
             schedule_to_close_timeout=timedelta(days=3),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
-                                     non_retryable_error_types=[psp.REJECTED]),
+            retry_policy=RetryPolicy(
+                maximum_interval=timedelta(minutes=5), non_retryable_error_types=[psp.REJECTED]
+            ),
         )

@@ -17,7 +17,11 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 async def create_customer(body: CustomerCreate, svc: ServicesDep, _key: CurrentKey) -> Customer:
     """Create a customer; KYC runs with the customer's first payment."""
     row = await svc.store.create_customer(
-        f"cus_{secrets.token_hex(12)}", body.external_id, body.full_name, body.birth_date, body.country
+        f"cus_{secrets.token_hex(12)}",
+        body.external_id,
+        body.full_name,
+        body.birth_date,
+        body.country,
     )
     if row is None:
         raise Conflict(

@@ -39,6 +39,10 @@ async def list_payments(
     if starting_after and await svc.store.get_payment(starting_after) is None:
         raise NotFound(f"no payment {starting_after} to start after", code="cursor_not_found")
     rows, has_more = await svc.store.list_payments(
-        customer_id=customer_id, kind=kind, status=status, limit=limit, starting_after=starting_after
+        customer_id=customer_id,
+        kind=kind,
+        status=status,
+        limit=limit,
+        starting_after=starting_after,
     )
     return PaymentList(data=[payment_from_row(r) for r in rows], has_more=has_more)

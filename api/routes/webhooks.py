@@ -18,7 +18,9 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("/providers/{provider}")
-async def receive_provider_event(provider: str, request: Request, svc: ServicesDep) -> dict[str, object]:
+async def receive_provider_event(
+    provider: str, request: Request, svc: ServicesDep
+) -> dict[str, object]:
     """Take a signed provider event and signal it to the workflow of the payment it names."""
     secret = svc.settings.psp_webhook_secrets.get(provider)
     if secret is None:
