@@ -1,0 +1,73 @@
+"""Crash tests: the worker is killed with SIGKILL while payments are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from ledger.engine import Ledger
+from tests.stack import (
+    Stack,
+    balance_of,
+    create_customer,
+    post_payment,
+    psp_operations,
+    wait_terminal,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+METHODS = ["pm_ok", "pm_no_webhook", "pm_timeout", "pm_duplicate_webhook", "pm_flaky", "pm_decline"]
+
+
+async def test_worker_killed_mid_deposits_charges_and_credits_each_once(
+    api: httpx.AsyncClient, stack: Stack, db_pool: AsyncConnectionPool
+) -> None:
+    customers = [await create_customer(api) for _ in range(3)]
+    payments: list[dict[str, Any]] = []
+    for i in range(12):
+        body = {
+            "customer_id": customers[i % 3]["id"],
+            "amount": 1_000 + i,
+            "currency": "EUR",
+            "payment_method": METHODS[i % len(METHODS)],
+        }
+        response = await post_payment(api, "/v1/deposits", body)
+        assert response.status_code == 202, response.text
+        payments.append(response.json())
+    await asyncio.sleep(0.3)  # let the worker get some of them to the provider
+
+    stack.worker.kill()
+    await asyncio.sleep(1.0)  # webhooks land on the API while no worker runs
+    stack.worker.start()
+
+    finished = [await wait_terminal(api, p["id"], timeout=120) for p in payments]
+    credited: dict[str, int] = defaultdict(int)
+    for payment in finished:
+        charges = [
+            op
+            for provider in ("sandbox-cards", "sandbox-bank")
+            for op in psp_operations(stack, provider, payment["id"])
+            if op["kind"] == "charge" and op["status"] == "succeeded"
+        ]
+        if payment["status"] == "succeeded":
+            assert len(charges) == 1, payment
+            credited[payment["customer_id"]] += payment["amount"]
+        else:
+            assert (payment["status"], payment["failure_code"]) == ("failed", "provider_declined")
+            assert charges == []
+    assert sum(1 for p in finished if p["status"] == "succeeded") == 10
+    for customer in customers:
+        balance = await balance_of(api, customer["id"], "EUR")
+        assert balance == {
+            "posted": credited[customer["id"]],
+            "held": 0,
+            "available": credited[customer["id"]],
+        }
+    report = await Ledger(db_pool).audit()
+    assert report.ok, report
