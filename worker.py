@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from activities.ledger import LedgerActivities
@@ -29,7 +31,7 @@ WORKFLOWS = [DepositWorkflow]
 
 def activities_for(
     settings: Settings, ledger: Ledger, store: Store, http: httpx.AsyncClient
-) -> list[object]:
+) -> list[Callable[..., Any]]:
     """Every activity of the sagas, bound to its clients."""
     kyc = SandboxKyc(
         settings.kyc_minimum_age,

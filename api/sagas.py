@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WorkflowFailureError
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -43,11 +43,11 @@ async def start_payment(
     )
     attributes = TypedSearchAttributes(
         [
-            sa.PAYMENT_KIND.value_set(kind.value),
-            sa.PAYMENT_STATUS.value_set("processing"),
-            sa.CUSTOMER_ID.value_set(customer_id),
-            sa.CURRENCY.value_set(currency),
-            sa.AMOUNT_MINOR.value_set(amount),
+            SearchAttributePair(sa.PAYMENT_KIND, kind.value),
+            SearchAttributePair(sa.PAYMENT_STATUS, "processing"),
+            SearchAttributePair(sa.CUSTOMER_ID, customer_id),
+            SearchAttributePair(sa.CURRENCY, currency),
+            SearchAttributePair(sa.AMOUNT_MINOR, amount),
         ]
     )
     try:

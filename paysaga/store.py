@@ -6,7 +6,6 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,13 +24,13 @@ class Store:
     async def _one(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Row | None:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql, params)  # type: ignore[arg-type]
+            await cur.execute(sql, params)
             return await cur.fetchone()
 
     async def _all(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Row]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql, params)  # type: ignore[arg-type]
+            await cur.execute(sql, params)
             return await cur.fetchall()
 
     # Customers
@@ -204,6 +203,3 @@ class Store:
         """Raise when the database does not answer."""
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1")
-
-
-__all__ = ["Row", "Store", "psycopg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 
 from temporalio import workflow
@@ -62,7 +63,7 @@ class DepositWorkflow(PaymentSaga):
             # Fail over to the next provider only when one certainly did not charge.
             charge: ProviderResult | None = None
             for provider in deposit.providers:
-                compensations.add(lambda p=provider: self._refund_if_charged(deposit, p))
+                compensations.add(functools.partial(self._refund_if_charged, deposit, provider))
                 try:
                     charge = await workflow.execute_activity_method(
                         psp.ProviderActivities.charge,
