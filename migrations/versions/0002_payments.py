@@ -18,8 +18,18 @@ depends_on: str | Sequence[str] | None = None
 
 def _timestamps() -> list[sa.Column[sa.DateTime]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
     ]
 
 
@@ -59,7 +69,12 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.Text, nullable=False),
         sa.Column("response_status", sa.Integer),
         sa.Column("response_body", JSONB),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
         sa.PrimaryKeyConstraint("principal", "key"),
     )
     op.create_table(
@@ -68,7 +83,12 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Text, nullable=False),
         sa.Column("payment_id", sa.Text),
         sa.Column("event_type", sa.Text, nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+        sa.Column(
+            "received_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
         sa.PrimaryKeyConstraint("provider", "event_id"),
     )
 
