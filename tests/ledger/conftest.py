@@ -17,7 +17,10 @@ def ledger(db_pool: AsyncConnectionPool) -> Ledger:
     return Ledger(db_pool)
 
 
+NewId = Callable[[str], str]
+
+
 @pytest.fixture
-def new_id() -> Callable[[str], str]:
+def new_id() -> NewId:
     """A new unique owner id or idempotency key at every call, so tests never collide."""
     return lambda name: f"{name}-{uuid.uuid4().hex[:16]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,11 +23,11 @@ from ledger.errors import (
 )
 from ledger.models import AccountKind, Balance, HoldStatus, LineSpec
 
+from .conftest import NewId
+
 W = AccountKind.customer_wallet
 CLEARING = AccountKind.provider_clearing
 FEES = AccountKind.fees
-
-NewId = Callable[[str], str]
 
 
 def deposit(owner: str, amount: int, currency: str = "EUR", psp: str = "psp") -> list[LineSpec]:

@@ -1,0 +1,90 @@
+"""The audit recomputes every balance and reports planted violations; the CLI exits accordingly."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from ledger.audit import run_audit_cli
+from ledger.engine import Ledger
+from ledger.models import AccountKind, LineSpec
+
+from .conftest import NewId
+
+
+async def seed(ledger: Ledger, new_id: NewId) -> str:
+    """A small clean history: a deposit, a transfer, a partially posted hold, a reversal."""
+    alice, bob, psp = new_id("alice"), new_id("bob"), new_id("psp")
+    W, C = AccountKind.customer_wallet, AccountKind.provider_clearing
+    await ledger.post_transaction(
+        new_id("dep"), [LineSpec(psp, C, "EUR", -1_000), LineSpec(alice, W, "EUR", 1_000)]
+    )
+    tx = await ledger.post_transaction(
+        new_id("tr"), [LineSpec(alice, W, "EUR", -200), LineSpec(bob, W, "EUR", 200)]
+    )
+    await ledger.reverse(new_id("rev"), tx.id)
+    hold = await ledger.hold(new_id("hold"), alice, W, "EUR", 500)
+    await ledger.post_hold(
+        new_id("post"), hold.id, [LineSpec(alice, W, "EUR", -300), LineSpec(psp, C, "EUR", 300)]
+    )
+    await ledger.hold(new_id("hold"), alice, W, "EUR", 100)
+    return alice
+
+
+async def test_audit_clean_ledger(ledger: Ledger, new_id: NewId) -> None:
+    await seed(ledger, new_id)
+    report = await ledger.audit()
+    assert report.ok, report.format()
+    assert len(report.checks) >= 10
+    assert "all passed" in report.format()
+
+
+async def test_audit_cli_returns_zero_when_clean(
+    ledger: Ledger, new_id: NewId, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await seed(ledger, new_id)
+    assert await run_audit_cli(postgres_url) == 0
+    out = capsys.readouterr().out
+    assert "posted balances equal the sum of entries" in out
+    assert "FAIL" not in out
+
+
+@pytest.mark.parametrize(
+    ("corruption", "restore", "failed_check"),
+    [
+        (
+            "UPDATE ledger_accounts SET posted = posted + 7 WHERE id = %(id)s",
+            "UPDATE ledger_accounts SET posted = posted - 7 WHERE id = %(id)s",
+            "posted balances equal the sum of entries",
+        ),
+        (
+            "UPDATE ledger_accounts SET held = held + 5 WHERE id = %(id)s",
+            "UPDATE ledger_accounts SET held = held - 5 WHERE id = %(id)s",
+            "held balances equal the pending holds",
+        ),
+    ],
+)
+async def test_audit_reports_corrupted_balance(
+    ledger: Ledger,
+    new_id: NewId,
+    postgres_url: str,
+    capsys: pytest.CaptureFixture[str],
+    corruption: str,
+    restore: str,
+    failed_check: str,
+) -> None:
+    alice = await seed(ledger, new_id)
+    account = await ledger.account(alice, AccountKind.customer_wallet, "EUR")
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute(corruption, {"id": account.id})
+        try:
+            report = await ledger.audit()
+            assert not report.ok
+            assert [c.name for c in report.failures] == [failed_check]
+            assert str(account.id) in report.failures[0].detail
+            assert await run_audit_cli(postgres_url) == 1
+            out = capsys.readouterr().out
+            assert "FAIL" in out and failed_check in out
+        finally:
+            await conn.execute(restore, {"id": account.id})
+    assert (await ledger.audit()).ok
