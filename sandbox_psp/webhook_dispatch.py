@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+from collections import defaultdict
 
 import httpx
 
@@ -18,6 +20,7 @@ logger = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 0.1
 DELIVERY_TIMEOUT_SECONDS = 5.0
 IDLE_WAKE_SECONDS = 1.0
+CONCURRENT_DELIVERIES = 16
 
 
 def retry_delay(attempts: int, cap: float) -> float:
@@ -26,7 +29,7 @@ def retry_delay(attempts: int, cap: float) -> float:
 
 
 class WebhookDispatcher:
-    """The background loop that empties the outbox. Deliveries are sequential, in due order."""
+    """The background loop that empties the outbox, in due order within each operation."""
 
     def __init__(
         self, settings: Settings, store: OperationStore, client: httpx.AsyncClient
@@ -44,15 +47,34 @@ class WebhookDispatcher:
         """Deliver due events forever; cancel the task to stop."""
         while True:
             self._wake.clear()
-            for event in self._store.due_events(time.time()):
-                await self._deliver(event)
-            next_due = self._store.next_due_at()
+            try:
+                await self._deliver_due()
+                next_due = self._store.next_due_at()
+            except Exception:
+                # A broken round must not end deliveries for the life of the process.
+                logger.exception("webhook dispatch round failed")
+                next_due = time.time() + RETRY_BASE_SECONDS
             pause = IDLE_WAKE_SECONDS if next_due is None else next_due - time.time()
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(pause, IDLE_WAKE_SECONDS))
 
-    async def _deliver(self, event: OutboxEvent) -> None:
+    async def _deliver_due(self) -> None:
+        """One round: operations in parallel, each operation's events one after another in order."""
+        by_operation: dict[str, list[OutboxEvent]] = defaultdict(list)
+        for event in self._store.due_events(time.time()):
+            by_operation[_operation_id(event)].append(event)
+        limit = asyncio.Semaphore(CONCURRENT_DELIVERIES)
+
+        async def deliver_in_order(events: list[OutboxEvent]) -> None:
+            async with limit:
+                for event in events:
+                    if not await self._deliver(event):
+                        return  # later events of this operation wait for the next round
+
+        await asyncio.gather(*(deliver_in_order(events) for events in by_operation.values()))
+
+    async def _deliver(self, event: OutboxEvent) -> bool:
         url = f"{self._settings.psp_webhook_url.rstrip('/')}/{event.provider}"
         secret = self._settings.psp_webhook_secrets.get(event.provider)
         body = event.body.encode()
@@ -74,9 +96,17 @@ class WebhookDispatcher:
         now = time.time()
         if error is None:
             self._store.mark_delivered(event.seq, now)
-            return
+            return True
         delay = retry_delay(event.attempts + 1, self._settings.psp_webhook_retry_max_seconds)
         logger.info(
             "webhook %s to %s failed (%s); retry in %.1fs", event.event_id, url, error, delay
         )
         self._store.mark_failed(event.seq, now + delay, error)
+        return False
+
+
+def _operation_id(event: OutboxEvent) -> str:
+    try:
+        return str(json.loads(event.body)["data"]["operation"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return event.event_id

@@ -105,7 +105,7 @@ def test_charge_succeeds_without_webhook_for_pm_no_webhook(
     assert psp.post(f"/{CARDS}/charges", json=silent).status_code == 201
     assert wait_for_status(psp, CARDS, silent["idempotency_key"])["status"] == "succeeded"
 
-    # Deliveries go out in due order: once a later charge's webhook arrived, none is owed before it.
+    # Deliveries go out in due order: once a later charge's webhook arrived, none is owed before.
     later = charge_body("pm_ok")
     psp.post(f"/{CARDS}/charges", json=later)
     webhook_receiver.wait_for(later["reference"])
