@@ -120,8 +120,9 @@ class SandboxProvider:
 
     def _interpret(self, response: httpx.Response) -> ProviderResult:
         code = response.status_code
-        if code == 503:
-            return self._result(Outcome.not_processed, detail=_error_code(response) or "503")
+        if code in (429, 503):
+            # Refused before processing (rate limited, unavailable): safe to retry or fail over.
+            return self._result(Outcome.not_processed, detail=_error_code(response) or str(code))
         if code >= 500:
             return self._result(Outcome.unknown, detail=f"{code} {_error_code(response)}")
         if code >= 400:

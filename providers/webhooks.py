@@ -10,6 +10,16 @@ from typing import Any
 
 from providers.base import InvalidEvent, InvalidSignature, Outcome
 
+__all__ = [
+    "SIGNATURE_HEADER",
+    "InvalidEvent",
+    "InvalidSignature",
+    "ProviderEvent",
+    "parse_event",
+    "sign",
+    "verify",
+]
+
 SIGNATURE_HEADER = "Sandbox-Signature"
 
 

@@ -1,1 +1,21 @@
-"""The sandbox PSP: an HTTP service that behaves like a real PSP, for development and tests."""
+"""The sandbox PSP: an HTTP service that behaves like a real PSP, for development and tests.
+
+Run it with `python -m sandbox_psp` (Settings.psp_host:psp_port). It serves `sandbox-cards` and
+`sandbox-bank` under `/{provider}/...`: `POST charges|payouts|refunds`, `GET operations/{key}`,
+`GET operations?reference=`, `GET settlement-report`, and `GET /healthz`. Errors are
+`{"error": code, "message": ...}`.
+
+Decisions worth knowing:
+- An operation's outcome is decided when it is created and stored with `settles_at` (created +
+  `psp_webhook_delay_seconds`); polling shows `pending` until then, the final status after, with
+  or without a webhook. Refunds settle at once.
+- Idempotency keys are per provider, across kinds: the same key and body replays the first
+  operation (200, `Idempotent-Replayed: true`); a different body is 422 `idempotency_key_reused`.
+- Tokens are in `behaviours.TOKENS`; any other token is 422 `unsupported_payment_method`.
+- `pm_timeout` stalls only the call that creates the operation (replays answer at once); its
+  webhook is still sent, as a real PSP would.
+- `pm_flaky` counts its refusals per provider and key in the database, so they survive restarts.
+- Webhooks wait in a SQLite outbox and are retried with exponential backoff (0.1 s doubling, capped
+  at `psp_webhook_retry_max_seconds`) until answered 2xx; events carry `sequence` 1 (`*.pending`)
+  or 2 (final).
+"""
