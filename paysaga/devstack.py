@@ -173,6 +173,8 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Installed explicitly: a shell that starts us in the background may have ignored SIGINT.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         step("PostgreSQL", "starting the embedded server")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_MERCHANT_KEY = "sk_test_merchant"
@@ -49,9 +49,9 @@ class Settings(BaseSettings):
     # Sandbox PSP (the service, and the adapter that talks to it).
     psp_host: str = "127.0.0.1"
     psp_port: int = 8100
-    psp_url: str = "http://127.0.0.1:8100"
+    psp_url: str = ""  # default: http://<psp_host>:<psp_port>
     psp_timeout_seconds: float = 5.0
-    psp_webhook_url: str = "http://127.0.0.1:8000/v1/webhooks/providers"
+    psp_webhook_url: str = ""  # default: http://<api_host>:<api_port>/v1/webhooks/providers
     psp_webhook_secrets: dict[str, str] = {
         "sandbox-cards": "whsec_sandbox_cards_dev",
         "sandbox-bank": "whsec_sandbox_bank_dev",
@@ -81,12 +81,14 @@ class Settings(BaseSettings):
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider
     poll_interval_seconds: float = 2.0
 
-    def database_url_for(self, driver: str = "psycopg") -> str:
-        """The database URL for SQLAlchemy (`postgresql+psycopg://`) from a plain libpq URL."""
-        url = self.database_url
-        if url.startswith("postgresql://"):
-            return url.replace("postgresql://", f"postgresql+{driver}://", 1)
-        return url
+    @model_validator(mode="after")
+    def _derive_urls(self) -> Settings:
+        """URLs left empty follow the configured hosts and ports."""
+        if not self.psp_url:
+            self.psp_url = f"http://{self.psp_host}:{self.psp_port}"
+        if not self.psp_webhook_url:
+            self.psp_webhook_url = f"http://{self.api_host}:{self.api_port}/v1/webhooks/providers"
+        return self
 
 
 @lru_cache

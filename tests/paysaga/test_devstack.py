@@ -1,0 +1,115 @@
+"""`make dev` as a user runs it: everything comes up, Ctrl-C stops it all, data survives a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from paysaga.settings import DEV_MERCHANT_KEY
+from tests.conftest import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DevStack:
+    """`paysaga dev` in a child process, on free ports, with its data under a test folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.api_port, self.psp_port = free_port(), free_port()
+        self.temporal_port, self.ui_port = free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.env = {
+            **os.environ,
+            "PAYSAGA_DATA_DIR": str(data_dir),
+            "PAYSAGA_API_PORT": str(self.api_port),
+            "PAYSAGA_PSP_PORT": str(self.psp_port),
+            "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "PAYSAGA_TEMPORAL_UI_PORT": str(self.ui_port),
+        }
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "paysaga.cli", "dev"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 180
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "paysaga is running" in line:
+                return
+            assert time.monotonic() < deadline, "".join(self.output)
+        raise AssertionError("paysaga dev exited:\n" + "".join(self.output))
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process the stack runs: its children and the PostgreSQL server."""
+        assert self.process is not None
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        postgres = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"]
+            and str(self.env["PAYSAGA_DATA_DIR"]) in " ".join(p.info["cmdline"])
+        ]
+        return [*children, *postgres]
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a user would press it; the exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        out, _ = self.process.communicate(timeout=60)
+        self.output.append(out)
+        return self.process.returncode
+
+
+@pytest.fixture
+def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
+    stack = DevStack(tmp_path / "data")
+    yield stack
+    if stack.process is not None and stack.process.poll() is None:
+        stack.interrupt()
+
+
+def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
+    dev_stack.start()
+    headers = {"Authorization": f"Bearer {DEV_MERCHANT_KEY}"}
+    assert httpx.get(f"{dev_stack.api}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{dev_stack.api}/docs").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{dev_stack.ui_port}/").status_code == 200
+    created = httpx.post(
+        f"{dev_stack.api}/v1/customers",
+        headers=headers,
+        json={
+            "external_id": "dev-1",
+            "full_name": "Ada",
+            "birth_date": "1990-01-01",
+            "country": "DE",
+        },
+    )
+    assert created.status_code == 201, created.text
+    running = dev_stack.processes()
+    assert len(running) >= 5  # temporal, psp, worker, api, postgres (+ its helpers)
+
+    assert dev_stack.interrupt() == 0
+    psutil.wait_procs(running, timeout=10)
+    assert [p.pid for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+    dev_stack.start()
+    again = httpx.get(f"{dev_stack.api}/v1/customers/{created.json()['id']}", headers=headers)
+    assert again.status_code == 200
+    assert again.json()["external_id"] == "dev-1"
