@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from activities.ledger import LedgerActivities
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.risk import RiskActivities
@@ -25,8 +25,9 @@ from providers.registry import build_providers
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
+from workflows.withdrawal import WithdrawalWorkflow
 
-WORKFLOWS = [DepositWorkflow]
+WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow]
 
 
 def activities_for(

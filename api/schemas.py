@@ -91,3 +91,17 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     temporal: str
+
+
+class WithdrawalCreate(StrictBody):
+    customer_id: str = Field(min_length=1, max_length=64)
+    amount: int = MinorUnits
+    currency: str = Currency
+    destination: str = Field(min_length=1, max_length=128, examples=["pm_ok"])
+
+    _currency = field_validator("currency")(_supported)
+
+
+class ReviewCreate(StrictBody):
+    decision: Literal["approve", "reject"]
+    reason: str | None = Field(default=None, max_length=500)

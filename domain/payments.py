@@ -87,3 +87,26 @@ class PaymentState:
     status: PaymentStatus
     provider: str | None = None
     failure_code: str | None = None
+
+
+@dataclass
+class WithdrawalInput:
+    """What the withdrawal saga needs; the payment id is also the workflow id."""
+
+    payment_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    destination: str
+    providers: list[str]  # payout routing, in order of preference
+    timings: SagaTimings
+    review_deadline_seconds: float = 86_400.0
+
+
+@dataclass
+class ReviewDecision:
+    """An operator's decision on a payment in `requires_review`."""
+
+    decision: str  # approve or reject
+    reason: str | None = None
+    reviewer: str | None = None

@@ -73,13 +73,16 @@ class Settings(BaseSettings):
     velocity_window_seconds: int = 60
 
     # Sagas.
+    # Provider choice per operation, in order of preference (cost, availability); a key
+    # "<operation>:<CURRENCY>" overrides the operation's default for that currency.
     provider_routing: dict[str, list[str]] = {
         "charge": ["sandbox-cards", "sandbox-bank"],
-        "payout": ["sandbox-bank", "sandbox-cards"],
+        "payout": ["sandbox-cards", "sandbox-bank"],
     }
     provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider
     poll_interval_seconds: float = 2.0
+    review_deadline_seconds: float = 86_400.0  # a payment in review is rejected after this
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:

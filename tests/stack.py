@@ -34,6 +34,7 @@ STACK_ENV = {
     "PAYSAGA_PSP_TIMEOUT_SECONDS": "0.5",
     "PAYSAGA_WEBHOOK_WAIT_SECONDS": "1.5",
     "PAYSAGA_POLL_INTERVAL_SECONDS": "0.2",
+    "PAYSAGA_REVIEW_DEADLINE_SECONDS": "6",
     "PAYSAGA_DATABASE_POOL_MIN": "1",
     "PAYSAGA_DATABASE_POOL_MAX": "8",
     "PYTHONUNBUFFERED": "1",
@@ -222,3 +223,20 @@ def psp_operations(stack: Stack, provider: str, reference: str) -> list[dict[str
     assert response.status_code == 200, response.text
     data: list[dict[str, Any]] = response.json()["data"]
     return data
+
+
+async def funded_customer(
+    api: httpx.AsyncClient, amount: int, currency: str = "EUR"
+) -> dict[str, Any]:
+    """A customer whose wallet holds `amount` after a succeeded deposit."""
+    customer = await create_customer(api)
+    body = {
+        "customer_id": customer["id"],
+        "amount": amount,
+        "currency": currency,
+        "payment_method": "pm_ok",
+    }
+    response = await post_payment(api, "/v1/deposits", body)
+    assert response.status_code == 202, response.text
+    assert (await wait_terminal(api, response.json()["id"]))["status"] == "succeeded"
+    return customer

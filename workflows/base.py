@@ -11,9 +11,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import providers as psp
     from activities.payments import PaymentActivities, RecordStatusInput
     from domain import search_attributes as sa
-    from domain.payments import PaymentState, PaymentStatus, ProviderEventSignal
+    from domain.payments import PaymentState, PaymentStatus, ProviderEventSignal, SagaTimings
+    from providers.base import Outcome, ProviderResult
 
 # Local steps (database, rules): quick, retried for as long as it takes a dependency to come back.
 LOCAL_STEP: dict[str, Any] = {
@@ -21,6 +23,18 @@ LOCAL_STEP: dict[str, Any] = {
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
+
+
+def provider_call(timings: SagaTimings) -> dict[str, Any]:
+    """Options of a provider call: a few attempts while it answers "not processed"."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=timings.provider_call_seconds),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+            maximum_attempts=timings.provider_attempts,
+            non_retryable_error_types=[psp.REJECTED],
+        ),
+    }
 
 
 def error_type(err: BaseException) -> str | None:
@@ -78,17 +92,21 @@ class PaymentSaga:
         failure_code: str | None = None,
         reason: str | None = None,
     ) -> PaymentState:
-        """Record a status change on the payment and in the search attributes."""
-        self._state = PaymentState(status, provider or self._state.provider, failure_code)
-        updates = [sa.PAYMENT_STATUS.value_set(status.value)]
-        if provider:
-            updates.append(sa.PROVIDER.value_set(provider))
-        workflow.upsert_search_attributes(updates)
+        """Record a status change on the payment, then in the saga's state and search attributes.
+
+        The payment row is written first, so that whoever waits on the saga's state (the cancel
+        and review updates) reads the new status from the API.
+        """
         await workflow.execute_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason),
             **LOCAL_STEP,
         )
+        self._state = PaymentState(status, provider or self._state.provider, failure_code)
+        updates = [sa.PAYMENT_STATUS.value_set(status.value)]
+        if provider:
+            updates.append(sa.PROVIDER.value_set(provider))
+        workflow.upsert_search_attributes(updates)
         return self._state
 
     async def set_provider(self, provider: str) -> None:
@@ -102,3 +120,46 @@ class PaymentSaga:
 
     async def fail(self, failure_code: str, reason: str | None = None) -> PaymentState:
         return await self.set_status(PaymentStatus.FAILED, failure_code=failure_code, reason=reason)
+
+    async def with_failover(
+        self, providers: list[str], call: Callable[[str], Awaitable[ProviderResult]]
+    ) -> ProviderResult | None:
+        """The first provider's answer that processed the call; None if none did.
+
+        Fail over only when a provider certainly did nothing ("not processed"): any other error,
+        or an unknown outcome, stays with that provider, to be resolved by polling.
+        """
+        for provider in providers:
+            try:
+                return await call(provider)
+            except ActivityError as err:
+                if error_type(err) != psp.NOT_PROCESSED:
+                    raise
+        return None
+
+    async def await_outcome(
+        self, result: ProviderResult, idempotency_key: str, timings: SagaTimings
+    ) -> Outcome:
+        """A provider operation's final outcome: from its answer, its webhook, or by polling."""
+        if result.outcome in (Outcome.succeeded, Outcome.declined):
+            return result.outcome
+        try:
+            await workflow.wait_condition(
+                lambda: self.final_event(idempotency_key) is not None,
+                timeout=timedelta(seconds=timings.webhook_wait_seconds),
+            )
+        except TimeoutError:
+            polled = await workflow.execute_activity_method(
+                psp.ProviderActivities.final_status,
+                psp.StatusInput(result.provider, idempotency_key),
+                start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
+                schedule_to_close_timeout=timedelta(days=3),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=5),
+                ),
+            )
+            return polled.outcome
+        event = self.final_event(idempotency_key)
+        return Outcome(event.status if event else Outcome.unknown)

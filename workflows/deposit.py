@@ -11,21 +11,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities, PostTransactionInput
-
     from activities import providers as psp
+    from activities.ledger import LedgerActivities, PostTransactionInput
     from activities.risk import KycInput, RiskActivities, RiskInput
     from domain import search_attributes as sa
-    from domain.payments import (
-        DepositInput,
-        FailureCode,
-        PaymentState,
-        PaymentStatus,
-        SagaTimings,
-    )
+    from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome, ProviderResult
-    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type
+    from providers.base import Outcome
+    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, provider_call
 
 
 @workflow.defn(name="Deposit")
@@ -35,7 +28,6 @@ class DepositWorkflow(PaymentSaga):
     @workflow.run
     async def run(self, deposit: DepositInput) -> PaymentState:
         self._payment_id = deposit.payment_id
-        timings = deposit.timings
         charge_key = f"{deposit.payment_id}:charge"
         compensations = Compensations()
         try:
@@ -60,39 +52,29 @@ class DepositWorkflow(PaymentSaga):
             if risk.decision != "approve":
                 return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
 
-            # Fail over to the next provider only when one certainly did not charge.
-            charge: ProviderResult | None = None
+            # Registered before the charge: a charge can succeed and fail to report it.
             for provider in deposit.providers:
                 compensations.add(functools.partial(self._refund_if_charged, deposit, provider))
-                try:
-                    charge = await workflow.execute_activity_method(
-                        psp.ProviderActivities.charge,
-                        psp.ChargeInput(
-                            provider,
-                            charge_key,
-                            deposit.payment_id,
-                            deposit.amount,
-                            deposit.currency,
-                            deposit.payment_method,
-                        ),
-                        start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
-                        retry_policy=RetryPolicy(
-                            initial_interval=timedelta(seconds=timings.poll_interval_seconds),
-                            maximum_attempts=timings.provider_attempts,
-                            non_retryable_error_types=[psp.REJECTED],
-                        ),
-                    )
-                    break
-                except ActivityError as err:
-                    if error_type(err) != psp.NOT_PROCESSED:
-                        raise
+            charge = await self.with_failover(
+                deposit.providers,
+                lambda provider: workflow.execute_activity_method(
+                    psp.ProviderActivities.charge,
+                    psp.ChargeInput(
+                        provider,
+                        charge_key,
+                        deposit.payment_id,
+                        deposit.amount,
+                        deposit.currency,
+                        deposit.payment_method,
+                    ),
+                    **provider_call(deposit.timings),
+                ),
+            )
             if charge is None:
-                return await self.fail(
-                    FailureCode.PROVIDER_UNAVAILABLE, "no provider took the charge"
-                )
+                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
             await self.set_provider(charge.provider)
 
-            outcome = await self._await_outcome(charge, charge_key, timings)
+            outcome = await self.await_outcome(charge, charge_key, deposit.timings)
             if outcome == Outcome.declined:
                 return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
 
@@ -127,34 +109,6 @@ class DepositWorkflow(PaymentSaga):
             await compensations.run()
             await self.set_status(PaymentStatus.CANCELED)
             raise
-
-    async def _await_outcome(
-        self, charge: ProviderResult, charge_key: str, timings: SagaTimings
-    ) -> Outcome:
-        """The charge's final outcome: from its answer, else its webhook, else by polling."""
-        if charge.outcome in (Outcome.succeeded, Outcome.declined):
-            return charge.outcome
-        try:
-            await workflow.wait_condition(
-                lambda: self.final_event(charge_key) is not None,
-                timeout=timedelta(seconds=timings.webhook_wait_seconds),
-            )
-            event = self.final_event(charge_key)
-            assert event is not None
-            return Outcome(event.status)
-        except TimeoutError:
-            polled = await workflow.execute_activity_method(
-                psp.ProviderActivities.final_status,
-                psp.StatusInput(charge.provider, charge_key),
-                start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
-                schedule_to_close_timeout=timedelta(days=3),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=timings.poll_interval_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=5),
-                ),
-            )
-            return polled.outcome
 
     async def _refund_if_charged(self, deposit: DepositInput, provider: str) -> None:
         """Compensation of a charge: refund it at the provider if (and only if) it took money."""

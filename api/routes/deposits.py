@@ -11,6 +11,7 @@ from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.payments import DepositInput, PaymentKind
 from paysaga.errors import InvalidRequest, NotFound
+from providers.routing import route
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -29,7 +30,7 @@ async def create_deposit(
     async def start() -> Payment:
         if await svc.store.get_customer(body.customer_id) is None:
             raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
-        routing = svc.settings.provider_routing["charge"]
+        routing = route(svc.settings.provider_routing, "charge", body.currency)
         if body.provider is not None and body.provider not in routing:
             raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
         payment_id = derived_id("dep_", key, idempotency_key, fingerprint)

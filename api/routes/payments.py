@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentKey, ServicesDep
+from api.deps import CurrentKey, OpsKey, Services, ServicesDep
 from api.sagas import payment_from_row
-from api.schemas import Payment, PaymentList
-from paysaga.errors import NotFound
+from api.schemas import Payment, PaymentList, ReviewCreate
+from domain.payments import ReviewDecision
+from paysaga.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -46,3 +49,45 @@ async def list_payments(
         starting_after=starting_after,
     )
     return PaymentList(data=[payment_from_row(r) for r in rows], has_more=has_more)
+
+
+async def _update_saga(
+    svc: Services, payment_id: str, update: str, arg: object, refusal: PaysagaError
+) -> Payment:
+    """Send an update to the payment's saga and answer the payment it leaves behind."""
+    if await svc.store.get_payment(payment_id) is None:
+        raise NotFound(f"no payment {payment_id}")
+    handle = svc.temporal.get_workflow_handle(payment_id)
+    try:
+        if arg is None:
+            await handle.execute_update(update)
+        else:
+            await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as exc:
+        raise refusal from exc
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise refusal from exc  # the saga has finished
+        raise ServiceUnavailable(f"could not reach the payment's saga: {exc}") from exc
+    row = await svc.store.get_payment(payment_id)
+    assert row is not None
+    return payment_from_row(row)
+
+
+@router.post("/{payment_id}/cancel", response_model=Payment)
+async def cancel_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) -> Payment:
+    """Cancel a withdrawal until its payout is sent; 409 after."""
+    too_late = Conflict(f"{payment_id} can no longer be canceled", code="payment_not_cancelable")
+    return await _update_saga(svc, payment_id, "cancel", None, too_late)
+
+
+@router.post("/{payment_id}/review", response_model=Payment)
+async def review_payment(
+    payment_id: str, body: ReviewCreate, svc: ServicesDep, key: OpsKey
+) -> Payment:
+    """An operator approves or rejects a payment in `requires_review` (ops scope)."""
+    decision = ReviewDecision(body.decision, body.reason, reviewer=key.principal)
+    not_in_review = Conflict(
+        f"{payment_id} is not waiting for review", code="payment_not_in_review"
+    )
+    return await _update_saga(svc, payment_id, "review", decision, not_in_review)

@@ -1,0 +1,56 @@
+"""Withdrawals: money out of a customer's wallet through a payment provider."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import CurrentKey, IdempotencyKey, ServicesDep
+from api.idempotency import derived_id, request_fingerprint, run_once
+from api.sagas import saga_timings, start_payment
+from api.schemas import Payment, WithdrawalCreate
+from domain.payments import PaymentKind, WithdrawalInput
+from paysaga.errors import NotFound
+from providers.routing import route
+
+router = APIRouter(prefix="/v1/withdrawals", tags=["withdrawals"])
+
+
+@router.post("", status_code=202, response_model=Payment)
+async def create_withdrawal(
+    body: WithdrawalCreate,
+    request: Request,
+    svc: ServicesDep,
+    key: CurrentKey,
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    """Start a withdrawal saga; the answer is the payment in `processing`."""
+    fingerprint = request_fingerprint(request.url.path, body)
+
+    async def start() -> Payment:
+        if await svc.store.get_customer(body.customer_id) is None:
+            raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
+        payment_id = derived_id("wd_", key, idempotency_key, fingerprint)
+        withdrawal = WithdrawalInput(
+            payment_id=payment_id,
+            customer_id=body.customer_id,
+            amount=body.amount,
+            currency=body.currency,
+            destination=body.destination,
+            providers=route(svc.settings.provider_routing, "payout", body.currency),
+            timings=saga_timings(svc.settings),
+            review_deadline_seconds=svc.settings.review_deadline_seconds,
+        )
+        return await start_payment(
+            svc,
+            kind=PaymentKind.WITHDRAWAL,
+            payment_id=payment_id,
+            customer_id=body.customer_id,
+            amount=body.amount,
+            currency=body.currency,
+            provider=None,
+            details={"destination": body.destination},
+            workflow_input=withdrawal,
+        )
+
+    return await run_once(svc, key, idempotency_key, fingerprint, 202, start)

@@ -1,0 +1,184 @@
+"""The withdrawal saga: KYC, hold the funds, AML and fraud (maybe an operator's review), payout, post."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import providers as psp
+    from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput, VoidHoldInput
+    from activities.risk import KycInput, RiskActivities, RiskInput
+    from domain import search_attributes as sa
+    from domain.payments import (
+        FailureCode,
+        PaymentState,
+        PaymentStatus,
+        ReviewDecision,
+        WithdrawalInput,
+    )
+    from ledger.models import AccountKind, LineSpec
+    from providers.base import Outcome
+    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type, provider_call
+
+
+@workflow.defn(name="Withdrawal")
+class WithdrawalWorkflow(PaymentSaga):
+    """Money out: paid at most once, never without funds, and the hold posted only when paid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._review: ReviewDecision | None = None
+        self._cancel_requested = False
+        self._payout_sent = False
+
+    @workflow.update(name="cancel")
+    async def cancel(self) -> PaymentState:
+        """The customer's cancel: honoured until the payout is sent."""
+        self._cancel_requested = True
+        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        return self._state
+
+    @cancel.validator
+    def _cancel_allowed(self) -> None:
+        if self._payout_sent or self._state.status.is_terminal:
+            raise ApplicationError("the payout was already sent", type="TooLateToCancel")
+
+    @workflow.update(name="review")
+    async def review(self, decision: ReviewDecision) -> PaymentState:
+        """An operator's approve or reject of a payment in review."""
+        self._review = decision
+        await workflow.wait_condition(lambda: self._state.status != PaymentStatus.REQUIRES_REVIEW)
+        return self._state
+
+    @review.validator
+    def _review_allowed(self, decision: ReviewDecision) -> None:
+        if self._state.status != PaymentStatus.REQUIRES_REVIEW or self._review is not None:
+            raise ApplicationError("the payment is not waiting for review", type="NotInReview")
+        if decision.decision not in ("approve", "reject"):
+            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
+
+    @workflow.run
+    async def run(self, wd: WithdrawalInput) -> PaymentState:
+        self._payment_id = wd.payment_id
+        payout_key = f"{wd.payment_id}:payout"
+        compensations = Compensations()
+        try:
+            kyc = await workflow.execute_activity_method(
+                RiskActivities.check_kyc, KycInput(wd.customer_id), **LOCAL_STEP
+            )
+            if not kyc.approved:
+                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+
+            hold_request = HoldFundsInput(
+                f"{wd.payment_id}:hold", wd.customer_id, wd.currency, wd.amount
+            )
+            # Registered before the hold: the hold may be made and its answer lost.
+            compensations.add(functools.partial(self._release_hold, hold_request))
+            try:
+                hold = await workflow.execute_activity_method(
+                    LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
+                )
+            except ActivityError as err:
+                if error_type(err) == "InsufficientFunds":
+                    return await self.fail(
+                        FailureCode.INSUFFICIENT_FUNDS, "available balance too low"
+                    )
+                raise
+
+            risk = await workflow.execute_activity_method(
+                RiskActivities.assess_payment,
+                RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency),
+                **LOCAL_STEP,
+            )
+            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
+            if risk.decision == "decline":
+                await compensations.run()
+                return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+            if risk.decision == "review":
+                await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(risk.reasons))
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._review is not None or self._cancel_requested,
+                        timeout=timedelta(seconds=wd.review_deadline_seconds),
+                    )
+                except TimeoutError:
+                    await compensations.run()
+                    return await self.fail(
+                        FailureCode.REVIEW_REJECTED, "no review before the deadline"
+                    )
+                if self._review is not None and self._review.decision == "reject":
+                    await compensations.run()
+                    return await self.fail(FailureCode.REVIEW_REJECTED, self._review.reason)
+                if not self._cancel_requested:
+                    await self.set_status(PaymentStatus.PROCESSING)
+
+            if self._cancel_requested:
+                await compensations.run()
+                return await self.set_status(PaymentStatus.CANCELED)
+            # From here the money may leave: no more cancel, and the hold is released only on a
+            # payout that certainly did not pay.
+            self._payout_sent = True
+            payout = await self.with_failover(
+                wd.providers,
+                lambda provider: workflow.execute_activity_method(
+                    psp.ProviderActivities.payout,
+                    psp.PayoutInput(
+                        provider, payout_key, wd.payment_id, wd.amount, wd.currency, wd.destination
+                    ),
+                    **provider_call(wd.timings),
+                ),
+            )
+            if payout is None:
+                await compensations.run()
+                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
+            await self.set_provider(payout.provider)
+
+            if await self.await_outcome(payout, payout_key, wd.timings) == Outcome.declined:
+                await compensations.run()
+                return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
+
+            await workflow.execute_activity_method(
+                LedgerActivities.post_hold,
+                PostHoldInput(
+                    f"{wd.payment_id}:post",
+                    hold.id,
+                    [
+                        LineSpec(
+                            wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount
+                        ),
+                        LineSpec(
+                            payout.provider, AccountKind.provider_clearing, wd.currency, wd.amount
+                        ),
+                    ],
+                    f"withdrawal {wd.payment_id}",
+                ),
+                **LOCAL_STEP,
+            )
+            return await self.set_status(PaymentStatus.SUCCEEDED)
+        except asyncio.CancelledError:
+            # An operator's cancel in the Temporal UI: undo what can be undone before the payout.
+            if not self._payout_sent:
+                await compensations.run()
+                await self.set_status(PaymentStatus.CANCELED)
+            raise
+
+    async def _release_hold(self, hold_request: HoldFundsInput) -> None:
+        """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""
+        try:
+            hold = await workflow.execute_activity_method(
+                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
+            )
+        except ActivityError as err:
+            if error_type(err) == "InsufficientFunds":
+                return  # never made, nothing to release
+            raise
+        await workflow.execute_activity_method(
+            LedgerActivities.void_hold,
+            VoidHoldInput(f"{self._payment_id}:void", hold.id),
+            **LOCAL_STEP,
+        )
