@@ -15,6 +15,7 @@ from tests.stack import (
     Stack,
     balance_of,
     create_customer,
+    funded_customer,
     post_payment,
     psp_operations,
     wait_terminal,
@@ -68,6 +69,54 @@ async def test_worker_killed_mid_deposits_charges_and_credits_each_once(
             "posted": credited[customer["id"]],
             "held": 0,
             "available": credited[customer["id"]],
+        }
+    report = await Ledger(db_pool).audit()
+    assert report.ok, report
+
+
+async def test_worker_killed_mid_withdrawals_pays_once_and_leaves_no_hold(
+    api: httpx.AsyncClient, stack: Stack, db_pool: AsyncConnectionPool
+) -> None:
+    customers = [await funded_customer(api, 20_000) for _ in range(3)]
+    payments: list[dict[str, Any]] = []
+    for i in range(12):
+        body = {
+            "customer_id": customers[i % 3]["id"],
+            "amount": 1_000 + i,
+            "currency": "EUR",
+            "destination": METHODS[i % len(METHODS)],
+        }
+        response = await post_payment(api, "/v1/withdrawals", body)
+        assert response.status_code == 202, response.text
+        payments.append(response.json())
+    await asyncio.sleep(0.3)
+
+    stack.worker.kill()
+    await asyncio.sleep(1.0)
+    stack.worker.start()
+
+    finished = [await wait_terminal(api, p["id"], timeout=120) for p in payments]
+    debited: dict[str, int] = defaultdict(int)
+    for payment in finished:
+        paid = [
+            op
+            for provider in ("sandbox-cards", "sandbox-bank")
+            for op in psp_operations(stack, provider, payment["id"])
+            if op["kind"] == "payout" and op["status"] == "succeeded"
+        ]
+        if payment["status"] == "succeeded":
+            assert [op["amount"] for op in paid] == [payment["amount"]], payment
+            debited[payment["customer_id"]] += payment["amount"]
+        else:
+            assert (payment["status"], payment["failure_code"]) == ("failed", "provider_declined")
+            assert paid == []
+    assert sum(1 for p in finished if p["status"] == "succeeded") == 10
+    for customer in customers:
+        left = 20_000 - debited[customer["id"]]
+        assert await balance_of(api, customer["id"], "EUR") == {
+            "posted": left,
+            "held": 0,
+            "available": left,
         }
     report = await Ledger(db_pool).audit()
     assert report.ok, report
