@@ -25,9 +25,10 @@ from providers.registry import build_providers
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
+from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
-WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow]
+WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow, TransferWorkflow]
 
 
 def activities_for(
@@ -52,6 +53,7 @@ def activities_for(
     return [
         risk.check_kyc,
         risk.assess_payment,
+        risk.screen_beneficiary,
         ledger_activities.post_transaction,
         ledger_activities.hold_funds,
         ledger_activities.post_hold,

@@ -26,6 +26,12 @@ class KycResult:
 
 
 @dataclass
+class ScreeningInput:
+    name: str
+    country: str
+
+
+@dataclass
 class RiskInput:
     payment_id: str
     customer_id: str
@@ -62,6 +68,12 @@ class RiskActivities:
         subject = KycSubject(customer["full_name"], customer["birth_date"], customer["country"])
         verdict = self._kyc.check(subject, datetime.now(UTC).date())
         await self._store.record_kyc(check.customer_id, verdict.status, verdict.reason)
+        return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
+
+    @activity.defn(name="risk.screen_beneficiary")
+    async def screen_beneficiary(self, party: ScreeningInput) -> KycResult:
+        """Sanctions screening of a transfer's beneficiary."""
+        verdict = self._kyc.screen(party.name, party.country)
         return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
 
     @activity.defn(name="risk.assess_payment")

@@ -10,7 +10,16 @@ from temporalio.client import Client
 
 from api.deps import Services
 from api.problems import install_problem_handlers
-from api.routes import customers, deposits, health, payments, webhooks, withdrawals
+from api.routes import (
+    customers,
+    deposits,
+    fx,
+    health,
+    payments,
+    transfers,
+    webhooks,
+    withdrawals,
+)
 from ledger.engine import Ledger
 from paysaga.db import open_pool
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings, get_settings
@@ -43,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (health, customers, deposits, withdrawals, payments, webhooks):
+    for module in (health, customers, deposits, withdrawals, fx, transfers, payments, webhooks):
         app.include_router(module.router)
     return app
 

@@ -105,3 +105,45 @@ class WithdrawalCreate(StrictBody):
 class ReviewCreate(StrictBody):
     decision: Literal["approve", "reject"]
     reason: str | None = Field(default=None, max_length=500)
+
+
+class QuoteCreate(StrictBody):
+    customer_id: str = Field(min_length=1, max_length=64)
+    source_currency: str = Currency
+    target_currency: str = Currency
+    source_amount: int = MinorUnits
+    expires_in_seconds: int | None = Field(
+        default=None, ge=1, le=3600, description="shorter than the default validity if given"
+    )
+
+    _source = field_validator("source_currency")(_supported)
+    _target = field_validator("target_currency")(_supported)
+
+
+class Quote(BaseModel):
+    id: str
+    customer_id: str
+    source_currency: str
+    target_currency: str
+    rate: str = Field(description="decimal string: target major units per source major unit")
+    source_amount: int
+    fee: int = Field(description="minor units of the source currency, included in source_amount")
+    target_amount: int
+    expires_at: datetime
+    used: bool
+
+
+class InternalBeneficiary(StrictBody):
+    customer_id: str = Field(min_length=1, max_length=64)
+
+
+class ExternalBeneficiary(StrictBody):
+    name: str = Field(min_length=1, max_length=200)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    account: str = Field(min_length=1, max_length=128, examples=["pm_ok"])
+
+
+class TransferCreate(StrictBody):
+    customer_id: str = Field(min_length=1, max_length=64)
+    quote_id: str = Field(min_length=1, max_length=64)
+    beneficiary: InternalBeneficiary | ExternalBeneficiary

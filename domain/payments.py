@@ -110,3 +110,34 @@ class ReviewDecision:
     decision: str  # approve or reject
     reason: str | None = None
     reviewer: str | None = None
+
+
+@dataclass
+class Beneficiary:
+    """Who receives a transfer: a customer's wallet, or an external account paid out."""
+
+    name: str
+    country: str
+    customer_id: str | None = None
+    account: str | None = None
+
+
+@dataclass
+class TransferInput:
+    """What the transfer saga needs: the locked quote and the beneficiary."""
+
+    payment_id: str
+    customer_id: str
+    quote_id: str
+    source_currency: str
+    target_currency: str
+    source_amount: int  # fee included
+    fee: int
+    target_amount: int
+    rate: str
+    expires_at: str  # ISO 8601
+    beneficiary: Beneficiary
+    house_owner_id: str
+    providers: list[str]
+    timings: SagaTimings
+    review_deadline_seconds: float = 86_400.0

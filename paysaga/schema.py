@@ -80,3 +80,22 @@ class ProviderWebhookEvent(SQLModel, table=True):
     payment_id: str | None = None
     event_type: str
     received_at: datetime = Field(sa_column=_now_column())
+
+
+class FxQuote(SQLModel, table=True):
+    """A locked FX price for one customer, used by at most one transfer."""
+
+    __tablename__ = "fx_quotes"
+
+    id: str = Field(primary_key=True)
+    customer_id: str = Field(foreign_key="customers.id")
+    source_currency: str = Field(max_length=3)
+    target_currency: str = Field(max_length=3)
+    source_amount: int = Field(sa_type=BigInteger)
+    fee: int = Field(sa_type=BigInteger)
+    target_amount: int = Field(sa_type=BigInteger)
+    rate: str
+    mid_rate: str
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_by_payment_id: str | None = Field(default=None, unique=True)
+    created_at: datetime = Field(sa_column=_now_column())

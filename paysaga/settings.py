@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     velocity_max_payments: int = 30
     velocity_window_seconds: int = 60
 
+    # FX: the sandbox rate table, priced with a spread and a fee.
+    fx_spread_bps: int = 50
+    fx_fee_bps: int = 30
+    quote_ttl_seconds: int = 60
+    house_owner_id: str = "house"  # owner of the fee and FX position accounts
+
     # Sagas.
     # Provider choice per operation, in order of preference (cost, availability); a key
     # "<operation>:<CURRENCY>" overrides the operation's default for that currency.

@@ -135,6 +135,29 @@ class Store:
         )
         return int(row["n"]) if row else 0
 
+    # FX quotes
+
+    async def insert_quote(self, quote: dict[str, Any]) -> Row:
+        columns = ", ".join(quote)
+        values = ", ".join(f"%({name})s" for name in quote)
+        row = await self._one(
+            f"INSERT INTO fx_quotes ({columns}) VALUES ({values}) RETURNING *", quote
+        )
+        assert row is not None
+        return row
+
+    async def get_quote(self, quote_id: str) -> Row | None:
+        return await self._one("SELECT * FROM fx_quotes WHERE id = %s", (quote_id,))
+
+    async def use_quote(self, quote_id: str, payment_id: str) -> bool:
+        """Mark the quote used by this payment; False when another payment used it."""
+        row = await self._one(
+            "UPDATE fx_quotes SET used_by_payment_id = %s WHERE id = %s"
+            " AND (used_by_payment_id IS NULL OR used_by_payment_id = %s) RETURNING id",
+            (payment_id, quote_id, payment_id),
+        )
+        return row is not None
+
     # Idempotency keys of the API
 
     async def claim_idempotency_key(

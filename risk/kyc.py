@@ -34,6 +34,8 @@ class KycProvider(Protocol):
 
     def check(self, subject: KycSubject, today: date) -> KycVerdict: ...
 
+    def screen(self, name: str, country: str) -> KycVerdict: ...
+
 
 def normalize_name(name: str) -> str:
     """Names compared case- and space-insensitively, as screening lists are."""
@@ -55,6 +57,16 @@ class SandboxKyc:
             return KycVerdict("rejected", "kyc_rejected", f"country {subject.country} is blocked")
         if age_on(subject.birth_date, today) < self.minimum_age:
             return KycVerdict("rejected", "kyc_rejected", f"under {self.minimum_age}")
+        return KycVerdict("approved")
+
+    def screen(self, name: str, country: str) -> KycVerdict:
+        """Sanctions screening of a counterparty (a transfer's beneficiary): name and country."""
+        if self.is_sanctioned(name):
+            return KycVerdict("rejected", "sanctions_hit", "beneficiary on the sanctions list")
+        if country.upper() in self.blocked_countries:
+            return KycVerdict(
+                "rejected", "sanctions_hit", f"beneficiary country {country} is blocked"
+            )
         return KycVerdict("approved")
 
     def is_sanctioned(self, full_name: str) -> bool:

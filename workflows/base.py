@@ -12,9 +12,21 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
+    from activities.ledger import (
+        HoldFundsInput,
+        LedgerActivities,
+        ReverseTransactionInput,
+        VoidHoldInput,
+    )
     from activities.payments import PaymentActivities, RecordStatusInput
     from domain import search_attributes as sa
-    from domain.payments import PaymentState, PaymentStatus, ProviderEventSignal, SagaTimings
+    from domain.payments import (
+        PaymentState,
+        PaymentStatus,
+        ProviderEventSignal,
+        ReviewDecision,
+        SagaTimings,
+    )
     from providers.base import Outcome, ProviderResult
 
 # Local steps (database, rules): quick, retried for as long as it takes a dependency to come back.
@@ -65,6 +77,7 @@ class PaymentSaga:
         self._state = PaymentState(PaymentStatus.PROCESSING)
         self._payment_id = ""
         self._provider_events: dict[str, ProviderEventSignal] = {}
+        self._review: ReviewDecision | None = None
 
     @workflow.query(name="state")
     def state(self) -> PaymentState:
@@ -79,6 +92,42 @@ class PaymentSaga:
         ):
             return
         self._provider_events[event.idempotency_key] = event
+
+    @workflow.update(name="review")
+    async def review(self, decision: ReviewDecision) -> PaymentState:
+        """An operator's approve or reject of a payment in review."""
+        self._review = decision
+        await workflow.wait_condition(lambda: self._state.status != PaymentStatus.REQUIRES_REVIEW)
+        return self._state
+
+    @review.validator
+    def _review_allowed(self, decision: ReviewDecision) -> None:
+        if self._state.status != PaymentStatus.REQUIRES_REVIEW or self._review is not None:
+            raise ApplicationError("the payment is not waiting for review", type="NotInReview")
+        if decision.decision not in ("approve", "reject"):
+            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
+
+    async def review_by_operator(
+        self, reasons: list[str], deadline_seconds: float, interrupted: Callable[[], bool]
+    ) -> str | None:
+        """Wait in `requires_review` for an operator; the rejection reason, or None if approved.
+
+        No decision before the deadline is a rejection. When `interrupted()` turns true (a
+        cancel), the wait ends without a decision and the caller takes over.
+        """
+        await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(reasons))
+        try:
+            await workflow.wait_condition(
+                lambda: self._review is not None or interrupted(),
+                timeout=timedelta(seconds=deadline_seconds),
+            )
+        except TimeoutError:
+            return "no review before the deadline"
+        if self._review is not None and self._review.decision == "reject":
+            return self._review.reason or "rejected by an operator"
+        if not interrupted():
+            await self.set_status(PaymentStatus.PROCESSING)
+        return None
 
     def final_event(self, idempotency_key: str) -> ProviderEventSignal | None:
         event = self._provider_events.get(idempotency_key)
@@ -163,3 +212,27 @@ class PaymentSaga:
             return polled.outcome
         event = self.final_event(idempotency_key)
         return Outcome(event.status if event else Outcome.unknown)
+
+    async def release_hold(self, hold_request: HoldFundsInput) -> None:
+        """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""
+        try:
+            hold = await workflow.execute_activity_method(
+                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
+            )
+        except ActivityError as err:
+            if error_type(err) == "InsufficientFunds":
+                return  # never made, nothing to release
+            raise
+        await workflow.execute_activity_method(
+            LedgerActivities.void_hold,
+            VoidHoldInput(f"{self._payment_id}:void", hold.id),
+            **LOCAL_STEP,
+        )
+
+    async def reverse(self, transaction_id: int, step: str) -> None:
+        """Post the reversing transaction of one of the saga's ledger transactions."""
+        await workflow.execute_activity_method(
+            LedgerActivities.reverse_transaction,
+            ReverseTransactionInput(f"{self._payment_id}:reverse-{step}", transaction_id),
+            **LOCAL_STEP,
+        )

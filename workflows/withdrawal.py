@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
-    from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput, VoidHoldInput
+    from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput
     from activities.risk import KycInput, RiskActivities, RiskInput
     from domain import search_attributes as sa
     from domain.payments import (
         FailureCode,
         PaymentState,
         PaymentStatus,
-        ReviewDecision,
         WithdrawalInput,
     )
     from ledger.models import AccountKind, LineSpec
@@ -32,7 +30,6 @@ class WithdrawalWorkflow(PaymentSaga):
 
     def __init__(self) -> None:
         super().__init__()
-        self._review: ReviewDecision | None = None
         self._cancel_requested = False
         self._payout_sent = False
 
@@ -47,20 +44,6 @@ class WithdrawalWorkflow(PaymentSaga):
     def _cancel_allowed(self) -> None:
         if self._payout_sent or self._state.status.is_terminal:
             raise ApplicationError("the payout was already sent", type="TooLateToCancel")
-
-    @workflow.update(name="review")
-    async def review(self, decision: ReviewDecision) -> PaymentState:
-        """An operator's approve or reject of a payment in review."""
-        self._review = decision
-        await workflow.wait_condition(lambda: self._state.status != PaymentStatus.REQUIRES_REVIEW)
-        return self._state
-
-    @review.validator
-    def _review_allowed(self, decision: ReviewDecision) -> None:
-        if self._state.status != PaymentStatus.REQUIRES_REVIEW or self._review is not None:
-            raise ApplicationError("the payment is not waiting for review", type="NotInReview")
-        if decision.decision not in ("approve", "reject"):
-            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
 
     @workflow.run
     async def run(self, wd: WithdrawalInput) -> PaymentState:
@@ -78,7 +61,7 @@ class WithdrawalWorkflow(PaymentSaga):
                 f"{wd.payment_id}:hold", wd.customer_id, wd.currency, wd.amount
             )
             # Registered before the hold: the hold may be made and its answer lost.
-            compensations.add(functools.partial(self._release_hold, hold_request))
+            compensations.add(functools.partial(self.release_hold, hold_request))
             try:
                 hold = await workflow.execute_activity_method(
                     LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
@@ -100,22 +83,12 @@ class WithdrawalWorkflow(PaymentSaga):
                 await compensations.run()
                 return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
             if risk.decision == "review":
-                await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(risk.reasons))
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._review is not None or self._cancel_requested,
-                        timeout=timedelta(seconds=wd.review_deadline_seconds),
-                    )
-                except TimeoutError:
+                rejection = await self.review_by_operator(
+                    risk.reasons, wd.review_deadline_seconds, lambda: self._cancel_requested
+                )
+                if rejection is not None:
                     await compensations.run()
-                    return await self.fail(
-                        FailureCode.REVIEW_REJECTED, "no review before the deadline"
-                    )
-                if self._review is not None and self._review.decision == "reject":
-                    await compensations.run()
-                    return await self.fail(FailureCode.REVIEW_REJECTED, self._review.reason)
-                if not self._cancel_requested:
-                    await self.set_status(PaymentStatus.PROCESSING)
+                    return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
 
             if self._cancel_requested:
                 await compensations.run()
@@ -166,19 +139,3 @@ class WithdrawalWorkflow(PaymentSaga):
                 await compensations.run()
                 await self.set_status(PaymentStatus.CANCELED)
             raise
-
-    async def _release_hold(self, hold_request: HoldFundsInput) -> None:
-        """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""
-        try:
-            hold = await workflow.execute_activity_method(
-                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
-            )
-        except ActivityError as err:
-            if error_type(err) == "InsufficientFunds":
-                return  # never made, nothing to release
-            raise
-        await workflow.execute_activity_method(
-            LedgerActivities.void_hold,
-            VoidHoldInput(f"{self._payment_id}:void", hold.id),
-            **LOCAL_STEP,
-        )

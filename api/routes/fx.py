@@ -1,0 +1,57 @@
+"""FX quotes: a locked rate, fee and target amount for one customer, valid until it expires."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter
+
+from api.deps import CurrentKey, ServicesDep
+from api.schemas import Quote, QuoteCreate
+from fx import FxError, SandboxRates, format_rate, price_quote
+from paysaga.errors import InvalidRequest, NotFound
+from paysaga.store import Row
+
+router = APIRouter(prefix="/v1/fx", tags=["fx"])
+RATES = SandboxRates()
+
+
+@router.post("/quotes", status_code=201, response_model=Quote)
+async def create_quote(body: QuoteCreate, svc: ServicesDep, _key: CurrentKey) -> Quote:
+    """Lock a rate for the customer; the target amount is rounded down, the fee up."""
+    if await svc.store.get_customer(body.customer_id) is None:
+        raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
+    try:
+        price = price_quote(
+            body.source_currency,
+            body.target_currency,
+            body.source_amount,
+            RATES.mid_rate(body.source_currency, body.target_currency),
+            svc.settings.fx_spread_bps,
+            svc.settings.fx_fee_bps,
+        )
+    except FxError as exc:
+        raise InvalidRequest(str(exc), code=exc.code) from exc
+    ttl = min(
+        body.expires_in_seconds or svc.settings.quote_ttl_seconds, svc.settings.quote_ttl_seconds
+    )
+    row = await svc.store.insert_quote(
+        {
+            "id": f"quo_{secrets.token_hex(12)}",
+            "customer_id": body.customer_id,
+            "source_currency": price.source_currency,
+            "target_currency": price.target_currency,
+            "source_amount": price.source_amount,
+            "fee": price.fee,
+            "target_amount": price.target_amount,
+            "rate": format_rate(price.rate),
+            "mid_rate": format_rate(price.mid_rate),
+            "expires_at": datetime.now(UTC) + timedelta(seconds=ttl),
+        }
+    )
+    return quote_from_row(row)
+
+
+def quote_from_row(row: Row) -> Quote:
+    return Quote.model_validate({**row, "used": row["used_by_payment_id"] is not None})

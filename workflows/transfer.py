@@ -1,0 +1,175 @@
+"""The cross-border transfer saga: quote, sanctions, fraud, hold, one atomic conversion, payout."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import providers as psp
+    from activities.ledger import (
+        HoldFundsInput,
+        LedgerActivities,
+        PostHoldInput,
+        PostTransactionInput,
+    )
+    from activities.risk import KycInput, RiskActivities, RiskInput, ScreeningInput
+    from domain import search_attributes as sa
+    from domain.payments import FailureCode, PaymentState, PaymentStatus, TransferInput
+    from ledger.models import AccountKind, LineSpec
+    from providers.base import Outcome
+    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type, provider_call
+
+
+@workflow.defn(name="Transfer")
+class TransferWorkflow(PaymentSaga):
+    """Money across currencies at the quoted rate: converted once, or not at all."""
+
+    @workflow.run
+    async def run(self, tr: TransferInput) -> PaymentState:
+        self._payment_id = tr.payment_id
+        compensations = Compensations()
+        try:
+            if workflow.now() > datetime.fromisoformat(tr.expires_at):
+                return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
+            kyc = await workflow.execute_activity_method(
+                RiskActivities.check_kyc, KycInput(tr.customer_id), **LOCAL_STEP
+            )
+            if not kyc.approved:
+                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+            screening = await workflow.execute_activity_method(
+                RiskActivities.screen_beneficiary,
+                ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
+                **LOCAL_STEP,
+            )
+            if not screening.approved:
+                return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)
+            risk = await workflow.execute_activity_method(
+                RiskActivities.assess_payment,
+                RiskInput(
+                    tr.payment_id, tr.customer_id, "transfer", tr.source_amount, tr.source_currency
+                ),
+                **LOCAL_STEP,
+            )
+            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
+            if risk.decision == "decline":
+                return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+
+            hold_request = HoldFundsInput(
+                f"{tr.payment_id}:hold", tr.customer_id, tr.source_currency, tr.source_amount
+            )
+            compensations.add(functools.partial(self.release_hold, hold_request))
+            try:
+                hold = await workflow.execute_activity_method(
+                    LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
+                )
+            except ActivityError as err:
+                if error_type(err) == "InsufficientFunds":
+                    return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available too low")
+                raise
+            if risk.decision == "review":
+                rejection = await self.review_by_operator(
+                    risk.reasons, tr.review_deadline_seconds, lambda: False
+                )
+                if rejection is not None:
+                    await compensations.run()
+                    return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
+
+            # One atomic ledger transaction posts the hold with every leg of the conversion.
+            conversion = await workflow.execute_activity_method(
+                LedgerActivities.post_hold,
+                PostHoldInput(
+                    f"{tr.payment_id}:convert",
+                    hold.id,
+                    self._conversion_legs(tr),
+                    f"transfer {tr.payment_id} at {tr.rate}",
+                ),
+                **LOCAL_STEP,
+            )
+            # The hold is spent; undoing the transfer now means reversing the conversion.
+            compensations = Compensations()
+            compensations.add(functools.partial(self.reverse, conversion.id, "convert"))
+            if tr.beneficiary.account is None:
+                return await self.set_status(PaymentStatus.SUCCEEDED)
+
+            payout_key = f"{tr.payment_id}:payout"
+            payout = await self.with_failover(
+                tr.providers,
+                lambda provider: workflow.execute_activity_method(
+                    psp.ProviderActivities.payout,
+                    psp.PayoutInput(
+                        provider,
+                        payout_key,
+                        tr.payment_id,
+                        tr.target_amount,
+                        tr.target_currency,
+                        tr.beneficiary.account or "",
+                    ),
+                    **provider_call(tr.timings),
+                ),
+            )
+            if payout is None:
+                await compensations.run()
+                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
+            await self.set_provider(payout.provider)
+            if await self.await_outcome(payout, payout_key, tr.timings) == Outcome.declined:
+                await compensations.run()
+                return await self.fail(FailureCode.PROVIDER_DECLINED, "the payout was declined")
+            await workflow.execute_activity_method(
+                LedgerActivities.post_transaction,
+                PostTransactionInput(
+                    f"{tr.payment_id}:settle",
+                    [
+                        LineSpec(
+                            tr.house_owner_id,
+                            AccountKind.suspense,
+                            tr.target_currency,
+                            -tr.target_amount,
+                        ),
+                        LineSpec(
+                            payout.provider,
+                            AccountKind.provider_clearing,
+                            tr.target_currency,
+                            tr.target_amount,
+                        ),
+                    ],
+                    f"transfer {tr.payment_id} paid out",
+                ),
+                **LOCAL_STEP,
+            )
+            return await self.set_status(PaymentStatus.SUCCEEDED)
+        except asyncio.CancelledError:
+            await compensations.run()
+            await self.set_status(PaymentStatus.CANCELED)
+            raise
+
+    @staticmethod
+    def _conversion_legs(tr: TransferInput) -> list[LineSpec]:
+        """Sender to FX position and fees in the source currency; FX position to beneficiary."""
+        house = tr.house_owner_id
+        beneficiary = (
+            LineSpec(
+                tr.beneficiary.customer_id,
+                AccountKind.customer_wallet,
+                tr.target_currency,
+                tr.target_amount,
+            )
+            if tr.beneficiary.customer_id
+            # Paid out later: the target amount waits in transit until the payout succeeds.
+            else LineSpec(house, AccountKind.suspense, tr.target_currency, tr.target_amount)
+        )
+        legs = [
+            LineSpec(
+                tr.customer_id, AccountKind.customer_wallet, tr.source_currency, -tr.source_amount
+            ),
+            LineSpec(house, AccountKind.fx_position, tr.source_currency, tr.source_amount - tr.fee),
+            LineSpec(house, AccountKind.fx_position, tr.target_currency, -tr.target_amount),
+            beneficiary,
+        ]
+        if tr.fee:
+            legs.insert(2, LineSpec(house, AccountKind.fees, tr.source_currency, tr.fee))
+        return legs
