@@ -200,8 +200,9 @@ class Ledger:
     ) -> Hold:
         """Reserve `amount` on an account (held += amount) until it is posted, voided or expires.
 
-        The expiry is not part of the idempotent content: a retried request computes its expiry
-        anew, and the first one stands. Raises InsufficientFunds, InvalidAmount, InvalidCurrency,
+        A replay returns the hold as first created (pending), whatever happened to it since; ask
+        `get_hold` for its current state. The expiry is not part of the idempotent content: a
+        retried request computes its expiry anew, and the first one stands. Raises InsufficientFunds, InvalidAmount, InvalidCurrency,
         IdempotencyConflict.
         """
         key = _account_key(owner_id, kind, currency)
@@ -336,7 +337,9 @@ class Ledger:
         """
 
         async def work(conn: Conn) -> dict[str, Any]:
-            original = await _load_transaction(conn, "t.id = %s", transaction_id, lock=True)
+            original = await _load_transaction(
+                conn, "t.id = %s", transaction_id, refuse_reversed=True
+            )
             legs: list[tuple[Account, int]] = []
             for entry in original.entries:
                 key = (entry.owner_id, entry.kind, entry.currency)
@@ -557,11 +560,21 @@ async def _post(
                 f"{_describe(account)}: available would be {available}, transaction refused"
             )
     try:
+        # One statement appends the transaction and its entries and stores the new balances.
         cur = await conn.execute(
-            "INSERT INTO ledger_transactions"
-            " (idempotency_key, description, metadata, reverses_transaction_id)"
-            " VALUES (%s, %s, %s, %s) RETURNING id, created_at",
-            (idempotency_key, description, Jsonb(metadata), reverses),
+            _POST_SQL,
+            (
+                idempotency_key,
+                description,
+                Jsonb(metadata),
+                reverses,
+                [acc.id for acc, _ in legs],
+                [amount for _, amount in legs],
+                balance_after,
+                account_ids,
+                [posted[i] for i in account_ids],
+                [held[i] for i in account_ids],
+            ),
         )
     except UniqueViolation as exc:
         if reverses is not None and "reverses_transaction_id" in str(exc):
@@ -570,19 +583,6 @@ async def _post(
     row = await cur.fetchone()
     assert row is not None
     transaction_id, created_at = row
-    await conn.execute(
-        "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)"
-        " SELECT %s, l.a, l.m, l.b"
-        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS l(a, m, b, n)"
-        " ORDER BY l.n",
-        (transaction_id, [acc.id for acc, _ in legs], [m for _, m in legs], balance_after),
-    )
-    await conn.execute(
-        "UPDATE ledger_accounts AS a SET posted = v.posted, held = v.held, version = a.version + 1"
-        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, posted, held)"
-        " WHERE a.id = v.id",
-        (account_ids, [posted[i] for i in account_ids], [held[i] for i in account_ids]),
-    )
     return Transaction(
         id=transaction_id,
         idempotency_key=idempotency_key,
@@ -595,6 +595,26 @@ async def _post(
         description=description,
         metadata=metadata,
     )
+
+
+_POST_SQL = """
+WITH t AS (
+    INSERT INTO ledger_transactions
+        (idempotency_key, description, metadata, reverses_transaction_id)
+    VALUES (%s, %s, %s, %s) RETURNING id, created_at
+), e AS (
+    INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)
+    SELECT t.id, l.a, l.m, l.b
+    FROM t, unnest(%s::bigint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS l(a, m, b, n)
+    ORDER BY l.n
+), u AS (
+    UPDATE ledger_accounts AS a
+    SET posted = v.posted, held = v.held, version = a.version + 1
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, posted, held)
+    WHERE a.id = v.id
+)
+SELECT id, created_at FROM t
+"""
 
 
 async def _resolve_hold(conn: Conn, hold_id: int, status: HoldStatus) -> None:
@@ -631,8 +651,10 @@ async def _load_hold(conn: Conn, hold_id: int) -> Hold:
     return _hold_from_row(row)
 
 
-async def _load_transaction(conn: Conn, where: str, value: Any, lock: bool = False) -> Transaction:
-    """A transaction and its entries. With `lock`, refuse one that was already reversed."""
+async def _load_transaction(
+    conn: Conn, where: str, value: Any, refuse_reversed: bool = False
+) -> Transaction:
+    """A transaction and its entries; with `refuse_reversed`, AlreadyReversed if it was."""
     cur = await conn.execute(
         "SELECT t.id, t.idempotency_key, t.reverses_transaction_id, t.created_at, t.description,"
         f" t.metadata, r.id FROM ledger_transactions t"
@@ -643,7 +665,7 @@ async def _load_transaction(conn: Conn, where: str, value: Any, lock: bool = Fal
     if row is None:
         raise TransactionNotFound(f"no ledger transaction for {value!r}")
     transaction_id, key, reverses, created_at, description, metadata, reversed_by = row
-    if lock and reversed_by is not None:
+    if refuse_reversed and reversed_by is not None:
         raise AlreadyReversed(
             f"transaction {transaction_id} was already reversed by transaction {reversed_by}"
         )
