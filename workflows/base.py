@@ -223,11 +223,15 @@ class PaymentSaga:
             if error_type(err) == "InsufficientFunds":
                 return  # never made, nothing to release
             raise
-        await workflow.execute_activity_method(
-            LedgerActivities.void_hold,
-            VoidHoldInput(f"{self._payment_id}:void", hold.id),
-            **LOCAL_STEP,
-        )
+        try:
+            await workflow.execute_activity_method(
+                LedgerActivities.void_hold,
+                VoidHoldInput(f"{self._payment_id}:void", hold.id),
+                **LOCAL_STEP,
+            )
+        except ActivityError as err:
+            if error_type(err) not in ("HoldNotPending", "HoldExpired"):
+                raise  # else: already released
 
     async def reverse(self, transaction_id: int, step: str) -> None:
         """Post the reversing transaction of one of the saga's ledger transactions."""
