@@ -30,6 +30,17 @@ class ProviderResult:
     detail: str | None = None
 
 
+@dataclass
+class SettlementLine:
+    """One line of a provider's settlement report: money it says moved for a payment."""
+
+    kind: str  # charge, payout or refund
+    reference: str  # our payment id
+    amount: int
+    currency: str
+    operation_id: str
+
+
 class ProviderError(Exception):
     """Base of everything a provider adapter raises that is not an `Outcome`."""
 
@@ -96,3 +107,5 @@ class PaymentProvider(Protocol):
     ) -> ProviderResult: ...
 
     async def status(self, idempotency_key: str) -> ProviderResult: ...
+
+    async def settlement_report(self) -> list[SettlementLine]: ...

@@ -10,8 +10,10 @@ import httpx
 from providers.base import (
     Outcome,
     ProviderConfigurationError,
+    ProviderError,
     ProviderRequestRejected,
     ProviderResult,
+    SettlementLine,
 )
 
 _STATUS_OUTCOMES = {
@@ -105,6 +107,21 @@ class SandboxProvider:
         if response.status_code == 404 and _error_code(response) == "operation_not_found":
             return self._result(Outcome.not_processed, detail="operation_not_found")
         return self._interpret(response)
+
+    async def settlement_report(self) -> list[SettlementLine]:
+        """Every line the PSP has settled, for reconciliation with our ledger."""
+        url = f"{self._base_url}/{self._name}/settlement-report"
+        try:
+            response = await self._client.get(url, timeout=self._timeout * 4)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self._name} settlement report unavailable: {exc!r}") from exc
+        return [
+            SettlementLine(
+                line["kind"], line["reference"], line["amount"], line["currency"], line["id"]
+            )
+            for line in response.json()["data"]
+        ]
 
     async def _create(self, path: str, body: dict[str, Any]) -> ProviderResult:
         url = f"{self._base_url}/{self._name}/{path}"

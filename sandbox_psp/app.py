@@ -168,7 +168,28 @@ async def settlement_report(provider: ProviderDep, store: StoreDep) -> dict[str,
         }
         for operation in store.settled_succeeded(provider, time.time())
     ]
-    return {"provider": provider, "data": rows}
+    return {"provider": provider, "data": rows + store.settlement_adjustments(provider)}
+
+
+class SettlementAdjustment(BaseModel):
+    """A settlement line without an operation, as a PSP's books sometimes show."""
+
+    kind: Annotated[str, StringConstraints(pattern="^(charge|payout|refund)$")]
+    reference: Text
+    amount: Amount
+    currency: Currency
+
+
+@router.post("/{provider}/_sandbox/settlement-adjustments", status_code=201)
+async def add_settlement_adjustment(
+    provider: ProviderDep, body: SettlementAdjustment, store: StoreDep
+) -> dict[str, Any]:
+    """Sandbox only: put a line in the settlement report that our ledger never saw."""
+    adjustment_id = f"adj_{secrets.token_hex(8)}"
+    store.add_settlement_adjustment(
+        adjustment_id, provider, body.kind, body.reference, body.amount, body.currency, time.time()
+    )
+    return {"id": adjustment_id, **body.model_dump()}
 
 
 async def _create(

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS settlement_adjustments (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -152,6 +161,41 @@ class OperationStore:
             (provider, now),
         ).fetchall()
         return [Operation(*row) for row in rows]
+
+    def add_settlement_adjustment(
+        self,
+        adjustment_id: str,
+        provider: str,
+        kind: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        now: float,
+    ) -> None:
+        """A settlement line with no operation behind it: how a test plants a mismatch."""
+        self._db.execute(
+            "INSERT INTO settlement_adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (adjustment_id, provider, kind, reference, amount, currency, now),
+        )
+
+    def settlement_adjustments(self, provider: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, kind, reference, amount, currency, created_at"
+            " FROM settlement_adjustments WHERE provider = ? ORDER BY created_at, id",
+            (provider,),
+        ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "kind": r[1],
+                "idempotency_key": None,
+                "reference": r[2],
+                "amount": r[3],
+                "currency": r[4],
+                "settled_at": isoformat(r[5]),
+            }
+            for r in rows
+        ]
 
     def refunded_amount(self, provider: str, charge_idempotency_key: str) -> int:
         """The sum of the refunds recorded against a charge."""
