@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -10,25 +11,36 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.risk import RiskActivities
 from ledger.engine import Ledger
+from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
 from paysaga.db import open_pool
+from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings
 from paysaga.store import Store
-from providers.registry import build_providers
+from providers.registry import PROVIDER_NAMES, build_providers
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
+from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
-WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow, TransferWorkflow]
+WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow, TransferWorkflow, ReconciliationWorkflow]
 
 
 def activities_for(
@@ -48,7 +60,9 @@ def activities_for(
     )
     risk = RiskActivities(store, kyc, fraud, timedelta(seconds=settings.velocity_window_seconds))
     ledger_activities = LedgerActivities(ledger)
-    provider_activities = ProviderActivities(build_providers(settings, http))
+    providers = build_providers(settings, http)
+    provider_activities = ProviderActivities(providers)
+    reconciliation = ReconciliationActivities(ReconciliationBooks(store.pool), providers)
     payments = PaymentActivities(store)
     return [
         risk.check_kyc,
@@ -64,15 +78,42 @@ def activities_for(
         provider_activities.final_status,
         provider_activities.refund_charge,
         payments.record_status,
+        reconciliation.reconcile_provider,
     ]
+
+
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+    """Create the reconciliation schedule once; every worker may try, the first one wins."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconciliationWorkflow.run,
+            ReconciliationInput(providers=list(PROVIDER_NAMES)),
+            id="paysaga-reconciliation-run",
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(
+                    every=timedelta(seconds=settings.reconciliation_interval_seconds)
+                )
+            ]
+        ),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(f"{SCHEDULE_ID}-{settings.task_queue}", schedule)
 
 
 async def run_worker(settings: Settings) -> None:
     """Poll the task queue until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
+    refuse_dev_codec_key_in_production(settings)
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+    )
     async with httpx.AsyncClient() as http:
         worker = Worker(
             client,
@@ -86,6 +127,7 @@ async def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.info("worker polling task queue %s", settings.task_queue)
+        await ensure_reconciliation_schedule(client, settings)
         async with worker:
             await stop.wait()
     await pool.close()

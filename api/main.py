@@ -11,16 +11,20 @@ from temporalio.client import Client
 from api.deps import Services
 from api.problems import install_problem_handlers
 from api.routes import (
+    codec,
     customers,
     deposits,
     fx,
     health,
+    ops,
     payments,
+    reconciliation,
     transfers,
     webhooks,
     withdrawals,
 )
 from ledger.engine import Ledger
+from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
 from paysaga.db import open_pool
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings, get_settings
 from paysaga.store import Store
@@ -37,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, settings.database_pool_min, settings.database_pool_max
         )
         temporal = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
         )
         app.state.services = Services(settings, pool, Store(pool), Ledger(pool), temporal)
         try:
@@ -52,13 +58,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (health, customers, deposits, withdrawals, fx, transfers, payments, webhooks):
+    for module in (
+        health,
+        customers,
+        deposits,
+        withdrawals,
+        fx,
+        transfers,
+        payments,
+        ops,
+        webhooks,
+        reconciliation,
+    ):
         app.include_router(module.router)
+    app.include_router(codec.router)
+    codec.install_codec_cors(app, settings.codec_cors_origins)
     return app
 
 
 def refuse_dev_keys_in_production(settings: Settings) -> None:
     """A production start with the well-known development keys is a configuration error."""
+    refuse_dev_codec_key_in_production(settings)
     if settings.environment == "production" and (
         DEV_MERCHANT_KEY in settings.api_keys or DEV_OPS_KEY in settings.api_keys
     ):

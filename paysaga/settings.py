@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_MERCHANT_KEY = "sk_test_merchant"
 DEV_OPS_KEY = "sk_test_ops"
+# The well-known development key of the payload codec: a production start refuses it.
+DEV_CODEC_KEY_ID = "dev-2026-11"
+DEV_CODEC_KEY = "5612A476m8MaeIWSr/E2A17DJqY1V8vZ3xq0XjJZ2dk="
 
 
 class Settings(BaseSettings):
@@ -44,7 +47,17 @@ class Settings(BaseSettings):
         DEV_MERCHANT_KEY: ["payments"],
         DEV_OPS_KEY: ["payments", "ops"],
     }
+    # Keys made by `paysaga keys create` live (hashed) in the database; the API remembers a
+    # looked-up key this long, so a revoked key may keep working for up to this many seconds.
+    api_key_cache_seconds: float = 30.0
     idempotency_key_ttl_hours: int = 24
+
+    # Payload codec: AES-256-GCM keys (32 bytes, base64) by key id. Payloads are encrypted with
+    # the current key; every listed key decrypts, so rotation adds a key and moves the current id.
+    codec_keys: dict[str, str] = {DEV_CODEC_KEY_ID: DEV_CODEC_KEY}
+    codec_current_key_id: str = DEV_CODEC_KEY_ID
+    # Origins of the Temporal Web UI allowed to call the API's codec endpoint; default: the UI's.
+    codec_cors_origins: list[str] = []
 
     # Sandbox PSP (the service, and the adapter that talks to it).
     psp_host: str = "127.0.0.1"
@@ -78,6 +91,8 @@ class Settings(BaseSettings):
     quote_ttl_seconds: int = 60
     house_owner_id: str = "house"  # owner of the fee and FX position accounts
 
+    reconciliation_interval_seconds: int = 3600
+
     # Sagas.
     # Provider choice per operation, in order of preference (cost, availability); a key
     # "<operation>:<CURRENCY>" overrides the operation's default for that currency.
@@ -90,6 +105,17 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = 2.0
     review_deadline_seconds: float = 86_400.0  # a payment in review is rejected after this
 
+    # Observability.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    # The worker's Prometheus endpoint (Temporal SDK metrics and paysaga_payments_*), served at
+    # http://<address>/metrics; empty or port 0 disables it. Give each worker process on one
+    # machine its own PAYSAGA_WORKER_METRICS_ADDRESS (a worker whose port is taken runs without).
+    worker_metrics_address: str = "127.0.0.1:9464"
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
+    # "console"; empty: no tracing at all.
+    otel_exporter_endpoint: str = ""
+
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:
         """URLs left empty follow the configured hosts and ports."""
@@ -97,6 +123,9 @@ class Settings(BaseSettings):
             self.psp_url = f"http://{self.psp_host}:{self.psp_port}"
         if not self.psp_webhook_url:
             self.psp_webhook_url = f"http://{self.api_host}:{self.api_port}/v1/webhooks/providers"
+        if not self.codec_cors_origins:
+            port = self.temporal_ui_port
+            self.codec_cors_origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
         return self
 
 

@@ -1,0 +1,45 @@
+"""Ops view of reconciliation: the mismatches found between providers' books and the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import OpsKey, ServicesDep
+from paysaga.reconciliation import ReconciliationBooks
+
+router = APIRouter(prefix="/v1/ops/reconciliation", tags=["ops"])
+
+
+class MismatchOut(BaseModel):
+    id: int
+    provider: str
+    reference: str
+    currency: str
+    provider_amount: int
+    ledger_amount: int
+    found_at: datetime
+    run_key: str
+
+
+class MismatchList(BaseModel):
+    data: list[MismatchOut]
+    has_more: bool
+
+
+@router.get("/mismatches", response_model=MismatchList)
+async def list_mismatches(
+    svc: ServicesDep,
+    _key: OpsKey,
+    provider: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: int | None = None,
+) -> MismatchList:
+    """Mismatches recorded by reconciliation runs, newest first (ops scope)."""
+    rows, has_more = await ReconciliationBooks(svc.pool).list_mismatches(
+        provider, limit, starting_after
+    )
+    return MismatchList(data=[MismatchOut.model_validate(r) for r in rows], has_more=has_more)

@@ -1,0 +1,58 @@
+"""Reconciliation: the scheduled workflow matches each provider's settlement report with the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.stack import Stack, funded_customer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def mismatches_for(ops_api: httpx.AsyncClient, reference: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = await ops_api.get("/v1/ops/reconciliation/mismatches", params={"limit": 100})
+        assert response.status_code == 200, response.text
+        found = [m for m in response.json()["data"] if m["reference"] == reference]
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no mismatch recorded for {reference}")
+
+
+async def test_planted_settlement_line_is_found_by_scheduled_reconciliation(
+    api: httpx.AsyncClient,
+    ops_api: httpx.AsyncClient,
+    stack: Stack,
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    await funded_customer(api, 3_000)  # at least one matched deposit in the books
+    phantom = f"dep_phantom_{uuid.uuid4().hex[:12]}"
+    async with httpx.AsyncClient(base_url=stack.psp.url) as psp:
+        planted = await psp.post(
+            "/sandbox-bank/_sandbox/settlement-adjustments",
+            json={"kind": "charge", "reference": phantom, "amount": 4_242, "currency": "EUR"},
+        )
+    assert planted.status_code == 201, planted.text
+
+    schedule = temporal_env.client.get_schedule_handle(f"paysaga-reconciliation-{stack.task_queue}")
+    await schedule.trigger()
+    found = await mismatches_for(ops_api, phantom)
+
+    assert [(m["provider"], m["provider_amount"], m["ledger_amount"]) for m in found] == [
+        ("sandbox-bank", 4_242, 0)
+    ]
+    run = found[0]["run_key"].rsplit(":", 1)[0]
+    listed = (await ops_api.get("/v1/ops/reconciliation/mismatches", params={"limit": 100})).json()
+    same_run = [m["reference"] for m in listed["data"] if m["run_key"].startswith(run)]
+    assert same_run == [phantom]  # every real payment of the session matched its ledger entries
+    forbidden = await api.get("/v1/ops/reconciliation/mismatches")
+    assert forbidden.status_code == 403
