@@ -125,7 +125,12 @@ def installed_binary(name: str) -> str:
 
 
 def temporal_dev_server_argv(
-    *, port: int, ui_port: int, db_file: Path, headless: bool = False
+    *,
+    port: int,
+    ui_port: int,
+    db_file: Path,
+    headless: bool = False,
+    codec_endpoint: str | None = None,
 ) -> list[str]:
     """`temporal server start-dev` on loopback with the project's search attributes."""
     argv = [
@@ -144,6 +149,8 @@ def temporal_dev_server_argv(
         *TEMPORAL_DEV_SERVER_FLAGS,
     ]
     argv += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    if codec_endpoint and not headless:
+        argv += ["--ui-codec-endpoint", codec_endpoint]
     return argv
 
 
@@ -185,11 +192,15 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         run_migrations(database_url)
 
         host, _, port = settings.temporal_address.rpartition(":")
+        api = f"http://{settings.api_host}:{settings.api_port}"
         step("Temporal", "starting the dev server")
         group.start(
             "temporal",
             temporal_dev_server_argv(
-                port=int(port), ui_port=settings.temporal_ui_port, db_file=data_dir / "temporal.db"
+                port=int(port),
+                ui_port=settings.temporal_ui_port,
+                db_file=data_dir / "temporal.db",
+                codec_endpoint=f"{api}/codec",
             ),
             {},
         )
@@ -206,7 +217,6 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
 
         step("API", "starting")
         group.start("api", [sys.executable, "-m", "api"], env)
-        api = f"http://{settings.api_host}:{settings.api_port}"
         wait_for_http(f"{api}/healthz", timeout=60)
 
         print(
@@ -215,6 +225,7 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
 
   API            {api}           (docs: {api}/docs)
   Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}
+  Codec endpoint {api}/codec     (decrypts payloads for the UI; needs an ops key)
   Temporal gRPC  {settings.temporal_address}
   Sandbox PSP    {settings.psp_url}
   PostgreSQL     {database_url}

@@ -1,0 +1,97 @@
+"""The Temporal codec server: the Temporal Web UI and CLI decrypt workflow payloads through it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.api.common.v1 import Payload
+
+from api.deps import OpsKey, ServicesDep
+from paysaga.codec import CodecError, EncryptionCodec
+from paysaga.errors import InvalidRequest
+
+router = APIRouter(prefix="/codec", tags=["ops"])
+
+
+class CodecPayload(BaseModel):
+    """A Temporal `Payload` in protobuf JSON: metadata values and data in base64."""
+
+    metadata: dict[str, str] = {}
+    data: str = ""
+
+
+class CodecPayloads(BaseModel):
+    """The body of the codec server protocol, in and out."""
+
+    payloads: list[CodecPayload] = []
+
+
+@router.post("/encode", response_model=CodecPayloads)
+async def encode_payloads(body: CodecPayloads, svc: ServicesDep, key: OpsKey) -> CodecPayloads:
+    """Encrypt payloads with the current codec key (the codec server protocol's `/encode`)."""
+    return await _apply(EncryptionCodec.from_settings(svc.settings).encode, body)
+
+
+@router.post("/decode", response_model=CodecPayloads)
+async def decode_payloads(body: CodecPayloads, svc: ServicesDep, key: OpsKey) -> CodecPayloads:
+    """Decrypt payloads with the key each names (the codec server protocol's `/decode`)."""
+    return await _apply(EncryptionCodec.from_settings(svc.settings).decode, body)
+
+
+async def _apply(
+    transform: Callable[[Sequence[Payload]], Awaitable[list[Payload]]], body: CodecPayloads
+) -> CodecPayloads:
+    try:
+        payloads = [
+            Payload(
+                metadata={k: base64.b64decode(v, validate=True) for k, v in p.metadata.items()},
+                data=base64.b64decode(p.data, validate=True),
+            )
+            for p in body.payloads
+        ]
+    except binascii.Error as exc:
+        raise InvalidRequest("payload metadata and data must be base64") from exc
+    try:
+        transformed = await transform(payloads)
+    except CodecError as exc:
+        raise InvalidRequest(str(exc), code="codec_error") from exc
+    return CodecPayloads(
+        payloads=[
+            CodecPayload(
+                metadata={k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                data=base64.b64encode(p.data).decode(),
+            )
+            for p in transformed
+        ]
+    )
+
+
+class CodecCORSMiddleware:
+    """CORS for the codec endpoint only: the Temporal UI calls it from the browser, nothing else."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        self._app = app
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(f"{router.prefix}/"):
+            await self._cors(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def install_codec_cors(app: FastAPI, origins: Sequence[str]) -> None:
+    """Let the Temporal UI's origins call the codec endpoint with the operator's credentials."""
+    app.add_middleware(CodecCORSMiddleware, origins=origins)

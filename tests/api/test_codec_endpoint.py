@@ -1,0 +1,165 @@
+"""Workflow histories are ciphertext at rest; the API's codec endpoint decrypts them for operators."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from paysaga.codec import ENCODING, KEY_ID_METADATA, data_converter
+from paysaga.settings import Settings
+from tests.stack import Stack, create_customer, post_payment, wait_terminal
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+UI_ORIGIN = f"http://127.0.0.1:{Settings().temporal_ui_port}"
+
+
+async def started_deposit(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A succeeded deposit of a customer named Ada Lovelace, and the customer."""
+    customer = await create_customer(api, full_name="Ada Lovelace")
+    body = {
+        "customer_id": customer["id"],
+        "amount": 2_500,
+        "currency": "EUR",
+        "payment_method": "pm_ok",
+    }
+    response = await post_payment(api, "/v1/deposits", body)
+    assert response.status_code == 202, response.text
+    payment = await wait_terminal(api, response.json()["id"])
+    assert payment["status"] == "succeeded"
+    return payment, customer
+
+
+async def start_input(client: Client, workflow_id: str) -> list[Payload]:
+    """The payloads of the workflow's start input, as the history stores them."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    return list(started.input.payloads)
+
+
+def as_json(payloads: list[Payload]) -> dict[str, Any]:
+    """The codec server protocol's body: metadata values and data in base64."""
+    return {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                "data": base64.b64encode(p.data).decode(),
+            }
+            for p in payloads
+        ]
+    }
+
+
+async def test_workflow_history_is_ciphertext_at_rest(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+) -> None:
+    payment, customer = await started_deposit(api)
+
+    payloads = await start_input(temporal_env.client, payment["id"])
+
+    assert payloads
+    for payload in payloads:
+        assert payload.metadata["encoding"] == ENCODING
+        assert payload.metadata[KEY_ID_METADATA] == Settings().codec_current_key_id.encode()
+        raw = payload.SerializeToString()
+        for secret in (customer["id"], payment["id"], "pm_ok", "json/plain"):
+            assert secret.encode() not in raw
+
+
+async def test_history_reads_with_the_codec(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+) -> None:
+    payment, customer = await started_deposit(api)
+    client = await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=temporal_env.client.namespace,
+        data_converter=data_converter(Settings()),
+    )
+
+    history = await client.get_workflow_handle(payment["id"]).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [deposit] = await client.data_converter.decode(started.input.payloads, [dict[str, Any]])
+
+    assert deposit["payment_id"] == payment["id"]
+    assert deposit["customer_id"] == customer["id"]
+
+
+async def test_decode_history_payloads_with_ops_key(
+    api: httpx.AsyncClient,
+    ops_api: httpx.AsyncClient,
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    payment, _ = await started_deposit(api)
+    payloads = await start_input(temporal_env.client, payment["id"])
+
+    response = await ops_api.post(
+        "/codec/decode", json=as_json(payloads), headers={"X-Namespace": "default"}
+    )
+
+    assert response.status_code == 200, response.text
+    [decoded] = response.json()["payloads"]
+    assert base64.b64decode(decoded["metadata"]["encoding"]) == b"json/plain"
+    assert json.loads(base64.b64decode(decoded["data"]))["payment_id"] == payment["id"]
+
+
+async def test_encode_then_decode_round_trip(ops_api: httpx.AsyncClient) -> None:
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"full_name": "Ada Lovelace"}')
+
+    encoded = await ops_api.post("/codec/encode", json=as_json([plain]))
+    assert encoded.status_code == 200, encoded.text
+    [sealed] = encoded.json()["payloads"]
+    assert b"Ada Lovelace" not in base64.b64decode(sealed["data"])
+    decoded = await ops_api.post("/codec/decode", json=encoded.json())
+
+    assert decoded.json() == as_json([plain])
+
+
+async def test_decode_with_merchant_key_is_forbidden(api: httpx.AsyncClient, stack: Stack) -> None:
+    response = await api.post("/codec/decode", json={"payloads": []})
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        anonymous = await client.post("/codec/decode", json={"payloads": []})
+
+    assert response.status_code == 403
+    assert anonymous.status_code == 401
+
+
+async def test_decode_payload_of_unknown_key_is_rejected(ops_api: httpx.AsyncClient) -> None:
+    foreign = Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: b"retired"}, data=b"x" * 40)
+
+    response = await ops_api.post("/codec/decode", json=as_json([foreign]))
+
+    assert response.status_code == 422
+    assert "retired" in response.json()["detail"]
+
+
+async def test_cors_preflight_from_temporal_ui_is_allowed(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        allowed = await client.options(
+            "/codec/decode",
+            headers={
+                "Origin": UI_ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+            },
+        )
+        foreign = await client.options(
+            "/codec/decode",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        other_route = await client.options(
+            "/v1/deposits", headers={"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"}
+        )
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in foreign.headers
+    assert "access-control-allow-origin" not in other_route.headers
