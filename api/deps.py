@@ -3,17 +3,68 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Header, Request
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from ledger.engine import Ledger
-from paysaga.errors import Forbidden, IdempotencyKeyMissing, InvalidRequest, Unauthorized
+from paysaga.errors import (
+    Forbidden,
+    IdempotencyKeyMissing,
+    InvalidRequest,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from paysaga.settings import Settings
 from paysaga.store import Store
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The authenticated caller: a principal id (never the secret), its scopes, who it is.
+
+    A key from the database has its id as principal; a key from the settings has a hash.
+    """
+
+    principal: str
+    scopes: frozenset[str]
+    key_id: str | None = None
+    name: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for the ops audit trail: the key's id, else its name."""
+        return self.key_id or self.name
+
+
+@dataclass
+class KeyCache:
+    """Database keys by the sha256 of their secret, remembered for a few seconds.
+
+    It keeps the hot path off the database; a revoked key is refused once its entry expires.
+    """
+
+    max_entries: int = 10_000
+    entries: dict[str, tuple[float, ApiKey]] = field(default_factory=dict)
+
+    def get(self, secret_hash: str) -> ApiKey | None:
+        hit = self.entries.get(secret_hash)
+        if hit is None or hit[0] <= time.monotonic():
+            self.entries.pop(secret_hash, None)
+            return None
+        return hit[1]
+
+    def put(self, secret_hash: str, key: ApiKey, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()  # crude, but bounded; misses only cost a lookup
+        self.entries[secret_hash] = (time.monotonic() + ttl_seconds, key)
 
 
 @dataclass
@@ -25,14 +76,7 @@ class Services:
     store: Store
     ledger: Ledger
     temporal: Client
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """The authenticated caller: a principal id (a hash, never the secret) and its scopes."""
-
-    principal: str
-    scopes: frozenset[str]
+    key_cache: KeyCache = field(default_factory=KeyCache)
 
 
 def services(request: Request) -> Services:
@@ -43,15 +87,38 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def current_key(svc: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+async def current_key(
+    svc: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> ApiKey:
     """The API key of `Authorization: Bearer <key>`, with the `payments` scope."""
     scheme, _, secret = (authorization or "").partition(" ")
-    scopes = svc.settings.api_keys.get(secret.strip()) if scheme.lower() == "bearer" else None
-    if scopes is None:
+    key = await _find_key(svc, secret.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
         raise Unauthorized("send a valid key as 'Authorization: Bearer <key>'")
-    key = ApiKey(hashlib.sha256(secret.strip().encode()).hexdigest()[:16], frozenset(scopes))
     if "payments" not in key.scopes:
         raise Forbidden("this key lacks the 'payments' scope")
+    return key
+
+
+async def _find_key(svc: Services, secret: str) -> ApiKey | None:
+    """A key of the settings (the dev keys), else an unrevoked key of the database."""
+    if not secret:
+        return None
+    secret_hash = hashlib.sha256(secret.encode()).hexdigest()
+    scopes = svc.settings.api_keys.get(secret)
+    if scopes is not None:
+        return ApiKey(secret_hash[:16], frozenset(scopes), name=f"settings:{secret_hash[:16]}")
+    key = svc.key_cache.get(secret_hash)
+    if key is not None:
+        return key
+    try:
+        row = await svc.store.find_api_key_by_hash(secret_hash)
+    except psycopg.Error as exc:
+        raise ServiceUnavailable("could not check the API key; retry later") from exc
+    if row is None:
+        return None
+    key = ApiKey(row["id"], frozenset(row["scopes"]), key_id=row["id"], name=row["name"])
+    svc.key_cache.put(secret_hash, key, svc.settings.api_key_cache_seconds)
     return key
 
 

@@ -1,4 +1,4 @@
-"""The `paysaga` command: the dev stack, the ledger audit, and other operator tools."""
+"""The `paysaga` command: the dev stack, the ledger audit, API keys, and other operator tools."""
 
 from __future__ import annotations
 
@@ -21,6 +21,22 @@ def main(argv: list[str] | None = None) -> int:
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_commands.add_parser("audit", help="recompute every balance and check the money rules")
 
+    keys = commands.add_parser("keys", help="API keys stored (hashed) in the database")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key; its secret is shown once")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        required=True,
+        choices=["payments", "ops"],
+        help="a scope of the key (repeat for several)",
+    )
+    revoke = keys_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", help="the key's id (key_...)")
+    keys_commands.add_parser("list", help="every key: id, name, prefix, scopes, dates")
+
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "dev":
@@ -31,8 +47,32 @@ def main(argv: list[str] | None = None) -> int:
         from ledger.audit import run_audit_cli
 
         return asyncio.run(run_audit_cli(settings.database_url or _dev_database_url(settings)))
+    if args.command == "keys":
+        return _keys_command(args, settings.database_url or _dev_database_url(settings))
     parser.error("unknown command")
     return 2
+
+
+def _keys_command(args: argparse.Namespace, database_url: str) -> int:
+    """`paysaga keys create|revoke|list`."""
+    from paysaga import keys
+
+    if args.keys_command == "create":
+        created = asyncio.run(keys.create_key(database_url, args.name, args.scopes))
+        print(f"id:     {created.key_id}")
+        print(f"scopes: {', '.join(created.row['scopes'])}")
+        print(f"secret: {created.secret}")
+        print("Store the secret now: it is not kept and cannot be shown again.")
+        return 0
+    if args.keys_command == "revoke":
+        row = asyncio.run(keys.revoke_key(database_url, args.key_id))
+        if row is None:
+            print(f"no key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {row['id']} ({row['name']}) at {row['revoked_at'].isoformat()}")
+        return 0
+    print(keys.format_keys(asyncio.run(keys.list_keys(database_url))))
+    return 0
 
 
 def _dev_database_url(settings: object) -> str:

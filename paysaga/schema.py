@@ -1,12 +1,21 @@
-"""Tables of the payments service around the ledger: customers, payments, API idempotency, webhooks."""
+"""Tables of the payments service around the ledger: customers, payments, idempotency, webhooks, API keys."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, PrimaryKeyConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -99,3 +108,34 @@ class FxQuote(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_by_payment_id: str | None = Field(default=None, unique=True)
     created_at: datetime = Field(sa_column=_now_column())
+
+
+class ApiKeyRecord(SQLModel, table=True):
+    """An API key created by `paysaga keys create`: only its sha256 is kept, never the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True)
+    name: str
+    prefix: str  # the first characters of the secret, to tell keys apart in listings
+    secret_hash: str = Field(unique=True)
+    scopes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    created_at: datetime = Field(sa_column=_now_column())
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class OpsAuditEntry(SQLModel, table=True):
+    """One action of an operator (a review, ...): who did what to which payment."""
+
+    __tablename__ = "ops_audit_log"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    at: datetime = Field(sa_column=_now_column())
+    actor: str
+    action: str
+    target: str | None = None
+    detail: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )

@@ -1,4 +1,4 @@
-"""SQL for the payments service's own tables: customers, payments, idempotency keys, webhook events."""
+"""SQL for the payments service's own tables: customers, payments, idempotency, webhooks, API keys."""
 
 from __future__ import annotations
 
@@ -221,6 +221,63 @@ class Store:
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
             (provider, event_id, payment_id, event_type),
         )
+
+    # API keys and the ops audit trail
+
+    async def create_api_key(
+        self, key_id: str, name: str, prefix: str, secret_hash: str, scopes: list[str]
+    ) -> Row:
+        """Insert a key; only the hash of its secret is stored."""
+        row = await self._one(
+            "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+            (key_id, name, prefix, secret_hash, scopes),
+        )
+        assert row is not None
+        return row
+
+    async def revoke_api_key(self, key_id: str) -> Row | None:
+        """Revoke a key (again: no change); None when there is no such key."""
+        return await self._one(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
+            " WHERE id = %s RETURNING *",
+            (key_id,),
+        )
+
+    async def list_api_keys(self) -> list[Row]:
+        """Every key, revoked ones included, oldest first."""
+        return await self._all("SELECT * FROM api_keys ORDER BY created_at, id", ())
+
+    async def find_api_key_by_hash(self, secret_hash: str) -> Row | None:
+        """The unrevoked key whose secret has this sha256 hex."""
+        return await self._one(
+            "SELECT * FROM api_keys WHERE secret_hash = %s AND revoked_at IS NULL",
+            (secret_hash,),
+        )
+
+    async def record_ops_action(
+        self, actor: str, action: str, target: str | None, detail: dict[str, Any]
+    ) -> Row:
+        """Append one operator action to the audit trail."""
+        row = await self._one(
+            "INSERT INTO ops_audit_log (actor, action, target, detail)"
+            " VALUES (%s, %s, %s, %s) RETURNING *",
+            (actor, action, target, json.dumps(detail)),
+        )
+        assert row is not None
+        return row
+
+    async def list_ops_actions(
+        self, *, limit: int, starting_after: int | None
+    ) -> tuple[list[Row], bool]:
+        """Newest first; the cursor is the id of the last entry of the previous page."""
+        rows = await self._all(
+            "SELECT * FROM ops_audit_log"
+            " WHERE (%(after)s::bigint IS NULL OR id < %(after)s)"
+            " ORDER BY id DESC LIMIT %(limit)s",
+            {"after": starting_after, "limit": limit + 1},
+        )
+        return rows[:limit], len(rows) > limit
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""

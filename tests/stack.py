@@ -37,6 +37,7 @@ STACK_ENV = {
     "PAYSAGA_REVIEW_DEADLINE_SECONDS": "6",
     "PAYSAGA_DATABASE_POOL_MIN": "1",
     "PAYSAGA_DATABASE_POOL_MAX": "8",
+    "PAYSAGA_API_KEY_CACHE_SECONDS": "0",  # a revoked key is refused at once
     "PYTHONUNBUFFERED": "1",
 }
 

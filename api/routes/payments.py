@@ -85,9 +85,12 @@ async def cancel_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) ->
 async def review_payment(
     payment_id: str, body: ReviewCreate, svc: ServicesDep, key: OpsKey
 ) -> Payment:
-    """An operator approves or rejects a payment in `requires_review` (ops scope)."""
-    decision = ReviewDecision(body.decision, body.reason, reviewer=key.principal)
+    """An operator approves or rejects a payment in `requires_review` (ops scope); audited."""
+    decision = ReviewDecision(body.decision, body.reason, reviewer=key.actor)
     not_in_review = Conflict(
         f"{payment_id} is not waiting for review", code="payment_not_in_review"
     )
-    return await _update_saga(svc, payment_id, "review", decision, not_in_review)
+    payment = await _update_saga(svc, payment_id, "review", decision, not_in_review)
+    detail = {"decision": body.decision, "reason": body.reason, "key_name": key.name}
+    await svc.store.record_ops_action(key.actor, "payment.review", payment_id, detail)
+    return payment

@@ -1,0 +1,41 @@
+"""Ops tools over the API: the audit trail of what operators did (ops scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import OpsKey, ServicesDep
+
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+
+
+class OpsAction(BaseModel):
+    """One operator action: who (`actor`, a key id or name) did what (`action`) to which payment."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+
+
+class OpsActionList(BaseModel):
+    data: list[OpsAction]
+    has_more: bool
+
+
+@router.get("/audit-log", response_model=OpsActionList)
+async def list_audit_log(
+    svc: ServicesDep,
+    _key: OpsKey,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[int | None, Query(ge=1)] = None,
+) -> OpsActionList:
+    """Operator actions, newest first; pass the last id as `starting_after` for the next page."""
+    rows, has_more = await svc.store.list_ops_actions(limit=limit, starting_after=starting_after)
+    return OpsActionList(data=[OpsAction.model_validate(row) for row in rows], has_more=has_more)

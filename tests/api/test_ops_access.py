@@ -1,0 +1,108 @@
+"""API keys from the database through the running API: scopes, revocation, the ops audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from paysaga import keys
+from paysaga.db import open_pool
+from paysaga.store import Store
+from tests.stack import Stack, funded_customer, post_payment, wait_status, wait_terminal
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ClientWithKey = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, str]]]
+
+
+@pytest.fixture
+def client_with_key(stack: Stack) -> ClientWithKey:
+    """A client of the API with a new key of these scopes, created as `paysaga keys create` does."""
+
+    @asynccontextmanager
+    async def make(*scopes: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+        created = await keys.create_key(stack.database_url, "test key", list(scopes))
+        headers = {"Authorization": f"Bearer {created.secret}"}
+        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+            yield client, created.key_id
+
+    return make
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code
+
+
+async def test_payments_key_lists_payments_but_may_not_act_as_ops(
+    client_with_key: ClientWithKey,
+) -> None:
+    async with client_with_key("payments") as (client, _key_id):
+        listed = await client.get("/v1/payments", params={"limit": 1})
+        review = await client.post("/v1/payments/wd_any/review", json={"decision": "approve"})
+        audit = await client.get("/v1/ops/audit-log")
+
+    assert listed.status_code == 200, listed.text
+    assert_problem(review, 403, "forbidden")
+    assert_problem(audit, 403, "forbidden")
+
+
+async def test_unknown_and_revoked_keys_are_refused(
+    stack: Stack, client_with_key: ClientWithKey
+) -> None:
+    async with client_with_key("payments") as (client, key_id):
+        assert (await client.get("/v1/payments")).status_code == 200
+        await keys.revoke_key(stack.database_url, key_id)
+        after_revoke = await client.get("/v1/payments")
+        unknown = await client.get(
+            "/v1/payments", headers={"Authorization": "Bearer sk_live_nobody"}
+        )
+
+    assert_problem(after_revoke, 401, "unauthorized")
+    assert_problem(unknown, 401, "unauthorized")
+
+
+async def test_ops_key_review_is_in_the_audit_log(
+    api: httpx.AsyncClient, client_with_key: ClientWithKey
+) -> None:
+    customer = await funded_customer(api, 600_000)
+    body = {"customer_id": customer["id"], "amount": 500_000, "currency": "EUR"}
+    created = await post_payment(api, "/v1/withdrawals", {**body, "destination": "pm_ok"})
+    assert created.status_code == 202, created.text
+    payment_id = created.json()["id"]
+    await wait_status(api, payment_id, {"requires_review"})
+
+    async with client_with_key("payments", "ops") as (ops, key_id):
+        review = {"decision": "reject", "reason": "source of funds unclear"}
+        reviewed = await ops.post(f"/v1/payments/{payment_id}/review", json=review)
+        assert reviewed.status_code == 200, reviewed.text
+        audit = await ops.get("/v1/ops/audit-log", params={"limit": 100})
+
+    assert audit.status_code == 200, audit.text
+    entries = [e for e in audit.json()["data"] if e["target"] == payment_id]
+    assert [(e["actor"], e["action"]) for e in entries] == [(key_id, "payment.review")]
+    assert entries[0]["detail"]["decision"] == "reject"
+    assert entries[0]["detail"]["reason"] == "source of funds unclear"
+    done = await wait_terminal(api, payment_id)
+    assert (done["status"], done["failure_code"]) == ("failed", "review_rejected")
+
+
+async def test_audit_log_pages_newest_first(stack: Stack, ops_api: httpx.AsyncClient) -> None:
+    async with await open_pool(stack.database_url, 1, 1) as pool:
+        store = Store(pool)
+        first = await store.record_ops_action("key_test", "payment.review", "wd_first", {})
+        second = await store.record_ops_action("key_test", "payment.review", "wd_second", {})
+
+    page = await ops_api.get("/v1/ops/audit-log", params={"limit": 1})
+    assert page.status_code == 200, page.text
+    top: dict[str, Any] = page.json()
+    assert ([e["id"] for e in top["data"]], top["has_more"]) == ([second["id"]], True)
+    after = await ops_api.get(
+        "/v1/ops/audit-log", params={"limit": 1, "starting_after": second["id"]}
+    )
+    assert [e["id"] for e in after.json()["data"]] == [first["id"]]
