@@ -22,6 +22,7 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
+from activities.merchant import MerchantActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
@@ -29,18 +30,28 @@ from activities.risk import RiskActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
 from paysaga.db import open_pool
+from paysaga.logs import setup_logging
+from paysaga.metrics import install_worker_runtime
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings
 from paysaga.store import Store
+from paysaga.tracing import setup_tracing
 from providers.registry import PROVIDER_NAMES, build_providers
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
+from workflows.merchant_notification import MerchantNotificationWorkflow
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
-WORKFLOWS = [DepositWorkflow, WithdrawalWorkflow, TransferWorkflow, ReconciliationWorkflow]
+WORKFLOWS = [
+    DepositWorkflow,
+    WithdrawalWorkflow,
+    TransferWorkflow,
+    ReconciliationWorkflow,
+    MerchantNotificationWorkflow,
+]
 
 
 def activities_for(
@@ -62,6 +73,9 @@ def activities_for(
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings, http)
     provider_activities = ProviderActivities(providers)
+    merchant = MerchantActivities(
+        store, http, settings.merchant_webhook_url, settings.merchant_webhook_secret
+    )
     reconciliation = ReconciliationActivities(ReconciliationBooks(store.pool), providers)
     payments = PaymentActivities(store)
     return [
@@ -79,6 +93,7 @@ def activities_for(
         provider_activities.refund_charge,
         payments.record_status,
         reconciliation.reconcile_provider,
+        merchant.notify,
     ]
 
 
@@ -121,6 +136,7 @@ async def run_worker(settings: Settings) -> None:
             workflows=WORKFLOWS,
             activities=activities_for(settings, Ledger(pool), Store(pool), http),
             graceful_shutdown_timeout=timedelta(seconds=10),
+            interceptors=setup_tracing(settings, "paysaga-worker"),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -134,8 +150,11 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    settings = get_settings()
+    setup_logging(settings.log_format, settings.log_level)
+    if served := install_worker_runtime(settings.worker_metrics_address):
+        logging.info("worker metrics at http://%s/metrics", served)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from api.schemas import Payment
 from domain import search_attributes as sa
 from domain.payments import PaymentKind, SagaTimings
 from paysaga.errors import ServiceUnavailable
+from paysaga.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import Row
 
@@ -61,6 +62,7 @@ async def start_payment(
             static_summary=f"{kind.value} of {amount} {currency} minor units for {customer_id}",
             execution_timeout=timedelta(days=30),
         )
+        PAYMENTS_STARTED.labels(kind.value).inc()
     except WorkflowAlreadyStartedError:
         pass  # the first attempt of this request started it
     except (RPCError, WorkflowFailureError) as exc:
@@ -78,4 +80,5 @@ def saga_timings(settings: Settings) -> SagaTimings:
         webhook_wait_seconds=settings.webhook_wait_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
+        merchant_webhooks=bool(settings.merchant_webhook_url),
     )

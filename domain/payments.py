@@ -45,12 +45,13 @@ ID_PREFIXES: dict[PaymentKind, str] = {
 
 @dataclass
 class SagaTimings:
-    """Waits and retry budgets of a saga, fixed at its start from the settings."""
+    """Waits, retry budgets and notifications of a saga, fixed at its start from the settings."""
 
     provider_attempts: int = 3
     webhook_wait_seconds: float = 30.0
     poll_interval_seconds: float = 2.0
     provider_call_seconds: float = 15.0  # one provider HTTP call, its client timeout included
+    merchant_webhooks: bool = False  # announce every status change to the merchant's URL
 
 
 @dataclass
@@ -141,3 +142,13 @@ class TransferInput:
     providers: list[str]
     timings: SagaTimings
     review_deadline_seconds: float = 86_400.0
+
+
+@dataclass
+class MerchantEvent:
+    """A payment status change to announce to the merchant."""
+
+    event_id: str
+    payment_id: str
+    status: str
+    failure_code: str | None = None

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     house_owner_id: str = "house"  # owner of the fee and FX position accounts
 
     reconciliation_interval_seconds: int = 3600
+    # Merchant webhooks: every payment status change, signed like the providers' (empty: off).
+    merchant_webhook_url: str = ""
+    merchant_webhook_secret: str = "whsec_merchant_dev"
 
     # Sagas.
     # Provider choice per operation, in order of preference (cost, availability); a key

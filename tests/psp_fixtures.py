@@ -72,9 +72,12 @@ class Delivery:
 
     @property
     def reference(self) -> str | None:
-        """The announced operation's merchant reference."""
+        """The announced operation's merchant reference (or payment id, for merchant events)."""
         try:
-            return str(self.event["data"]["operation"]["reference"])
+            data = self.event["data"]
+            return str(
+                data["payment"]["id"] if "payment" in data else data["operation"]["reference"]
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -91,7 +94,10 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver._record(self.path, self.headers.get("Sandbox-Signature", ""), body, self)
+                signature = self.headers.get("Sandbox-Signature") or self.headers.get(
+                    "Paysaga-Signature", ""
+                )
+                receiver._record(self.path, signature, body, self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

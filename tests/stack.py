@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from tests.conftest import free_port
-from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess, wait_until
+from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess, WebhookReceiver, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -102,6 +102,7 @@ class Stack:
     api: Service
     worker: Service
     extra_workers: list[Service] = field(default_factory=list)
+    worker_metrics_url: str = ""  # the first worker's Prometheus endpoint
 
     def stop(self) -> None:
         for service in (self.api, self.worker, *self.extra_workers):
@@ -114,6 +115,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     postgres_url: str,
     temporal_env: WorkflowEnvironment,
+    webhook_receiver: WebhookReceiver,
 ) -> Iterator[Stack]:
     """Sandbox PSP, worker and API processes on free loopback ports, for the whole session."""
     logs = tmp_path_factory.mktemp("stack")
@@ -124,6 +126,7 @@ def stack(
     )
     psp.start()
     task_queue = f"paysaga-test-{uuid.uuid4()}"
+    worker_metrics = f"127.0.0.1:{free_port()}"
     env = {
         **STACK_ENV,
         "PAYSAGA_DATABASE_URL": postgres_url,
@@ -132,12 +135,15 @@ def stack(
         "PAYSAGA_PSP_URL": psp.url,
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_DATA_DIR": str(logs),
+        "PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics,
+        "PAYSAGA_MERCHANT_WEBHOOK_URL": f"{webhook_receiver.url}/merchant",
     }
     worker = Service("worker", [sys.executable, "-m", "worker"], env, logs / "worker.log")
     api = Service(
         "api", [sys.executable, "-m", "api"], env, logs / "api.log", ready_url=f"{api_url}/healthz"
     )
     the_stack = Stack(api_url, postgres_url, task_queue, psp, api, worker)
+    the_stack.worker_metrics_url = f"http://{worker_metrics}/metrics"
     try:
         worker.start()
         api.start()

@@ -9,6 +9,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities, RecordStatusInput
     from domain import search_attributes as sa
     from domain.payments import (
+        MerchantEvent,
         PaymentState,
         PaymentStatus,
         ProviderEventSignal,
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SagaTimings,
     )
     from providers.base import Outcome, ProviderResult
+    from workflows.merchant_notification import MerchantNotificationWorkflow
 
 # Local steps (database, rules): quick, retried for as long as it takes a dependency to come back.
 LOCAL_STEP: dict[str, Any] = {
@@ -78,6 +81,12 @@ class PaymentSaga:
         self._payment_id = ""
         self._provider_events: dict[str, ProviderEventSignal] = {}
         self._review: ReviewDecision | None = None
+        self._merchant_webhooks = False
+
+    def begin(self, payment_id: str, timings: SagaTimings) -> None:
+        """Called first by every saga's run: who we are and how we announce ourselves."""
+        self._payment_id = payment_id
+        self._merchant_webhooks = timings.merchant_webhooks
 
     @workflow.query(name="state")
     def state(self) -> PaymentState:
@@ -156,6 +165,18 @@ class PaymentSaga:
         if provider:
             updates.append(sa.PROVIDER.value_set(provider))
         workflow.upsert_search_attributes(updates)
+        if self._merchant_webhooks:
+            await workflow.start_child_workflow(
+                MerchantNotificationWorkflow.run,
+                MerchantEvent(
+                    f"evt_{self._payment_id}_{status.value}",
+                    self._payment_id,
+                    status.value,
+                    failure_code,
+                ),
+                id=f"{self._payment_id}:notify:{status.value}",
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
         return self._state
 
     async def set_provider(self, provider: str) -> None:

@@ -27,7 +27,7 @@ class DepositWorkflow(PaymentSaga):
 
     @workflow.run
     async def run(self, deposit: DepositInput) -> PaymentState:
-        self._payment_id = deposit.payment_id
+        self.begin(deposit.payment_id, deposit.timings)
         charge_key = f"{deposit.payment_id}:charge"
         compensations = Compensations()
         try:

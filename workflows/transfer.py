@@ -31,7 +31,7 @@ class TransferWorkflow(PaymentSaga):
 
     @workflow.run
     async def run(self, tr: TransferInput) -> PaymentState:
-        self._payment_id = tr.payment_id
+        self.begin(tr.payment_id, tr.timings)
         compensations = Compensations()
         try:
             if workflow.now() > datetime.fromisoformat(tr.expires_at):

@@ -47,7 +47,7 @@ class WithdrawalWorkflow(PaymentSaga):
 
     @workflow.run
     async def run(self, wd: WithdrawalInput) -> PaymentState:
-        self._payment_id = wd.payment_id
+        self.begin(wd.payment_id, wd.timings)
         payout_key = f"{wd.payment_id}:payout"
         compensations = Compensations()
         try:
