@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from paysaga.store import Store
+from domain.payments import PaymentStatus
+from paysaga.store import Row, Store
+
+# Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address).
+PAYMENTS_TOTAL = "paysaga_payments_total"
+PAYMENT_AMOUNT_MINOR_TOTAL = "paysaga_payment_amount_minor_total"
 
 
 @dataclass
@@ -27,10 +32,30 @@ class PaymentActivities:
     @activity.defn(name="payments.record_status")
     async def record_status(self, change: RecordStatusInput) -> None:
         """Set the payment's status (idempotent: the same change twice is one change)."""
-        await self._store.update_payment(
+        row = await self._store.update_payment(
             change.payment_id,
             change.status,
             provider=change.provider,
             failure_code=change.failure_code,
             failure_reason=change.failure_reason,
         )
+        if row is None:
+            return  # already terminal: this change was recorded before
+        activity.logger.info(
+            "payment %s is %s%s",
+            row["id"],
+            row["status"],
+            f" ({row['failure_code']})" if row["failure_code"] else "",
+        )
+        if PaymentStatus(change.status).is_terminal:
+            count_finished_payment(row)
+
+
+def count_finished_payment(payment: Row) -> None:
+    """Count a payment that reached its final status, on the worker's metrics endpoint."""
+    meter = activity.metric_meter()
+    labels = {"kind": payment["kind"], "status": payment["status"]}
+    meter.create_counter(PAYMENTS_TOTAL, "Payments that reached a final status.").add(1, labels)
+    meter.create_counter(
+        PAYMENT_AMOUNT_MINOR_TOTAL, "Amounts of the payments that reached a final status."
+    ).add(payment["amount"], {**labels, "currency": payment["currency"]})

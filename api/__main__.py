@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import uvicorn
 
+from paysaga.logs import setup_logging
 from paysaga.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run("api.main:create_app", factory=True, host=settings.api_host, port=settings.api_port)
+    setup_logging(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,  # uvicorn's records go through setup_logging's handler
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from api.routes import (
     deposits,
     fx,
     health,
+    metrics,
     ops,
     payments,
     reconciliation,
@@ -23,17 +24,20 @@ from api.routes import (
     webhooks,
     withdrawals,
 )
+from api.telemetry import TelemetryMiddleware
 from ledger.engine import Ledger
 from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
 from paysaga.db import open_pool
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings, get_settings
 from paysaga.store import Store
+from paysaga.tracing import setup_tracing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API; it connects to PostgreSQL and Temporal when it starts serving."""
     settings = settings or get_settings()
     refuse_dev_keys_in_production(settings)
+    interceptors = setup_tracing(settings, "paysaga-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=data_converter(settings),
+            interceptors=interceptors,
         )
         app.state.services = Services(settings, pool, Store(pool), Ledger(pool), temporal)
         try:
@@ -58,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(TelemetryMiddleware, traced=bool(interceptors))
     for module in (
         health,
         customers,
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ops,
         webhooks,
         reconciliation,
+        metrics,
     ):
         app.include_router(module.router)
     app.include_router(codec.router)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
+from paysaga.logs import setup_logging
 from paysaga.settings import Settings
 from sandbox_psp.app import create_app
 
@@ -13,12 +12,13 @@ from sandbox_psp.app import create_app
 def main() -> None:
     """Run the sandbox PSP with uvicorn (which handles SIGTERM and SIGINT gracefully)."""
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(settings.log_format, settings.log_level)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.psp_host,
         port=settings.psp_port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through setup_logging's handler
         # A stalled `pm_timeout` answer must not hold up a shutdown for long.
         timeout_graceful_shutdown=1,
     )

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the API process, in the default registry that `GET /metrics` serves."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Histogram
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter(
+    "paysaga_http_requests",
+    "HTTP requests served by the API, by route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "paysaga_http_request_duration_seconds",
+    "Time to serve an HTTP request of the API, by route template.",
+    ["method", "route"],
+)
+PAYMENTS_STARTED = Counter(
+    "paysaga_payments_started",
+    "Payment sagas started by the API (a replayed idempotent request starts none).",
+    ["kind"],
+)
+
+# The worker's payment metrics go through the Temporal SDK's meter (activities/payments.py), to be
+# served by the worker's SDK Prometheus endpoint next to the SDK's own metrics.
+
+
+def install_worker_runtime(bind_address: str) -> str | None:
+    """Set the process's Temporal runtime: SDK logs through `logging`, metrics on Prometheus.
+
+    The metrics (the SDK's and the activities' own) are served at http://<bind_address>/metrics.
+    Call it before any client connects. Returns the address served, or None when disabled (empty
+    address, or port 0) or when the port is taken (another worker on this machine has it: give
+    each worker process its own PAYSAGA_WORKER_METRICS_ADDRESS).
+    """
+    logs = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    host, _, port = bind_address.rpartition(":")
+    served: str | None = bind_address if host and port not in ("", "0") else None
+    runtime: Runtime | None = None
+    if served:
+        try:
+            metrics = PrometheusConfig(bind_address=served)
+            runtime = Runtime(telemetry=TelemetryConfig(logging=logs, metrics=metrics))
+        except ValueError as exc:  # "Failed starting Prometheus exporter: Address already in use"
+            log.warning("worker metrics disabled: %s", exc)
+            served = None
+    Runtime.set_default(runtime or Runtime(telemetry=TelemetryConfig(logging=logs)))
+    return served
