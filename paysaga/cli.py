@@ -9,13 +9,18 @@ import sys
 from paysaga.settings import get_settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command; the exit status is the command's."""
+def build_parser() -> argparse.ArgumentParser:
+    """The `paysaga` command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="paysaga", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole stack locally (make dev)")
     dev.add_argument("--workers", type=int, default=1, help="number of worker processes")
+
+    commands.add_parser("migrate", help="migrate the ledger database at PAYSAGA_DATABASE_URL")
+    commands.add_parser(
+        "search-attributes", help="register the custom search attributes on the Temporal cluster"
+    )
 
     ledger = commands.add_parser("ledger", help="ledger tools")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -37,8 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key_id", help="the key's id (key_...)")
     keys_commands.add_parser("list", help="every key: id, name, prefix, scopes, dates")
 
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; the exit status is the command's."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.command in ("migrate", "search-attributes"):
+        from paysaga.deploy import run_deploy_step
+
+        return run_deploy_step(args.command, settings)
     if args.command == "dev":
         from paysaga.devstack import run_dev_stack
 
