@@ -1,0 +1,1 @@
+"""`make bench`: paysaga's throughput, latency and cost measured against bare baselines."""

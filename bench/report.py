@@ -1,0 +1,348 @@
+"""Figures of a bench run: percentiles, the targets' PASS/MISS table, the JSON and the PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
+    """p50, p95, p99, max and mean of `values` (nearest rank), with their count."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {
+        "n": len(ordered),
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "max": ordered[-1],
+        "mean": sum(ordered) / len(ordered),
+    }
+
+
+def _ms(seconds: Sequence[float]) -> dict[str, float | int | None]:
+    return percentiles([s * 1000 for s in seconds])
+
+
+def load_figures(load: dict[str, Any], warmup: float) -> dict[str, Any]:
+    """Latencies and rates of the load client's phases."""
+    unloaded = [r for r in load["unloaded"] if r["terminal"] is not None]
+    saturation = load["saturation"]
+    done = [r for r in saturation if r["status"] == "succeeded"]
+    first_sent = min((r["sent"] for r in saturation), default=0.0)
+    server_last = max((r["server_terminal"] for r in done), default=0.0)
+    client_last = max((r["terminal"] for r in done), default=0.0)
+    mixed = load["mixed"]
+    accepted = [r for r in mixed if r["accept_ms"] is not None]
+    finished = [r for r in mixed if r["terminal"] is not None]
+    config = load["config"]
+    start = min((r["scheduled"] for r in mixed), default=0.0)
+    steady_from, steady_to = start + warmup, start + config["duration"]
+    in_window = [r for r in finished if steady_from <= r["terminal"] < steady_to]
+    by_kind: dict[str, Any] = {}
+    for kind in sorted({r["kind"] for r in mixed}):
+        of_kind = [r for r in mixed if r["kind"] == kind]
+        by_kind[kind] = {
+            "sent": len(of_kind),
+            "succeeded": sum(r["status"] == "succeeded" for r in of_kind),
+            "accept_ms": percentiles([r["accept_ms"] for r in of_kind if r["accept_ms"]]),
+            "end_to_end_ms": _ms(
+                [r["terminal"] - r["scheduled"] for r in of_kind if r["terminal"]]
+            ),
+        }
+    failure_codes: dict[str, int] = {}
+    for r in mixed:
+        if r["status"] not in (None, "succeeded"):
+            code = str(r["failure_code"] or r["status"])
+            failure_codes[code] = failure_codes.get(code, 0) + 1
+    return {
+        "unloaded_deposit": {
+            "runs": len(unloaded),
+            "end_to_end_ms": _ms([r["terminal"] - r["sent"] for r in unloaded]),
+            "server_ms": _ms([r["server_seconds"] for r in unloaded]),
+            "accept_ms": percentiles([r["accept_ms"] for r in unloaded]),
+        },
+        "deposit_saturation": {
+            "fired": len(saturation),
+            "succeeded": len(done),
+            "throughput_per_s": len(done) / (server_last - first_sent) if done else 0.0,
+            "throughput_per_s_client_observed": (
+                len(done) / (client_last - first_sent) if done else 0.0
+            ),
+            "seconds": server_last - first_sent if done else None,
+            "accept_ms": percentiles([r["accept_ms"] for r in saturation if r["accept_ms"]]),
+        },
+        "mixed": {
+            "rate": config["rate"],
+            "duration": config["duration"],
+            "sent": len(mixed),
+            "accepted": len(accepted),
+            "terminal": len(finished),
+            "succeeded": sum(r["status"] == "succeeded" for r in mixed),
+            "errors": sum(r["error"] is not None for r in mixed),
+            "error_samples": [r["error"] for r in mixed if r["error"]][:5],
+            "failure_codes": failure_codes,
+            "steady_window_s": [warmup, config["duration"]],
+            "payments_per_s": len(in_window) / max(steady_to - steady_from, 1e-9),
+            "accept_ms": percentiles([r["accept_ms"] for r in accepted]),
+            "quote_ms": percentiles([r["quote_ms"] for r in mixed if r["quote_ms"]]),
+            "end_to_end_ms": _ms([r["terminal"] - r["scheduled"] for r in finished]),
+            "send_lag_ms": _ms([r["sent"] - r["scheduled"] for r in mixed if r["sent"]]),
+            "by_kind": by_kind,
+        },
+    }
+
+
+def time_series(mixed: list[dict[str, Any]], window: float = 5.0) -> dict[str, Any]:
+    """Per-second counts (sent, accepted, terminal) and per-window latency percentiles."""
+    if not mixed:
+        return {"seconds": [], "sent": [], "accepted": [], "terminal": [], "latency": []}
+    start = min(r["scheduled"] for r in mixed)
+    end = max([r["terminal"] or r["scheduled"] for r in mixed])
+    size = int(end - start) + 1
+    sent, accepted, terminal = [0] * size, [0] * size, [0] * size
+    for r in mixed:
+        sent[int(r["scheduled"] - start)] += 1
+        if r["accepted"]:
+            accepted[int(r["accepted"] - start)] += 1
+        if r["terminal"]:
+            terminal[int(r["terminal"] - start)] += 1
+    latency = []
+    t = 0.0
+    while t < size:
+        batch = [r for r in mixed if t <= r["scheduled"] - start < t + window and r["terminal"]]
+        if batch:
+            figures = _ms([r["terminal"] - r["scheduled"] for r in batch])
+            accept = percentiles([r["accept_ms"] for r in batch if r["accept_ms"]])
+            latency.append({"t": t + window / 2, **figures, "accept_p99": accept["p99"]})
+        t += window
+    return {
+        "seconds": list(range(size)),
+        "sent": sent,
+        "accepted": accepted,
+        "terminal": terminal,
+        "latency": latency,
+    }
+
+
+def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU seconds per process over the whole run and per phase; peak RSS per process."""
+
+    def at(t: float) -> dict[str, Any]:
+        procs: dict[str, Any] = min(samples, key=lambda s: abs(s["t"] - t))["procs"]
+        return procs
+
+    def cpu_between(t0: float, t1: float) -> dict[str, float]:
+        before, after = at(t0), at(t1)
+        names = set(before) | set(after)
+        return {
+            n: round(after.get(n, {}).get("cpu", 0.0) - before.get(n, {}).get("cpu", 0.0), 3)
+            for n in sorted(names)
+        }
+
+    if not samples:
+        return {"cpu_seconds": {}, "peak_rss_mb": {}}
+    peak: dict[str, float] = {}
+    for sample in samples:
+        for name, proc in sample["procs"].items():
+            peak[name] = max(peak.get(name, 0.0), proc["rss"] / MB)
+    per_phase = {}
+    for phase in phases:
+        wall = phase["end"] - phase["start"]
+        cpu = cpu_between(phase["start"], phase["end"])
+        per_phase[phase["name"]] = {
+            "wall_seconds": round(wall, 3),
+            "cpu_seconds": cpu,
+            "cpu_percent_of_one_core": {n: round(100 * c / wall, 1) for n, c in cpu.items()},
+        }
+    return {
+        "sample_interval_s": 0.5,
+        "cpu_seconds_whole_run": cpu_between(samples[0]["t"], samples[-1]["t"]),
+        "per_phase": per_phase,
+        "peak_rss_mb": {n: round(v, 1) for n, v in sorted(peak.items())},
+    }
+
+
+def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of the issue "Proof at scale", each with its value and PASS/MISS."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, target: str, value: float | None, limit: float | None, ok: bool) -> None:
+        result = "SKIP" if value is None or limit is None else ("PASS" if ok else "MISS")
+        rows.append(
+            {"name": name, "target": target, "value": value, "limit": limit, "result": result}
+        )
+
+    temporal = figures.get("baselines", {}).get("temporal")
+    load = figures.get("load")
+    if temporal and load:
+        base = temporal["throughput_per_s"]
+        value = load["deposit_saturation"]["throughput_per_s"]
+        add(
+            "deposit throughput (/s)",
+            ">= 0.8 x bare workflow",
+            value,
+            0.8 * base,
+            value >= 0.8 * base,
+        )
+        base_p50 = temporal["unloaded_latency_ms"]["p50"]
+        p50 = load["unloaded_deposit"]["end_to_end_ms"]["p50"]
+        ok = p50 is not None and p50 <= 2 * base_p50
+        add("unloaded deposit e2e p50 (ms)", "<= 2 x bare workflow", p50, 2 * base_p50, ok)
+    database = figures.get("baselines", {}).get("database")
+    for shape in ("uniform", "hot"):
+        ratio = database[shape]["ratio"] if database else None
+        add(
+            f"ledger / raw psycopg, {shape}",
+            ">= 0.5",
+            ratio,
+            0.5,
+            ratio is not None and ratio >= 0.5,
+        )
+    if load:
+        p99 = load["mixed"]["accept_ms"]["p99"]
+        add("API accept p99 (ms), mixed load", "< 100", p99, 100.0, p99 is not None and p99 < 100)
+    peaks = figures.get("resources", {}).get("peak_rss_mb", {})
+    workers = [v for n, v in peaks.items() if n.startswith("worker")]
+    peak = max(workers) if workers else None
+    add("worker peak memory (MB)", "< 300", peak, 300.0, peak is not None and peak < 300)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def summary_text(figures: dict[str, Any]) -> str:
+    """A plain-text summary: key figures, then the targets' table."""
+    lines = []
+    base = figures.get("baselines", {})
+    if temporal := base.get("temporal"):
+        lines.append(
+            f"bare Temporal workflow ({temporal['activities']} no-op activities):"
+            f" {_fmt(temporal['throughput_per_s'])}/s with {temporal['concurrent']} at once;"
+            f" unloaded p50 {_fmt(temporal['unloaded_latency_ms']['p50'])} ms"
+        )
+    if database := base.get("database"):
+        for shape in ("uniform", "hot"):
+            d = database[shape]
+            lines.append(
+                f"transfers, {shape:<7}: raw psycopg {_fmt(d['raw']['transfers_per_s'])}/s,"
+                f" ledger engine {_fmt(d['ledger']['transfers_per_s'])}/s"
+                f" (ratio {_fmt(d['ratio'])}, {database['connections']} connections)"
+            )
+    if load := figures.get("load"):
+        un, sat, mixed = load["unloaded_deposit"], load["deposit_saturation"], load["mixed"]
+        lines.append(
+            f"deposits: unloaded e2e p50 {_fmt(un['end_to_end_ms']['p50'])} ms"
+            f" ({un['runs']} sequential); saturation {_fmt(sat['throughput_per_s'])}/s"
+            f" ({sat['succeeded']}/{sat['fired']} succeeded)"
+        )
+        acc, e2e = mixed["accept_ms"], mixed["end_to_end_ms"]
+        lines.append(
+            f"mixed load at {_fmt(mixed['rate'])}/s for {_fmt(mixed['duration'])} s:"
+            f" {mixed['sent']} sent, {mixed['succeeded']} succeeded, {mixed['errors']} errors,"
+            f" {_fmt(mixed['payments_per_s'])} terminal/s (steady)"
+        )
+        lines.append(
+            f"  accept ms p50/p95/p99 {_fmt(acc['p50'])}/{_fmt(acc['p95'])}/{_fmt(acc['p99'])};"
+            f" end-to-end ms p50/p95/p99 {_fmt(e2e['p50'])}/{_fmt(e2e['p95'])}/{_fmt(e2e['p99'])}"
+        )
+        if mixed["failure_codes"]:
+            lines.append(f"  not succeeded: {mixed['failure_codes']}")
+        if mixed["error_samples"]:
+            lines.append(f"  errors, e.g.: {mixed['error_samples'][:2]}")
+    resources = figures.get("resources", {})
+    if phase := resources.get("per_phase", {}).get("mixed"):
+        cpu = ", ".join(f"{n} {v}%" for n, v in phase["cpu_percent_of_one_core"].items())
+        lines.append(f"CPU during the mixed load (% of one core): {cpu}")
+    if peaks := resources.get("peak_rss_mb"):
+        lines.append("peak RSS (MB): " + ", ".join(f"{n} {v}" for n, v in peaks.items()))
+    rows = figures.get("targets", [])
+    width = max((len(r["name"]) for r in rows), default=10)
+    lines.append("")
+    lines.append(f"{'target':<{width}}  {'goal':<24} {'value':>10} {'limit':>10}  result")
+    for r in rows:
+        lines.append(
+            f"{r['name']:<{width}}  {r['target']:<24} {_fmt(r['value']):>10}"
+            f" {_fmt(r['limit']):>10}  {r['result']}"
+        )
+    return "\n".join(lines)
+
+
+def plot(figures: dict[str, Any], path: Path) -> None:
+    """One PNG: throughput over time, latency percentiles over time, paysaga vs its baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = figures.get("time_series", {})
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 11))
+    fig.suptitle(f"paysaga bench {figures.get('timestamp', '')}")
+    if series.get("seconds"):
+        for key in ("sent", "accepted", "terminal"):
+            top.plot(series["seconds"], series[key], label=f"{key}/s")
+    top.set_title("mixed load: payments per second")
+    top.set_xlabel("seconds since the mixed load began")
+    top.legend()
+    latency = series.get("latency", [])
+    if latency:
+        t = [w["t"] for w in latency]
+        for key in ("p50", "p95", "p99"):
+            middle.plot(t, [w[key] for w in latency], marker="o", label=f"end-to-end {key}")
+        middle.plot(
+            t, [w["accept_p99"] for w in latency], marker="x", linestyle="--", label="accept p99"
+        )
+    middle.set_title("mixed load: latency (ms), by 5 s window of sending")
+    middle.set_xlabel("seconds since the mixed load began")
+    middle.set_ylabel("ms")
+    middle.legend()
+    bars: list[tuple[str, float, float]] = []  # label, ratio, target
+    for r in figures.get("targets", []):
+        if r["value"] is None or r["limit"] is None:
+            continue
+        if r["name"].startswith("deposit throughput"):
+            bars.append(("deposits / bare wf", r["value"] / (r["limit"] / 0.8), 0.8))
+        elif r["name"].startswith("ledger / raw"):
+            bars.append(
+                (r["name"].replace("ledger / raw psycopg, ", "ledger/raw "), r["value"], 0.5)
+            )
+    if bars:
+        xs = range(len(bars))
+        bottom.bar(xs, [b[1] for b in bars], color="tab:blue")
+        bottom.scatter(
+            xs, [b[2] for b in bars], color="tab:red", marker="_", s=2000, label="target"
+        )
+        bottom.set_xticks(list(xs), [b[0] for b in bars])
+        bottom.legend()
+    bottom.set_title("throughput as a fraction of its baseline")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_results(figures: dict[str, Any], out_dir: Path, stamp: str) -> tuple[Path, Path]:
+    """bench-<stamp>.json and .png in out_dir, copied to latest.json and latest.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / f"bench-{stamp}.json", out_dir / f"bench-{stamp}.png"
+    json_path.write_text(json.dumps(figures, indent=2, default=str))
+    plot(figures, png_path)
+    shutil.copyfile(json_path, out_dir / "latest.json")
+    shutil.copyfile(png_path, out_dir / "latest.png")
+    return json_path, png_path

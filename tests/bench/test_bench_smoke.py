@@ -1,0 +1,54 @@
+"""`python -m bench --quick`: the whole tool end to end, in seconds (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_quick_run_reports_every_figure_and_stops_its_stack(tmp_path: Path) -> None:
+    out_dir = tmp_path / "results"
+    before = {p.pid for p in psutil.process_iter()}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-progress", "--out-dir", str(out_dir)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    figures = json.loads((out_dir / "latest.json").read_text())
+    assert (out_dir / "latest.png").stat().st_size > 0
+    assert len(list(out_dir.glob("bench-*.json"))) == 1
+    assert len(list(out_dir.glob("bench-*.png"))) == 1
+    baselines = figures["baselines"]
+    assert baselines["temporal"]["throughput_per_s"] > 0
+    assert baselines["database"]["uniform"]["ratio"] > 0
+    assert baselines["database"]["hot"]["ratio"] > 0
+    load = figures["load"]
+    assert load["unloaded_deposit"]["runs"] == 3
+    assert load["deposit_saturation"]["succeeded"] == 10
+    assert load["mixed"]["sent"] == load["mixed"]["succeeded"] > 0
+    assert {"api", "worker-1", "temporal", "postgres", "sandbox-psp", "load-client"} <= set(
+        figures["resources"]["per_phase"]["mixed"]["cpu_seconds"]
+    )
+    assert "worker-1" in figures["resources"]["peak_rss_mb"]
+    results = {row["name"]: row["result"] for row in figures["targets"]}
+    assert len(results) == 6
+    assert set(results.values()) <= {"PASS", "MISS"}
+    assert "worker peak memory (MB)" in run.stdout
+
+    # Every process it started is gone: nothing new is left running under the bench's data dir.
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if p.pid not in before and any("paysaga-bench-" in a for a in p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
