@@ -105,9 +105,12 @@ class ProviderActivities:
 
     @activity.defn(name="provider.final_status")
     async def final_status(self, query: StatusInput) -> ProviderResult:
-        """The operation's final outcome; raises (to be retried with backoff) while it has none."""
+        """The operation's final outcome, or `not_processed` if the provider has no record of it.
+
+        Raises (to be retried with backoff) while the outcome is pending or the status unknown.
+        """
         result = await self._provider(query.provider).status(query.idempotency_key)
-        if result.outcome in (Outcome.succeeded, Outcome.declined):
+        if result.outcome in (Outcome.succeeded, Outcome.declined, Outcome.not_processed):
             return result
         raise ApplicationError(
             f"{query.provider} has no final outcome for {query.idempotency_key} yet"

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities, RecordStatusInput
     from domain import search_attributes as sa
     from domain.payments import (
+        FailureCode,
         MerchantEvent,
         PaymentState,
         PaymentStatus,
@@ -38,6 +39,13 @@ LOCAL_STEP: dict[str, Any] = {
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
+
+
+# Why a payout that did not succeed failed, by its final outcome.
+PAYOUT_FAILURES = {
+    Outcome.declined: (FailureCode.PROVIDER_DECLINED, "the provider declined"),
+    Outcome.not_processed: (FailureCode.PROVIDER_UNAVAILABLE, "the provider never took it"),
+}
 
 
 def provider_call(timings: SagaTimings) -> dict[str, Any]:
@@ -208,31 +216,48 @@ class PaymentSaga:
         return None
 
     async def await_outcome(
-        self, result: ProviderResult, idempotency_key: str, timings: SagaTimings
+        self,
+        result: ProviderResult,
+        idempotency_key: str,
+        timings: SagaTimings,
+        call: Callable[[str], Awaitable[ProviderResult]],
     ) -> Outcome:
-        """A provider operation's final outcome: from its answer, its webhook, or by polling."""
-        if result.outcome in (Outcome.succeeded, Outcome.declined):
-            return result.outcome
-        try:
-            await workflow.wait_condition(
-                lambda: self.final_event(idempotency_key) is not None,
-                timeout=timedelta(seconds=timings.webhook_wait_seconds),
-            )
-        except TimeoutError:
-            polled = await workflow.execute_activity_method(
-                psp.ProviderActivities.final_status,
-                psp.StatusInput(result.provider, idempotency_key),
-                start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
-                schedule_to_close_timeout=timedelta(days=3),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=timings.poll_interval_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=5),
-                ),
-            )
-            return polled.outcome
-        event = self.final_event(idempotency_key)
-        return Outcome(event.status if event else Outcome.unknown)
+        """A provider operation's final outcome: from its answer, its webhook, or by polling.
+
+        Returns succeeded, declined, or not_processed when the provider certainly never took
+        the operation. An answer lost in a timeout is resolved by polling the same provider; if
+        it has no record of the call, the same request goes to it again under the same
+        idempotency key (it takes it at most once), never to another provider.
+        """
+        while result.outcome not in (Outcome.succeeded, Outcome.declined):
+            try:
+                await workflow.wait_condition(
+                    lambda: self.final_event(idempotency_key) is not None,
+                    timeout=timedelta(seconds=timings.webhook_wait_seconds),
+                )
+                event = self.final_event(idempotency_key)
+                return Outcome(event.status) if event else Outcome.unknown
+            except TimeoutError:
+                polled = await workflow.execute_activity_method(
+                    psp.ProviderActivities.final_status,
+                    psp.StatusInput(result.provider, idempotency_key),
+                    start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
+                    schedule_to_close_timeout=timedelta(days=3),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+                        backoff_coefficient=2.0,
+                        maximum_interval=timedelta(minutes=5),
+                    ),
+                )
+                if polled.outcome != Outcome.not_processed:
+                    return polled.outcome
+                try:
+                    result = await call(result.provider)
+                except ActivityError as err:
+                    if error_type(err) != psp.NOT_PROCESSED:
+                        raise
+                    return Outcome.not_processed
+        return result.outcome
 
     async def release_hold(self, hold_request: HoldFundsInput) -> None:
         """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -17,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome
+    from providers.base import Outcome, ProviderResult
     from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, provider_call
 
 
@@ -55,9 +56,9 @@ class DepositWorkflow(PaymentSaga):
             # Registered before the charge: a charge can succeed and fail to report it.
             for provider in deposit.providers:
                 compensations.add(functools.partial(self._refund_if_charged, deposit, provider))
-            charge = await self.with_failover(
-                deposit.providers,
-                lambda provider: workflow.execute_activity_method(
+
+            def charge_at(provider: str) -> Awaitable[ProviderResult]:
+                return workflow.execute_activity_method(
                     psp.ProviderActivities.charge,
                     psp.ChargeInput(
                         provider,
@@ -68,15 +69,20 @@ class DepositWorkflow(PaymentSaga):
                         deposit.payment_method,
                     ),
                     **provider_call(deposit.timings),
-                ),
-            )
+                )
+
+            charge = await self.with_failover(deposit.providers, charge_at)
             if charge is None:
                 return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
             await self.set_provider(charge.provider)
 
-            outcome = await self.await_outcome(charge, charge_key, deposit.timings)
+            outcome = await self.await_outcome(charge, charge_key, deposit.timings, charge_at)
             if outcome == Outcome.declined:
                 return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
+            if outcome == Outcome.not_processed:
+                return await self.fail(
+                    FailureCode.PROVIDER_UNAVAILABLE, "the provider never took it"
+                )
 
             try:
                 await workflow.execute_activity_method(

