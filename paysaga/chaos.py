@@ -160,6 +160,7 @@ class Load:
     api: httpx.AsyncClient
     payments: dict[str, str] = field(default_factory=dict)  # payment id -> kind
     retries: int = 0
+    retry_reasons: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
 
     async def submit(
@@ -181,6 +182,8 @@ class Load:
                 self.refused[f"{response.status_code} {response.json().get('code')}"] += 1
                 return None
             self.retries += 1
+            reason = "no answer" if response is None else str(response.status_code)
+            self.retry_reasons[reason] += 1
             await asyncio.sleep(0.5)
         self.refused["gave up"] += 1
         return None
@@ -351,9 +354,15 @@ async def chaos(args: argparse.Namespace) -> int:
             final = await settle(load, args.settle_timeout)
             counts = await check_books(stack, final)
         by_outcome = Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items())
-        print("\npayments accepted:", len(load.payments), "| client retries:", load.retries)
+        print(
+            "\npayments accepted:",
+            len(load.payments),
+            "| client retries:",
+            dict(load.retry_reasons),
+        )
         for outcome, n in sorted(by_outcome.items()):
             print(f"  {outcome:<24} {n}")
+        counts["requests never accepted"] = load.refused.pop("gave up", 0)
         if load.refused:
             print("refused by the API:", dict(load.refused))
         print("\nmust all be zero:")

@@ -165,13 +165,16 @@ class Store:
     ) -> Row | None:
         """Claim a key for a new request; None when claimed, else the existing record.
 
-        A record older than the TTL is forgotten and the key claimed afresh.
+        A record older than the TTL is forgotten and the key claimed afresh. So is a claim left
+        unfinished for a minute: its request died with its process or its database connection,
+        and running it again is safe (what it starts is keyed by the same request).
         """
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "DELETE FROM api_idempotency_keys WHERE principal = %s AND key = %s"
-                " AND created_at < now() - make_interval(hours => %s)",
+                " AND (created_at < now() - make_interval(hours => %s)"
+                "  OR (response_status IS NULL AND created_at < now() - interval '1 minute'))",
                 (principal, key, ttl_hours),
             )
             await cur.execute(
