@@ -166,6 +166,8 @@ def service_env(settings: Settings, database_url: str) -> dict[str, str]:
         "PAYSAGA_PSP_PORT": str(settings.psp_port),
         "PAYSAGA_PSP_WEBHOOK_URL": settings.psp_webhook_url,
         "PYTHONUNBUFFERED": "1",
+        # The local Temporal UI sends no API key: let it decode payloads from loopback.
+        "PAYSAGA_CODEC_OPEN_TO_LOCAL_UI": "true",
     }
 
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     codec_current_key_id: str = DEV_CODEC_KEY_ID
     # Origins of the Temporal Web UI allowed to call the API's codec endpoint; default: the UI's.
     codec_cors_origins: list[str] = []
+    # Development only: the local Temporal UI (which sends no API key) may decode from loopback.
+    codec_open_to_local_ui: bool = False
 
     # Sandbox PSP (the service, and the adapter that talks to it).
     psp_host: str = "127.0.0.1"

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
-from api.deps import OpsKey, ServicesDep
+from api.deps import ServicesDep, current_key, ops_key
 from paysaga.codec import CodecError, EncryptionCodec
 from paysaga.errors import InvalidRequest
 
@@ -32,14 +33,40 @@ class CodecPayloads(BaseModel):
     payloads: list[CodecPayload] = []
 
 
+async def codec_reader(
+    request: Request,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """An ops key, or (development only, when enabled) the local Temporal UI on loopback."""
+    settings = svc.settings
+    local = request.client is not None and request.client.host in ("127.0.0.1", "::1")
+    if (
+        authorization is None
+        and local
+        and settings.codec_open_to_local_ui
+        and settings.environment == "development"
+    ):
+        return "local-dev-ui"
+    key = await current_key(svc, authorization)
+    return ops_key(key).actor
+
+
+CodecReader = Annotated[str, Depends(codec_reader)]
+
+
 @router.post("/encode", response_model=CodecPayloads)
-async def encode_payloads(body: CodecPayloads, svc: ServicesDep, key: OpsKey) -> CodecPayloads:
+async def encode_payloads(
+    body: CodecPayloads, svc: ServicesDep, _reader: CodecReader
+) -> CodecPayloads:
     """Encrypt payloads with the current codec key (the codec server protocol's `/encode`)."""
     return await _apply(EncryptionCodec.from_settings(svc.settings).encode, body)
 
 
 @router.post("/decode", response_model=CodecPayloads)
-async def decode_payloads(body: CodecPayloads, svc: ServicesDep, key: OpsKey) -> CodecPayloads:
+async def decode_payloads(
+    body: CodecPayloads, svc: ServicesDep, _reader: CodecReader
+) -> CodecPayloads:
     """Decrypt payloads with the key each names (the codec server protocol's `/decode`)."""
     return await _apply(EncryptionCodec.from_settings(svc.settings).decode, body)
 

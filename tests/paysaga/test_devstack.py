@@ -91,6 +91,9 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     assert httpx.get(f"{dev_stack.api}/healthz").json()["status"] == "ok"
     assert httpx.get(f"{dev_stack.api}/docs").status_code == 200
     assert httpx.get(f"http://127.0.0.1:{dev_stack.ui_port}/").status_code == 200
+    # The local Temporal UI sends no key; in development it may decode through the codec.
+    decoded = httpx.post(f"{dev_stack.api}/codec/decode", json={"payloads": []})
+    assert decoded.status_code == 200, decoded.text
     created = httpx.post(
         f"{dev_stack.api}/v1/customers",
         headers=headers,
