@@ -213,9 +213,11 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         group.start("sandbox-psp", [sys.executable, "-m", "sandbox_psp"], env)
         wait_for_http(f"{settings.psp_url}/healthz")
 
-        for n in range(1, workers + 1):
-            step("Worker", f"starting worker {n}")
-            group.start(f"worker-{n}", [sys.executable, "-m", "worker"], env)
+        for n in range(workers):
+            step("Worker", f"starting worker {n + 1}")
+            metrics = worker_metrics_address(settings.worker_metrics_address, n)
+            worker_env = {**env, "PAYSAGA_WORKER_METRICS_ADDRESS": metrics}
+            group.start(f"worker-{n + 1}", [sys.executable, "-m", "worker"], worker_env)
 
         step("API", "starting")
         group.start("api", [sys.executable, "-m", "api"], env)
@@ -231,7 +233,7 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
   Temporal gRPC  {settings.temporal_address}
   Sandbox PSP    {settings.psp_url}
   PostgreSQL     {database_url}
-  Workers        {workers} on task queue {settings.task_queue}
+  Workers        {workers} on task queue {settings.task_queue}; metrics from {settings.worker_metrics_address}
   Logs           {group.log_dir}/
   API keys       {DEV_MERCHANT_KEY} (payments), {DEV_OPS_KEY} (payments + ops)
 """,
@@ -257,6 +259,14 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
             postgres.cleanup()
         if interrupted:
             print("stopped.", flush=True)
+
+
+def worker_metrics_address(first: str, n: int) -> str:
+    """The metrics address of the n-th worker (from 0): the next ports after the first's."""
+    host, _, port = first.rpartition(":")
+    if not port or int(port) == 0:
+        return first  # metrics off, or an ephemeral port: nothing to spread
+    return f"{host}:{int(port) + n}"
 
 
 def step(component: str, message: str) -> None:

@@ -33,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.merchant_notification import MerchantNotificationWorkflow
 
-# Local steps (database, rules): quick, retried for as long as it takes a dependency to come back.
+# Local steps (database, rules) run as local activities: in the worker that runs the workflow,
+# with no round trip through the Temporal server (the bottleneck of a small cluster); they are
+# idempotent, so a retry after a crash is safe. Retried for as long as a dependency is down.
 LOCAL_STEP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
@@ -46,6 +48,11 @@ PAYOUT_FAILURES = {
     Outcome.declined: (FailureCode.PROVIDER_DECLINED, "the provider declined"),
     Outcome.not_processed: (FailureCode.PROVIDER_UNAVAILABLE, "the provider never took it"),
 }
+
+
+# What a failed activity raises in the workflow: an ActivityError wrapping the activity's
+# ApplicationError, or, for a local activity, the ApplicationError itself.
+STEP_FAILED = (ActivityError, ApplicationError)
 
 
 def provider_call(timings: SagaTimings) -> dict[str, Any]:
@@ -62,7 +69,7 @@ def provider_call(timings: SagaTimings) -> dict[str, Any]:
 
 def error_type(err: BaseException) -> str | None:
     """The ApplicationError type behind an activity failure, if any."""
-    cause = err.cause if isinstance(err, ActivityError) else err
+    cause = err.cause if isinstance(err, ActivityError) else err  # local: the error itself
     return cause.type if isinstance(cause, ApplicationError) else None
 
 
@@ -163,7 +170,7 @@ class PaymentSaga:
         The payment row is written first, so that whoever waits on the saga's state (the cancel
         and review updates) reads the new status from the API.
         """
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason),
             **LOCAL_STEP,
@@ -190,7 +197,7 @@ class PaymentSaga:
     async def set_provider(self, provider: str) -> None:
         self._state = PaymentState(self._state.status, provider, None)
         workflow.upsert_search_attributes([sa.PROVIDER.value_set(provider)])
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, self._state.status.value, provider),
             **LOCAL_STEP,
@@ -210,7 +217,7 @@ class PaymentSaga:
         for provider in providers:
             try:
                 return await call(provider)
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 if error_type(err) != psp.NOT_PROCESSED:
                     raise
         return None
@@ -253,7 +260,7 @@ class PaymentSaga:
                     return polled.outcome
                 try:
                     result = await call(result.provider)
-                except ActivityError as err:
+                except STEP_FAILED as err:
                     if error_type(err) != psp.NOT_PROCESSED:
                         raise
                     return Outcome.not_processed
@@ -262,26 +269,26 @@ class PaymentSaga:
     async def release_hold(self, hold_request: HoldFundsInput) -> None:
         """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""
         try:
-            hold = await workflow.execute_activity_method(
+            hold = await workflow.execute_local_activity_method(
                 LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
             )
-        except ActivityError as err:
+        except STEP_FAILED as err:
             if error_type(err) == "InsufficientFunds":
                 return  # never made, nothing to release
             raise
         try:
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 LedgerActivities.void_hold,
                 VoidHoldInput(f"{self._payment_id}:void", hold.id),
                 **LOCAL_STEP,
             )
-        except ActivityError as err:
+        except STEP_FAILED as err:
             if error_type(err) not in ("HoldNotPending", "HoldExpired"):
                 raise  # else: already released
 
     async def reverse(self, transaction_id: int, step: str) -> None:
         """Post the reversing transaction of one of the saga's ledger transactions."""
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             LedgerActivities.reverse_transaction,
             ReverseTransactionInput(f"{self._payment_id}:reverse-{step}", transaction_id),
             **LOCAL_STEP,

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
@@ -19,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
-    from workflows.base import LOCAL_STEP, Compensations, PaymentSaga, provider_call
+    from workflows.base import LOCAL_STEP, STEP_FAILED, Compensations, PaymentSaga, provider_call
 
 
 @workflow.defn(name="Deposit")
@@ -32,13 +31,13 @@ class DepositWorkflow(PaymentSaga):
         charge_key = f"{deposit.payment_id}:charge"
         compensations = Compensations()
         try:
-            kyc = await workflow.execute_activity_method(
+            kyc = await workflow.execute_local_activity_method(
                 RiskActivities.check_kyc, KycInput(deposit.customer_id), **LOCAL_STEP
             )
             if not kyc.approved:
                 return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
 
-            risk = await workflow.execute_activity_method(
+            risk = await workflow.execute_local_activity_method(
                 RiskActivities.assess_payment,
                 RiskInput(
                     deposit.payment_id,
@@ -85,7 +84,7 @@ class DepositWorkflow(PaymentSaga):
                 )
 
             try:
-                await workflow.execute_activity_method(
+                await workflow.execute_local_activity_method(
                     LedgerActivities.post_transaction,
                     PostTransactionInput(
                         f"{deposit.payment_id}:credit",
@@ -107,7 +106,7 @@ class DepositWorkflow(PaymentSaga):
                     ),
                     **LOCAL_STEP,
                 )
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 await compensations.run()
                 return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
             return await self.set_status(PaymentStatus.SUCCEEDED)

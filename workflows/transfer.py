@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
@@ -26,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import (
         LOCAL_STEP,
         PAYOUT_FAILURES,
+        STEP_FAILED,
         Compensations,
         PaymentSaga,
         error_type,
@@ -44,19 +44,19 @@ class TransferWorkflow(PaymentSaga):
         try:
             if workflow.now() > datetime.fromisoformat(tr.expires_at):
                 return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
-            kyc = await workflow.execute_activity_method(
+            kyc = await workflow.execute_local_activity_method(
                 RiskActivities.check_kyc, KycInput(tr.customer_id), **LOCAL_STEP
             )
             if not kyc.approved:
                 return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
-            screening = await workflow.execute_activity_method(
+            screening = await workflow.execute_local_activity_method(
                 RiskActivities.screen_beneficiary,
                 ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
                 **LOCAL_STEP,
             )
             if not screening.approved:
                 return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)
-            risk = await workflow.execute_activity_method(
+            risk = await workflow.execute_local_activity_method(
                 RiskActivities.assess_payment,
                 RiskInput(
                     tr.payment_id, tr.customer_id, "transfer", tr.source_amount, tr.source_currency
@@ -72,10 +72,10 @@ class TransferWorkflow(PaymentSaga):
             )
             compensations.add(functools.partial(self.release_hold, hold_request))
             try:
-                hold = await workflow.execute_activity_method(
+                hold = await workflow.execute_local_activity_method(
                     LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
                 )
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 if error_type(err) == "InsufficientFunds":
                     return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available too low")
                 raise
@@ -88,7 +88,7 @@ class TransferWorkflow(PaymentSaga):
                     return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
 
             # One atomic ledger transaction posts the hold with every leg of the conversion.
-            conversion = await workflow.execute_activity_method(
+            conversion = await workflow.execute_local_activity_method(
                 LedgerActivities.post_hold,
                 PostHoldInput(
                     f"{tr.payment_id}:convert",
@@ -129,7 +129,7 @@ class TransferWorkflow(PaymentSaga):
             if outcome != Outcome.succeeded:
                 await compensations.run()
                 return await self.fail(*PAYOUT_FAILURES[outcome])
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 LedgerActivities.post_transaction,
                 PostTransactionInput(
                     f"{tr.payment_id}:settle",

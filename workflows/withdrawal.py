@@ -7,7 +7,7 @@ import functools
 from collections.abc import Awaitable
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import (
         LOCAL_STEP,
         PAYOUT_FAILURES,
+        STEP_FAILED,
         Compensations,
         PaymentSaga,
         error_type,
@@ -59,7 +60,7 @@ class WithdrawalWorkflow(PaymentSaga):
         payout_key = f"{wd.payment_id}:payout"
         compensations = Compensations()
         try:
-            kyc = await workflow.execute_activity_method(
+            kyc = await workflow.execute_local_activity_method(
                 RiskActivities.check_kyc, KycInput(wd.customer_id), **LOCAL_STEP
             )
             if not kyc.approved:
@@ -71,17 +72,17 @@ class WithdrawalWorkflow(PaymentSaga):
             # Registered before the hold: the hold may be made and its answer lost.
             compensations.add(functools.partial(self.release_hold, hold_request))
             try:
-                hold = await workflow.execute_activity_method(
+                hold = await workflow.execute_local_activity_method(
                     LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
                 )
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 if error_type(err) == "InsufficientFunds":
                     return await self.fail(
                         FailureCode.INSUFFICIENT_FUNDS, "available balance too low"
                     )
                 raise
 
-            risk = await workflow.execute_activity_method(
+            risk = await workflow.execute_local_activity_method(
                 RiskActivities.assess_payment,
                 RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency),
                 **LOCAL_STEP,
@@ -125,7 +126,7 @@ class WithdrawalWorkflow(PaymentSaga):
                 await compensations.run()
                 return await self.fail(*PAYOUT_FAILURES[outcome])
 
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 LedgerActivities.post_hold,
                 PostHoldInput(
                     f"{wd.payment_id}:post",

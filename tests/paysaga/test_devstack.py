@@ -116,3 +116,14 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     again = httpx.get(f"{dev_stack.api}/v1/customers/{created.json()['id']}", headers=headers)
     assert again.status_code == 200
     assert again.json()["external_id"] == "dev-1"
+
+
+def test_each_worker_of_the_dev_stack_gets_its_own_metrics_port() -> None:
+    from paysaga.devstack import worker_metrics_address
+
+    assert [worker_metrics_address("127.0.0.1:9464", n) for n in range(3)] == [
+        "127.0.0.1:9464",
+        "127.0.0.1:9465",
+        "127.0.0.1:9466",
+    ]
+    assert worker_metrics_address("", 2) == ""
