@@ -37,6 +37,7 @@ from paysaga.settings import Settings, get_settings
 from paysaga.store import Store
 from paysaga.tracing import setup_tracing
 from providers.registry import PROVIDER_NAMES, build_providers
+from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
@@ -56,8 +57,8 @@ WORKFLOWS = [
 
 def activities_for(
     settings: Settings, ledger: Ledger, store: Store, http: httpx.AsyncClient
-) -> list[Callable[..., Any]]:
-    """Every activity of the sagas, bound to its clients."""
+) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    """The activities of the sagas bound to their clients: the local ones, the provider calls."""
     kyc = SandboxKyc(
         settings.kyc_minimum_age,
         frozenset(settings.blocked_countries),
@@ -78,7 +79,7 @@ def activities_for(
     )
     reconciliation = ReconciliationActivities(ReconciliationBooks(store.pool), providers)
     payments = PaymentActivities(store)
-    return [
+    local: list[Callable[..., Any]] = [
         risk.check_kyc,
         risk.assess_payment,
         risk.screen_beneficiary,
@@ -87,14 +88,17 @@ def activities_for(
         ledger_activities.post_hold,
         ledger_activities.void_hold,
         ledger_activities.reverse_transaction,
-        provider_activities.charge,
-        provider_activities.payout,
-        provider_activities.final_status,
-        provider_activities.refund_charge,
         payments.record_status,
         reconciliation.reconcile_provider,
         merchant.notify,
     ]
+    provider_calls: list[Callable[..., Any]] = [
+        provider_activities.charge,
+        provider_activities.payout,
+        provider_activities.final_status,
+        provider_activities.refund_charge,
+    ]
+    return local, provider_calls
 
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
@@ -129,23 +133,38 @@ async def run_worker(settings: Settings) -> None:
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
     )
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient() as http, contextlib.AsyncExitStack() as workers:
+        local, provider_calls = activities_for(settings, Ledger(pool), Store(pool), http)
+        interceptors = setup_tracing(settings, "paysaga-worker")
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
-            activities=activities_for(settings, Ledger(pool), Store(pool), http),
+            activities=local,
             graceful_shutdown_timeout=timedelta(seconds=10),
-            interceptors=setup_tracing(settings, "paysaga-worker"),
+            interceptors=interceptors,
         )
+        # One queue and slot pool per provider: a slow provider cannot starve the others.
+        provider_workers = [
+            Worker(
+                client,
+                task_queue=provider_task_queue(settings.task_queue, provider),
+                activities=provider_calls,
+                max_concurrent_activities=settings.provider_max_concurrent_calls,
+                graceful_shutdown_timeout=timedelta(seconds=10),
+                interceptors=interceptors,
+            )
+            for provider in PROVIDER_NAMES
+        ]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.info("worker polling task queue %s", settings.task_queue)
         await ensure_reconciliation_schedule(client, settings)
-        async with worker:
-            await stop.wait()
+        for each in (worker, *provider_workers):
+            await workers.enter_async_context(each)
+        await stop.wait()
     await pool.close()
 
 

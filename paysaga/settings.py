@@ -105,6 +105,7 @@ class Settings(BaseSettings):
         "charge": ["sandbox-cards", "sandbox-bank"],
         "payout": ["sandbox-cards", "sandbox-bank"],
     }
+    provider_max_concurrent_calls: int = 50  # per provider and worker process
     provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider
     poll_interval_seconds: float = 2.0

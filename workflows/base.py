@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         SagaTimings,
     )
     from providers.base import Outcome, ProviderResult
+    from providers.routing import provider_task_queue
     from workflows.merchant_notification import MerchantNotificationWorkflow
 
 # Local steps (database, rules) run as local activities: in the worker that runs the workflow,
@@ -55,9 +56,15 @@ PAYOUT_FAILURES = {
 STEP_FAILED = (ActivityError, ApplicationError)
 
 
-def provider_call(timings: SagaTimings) -> dict[str, Any]:
-    """Options of a provider call: a few attempts while it answers "not processed"."""
+def provider_queue(provider: str) -> str:
+    """This saga's task queue for calls to `provider` (each provider has its own)."""
+    return provider_task_queue(workflow.info().task_queue, provider)
+
+
+def provider_call(timings: SagaTimings, provider: str) -> dict[str, Any]:
+    """Options of a provider call: its queue, a few attempts while it answers "not processed"."""
     return {
+        "task_queue": provider_queue(provider),
         "start_to_close_timeout": timedelta(seconds=timings.provider_call_seconds),
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(seconds=timings.poll_interval_seconds),
@@ -248,6 +255,7 @@ class PaymentSaga:
                 polled = await workflow.execute_activity_method(
                     psp.ProviderActivities.final_status,
                     psp.StatusInput(result.provider, idempotency_key),
+                    task_queue=provider_queue(result.provider),
                     start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
                     schedule_to_close_timeout=timedelta(days=3),
                     retry_policy=RetryPolicy(

@@ -18,7 +18,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
-    from workflows.base import LOCAL_STEP, STEP_FAILED, Compensations, PaymentSaga, provider_call
+    from workflows.base import (
+        LOCAL_STEP,
+        STEP_FAILED,
+        Compensations,
+        PaymentSaga,
+        provider_call,
+        provider_queue,
+    )
 
 
 @workflow.defn(name="Deposit")
@@ -67,7 +74,7 @@ class DepositWorkflow(PaymentSaga):
                         deposit.currency,
                         deposit.payment_method,
                     ),
-                    **provider_call(deposit.timings),
+                    **provider_call(deposit.timings, provider),
                 )
 
             charge = await self.with_failover(deposit.providers, charge_at)
@@ -127,6 +134,7 @@ class DepositWorkflow(PaymentSaga):
                 deposit.amount,
                 deposit.currency,
             ),
+            task_queue=provider_queue(provider),
             start_to_close_timeout=timedelta(seconds=deposit.timings.provider_call_seconds),
             schedule_to_close_timeout=timedelta(days=3),
             retry_policy=RetryPolicy(

@@ -117,7 +117,7 @@ class TransferWorkflow(PaymentSaga):
                         tr.target_currency,
                         tr.beneficiary.account or "",
                     ),
-                    **provider_call(tr.timings),
+                    **provider_call(tr.timings, provider),
                 )
 
             payout = await self.with_failover(tr.providers, pay_out_at)

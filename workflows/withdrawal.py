@@ -112,7 +112,7 @@ class WithdrawalWorkflow(PaymentSaga):
                     psp.PayoutInput(
                         provider, payout_key, wd.payment_id, wd.amount, wd.currency, wd.destination
                     ),
-                    **provider_call(wd.timings),
+                    **provider_call(wd.timings, provider),
                 )
 
             payout = await self.with_failover(wd.providers, pay_out_at)
