@@ -91,7 +91,7 @@ def _usage(pid: int, tree: bool) -> dict[str, float] | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
-    parser.add_argument("--rate", type=float, default=10.0, help="payments/s of the mixed load")
+    parser.add_argument("--rate", type=float, default=4.0, help="payments/s of the mixed load")
     parser.add_argument("--quick", action="store_true", help="a few seconds of everything")
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench-results")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (own stack)")
@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-seconds", type=float, default=10.0, help="per database baseline")
     parser.add_argument("--db-accounts", type=int, default=1000)
     parser.add_argument("--pollers", type=int, default=8)
-    parser.add_argument("--poll-interval", type=float, default=0.02)
+    parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--no-progress", action="store_true")
     target = parser.add_argument_group("a running stack instead of our own")
     target.add_argument("--api-url")
