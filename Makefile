@@ -10,7 +10,7 @@ WORKERS ?= 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 dev: $(STAMP)
@@ -34,7 +34,6 @@ audit: $(STAMP)
 
 # Starts its own stack on free ports; BENCH_ARGS="--duration 120 --rate 15", or "--quick".
 bench: $(STAMP)
-	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
