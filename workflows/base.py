@@ -44,10 +44,10 @@ LOCAL_STEP: dict[str, Any] = {
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 
 
-# Why a payout that did not succeed failed, by its final outcome.
-PAYOUT_FAILURES = {
+# Why a provider operation that did not succeed failed the payment, by its final outcome.
+PROVIDER_FAILURES = {
     Outcome.declined: (FailureCode.PROVIDER_DECLINED, "the provider declined"),
-    Outcome.not_processed: (FailureCode.PROVIDER_UNAVAILABLE, "the provider never took it"),
+    Outcome.not_processed: (FailureCode.PROVIDER_UNAVAILABLE, "no provider took it"),
 }
 
 
@@ -212,6 +212,24 @@ class PaymentSaga:
 
     async def fail(self, failure_code: str, reason: str | None = None) -> PaymentState:
         return await self.set_status(PaymentStatus.FAILED, failure_code=failure_code, reason=reason)
+
+    async def call_provider(
+        self,
+        providers: list[str],
+        call: Callable[[str], Awaitable[ProviderResult]],
+        idempotency_key: str,
+        timings: SagaTimings,
+    ) -> tuple[str, Outcome]:
+        """Make a provider operation and learn its final outcome.
+
+        Returns the provider that took it ("" if none did) and the outcome: succeeded, declined,
+        or not_processed. The payment shows the provider as soon as one took the call.
+        """
+        result = await self.with_failover(providers, call)
+        if result is None:
+            return "", Outcome.not_processed
+        await self.set_provider(result.provider)
+        return result.provider, await self.await_outcome(result, idempotency_key, timings, call)
 
     async def with_failover(
         self, providers: list[str], call: Callable[[str], Awaitable[ProviderResult]]

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
+        PROVIDER_FAILURES,
         STEP_FAILED,
         Compensations,
         PaymentSaga,
@@ -77,18 +78,11 @@ class DepositWorkflow(PaymentSaga):
                     **provider_call(deposit.timings, provider),
                 )
 
-            charge = await self.with_failover(deposit.providers, charge_at)
-            if charge is None:
-                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
-            await self.set_provider(charge.provider)
-
-            outcome = await self.await_outcome(charge, charge_key, deposit.timings, charge_at)
-            if outcome == Outcome.declined:
-                return await self.fail(FailureCode.PROVIDER_DECLINED, "the provider declined")
-            if outcome == Outcome.not_processed:
-                return await self.fail(
-                    FailureCode.PROVIDER_UNAVAILABLE, "the provider never took it"
-                )
+            provider, outcome = await self.call_provider(
+                deposit.providers, charge_at, charge_key, deposit.timings
+            )
+            if outcome != Outcome.succeeded:
+                return await self.fail(*PROVIDER_FAILURES[outcome])
 
             try:
                 await workflow.execute_local_activity_method(
@@ -97,7 +91,7 @@ class DepositWorkflow(PaymentSaga):
                         f"{deposit.payment_id}:credit",
                         [
                             LineSpec(
-                                charge.provider,
+                                provider,
                                 AccountKind.provider_clearing,
                                 deposit.currency,
                                 -deposit.amount,

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
-        PAYOUT_FAILURES,
+        PROVIDER_FAILURES,
         STEP_FAILED,
         Compensations,
         PaymentSaga,
@@ -120,15 +120,12 @@ class TransferWorkflow(PaymentSaga):
                     **provider_call(tr.timings, provider),
                 )
 
-            payout = await self.with_failover(tr.providers, pay_out_at)
-            if payout is None:
-                await compensations.run()
-                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
-            await self.set_provider(payout.provider)
-            outcome = await self.await_outcome(payout, payout_key, tr.timings, pay_out_at)
+            provider, outcome = await self.call_provider(
+                tr.providers, pay_out_at, payout_key, tr.timings
+            )
             if outcome != Outcome.succeeded:
                 await compensations.run()
-                return await self.fail(*PAYOUT_FAILURES[outcome])
+                return await self.fail(*PROVIDER_FAILURES[outcome])
             await workflow.execute_local_activity_method(
                 LedgerActivities.post_transaction,
                 PostTransactionInput(
@@ -141,7 +138,7 @@ class TransferWorkflow(PaymentSaga):
                             -tr.target_amount,
                         ),
                         LineSpec(
-                            payout.provider,
+                            provider,
                             AccountKind.provider_clearing,
                             tr.target_currency,
                             tr.target_amount,

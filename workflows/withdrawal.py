@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
-        PAYOUT_FAILURES,
+        PROVIDER_FAILURES,
         STEP_FAILED,
         Compensations,
         PaymentSaga,
@@ -115,16 +115,12 @@ class WithdrawalWorkflow(PaymentSaga):
                     **provider_call(wd.timings, provider),
                 )
 
-            payout = await self.with_failover(wd.providers, pay_out_at)
-            if payout is None:
-                await compensations.run()
-                return await self.fail(FailureCode.PROVIDER_UNAVAILABLE, "no provider took it")
-            await self.set_provider(payout.provider)
-
-            outcome = await self.await_outcome(payout, payout_key, wd.timings, pay_out_at)
+            provider, outcome = await self.call_provider(
+                wd.providers, pay_out_at, payout_key, wd.timings
+            )
             if outcome != Outcome.succeeded:
                 await compensations.run()
-                return await self.fail(*PAYOUT_FAILURES[outcome])
+                return await self.fail(*PROVIDER_FAILURES[outcome])
 
             await workflow.execute_local_activity_method(
                 LedgerActivities.post_hold,
@@ -135,9 +131,7 @@ class WithdrawalWorkflow(PaymentSaga):
                         LineSpec(
                             wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount
                         ),
-                        LineSpec(
-                            payout.provider, AccountKind.provider_clearing, wd.currency, wd.amount
-                        ),
+                        LineSpec(provider, AccountKind.provider_clearing, wd.currency, wd.amount),
                     ],
                     f"withdrawal {wd.payment_id}",
                 ),
