@@ -120,3 +120,69 @@ async def test_worker_killed_mid_withdrawals_pays_once_and_leaves_no_hold(
         }
     report = await Ledger(db_pool).audit()
     assert report.ok, report
+
+
+async def test_worker_killed_mid_transfers_converts_each_once_or_not_at_all(
+    api: httpx.AsyncClient, stack: Stack, db_pool: AsyncConnectionPool
+) -> None:
+    senders = [await funded_customer(api, 10_000) for _ in range(4)]
+    receiver = await create_customer(api)
+    transfers: list[tuple[dict[str, Any], dict[str, Any], bool]] = []
+    for i, sender in enumerate(senders * 2):
+        quote = (
+            await api.post(
+                "/v1/fx/quotes",
+                json={
+                    "customer_id": sender["id"],
+                    "source_currency": "EUR",
+                    "target_currency": "USD",
+                    "source_amount": 2_000,
+                },
+            )
+        ).json()
+        beneficiary = (
+            {"customer_id": receiver["id"]}
+            if i % 2 == 0
+            else {
+                "name": "Grace Hopper",
+                "country": "US",
+                "account": ["pm_ok", "pm_decline"][i % 4 // 2],
+            }
+        )
+        body = {"customer_id": sender["id"], "quote_id": quote["id"], "beneficiary": beneficiary}
+        response = await post_payment(api, "/v1/transfers", body)
+        assert response.status_code == 202, response.text
+        transfers.append((response.json(), quote, "account" in beneficiary))
+    await asyncio.sleep(0.3)
+
+    stack.worker.kill()
+    await asyncio.sleep(1.0)
+    stack.worker.start()
+
+    received = 0
+    debited: dict[str, int] = defaultdict(int)
+    for payment, quote, external in transfers:
+        done = await wait_terminal(api, payment["id"], timeout=120)
+        paid = [
+            op
+            for op in psp_operations(stack, "sandbox-cards", payment["id"])
+            if op["kind"] == "payout" and op["status"] == "succeeded"
+        ]
+        if done["status"] == "succeeded":
+            debited[done["customer_id"]] += 2_000
+            assert len(paid) == (1 if external else 0)
+            received += 0 if external else quote["target_amount"]
+        else:
+            assert (done["status"], done["failure_code"]) == ("failed", "provider_declined")
+            assert paid == []
+    assert (await balance_of(api, receiver["id"], "USD"))["posted"] == received
+    assert sum(debited.values()) == 2_000 * 6  # 4 internal and 2 of the 4 external succeed
+    for sender in senders:
+        left = 10_000 - debited[sender["id"]]
+        assert await balance_of(api, sender["id"], "EUR") == {
+            "posted": left,
+            "held": 0,
+            "available": left,
+        }
+    report = await Ledger(db_pool).audit()
+    assert report.ok, report
