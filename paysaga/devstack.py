@@ -66,6 +66,10 @@ class ProcessGroup:
                 return name, code
         return None
 
+    def forget(self, name: str) -> None:
+        """Stop watching a child that has exited."""
+        self.processes = [e for e in self.processes if e[0] != name]
+
     def stop(self, name: str, timeout: float = 15.0) -> None:
         for entry in [e for e in self.processes if e[0] == name]:
             _terminate(entry[1], timeout)
@@ -239,11 +243,18 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
 """,
             flush=True,
         )
-        while (exited := group.first_exited()) is None:
+        while True:
             time.sleep(0.5)
-        name, code = exited
-        print(f"{name} exited with status {code}; see {group.log_dir / name}.log", file=sys.stderr)
-        return 1
+            exited = group.first_exited()
+            if exited is None:
+                continue
+            name, code = exited
+            print(f"{name} exited with status {code}; see {group.log_dir / name}.log", flush=True)
+            if not name.startswith("worker-"):
+                return 1
+            # Workers come and go (a rolling restart, a SIGTERM to try graceful shutdown): the
+            # others carry on with the work; start one by hand with `python -m worker`.
+            group.forget(name)
     except KeyboardInterrupt:
         interrupted = True
         return 0

@@ -108,7 +108,15 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     running = dev_stack.processes()
     assert len(running) >= 5  # temporal, psp, worker, api, postgres (+ its helpers)
 
+    worker = next(p for p in running if "worker" in " ".join(p.cmdline()))
+    worker.send_signal(signal.SIGTERM)  # a worker leaves gracefully; the stack carries on
+    worker.wait(30)  # not our child: its status shows in the dev stack's output below
+    time.sleep(1)
+    assert dev_stack.process is not None and dev_stack.process.poll() is None
+    assert httpx.get(f"{dev_stack.api}/healthz").status_code == 200
+
     assert dev_stack.interrupt() == 0
+    assert "worker-1 exited with status 0" in "".join(dev_stack.output)
     psutil.wait_procs(running, timeout=10)
     assert [p.pid for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
 
