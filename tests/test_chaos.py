@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,3 +49,8 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         line = next(line for line in out.splitlines() if line.strip().startswith(check))
         assert line.split()[-1] == "0", line
     assert "chaos: PASS" in out
+    root = out.split("(logs in ")[1].split("/logs)")[0]
+    left = [
+        p.pid for p in psutil.process_iter(["cmdline"]) if root in " ".join(p.info["cmdline"] or [])
+    ]
+    assert left == []  # every process it started is stopped, PostgreSQL after its restart too
