@@ -35,6 +35,7 @@ STACK_ENV = {
     "PAYSAGA_WEBHOOK_WAIT_SECONDS": "1.5",
     "PAYSAGA_POLL_INTERVAL_SECONDS": "0.2",
     "PAYSAGA_REVIEW_DEADLINE_SECONDS": "6",
+    "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans in each process's log, for the trace test
     "PAYSAGA_DATABASE_POOL_MIN": "1",
     "PAYSAGA_DATABASE_POOL_MAX": "8",
     "PAYSAGA_API_KEY_CACHE_SECONDS": "0",  # a revoked key is refused at once
