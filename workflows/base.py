@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         VoidHoldInput,
     )
     from activities.payments import PaymentActivities, RecordStatusInput
+    from activities.risk import KycInput, RiskActivities, RiskInput, RiskResult
     from domain import search_attributes as sa
     from domain.payments import (
         FailureCode,
@@ -30,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         SagaTimings,
     )
+    from ledger.models import Hold
     from providers.base import Outcome, ProviderResult
     from providers.routing import provider_task_queue
     from workflows.merchant_notification import MerchantNotificationWorkflow
@@ -291,6 +294,36 @@ class PaymentSaga:
                         raise
                     return Outcome.not_processed
         return result.outcome
+
+    async def check_kyc(self, customer_id: str) -> tuple[str, str | None] | None:
+        """KYC and sanctions on the customer: None if approved, else (failure code, reason)."""
+        kyc = await workflow.execute_local_activity_method(
+            RiskActivities.check_kyc, KycInput(customer_id), **LOCAL_STEP
+        )
+        return None if kyc.approved else (kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+
+    async def assess_risk(self, payment: RiskInput) -> RiskResult:
+        """The fraud rules' decision (approve, review, decline), shown as a search attribute."""
+        risk: RiskResult = await workflow.execute_local_activity_method(
+            RiskActivities.assess_payment, payment, **LOCAL_STEP
+        )
+        workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
+        return risk
+
+    async def hold_funds(
+        self, hold_request: HoldFundsInput, compensations: Compensations
+    ) -> Hold | None:
+        """Reserve the funds, its release registered first; None when the funds are not there."""
+        # Registered before the hold: the hold may be made and its answer lost.
+        compensations.add(functools.partial(self.release_hold, hold_request))
+        try:
+            return await workflow.execute_local_activity_method(
+                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
+            )
+        except STEP_FAILED as err:
+            if error_type(err) == "InsufficientFunds":
+                return None
+            raise
 
     async def release_hold(self, hold_request: HoldFundsInput) -> None:
         """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""

@@ -13,8 +13,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
     from activities.ledger import LedgerActivities, PostTransactionInput
-    from activities.risk import KycInput, RiskActivities, RiskInput
-    from domain import search_attributes as sa
+    from activities.risk import RiskInput
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
@@ -39,24 +38,17 @@ class DepositWorkflow(PaymentSaga):
         charge_key = f"{deposit.payment_id}:charge"
         compensations = Compensations()
         try:
-            kyc = await workflow.execute_local_activity_method(
-                RiskActivities.check_kyc, KycInput(deposit.customer_id), **LOCAL_STEP
-            )
-            if not kyc.approved:
-                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
-
-            risk = await workflow.execute_local_activity_method(
-                RiskActivities.assess_payment,
+            if (kyc_failure := await self.check_kyc(deposit.customer_id)) is not None:
+                return await self.fail(*kyc_failure)
+            risk = await self.assess_risk(
                 RiskInput(
                     deposit.payment_id,
                     deposit.customer_id,
                     "deposit",
                     deposit.amount,
                     deposit.currency,
-                ),
-                **LOCAL_STEP,
+                )
             )
-            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
             if risk.decision != "approve":
                 return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
 

@@ -17,18 +17,15 @@ with workflow.unsafe.imports_passed_through():
         PostHoldInput,
         PostTransactionInput,
     )
-    from activities.risk import KycInput, RiskActivities, RiskInput, ScreeningInput
-    from domain import search_attributes as sa
+    from activities.risk import RiskActivities, RiskInput, ScreeningInput
     from domain.payments import FailureCode, PaymentState, PaymentStatus, TransferInput
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
         PROVIDER_FAILURES,
-        STEP_FAILED,
         Compensations,
         PaymentSaga,
-        error_type,
         provider_call,
     )
 
@@ -44,11 +41,8 @@ class TransferWorkflow(PaymentSaga):
         try:
             if workflow.now() > datetime.fromisoformat(tr.expires_at):
                 return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
-            kyc = await workflow.execute_local_activity_method(
-                RiskActivities.check_kyc, KycInput(tr.customer_id), **LOCAL_STEP
-            )
-            if not kyc.approved:
-                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+            if (kyc_failure := await self.check_kyc(tr.customer_id)) is not None:
+                return await self.fail(*kyc_failure)
             screening = await workflow.execute_local_activity_method(
                 RiskActivities.screen_beneficiary,
                 ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
@@ -56,29 +50,20 @@ class TransferWorkflow(PaymentSaga):
             )
             if not screening.approved:
                 return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)
-            risk = await workflow.execute_local_activity_method(
-                RiskActivities.assess_payment,
+            risk = await self.assess_risk(
                 RiskInput(
                     tr.payment_id, tr.customer_id, "transfer", tr.source_amount, tr.source_currency
-                ),
-                **LOCAL_STEP,
+                )
             )
-            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
             if risk.decision == "decline":
                 return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
 
             hold_request = HoldFundsInput(
                 f"{tr.payment_id}:hold", tr.customer_id, tr.source_currency, tr.source_amount
             )
-            compensations.add(functools.partial(self.release_hold, hold_request))
-            try:
-                hold = await workflow.execute_local_activity_method(
-                    LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
-                )
-            except STEP_FAILED as err:
-                if error_type(err) == "InsufficientFunds":
-                    return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available too low")
-                raise
+            hold = await self.hold_funds(hold_request, compensations)
+            if hold is None:
+                return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
             if risk.decision == "review":
                 rejection = await self.review_by_operator(
                     risk.reasons, tr.review_deadline_seconds, lambda: False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable
 
 from temporalio import workflow
@@ -12,8 +11,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
     from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput
-    from activities.risk import KycInput, RiskActivities, RiskInput
-    from domain import search_attributes as sa
+    from activities.risk import RiskInput
     from domain.payments import (
         FailureCode,
         PaymentState,
@@ -25,10 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import (
         LOCAL_STEP,
         PROVIDER_FAILURES,
-        STEP_FAILED,
         Compensations,
         PaymentSaga,
-        error_type,
         provider_call,
     )
 
@@ -60,34 +56,19 @@ class WithdrawalWorkflow(PaymentSaga):
         payout_key = f"{wd.payment_id}:payout"
         compensations = Compensations()
         try:
-            kyc = await workflow.execute_local_activity_method(
-                RiskActivities.check_kyc, KycInput(wd.customer_id), **LOCAL_STEP
-            )
-            if not kyc.approved:
-                return await self.fail(kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
+            if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
+                return await self.fail(*kyc_failure)
 
             hold_request = HoldFundsInput(
                 f"{wd.payment_id}:hold", wd.customer_id, wd.currency, wd.amount
             )
-            # Registered before the hold: the hold may be made and its answer lost.
-            compensations.add(functools.partial(self.release_hold, hold_request))
-            try:
-                hold = await workflow.execute_local_activity_method(
-                    LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
-                )
-            except STEP_FAILED as err:
-                if error_type(err) == "InsufficientFunds":
-                    return await self.fail(
-                        FailureCode.INSUFFICIENT_FUNDS, "available balance too low"
-                    )
-                raise
+            hold = await self.hold_funds(hold_request, compensations)
+            if hold is None:
+                return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
 
-            risk = await workflow.execute_local_activity_method(
-                RiskActivities.assess_payment,
-                RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency),
-                **LOCAL_STEP,
+            risk = await self.assess_risk(
+                RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency)
             )
-            workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
             if risk.decision == "decline":
                 await compensations.run()
                 return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
