@@ -1,7 +1,7 @@
 """`make chaos`: a mixed load while processes crash and restart; then prove nothing was lost.
 
 It starts a whole stack of its own (embedded PostgreSQL, Temporal dev server, sandbox PSP, two
-workers, API) on free loopback ports in a temporary folder, drives deposits and withdrawals through
+workers, API) on free loopback ports in a temporary folder, drives deposits, withdrawals and transfers through
 the HTTP API like a well-behaved client (retrying with the same Idempotency-Key), and meanwhile:
 kills a worker with SIGKILL and restarts it, restarts the Temporal dev server (its SQLite file
 persists), restarts PostgreSQL, and freezes the PSP (SIGSTOP) so that its calls time out for a
@@ -192,6 +192,47 @@ class Load:
         self.refused["gave up"] += 1
         return None
 
+    async def transfer(self, sender: str, receiver: str) -> str | None:
+        """A quote, then a transfer on it: to another customer, or paid out abroad."""
+        body = {
+            "customer_id": sender,
+            "source_currency": "EUR",
+            "target_currency": "USD",
+            "source_amount": random.randint(100, 3_000),
+        }
+        quote: dict[str, Any] | None = None
+        deadline = time.monotonic() + 60
+        while quote is None and time.monotonic() < deadline:
+            try:
+                response = await self.api.post("/v1/fx/quotes", json=body)
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code == 201:
+                quote = response.json()
+            elif response is not None and response.status_code < 500:
+                self.refused[f"quote {response.status_code}"] += 1
+                return None
+            else:
+                self.retries += 1
+                await asyncio.sleep(0.5)
+        if quote is None:
+            self.refused["gave up"] += 1
+            return None
+        beneficiary = random.choice(
+            [
+                {"customer_id": receiver},
+                {
+                    "name": "Grace Hopper",
+                    "country": "US",
+                    "account": random.choice(["pm_ok", "pm_decline"]),
+                },
+            ]
+        )
+        return await self.submit(
+            "/v1/transfers",
+            {"customer_id": sender, "quote_id": quote["id"], "beneficiary": beneficiary},
+        )
+
     async def get(self, path: str) -> dict[str, Any] | None:
         try:
             response = await self.api.get(path)
@@ -209,7 +250,10 @@ async def run_load(load: Load, customers: list[str], duration: float, rate: floa
     n = 0
     while time.monotonic() - started < duration:
         customer = random.choice(customers)
-        if n % 5 < 3:
+        if n % 5 == 4:
+            receiver = random.choice([c for c in customers if c != customer])
+            tasks.append(asyncio.create_task(load.transfer(customer, receiver)))
+        elif n % 5 < 3:
             body: dict[str, Any] = {
                 "customer_id": customer,
                 "amount": random.randint(100, 5_000),
@@ -276,6 +320,7 @@ async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[st
     """Count what must be zero: lost, duplicated, dangling, mismatched, audit failures."""
     counts: Counter[str] = Counter()
     counts["lost (not terminal)"] = sum(p["status"] not in TERMINAL for p in final.values())
+    counts["wallet moved other than once"] = 0
     async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:
         operations: list[dict[str, Any]] = []
         lines: dict[str, list[SettlementLine]] = {}
@@ -294,16 +339,28 @@ async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[st
     pool = await open_pool(stack.database_url, 1, 4)
     try:
         async with pool.connection() as conn:
+            # What each payment did to its own customer's wallet, from the ledger's entries.
             cur = await conn.execute(
-                "SELECT split_part(idempotency_key, ':', 1), count(*) FROM ledger_transactions"
-                " WHERE idempotency_key LIKE '%%:credit' OR idempotency_key LIKE '%%:post'"
-                " GROUP BY 1 HAVING count(*) > 1"
+                "SELECT p.id, COALESCE(SUM(e.amount), 0) FROM payments p"
+                " LEFT JOIN ledger_transactions t ON split_part(t.idempotency_key, ':', 1) = p.id"
+                " LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id IN"
+                "  (SELECT id FROM ledger_accounts WHERE owner_id = p.customer_id"
+                "   AND kind = 'customer_wallet')"
+                " GROUP BY p.id"
             )
-            counts["credited or debited twice"] = len(await cur.fetchall())
+            wallet_moves = {pid: int(net) for pid, net in await cur.fetchall()}
             cur = await conn.execute("SELECT count(*) FROM ledger_holds WHERE status = 'pending'")
             row = await cur.fetchone()
             counts["dangling holds"] = int(row[0]) if row else 0
         for payment_id, payment in final.items():
+            sign = 1 if payment_id.startswith("dep_") else -1
+            expected = sign * payment.get("amount", 0) if payment["status"] == "succeeded" else 0
+            if wallet_moves.get(payment_id, 0) != expected:
+                counts["wallet moved other than once"] += 1
+            if payment_id.startswith("tr_"):  # internal ones never reach a provider
+                if payment["status"] != "succeeded" and succeeded_ops[(payment_id, "payout")]:
+                    counts["status disagrees with the provider"] += 1
+                continue
             kind = "charge" if payment_id.startswith("dep_") else "payout"
             moved = succeeded_ops[(payment_id, kind)] - succeeded_ops[(payment_id, "refund")]
             if (payment["status"] == "succeeded") != (moved == 1):

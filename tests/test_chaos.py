@@ -41,7 +41,7 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
     for check in (
         "lost (not terminal)",
         "charged or paid twice",
-        "credited or debited twice",
+        "wallet moved other than once",
         "dangling holds",
         "sandbox vs ledger mismatches",
         "audit failures",
