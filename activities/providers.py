@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from temporalio import activity
@@ -76,7 +78,7 @@ class ProviderActivities:
     @activity.defn(name="provider.charge")
     async def charge(self, charge: ChargeInput) -> ProviderResult:
         """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
-        try:
+        with _rejections_final():
             result = await self._provider(charge.provider).charge(
                 idempotency_key=charge.idempotency_key,
                 reference=charge.reference,
@@ -84,14 +86,12 @@ class ProviderActivities:
                 currency=charge.currency,
                 payment_method=charge.payment_method,
             )
-        except ProviderRequestRejected as exc:
-            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
         return _raise_if_not_processed(result)
 
     @activity.defn(name="provider.payout")
     async def payout(self, payout: PayoutInput) -> ProviderResult:
         """Pay out once; same outcome rules as a charge."""
-        try:
+        with _rejections_final():
             result = await self._provider(payout.provider).payout(
                 idempotency_key=payout.idempotency_key,
                 reference=payout.reference,
@@ -99,8 +99,6 @@ class ProviderActivities:
                 currency=payout.currency,
                 destination=payout.destination,
             )
-        except ProviderRequestRejected as exc:
-            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
         return _raise_if_not_processed(result)
 
     @activity.defn(name="provider.final_status")
@@ -127,7 +125,7 @@ class ProviderActivities:
             return None
         if charge.outcome != Outcome.succeeded:
             raise ApplicationError(f"charge outcome still {charge.outcome}", type=OUTCOME_PENDING)
-        try:
+        with _rejections_final():
             result = await provider.refund(
                 idempotency_key=refund.idempotency_key,
                 reference=refund.reference,
@@ -135,11 +133,18 @@ class ProviderActivities:
                 amount=refund.amount,
                 currency=refund.currency,
             )
-        except ProviderRequestRejected as exc:
-            raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
         if result.outcome not in (Outcome.succeeded, Outcome.pending):
             raise ApplicationError(f"refund {result.outcome}", type=OUTCOME_PENDING)
         return result
+
+
+@contextlib.contextmanager
+def _rejections_final() -> Iterator[None]:
+    """A request the provider rejected as invalid fails for good: retrying it cannot help."""
+    try:
+        yield
+    except ProviderRequestRejected as exc:
+        raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
 
 
 def _raise_if_not_processed(result: ProviderResult) -> ProviderResult:

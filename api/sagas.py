@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -65,7 +64,7 @@ async def start_payment(
         PAYMENTS_STARTED.labels(kind.value).inc()
     except WorkflowAlreadyStartedError:
         pass  # the first attempt of this request started it
-    except (RPCError, WorkflowFailureError) as exc:
+    except RPCError as exc:
         raise ServiceUnavailable(f"could not start the payment workflow: {exc}") from exc
     return payment_from_row(row)
 

@@ -248,3 +248,22 @@ async def funded_customer(
     assert response.status_code == 202, response.text
     assert (await wait_terminal(api, response.json()["id"]))["status"] == "succeeded"
     return customer
+
+
+def succeeded_operations(stack: Stack, reference: str, kind: str) -> list[dict[str, Any]]:
+    """The sandbox's succeeded operations of a kind for a payment, at either provider."""
+    return [
+        op
+        for provider in ("sandbox-cards", "sandbox-bank")
+        for op in psp_operations(stack, provider, reference)
+        if op["kind"] == kind and op["status"] == "succeeded"
+    ]
+
+
+async def crash_worker(stack: Stack) -> None:
+    """SIGKILL the worker mid-flight, leave it dead a second (webhooks still land), restart it."""
+    import asyncio
+
+    stack.worker.kill()
+    await asyncio.sleep(1.0)
+    stack.worker.start()

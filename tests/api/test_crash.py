@@ -14,10 +14,11 @@ from ledger.engine import Ledger
 from tests.stack import (
     Stack,
     balance_of,
+    crash_worker,
     create_customer,
     funded_customer,
     post_payment,
-    psp_operations,
+    succeeded_operations,
     wait_terminal,
 )
 
@@ -43,19 +44,12 @@ async def test_worker_killed_mid_deposits_charges_and_credits_each_once(
         payments.append(response.json())
     await asyncio.sleep(0.3)  # let the worker get some of them to the provider
 
-    stack.worker.kill()
-    await asyncio.sleep(1.0)  # webhooks land on the API while no worker runs
-    stack.worker.start()
+    await crash_worker(stack)
 
     finished = [await wait_terminal(api, p["id"], timeout=120) for p in payments]
     credited: dict[str, int] = defaultdict(int)
     for payment in finished:
-        charges = [
-            op
-            for provider in ("sandbox-cards", "sandbox-bank")
-            for op in psp_operations(stack, provider, payment["id"])
-            if op["kind"] == "charge" and op["status"] == "succeeded"
-        ]
+        charges = succeeded_operations(stack, payment["id"], "charge")
         if payment["status"] == "succeeded":
             assert len(charges) == 1, payment
             credited[payment["customer_id"]] += payment["amount"]
@@ -91,19 +85,12 @@ async def test_worker_killed_mid_withdrawals_pays_once_and_leaves_no_hold(
         payments.append(response.json())
     await asyncio.sleep(0.3)
 
-    stack.worker.kill()
-    await asyncio.sleep(1.0)
-    stack.worker.start()
+    await crash_worker(stack)
 
     finished = [await wait_terminal(api, p["id"], timeout=120) for p in payments]
     debited: dict[str, int] = defaultdict(int)
     for payment in finished:
-        paid = [
-            op
-            for provider in ("sandbox-cards", "sandbox-bank")
-            for op in psp_operations(stack, provider, payment["id"])
-            if op["kind"] == "payout" and op["status"] == "succeeded"
-        ]
+        paid = succeeded_operations(stack, payment["id"], "payout")
         if payment["status"] == "succeeded":
             assert [op["amount"] for op in paid] == [payment["amount"]], payment
             debited[payment["customer_id"]] += payment["amount"]
@@ -155,19 +142,13 @@ async def test_worker_killed_mid_transfers_converts_each_once_or_not_at_all(
         transfers.append((response.json(), quote, "account" in beneficiary))
     await asyncio.sleep(0.3)
 
-    stack.worker.kill()
-    await asyncio.sleep(1.0)
-    stack.worker.start()
+    await crash_worker(stack)
 
     received = 0
     debited: dict[str, int] = defaultdict(int)
     for payment, quote, external in transfers:
         done = await wait_terminal(api, payment["id"], timeout=120)
-        paid = [
-            op
-            for op in psp_operations(stack, "sandbox-cards", payment["id"])
-            if op["kind"] == "payout" and op["status"] == "succeeded"
-        ]
+        paid = succeeded_operations(stack, payment["id"], "payout")
         if done["status"] == "succeeded":
             debited[done["customer_id"]] += 2_000
             assert len(paid) == (1 if external else 0)
