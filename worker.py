@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
+from activities.payment_sweep import PaymentSweepActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
@@ -32,6 +33,7 @@ from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
 from paysaga.db import open_pool
 from paysaga.logs import setup_logging
 from paysaga.metrics import install_worker_runtime
+from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings
 from paysaga.store import Store
@@ -42,6 +44,12 @@ from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
 from workflows.merchant_notification import MerchantNotificationWorkflow
+from workflows.payment_sweep import (
+    SWEEP_SCHEDULE_ID,
+    PaymentSweepInput,
+    PaymentSweepWorkflow,
+    SagaNotStartedWorkflow,
+)
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
@@ -52,6 +60,8 @@ WORKFLOWS = [
     TransferWorkflow,
     ReconciliationWorkflow,
     MerchantNotificationWorkflow,
+    PaymentSweepWorkflow,
+    SagaNotStartedWorkflow,
 ]
 
 
@@ -79,6 +89,9 @@ def activities_for(
     )
     reconciliation = ReconciliationActivities(ReconciliationBooks(store.pool), providers)
     payments = PaymentActivities(store)
+    sweep = PaymentSweepActivities(
+        store, SweepBooks(store.pool), merchant_webhooks=bool(settings.merchant_webhook_url)
+    )
     local: list[Callable[..., Any]] = [
         risk.check_kyc,
         risk.assess_payment,
@@ -88,9 +101,12 @@ def activities_for(
         ledger_activities.post_hold,
         ledger_activities.void_hold,
         ledger_activities.reverse_transaction,
+        ledger_activities.release_hold,
+        ledger_activities.reverse_by_key,
         payments.record_status,
         reconciliation.reconcile_provider,
         merchant.notify,
+        sweep.fail_orphans,
     ]
     provider_calls: list[Callable[..., Any]] = [
         provider_activities.charge,
@@ -120,6 +136,22 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
     )
     with contextlib.suppress(ScheduleAlreadyRunningError):
         await client.create_schedule(f"{SCHEDULE_ID}-{settings.task_queue}", schedule)
+
+
+async def ensure_payment_sweep_schedule(client: Client, settings: Settings) -> None:
+    """Create the orphan sweep's schedule once; every worker may try, the first one wins."""
+    every = timedelta(seconds=settings.payment_sweep_interval_seconds)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            PaymentSweepWorkflow.run,
+            PaymentSweepInput(grace_seconds=settings.payment_sweep_grace_seconds),
+            id="paysaga-payment-sweep-run",
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(f"{SWEEP_SCHEDULE_ID}-{settings.task_queue}", schedule)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -162,6 +194,7 @@ async def run_worker(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         logging.info("worker polling task queue %s", settings.task_queue)
         await ensure_reconciliation_schedule(client, settings)
+        await ensure_payment_sweep_schedule(client, settings)
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
         await stop.wait()

@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ledger.errors import LedgerError
-from ledger.models import AccountKind, Hold, LineSpec, Transaction
+from ledger.models import AccountKind, Hold, HoldStatus, LineSpec, Transaction
 
 if TYPE_CHECKING:  # the engine (psycopg) stays out of workflow modules that import the inputs
     from ledger.engine import Ledger
@@ -64,6 +64,23 @@ class VoidHoldInput:
 
     idempotency_key: str
     hold_id: int
+
+
+@dataclass
+class ReleaseHoldInput:
+    """Void the hold made under `hold_key`, if it was ever made and is still pending."""
+
+    idempotency_key: str
+    hold_key: str
+
+
+@dataclass
+class ReverseByKeyInput:
+    """Reverse the transaction posted under `transaction_key`, if it was ever posted."""
+
+    idempotency_key: str
+    transaction_key: str
+    description: str = ""
 
 
 @dataclass
@@ -123,6 +140,24 @@ class LedgerActivities:
         """Release a pending hold without moving money."""
         return await _refusals_final(
             lambda: self._ledger.void_hold(data.idempotency_key, data.hold_id)
+        )
+
+    @activity.defn(name="ledger.release_hold")
+    async def release_hold(self, data: ReleaseHoldInput) -> Hold | None:
+        """Compensation of a hold, found by its key: void it if pending; None if never made."""
+        hold = await self._ledger.find_hold_by_key(data.hold_key)
+        if hold is None or hold.status != HoldStatus.pending:
+            return hold  # never made, or already posted, voided or expired
+        return await _refusals_final(lambda: self._ledger.void_hold(data.idempotency_key, hold.id))
+
+    @activity.defn(name="ledger.reverse_by_key")
+    async def reverse_by_key(self, data: ReverseByKeyInput) -> Transaction | None:
+        """Compensation of a posting, found by its key: reverse it once; None if never posted."""
+        original = await self._ledger.find_transaction_by_key(data.transaction_key)
+        if original is None:
+            return None
+        return await _refusals_final(
+            lambda: self._ledger.reverse(data.idempotency_key, original.id, data.description)
         )
 
     @activity.defn(name="ledger.reverse_transaction")

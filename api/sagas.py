@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -58,8 +57,8 @@ async def start_payment(
             task_queue=svc.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
+            # No execution timeout: a saga ends by its own steps, never cut off mid-way.
             static_summary=f"{kind.value} of {amount} {currency} minor units for {customer_id}",
-            execution_timeout=timedelta(days=30),
         )
         PAYMENTS_STARTED.labels(kind.value).inc()
     except WorkflowAlreadyStartedError:
@@ -78,6 +77,8 @@ def saga_timings(settings: Settings) -> SagaTimings:
         provider_attempts=settings.provider_attempts,
         webhook_wait_seconds=settings.webhook_wait_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
+        poll_interval_max_seconds=settings.poll_interval_max_seconds,
+        requires_intervention_after_seconds=settings.requires_intervention_after_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
         merchant_webhooks=bool(settings.merchant_webhook_url),
     )

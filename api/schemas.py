@@ -107,6 +107,11 @@ class ReviewCreate(StrictBody):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class ResolveCreate(StrictBody):
+    outcome: Literal["succeeded", "failed"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
 class QuoteCreate(StrictBody):
     customer_id: str = Field(min_length=1, max_length=64)
     source_currency: str = Currency

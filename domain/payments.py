@@ -15,6 +15,8 @@ class PaymentKind(StrEnum):
 class PaymentStatus(StrEnum):
     PROCESSING = "processing"
     REQUIRES_REVIEW = "requires_review"
+    # The outcome could not be resolved automatically in time: an operator resolves it.
+    REQUIRES_INTERVENTION = "requires_intervention"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -29,11 +31,15 @@ class FailureCode(StrEnum):
     SANCTIONS_HIT = "sanctions_hit"
     RISK_DECLINED = "risk_declined"
     PROVIDER_DECLINED = "provider_declined"
+    PROVIDER_REJECTED = "provider_rejected"  # the provider refused the request as invalid
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     REVIEW_REJECTED = "review_rejected"
     QUOTE_EXPIRED = "quote_expired"
     CREDIT_FAILED = "credit_failed"
+    RESOLVED_BY_OPERATOR = "resolved_by_operator"
+    # A step failed in a way the saga had no plan for; everything before it was undone.
+    INTERNAL_ERROR = "internal_error"
 
 
 ID_PREFIXES: dict[PaymentKind, str] = {
@@ -52,6 +58,10 @@ class SagaTimings:
     poll_interval_seconds: float = 2.0
     provider_call_seconds: float = 15.0  # one provider HTTP call, its client timeout included
     merchant_webhooks: bool = False  # announce every status change to the merchant's URL
+    # Polling an unknown outcome backs off up to this interval, with no overall deadline.
+    poll_interval_max_seconds: float = 600.0
+    # An outcome still unknown this long after the call parks the payment for an operator.
+    requires_intervention_after_seconds: float = 86_400.0
 
 
 @dataclass
@@ -79,6 +89,9 @@ class ProviderEventSignal:
     sequence: int
     decline_code: str | None = None
     operation_id: str | None = None
+    # What the provider says it moved: an event is taken only if it matches the call.
+    amount: int | None = None
+    currency: str | None = None
 
 
 @dataclass
@@ -111,6 +124,15 @@ class ReviewDecision:
     decision: str  # approve or reject
     reason: str | None = None
     reviewer: str | None = None
+
+
+@dataclass
+class ResolveDecision:
+    """An operator's resolution of a payment in `requires_intervention`, after checking the provider."""
+
+    outcome: str  # succeeded or failed
+    reason: str | None = None
+    operator: str | None = None
 
 
 @dataclass

@@ -127,16 +127,31 @@ class Ledger:
 
     async def get_hold(self, hold_id: int) -> Hold:
         """A hold as it is now; HoldNotFound if there is none."""
+        hold = await self._find_hold("h.id = %s", hold_id)
+        if hold is None:
+            raise HoldNotFound(f"hold {hold_id} does not exist")
+        return hold
+
+    async def find_hold_by_key(self, idempotency_key: str) -> Hold | None:
+        """The hold made under an idempotency key, as it is now; None if it was never made."""
+        return await self._find_hold("h.idempotency_key = %s", idempotency_key)
+
+    async def find_transaction_by_key(self, idempotency_key: str) -> Transaction | None:
+        """The transaction posted under an idempotency key; None if it was never posted."""
+        try:
+            return await self.get_transaction_by_key(idempotency_key)
+        except TransactionNotFound:
+            return None
+
+    async def _find_hold(self, where: str, value: object) -> Hold | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_HOLD_COLUMNS} FROM ledger_holds h"
-                " JOIN ledger_accounts a ON a.id = h.account_id WHERE h.id = %s",
-                (hold_id,),
+                f" JOIN ledger_accounts a ON a.id = h.account_id WHERE {where}",
+                (value,),
             )
             row = await cur.fetchone()
-        if row is None:
-            raise HoldNotFound(f"hold {hold_id} does not exist")
-        return _hold_from_row(row)
+        return None if row is None else _hold_from_row(row)
 
     async def entries(
         self, owner_id: str, kind: AccountKind | str, currency: str

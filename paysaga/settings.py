@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     house_owner_id: str = "house"  # owner of the fee and FX position accounts
 
     reconciliation_interval_seconds: int = 3600
+    # The orphan sweep: payments still `processing` this long after their insert whose workflow
+    # never started (Temporal was down and the client never retried) end failed/saga_not_started.
+    payment_sweep_interval_seconds: int = 60
+    payment_sweep_grace_seconds: int = 120
     # Merchant webhooks: every payment status change, signed like the providers' (empty: off).
     merchant_webhook_url: str = ""
     merchant_webhook_secret: str = "whsec_merchant_dev"
@@ -109,6 +113,10 @@ class Settings(BaseSettings):
     provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider
     poll_interval_seconds: float = 2.0
+    poll_interval_max_seconds: float = 600.0  # polling an unknown outcome backs off up to this
+    # An outcome still unknown this long after the provider call parks the payment in
+    # `requires_intervention` (polling goes on; an operator may resolve it).
+    requires_intervention_after_seconds: float = 86_400.0
     review_deadline_seconds: float = 86_400.0  # a payment in review is rejected after this
 
     # Observability.

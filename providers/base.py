@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     not_processed = "not_processed"
     # May have been processed: resolve by polling `status()`, never by calling again elsewhere.
     unknown = "unknown"
+    # Refused as invalid (e.g. an unsupported destination): certainly not processed, and final.
+    rejected = "rejected"
 
 
 @dataclass

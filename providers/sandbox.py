@@ -133,7 +133,14 @@ class SandboxProvider:
         except httpx.TransportError as exc:
             # Sent, but the answer was lost (read timeout, dropped connection): it may be done.
             return self._result(Outcome.unknown, detail=f"no answer: {exc!r}")
-        return self._interpret(response)
+        result = self._interpret(response)
+        if result.outcome == Outcome.not_processed:
+            # A 503/429 should mean "not processed", but a PSP may have taken the request before
+            # failing to answer: only its own books say so. Fail over only if it has no record.
+            recorded = await self.status(body["idempotency_key"])
+            if recorded.outcome != Outcome.not_processed:
+                return recorded
+        return result
 
     def _interpret(self, response: httpx.Response) -> ProviderResult:
         code = response.status_code

@@ -31,6 +31,8 @@ from sandbox_psp.store import Operation, OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
 
 ID_PREFIXES = {"charge": "ch_", "payout": "po_", "refund": "re_"}
+# `pm_pending_forever` settles this far in the future (a century): never, for any test or demo.
+PENDING_FOREVER_SECONDS = 100 * 365 * 86_400.0
 # The stale `*.pending` event of `pm_duplicate_webhook` goes out this long after the success.
 STALE_EVENT_LAG_SECONDS = 0.05
 
@@ -240,7 +242,7 @@ async def _create(
         final_status="succeeded" if succeeds else "declined",
         decline_code=None if succeeds else DECLINE_CODES[kind],
         created_at=now,
-        settles_at=now if kind == "refund" else now + settings.psp_webhook_delay_seconds,
+        settles_at=_settles_at(kind, behaviour, now, settings.psp_webhook_delay_seconds),
     )
     store.record(operation, _webhook_events(operation, behaviour))
     dispatcher: WebhookDispatcher = request.app.state.dispatcher
@@ -249,6 +251,13 @@ async def _create(
         # Processed and recorded, but the answer comes after the client has given up.
         await asyncio.sleep(settings.psp_stall_seconds)
     return JSONResponse(operation.view(time.time()), status_code=201)
+
+
+def _settles_at(kind: str, behaviour: Behaviour, now: float, delay_seconds: float) -> float:
+    """When the operation's outcome shows: refunds at once, `pm_pending_forever` never."""
+    if behaviour.pending_forever:
+        return now + PENDING_FOREVER_SECONDS
+    return now if kind == "refund" else now + delay_seconds
 
 
 def _refundable_charge(store: OperationStore, provider: str, fields: dict[str, Any]) -> Operation:

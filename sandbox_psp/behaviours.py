@@ -22,6 +22,7 @@ class Behaviour:
     stall: bool = False
     flaky: bool = False
     primary_down: bool = False
+    pending_forever: bool = False  # taken, but the outcome never settles: no webhook, no result
 
 
 TOKENS = {
@@ -32,4 +33,5 @@ TOKENS = {
     "pm_flaky": Behaviour(flaky=True),
     "pm_duplicate_webhook": Behaviour(duplicate_webhook=True),
     "pm_primary_down": Behaviour(primary_down=True),
+    "pm_pending_forever": Behaviour(webhook=False, pending_forever=True),
 }

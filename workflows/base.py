@@ -1,24 +1,40 @@
-"""What every payment saga shares: status keeping, provider events, retry policies, compensations."""
+"""What every payment saga shares: a clear end on every path, status keeping, provider outcomes.
+
+A saga's `run` is decorated with `@clear_end`, which makes three promises for every saga:
+
+- Cancels. Before the saga's point of no return, a cancel (the API's `cancel` update or a cancel
+  from the Temporal UI) interrupts the saga's steps; its compensations run and it ends `canceled`.
+  After it, the API's cancel is refused and a Temporal cancel is recorded (log line and memo) but
+  does not stop the saga: its steps are shielded, and it finishes what it started.
+- Failures. Any step failure the saga did not plan for ends it clearly: before the point of no
+  return it compensates and fails (`provider_rejected` or `internal_error`); after it, the payment
+  waits in `requires_intervention` for an operator's `resolve`, never in silence.
+- No saga workflow ends Failed in Temporal: it completes with its final status (or ends Canceled
+  when it was canceled before its point of no return).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import providers as psp
     from activities.ledger import (
         HoldFundsInput,
         LedgerActivities,
-        ReverseTransactionInput,
-        VoidHoldInput,
+        ReleaseHoldInput,
+        ReverseByKeyInput,
     )
     from activities.payments import PaymentActivities, RecordStatusInput
     from activities.risk import KycInput, RiskActivities, RiskInput, RiskResult
@@ -29,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentState,
         PaymentStatus,
         ProviderEventSignal,
+        ResolveDecision,
         ReviewDecision,
         SagaTimings,
     )
@@ -38,11 +55,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.merchant_notification import MerchantNotificationWorkflow
 
 # Local steps (database, rules) run as local activities: in the worker that runs the workflow,
-# with no round trip through the Temporal server (the bottleneck of a small cluster); they are
-# idempotent, so a retry after a crash is safe. Retried for as long as a dependency is down.
+# with no round trip through the Temporal server; they are idempotent, so a retry after a crash
+# is safe. Retried for as long as a dependency is down: in place for the first half minute, then
+# on durable timers with backoff, so that a long outage does not grow the history. A cancel waits
+# for the step to finish, so that a compensation never races the step it undoes.
 LOCAL_STEP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
+    "local_retry_threshold": timedelta(seconds=30),
+    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 
@@ -51,12 +72,15 @@ FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 PROVIDER_FAILURES = {
     Outcome.declined: (FailureCode.PROVIDER_DECLINED, "the provider declined"),
     Outcome.not_processed: (FailureCode.PROVIDER_UNAVAILABLE, "no provider took it"),
+    Outcome.rejected: (FailureCode.PROVIDER_REJECTED, "the provider rejected the request"),
 }
 
 
 # What a failed activity raises in the workflow: an ActivityError wrapping the activity's
 # ApplicationError, or, for a local activity, the ApplicationError itself.
 STEP_FAILED = (ActivityError, ApplicationError)
+
+T = TypeVar("T")
 
 
 def provider_queue(provider: str) -> str:
@@ -84,7 +108,11 @@ def error_type(err: BaseException) -> str | None:
 
 
 class Compensations:
-    """Undo steps, registered *before* their step (a step may succeed and fail to report it)."""
+    """Undo steps, registered *before* their step (a step may succeed and fail to report it).
+
+    Each is idempotent and finds what it undoes by its idempotency key, so running one that has
+    nothing to undo, or running it again after an interruption, is harmless.
+    """
 
     def __init__(self) -> None:
         self._steps: list[Callable[[], Awaitable[Any]]] = []
@@ -93,79 +121,210 @@ class Compensations:
         self._steps.append(step)
 
     async def run(self) -> None:
-        """Run every registered compensation, the last registered first."""
+        """Run every registered compensation, the last registered first; each leaves once done."""
         while self._steps:
-            await self._steps.pop()()
+            await self._steps[-1]()
+            self._steps.pop()
+
+
+@dataclass(frozen=True)
+class ProviderOperation:
+    """What the saga asked a provider to do: its events and polls are matched against it."""
+
+    idempotency_key: str
+    amount: int
+    currency: str
+
+
+class PaymentInput(Protocol):
+    payment_id: str
+    timings: SagaTimings
 
 
 class PaymentSaga:
-    """Status, search attributes and provider events of one payment."""
+    """Status, search attributes, cancels, reviews, resolutions and provider events of a payment."""
 
     def __init__(self) -> None:
         self._state = PaymentState(PaymentStatus.PROCESSING)
         self._payment_id = ""
-        self._provider_events: dict[str, ProviderEventSignal] = {}
+        self._timings = SagaTimings()
+        self._provider_events: dict[tuple[str, str], ProviderEventSignal] = {}
         self._review: ReviewDecision | None = None
-        self._merchant_webhooks = False
+        self._review_open = False
+        self._review_taken: ReviewDecision | None = None
+        self._resolution: ResolveDecision | None = None
+        self._past_no_return = False
+        self._cancel_requested = False
+        self._canceled_in_temporal = False
+        self._steps: asyncio.Task[PaymentState] | None = None
+        self.compensations = Compensations()
 
-    def begin(self, payment_id: str, timings: SagaTimings) -> None:
+    # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
+
+    def point_of_no_return(self) -> None:
+        """From here the saga finishes what it started: no cancel, no guessing on failure."""
+        self._past_no_return = True
+
+    async def run_to_clear_end(self, steps: Coroutine[Any, Any, PaymentState]) -> PaymentState:
+        """Run the saga's steps; whatever happens, end with a clear status (see the module doc)."""
+        self._steps = asyncio.ensure_future(steps)
+        try:
+            state = await self._shielded(self._steps)
+        except asyncio.CancelledError:  # the steps were interrupted by a cancel in time
+            state = await self._shielded(self._end_canceled())
+        except Exception as err:  # any unplanned failure gets a clear end
+            state = await self._shielded(self._end_after_failure(err))
+        await self._shielded(workflow.wait_condition(workflow.all_handlers_finished))
+        if state.status == PaymentStatus.CANCELED and self._canceled_in_temporal:
+            raise asyncio.CancelledError("canceled before its point of no return")
+        return state
+
+    async def _shielded(self, work: Awaitable[T]) -> T:
+        """Await `work` to its end; a Temporal cancel meanwhile becomes a cancel request."""
+        task = asyncio.ensure_future(work)
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    raise  # the work itself was canceled (a cancel before no return)
+                self._canceled_in_temporal = True
+                self.request_cancel("temporal")
+
+    def request_cancel(self, source: str) -> bool:
+        """Interrupt the saga's steps if it is still before its point of no return."""
+        if self._past_no_return or self._state.status.is_terminal or self._steps is None:
+            workflow.logger.warning(
+                "cancel from %s ignored: %s is past its point of no return",
+                source,
+                self._payment_id,
+            )
+            workflow.upsert_memo({"cancel_ignored": source})
+            return False
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            workflow.logger.info("cancel from %s: compensating %s", source, self._payment_id)
+            self._steps.cancel()
+        return True
+
+    async def _end_canceled(self) -> PaymentState:
+        await self.compensations.run()
+        return await self.set_status(PaymentStatus.CANCELED)
+
+    async def _end_after_failure(self, err: Exception) -> PaymentState:
+        """Before the point of no return, undo and fail; after it, an operator decides."""
+        reason = f"{error_type(err) or type(err).__name__}: {err}"
+        workflow.logger.error("step of %s failed: %s", self._payment_id, reason)
+        if not self._past_no_return:
+            await self.compensations.run()
+            code = FailureCode.PROVIDER_REJECTED if error_type(err) == psp.REJECTED else None
+            return await self.fail(code or FailureCode.INTERNAL_ERROR, reason)
+        await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=reason)
+        await workflow.wait_condition(lambda: self._resolution is not None)
+        return await self.book_resolution()
+
+    async def book_resolution(self) -> PaymentState:
+        """End as the operator resolved: `failed` compensates, `succeeded` is taken as done."""
+        assert self._resolution is not None
+        if self._resolution.outcome == "succeeded":
+            return await self.set_status(PaymentStatus.SUCCEEDED, reason=self._resolution.reason)
+        await self.compensations.run()
+        return await self.fail(FailureCode.RESOLVED_BY_OPERATOR, self._resolution.reason)
+
+    # -- what operators and the API see and do ------------------------------------------------
+
+    def begin(self, payment: PaymentInput) -> None:
         """Called first by every saga's run: who we are and how we announce ourselves."""
-        self._payment_id = payment_id
-        self._merchant_webhooks = timings.merchant_webhooks
+        self._payment_id = payment.payment_id
+        self._timings = payment.timings
 
     @workflow.query(name="state")
     def state(self) -> PaymentState:
         return self._state
 
+    @workflow.update(name="cancel")
+    async def cancel(self) -> PaymentState:
+        """The customer's cancel: honoured until the saga's point of no return, refused after."""
+        if not self.request_cancel("api"):
+            raise ApplicationError("past the point of no return", type="TooLateToCancel")
+        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        return self._state
+
+    @cancel.validator
+    def _cancel_allowed(self) -> None:
+        if self._past_no_return or self._state.status.is_terminal:
+            raise ApplicationError("past the point of no return", type="TooLateToCancel")
+
     @workflow.signal(name="provider_event")
     def provider_event(self, event: ProviderEventSignal) -> None:
         """Keep the newest event per provider operation; duplicates and stale events change nothing."""
-        seen = self._provider_events.get(event.idempotency_key)
+        key = (event.provider, event.idempotency_key)
+        seen = self._provider_events.get(key)
         if seen is not None and (
             seen.status in FINAL_PROVIDER_STATUSES or seen.sequence >= event.sequence
         ):
             return
-        self._provider_events[event.idempotency_key] = event
+        self._provider_events[key] = event
 
     @workflow.update(name="review")
     async def review(self, decision: ReviewDecision) -> PaymentState:
-        """An operator's approve or reject of a payment in review."""
+        """An operator's approve or reject of a payment in review; refused once the deadline fired."""
         self._review = decision
+        await workflow.wait_condition(
+            lambda: self._review_taken is not None or not self._review_open
+        )
+        if self._review_taken is not decision:
+            raise ApplicationError("the review deadline has passed", type="ReviewTooLate")
         await workflow.wait_condition(lambda: self._state.status != PaymentStatus.REQUIRES_REVIEW)
         return self._state
 
     @review.validator
     def _review_allowed(self, decision: ReviewDecision) -> None:
-        if self._state.status != PaymentStatus.REQUIRES_REVIEW or self._review is not None:
+        if not self._review_open or self._review is not None:
             raise ApplicationError("the payment is not waiting for review", type="NotInReview")
         if decision.decision not in ("approve", "reject"):
             raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
 
-    async def review_by_operator(
-        self, reasons: list[str], deadline_seconds: float, interrupted: Callable[[], bool]
-    ) -> str | None:
+    @workflow.update(name="resolve")
+    async def resolve(self, decision: ResolveDecision) -> PaymentState:
+        """An operator's resolution of a payment in `requires_intervention`."""
+        self._resolution = decision
+        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        return self._state
+
+    @resolve.validator
+    def _resolve_allowed(self, decision: ResolveDecision) -> None:
+        if self._state.status != PaymentStatus.REQUIRES_INTERVENTION or self._resolution:
+            raise ApplicationError(
+                "the payment does not require intervention", type="NotRequiringIntervention"
+            )
+        if decision.outcome not in ("succeeded", "failed"):
+            raise ApplicationError("outcome must be succeeded or failed", type="InvalidOutcome")
+
+    async def review_by_operator(self, reasons: list[str], deadline_seconds: float) -> str | None:
         """Wait in `requires_review` for an operator; the rejection reason, or None if approved.
 
-        No decision before the deadline is a rejection. When `interrupted()` turns true (a
-        cancel), the wait ends without a decision and the caller takes over.
+        No decision before the deadline is a rejection; a decision after it is refused.
         """
         await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(reasons))
+        self._review_open = True
         try:
             await workflow.wait_condition(
-                lambda: self._review is not None or interrupted(),
-                timeout=timedelta(seconds=deadline_seconds),
+                lambda: self._review is not None, timeout=timedelta(seconds=deadline_seconds)
             )
         except TimeoutError:
+            pass
+        finally:
+            self._review_open = False
+        self._review_taken = self._review
+        if self._review_taken is None:
             return "no review before the deadline"
-        if self._review is not None and self._review.decision == "reject":
-            return self._review.reason or "rejected by an operator"
-        if not interrupted():
-            await self.set_status(PaymentStatus.PROCESSING)
+        if self._review_taken.decision == "reject":
+            return self._review_taken.reason or "rejected by an operator"
+        await self.set_status(PaymentStatus.PROCESSING)
         return None
 
-    def final_event(self, idempotency_key: str) -> ProviderEventSignal | None:
-        event = self._provider_events.get(idempotency_key)
-        return event if event is not None and event.status in FINAL_PROVIDER_STATUSES else None
+    # -- status ---------------------------------------------------------------------------------
 
     async def set_status(
         self,
@@ -178,8 +337,13 @@ class PaymentSaga:
         """Record a status change on the payment, then in the saga's state and search attributes.
 
         The payment row is written first, so that whoever waits on the saga's state (the cancel
-        and review updates) reads the new status from the API.
+        and review updates) reads the new status from the API. A change to the same status
+        changes nothing.
         """
+        if status == self._state.status and provider in (None, self._state.provider):
+            return self._state
+        if status.is_terminal:
+            self.point_of_no_return()  # a cancel must not overtake the final write
         await workflow.execute_local_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason),
@@ -190,7 +354,7 @@ class PaymentSaga:
         if provider:
             updates.append(sa.PROVIDER.value_set(provider))
         workflow.upsert_search_attributes(updates)
-        if self._merchant_webhooks:
+        if self._timings.merchant_webhooks:
             await workflow.start_child_workflow(
                 MerchantNotificationWorkflow.run,
                 MerchantEvent(
@@ -205,95 +369,169 @@ class PaymentSaga:
         return self._state
 
     async def set_provider(self, provider: str) -> None:
-        self._state = PaymentState(self._state.status, provider, None)
-        workflow.upsert_search_attributes([sa.PROVIDER.value_set(provider)])
+        if provider == self._state.provider:
+            return
         await workflow.execute_local_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, self._state.status.value, provider),
             **LOCAL_STEP,
         )
+        self._state = PaymentState(self._state.status, provider, None)
+        workflow.upsert_search_attributes([sa.PROVIDER.value_set(provider)])
 
     async def fail(self, failure_code: str, reason: str | None = None) -> PaymentState:
         return await self.set_status(PaymentStatus.FAILED, failure_code=failure_code, reason=reason)
+
+    def failure_of(self, outcome: Outcome) -> tuple[str, str | None]:
+        """The failure code and reason of a provider operation that did not succeed."""
+        if self._resolution is not None:
+            return FailureCode.RESOLVED_BY_OPERATOR, self._resolution.reason
+        return PROVIDER_FAILURES[outcome]
+
+    # -- provider operations ------------------------------------------------------------------
 
     async def call_provider(
         self,
         providers: list[str],
         call: Callable[[str], Awaitable[ProviderResult]],
-        idempotency_key: str,
-        timings: SagaTimings,
+        operation: ProviderOperation,
     ) -> tuple[str, Outcome]:
         """Make a provider operation and learn its final outcome.
 
         Returns the provider that took it ("" if none did) and the outcome: succeeded, declined,
-        or not_processed. The payment shows the provider as soon as one took the call.
+        rejected (refused as invalid: certainly not done), or not_processed. The payment shows
+        the provider as soon as one took the call.
         """
         result = await self.with_failover(providers, call)
-        if result is None:
-            return "", Outcome.not_processed
+        if result.outcome in (Outcome.not_processed, Outcome.rejected):
+            return "", result.outcome
         await self.set_provider(result.provider)
-        return result.provider, await self.await_outcome(result, idempotency_key, timings, call)
+        return result.provider, await self.await_outcome(result, call, operation)
 
     async def with_failover(
         self, providers: list[str], call: Callable[[str], Awaitable[ProviderResult]]
-    ) -> ProviderResult | None:
-        """The first provider's answer that processed the call; None if none did.
+    ) -> ProviderResult:
+        """The first provider's answer that processed the call, or why none did.
 
-        Fail over only when a provider certainly did nothing ("not processed"): any other error,
-        or an unknown outcome, stays with that provider, to be resolved by polling.
+        Fail over only when a provider certainly did nothing ("not processed", which the adapter
+        says only after checking the provider has no record of the call). An unknown outcome
+        stays with that provider, to be resolved by polling; a rejection as invalid is final.
         """
         for provider in providers:
             try:
                 return await call(provider)
             except STEP_FAILED as err:
+                if error_type(err) == psp.REJECTED:
+                    return ProviderResult(provider, Outcome.rejected, detail=str(err))
                 if error_type(err) != psp.NOT_PROCESSED:
-                    raise
-        return None
+                    # Attempts exhausted with no answer (timeouts): it may have been done.
+                    return ProviderResult(provider, Outcome.unknown, detail=str(err))
+        return ProviderResult("", Outcome.not_processed)
 
     async def await_outcome(
         self,
         result: ProviderResult,
-        idempotency_key: str,
-        timings: SagaTimings,
         call: Callable[[str], Awaitable[ProviderResult]],
+        operation: ProviderOperation,
     ) -> Outcome:
         """A provider operation's final outcome: from its answer, its webhook, or by polling.
 
-        Returns succeeded, declined, or not_processed when the provider certainly never took
-        the operation. An answer lost in a timeout is resolved by polling the same provider; if
-        it has no record of the call, the same request goes to it again under the same
+        Polling backs off to `poll_interval_max_seconds` and never gives up; once the outcome has
+        been unknown for `requires_intervention_after_seconds`, the payment shows
+        `requires_intervention` and an operator may resolve it, while polling goes on. If the
+        provider has no record of the call, the same request goes to it again under the same
         idempotency key (it takes it at most once), never to another provider.
         """
+        deadline = workflow.now() + timedelta(
+            seconds=self._timings.requires_intervention_after_seconds
+        )
         while result.outcome not in (Outcome.succeeded, Outcome.declined):
-            try:
-                await workflow.wait_condition(
-                    lambda: self.final_event(idempotency_key) is not None,
-                    timeout=timedelta(seconds=timings.webhook_wait_seconds),
-                )
-                event = self.final_event(idempotency_key)
-                return Outcome(event.status) if event else Outcome.unknown
-            except TimeoutError:
-                polled = await workflow.execute_activity_method(
-                    psp.ProviderActivities.final_status,
-                    psp.StatusInput(result.provider, idempotency_key),
-                    task_queue=provider_queue(result.provider),
-                    start_to_close_timeout=timedelta(seconds=timings.provider_call_seconds),
-                    schedule_to_close_timeout=timedelta(days=3),
-                    retry_policy=RetryPolicy(
-                        initial_interval=timedelta(seconds=timings.poll_interval_seconds),
-                        backoff_coefficient=2.0,
-                        maximum_interval=timedelta(minutes=5),
-                    ),
-                )
-                if polled.outcome != Outcome.not_processed:
-                    return polled.outcome
-                try:
-                    result = await call(result.provider)
-                except STEP_FAILED as err:
-                    if error_type(err) != psp.NOT_PROCESSED:
-                        raise
-                    return Outcome.not_processed
+            polled = await self._poll_outcome(result.provider, operation, deadline)
+            if polled != Outcome.not_processed:
+                return polled
+            result = await self.with_failover([result.provider], call)
+            if result.outcome in (Outcome.not_processed, Outcome.rejected):
+                return result.outcome
         return result.outcome
+
+    async def _poll_outcome(
+        self, provider: str, operation: ProviderOperation, deadline: Any
+    ) -> Outcome:
+        """Wait for the webhook, then poll; whichever (or an operator's resolve) comes first."""
+
+        def got_event() -> bool:
+            return self.final_event(provider, operation) is not None
+
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: got_event() or self._resolution is not None,
+                timeout=timedelta(seconds=self._timings.webhook_wait_seconds),
+            )
+        poll: Any = None
+        if not got_event() and self._resolution is None:
+            poll = workflow.start_activity_method(
+                psp.ProviderActivities.final_status,
+                psp.StatusInput(provider, operation.idempotency_key),
+                task_queue=provider_queue(provider),
+                start_to_close_timeout=timedelta(seconds=self._timings.provider_call_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=self._timings.poll_interval_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=self._timings.poll_interval_max_seconds),
+                ),
+            )
+            await self._wait_or_intervene(
+                lambda: poll.done() or got_event() or self._resolution is not None, deadline
+            )
+            if not poll.done():
+                poll.cancel()
+        if self._resolution is not None:
+            succeeded = self._resolution.outcome == "succeeded"
+            return Outcome.succeeded if succeeded else Outcome.declined
+        event = self.final_event(provider, operation)
+        if event is not None:
+            return Outcome(event.status)
+        answer: ProviderResult = await poll
+        return answer.outcome
+
+    async def _wait_or_intervene(self, done: Callable[[], bool], deadline: Any) -> None:
+        """Wait until `done()`; past the deadline, show `requires_intervention` and keep waiting."""
+        remaining = (deadline - workflow.now()).total_seconds()
+        if remaining > 0:
+            try:
+                await workflow.wait_condition(done, timeout=timedelta(seconds=remaining))
+                return
+            except TimeoutError:
+                pass
+        await self.set_status(
+            PaymentStatus.REQUIRES_INTERVENTION, reason="the provider's outcome is still unknown"
+        )
+        await workflow.wait_condition(done)
+
+    def final_event(
+        self, provider: str, operation: ProviderOperation
+    ) -> ProviderEventSignal | None:
+        """The provider's final event for the operation, if it matches what was asked."""
+        event = self._provider_events.get((provider, operation.idempotency_key))
+        if event is None or event.status not in FINAL_PROVIDER_STATUSES:
+            return None
+        if (event.amount, event.currency) not in (
+            (None, None),
+            (operation.amount, operation.currency),
+        ):
+            workflow.logger.warning(
+                "event %s of %s ignored: %s %s does not match the call's %s %s",
+                event.event_id,
+                provider,
+                event.amount,
+                event.currency,
+                operation.amount,
+                operation.currency,
+            )
+            return None
+        return event
+
+    # -- steps shared by the sagas --------------------------------------------------------------
 
     async def check_kyc(self, customer_id: str) -> tuple[str, str | None] | None:
         """KYC and sanctions on the customer: None if approved, else (failure code, reason)."""
@@ -310,12 +548,10 @@ class PaymentSaga:
         workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
         return risk
 
-    async def hold_funds(
-        self, hold_request: HoldFundsInput, compensations: Compensations
-    ) -> Hold | None:
+    async def hold_funds(self, hold_request: HoldFundsInput) -> Hold | None:
         """Reserve the funds, its release registered first; None when the funds are not there."""
         # Registered before the hold: the hold may be made and its answer lost.
-        compensations.add(functools.partial(self.release_hold, hold_request))
+        self.compensations.add(functools.partial(self.release_hold, hold_request.idempotency_key))
         try:
             return await workflow.execute_local_activity_method(
                 LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
@@ -325,30 +561,31 @@ class PaymentSaga:
                 return None
             raise
 
-    async def release_hold(self, hold_request: HoldFundsInput) -> None:
-        """Void the saga's hold; replaying the hold by its key finds it if it was ever made."""
-        try:
-            hold = await workflow.execute_local_activity_method(
-                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
-            )
-        except STEP_FAILED as err:
-            if error_type(err) == "InsufficientFunds":
-                return  # never made, nothing to release
-            raise
-        try:
-            await workflow.execute_local_activity_method(
-                LedgerActivities.void_hold,
-                VoidHoldInput(f"{self._payment_id}:void", hold.id),
-                **LOCAL_STEP,
-            )
-        except STEP_FAILED as err:
-            if error_type(err) not in ("HoldNotPending", "HoldExpired"):
-                raise  # else: already released
-
-    async def reverse(self, transaction_id: int, step: str) -> None:
-        """Post the reversing transaction of one of the saga's ledger transactions."""
+    async def release_hold(self, hold_key: str) -> None:
+        """Void the hold made under `hold_key`, found by that key, if it is still pending."""
         await workflow.execute_local_activity_method(
-            LedgerActivities.reverse_transaction,
-            ReverseTransactionInput(f"{self._payment_id}:reverse-{step}", transaction_id),
+            LedgerActivities.release_hold,
+            ReleaseHoldInput(f"{self._payment_id}:void", hold_key),
             **LOCAL_STEP,
         )
+
+    async def reverse_posting(self, transaction_key: str, step: str) -> None:
+        """Reverse the ledger transaction posted under `transaction_key`, if it was posted."""
+        await workflow.execute_local_activity_method(
+            LedgerActivities.reverse_by_key,
+            ReverseByKeyInput(f"{self._payment_id}:reverse-{step}", transaction_key),
+            **LOCAL_STEP,
+        )
+
+
+def clear_end(
+    steps: Callable[[Any, Any], Coroutine[Any, Any, PaymentState]],
+) -> Callable[[Any, Any], Coroutine[Any, Any, PaymentState]]:
+    """Decorates a saga's `run`: its steps, top to bottom, run to a clear end (module doc)."""
+
+    @functools.wraps(steps)
+    async def run(self: PaymentSaga, payment: Any) -> PaymentState:
+        self.begin(payment)
+        return await self.run_to_clear_end(steps(self, payment))
+
+    return run

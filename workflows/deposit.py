@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -19,10 +18,10 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
-        PROVIDER_FAILURES,
         STEP_FAILED,
-        Compensations,
         PaymentSaga,
+        ProviderOperation,
+        clear_end,
         provider_call,
         provider_queue,
     )
@@ -30,83 +29,77 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="Deposit")
 class DepositWorkflow(PaymentSaga):
-    """Money in: the wallet is credited exactly once, and only for a charge that succeeded."""
+    """Money in: the wallet is credited exactly once, and only for a charge that succeeded.
+
+    Point of no return: the charge request is sent. Before it a cancel ends `canceled`; after it
+    the saga resolves the charge's outcome (webhook, polling, or an operator) and books it.
+    """
 
     @workflow.run
+    @clear_end
     async def run(self, deposit: DepositInput) -> PaymentState:
-        self.begin(deposit.payment_id, deposit.timings)
-        charge_key = f"{deposit.payment_id}:charge"
-        compensations = Compensations()
-        try:
-            if (kyc_failure := await self.check_kyc(deposit.customer_id)) is not None:
-                return await self.fail(*kyc_failure)
-            risk = await self.assess_risk(
-                RiskInput(
+        if (kyc_failure := await self.check_kyc(deposit.customer_id)) is not None:
+            return await self.fail(*kyc_failure)
+        risk = await self.assess_risk(
+            RiskInput(
+                deposit.payment_id, deposit.customer_id, "deposit", deposit.amount, deposit.currency
+            )
+        )
+        if risk.decision != "approve":
+            return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+
+        charge = ProviderOperation(f"{deposit.payment_id}:charge", deposit.amount, deposit.currency)
+        # Registered before the charge: a charge can succeed and fail to report it.
+        for provider in deposit.providers:
+            self.compensations.add(functools.partial(self._refund_if_charged, deposit, provider))
+
+        def charge_at(provider: str) -> Awaitable[ProviderResult]:
+            return workflow.execute_activity_method(
+                psp.ProviderActivities.charge,
+                psp.ChargeInput(
+                    provider,
+                    charge.idempotency_key,
                     deposit.payment_id,
-                    deposit.customer_id,
-                    "deposit",
                     deposit.amount,
                     deposit.currency,
-                )
+                    deposit.payment_method,
+                ),
+                **provider_call(deposit.timings, provider),
             )
-            if risk.decision != "approve":
-                return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
 
-            # Registered before the charge: a charge can succeed and fail to report it.
-            for provider in deposit.providers:
-                compensations.add(functools.partial(self._refund_if_charged, deposit, provider))
+        self.point_of_no_return()
+        provider, outcome = await self.call_provider(deposit.providers, charge_at, charge)
+        if outcome != Outcome.succeeded:
+            return await self.fail(*self.failure_of(outcome))
 
-            def charge_at(provider: str) -> Awaitable[ProviderResult]:
-                return workflow.execute_activity_method(
-                    psp.ProviderActivities.charge,
-                    psp.ChargeInput(
-                        provider,
-                        charge_key,
-                        deposit.payment_id,
-                        deposit.amount,
-                        deposit.currency,
-                        deposit.payment_method,
-                    ),
-                    **provider_call(deposit.timings, provider),
-                )
-
-            provider, outcome = await self.call_provider(
-                deposit.providers, charge_at, charge_key, deposit.timings
+        try:
+            await workflow.execute_local_activity_method(
+                LedgerActivities.post_transaction,
+                PostTransactionInput(
+                    f"{deposit.payment_id}:credit",
+                    [
+                        LineSpec(
+                            provider,
+                            AccountKind.provider_clearing,
+                            deposit.currency,
+                            -deposit.amount,
+                        ),
+                        LineSpec(
+                            deposit.customer_id,
+                            AccountKind.customer_wallet,
+                            deposit.currency,
+                            deposit.amount,
+                        ),
+                    ],
+                    f"deposit {deposit.payment_id}",
+                ),
+                **LOCAL_STEP,
             )
-            if outcome != Outcome.succeeded:
-                return await self.fail(*PROVIDER_FAILURES[outcome])
-
-            try:
-                await workflow.execute_local_activity_method(
-                    LedgerActivities.post_transaction,
-                    PostTransactionInput(
-                        f"{deposit.payment_id}:credit",
-                        [
-                            LineSpec(
-                                provider,
-                                AccountKind.provider_clearing,
-                                deposit.currency,
-                                -deposit.amount,
-                            ),
-                            LineSpec(
-                                deposit.customer_id,
-                                AccountKind.customer_wallet,
-                                deposit.currency,
-                                deposit.amount,
-                            ),
-                        ],
-                        f"deposit {deposit.payment_id}",
-                    ),
-                    **LOCAL_STEP,
-                )
-            except STEP_FAILED as err:
-                await compensations.run()
-                return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
-            return await self.set_status(PaymentStatus.SUCCEEDED)
-        except asyncio.CancelledError:
-            await compensations.run()
-            await self.set_status(PaymentStatus.CANCELED)
-            raise
+        except STEP_FAILED as err:
+            # The ledger refused the credit (nothing was posted): give the money back.
+            await self.compensations.run()
+            return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
+        return await self.set_status(PaymentStatus.SUCCEEDED)
 
     async def _refund_if_charged(self, deposit: DepositInput, provider: str) -> None:
         """Compensation of a charge: refund it at the provider if (and only if) it took money."""
@@ -122,8 +115,8 @@ class DepositWorkflow(PaymentSaga):
             ),
             task_queue=provider_queue(provider),
             start_to_close_timeout=timedelta(seconds=deposit.timings.provider_call_seconds),
-            schedule_to_close_timeout=timedelta(days=3),
             retry_policy=RetryPolicy(
-                maximum_interval=timedelta(minutes=5), non_retryable_error_types=[psp.REJECTED]
+                maximum_interval=timedelta(seconds=deposit.timings.poll_interval_max_seconds),
+                non_retryable_error_types=[psp.REJECTED],
             ),
         )

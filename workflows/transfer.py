@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable
 from datetime import datetime
@@ -23,121 +22,132 @@ with workflow.unsafe.imports_passed_through():
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
-        PROVIDER_FAILURES,
-        Compensations,
+        STEP_FAILED,
         PaymentSaga,
+        ProviderOperation,
+        clear_end,
         provider_call,
     )
 
 
 @workflow.defn(name="Transfer")
 class TransferWorkflow(PaymentSaga):
-    """Money across currencies at the quoted rate: converted once, or not at all."""
+    """Money across currencies at the quoted rate: converted once, or not at all.
+
+    Point of no return: the conversion is sent to the ledger. Before it a cancel voids the hold
+    and ends `canceled`; after it the transfer is paid out to the end. Only a payout that
+    certainly did not pay reverses the conversion.
+    """
 
     @workflow.run
+    @clear_end
     async def run(self, tr: TransferInput) -> PaymentState:
-        self.begin(tr.payment_id, tr.timings)
-        compensations = Compensations()
-        try:
-            if workflow.now() > datetime.fromisoformat(tr.expires_at):
-                return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
-            if (kyc_failure := await self.check_kyc(tr.customer_id)) is not None:
-                return await self.fail(*kyc_failure)
-            screening = await workflow.execute_local_activity_method(
-                RiskActivities.screen_beneficiary,
-                ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
-                **LOCAL_STEP,
+        if self._quote_expired(tr):
+            return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
+        if (kyc_failure := await self.check_kyc(tr.customer_id)) is not None:
+            return await self.fail(*kyc_failure)
+        screening = await workflow.execute_local_activity_method(
+            RiskActivities.screen_beneficiary,
+            ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
+            **LOCAL_STEP,
+        )
+        if not screening.approved:
+            return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)
+        risk = await self.assess_risk(
+            RiskInput(
+                tr.payment_id, tr.customer_id, "transfer", tr.source_amount, tr.source_currency
             )
-            if not screening.approved:
-                return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)
-            risk = await self.assess_risk(
-                RiskInput(
-                    tr.payment_id, tr.customer_id, "transfer", tr.source_amount, tr.source_currency
-                )
-            )
-            if risk.decision == "decline":
-                return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+        )
+        if risk.decision == "decline":
+            return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
 
-            hold_request = HoldFundsInput(
+        hold = await self.hold_funds(
+            HoldFundsInput(
                 f"{tr.payment_id}:hold", tr.customer_id, tr.source_currency, tr.source_amount
             )
-            hold = await self.hold_funds(hold_request, compensations)
-            if hold is None:
-                return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
-            if risk.decision == "review":
-                rejection = await self.review_by_operator(
-                    risk.reasons, tr.review_deadline_seconds, lambda: False
-                )
-                if rejection is not None:
-                    await compensations.run()
-                    return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
+        )
+        if hold is None:
+            return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
+        if risk.decision == "review":
+            rejection = await self.review_by_operator(risk.reasons, tr.review_deadline_seconds)
+            if rejection is not None:
+                await self.compensations.run()
+                return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
+            # A review may outlast the quote: its locked rate is not honoured after expiry.
+            if workflow.patched("quote-recheck-after-review") and self._quote_expired(tr):
+                await self.compensations.run()
+                return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
 
-            # One atomic ledger transaction posts the hold with every leg of the conversion.
-            conversion = await workflow.execute_local_activity_method(
+        # One atomic ledger transaction posts the hold with every leg of the conversion. Its
+        # undo is registered first: the conversion may be posted and its answer lost.
+        convert_key = f"{tr.payment_id}:convert"
+        self.compensations.add(functools.partial(self.reverse_posting, convert_key, "convert"))
+        self.point_of_no_return()
+        try:
+            await workflow.execute_local_activity_method(
                 LedgerActivities.post_hold,
                 PostHoldInput(
-                    f"{tr.payment_id}:convert",
+                    convert_key,
                     hold.id,
                     self._conversion_legs(tr),
                     f"transfer {tr.payment_id} at {tr.rate}",
                 ),
                 **LOCAL_STEP,
             )
-            # The hold is spent; undoing the transfer now means reversing the conversion.
-            compensations = Compensations()
-            compensations.add(functools.partial(self.reverse, conversion.id, "convert"))
-            if tr.beneficiary.account is None:
-                return await self.set_status(PaymentStatus.SUCCEEDED)
-
-            payout_key = f"{tr.payment_id}:payout"
-
-            def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
-                return workflow.execute_activity_method(
-                    psp.ProviderActivities.payout,
-                    psp.PayoutInput(
-                        provider,
-                        payout_key,
-                        tr.payment_id,
-                        tr.target_amount,
-                        tr.target_currency,
-                        tr.beneficiary.account or "",
-                    ),
-                    **provider_call(tr.timings, provider),
-                )
-
-            provider, outcome = await self.call_provider(
-                tr.providers, pay_out_at, payout_key, tr.timings
-            )
-            if outcome != Outcome.succeeded:
-                await compensations.run()
-                return await self.fail(*PROVIDER_FAILURES[outcome])
-            await workflow.execute_local_activity_method(
-                LedgerActivities.post_transaction,
-                PostTransactionInput(
-                    f"{tr.payment_id}:settle",
-                    [
-                        LineSpec(
-                            tr.house_owner_id,
-                            AccountKind.suspense,
-                            tr.target_currency,
-                            -tr.target_amount,
-                        ),
-                        LineSpec(
-                            provider,
-                            AccountKind.provider_clearing,
-                            tr.target_currency,
-                            tr.target_amount,
-                        ),
-                    ],
-                    f"transfer {tr.payment_id} paid out",
-                ),
-                **LOCAL_STEP,
-            )
+        except STEP_FAILED as err:
+            # The ledger refused the conversion (nothing was posted): release the sender's funds.
+            await self.compensations.run()
+            return await self.fail(FailureCode.INTERNAL_ERROR, str(err.cause or err))
+        if tr.beneficiary.account is None:
             return await self.set_status(PaymentStatus.SUCCEEDED)
-        except asyncio.CancelledError:
-            await compensations.run()
-            await self.set_status(PaymentStatus.CANCELED)
-            raise
+
+        payout = ProviderOperation(f"{tr.payment_id}:payout", tr.target_amount, tr.target_currency)
+
+        def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
+            return workflow.execute_activity_method(
+                psp.ProviderActivities.payout,
+                psp.PayoutInput(
+                    provider,
+                    payout.idempotency_key,
+                    tr.payment_id,
+                    tr.target_amount,
+                    tr.target_currency,
+                    tr.beneficiary.account or "",
+                ),
+                **provider_call(tr.timings, provider),
+            )
+
+        provider, outcome = await self.call_provider(tr.providers, pay_out_at, payout)
+        if outcome != Outcome.succeeded:
+            await self.compensations.run()  # reverse the conversion: nothing was paid out
+            return await self.fail(*self.failure_of(outcome))
+        await workflow.execute_local_activity_method(
+            LedgerActivities.post_transaction,
+            PostTransactionInput(
+                f"{tr.payment_id}:settle",
+                [
+                    LineSpec(
+                        tr.house_owner_id,
+                        AccountKind.suspense,
+                        tr.target_currency,
+                        -tr.target_amount,
+                    ),
+                    LineSpec(
+                        provider,
+                        AccountKind.provider_clearing,
+                        tr.target_currency,
+                        tr.target_amount,
+                    ),
+                ],
+                f"transfer {tr.payment_id} paid out",
+            ),
+            **LOCAL_STEP,
+        )
+        return await self.set_status(PaymentStatus.SUCCEEDED)
+
+    @staticmethod
+    def _quote_expired(tr: TransferInput) -> bool:
+        return workflow.now() > datetime.fromisoformat(tr.expires_at)
 
     @staticmethod
     def _conversion_legs(tr: TransferInput) -> list[LineSpec]:

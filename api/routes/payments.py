@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -10,13 +11,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentKey, OpsKey, Services, ServicesDep
 from api.sagas import payment_from_row
-from api.schemas import Payment, PaymentList, ReviewCreate
-from domain.payments import ReviewDecision
+from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
+from domain.payments import ResolveDecision, ReviewDecision
 from paysaga.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
-Status = Literal["processing", "requires_review", "succeeded", "failed", "canceled"]
+Status = Literal[
+    "processing", "requires_review", "requires_intervention", "succeeded", "failed", "canceled"
+]
 
 
 @router.get("/{payment_id}", response_model=Payment)
@@ -51,6 +54,10 @@ async def list_payments(
     return PaymentList(data=[payment_from_row(r) for r in rows], has_more=has_more)
 
 
+# An update waits for a worker to run it: with none polling, answer 503 rather than hang.
+UPDATE_RPC_TIMEOUT = timedelta(seconds=10)
+
+
 async def _update_saga(
     svc: Services, payment_id: str, update: str, arg: object, refusal: PaysagaError
 ) -> Payment:
@@ -58,17 +65,15 @@ async def _update_saga(
     if await svc.store.get_payment(payment_id) is None:
         raise NotFound(f"no payment {payment_id}")
     handle = svc.temporal.get_workflow_handle(payment_id)
+    args = [] if arg is None else [arg]
     try:
-        if arg is None:
-            await handle.execute_update(update)
-        else:
-            await handle.execute_update(update, arg)
+        await handle.execute_update(update, args=args, rpc_timeout=UPDATE_RPC_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
         raise refusal from exc
     except RPCError as exc:
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise refusal from exc  # the saga has finished
-        raise ServiceUnavailable(f"could not reach the payment's saga: {exc}") from exc
+        raise ServiceUnavailable("the payment's saga did not answer in time; retry") from exc
     row = await svc.store.get_payment(payment_id)
     assert row is not None
     return payment_from_row(row)
@@ -76,7 +81,7 @@ async def _update_saga(
 
 @router.post("/{payment_id}/cancel", response_model=Payment)
 async def cancel_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) -> Payment:
-    """Cancel a withdrawal until its payout is sent; 409 after."""
+    """Cancel a payment before its point of no return (charge, payout or conversion sent); 409 after."""
     too_late = Conflict(f"{payment_id} can no longer be canceled", code="payment_not_cancelable")
     return await _update_saga(svc, payment_id, "cancel", None, too_late)
 
@@ -93,4 +98,19 @@ async def review_payment(
     payment = await _update_saga(svc, payment_id, "review", decision, not_in_review)
     detail = {"decision": body.decision, "reason": body.reason, "key_name": key.name}
     await svc.store.record_ops_action(key.actor, "payment.review", payment_id, detail)
+    return payment
+
+
+@router.post("/{payment_id}/resolve", response_model=Payment)
+async def resolve_payment(
+    payment_id: str, body: ResolveCreate, svc: ServicesDep, key: OpsKey
+) -> Payment:
+    """An operator ends a payment in `requires_intervention` after checking with the provider."""
+    decision = ResolveDecision(body.outcome, body.reason, operator=key.actor)
+    not_stuck = Conflict(
+        f"{payment_id} does not require intervention", code="payment_not_requiring_intervention"
+    )
+    payment = await _update_saga(svc, payment_id, "resolve", decision, not_stuck)
+    detail = {"outcome": body.outcome, "reason": body.reason, "key_name": key.name}
+    await svc.store.record_ops_action(key.actor, "payment.resolve", payment_id, detail)
     return payment

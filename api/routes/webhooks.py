@@ -50,6 +50,8 @@ async def receive_provider_event(
         sequence=event.sequence,
         decline_code=event.decline_code,
         operation_id=event.operation_id,
+        amount=event.amount,
+        currency=event.currency,
     )
     try:
         await svc.temporal.get_workflow_handle(event.reference).signal("provider_event", signal)
