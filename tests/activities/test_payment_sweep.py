@@ -1,0 +1,141 @@
+"""The orphan sweep: a payment whose saga never started ends failed, and no saga can start later."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio import workflow
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.payment_sweep import PaymentSweepActivities
+from ledger.engine import Ledger
+from ledger.models import AccountKind, LineSpec
+from paysaga.payment_sweep import SweepBooks
+from paysaga.store import Row, Store
+from tests.stack import Stack
+from workflows.payment_sweep import (
+    SWEEP_SCHEDULE_ID,
+    PaymentSweepInput,
+    PaymentSweepWorkflow,
+    SagaNotStartedWorkflow,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@workflow.defn(name="StandInSaga", sandboxed=False)  # this module imports the whole stack
+class StandInSaga:
+    """A saga that started and is still running (waiting for its provider, say)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) -> Row:
+    """A `processing` deposit row, inserted `age` ago, as the API writes it before its saga starts."""
+    payment_id = f"dep_{name}_{uuid.uuid4().hex[:12]}"
+    await store.insert_payment(payment_id, "deposit", customer_id, 2_500, "EUR", None, {})
+    async with store.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE payments SET created_at = created_at - %s, updated_at = updated_at - %s"
+            " WHERE id = %s",
+            (age, age, payment_id),
+        )
+    row = await store.get_payment(payment_id)
+    assert row is not None
+    return row
+
+
+async def test_sweep_fails_only_payments_whose_saga_never_started(
+    db_pool: AsyncConnectionPool, temporal_client: Client, task_queue: str
+) -> None:
+    store = Store(db_pool)
+    customer_id = f"cus_sweep_{uuid.uuid4().hex[:12]}"
+    await store.create_customer(customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE")
+    old = timedelta(minutes=10)
+    orphan = await payment(store, customer_id, "orphan", age=old)
+    running = await payment(store, customer_id, "running", age=old)
+    young = await payment(store, customer_id, "young", age=timedelta(seconds=0))
+    booked = await payment(store, customer_id, "booked", age=old)  # its saga ran, then vanished
+    await Ledger(db_pool).post_transaction(
+        f"{booked['id']}:credit",
+        [
+            LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", 2_500),
+            LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", -2_500),
+        ],
+    )
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, StandInSaga],
+        activities=[sweep.fail_orphans],
+    ):
+        saga = await temporal_client.start_workflow(
+            StandInSaga.run, id=running["id"], task_queue=task_queue
+        )
+        for run in range(2):  # a second sweep changes nothing
+            await temporal_client.execute_workflow(
+                PaymentSweepWorkflow.run,
+                PaymentSweepInput(grace_seconds=300),
+                id=f"sweep-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            swept = await store.get_payment(orphan["id"])
+            assert swept is not None
+            assert (swept["status"], swept["failure_code"], swept["failure_reason"]) == (
+                "failed",
+                "saga_not_started",
+                "the payment's workflow never started",
+            ), f"sweep {run}"
+            for untouched in (running, young, booked):
+                assert await store.get_payment(untouched["id"]) == untouched
+        await saga.terminate()
+
+    # The payment's workflow id is taken: a late start of its saga (a client's retry) is refused,
+    # and the Temporal UI shows, under the payment id, why it failed.
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await temporal_client.start_workflow(
+            "Deposit",
+            id=orphan["id"],
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    taken = await temporal_client.get_workflow_handle(orphan["id"]).describe()
+    assert (taken.workflow_type, taken.status) == (
+        "SagaNotStarted",
+        WorkflowExecutionStatus.COMPLETED,
+    )
+
+
+async def test_worker_schedules_the_sweep_every_minute(
+    stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    schedule = temporal_env.client.get_schedule_handle(f"{SWEEP_SCHEDULE_ID}-{stack.task_queue}")
+    described = await schedule.describe()
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == "PaymentSweep"
+    assert [i.every for i in described.schedule.spec.intervals] == [timedelta(minutes=1)]
+
+    await schedule.trigger()  # the stack's worker runs it: workflow and activity are registered
+    deadline = time.monotonic() + 30
+    while not (await schedule.describe()).info.recent_actions:
+        assert time.monotonic() < deadline, "the schedule never started the sweep"
+        await asyncio.sleep(0.2)
+    started = (await schedule.describe()).info.recent_actions[-1].action
+    handle = temporal_env.client.get_workflow_handle(started.workflow_id)
+    while (status := (await handle.describe()).status) == WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the sweep did not finish"
+        await asyncio.sleep(0.2)
+    assert status == WorkflowExecutionStatus.COMPLETED
