@@ -169,7 +169,7 @@ async def test_cancel_after_payout_is_refused(api: httpx.AsyncClient, stack: Sta
     assert await balance_of(api, customer["id"], "EUR") == balance(6_000)
 
 
-async def test_deposit_cannot_be_canceled(api: httpx.AsyncClient) -> None:
+async def test_succeeded_deposit_cannot_be_canceled(api: httpx.AsyncClient) -> None:
     customer = await funded_customer(api, 100)
     listed = (await api.get("/v1/payments", params={"customer_id": customer["id"]})).json()
 
