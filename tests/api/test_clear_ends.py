@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -235,4 +236,26 @@ async def test_review_after_the_deadline_is_refused_and_not_audited(
     assert (done["status"], done["failure_code"]) == ("failed", "review_rejected")
     assert late.status_code == 409
     assert await audit_entries(ops_api, payment["id"]) == []
+    assert await balance_of(api, customer["id"], "EUR") == balance(500_000)
+
+
+async def test_cancel_answers_503_within_seconds_while_no_worker_runs(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    customer = await funded_customer(api, 500_000)
+    payment = await withdraw(api, customer["id"], 500_000)
+    await wait_status(api, payment["id"], {"requires_review"})
+    stack.worker.stop()
+    try:
+        started = time.monotonic()
+        unanswered = await api.post(f"/v1/payments/{payment['id']}/cancel")
+        waited = time.monotonic() - started
+    finally:
+        stack.worker.start()
+
+    assert unanswered.status_code == 503, unanswered.text
+    assert unanswered.headers["content-type"].startswith("application/problem+json")
+    assert waited < 25
+    canceled = await api.post(f"/v1/payments/{payment['id']}/cancel")
+    assert canceled.status_code == 200, canceled.text
     assert await balance_of(api, customer["id"], "EUR") == balance(500_000)

@@ -200,3 +200,27 @@ async def test_build_providers_for_both_sandboxes(client: httpx.AsyncClient) -> 
     assert select_provider(providers, BANK).name == BANK
     with pytest.raises(ProviderConfigurationError):
         select_provider(providers, "acme-pay")
+
+
+@pytest.mark.parametrize("refusal", [429, 503])
+async def test_refusal_of_a_call_the_psp_recorded_is_its_recorded_outcome(refusal: int) -> None:
+    """A 503/429 after the PSP took the call (its books say so) must not allow a failover."""
+
+    def took_it_then_refused(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(refusal, json={"error": "overloaded"})
+        return httpx.Response(200, json={"id": "ch_1", "status": "pending"})
+
+    result = await charge(answering(took_it_then_refused), "pm_ok", key())
+
+    assert result.outcome == Outcome.pending
+    assert result.operation_id == "ch_1"
+
+
+async def test_refusal_with_no_record_at_the_psp_is_not_processed() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(429, json={"error": "rate_limited"})
+        return httpx.Response(404, json={"error": "operation_not_found"})
+
+    assert (await charge(answering(refused), "pm_ok", key())).outcome == Outcome.not_processed
