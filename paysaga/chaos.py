@@ -2,12 +2,17 @@
 
 It starts a whole stack of its own (embedded PostgreSQL, Temporal dev server, sandbox PSP, two
 workers, API) on free loopback ports in a temporary folder, drives deposits, withdrawals and transfers through
-the HTTP API like a well-behaved client (retrying with the same Idempotency-Key), and meanwhile:
-kills a worker with SIGKILL and restarts it, restarts the Temporal dev server (its SQLite file
-persists), restarts PostgreSQL, and freezes the PSP (SIGSTOP) so that its calls time out for a
-while. When the load is done and everything settled it checks, and prints, that every payment is
-terminal, that nothing was charged, paid or credited twice (the sandbox's books against the
-ledger's), that no hold dangles, and that the ledger audit is clean. Exit status 0 only if so.
+the HTTP API like a well-behaved client (retrying with the same Idempotency-Key), with some
+payment methods and destinations the provider rejects as invalid and some it never settles
+(`requires_intervention`), while an operator cancels payments at random moments (from the API or
+from Temporal, as the Temporal UI does). Meanwhile it kills a worker with SIGKILL and restarts it,
+restarts the Temporal dev server (its SQLite file persists), restarts PostgreSQL, and freezes the
+PSP (SIGSTOP) so that its calls time out for a while. When the load is done and everything settled
+it checks, and prints, that every payment is terminal or waits in `requires_intervention`, that
+each Temporal workflow agrees with its payment, that rejected payments failed `provider_rejected`,
+that nothing was charged, paid or credited twice or kept after a cancel (the sandbox's books
+against the ledger's), that no hold dangles, and that the ledger audit is clean. Exit status 0
+only if so.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.engine import Ledger
 from paysaga.db import open_pool, run_migrations, start_embedded_postgres
@@ -45,6 +52,8 @@ from providers.base import SettlementLine
 from providers.registry import PROVIDER_NAMES
 
 TERMINAL = {"succeeded", "failed", "canceled"}
+SETTLED = TERMINAL | {"requires_intervention"}  # an operator's to resolve: not lost
+IBAN = "DE89 3704 0044 0532 0130 00"  # a destination the sandbox refuses as invalid (422)
 DEPOSIT_METHODS = [
     "pm_ok",
     "pm_ok",
@@ -54,8 +63,11 @@ DEPOSIT_METHODS = [
     "pm_decline",
     "pm_duplicate_webhook",
     "pm_primary_down",
+    "pm_pending_forever",
 ]
 PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline", "pm_primary_down"]
+CANCEL_DELAY_SECONDS_MAX = 2.5  # an operator's cancel comes at a random moment up to this late
+REVIEWED_AMOUNT = 500_000  # 5,000.00 EUR: a withdrawal this large waits for an operator's review
 
 
 def free_port() -> int:
@@ -143,6 +155,9 @@ def start_stack(root: Path, workers: int) -> Stack:
         "PAYSAGA_PSP_WEBHOOK_RETRY_MAX_SECONDS": "2",
         "PAYSAGA_WEBHOOK_WAIT_SECONDS": "3",
         "PAYSAGA_POLL_INTERVAL_SECONDS": "0.5",
+        "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "2",
+        "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "5",
+        "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
         "PAYSAGA_VELOCITY_MAX_PAYMENTS": "100000",
         "PAYSAGA_WORKER_METRICS_ADDRESS": "",
         "PYTHONUNBUFFERED": "1",
@@ -162,10 +177,60 @@ class Load:
     """The client side: what was asked, and what the API answered."""
 
     api: httpx.AsyncClient
+    temporal: Client
     payments: dict[str, str] = field(default_factory=dict)  # payment id -> kind
     retries: int = 0
     retry_reasons: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    rejected: set[str] = field(default_factory=set)  # sent with what the provider refuses
+    pending_forever: set[str] = field(default_factory=set)  # the provider never settles them
+    canceled_by: dict[str, str] = field(default_factory=dict)  # payment id -> "api", "temporal"
+    cancel_answers: Counter[str] = field(default_factory=Counter)
+
+    async def cancel_later(self, payment_id: str | None, via: str | None) -> None:
+        """An operator's cancel, at a random moment after the payment was accepted."""
+        if payment_id is None or via is None:
+            return
+        # At once, soon, or later: most sagas pass their point of no return within a second.
+        await asyncio.sleep(
+            random.choice(
+                [0, random.uniform(0, 0.5), random.uniform(0.5, CANCEL_DELAY_SECONDS_MAX)]
+            )
+        )
+        self.canceled_by[payment_id] = via
+        answer = await (self.cancel_by_api if via == "api" else self.cancel_by_temporal)(payment_id)
+        self.cancel_answers[f"{via} {answer}"] += 1
+
+    async def cancel_by_api(self, payment_id: str) -> str:
+        """POST .../cancel until it is answered (200, or 409 when too late) or a minute passed."""
+        deadline = time.monotonic() + 60
+        answer = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                response = await self.api.post(f"/v1/payments/{payment_id}/cancel")
+            except httpx.HTTPError:
+                response = None
+            if response is not None:
+                answer = str(response.status_code)
+                if response.status_code < 500:
+                    return answer
+            await asyncio.sleep(0.5)  # 503: no worker answered in time (one was killed)
+        return answer
+
+    async def cancel_by_temporal(self, payment_id: str) -> str:
+        """A cancel request to the payment's workflow, as the Temporal UI sends it."""
+        deadline = time.monotonic() + 60
+        answer = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                await self.temporal.get_workflow_handle(payment_id).cancel()
+                return "requested"
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return "closed"  # the saga had already finished
+                answer = exc.status.name if exc.status else "error"
+            await asyncio.sleep(0.5)  # the Temporal server is restarting
+        return answer
 
     async def submit(
         self, path: str, body: dict[str, Any], give_up_after: float = 180
@@ -244,31 +309,47 @@ class Load:
         return body
 
 
+async def send_one(load: Load, n: int, customers: list[str]) -> None:
+    """The n-th payment of the load, and maybe an operator's cancel of it.
+
+    Deposits, withdrawals and transfers in turn; one in seven deposits and withdrawals carries a
+    payment method or destination the provider rejects; one payment in three gets a cancel, from
+    the API or from Temporal. Sagas pass their point of no return within a second, so one
+    withdrawal in three is large enough to wait for a review, and is cancelled while it waits
+    (or rejected at the review deadline): cancels before the point of no return happen too.
+    """
+    customer = random.choice(customers)
+    cancel_via = {1: "api", 4: "temporal"}.get(n % 6)
+    rejected = n % 7 == 3
+    reviewed = n % 15 == 8 and not rejected  # a withdrawal
+    if n % 5 == 4:
+        receiver = random.choice([c for c in customers if c != customer])
+        await load.cancel_later(await load.transfer(customer, receiver), cancel_via)
+        return
+    body: dict[str, Any] = {"customer_id": customer, "currency": "EUR"}
+    if n % 5 < 3:
+        path = "/v1/deposits"
+        body["amount"] = random.randint(100, 5_000)
+        body["payment_method"] = f"pm_bogus_{n}" if rejected else random.choice(DEPOSIT_METHODS)
+    else:
+        path = "/v1/withdrawals"
+        body["amount"] = REVIEWED_AMOUNT if reviewed else random.randint(100, 3_000)
+        body["destination"] = IBAN if rejected else random.choice(PAYOUT_DESTINATIONS)
+        cancel_via = random.choice(["api", "temporal"]) if reviewed else cancel_via
+    payment_id = await load.submit(path, body)
+    if payment_id is not None and rejected:
+        load.rejected.add(payment_id)
+    if payment_id is not None and body.get("payment_method") == "pm_pending_forever":
+        load.pending_forever.add(payment_id)
+    await load.cancel_later(payment_id, cancel_via)
+
+
 async def run_load(load: Load, customers: list[str], duration: float, rate: float) -> None:
-    tasks: list[asyncio.Task[str | None]] = []
+    tasks: list[asyncio.Task[None]] = []
     started = time.monotonic()
     n = 0
     while time.monotonic() - started < duration:
-        customer = random.choice(customers)
-        if n % 5 == 4:
-            receiver = random.choice([c for c in customers if c != customer])
-            tasks.append(asyncio.create_task(load.transfer(customer, receiver)))
-        elif n % 5 < 3:
-            body: dict[str, Any] = {
-                "customer_id": customer,
-                "amount": random.randint(100, 5_000),
-                "currency": "EUR",
-                "payment_method": random.choice(DEPOSIT_METHODS),
-            }
-            tasks.append(asyncio.create_task(load.submit("/v1/deposits", body)))
-        else:
-            body = {
-                "customer_id": customer,
-                "amount": random.randint(100, 3_000),
-                "currency": "EUR",
-                "destination": random.choice(PAYOUT_DESTINATIONS),
-            }
-            tasks.append(asyncio.create_task(load.submit("/v1/withdrawals", body)))
+        tasks.append(asyncio.create_task(send_one(load, n, customers)))
         n += 1
         progress(f"load: {n} sent, {len(load.payments)} accepted, {load.retries} retries")
         await asyncio.sleep(1 / rate)
@@ -297,15 +378,20 @@ async def run_faults(stack: Stack, duration: float) -> None:
 
 
 async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
-    """Wait until every accepted payment is terminal (or the timeout); their last state."""
+    """Wait until every accepted payment is in its final state (or the timeout); that state.
+
+    A payment the provider never settles waits in `requires_intervention`; every other payment
+    ends terminal, even one that waited there a while (its saga polls on and finishes by itself).
+    """
     final: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for payment_id in [p for p in load.payments if p not in final]:
             payment = await load.get(f"/v1/payments/{payment_id}")
-            if payment and payment["status"] in TERMINAL:
+            settled = SETTLED if payment_id in load.pending_forever else TERMINAL
+            if payment and payment["status"] in settled:
                 final[payment_id] = payment
-        progress(f"settling: {len(final)}/{len(load.payments)} terminal")
+        progress(f"settling: {len(final)}/{len(load.payments)} settled")
         if len(final) == len(load.payments):
             break
         await asyncio.sleep(1)
@@ -316,11 +402,44 @@ async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
     return final
 
 
-async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[str, int]:
-    """Count what must be zero: lost, duplicated, dangling, mismatched, audit failures."""
-    counts: Counter[str] = Counter()
-    counts["lost (not terminal)"] = sum(p["status"] not in TERMINAL for p in final.values())
-    counts["wallet moved other than once"] = 0
+@dataclass
+class Findings:
+    """What must be zero: a count per check, in the order checked, and the payments behind it."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def checking(self, *names: str) -> None:
+        """Checks listed (with 0) even when nothing is found."""
+        for name in names:
+            self.counts[name] += 0
+
+    def found(self, name: str, payment_id: str) -> None:
+        self.counts[name] += 1
+        self.examples.setdefault(name, []).append(payment_id)
+
+
+async def check_books(
+    stack: Stack, final: dict[str, dict[str, Any]], load: Load, findings: Findings
+) -> None:
+    """Lost, duplicated, kept after a cancel, dangling, mismatched, audit failures."""
+    findings.checking(
+        "not terminal nor requires_intervention",
+        "wallet moved other than once",
+        "canceled, yet money moved at a provider",
+        "rejected, not failed provider_rejected",
+    )
+    for payment_id, payment in final.items():
+        if payment["status"] not in SETTLED:
+            findings.found("not terminal nor requires_intervention", payment_id)
+        outcome = (payment["status"], payment.get("failure_code"))
+        canceled = payment["status"] == "canceled" and payment_id in load.canceled_by
+        if (
+            payment_id in load.rejected
+            and outcome != ("failed", "provider_rejected")
+            and not canceled
+        ):
+            findings.found("rejected, not failed provider_rejected", payment_id)
     async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:
         operations: list[dict[str, Any]] = []
         lines: dict[str, list[SettlementLine]] = {}
@@ -335,7 +454,10 @@ async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[st
     succeeded_ops = Counter(
         (op["reference"], op["kind"]) for op in operations if op["status"] == "succeeded"
     )
-    counts["charged or paid twice"] = sum(n > 1 for n in succeeded_ops.values())
+    findings.checking("charged or paid twice")
+    for (reference, _), n in succeeded_ops.items():
+        if n > 1:
+            findings.found("charged or paid twice", reference)
     pool = await open_pool(stack.database_url, 1, 4)
     try:
         async with pool.connection() as conn:
@@ -349,33 +471,93 @@ async def check_books(stack: Stack, final: dict[str, dict[str, Any]]) -> dict[st
                 " GROUP BY p.id"
             )
             wallet_moves = {pid: int(net) for pid, net in await cur.fetchall()}
-            cur = await conn.execute("SELECT count(*) FROM ledger_holds WHERE status = 'pending'")
-            row = await cur.fetchone()
-            counts["dangling holds"] = int(row[0]) if row else 0
+            cur = await conn.execute(
+                "SELECT idempotency_key FROM ledger_holds WHERE status = 'pending'"
+            )
+            pending_holds = [key for (key,) in await cur.fetchall()]
+        findings.checking("dangling holds", "rejected withdrawal, hold not released")
+        for key in pending_holds:
+            findings.found("dangling holds", key)
+            if key.split(":")[0] in load.rejected:
+                findings.found("rejected withdrawal, hold not released", key)
         for payment_id, payment in final.items():
             sign = 1 if payment_id.startswith("dep_") else -1
             expected = sign * payment.get("amount", 0) if payment["status"] == "succeeded" else 0
             if wallet_moves.get(payment_id, 0) != expected:
-                counts["wallet moved other than once"] += 1
+                findings.found("wallet moved other than once", payment_id)
             if payment_id.startswith("tr_"):  # internal ones never reach a provider
-                if payment["status"] != "succeeded" and succeeded_ops[(payment_id, "payout")]:
-                    counts["status disagrees with the provider"] += 1
+                paid_out = succeeded_ops[(payment_id, "payout")]
+                if payment["status"] != "succeeded" and paid_out:
+                    findings.found("status disagrees with the provider", payment_id)
+                if payment["status"] == "canceled" and paid_out:
+                    findings.found("canceled, yet money moved at a provider", payment_id)
                 continue
             kind = "charge" if payment_id.startswith("dep_") else "payout"
             moved = succeeded_ops[(payment_id, kind)] - succeeded_ops[(payment_id, "refund")]
             if (payment["status"] == "succeeded") != (moved == 1):
-                counts["status disagrees with the provider"] += 1
+                findings.found("status disagrees with the provider", payment_id)
+            if payment["status"] == "canceled" and moved != 0:
+                findings.found("canceled, yet money moved at a provider", payment_id)
         books = ReconciliationBooks(pool)
+        findings.checking("sandbox vs ledger mismatches", "audit failures")
         for provider in PROVIDER_NAMES:
             mismatches = find_mismatches(
                 provider, provider_nets(lines[provider]), await books.ledger_nets(provider), set()
             )
-            counts["sandbox vs ledger mismatches"] += len(mismatches)
+            for mismatch in mismatches:
+                findings.found("sandbox vs ledger mismatches", mismatch.reference)
         report = await Ledger(pool).audit()
-        counts["audit failures"] = len(report.failures)
+        findings.counts["audit failures"] = len(report.failures)
     finally:
         await pool.close()
-    return dict(counts)
+
+
+async def check_workflows(
+    temporal: Client, final: dict[str, dict[str, Any]], findings: Findings
+) -> None:
+    """The payments whose Temporal workflow says otherwise than the payment row."""
+    findings.checking(
+        "workflow failed, terminated or timed out",
+        "workflow missing",
+        "workflow running, payment final",
+        "workflow closed, payment not final",
+        "workflow canceled, payment not canceled",
+    )
+    broken = {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+    deadline = time.monotonic() + 30  # a saga may take a moment to close after its last write
+    for payment_id, payment in final.items():
+        row_final = payment["status"] in TERMINAL
+        state = await workflow_state(temporal, payment_id)
+        while row_final and state == WorkflowExecutionStatus.RUNNING:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+            state = await workflow_state(temporal, payment_id)
+        if state is None:
+            findings.found("workflow missing", payment_id)
+        elif state in broken:
+            findings.found("workflow failed, terminated or timed out", payment_id)
+        elif state == WorkflowExecutionStatus.RUNNING:
+            if row_final:
+                findings.found("workflow running, payment final", payment_id)
+        elif not row_final:
+            findings.found("workflow closed, payment not final", payment_id)
+        elif state == WorkflowExecutionStatus.CANCELED and payment["status"] != "canceled":
+            findings.found("workflow canceled, payment not canceled", payment_id)
+
+
+async def workflow_state(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The workflow's status in Temporal; None when Temporal has no such workflow."""
+    try:
+        return (await temporal.get_workflow_handle(workflow_id).describe()).status
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return None
 
 
 async def chaos(args: argparse.Namespace) -> int:
@@ -383,8 +565,9 @@ async def chaos(args: argparse.Namespace) -> int:
     stack = start_stack(root, workers=2)
     try:
         headers = {"Authorization": f"Bearer {DEV_MERCHANT_KEY}"}
+        temporal = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
         async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api:
-            load = Load(api)
+            load = Load(api, temporal)
             customers = []
             for i in range(args.customers):
                 response = await api.post(
@@ -401,7 +584,7 @@ async def chaos(args: argparse.Namespace) -> int:
                     "/v1/deposits",
                     {
                         "customer_id": customers[-1],
-                        "amount": 1_000_000,
+                        "amount": 4_000_000,  # room for several reviewed withdrawals at once
                         "currency": "EUR",
                         "payment_method": "pm_ok",
                     },
@@ -413,7 +596,9 @@ async def chaos(args: argparse.Namespace) -> int:
             )
             step("waiting for every payment to settle")
             final = await settle(load, args.settle_timeout)
-            counts = await check_books(stack, final)
+            findings = Findings()
+            await check_books(stack, final, load, findings)
+            await check_workflows(temporal, final, findings)
         by_outcome = Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items())
         print(
             "\npayments accepted:",
@@ -422,13 +607,21 @@ async def chaos(args: argparse.Namespace) -> int:
             dict(load.retry_reasons),
         )
         for outcome, n in sorted(by_outcome.items()):
-            print(f"  {outcome:<24} {n}")
+            print(f"  {outcome:<34} {n}")
+        print(
+            "operator cancels:",
+            dict(sorted(load.cancel_answers.items())),
+            "| rejected by the provider:",
+            len(load.rejected),
+        )
+        counts = findings.counts
         counts["requests never accepted"] = load.refused.pop("gave up", 0)
         if load.refused:
             print("refused by the API:", dict(load.refused))
         print("\nmust all be zero:")
         for name, n in counts.items():
-            print(f"  {name:<40} {n}")
+            examples = findings.examples.get(name, [])[:5]
+            print(f"  {name:<40} {n}" + (f"  (e.g. {', '.join(examples)})" if examples else ""))
         ok = not any(counts.values()) and len(load.payments) > 0
         print("\nchaos: PASS" if ok else "\nchaos: FAIL", f"(logs in {root / 'logs'})")
         return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""The short chaos run: crashes and restarts under load, then nothing lost, doubled or dangling."""
+"""The short chaos run: faults, cancels and rejections under load; nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -39,15 +39,26 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
     ):
         assert fault in out
     for check in (
-        "lost (not terminal)",
+        "not terminal nor requires_intervention",
         "charged or paid twice",
         "wallet moved other than once",
+        "canceled, yet money moved at a provider",
+        "rejected, not failed provider_rejected",
+        "rejected withdrawal, hold not released",
         "dangling holds",
         "sandbox vs ledger mismatches",
         "audit failures",
+        "workflow failed, terminated or timed out",
+        "workflow missing",
+        "workflow running, payment final",
+        "workflow closed, payment not final",
+        "workflow canceled, payment not canceled",
     ):
         line = next(line for line in out.splitlines() if line.strip().startswith(check))
         assert line.split()[-1] == "0", line
+    cancels = next(line for line in out.splitlines() if line.startswith("operator cancels:"))
+    assert "'api " in cancels and "'temporal " in cancels, cancels  # both kinds were sent
+    assert "rejected by the provider: 0" not in cancels, cancels
     assert "chaos: PASS" in out
     root = out.split("(logs in ")[1].split("/logs)")[0]
     left = [
