@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos clean
+.PHONY: dev test lint typecheck audit bench chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Schemathesis, every check, against a running `make dev` (exceptions: schemathesis.toml).
+FUZZ_URL ?= http://127.0.0.1:8000
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/schemathesis --config-file schemathesis.toml run $(FUZZ_URL)/openapi.json \
+		--checks all --max-time $(FUZZ_SECONDS) --header "Authorization: Bearer sk_test_ops"
 
 chaos: $(STAMP)
 	$(BIN)/python -m paysaga.chaos

@@ -23,6 +23,9 @@ from paysaga.errors import (
 from paysaga.settings import Settings
 from paysaga.store import Store
 
+# The largest id a cursor can name (PostgreSQL bigint); a larger one is refused as invalid.
+BIGINT_MAX = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class ApiKey:

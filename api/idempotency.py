@@ -7,10 +7,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from api.deps import ApiKey, Services
+from api.problems import PROBLEM_JSON, domain_problem, problem
 from paysaga.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, PaysagaError
 
 
@@ -33,8 +34,12 @@ async def run_once(
     fingerprint: str,
     status_code: int,
     handler: Callable[[], Awaitable[BaseModel]],
-) -> JSONResponse:
-    """Run `handler` once per (caller, key); later calls with the same body get its response."""
+) -> Response:
+    """Run `handler` once per (caller, key); later calls with the same body get its answer.
+
+    The answer is stored as the bytes sent, so that a replay, error or not, is byte for byte the
+    first answer (plus `Idempotent-Replayed: true`).
+    """
     existing = await svc.store.claim_idempotency_key(
         key.principal, idempotency_key, fingerprint, svc.settings.idempotency_key_ttl_hours
     )
@@ -46,29 +51,30 @@ async def run_once(
         if exc.status >= 500:
             await svc.store.release_idempotency_key(key.principal, idempotency_key)
             raise
-        body: Any = {
-            "code": exc.code,
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-        }
-        await svc.store.complete_idempotency_key(key.principal, idempotency_key, exc.status, body)
-        raise
+        response: Response = domain_problem(exc)
     except BaseException:
         await svc.store.release_idempotency_key(key.principal, idempotency_key)
         raise
-    payload = result.model_dump(mode="json")
-    await svc.store.complete_idempotency_key(key.principal, idempotency_key, status_code, payload)
-    return JSONResponse(payload, status_code=status_code)
+    else:
+        response = JSONResponse(result.model_dump(mode="json"), status_code=status_code)
+    await svc.store.complete_idempotency_key(
+        key.principal, idempotency_key, response.status_code, bytes(response.body).decode()
+    )
+    return response
 
 
-def _replay(record: dict[str, Any], fingerprint: str) -> JSONResponse:
+def _replay(record: dict[str, Any], fingerprint: str) -> Response:
     if record["request_hash"] != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
     if record["response_status"] is None:
         raise IdempotencyKeyInFlight("the first request with this Idempotency-Key is still running")
     status = int(record["response_status"])
-    body = record["response_body"]
-    media = "application/problem+json" if status >= 400 else "application/json"
+    media = PROBLEM_JSON if status >= 400 else "application/json"
     headers = {"Idempotent-Replayed": "true"}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=media)
+    raw = record.get("response_raw")
+    if raw is None:  # stored before answers were kept as sent: rebuilt as the handler makes them
+        body = record["response_body"]
+        if status >= 400:
+            return problem(status, body["code"], body["title"], body["detail"], headers=headers)
+        return JSONResponse(body, status, headers=headers, media_type=media)
+    return Response(raw.encode(), status, headers=headers, media_type=media)

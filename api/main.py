@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.deps import Services
+from api.input_guard import InputGuard
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
     codec,
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(InputGuard)
     app.add_middleware(TelemetryMiddleware, traced=bool(interceptors))
     for module in (
         health,
@@ -80,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(codec.router)
     codec.install_codec_cors(app, settings.codec_cors_origins)
+    install_openapi(
+        app,
+        anonymous_codec=settings.codec_open_to_local_ui and settings.environment == "development",
+    )
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    406: "not_acceptable",
     409: "conflict",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -30,10 +32,26 @@ HTTP_CODES = {
 }
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """The one way an error answer is made, so that a replay of it is the same bytes."""
     body = {"type": f"https://paysaga.dev/problems/{code}", "title": title, "status": status}
     body |= {"detail": detail, "code": code, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_problem(exc: PaysagaError) -> JSONResponse:
+    """A domain error as problem+json. A 5xx detail stays in the log: it may name internals."""
+    if exc.status >= 500:
+        log.warning("%s (%s): %s", exc.code, exc.status, exc.detail, exc_info=exc.__cause__)
+        return problem(exc.status, exc.code, exc.title, "retry later")
+    return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -41,7 +59,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PaysagaError)
     async def on_domain_error(_request: Request, exc: PaysagaError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -55,7 +73,23 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        title = code.replace("_", " ").capitalize()
+        # The headers matter: a 405 carries `Allow`.
+        return problem(exc.status_code, code, title, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(psycopg.DataError)
+    async def on_unstorable_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # A value the database refuses (out of range, not valid text) is the client's input;
+        # the database's message may quote it, so it stays out of the answer and the log.
+        log.info(
+            "database refused a value on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return problem(
+            422, "validation_error", "The request is not valid", "a value is out of range"
+        )
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)

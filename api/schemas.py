@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from domain.money import CURRENCY_EXPONENTS
+from providers.registry import PROVIDER_NAMES
 
-Currency = Field(pattern=r"^[A-Z]{3}$", description="uppercase ISO 4217 code", examples=["EUR"])
+# The schema states what the validators below enforce: a currency paysaga supports, a provider
+# it knows (any other answers 422, which a client should be able to tell from the schema).
+Currency = Field(
+    pattern=r"^[A-Z]{3}$",
+    description="uppercase ISO 4217 code of a supported currency",
+    examples=["EUR"],
+    json_schema_extra={"enum": list[JsonValue](sorted(CURRENCY_EXPONENTS))},
+)
 MinorUnits = Field(gt=0, le=10**15, strict=True, description="integer amount in minor units")
 
 
@@ -63,7 +71,12 @@ class DepositCreate(StrictBody):
     amount: int = MinorUnits
     currency: str = Currency
     payment_method: str = Field(min_length=1, max_length=64, examples=["pm_ok"])
-    provider: str | None = Field(default=None, max_length=64, examples=["sandbox-cards"])
+    provider: str | None = Field(
+        default=None,
+        max_length=64,
+        examples=["sandbox-cards"],
+        json_schema_extra={"enum": list[JsonValue]([*PROVIDER_NAMES, None])},
+    )
 
     _currency = field_validator("currency")(_supported)
 

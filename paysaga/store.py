@@ -191,12 +191,14 @@ class Store:
             return await cur.fetchone()
 
     async def complete_idempotency_key(
-        self, principal: str, key: str, status: int, body: Any
+        self, principal: str, key: str, status: int, raw_body: str
     ) -> None:
+        """Store the answer as sent (`response_raw`) and as JSON, for replays and for reading."""
         await self._one(
-            "UPDATE api_idempotency_keys SET response_status = %s, response_body = %s"
+            "UPDATE api_idempotency_keys"
+            " SET response_status = %s, response_body = %s::jsonb, response_raw = %s"
             " WHERE principal = %s AND key = %s RETURNING key",
-            (status, json.dumps(body), principal, key),
+            (status, raw_body, raw_body, principal, key),
         )
 
     async def release_idempotency_key(self, principal: str, key: str) -> None:

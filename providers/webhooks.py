@@ -52,9 +52,13 @@ def verify(secret: str, header: str, body: bytes, *, now: int, tolerance_seconds
         raise InvalidSignature("signature header lacks t or v1")
     if abs(now - timestamp) > tolerance_seconds:
         raise InvalidSignature("signature timestamp outside the tolerance")
-    expected = _mac(secret, body, timestamp)
-    # Every candidate is compared so that timing does not reveal which one matched.
-    matched = [hmac.compare_digest(expected, candidate) for candidate in candidates]
+    expected = _mac(secret, body, timestamp).encode()
+    # Bytes, not text: compare_digest refuses non-ASCII str (a forged header must be a 401, not
+    # a crash). Every candidate is compared so that timing does not reveal which one matched.
+    matched = [
+        hmac.compare_digest(expected, candidate.encode("utf-8", "backslashreplace"))
+        for candidate in candidates
+    ]
     if not any(matched):
         raise InvalidSignature("signature does not match")
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
@@ -20,15 +19,24 @@ from paysaga.errors import InvalidRequest
 router = APIRouter(prefix="/codec", tags=["ops"])
 
 
+# Standard base64 with its padding, as `base64.b64decode(..., validate=True)` accepts it.
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+Base64 = Annotated[str, Field(pattern=BASE64)]
+
+
 class CodecPayload(BaseModel):
     """A Temporal `Payload` in protobuf JSON: metadata values and data in base64."""
 
-    metadata: dict[str, str] = {}
-    data: str = ""
+    model_config = ConfigDict(extra="forbid")  # as protobuf JSON parsing is
+
+    metadata: dict[str, Base64] = {}
+    data: Base64 = ""
 
 
 class CodecPayloads(BaseModel):
     """The body of the codec server protocol, in and out."""
+
+    model_config = ConfigDict(extra="forbid")
 
     payloads: list[CodecPayload] = []
 
@@ -82,7 +90,7 @@ async def _apply(
             )
             for p in body.payloads
         ]
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character
         raise InvalidRequest("payload metadata and data must be base64") from exc
     try:
         transformed = await transform(payloads)

@@ -8,11 +8,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
+from api.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency does not answer"}},
+)
 async def healthz(svc: ServicesDep) -> JSONResponse:
     """200 when the database and Temporal answer, 503 with the failing part otherwise."""
     checks = {"database": "ok", "temporal": "ok"}

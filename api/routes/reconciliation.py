@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import OpsKey, ServicesDep
+from api.deps import BIGINT_MAX, OpsKey, ServicesDep
 from paysaga.reconciliation import ReconciliationBooks
 
 router = APIRouter(prefix="/v1/ops/reconciliation", tags=["ops"])
@@ -36,7 +36,7 @@ async def list_mismatches(
     _key: OpsKey,
     provider: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: int | None = None,
+    starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> MismatchList:
     """Mismatches recorded by reconciliation runs, newest first (ops scope)."""
     rows, has_more = await ReconciliationBooks(svc.pool).list_mismatches(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from api.deps import CurrentKey, IdempotencyKey, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
@@ -23,7 +23,7 @@ async def create_withdrawal(
     svc: ServicesDep,
     key: CurrentKey,
     idempotency_key: IdempotencyKey,
-) -> JSONResponse:
+) -> Response:
     """Start a withdrawal saga; the answer is the payment in `processing`."""
     fingerprint = request_fingerprint(request.url.path, body)
 

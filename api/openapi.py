@@ -1,0 +1,242 @@
+"""The OpenAPI document, completed in one place: every error an operation can answer, and auth.
+
+FastAPI documents the success answer and its own 422. This adds, to every operation, the
+problem+json answers it can give with their `code` values: those that follow from its
+dependencies (an API key, the ops scope, an Idempotency-Key), from its shape (a path parameter can
+name nothing: 404; a body can be malformed: 400) and from `DOMAIN_CODES` (what routes raise
+themselves). It also states the constraints the API enforces for every route: no NUL or unpaired
+surrogate in any text (`api.input_guard`), the `Authorization` header as a bearer security
+scheme, and `Idempotency-Key` as a required header. A route added later is covered without
+touching this file; naming its own codes here only makes its documentation richer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from api.deps import current_key, idempotency_key, ops_key
+from api.problems import PROBLEM_JSON
+from api.routes.codec import codec_reader
+
+# Text the API accepts anywhere: what PostgreSQL can store (see api.input_guard).
+STORABLE_TEXT = "^[^\\u0000]*$"
+BEARER = "bearerAuth"
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+TITLES = {
+    400: "Malformed request",
+    401: "Missing or unknown API key",
+    403: "The API key lacks the scope for this call",
+    404: "Not found",
+    409: "Conflict with the current state",
+    422: "The request is not valid",
+    503: "A dependency is unavailable; retry later",
+}
+
+# Codes that routes raise themselves, by operation; the rest are derived (see module doc).
+DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
+    ("post", "/v1/customers"): {409: ["customer_exists"]},
+    ("post", "/v1/deposits"): {404: ["customer_not_found"]},
+    ("post", "/v1/withdrawals"): {404: ["customer_not_found"]},
+    ("post", "/v1/fx/quotes"): {
+        404: ["customer_not_found"],
+        422: ["unsupported_currency_pair", "invalid_amount", "quote_too_small"],
+    },
+    ("post", "/v1/transfers"): {
+        404: ["quote_not_found", "customer_not_found"],
+        409: ["quote_already_used"],
+    },
+    ("get", "/v1/payments"): {404: ["cursor_not_found"]},
+    ("post", "/v1/payments/{payment_id}/cancel"): {409: ["payment_not_cancelable"]},
+    ("post", "/v1/payments/{payment_id}/review"): {409: ["payment_not_in_review"]},
+    ("post", "/v1/payments/{payment_id}/resolve"): {409: ["payment_not_requiring_intervention"]},
+    ("post", "/v1/webhooks/providers/{provider}"): {
+        401: ["invalid_signature"],
+        404: ["provider_not_found"],
+        422: ["invalid_event"],
+    },
+    ("post", "/codec/encode"): {422: ["codec_error"]},
+    ("post", "/codec/decode"): {422: ["codec_error"]},
+    ("post", "/v1/ops/notifications/dead-letters/{event_id}/redeliver"): {
+        409: ["dead_letter_redelivering"]
+    },
+}
+
+# Operations whose request body the route reads itself (raw bytes), documented here.
+RAW_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/webhooks/providers/{provider}"): {
+        "description": "The provider's event, signed over these exact bytes.",
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
+SIGNED_HEADERS: dict[tuple[str, str], str] = {
+    ("post", "/v1/webhooks/providers/{provider}"): "Sandbox-Signature",
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem; `code` is stable and machine-readable.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def install_openapi(app: FastAPI, *, anonymous_codec: bool = False) -> None:
+    """Replace `app.openapi` by the completed document (built once, on first request).
+
+    `anonymous_codec`: the codec endpoint also serves the local Temporal UI without a key
+    (development only), so its key is documented as optional.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_openapi(app, anonymous_codec=anonymous_codec)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def complete_openapi(app: FastAPI, *, anonymous_codec: bool = False) -> dict[str, Any]:
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = {BEARER: {"type": "http", "scheme": "bearer"}}
+    for schema in components["schemas"].values():
+        _constrain_text(schema)
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        calls = set(_calls(route.dependant))
+        path = str(route.path_format)
+        for method in route.methods or ():
+            operation = document["paths"].get(path, {}).get(method.lower())
+            if operation is not None:
+                _complete(operation, method.lower(), path, calls)
+                if anonymous_codec and codec_reader in calls:
+                    operation["security"] = [{BEARER: []}, {}]
+    return document
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def _complete(
+    operation: dict[str, Any], method: str, path: str, calls: set[Callable[..., Any]]
+) -> None:
+    key = (method, path)
+    authenticated = bool(calls & {current_key, ops_key, codec_reader})
+    idempotent = idempotency_key in calls
+    parameters = [
+        p for p in operation.get("parameters", []) if p["name"].lower() != "authorization"
+    ]
+    for parameter in parameters:
+        if parameter["name"].lower() == "idempotency-key":
+            parameter["required"] = True
+            parameter["description"] = "A unique string per request; replays answer the first."
+            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 255}
+        _constrain_text(parameter.get("schema", {}))
+    if key in SIGNED_HEADERS:
+        parameters.append(
+            {
+                "name": SIGNED_HEADERS[key],
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "pattern": STORABLE_TEXT},
+                "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of `t.body`>",
+            }
+        )
+    if parameters:
+        operation["parameters"] = parameters
+    else:
+        operation.pop("parameters", None)
+    if key in RAW_BODIES:
+        operation["requestBody"] = RAW_BODIES[key]
+    if authenticated:
+        operation["security"] = [{BEARER: []}]
+
+    codes: dict[int, list[str]] = {422: ["validation_error"], 503: ["service_unavailable"]}
+    if "requestBody" in operation:
+        codes[400] = ["invalid_json", "bad_request"]
+    if authenticated:
+        codes[401] = ["unauthorized"]
+        codes[403] = ["forbidden"]
+    if idempotent:
+        codes.setdefault(400, []).insert(0, "idempotency_key_missing")
+        codes[409] = ["idempotency_key_in_flight"]
+        codes[422].append("idempotency_key_reused")
+    if any(p["in"] == "path" for p in parameters):
+        codes[404] = ["not_found"]
+    for status, domain in DOMAIN_CODES.get(key, {}).items():
+        codes[status] = [*codes.get(status, []), *domain]
+    responses = operation.setdefault("responses", {})
+    for status, listed in sorted(codes.items()):
+        if str(status) in responses and status != 422:
+            continue  # the route documents this answer itself (e.g. /healthz's 503)
+        responses[str(status)] = _problem_response(status, listed)
+    operation["responses"] = responses = dict(sorted(responses.items()))
+    if idempotent:
+        for status, response in responses.items():
+            if status.startswith("2"):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                    "description": "`true` when this is the stored answer of an earlier request",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+
+
+def _problem_response(status: int, codes: list[str]) -> dict[str, Any]:
+    unique = list(dict.fromkeys(codes))
+    return {
+        "description": f"{TITLES.get(status, 'Error')}: `code` is one of {', '.join(unique)}",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Problem"}],
+                    "properties": {"code": {"type": "string", "examples": unique}},
+                }
+            }
+        },
+    }
+
+
+def _constrain_text(schema: dict[str, Any]) -> None:
+    """Add the storable-text pattern to every free string of a schema, recursively."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not (
+        {"pattern", "enum", "const", "format"} & set(schema)
+    ):
+        schema["pattern"] = STORABLE_TEXT
+    for key in ("properties", "$defs"):
+        for sub in schema.get(key, {}).values():
+            _constrain_text(sub)
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(schema.get(key), dict):
+            _constrain_text(schema[key])
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []):
+            _constrain_text(sub)
