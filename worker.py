@@ -29,13 +29,13 @@ from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.risk import RiskActivities
 from ledger.engine import Ledger
-from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
+from paysaga.codec import data_converter
 from paysaga.db import open_pool
 from paysaga.logs import setup_logging
 from paysaga.metrics import install_worker_runtime
 from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
-from paysaga.settings import Settings, get_settings
+from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from paysaga.tracing import setup_tracing
 from providers.registry import PROVIDER_NAMES, build_providers
@@ -156,7 +156,7 @@ async def ensure_payment_sweep_schedule(client: Client, settings: Settings) -> N
 
 async def run_worker(settings: Settings) -> None:
     """Poll the task queue until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
-    refuse_dev_codec_key_in_production(settings)
+    refuse_default_secrets(settings)
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )

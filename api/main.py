@@ -28,9 +28,9 @@ from api.routes import (
 )
 from api.telemetry import TelemetryMiddleware
 from ledger.engine import Ledger
-from paysaga.codec import data_converter, refuse_dev_codec_key_in_production
+from paysaga.codec import data_converter
 from paysaga.db import open_pool
-from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings, get_settings
+from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from paysaga.tracing import setup_tracing
 
@@ -38,7 +38,7 @@ from paysaga.tracing import setup_tracing
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API; it connects to PostgreSQL and Temporal when it starts serving."""
     settings = settings or get_settings()
-    refuse_dev_keys_in_production(settings)
+    refuse_default_secrets(settings)
     interceptors = setup_tracing(settings, "paysaga-api")
 
     @asynccontextmanager
@@ -88,14 +88,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anonymous_codec=settings.codec_open_to_local_ui and settings.environment == "development",
     )
     return app
-
-
-def refuse_dev_keys_in_production(settings: Settings) -> None:
-    """A production start with the well-known development keys is a configuration error."""
-    refuse_dev_codec_key_in_production(settings)
-    if settings.environment == "production" and (
-        DEV_MERCHANT_KEY in settings.api_keys or DEV_OPS_KEY in settings.api_keys
-    ):
-        raise RuntimeError(
-            "refusing to start in production with the development API keys; set PAYSAGA_API_KEYS"
-        )

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 
-from paysaga.settings import DEV_CODEC_KEY, Settings
+from paysaga.settings import Settings
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -93,12 +93,3 @@ def data_converter(settings: Settings) -> temporalio.converter.DataConverter:
     return dataclasses.replace(
         temporalio.converter.default(), payload_codec=EncryptionCodec.from_settings(settings)
     )
-
-
-def refuse_dev_codec_key_in_production(settings: Settings) -> None:
-    """A production start that could encrypt or read histories with the public dev key fails."""
-    if settings.environment == "production" and DEV_CODEC_KEY in settings.codec_keys.values():
-        raise RuntimeError(
-            "refusing to start in production with the development codec key; "
-            "set PAYSAGA_CODEC_KEYS and PAYSAGA_CODEC_CURRENT_KEY_ID"
-        )

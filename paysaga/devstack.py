@@ -161,6 +161,8 @@ def temporal_dev_server_argv(
 def service_env(settings: Settings, database_url: str) -> dict[str, str]:
     """The environment every paysaga process of the stack shares."""
     return {
+        # Said explicitly: the stack runs with the public development keys and secrets.
+        "PAYSAGA_ENVIRONMENT": "development",
         "PAYSAGA_DATABASE_URL": database_url,
         "PAYSAGA_TEMPORAL_ADDRESS": settings.temporal_address,
         "PAYSAGA_TEMPORAL_NAMESPACE": settings.temporal_namespace,

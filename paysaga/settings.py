@@ -9,11 +9,17 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Development defaults: public, so anyone could use them. A process starts with any of them only
+# when PAYSAGA_ENVIRONMENT says `development` explicitly (see `refuse_default_secrets`).
 DEV_MERCHANT_KEY = "sk_test_merchant"
 DEV_OPS_KEY = "sk_test_ops"
-# The well-known development key of the payload codec: a production start refuses it.
 DEV_CODEC_KEY_ID = "dev-2026-11"
 DEV_CODEC_KEY = "5612A476m8MaeIWSr/E2A17DJqY1V8vZ3xq0XjJZ2dk="
+DEV_PSP_WEBHOOK_SECRETS = {
+    "sandbox-cards": "whsec_sandbox_cards_dev",
+    "sandbox-bank": "whsec_sandbox_bank_dev",
+}
+DEV_MERCHANT_WEBHOOK_SECRET = "whsec_merchant_dev"
 
 
 class Settings(BaseSettings):
@@ -21,7 +27,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAYSAGA_", env_file=".env", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    # Production unless told otherwise: a deployment that forgets this setting refuses to start
+    # with the public development keys and secrets instead of running with them.
+    environment: Literal["development", "production"] = "production"
     data_dir: Path = Path(".data")
 
     # Ledger database. Empty in development: the dev stack starts an embedded PostgreSQL.
@@ -67,10 +75,7 @@ class Settings(BaseSettings):
     psp_url: str = ""  # default: http://<psp_host>:<psp_port>
     psp_timeout_seconds: float = 5.0
     psp_webhook_url: str = ""  # default: http://<api_host>:<api_port>/v1/webhooks/providers
-    psp_webhook_secrets: dict[str, str] = {
-        "sandbox-cards": "whsec_sandbox_cards_dev",
-        "sandbox-bank": "whsec_sandbox_bank_dev",
-    }
+    psp_webhook_secrets: dict[str, str] = DEV_PSP_WEBHOOK_SECRETS
     webhook_tolerance_seconds: int = 300
     # The sandbox PSP's own behaviour.
     psp_database_path: Path | None = None  # default: <data_dir>/sandbox_psp.sqlite3
@@ -100,7 +105,7 @@ class Settings(BaseSettings):
     payment_sweep_grace_seconds: int = 120
     # Merchant webhooks: every payment status change, signed like the providers' (empty: off).
     merchant_webhook_url: str = ""
-    merchant_webhook_secret: str = "whsec_merchant_dev"
+    merchant_webhook_secret: str = DEV_MERCHANT_WEBHOOK_SECRET
 
     # Sagas.
     # Provider choice per operation, in order of preference (cost, availability); a key
@@ -141,6 +146,37 @@ class Settings(BaseSettings):
             port = self.temporal_ui_port
             self.codec_cors_origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
         return self
+
+
+def default_secrets_in_use(settings: Settings) -> list[str]:
+    """The settings that still hold a public development key or secret, by variable name."""
+    found = []
+    dev_keys = sorted({DEV_MERCHANT_KEY, DEV_OPS_KEY} & set(settings.api_keys))
+    if dev_keys:
+        found.append(f"PAYSAGA_API_KEYS ({', '.join(dev_keys)})")
+    dev_codec = sorted(k for k, v in settings.codec_keys.items() if v == DEV_CODEC_KEY)
+    if dev_codec:
+        found.append(f"PAYSAGA_CODEC_KEYS ({', '.join(dev_codec)})")
+    dev_psp = sorted(
+        provider
+        for provider, secret in settings.psp_webhook_secrets.items()
+        if secret in DEV_PSP_WEBHOOK_SECRETS.values()
+    )
+    if dev_psp:
+        found.append(f"PAYSAGA_PSP_WEBHOOK_SECRETS ({', '.join(dev_psp)})")
+    if settings.merchant_webhook_secret == DEV_MERCHANT_WEBHOOK_SECRET:
+        found.append("PAYSAGA_MERCHANT_WEBHOOK_SECRET")
+    return found
+
+
+def refuse_default_secrets(settings: Settings) -> None:
+    """Outside development, a process refuses to start while any default secret is configured."""
+    found = default_secrets_in_use(settings)
+    if settings.environment != "development" and found:
+        raise RuntimeError(
+            f"refusing to start in {settings.environment} with the public development defaults of "
+            f"{'; '.join(found)}: set them, or PAYSAGA_ENVIRONMENT=development on a dev machine"
+        )
 
 
 @lru_cache

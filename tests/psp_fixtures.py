@@ -35,6 +35,7 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 5.0
 # Fast but not instant, so a charge is still `pending` in its HTTP answer.
 TEST_ENV = {
+    "PAYSAGA_ENVIRONMENT": "development",
     "PAYSAGA_PSP_WEBHOOK_DELAY_SECONDS": "0.05",
     "PAYSAGA_PSP_STALL_SECONDS": "2",
     "PAYSAGA_PSP_WEBHOOK_RETRY_MAX_SECONDS": "0.5",

@@ -31,6 +31,7 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 
 # Short waits so that webhook timeouts and polling happen within a test, never long sleeps.
 STACK_ENV = {
+    "PAYSAGA_ENVIRONMENT": "development",  # the dev keys and secrets, said explicitly
     "PAYSAGA_PSP_TIMEOUT_SECONDS": "0.5",
     "PAYSAGA_WEBHOOK_WAIT_SECONDS": "1.5",
     "PAYSAGA_POLL_INTERVAL_SECONDS": "0.2",

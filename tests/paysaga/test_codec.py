@@ -104,11 +104,16 @@ def test_default_settings_use_the_dev_key() -> None:
 
 
 def test_production_start_refuses_the_dev_codec_key() -> None:
-    production = {"environment": "production", "api_keys": {"sk_live_x": ["payments"]}}
+    production = {
+        "environment": "production",
+        "api_keys": {"sk_live_x": ["payments"]},
+        "psp_webhook_secrets": {"sandbox-cards": "whsec_live_a", "sandbox-bank": "whsec_live_b"},
+        "merchant_webhook_secret": "whsec_live_m",
+    }
 
-    with pytest.raises(RuntimeError, match="development codec key"):
+    with pytest.raises(RuntimeError, match="PAYSAGA_CODEC_KEYS"):
         create_app(Settings(**production))
-    with pytest.raises(RuntimeError, match="development codec key"):
+    with pytest.raises(RuntimeError, match="PAYSAGA_CODEC_KEYS"):
         asyncio.run(run_worker(Settings(**production)))
     create_app(
         Settings(
