@@ -394,11 +394,11 @@ class SagaHarness:
     # -- customers and payments --
 
     async def customer(
-        self, funds: int = 0, currency: str = "EUR", name: str = "Ada Tester"
+        self, funds: int = 0, currency: str = "EUR", name: str = "Ada Tester", country: str = "DE"
     ) -> str:
         """A new KYC-able customer, its wallet funded by a deposit booked directly in the ledger."""
         customer_id = f"cus_{uuid.uuid4().hex[:16]}"
-        await self.store.create_customer(customer_id, customer_id, name, date(1990, 1, 1), "DE")
+        await self.store.create_customer(customer_id, customer_id, name, date(1990, 1, 1), country)
         if funds:
             await self.ledger.post_transaction(
                 f"{customer_id}:seed",
@@ -475,6 +475,7 @@ class SagaHarness:
         account: str | None = "pm_ok",
         beneficiary_id: str | None = None,
         amount: int = AMOUNT,
+        beneficiary_name: str = "Bea Receiver",
         quote_seconds: float = 600.0,
         review_deadline_seconds: float = 86_400.0,
     ) -> Payment:
@@ -493,7 +494,7 @@ class SagaHarness:
             (amount - fee) * 108 // 100,
             "1.08",
             (now + timedelta(seconds=quote_seconds)).isoformat(),
-            Beneficiary("Bea Receiver", "US", customer_id=beneficiary_id, account=account),
+            Beneficiary(beneficiary_name, "US", customer_id=beneficiary_id, account=account),
             HOUSE,
             list(PROVIDERS),
             TIMINGS,

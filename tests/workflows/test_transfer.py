@@ -22,7 +22,11 @@ from tests.workflows.harness import (
 
 TARGET = (AMOUNT - AMOUNT // 100) * 108 // 100  # 1% fee, at 1.08
 PAID = Seen("succeeded", paid_out=TARGET)
-UNTOUCHED = {"wallet_posted": AMOUNT}  # nothing converted or held any more
+
+
+def refused(failure_code: str) -> Seen:
+    """A failed payment that left the customer's funds untouched (nothing converted or held any more)."""
+    return Seen("failed", failure_code, wallet_posted=AMOUNT)
 
 
 async def test_complete_transfer_to_account(saga: SagaHarness) -> None:
@@ -43,14 +47,14 @@ async def test_complete_transfer_to_wallet(saga: SagaHarness) -> None:
 @pytest.mark.parametrize(
     ("step", "account", "expected"),
     [
-        ("risk.check_kyc", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        ("risk.screen_beneficiary", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        ("risk.assess_payment", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        ("ledger.hold_funds", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
+        ("risk.check_kyc", "pm_ok", refused("internal_error")),
+        ("risk.screen_beneficiary", "pm_ok", refused("internal_error")),
+        ("risk.assess_payment", "pm_ok", refused("internal_error")),
+        ("ledger.hold_funds", "pm_ok", refused("internal_error")),
         # The conversion posted, then its step failed: it is reversed by its key.
-        ("ledger.post_hold", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        (None, "pm_reject", Seen("failed", "provider_rejected", **UNTOUCHED)),
-        (None, "pm_decline", Seen("failed", "provider_declined", **UNTOUCHED)),
+        ("ledger.post_hold", "pm_ok", refused("internal_error")),
+        (None, "pm_reject", refused("provider_rejected")),
+        (None, "pm_decline", refused("provider_declined")),
     ],
     ids=["kyc", "screening", "risk", "hold", "convert", "payout-rejected", "payout-declined"],
 )
@@ -69,7 +73,7 @@ async def test_fail_transfer_at_step(
 
 async def test_fail_transfer_with_expired_quote(saga: SagaHarness) -> None:
     payment = await saga.transfer(await saga.customer(funds=AMOUNT), quote_seconds=-1)
-    assert await saga.finished(payment) == Seen("failed", "quote_expired", **UNTOUCHED)
+    assert await saga.finished(payment) == refused("quote_expired")
 
 
 async def test_complete_transfer_after_payout_timeout(saga: SagaHarness) -> None:

@@ -21,7 +21,11 @@ from tests.workflows.harness import (
 )
 
 PAID = Seen("succeeded", paid_out=AMOUNT)
-UNTOUCHED = {"wallet_posted": AMOUNT}  # the hold voided: the funds are back, nothing paid
+
+
+def refused(failure_code: str) -> Seen:
+    """A failed payment that left the customer's funds untouched (the hold voided: the funds are back, nothing paid)."""
+    return Seen("failed", failure_code, wallet_posted=AMOUNT)
 
 
 async def test_complete_withdrawal(saga: SagaHarness) -> None:
@@ -32,11 +36,11 @@ async def test_complete_withdrawal(saga: SagaHarness) -> None:
 @pytest.mark.parametrize(
     ("step", "destination", "expected"),
     [
-        ("risk.check_kyc", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        ("ledger.hold_funds", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        ("risk.assess_payment", "pm_ok", Seen("failed", "internal_error", **UNTOUCHED)),
-        (None, "pm_reject", Seen("failed", "provider_rejected", **UNTOUCHED)),
-        (None, "pm_decline", Seen("failed", "provider_declined", **UNTOUCHED)),
+        ("risk.check_kyc", "pm_ok", refused("internal_error")),
+        ("ledger.hold_funds", "pm_ok", refused("internal_error")),
+        ("risk.assess_payment", "pm_ok", refused("internal_error")),
+        (None, "pm_reject", refused("provider_rejected")),
+        (None, "pm_decline", refused("provider_declined")),
     ],
     ids=["kyc", "hold", "risk", "payout-rejected", "payout-declined"],
 )
@@ -75,7 +79,7 @@ async def test_resolve_withdrawal_after_failed_poll_as_failed(saga: SagaHarness)
     )
     saga.books.settle(payment.id, Outcome.declined)
     await payment.handle.execute_update("resolve", ResolveDecision("failed", "declined at PSP"))
-    assert await saga.finished(payment) == Seen("failed", "resolved_by_operator", **UNTOUCHED)
+    assert await saga.finished(payment) == refused("resolved_by_operator")
 
 
 # SAGA BUG (workflows/base.py, PaymentSaga.book_resolution): `resolve` succeeded after an

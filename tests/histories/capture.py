@@ -1,0 +1,226 @@
+"""Record a history of every saga path into tests/histories/<saga>_<path>.json, for the replay test.
+
+Run it after a deliberate change of a saga (`make histories`): it runs each path on Temporal's
+time-skipping server and a throwaway PostgreSQL, with the harness of tests/workflows (real ledger,
+fake providers, faults on demand), and overwrites the JSON files. Commit them with the change.
+
+    .venv/bin/python -m tests.histories.capture [path-name-filter]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from domain.payments import ResolveDecision, ReviewDecision
+from paysaga.db import open_pool, run_migrations, start_embedded_postgres
+from providers.base import Outcome
+from tests.workflows.harness import (
+    AMOUNT,
+    BIG_AMOUNT,
+    Payment,
+    SagaHarness,
+    start_time_skipping_server,
+)
+
+HISTORIES = Path(__file__).resolve().parent
+Path_ = Callable[[SagaHarness], Awaitable[Payment]]
+PATHS: dict[str, Path_] = {}
+
+
+def path(name: str) -> Callable[[Path_], Path_]:
+    def register(run: Path_) -> Path_:
+        PATHS[name] = run
+        return run
+
+    return register
+
+
+# -- ways through a saga, shared by the three ---------------------------------------------------
+
+
+async def start(saga: SagaHarness, kind: str, **options: object) -> Payment:
+    """Start a saga of `kind` for a new customer funded enough for it."""
+    amount = int(options.pop("amount", AMOUNT))  # type: ignore[call-overload]
+    funds = int(options.pop("funds", amount))  # type: ignore[call-overload]
+    country = str(options.pop("country", "DE"))
+    if kind == "deposit":
+        return await saga.deposit(await saga.customer(country=country), amount=amount, **options)  # type: ignore[arg-type]
+    customer = await saga.customer(funds=funds, country=country)
+    if kind == "withdrawal":
+        return await saga.withdrawal(customer, amount=amount, **options)  # type: ignore[arg-type]
+    return await saga.transfer(customer, amount=amount, **options)  # type: ignore[arg-type]
+
+
+async def review(saga: SagaHarness, kind: str, decision: str | None) -> Payment:
+    payment = await start(saga, kind, amount=BIG_AMOUNT)
+    await saga.wait_status(payment, "requires_review")
+    if decision:
+        await payment.handle.execute_update("review", ReviewDecision(decision, "checked"))
+    return payment
+
+
+async def cancel_before(saga: SagaHarness, kind: str, source: str) -> Payment:
+    """Cancel before the point of no return: in review (withdrawal, transfer), in KYC (deposit)."""
+    if kind == "deposit":
+        saga.faults.block("risk.check_kyc")
+        payment = await start(saga, kind)
+        await saga.faults.entered("risk.check_kyc")
+    else:
+        payment = await review(saga, kind, None)
+    await saga.cancel(payment, source)
+    return payment
+
+
+# The step in flight past the point of no return, when a cancel comes.
+IN_FLIGHT = {"deposit": "provider.charge", "withdrawal": "provider.payout"}
+
+
+async def cancel_after(saga: SagaHarness, kind: str, source: str) -> Payment:
+    step = IN_FLIGHT.get(kind, "provider.payout")
+    saga.faults.block(step)
+    payment = await start(saga, kind)
+    await saga.faults.entered(step)
+    await saga.cancel(payment, source)
+    if source == "temporal":
+        await saga.cancel_ignored(payment)
+    saga.faults.release(step)
+    return payment
+
+
+async def intervention(saga: SagaHarness, kind: str, outcome: str) -> Payment:
+    """Polling fails for good past the point of no return; an operator resolves it."""
+    saga.faults.fail("provider.final_status")
+    token = {"method": "pm_pending"} if kind == "deposit" else {}
+    if kind == "withdrawal":
+        token = {"destination": "pm_pending"}
+    if kind == "transfer":
+        token = {"account": "pm_pending"}
+    payment = await start(saga, kind, **token)
+    await saga.wait_status(payment, "requires_intervention")
+    saga.books.settle(payment.id, Outcome.succeeded if outcome == "succeeded" else Outcome.declined)
+    await payment.handle.execute_update("resolve", ResolveDecision(outcome, "checked at the PSP"))
+    return payment
+
+
+async def late_answer(saga: SagaHarness, kind: str) -> Payment:
+    """No webhook, polling until the provider answers."""
+    token = {"deposit": "method", "withdrawal": "destination", "transfer": "account"}[kind]
+    payment = await start(saga, kind, **{token: "pm_pending"})
+    await saga.wait_status(payment, "processing")
+    await asyncio.sleep(1.5)  # a few polls
+    saga.books.settle(payment.id, Outcome.succeeded)
+    return payment
+
+
+def register_common(kind: str) -> None:
+    token = {"deposit": "method", "withdrawal": "destination", "transfer": "account"}[kind]
+    path(f"{kind}_succeeded")(lambda saga: start(saga, kind))
+    path(f"{kind}_kyc_rejected")(lambda saga: start(saga, kind, country="KP"))
+    path(f"{kind}_provider_declined")(lambda saga: start(saga, kind, **{token: "pm_decline"}))
+    path(f"{kind}_provider_rejected")(lambda saga: start(saga, kind, **{token: "pm_reject"}))
+    path(f"{kind}_internal_error")(lambda saga: fail_at(saga, kind, "risk.assess_payment"))
+    path(f"{kind}_provider_timeout")(lambda saga: hang_provider(saga, kind))
+    path(f"{kind}_late_answer")(lambda saga: late_answer(saga, kind))
+    for source in ("api", "temporal"):
+        path(f"{kind}_cancel_before_{source}")(lambda saga, s=source: cancel_before(saga, kind, s))  # type: ignore[misc]
+        path(f"{kind}_cancel_after_{source}")(lambda saga, s=source: cancel_after(saga, kind, s))  # type: ignore[misc]
+    for outcome in ("succeeded", "failed"):
+        path(f"{kind}_intervention_{outcome}")(lambda saga, o=outcome: intervention(saga, kind, o))  # type: ignore[misc]
+    if kind != "deposit":
+        path(f"{kind}_insufficient_funds")(lambda saga: start(saga, kind, funds=AMOUNT - 1))
+        path(f"{kind}_review_approved")(lambda saga: review(saga, kind, "approve"))
+        path(f"{kind}_review_rejected")(lambda saga: review(saga, kind, "reject"))
+        path(f"{kind}_review_deadline")(lambda saga: review(saga, kind, None))
+
+
+async def fail_at(saga: SagaHarness, kind: str, step: str) -> Payment:
+    saga.faults.fail(step)
+    return await start(saga, kind)
+
+
+async def hang_provider(saga: SagaHarness, kind: str) -> Payment:
+    saga.faults.hang(IN_FLIGHT.get(kind, "provider.payout"), times=2)
+    return await start(saga, kind)
+
+
+for each in ("deposit", "withdrawal", "transfer"):
+    register_common(each)
+
+
+@path("deposit_risk_declined")
+async def _deposit_too_large(saga: SagaHarness) -> Payment:
+    return await start(saga, "deposit", amount=5_000_001)
+
+
+@path("deposit_credit_failed")
+async def _deposit_credit_failed(saga: SagaHarness) -> Payment:
+    return await fail_at(saga, "deposit", "ledger.post_transaction")
+
+
+@path("transfer_to_wallet")
+async def _transfer_to_wallet(saga: SagaHarness) -> Payment:
+    return await start(saga, "transfer", account=None, beneficiary_id=await saga.customer())
+
+
+@path("transfer_sanctions_hit")
+async def _transfer_sanctions_hit(saga: SagaHarness) -> Payment:
+    return await start(saga, "transfer", beneficiary_name="Sanctioned Test Person")
+
+
+@path("transfer_quote_expired")
+async def _transfer_quote_expired(saga: SagaHarness) -> Payment:
+    return await start(saga, "transfer", quote_seconds=-1)
+
+
+@path("transfer_quote_expired_in_review")
+async def _transfer_quote_expired_in_review(saga: SagaHarness) -> Payment:
+    payment = await start(saga, "transfer", amount=BIG_AMOUNT, quote_seconds=600)
+    await saga.wait_status(payment, "requires_review")
+    await saga.env.sleep(700)
+    await payment.handle.execute_update("review", ReviewDecision("approve", "late"))
+    return payment
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+async def capture(selected: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as data:
+        server, url = start_embedded_postgres(Path(data) / "pg", "paysaga_histories")
+        try:
+            run_migrations(url)
+            pool = await open_pool(url, max_size=16)
+            env = await start_time_skipping_server()
+            try:
+                for name in selected:
+                    saga = SagaHarness(env, pool, f"histories-{uuid.uuid4()}")
+                    async with saga.workers():
+                        payment = await PATHS[name](saga)
+                        seen = await saga.finished(payment)
+                        history = await payment.handle.fetch_history()
+                    compact = json.dumps(json.loads(history.to_json()), separators=(",", ":"))
+                    (HISTORIES / f"{name}.json").write_text(compact + "\n")
+                    print(
+                        f"{name}: {seen.status} {seen.failure_code or ''} ({len(history.events)} events)"
+                    )
+            finally:
+                await env.shutdown()
+                await pool.close()
+        finally:
+            server.cleanup()
+
+
+def main() -> None:
+    wanted = sys.argv[1:]
+    selected = [name for name in PATHS if not wanted or any(w in name for w in wanted)]
+    asyncio.run(capture(selected))
+
+
+if __name__ == "__main__":
+    main()

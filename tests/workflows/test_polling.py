@@ -1,0 +1,48 @@
+"""An unknown provider outcome polled for weeks: bounded history, an operator, or a late answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from domain.payments import ResolveDecision
+from providers.base import Outcome
+from tests.workflows.harness import AMOUNT, TIMINGS, SagaHarness, Seen
+
+# Production-like waits: an operator after one day, polls backing off to one per 4 hours.
+DAY = 86_400.0
+SLOW_PROVIDER = dataclasses.replace(
+    TIMINGS,
+    webhook_wait_seconds=30.0,
+    poll_interval_seconds=2.0,
+    poll_interval_max_seconds=4 * 3_600.0,
+    requires_intervention_after_seconds=DAY,
+)
+
+
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        ("resolve", Seen("failed", "resolved_by_operator")),
+        ("provider", Seen("succeeded", wallet_posted=AMOUNT, charged=AMOUNT)),
+    ],
+)
+async def test_poll_deposit_for_30_days(saga: SagaHarness, end: str, expected: Seen) -> None:
+    """30 days of polling (skipped): requires_intervention after a day, a small history, an end."""
+    payment = await saga.deposit(await saga.customer(), method="pm_pending", timings=SLOW_PROVIDER)
+    await saga.wait_status(payment, "processing")
+    await saga.env.sleep(timedelta(days=30))
+    assert await saga.seen(payment) == Seen(
+        "requires_intervention", workflow=WorkflowExecutionStatus.RUNNING
+    )
+    history = await payment.handle.fetch_history()
+    assert len(history.events) < 200
+    if end == "resolve":
+        saga.books.settle(payment.id, Outcome.declined)
+        await payment.handle.execute_update("resolve", ResolveDecision("failed", "declined"))
+    else:
+        saga.books.settle(payment.id, Outcome.succeeded)
+    assert await saga.finished(payment) == expected
