@@ -213,15 +213,28 @@ class PaymentSaga:
 
     async def _end_after_failure(self, err: Exception) -> PaymentState:
         """Before the point of no return, undo and fail; after it, an operator decides."""
-        reason = f"{error_type(err) or type(err).__name__}: {err}"
+        reason = _describe(err)
         workflow.logger.error("step of %s failed: %s", self._payment_id, reason)
         if not self._past_no_return:
-            await self.compensations.run()
-            code = FailureCode.PROVIDER_REJECTED if error_type(err) == psp.REJECTED else None
-            return await self.fail(code or FailureCode.INTERNAL_ERROR, reason)
+            try:
+                await self.compensations.run()
+            except Exception as undo_err:  # nothing more to try by itself: an operator decides
+                reason = f"{reason}; then its compensation failed: {_describe(undo_err)}"
+            else:
+                code = FailureCode.PROVIDER_REJECTED if error_type(err) == psp.REJECTED else None
+                return await self.fail(code or FailureCode.INTERNAL_ERROR, reason)
+        return await self.await_resolution(reason)
+
+    async def await_resolution(self, reason: str) -> PaymentState:
+        """Wait in `requires_intervention` until an operator's resolution can be booked."""
         await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=reason)
-        await workflow.wait_condition(lambda: self._resolution is not None)
-        return await self.book_resolution()
+        while True:
+            await workflow.wait_condition(lambda: self._resolution is not None)
+            try:
+                return await self.book_resolution()
+            except Exception as err:  # the resolve update reports it; the payment stays parked
+                workflow.logger.error("resolution of %s failed: %s", self._payment_id, err)
+                self._resolution = None
 
     async def book_resolution(self) -> PaymentState:
         """End as the operator resolved: `failed` compensates, `succeeded` is taken as done."""
@@ -289,7 +302,13 @@ class PaymentSaga:
     async def resolve(self, decision: ResolveDecision) -> PaymentState:
         """An operator's resolution of a payment in `requires_intervention`."""
         self._resolution = decision
-        await workflow.wait_condition(lambda: self._state.status.is_terminal)
+        await workflow.wait_condition(
+            lambda: self._state.status.is_terminal or self._resolution is not decision
+        )
+        if not self._state.status.is_terminal:
+            raise ApplicationError(
+                "the resolution could not be booked; see the workflow's log", type="ResolveFailed"
+            )
         return self._state
 
     @resolve.validator
@@ -576,6 +595,10 @@ class PaymentSaga:
             ReverseByKeyInput(f"{self._payment_id}:reverse-{step}", transaction_key),
             **LOCAL_STEP,
         )
+
+
+def _describe(err: BaseException) -> str:
+    return f"{error_type(err) or type(err).__name__}: {err}"
 
 
 def clear_end(
