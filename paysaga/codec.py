@@ -89,7 +89,14 @@ class EncryptionCodec(temporalio.converter.PayloadCodec):
 
 
 def data_converter(settings: Settings) -> temporalio.converter.DataConverter:
-    """Temporal's default converter with every payload encrypted by the configured keys."""
+    """Temporal's default converter with every payload, and every failure, encrypted.
+
+    Failure messages and stack traces would otherwise sit in histories in clear, and they can
+    name an account or a customer: with encoded attributes they travel inside an encrypted
+    payload, and the UI shows them only through the codec endpoint.
+    """
     return dataclasses.replace(
-        temporalio.converter.default(), payload_codec=EncryptionCodec.from_settings(settings)
+        temporalio.converter.default(),
+        payload_codec=EncryptionCodec.from_settings(settings),
+        failure_converter_class=temporalio.converter.DefaultFailureConverterWithEncodedAttributes,
     )

@@ -51,9 +51,9 @@ class ProviderRequestRejected(ProviderError):
     """The provider refused the request as invalid (4xx): retrying the same request cannot help."""
 
     def __init__(self, provider: str, status_code: int, code: str, message: str = "") -> None:
-        super().__init__(
-            f"{provider} rejected the request ({status_code} {code}): {message}".strip()
-        )
+        # The provider's own message stays out of str(): it may quote the account or card it
+        # refused, and str() reaches logs, histories and the payment's failure reason.
+        super().__init__(f"{provider} rejected the request ({status_code} {code})")
         self.provider = provider
         self.status_code = status_code
         self.code = code
