@@ -43,5 +43,9 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Re-record tests/histories/ after a deliberate saga change (README, "Changing a saga").
+histories: $(STAMP)
+	$(BIN)/python -m tests.histories.capture
+
 clean:
 	rm -rf $(VENV) .data .mypy_cache .pytest_cache .ruff_cache
