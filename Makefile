@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean
+.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
