@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     kyc_minimum_age: int = 18
     blocked_countries: list[str] = ["KP", "IR", "SY", "CU"]
     sanctions_list: list[str] = ["Sanctioned Test Person"]
+    # In euros (major units), whatever the payment's currency (valued at the reference rates).
     review_threshold_major: int = 5_000  # withdrawals and transfers at or above need review
     deposit_limit_major: int = 50_000  # a single deposit above is declined
     velocity_max_payments: int = 30

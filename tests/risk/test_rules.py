@@ -11,8 +11,8 @@ from risk.kyc import KycSubject, SandboxKyc, age_on
 
 KYC = SandboxKyc(18, frozenset({"KP", "IR", "SY", "CU"}), frozenset({"Sanctioned Test Person"}))
 RULES = FraudRules(
-    deposit_limit_major=50_000,
-    review_threshold_major=5_000,
+    deposit_limit_eur=50_000,
+    review_threshold_eur=5_000,
     velocity_max_payments=30,
     blocked_countries=frozenset({"KP", "IR", "SY", "CU"}),
 )
@@ -52,17 +52,24 @@ def test_age_counts_completed_years() -> None:
 @pytest.mark.parametrize(
     ("kind", "amount", "currency", "decision"),
     [
-        ("deposit", 5_000_000, "EUR", "approve"),  # 50,000.00: the limit itself is allowed
+        ("deposit", 5_000_000, "EUR", "approve"),  # 50,000.00 EUR: the limit itself is allowed
         ("deposit", 5_000_001, "EUR", "decline"),
-        ("deposit", 50_001, "JPY", "decline"),  # exponent 0
-        ("deposit", 50_000_000, "KWD", "approve"),  # exponent 3: 50,000.000
+        ("deposit", 8_125_000, "JPY", "approve"),  # 162.5 JPY per EUR, exponent 0
+        ("deposit", 8_125_001, "JPY", "decline"),
+        ("deposit", 1_000_000, "KRW", "approve"),  # about 676 EUR
+        ("deposit", 16_650_000, "KWD", "approve"),  # 0.333 KWD per EUR, exponent 3
+        ("deposit", 16_650_001, "KWD", "decline"),
         ("withdrawal", 499_999, "EUR", "approve"),
-        ("withdrawal", 500_000, "EUR", "review"),  # 5,000.00 or more
-        ("transfer", 5_000, "JPY", "review"),
-        ("transfer", 4_999_999, "KWD", "approve"),
+        ("withdrawal", 500_000, "EUR", "review"),  # 5,000.00 EUR or more
+        ("transfer", 5_000, "JPY", "approve"),  # about 31 EUR
+        ("transfer", 812_499, "JPY", "approve"),
+        ("transfer", 812_500, "JPY", "review"),
+        ("transfer", 1_664_999, "KWD", "approve"),
+        ("transfer", 1_665_000, "KWD", "review"),
+        ("withdrawal", 4_999_000, "KWD", "review"),  # about 15,000 EUR
     ],
 )
-def test_amount_rules_scale_with_the_currency_exponent(
+def test_amount_rules_are_in_euros_at_the_reference_rates(
     kind: str, amount: int, currency: str, decision: str
 ) -> None:
     assert RULES.assess(RiskContext(kind, amount, currency, "DE", 1)).decision == decision
