@@ -143,6 +143,7 @@ def start_stack(root: Path, workers: int) -> Stack:
     stack.api_url = f"http://127.0.0.1:{api_port}"
     stack.psp_url = f"http://127.0.0.1:{psp_port}"
     env = {
+        "PAYSAGA_ENVIRONMENT": "development",
         "PAYSAGA_DATABASE_URL": stack.database_url,
         "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{stack.temporal_port}",
         "PAYSAGA_TASK_QUEUE": "paysaga-chaos",
@@ -589,6 +590,11 @@ async def chaos(args: argparse.Namespace) -> int:
                         "payment_method": "pm_ok",
                     },
                 )
+            # Funded before the load: a withdrawal is then refused by the provider it was meant
+            # for, not by an empty wallet.
+            funding = await settle(load, timeout=60)
+            if any(p["status"] != "succeeded" for p in funding.values()):
+                raise RuntimeError(f"the customers' funding deposits did not succeed: {funding}")
             step(f"load for {args.duration:.0f} s at {args.rate}/s with faults")
             await asyncio.gather(
                 run_load(load, customers, args.duration, args.rate),
