@@ -43,7 +43,10 @@ from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from workflows.deposit import DepositWorkflow
-from workflows.merchant_notification import MerchantNotificationWorkflow
+from workflows.merchant_notification import (
+    MerchantNotificationWorkflow,
+    MerchantRedeliveryWorkflow,
+)
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
     PaymentSweepInput,
@@ -60,6 +63,7 @@ WORKFLOWS = [
     TransferWorkflow,
     ReconciliationWorkflow,
     MerchantNotificationWorkflow,
+    MerchantRedeliveryWorkflow,
     PaymentSweepWorkflow,
     SagaNotStartedWorkflow,
 ]
@@ -106,6 +110,8 @@ def activities_for(
         payments.record_status,
         reconciliation.reconcile_provider,
         merchant.notify,
+        merchant.dead_letter,
+        merchant.redelivered,
         sweep.fail_orphans,
     ]
     provider_calls: list[Callable[..., Any]] = [
