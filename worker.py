@@ -27,6 +27,7 @@ from activities.payment_sweep import PaymentSweepActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.retention import RetentionActivities
 from activities.risk import RiskActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
@@ -35,6 +36,7 @@ from paysaga.logs import setup_logging
 from paysaga.metrics import install_worker_runtime
 from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
+from paysaga.retention import ensure_retention_schedule
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from paysaga.tracing import setup_tracing
@@ -54,6 +56,7 @@ from workflows.payment_sweep import (
     SagaNotStartedWorkflow,
 )
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
@@ -64,6 +67,7 @@ WORKFLOWS = [
     ReconciliationWorkflow,
     MerchantNotificationWorkflow,
     MerchantRedeliveryWorkflow,
+    RetentionWorkflow,
     PaymentSweepWorkflow,
     SagaNotStartedWorkflow,
 ]
@@ -112,6 +116,7 @@ def activities_for(
         merchant.notify,
         merchant.dead_letter,
         merchant.redelivered,
+        RetentionActivities(store.pool).purge_idempotency,
         sweep.fail_orphans,
     ]
     provider_calls: list[Callable[..., Any]] = [
@@ -201,6 +206,7 @@ async def run_worker(settings: Settings) -> None:
         logging.info("worker polling task queue %s", settings.task_queue)
         await ensure_reconciliation_schedule(client, settings)
         await ensure_payment_sweep_schedule(client, settings)
+        await ensure_retention_schedule(client, settings)
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
         await stop.wait()

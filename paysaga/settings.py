@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # looked-up key this long, so a revoked key may keep working for up to this many seconds.
     api_key_cache_seconds: float = 30.0
     idempotency_key_ttl_hours: int = 24
+    # Ledger write keys outlive any saga (30 days at most) so that no retry finds its key gone.
+    ledger_idempotency_retention_days: int = 45
+    retention_purge_interval_seconds: int = 3600  # how often expired idempotency records go
 
     # Payload codec: AES-256-GCM keys (32 bytes, base64) by key id. Payloads are encrypted with
     # the current key; every listed key decrypts, so rotation adds a key and moves the current id.

@@ -1,0 +1,76 @@
+"""Retention of idempotency records: kept long enough to replay, then purged by a schedule.
+
+`api_idempotency_keys` are kept `idempotency_key_ttl_hours` (the contract: at least 24 hours).
+`ledger_idempotency` records are kept `ledger_idempotency_retention_days`, longer than any saga
+can run (30 days), so that no activity retry can outlive the record that makes it idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+
+from paysaga.settings import Settings
+
+SCHEDULE_ID = "paysaga-retention"
+BATCH = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
+
+PURGES = {
+    # An API key's record, answered or abandoned, older than its TTL in hours.
+    "api_idempotency_keys": "created_at < now() - make_interval(hours => %(api_hours)s)",
+    # A ledger write's record, completed, older than the retention in days.
+    "ledger_idempotency": (
+        "result IS NOT NULL AND created_at < now() - make_interval(days => %(ledger_days)s)"
+    ),
+}
+
+
+async def purge_idempotency_records(
+    pool: AsyncConnectionPool, api_hours: int, ledger_days: int
+) -> dict[str, int]:
+    """Delete expired records in batches; the number deleted per table."""
+    params = {"api_hours": api_hours, "ledger_days": ledger_days, "batch": BATCH}
+    deleted: dict[str, int] = {}
+    for table, expired in PURGES.items():
+        deleted[table] = 0
+        while True:
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE ctid IN"
+                    f" (SELECT ctid FROM {table} WHERE {expired} LIMIT %(batch)s)",
+                    params,
+                )
+                deleted[table] += cur.rowcount
+            if cur.rowcount < BATCH:
+                break
+    return deleted
+
+
+async def ensure_retention_schedule(client: Client, settings: Settings) -> None:
+    """Create the purge's schedule once; every worker may try, the first one wins."""
+    from workflows.retention import RetentionInput, RetentionWorkflow
+
+    every = timedelta(seconds=settings.retention_purge_interval_seconds)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            RetentionWorkflow.run,
+            RetentionInput(
+                settings.idempotency_key_ttl_hours, settings.ledger_idempotency_retention_days
+            ),
+            id="paysaga-retention-run",
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(f"{SCHEDULE_ID}-{settings.task_queue}", schedule)
