@@ -872,16 +872,43 @@ _AUDIT_QUERIES: list[tuple[str, str, Callable[[int, list[Any]], str]]] = [
     ),
     (
         "reversals mirror their originals",
+        # Both ways: a reversal that misses a leg, and one that adds a leg, are both wrong.
         """
-        SELECT r.id, r.reverses_transaction_id FROM ledger_transactions r
-        WHERE r.reverses_transaction_id IS NOT NULL AND EXISTS (
-            (SELECT account_id, -SUM(amount) FROM ledger_entries
-             WHERE transaction_id = r.reverses_transaction_id GROUP BY account_id)
-            EXCEPT
-            (SELECT account_id, SUM(amount) FROM ledger_entries
-             WHERE transaction_id = r.id GROUP BY account_id))
+        WITH original AS (
+            SELECT r.id AS reversal, e.account_id, -SUM(e.amount) AS amount
+            FROM ledger_transactions r JOIN ledger_entries e
+              ON e.transaction_id = r.reverses_transaction_id
+            GROUP BY r.id, e.account_id
+        ), reversal AS (
+            SELECT r.id AS reversal, e.account_id, SUM(e.amount) AS amount
+            FROM ledger_transactions r JOIN ledger_entries e ON e.transaction_id = r.id
+            WHERE r.reverses_transaction_id IS NOT NULL
+            GROUP BY r.id, e.account_id
+        ), difference AS (
+            (SELECT * FROM original EXCEPT SELECT * FROM reversal)
+            UNION ALL
+            (SELECT * FROM reversal EXCEPT SELECT * FROM original)
+        )
+        SELECT DISTINCT d.reversal, r.reverses_transaction_id
+        FROM difference d JOIN ledger_transactions r ON r.id = d.reversal
         """,
         _found("reversals (id, original)"),
+    ),
+    (
+        "FX position legs come in conversions",
+        # An FX position account moves only in a conversion: money in, in one currency, and out,
+        # in another, in the same transaction (or the reversal of one, signs swapped).
+        """
+        SELECT e.transaction_id, string_agg(a.currency || ':' || e.amount, ' ' ORDER BY e.id)
+        FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+        WHERE a.kind = 'fx_position'
+        GROUP BY e.transaction_id
+        HAVING COUNT(DISTINCT a.currency) <> 2
+            OR COUNT(DISTINCT a.currency) FILTER (WHERE e.amount > 0) <> 1
+            OR COUNT(DISTINCT a.currency) FILTER (WHERE e.amount < 0) <> 1
+            OR bool_or(e.amount = 0)
+        """,
+        _found("transactions (id, fx position legs)"),
     ),
     (
         "idempotent writes have a result",

@@ -88,3 +88,91 @@ async def test_audit_reports_corrupted_balance(
         finally:
             await conn.execute(restore, {"id": account.id})
     assert (await ledger.audit()).ok
+
+
+async def failing_checks(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[object, ...]]]:
+    """Every audit check run inside `conn`'s own (uncommitted) view of the ledger."""
+    from ledger.engine import _AUDIT_QUERIES
+
+    failing = {}
+    for name, sql, _describe in _AUDIT_QUERIES:
+        rows = await (await conn.execute(sql)).fetchall()
+        if rows:
+            failing[name] = rows
+    return failing
+
+
+async def test_audit_catches_a_reversal_with_an_extra_leg(
+    ledger: Ledger, new_id: NewId, postgres_url: str
+) -> None:
+    alice, bob, carol = new_id("alice"), new_id("bob"), new_id("carol")
+    W, C = AccountKind.customer_wallet, AccountKind.provider_clearing
+    await ledger.post_transaction(
+        new_id("dep"), [LineSpec(carol, C, "EUR", -1_000), LineSpec(alice, W, "EUR", 1_000)]
+    )
+    tx = await ledger.post_transaction(
+        new_id("tr"), [LineSpec(alice, W, "EUR", -200), LineSpec(bob, W, "EUR", 200)]
+    )
+    legs = {e.account_id: e.amount for e in tx.entries}
+    extra = (await ledger.account(carol, C, "EUR")).id
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        # Planted in a transaction that is rolled back: ledger rows cannot be deleted.
+        cur = await conn.execute(
+            "INSERT INTO ledger_transactions (idempotency_key, reverses_transaction_id)"
+            " VALUES (%s, %s) RETURNING id",
+            (new_id("bad-reversal"), tx.id),
+        )
+        (reversal_id,) = await cur.fetchone()  # type: ignore[misc]
+        mirrored = [(account, -amount) for account, amount in legs.items()]
+        # The mirror of the original, plus a leg in and out of an account it never touched.
+        for account, amount in [*mirrored, (extra, 50), (extra, -50)]:
+            await conn.execute(
+                "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)"
+                " VALUES (%s, %s, %s, 0)",
+                (reversal_id, account, amount),
+            )
+        failing = await failing_checks(conn)
+        await conn.rollback()
+
+    assert failing["reversals mirror their originals"] == [(reversal_id, tx.id)]
+
+
+async def test_audit_catches_an_fx_position_leg_outside_a_conversion(
+    ledger: Ledger, new_id: NewId, postgres_url: str
+) -> None:
+    house, alice, psp = new_id("house"), new_id("alice"), new_id("psp")
+    P, W = AccountKind.fx_position, AccountKind.customer_wallet
+    await ledger.post_transaction(
+        new_id("dep"),
+        [
+            LineSpec(psp, AccountKind.provider_clearing, "EUR", -1_000),
+            LineSpec(alice, W, "EUR", 1_000),
+        ],
+    )
+    await ledger.post_transaction(
+        new_id("convert"),
+        [
+            LineSpec(alice, W, "EUR", -1_000),
+            LineSpec(house, P, "EUR", 1_000),
+            LineSpec(house, P, "USD", -1_080),
+            LineSpec(alice, W, "USD", 1_080),
+        ],
+    )
+    assert (await ledger.audit()).ok, "a conversion is what FX positions are for"
+    position = (await ledger.account(house, P, "EUR")).id
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute(
+            "INSERT INTO ledger_transactions (idempotency_key) VALUES (%s) RETURNING id",
+            (new_id("stray"),),
+        )
+        (stray_id,) = await cur.fetchone()  # type: ignore[misc]
+        await conn.execute(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)"
+            " VALUES (%s, %s, 500, 0)",
+            (stray_id, position),
+        )
+
+        failing = await failing_checks(conn)
+        await conn.rollback()
+
+    assert [row[0] for row in failing["FX position legs come in conversions"]] == [stray_id]
