@@ -99,7 +99,10 @@ class ReconciliationBooks:
                 await c.executemany(
                     "INSERT INTO reconciliation_mismatches"
                     " (run_id, provider, reference, currency, provider_amount, ledger_amount)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
+                    # Recorded once: a later run that sees the same mismatch adds nothing.
+                    " ON CONFLICT (provider, reference, currency, provider_amount, ledger_amount)"
+                    " DO NOTHING",
                     [
                         (
                             row[0],
