@@ -19,11 +19,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.payments import count_finished_payment
 from domain import search_attributes as sa
-from domain.payments import MerchantEvent, PaymentStatus
+from domain.payments import FailureCode, MerchantEvent, PaymentStatus
 from paysaga.payment_sweep import SweepBooks
 from paysaga.store import Row, Store
 
-SAGA_NOT_STARTED = "saga_not_started"  # a failure code: nothing was ever sent to a provider
+SAGA_NOT_STARTED = FailureCode.SAGA_NOT_STARTED.value  # nothing was ever sent to a provider
 NOT_STARTED_REASON = "the payment's workflow never started"
 # Workflow names, as registered by their modules (workflows/payment_sweep.py, the notification).
 SAGA_NOT_STARTED_WORKFLOW = "SagaNotStarted"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from domain.payments import PaymentStatus
+from domain.payments import PaymentStatus, RecordedStatus
 from paysaga.store import Row, Store
 
 # Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address).
@@ -30,8 +30,12 @@ class PaymentActivities:
         self._store = store
 
     @activity.defn(name="payments.record_status")
-    async def record_status(self, change: RecordStatusInput) -> None:
-        """Set the payment's status (idempotent: the same change twice is one change)."""
+    async def record_status(self, change: RecordStatusInput) -> RecordedStatus | None:
+        """Set the payment's status (idempotent); answer the row's status as it now is.
+
+        A terminal payment is never changed: the answer then is its final status, which the saga
+        adopts (its first workflow task may have written it before that task was lost).
+        """
         row = await self._store.update_payment(
             change.payment_id,
             change.status,
@@ -40,7 +44,10 @@ class PaymentActivities:
             failure_reason=change.failure_reason,
         )
         if row is None:
-            return  # already terminal: this change was recorded before
+            current = await self._store.get_payment(change.payment_id)
+            if current is None:
+                return None
+            return RecordedStatus(current["status"], current["failure_code"])
         activity.logger.info(
             "payment %s is %s%s",
             row["id"],
@@ -49,6 +56,7 @@ class PaymentActivities:
         )
         if PaymentStatus(change.status).is_terminal:
             count_finished_payment(row)
+        return RecordedStatus(row["status"], row["failure_code"])
 
 
 def count_finished_payment(payment: Row) -> None:

@@ -11,12 +11,13 @@ from temporalio.service import RPCError
 from api.deps import Services
 from api.schemas import Payment
 from domain import search_attributes as sa
-from domain.payments import PaymentKind, SagaTimings
+from domain.payments import PaymentKind, PaymentStatus, SagaTimings
 from paysaga.errors import ServiceUnavailable
 from paysaga.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import Row
 
+TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
     PaymentKind.DEPOSIT: "Deposit",
     PaymentKind.WITHDRAWAL: "Withdrawal",
@@ -40,6 +41,8 @@ async def start_payment(
     row = await svc.store.insert_payment(
         payment_id, kind.value, customer_id, amount, currency, provider, details
     )
+    if row["status"] in TERMINAL_STATUSES:
+        return payment_from_row(row)  # already ended (e.g. swept as never started): start nothing
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(sa.PAYMENT_KIND, kind.value),

@@ -40,6 +40,8 @@ class FailureCode(StrEnum):
     RESOLVED_BY_OPERATOR = "resolved_by_operator"
     # A step failed in a way the saga had no plan for; everything before it was undone.
     INTERNAL_ERROR = "internal_error"
+    # The payment's workflow never started (Temporal down, the client never retried).
+    SAGA_NOT_STARTED = "saga_not_started"
 
 
 ID_PREFIXES: dict[PaymentKind, str] = {
@@ -124,6 +126,14 @@ class ReviewDecision:
     decision: str  # approve or reject
     reason: str | None = None
     reviewer: str | None = None
+
+
+@dataclass
+class RecordedStatus:
+    """The payment row after a status write: a final status already there is never replaced."""
+
+    status: str
+    failure_code: str | None = None
 
 
 @dataclass

@@ -65,6 +65,12 @@ LOCAL_STEP: dict[str, Any] = {
     "local_retry_threshold": timedelta(seconds=30),
     "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
+# A ledger step whose scheduling must be in the history before it runs (a point of no return
+# that writes to the ledger): a regular activity on the saga's own queue, retried like a local one.
+DURABLE_LEDGER_STEP: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
+}
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 
 
@@ -363,11 +369,16 @@ class PaymentSaga:
             return self._state
         if status.is_terminal:
             self.point_of_no_return()  # a cancel must not overtake the final write
-        await workflow.execute_local_activity_method(
+        recorded = await workflow.execute_local_activity_method(
             PaymentActivities.record_status,
             RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason),
             **LOCAL_STEP,
         )
+        if recorded is not None and recorded.status != status.value:
+            # Already final: a lost workflow task wrote it (its local steps ran, its commands
+            # were refused). The row tells what happened to the money; the saga adopts it.
+            workflow.logger.warning("%s was already %s", self._payment_id, recorded.status)
+            status, failure_code = PaymentStatus(recorded.status), recorded.failure_code
         self._state = PaymentState(status, provider or self._state.provider, failure_code)
         updates = [sa.PAYMENT_STATUS.value_set(status.value)]
         if provider:
@@ -568,9 +579,7 @@ class PaymentSaga:
         return risk
 
     async def hold_funds(self, hold_request: HoldFundsInput) -> Hold | None:
-        """Reserve the funds, its release registered first; None when the funds are not there."""
-        # Registered before the hold: the hold may be made and its answer lost.
-        self.compensations.add(functools.partial(self.release_hold, hold_request.idempotency_key))
+        """Reserve the funds; None when they are not there (its release: `releases_hold`)."""
         try:
             return await workflow.execute_local_activity_method(
                 LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
@@ -579,6 +588,15 @@ class PaymentSaga:
             if error_type(err) == "InsufficientFunds":
                 return None
             raise
+
+    def releases_hold(self, hold_key: str) -> None:
+        """Register the release of the saga's hold, found by its key, before any step runs.
+
+        Before any step, not just before the hold: a workflow task can run local steps (the
+        hold among them) and then be lost to a cancel that arrived meanwhile; its retry sees the
+        cancel first and must still find and release that hold.
+        """
+        self.compensations.add(functools.partial(self.release_hold, hold_key))
 
     async def release_hold(self, hold_key: str) -> None:
         """Void the hold made under `hold_key`, found by that key, if it is still pending."""

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
+        DURABLE_LEDGER_STEP,
         LOCAL_STEP,
         STEP_FAILED,
         PaymentSaga,
@@ -42,6 +43,7 @@ class TransferWorkflow(PaymentSaga):
     @workflow.run
     @clear_end
     async def run(self, tr: TransferInput) -> PaymentState:
+        self.releases_hold(f"{tr.payment_id}:hold")
         if self._quote_expired(tr):
             return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
         if (kyc_failure := await self.check_kyc(tr.customer_id)) is not None:
@@ -79,12 +81,14 @@ class TransferWorkflow(PaymentSaga):
                 return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
 
         # One atomic ledger transaction posts the hold with every leg of the conversion. Its
-        # undo is registered first: the conversion may be posted and its answer lost.
+        # undo is registered first: the conversion may be posted and its answer lost. It runs
+        # as a regular activity, so that it is in the history before it moves money: a cancel
+        # that makes a workflow task fail can then never undo a conversion it did not see.
         convert_key = f"{tr.payment_id}:convert"
         self.compensations.add(functools.partial(self.reverse_posting, convert_key, "convert"))
         self.point_of_no_return()
         try:
-            await workflow.execute_local_activity_method(
+            await workflow.execute_activity_method(
                 LedgerActivities.post_hold,
                 PostHoldInput(
                     convert_key,
@@ -92,7 +96,7 @@ class TransferWorkflow(PaymentSaga):
                     self._conversion_legs(tr),
                     f"transfer {tr.payment_id} at {tr.rate}",
                 ),
-                **LOCAL_STEP,
+                **DURABLE_LEDGER_STEP,
             )
         except STEP_FAILED as err:
             # The ledger refused the conversion (nothing was posted): release the sender's funds.

@@ -27,6 +27,7 @@ class WithdrawalWorkflow(PaymentSaga):
     @workflow.run
     @clear_end
     async def run(self, wd: WithdrawalInput) -> PaymentState:
+        self.releases_hold(f"{wd.payment_id}:hold")
         if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
             return await self.fail(*kyc_failure)
 

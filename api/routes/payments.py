@@ -55,7 +55,7 @@ async def list_payments(
 
 
 # An update waits for a worker to run it: with none polling, answer 503 rather than hang.
-UPDATE_RPC_TIMEOUT = timedelta(seconds=10)
+UPDATE_RPC_TIMEOUT = timedelta(seconds=15)
 
 
 async def _update_saga(

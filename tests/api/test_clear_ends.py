@@ -229,7 +229,7 @@ async def test_review_after_the_deadline_is_refused_and_not_audited(
     customer = await funded_customer(api, 500_000)
     payment = await withdraw(api, customer["id"], 500_000)
     await wait_status(api, payment["id"], {"requires_review"})
-    done = await wait_terminal(api, payment["id"], timeout=30)  # the deadline is 6 s here
+    done = await wait_terminal(api, payment["id"], timeout=30)  # the deadline is 10 s here
 
     late = await ops_api.post(f"/v1/payments/{payment['id']}/review", json={"decision": "approve"})
 

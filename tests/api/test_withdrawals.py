@@ -132,7 +132,7 @@ async def test_review_not_given_before_deadline_rejects(
     payment = await withdraw(api, customer["id"], 500_000)
     await wait_status(api, payment["id"], {"requires_review"})
 
-    done = await wait_terminal(api, payment["id"], timeout=60)  # the stack's deadline is 6 s
+    done = await wait_terminal(api, payment["id"], timeout=60)  # the stack's deadline is 10 s
 
     assert (done["status"], done["failure_code"]) == ("failed", "review_rejected")
     assert psp_operations(stack, "sandbox-cards", payment["id"]) == []
