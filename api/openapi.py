@@ -231,6 +231,8 @@ def _constrain_text(schema: dict[str, Any]) -> None:
         {"pattern", "enum", "const", "format"} & set(schema)
     ):
         schema["pattern"] = STORABLE_TEXT
+    if schema.get("type") == "object" and schema.get("additionalProperties", False) is not False:
+        schema.setdefault("propertyNames", {"pattern": STORABLE_TEXT})  # a map's keys are text
     for key in ("properties", "$defs"):
         for sub in schema.get(key, {}).values():
             _constrain_text(sub)
