@@ -95,7 +95,11 @@ def activities_for(
     merchant = MerchantActivities(
         store, http, settings.merchant_webhook_url, settings.merchant_webhook_secret
     )
-    reconciliation = ReconciliationActivities(ReconciliationBooks(store.pool), providers)
+    reconciliation = ReconciliationActivities(
+        ReconciliationBooks(store.pool),
+        providers,
+        timedelta(seconds=settings.reconciliation_grace_seconds),
+    )
     payments = PaymentActivities(store)
     sweep = PaymentSweepActivities(
         store, SweepBooks(store.pool), merchant_webhooks=bool(settings.merchant_webhook_url)

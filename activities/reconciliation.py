@@ -1,12 +1,14 @@
-"""The reconciliation activity: one provider's settlement report matched with the ledger."""
+"""The reconciliation activity: one settlement window of a provider matched with the ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio import activity
 
-from paysaga.reconciliation import ReconciliationBooks, find_mismatches, provider_nets
+from paysaga.reconciliation import ReconciliationBooks, SettlementWindow
 from providers.base import PaymentProvider
 
 
@@ -21,22 +23,55 @@ class ReconcileResult:
     provider: str
     lines_checked: int
     mismatches: int
+    # The settlement window the run covered, ISO 8601 (no start: the provider's first run).
+    window_start: str | None = None
+    window_end: str | None = None
 
 
 class ReconciliationActivities:
-    def __init__(self, books: ReconciliationBooks, providers: dict[str, PaymentProvider]) -> None:
+    def __init__(
+        self,
+        books: ReconciliationBooks,
+        providers: dict[str, PaymentProvider],
+        grace: timedelta = timedelta(days=1),
+    ) -> None:
         self._books = books
         self._providers = providers
+        self._grace = grace
 
     @activity.defn(name="reconciliation.reconcile_provider")
     async def reconcile_provider(self, run: ReconcileInput) -> ReconcileResult:
-        """Fetch the provider's settlement report, match it, record the mismatches."""
-        in_flight = await self._books.payments_in_flight()
-        lines = await self._providers[run.provider].settlement_report()
-        ledger = await self._books.ledger_nets(run.provider)
-        mismatches = find_mismatches(run.provider, provider_nets(lines), ledger, in_flight)
-        recorded = await self._books.record_run(run.run_key, run.provider, len(lines), mismatches)
+        """Fetch the provider's next settlement window, match it, record the mismatches."""
+        if (recorded := await self._books.recorded_run(run.run_key)) is not None:
+            return _result(recorded)  # a retry of a run that was recorded
+        since = await self._books.last_window_end(run.provider)
+        window = SettlementWindow(run.provider, since, datetime.now(UTC))
+        lines = await self._providers[run.provider].settlement_report(
+            since=window.since, until=window.until
+        )
+        # A concurrent run that recorded a window first makes this one fail (WindowMoved) and
+        # retry from the new end; a retry after this one was recorded answers the first result.
+        mismatches = await self._books.record_window(run.run_key, window, lines, self._grace)
         activity.metric_meter().create_counter(
             "paysaga_reconciliation_mismatches", "mismatches found by reconciliation"
-        ).add(len(mismatches), {"provider": run.provider})
-        return ReconcileResult(run.provider, len(lines), recorded)
+        ).add(mismatches, {"provider": run.provider})
+        return _result(
+            {
+                "provider": run.provider,
+                "lines_checked": len(lines),
+                "mismatches": mismatches,
+                "window_start": window.since,
+                "window_end": window.until,
+            }
+        )
+
+
+def _result(run: dict[str, Any]) -> ReconcileResult:
+    start, end = run["window_start"], run["window_end"]
+    return ReconcileResult(
+        run["provider"],
+        run["lines_checked"],
+        run["mismatches"],
+        start.isoformat() if start else None,
+        end.isoformat() if end else None,
+    )

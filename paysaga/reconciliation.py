@@ -3,14 +3,25 @@
 For each payment (the reference on the provider's lines and the prefix of our ledger keys) and
 currency, the provider's net (charges in, payouts and refunds out) must equal the ledger's net on
 that provider's clearing account. Payments still in flight are skipped: their books may lag.
+
+Runs go by settlement window. A run reads the provider's lines settled in (since, until], where
+`since` is the end of the provider's last recorded window, adds them to the running net per
+payment (`reconciliation_provider_nets`) and checks the payments they touched against the
+ledger, by reference, whenever the ledger booked them. A payment the ledger booked whose lines
+have not come is not a mismatch until it is overdue: its clearing transaction is checked once it
+is `grace` old (booked in (since - grace, until - grace]), so a settlement up to `grace` later
+than the booking matches. Any later ledger transaction of the payment is checked the same way.
+A payment still in flight stays to be checked by the next runs until it ends.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -27,6 +38,19 @@ class Mismatch:
     currency: str
     provider_amount: int
     ledger_amount: int
+
+
+@dataclass(frozen=True)
+class SettlementWindow:
+    """The settlement times (since, until] a run covers; `since` None: from the start."""
+
+    provider: str
+    since: datetime | None
+    until: datetime
+
+
+class WindowMoved(Exception):
+    """Another run recorded a window of the provider since this one was opened: open it again."""
 
 
 def provider_nets(lines: list[SettlementLine]) -> dict[tuple[str, str], int]:
@@ -61,61 +85,56 @@ class ReconciliationBooks:
     async def ledger_nets(self, provider: str) -> dict[tuple[str, str], int]:
         """Net money on the provider's clearing accounts per (payment, currency), provider-signed."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT split_part(t.idempotency_key, ':', 1), a.currency, -SUM(e.amount)"
-                " FROM ledger_entries e"
-                " JOIN ledger_accounts a ON a.id = e.account_id"
-                " JOIN ledger_transactions t ON t.id = e.transaction_id"
-                " WHERE a.kind = 'provider_clearing' AND a.owner_id = %s"
-                " GROUP BY 1, 2",
-                (provider,),
-            )
-            return {(ref, cur_): int(net) for ref, cur_, net in await cur.fetchall()}
+            return await _ledger_nets(conn, provider, None)
 
-    async def payments_in_flight(self) -> set[str]:
-        terminal = [s.value for s in PaymentStatus if s.is_terminal]
+    async def last_window_end(self, provider: str) -> datetime | None:
+        """Where the provider's next window starts: the end of its last recorded one."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT id FROM payments WHERE status <> ALL(%s)", (terminal,))
-            return {row[0] for row in await cur.fetchall()}
+            return await _last_window_end(conn, provider)
+
+    async def record_window(
+        self, run_key: str, window: SettlementWindow, lines: list[SettlementLine], grace: timedelta
+    ) -> int:
+        """Add a window's lines to the running nets, check what is due, record the run once.
+
+        The number of mismatches the run found (a retry of a recorded run answers the first one).
+        """
+        provider = window.provider
+        async with self._pool.connection() as conn, conn.transaction():
+            # One run of a provider at a time, so that windows follow each other exactly.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"reconciliation:{provider}",)
+            )
+            cur = await conn.execute(
+                "SELECT mismatches FROM reconciliation_runs WHERE run_key = %s", (run_key,)
+            )
+            if (recorded := await cur.fetchone()) is not None:
+                return int(recorded[0])
+            if await _last_window_end(conn, provider) != window.since:
+                raise WindowMoved(f"{provider}: a window was recorded since {window.since}")
+            await _add_provider_nets(conn, provider, provider_nets(lines))
+            await _mark_overdue(conn, window, grace)
+            mismatches = await _check_due(conn, provider)
+            await _insert_run(conn, run_key, provider, len(lines), mismatches, window)
+            return len(mismatches)
+
+    async def recorded_run(self, run_key: str) -> dict[str, Any] | None:
+        """A run already recorded under this key: its window, lines and mismatches."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT provider, lines_checked, mismatches, window_start, window_end"
+                " FROM reconciliation_runs WHERE run_key = %s",
+                (run_key,),
+            )
+            return await cur.fetchone()
 
     async def record_run(
         self, run_key: str, provider: str, lines_checked: int, mismatches: list[Mismatch]
     ) -> int:
         """Record a run and its mismatches once per run key; the number of mismatches recorded."""
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO reconciliation_runs (run_key, provider, lines_checked, mismatches)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (run_key) DO NOTHING RETURNING id",
-                (run_key, provider, lines_checked, len(mismatches)),
-            )
-            row = await cur.fetchone()
-            if row is None:  # a retry of a run already recorded
-                cur = await conn.execute(
-                    "SELECT mismatches FROM reconciliation_runs WHERE run_key = %s", (run_key,)
-                )
-                again = await cur.fetchone()
-                return int(again[0]) if again else 0
-            async with conn.cursor() as c:
-                await c.executemany(
-                    "INSERT INTO reconciliation_mismatches"
-                    " (run_id, provider, reference, currency, provider_amount, ledger_amount)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)"
-                    # Recorded once: a later run that sees the same mismatch adds nothing.
-                    " ON CONFLICT (provider, reference, currency, provider_amount, ledger_amount)"
-                    " DO NOTHING",
-                    [
-                        (
-                            row[0],
-                            m.provider,
-                            m.reference,
-                            m.currency,
-                            m.provider_amount,
-                            m.ledger_amount,
-                        )
-                        for m in mismatches
-                    ],
-                )
-            return len(mismatches)
+            return await _insert_run(conn, run_key, provider, lines_checked, mismatches, None)
 
     async def list_mismatches(
         self, provider: str | None, limit: int, starting_after: int | None
@@ -134,3 +153,133 @@ class ReconciliationBooks:
             )
             rows = await cur.fetchall()
         return rows[:limit], len(rows) > limit
+
+
+Conn = AsyncConnection[Any]
+
+
+async def _last_window_end(conn: Conn, provider: str) -> datetime | None:
+    cur = await conn.execute(
+        "SELECT max(window_end) FROM reconciliation_runs WHERE provider = %s", (provider,)
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _ledger_nets(
+    conn: Conn, provider: str, references: list[str] | None
+) -> dict[tuple[str, str], int]:
+    """The clearing nets per (payment, currency): of every payment, or of `references` only."""
+    # Two statements, not an OR: the payment's index serves only the second.
+    of_references = (
+        "" if references is None else " AND split_part(t.idempotency_key, ':', 1) = ANY(%s)"
+    )
+    cur = await conn.execute(
+        "SELECT split_part(t.idempotency_key, ':', 1), a.currency, -SUM(e.amount)"
+        " FROM ledger_entries e"
+        " JOIN ledger_accounts a ON a.id = e.account_id"
+        " JOIN ledger_transactions t ON t.id = e.transaction_id"
+        " WHERE a.kind = 'provider_clearing' AND a.owner_id = %s"
+        + of_references
+        + " GROUP BY 1, 2",
+        (provider,) if references is None else (provider, references),
+    )
+    return {(ref, currency): int(net) for ref, currency, net in await cur.fetchall()}
+
+
+async def _add_provider_nets(conn: Conn, provider: str, nets: dict[tuple[str, str], int]) -> None:
+    """Add a window's nets to the running ones; the payments they touch are to be checked."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO reconciliation_provider_nets (provider, reference, currency, net)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (provider, reference, currency)"
+            " DO UPDATE SET net = reconciliation_provider_nets.net + EXCLUDED.net,"
+            " needs_check = true",
+            [(provider, ref, currency, net) for (ref, currency), net in nets.items()],
+        )
+
+
+async def _mark_overdue(conn: Conn, window: SettlementWindow, grace: timedelta) -> None:
+    """Payments whose clearing transactions became `grace` old in the window: to be checked."""
+    await conn.execute(
+        "INSERT INTO reconciliation_provider_nets (provider, reference, currency, net)"
+        " SELECT DISTINCT a.owner_id, split_part(t.idempotency_key, ':', 1), a.currency, 0"
+        " FROM ledger_transactions t"
+        " JOIN ledger_entries e ON e.transaction_id = t.id"
+        " JOIN ledger_accounts a ON a.id = e.account_id"
+        " WHERE a.kind = 'provider_clearing' AND a.owner_id = %(provider)s"
+        " AND t.created_at > %(since)s AND t.created_at <= %(until)s"
+        " ON CONFLICT (provider, reference, currency) DO UPDATE SET needs_check = true",
+        {
+            "provider": window.provider,
+            "since": window.since - grace if window.since else datetime.min.replace(tzinfo=UTC),
+            "until": window.until - grace,
+        },
+    )
+
+
+async def _check_due(conn: Conn, provider: str) -> list[Mismatch]:
+    """Match the payments to be checked; those that ended are done, matched or not."""
+    cur = await conn.execute(
+        "SELECT reference, currency, net FROM reconciliation_provider_nets"
+        " WHERE provider = %s AND needs_check",
+        (provider,),
+    )
+    due = {(ref, currency): int(net) for ref, currency, net in await cur.fetchall()}
+    references = sorted({ref for ref, _ in due})
+    ledger = await _ledger_nets(conn, provider, references)
+    terminal = [s.value for s in PaymentStatus if s.is_terminal]
+    cur = await conn.execute(
+        "SELECT id FROM payments WHERE id = ANY(%s) AND status <> ALL(%s)", (references, terminal)
+    )
+    in_flight = [row[0] for row in await cur.fetchall()]
+    await conn.execute(
+        "UPDATE reconciliation_provider_nets SET needs_check = false"
+        " WHERE provider = %s AND needs_check AND reference <> ALL(%s)",
+        (provider, in_flight),
+    )
+    return find_mismatches(provider, due, ledger, set(in_flight))
+
+
+async def _insert_run(
+    conn: Conn,
+    run_key: str,
+    provider: str,
+    lines_checked: int,
+    mismatches: list[Mismatch],
+    window: SettlementWindow | None,
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO reconciliation_runs"
+        " (run_key, provider, lines_checked, mismatches, window_start, window_end)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_key) DO NOTHING RETURNING id",
+        (
+            run_key,
+            provider,
+            lines_checked,
+            len(mismatches),
+            window.since if window else None,
+            window.until if window else None,
+        ),
+    )
+    row = await cur.fetchone()
+    if row is None:  # a retry of a run already recorded
+        cur = await conn.execute(
+            "SELECT mismatches FROM reconciliation_runs WHERE run_key = %s", (run_key,)
+        )
+        again = await cur.fetchone()
+        return int(again[0]) if again else 0
+    async with conn.cursor() as c:
+        await c.executemany(
+            "INSERT INTO reconciliation_mismatches"
+            " (run_id, provider, reference, currency, provider_amount, ledger_amount)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            # Recorded once: a later run that sees the same mismatch adds nothing.
+            " ON CONFLICT (provider, reference, currency, provider_amount, ledger_amount)"
+            " DO NOTHING",
+            [
+                (row[0], m.provider, m.reference, m.currency, m.provider_amount, m.ledger_amount)
+                for m in mismatches
+            ],
+        )
+    return len(mismatches)

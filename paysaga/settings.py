@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     house_owner_id: str = "house"  # owner of the fee and FX position accounts
 
     reconciliation_interval_seconds: int = 3600
+    # A payment booked in the ledger is a mismatch only once its provider line is this late.
+    reconciliation_grace_seconds: int = 86_400
     # The orphan sweep: payments still `processing` this long after their insert whose workflow
     # never started (Temporal was down and the client never retried) end failed/saga_not_started.
     payment_sweep_interval_seconds: int = 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -110,4 +111,8 @@ class PaymentProvider(Protocol):
 
     async def status(self, idempotency_key: str) -> ProviderResult: ...
 
-    async def settlement_report(self) -> list[SettlementLine]: ...
+    async def settlement_report(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SettlementLine]:
+        """The lines settled in (since, until]; no bound means from the start or up to now."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -108,11 +109,18 @@ class SandboxProvider:
             return self._result(Outcome.not_processed, detail="operation_not_found")
         return self._interpret(response)
 
-    async def settlement_report(self) -> list[SettlementLine]:
-        """Every line the PSP has settled, for reconciliation with our ledger."""
+    async def settlement_report(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SettlementLine]:
+        """The lines the PSP settled in (since, until], for reconciliation with our ledger."""
         url = f"{self._base_url}/{self._name}/settlement-report"
+        window = {
+            name: bound.isoformat()
+            for name, bound in (("since", since), ("until", until))
+            if bound is not None
+        }
         try:
-            response = await self._client.get(url, timeout=self._timeout * 4)
+            response = await self._client.get(url, params=window, timeout=self._timeout * 4)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise ProviderError(f"{self._name} settlement report unavailable: {exc!r}") from exc

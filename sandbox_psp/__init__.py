@@ -2,7 +2,8 @@
 
 Run it with `python -m sandbox_psp` (Settings.psp_host:psp_port). It serves `sandbox-cards` and
 `sandbox-bank` under `/{provider}/...`: `POST charges|payouts|refunds`, `GET operations/{key}`,
-`GET operations?reference=`, `GET settlement-report`, and `GET /healthz`. Errors are
+`GET operations?reference=`, `GET settlement-report` (optional `since`, `until`: the lines
+settled in that window), and `GET /healthz`. Errors are
 `{"error": code, "message": ...}`.
 
 Decisions worth knowing:

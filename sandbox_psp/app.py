@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -156,8 +157,20 @@ async def list_operations(
 
 
 @router.get("/{provider}/settlement-report")
-async def settlement_report(provider: ProviderDep, store: StoreDep) -> dict[str, Any]:
-    """Every succeeded operation, as the provider settles it, for reconciliation."""
+async def settlement_report(
+    provider: ProviderDep,
+    store: StoreDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Succeeded operations settled in (since, until], as the provider settles them."""
+    # A line is in exactly one window: bounds compare as the same floats in every request.
+    now = time.time()
+    upper = now if until is None else _timestamp(until)
+    if upper > now:
+        # Lines may still settle before a future bound: the window would miss them for good.
+        raise PSPError(422, "window_not_closed", "until is in the future")
+    lower = None if since is None else _timestamp(since)
     rows = [
         {
             "id": operation.id,
@@ -168,9 +181,15 @@ async def settlement_report(provider: ProviderDep, store: StoreDep) -> dict[str,
             "currency": operation.currency,
             "settled_at": operation.view(operation.settles_at)["updated_at"],
         }
-        for operation in store.settled_succeeded(provider, time.time())
+        for operation in store.settled_succeeded(provider, upper, lower)
     ]
-    return {"provider": provider, "data": rows + store.settlement_adjustments(provider)}
+    adjustments = store.settlement_adjustments(provider, upper, lower)
+    return {"provider": provider, "data": rows + adjustments}
+
+
+def _timestamp(moment: datetime) -> float:
+    """A query bound as a unix time; a bound without an offset is UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class SettlementAdjustment(BaseModel):

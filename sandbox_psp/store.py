@@ -153,12 +153,15 @@ class OperationStore:
         rows = self._db.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [Operation(*row) for row in rows]
 
-    def settled_succeeded(self, provider: str, now: float) -> list[Operation]:
-        """Succeeded operations whose outcome is reached, in settlement order."""
+    def settled_succeeded(
+        self, provider: str, now: float, since: float | None = None
+    ) -> list[Operation]:
+        """Succeeded operations settled in (since, now], in settlement order."""
         rows = self._db.execute(
             f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE provider = ?"
-            " AND final_status = 'succeeded' AND settles_at <= ? ORDER BY settles_at, id",
-            (provider, now),
+            " AND final_status = 'succeeded' AND settles_at > ? AND settles_at <= ?"
+            " ORDER BY settles_at, id",
+            (provider, float("-inf") if since is None else since, now),
         ).fetchall()
         return [Operation(*row) for row in rows]
 
@@ -178,11 +181,14 @@ class OperationStore:
             (adjustment_id, provider, kind, reference, amount, currency, now),
         )
 
-    def settlement_adjustments(self, provider: str) -> list[dict[str, Any]]:
+    def settlement_adjustments(
+        self, provider: str, now: float, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Planted lines settled (created) in (since, now], as settlement report rows."""
         rows = self._db.execute(
-            "SELECT id, kind, reference, amount, currency, created_at"
-            " FROM settlement_adjustments WHERE provider = ? ORDER BY created_at, id",
-            (provider,),
+            "SELECT id, kind, reference, amount, currency, created_at FROM settlement_adjustments"
+            " WHERE provider = ? AND created_at > ? AND created_at <= ? ORDER BY created_at, id",
+            (provider, float("-inf") if since is None else since, now),
         ).fetchall()
         return [
             {
