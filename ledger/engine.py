@@ -41,6 +41,7 @@ from ledger.models import (
     Account,
     AccountKind,
     AuditCheck,
+    AuditQuery,
     AuditReport,
     Balance,
     CurrencyBalance,
@@ -406,13 +407,17 @@ class Ledger:
 
     # ------------------------------------------------------------------ audit
 
-    async def audit(self) -> AuditReport:
-        """Recompute every balance from the entries and holds and check the money rules."""
+    async def audit(self, extra_checks: Sequence[AuditQuery] = ()) -> AuditReport:
+        """Recompute every balance from the entries and holds and check the money rules.
+
+        `extra_checks` run in the same snapshot, after the ledger's own.
+        """
         checks: list[AuditCheck] = []
+        queries = [*_AUDIT_QUERIES, *((q.name, q.sql, _found(q.found)) for q in extra_checks)]
         # One snapshot for every check, so that concurrent writes cannot fake a mismatch.
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            for name, sql, describe in _AUDIT_QUERIES:
+            for name, sql, describe in queries:
                 cur = await conn.execute(sql)
                 rows = await cur.fetchall()
                 detail = describe(len(rows), rows[:5])

@@ -221,6 +221,19 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class AuditQuery:
+    """A check the audit runs in its one snapshot: every row the query finds is a violation.
+
+    How a user of the ledger adds a check of what the ledger cannot know (e.g. the service's
+    FX quotes) to the same snapshot, without the ledger knowing its tables.
+    """
+
+    name: str
+    sql: str
+    found: str  # what a row is, for the detail: "conversions (transaction, quote)"
+
+
+@dataclass(frozen=True)
 class AuditCheck:
     """One check of the audit; `detail` says what was found."""
 

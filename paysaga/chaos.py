@@ -38,7 +38,7 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.engine import Ledger
+from paysaga.audit import audit_books
 from paysaga.db import open_pool, run_migrations, start_embedded_postgres
 from paysaga.devstack import (
     ProcessGroup,
@@ -507,7 +507,7 @@ async def check_books(
             )
             for mismatch in mismatches:
                 findings.found("sandbox vs ledger mismatches", mismatch.reference)
-        report = await Ledger(pool).audit()
+        report = await audit_books(pool)
         findings.counts["audit failures"] = len(report.failures)
     finally:
         await pool.close()

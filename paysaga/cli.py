@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_dev_stack(settings, workers=args.workers)
     if args.command == "ledger" and args.ledger_command == "audit":
         from ledger.audit import run_audit_cli
+        from paysaga.audit import SERVICE_AUDIT_CHECKS
 
-        return asyncio.run(run_audit_cli(settings.database_url or _dev_database_url(settings)))
+        database_url = settings.database_url or _dev_database_url(settings)
+        return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
     if args.command == "keys":
         return _keys_command(args, settings.database_url or _dev_database_url(settings))
     parser.error("unknown command")
