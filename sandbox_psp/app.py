@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,8 @@ from sandbox_psp.behaviours import (
 )
 from sandbox_psp.store import Operation, OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
+
+logger = logging.getLogger("sandbox_psp")
 
 ID_PREFIXES = {"charge": "ch_", "payout": "po_", "refund": "re_"}
 # `pm_pending_forever` settles this far in the future (a century): never, for any test or demo.
@@ -325,6 +328,8 @@ def _event_body(
 
 async def _psp_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PSPError)
+    # As a PSP logs a refusal: the message may quote the account (the log filter masks it).
+    logger.info("refused %s: %s %s", request.url.path, exc.code, exc.message)
     return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status_code)
 
 

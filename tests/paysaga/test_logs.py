@@ -80,3 +80,44 @@ async def test_format_json_line_inside_an_activity() -> None:
 
     assert line["activity"] == "ledger.post_transaction"
     assert line["payment_id"] == line["workflow_id"] == "dep_7"
+
+
+def test_redact_personal_data_in_message_fields_and_exception() -> None:
+    from paysaga.logs import RedactPersonalData
+
+    try:
+        raise ValueError("payout to DE89 3704 0044 0532 0130 00 refused")
+    except ValueError:
+        import sys
+
+        exc_info = sys.exc_info()
+    rec = logging.LogRecord(
+        "paysaga.test",
+        logging.INFO,
+        __file__,
+        1,
+        "customer %s: %s card 4111-1111-1111-1111",
+        ({"full_name": "Ada Lovelace", "birth_date": "1990-12-10", "country": "DE"}, "ok"),
+        exc_info,
+    )
+    rec.iban = "DE89370400440532013000"
+    rec.payment_id = "wd_1"
+    assert RedactPersonalData().filter(rec)
+
+    line = JsonFormatter().format(rec)
+
+    for personal in ("Ada", "Lovelace", "1990-12-10", "4111", "DE89", "0532"):
+        assert personal not in line, line
+    parsed = json.loads(line)
+    assert parsed["logger"] == "paysaga.test"  # the logger's name is not a personal name
+    assert parsed["payment_id"] == "wd_1"
+    assert "'country': 'DE'" in parsed["message"]
+    assert "ValueError: payout to [redacted] refused" in parsed["exception"]
+    assert rec.iban == "[redacted]"
+
+
+def test_redact_keeps_ids_amounts_and_times() -> None:
+    from paysaga.logs import redact
+
+    text = "posted 100000000 EUR for dep_1234567890abcdef at 2024-01-01T10:00:00.123+00:00"
+    assert redact(text) == text
