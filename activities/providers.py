@@ -47,6 +47,8 @@ class PayoutInput:
 class StatusInput:
     provider: str
     idempotency_key: str
+    # True once the call was sent again and again: "no record" then means "not yet", not "never".
+    record_expected: bool = False
 
 
 @dataclass
@@ -108,7 +110,10 @@ class ProviderActivities:
         Raises (to be retried with backoff) while the outcome is pending or the status unknown.
         """
         result = await self._provider(query.provider).status(query.idempotency_key)
-        if result.outcome in (Outcome.succeeded, Outcome.declined, Outcome.not_processed):
+        final = (Outcome.succeeded, Outcome.declined)
+        if result.outcome in final or (
+            result.outcome == Outcome.not_processed and not query.record_expected
+        ):
             return result
         raise ApplicationError(
             f"{query.provider} has no final outcome for {query.idempotency_key} yet"

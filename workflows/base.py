@@ -72,6 +72,9 @@ DURABLE_LEDGER_STEP: dict[str, Any] = {
     "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
+# How often a call the provider has no record of is sent again (same key) before the saga only
+# polls: each round waits for the webhook first, so resends never spin.
+MAX_RESENDS = 3
 
 
 # Why a provider operation that did not succeed failed the payment, by its final outcome.
@@ -179,7 +182,11 @@ class PaymentSaga:
         except asyncio.CancelledError:  # the steps were interrupted by a cancel in time
             state = await self._shielded(self._end_canceled())
         except Exception as err:  # any unplanned failure gets a clear end
-            state = await self._shielded(self._end_after_failure(err))
+            if self._cancel_requested and not self._past_no_return:
+                # A step interrupted by the cancel reports it as its own failure.
+                state = await self._shielded(self._end_canceled())
+            else:
+                state = await self._shielded(self._end_after_failure(err))
         await self._shielded(workflow.wait_condition(workflow.all_handlers_finished))
         if state.status == PaymentStatus.CANCELED and self._canceled_in_temporal:
             raise asyncio.CancelledError("canceled before its point of no return")
@@ -475,17 +482,28 @@ class PaymentSaga:
         deadline = workflow.now() + timedelta(
             seconds=self._timings.requires_intervention_after_seconds
         )
+        resends = 0
         while result.outcome not in (Outcome.succeeded, Outcome.declined):
-            polled = await self._poll_outcome(result.provider, operation, deadline)
+            # After a few resends that left no record, stop sending: poll (with backoff, for as
+            # long as it takes) until the provider has a record or an operator resolves it.
+            polled = await self._poll_outcome(
+                result.provider, operation, deadline, record_expected=resends >= MAX_RESENDS
+            )
             if polled != Outcome.not_processed:
                 return polled
+            resends += 1
             result = await self.with_failover([result.provider], call)
             if result.outcome in (Outcome.not_processed, Outcome.rejected):
                 return result.outcome
         return result.outcome
 
     async def _poll_outcome(
-        self, provider: str, operation: ProviderOperation, deadline: Any
+        self,
+        provider: str,
+        operation: ProviderOperation,
+        deadline: Any,
+        *,
+        record_expected: bool = False,
     ) -> Outcome:
         """Wait for the webhook, then poll; whichever (or an operator's resolve) comes first."""
 
@@ -501,7 +519,7 @@ class PaymentSaga:
         if not got_event() and self._resolution is None:
             poll = workflow.start_activity_method(
                 psp.ProviderActivities.final_status,
-                psp.StatusInput(provider, operation.idempotency_key),
+                psp.StatusInput(provider, operation.idempotency_key, record_expected),
                 task_queue=provider_queue(provider),
                 start_to_close_timeout=timedelta(seconds=self._timings.provider_call_seconds),
                 retry_policy=RetryPolicy(
@@ -515,6 +533,12 @@ class PaymentSaga:
             )
             if not poll.done():
                 poll.cancel()
+            elif poll.exception() is not None and not got_event() and self._resolution is None:
+                # The provider's status cannot be read at all: only an operator can tell.
+                workflow.logger.error("status of %s unreadable: %s", provider, poll.exception())
+                await self._wait_or_intervene(
+                    lambda: got_event() or self._resolution is not None, workflow.now()
+                )
         if self._resolution is not None:
             succeeded = self._resolution.outcome == "succeeded"
             return Outcome.succeeded if succeeded else Outcome.declined
