@@ -32,6 +32,7 @@ class ReorderedWithdrawal(PaymentSaga):
         )
 
     async def steps(self, wd: WithdrawalInput) -> PaymentState:
+        self.releases_hold(f"{wd.payment_id}:hold")
         if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
             return await self.fail(*kyc_failure)
         # The change: the fraud rules first, so that a declined payment never holds funds.

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from domain.payments import ResolveDecision
 from providers.base import Outcome
-from tests.workflows.harness import AMOUNT, CANCEL_DURING_LOCAL_STEP_BUG, SagaHarness, Seen
+from tests.workflows.harness import AMOUNT, SagaHarness, Seen
 
 CANCELED = WorkflowExecutionStatus.CANCELED
 CHARGED = Seen("succeeded", wallet_posted=AMOUNT, charged=AMOUNT)
@@ -75,7 +75,6 @@ async def test_complete_deposit_after_poll_answers_late(saga: SagaHarness) -> No
     assert await saga.finished(payment) == CHARGED
 
 
-@pytest.mark.xfail(strict=True, reason=CANCEL_DURING_LOCAL_STEP_BUG)
 @pytest.mark.parametrize("source", ["api", "temporal"])
 @pytest.mark.parametrize("step", ["risk.check_kyc", "risk.assess_payment"])
 async def test_cancel_deposit_before_charge(saga: SagaHarness, step: str, source: str) -> None:
@@ -122,10 +121,6 @@ async def test_resolve_deposit_after_failed_poll_as_failed(saga: SagaHarness) ->
     assert await saga.finished(payment) == Seen("failed", "resolved_by_operator")
 
 
-# SAGA BUG (workflows/base.py, PaymentSaga.book_resolution): after an unplanned failure past the
-# point of no return, `resolve` with `succeeded` only writes the status; the saga's remaining
-# booking (the deposit's wallet credit) is never made: the provider charged, the wallet is empty.
-@pytest.mark.xfail(strict=True, reason="saga bug: resolve succeeded does not credit the wallet")
 async def test_resolve_deposit_after_failed_poll_as_succeeded(saga: SagaHarness) -> None:
     saga.faults.fail("provider.final_status")
     payment = await saga.deposit(await saga.customer(), method="pm_pending")

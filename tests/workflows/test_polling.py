@@ -48,15 +48,6 @@ async def test_poll_deposit_for_30_days(saga: SagaHarness, end: str, expected: S
     assert await saga.finished(payment) == expected
 
 
-# SAGA BUG (workflows/base.py, PaymentSaga.await_outcome with with_failover): a charge or payout
-# whose call fails for good with an error that is neither a rejection nor "not processed" (any
-# other non-retryable error, or every attempt timing out before the provider got it) is taken as
-# an unknown outcome; the poll then finds no record and the call is sent again at once, and so
-# on, about 18 history events per round with no backoff (one round per webhook wait: 30 s by
-# default, about 50,000 events a day), so Temporal's history limit terminates the workflow.
-# Expected: the resend backs off like the poll (or continues as new), and the payment shows
-# requires_intervention after the deadline.
-@pytest.mark.xfail(strict=True, reason="saga bug: a call that keeps failing is resent unboundedly")
 async def test_poll_deposit_whose_charge_keeps_failing(saga: SagaHarness) -> None:
     saga.faults.fail("provider.charge")
     payment = await saga.deposit(await saga.customer())

@@ -15,7 +15,6 @@ from providers.base import Outcome
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
-    CANCEL_DURING_LOCAL_STEP_BUG,
     SagaHarness,
     Seen,
 )
@@ -86,17 +85,12 @@ async def test_complete_transfer_after_payout_timeout(saga: SagaHarness) -> None
 @pytest.mark.parametrize(
     "step",
     [
-        pytest.param(
-            step, marks=pytest.mark.xfail(strict=True, reason=CANCEL_DURING_LOCAL_STEP_BUG)
-        )
-        for step in (
-            "risk.check_kyc",
-            "risk.screen_beneficiary",
-            "risk.assess_payment",
-            "ledger.hold_funds",
-        )
-    ]
-    + ["review"],
+        "risk.check_kyc",
+        "risk.screen_beneficiary",
+        "risk.assess_payment",
+        "ledger.hold_funds",
+        "review",
+    ],
 )
 async def test_cancel_transfer_before_conversion(saga: SagaHarness, step: str, source: str) -> None:
     if step != "review":

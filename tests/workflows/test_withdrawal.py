@@ -15,7 +15,6 @@ from providers.base import Outcome
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
-    CANCEL_DURING_LOCAL_STEP_BUG,
     SagaHarness,
     Seen,
 )
@@ -97,13 +96,7 @@ async def test_resolve_withdrawal_after_failed_posting_as_succeeded(saga: SagaHa
 @pytest.mark.parametrize("source", ["api", "temporal"])
 @pytest.mark.parametrize(
     "step",
-    [
-        pytest.param(
-            step, marks=pytest.mark.xfail(strict=True, reason=CANCEL_DURING_LOCAL_STEP_BUG)
-        )
-        for step in ("risk.check_kyc", "ledger.hold_funds", "risk.assess_payment")
-    ]
-    + ["review"],
+    ["risk.check_kyc", "ledger.hold_funds", "risk.assess_payment", "review"],
 )
 async def test_cancel_withdrawal_before_payout(saga: SagaHarness, step: str, source: str) -> None:
     """Cancelled before the payout is sent: the hold (made or not) is voided, nothing paid."""
