@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import failures
 from providers.base import (
     Outcome,
     PaymentProvider,
@@ -17,10 +18,10 @@ from providers.base import (
     ProviderResult,
 )
 
-# ApplicationError types the sagas branch on.
-NOT_PROCESSED = "ProviderNotProcessed"  # retry, then fail over: the provider certainly did nothing
-OUTCOME_PENDING = "ProviderOutcomePending"  # poll again later
-REJECTED = "ProviderRequestRejected"  # non-retryable
+# ApplicationError types the sagas branch on (activities/failures.py).
+NOT_PROCESSED = failures.PROVIDER_NOT_PROCESSED
+OUTCOME_PENDING = failures.PROVIDER_OUTCOME_PENDING
+REJECTED = failures.PROVIDER_REJECTED
 
 
 @dataclass

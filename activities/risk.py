@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import failures
 from paysaga.store import Store
 from risk.fraud import FraudRules, RiskContext
 from risk.kyc import KycProvider, KycSubject
@@ -63,7 +64,9 @@ class RiskActivities:
         customer = await self._store.get_customer(check.customer_id)
         if customer is None:
             raise ApplicationError(
-                f"no customer {check.customer_id}", type="CustomerNotFound", non_retryable=True
+                f"no customer {check.customer_id}",
+                type=failures.CUSTOMER_NOT_FOUND,
+                non_retryable=True,
             )
         subject = KycSubject(customer["full_name"], customer["birth_date"], customer["country"])
         verdict = self._kyc.check(subject, datetime.now(UTC).date())
@@ -82,7 +85,9 @@ class RiskActivities:
         customer = await self._store.get_customer(payment.customer_id)
         if customer is None:
             raise ApplicationError(
-                f"no customer {payment.customer_id}", type="CustomerNotFound", non_retryable=True
+                f"no customer {payment.customer_id}",
+                type=failures.CUSTOMER_NOT_FOUND,
+                non_retryable=True,
             )
         since = datetime.now(UTC) - self._velocity_window
         recent = await self._store.count_recent_payments(payment.customer_id, since)

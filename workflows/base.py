@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import failures
     from activities import providers as psp
     from activities.ledger import (
         HoldFundsInput,
@@ -105,7 +106,7 @@ def provider_call(timings: SagaTimings, provider: str) -> dict[str, Any]:
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(seconds=timings.poll_interval_seconds),
             maximum_attempts=timings.provider_attempts,
-            non_retryable_error_types=[psp.REJECTED],
+            non_retryable_error_types=[failures.PROVIDER_REJECTED],
         ),
     }
 
@@ -234,7 +235,11 @@ class PaymentSaga:
             except Exception as undo_err:  # nothing more to try by itself: an operator decides
                 reason = f"{reason}; then its compensation failed: {_describe(undo_err)}"
             else:
-                code = FailureCode.PROVIDER_REJECTED if error_type(err) == psp.REJECTED else None
+                code = (
+                    FailureCode.PROVIDER_REJECTED
+                    if error_type(err) == failures.PROVIDER_REJECTED
+                    else None
+                )
                 return await self.fail(code or FailureCode.INTERNAL_ERROR, reason)
         return await self.await_resolution(reason)
 
@@ -272,14 +277,14 @@ class PaymentSaga:
     async def cancel(self) -> PaymentState:
         """The customer's cancel: honoured until the saga's point of no return, refused after."""
         if not self.request_cancel("api"):
-            raise ApplicationError("past the point of no return", type="TooLateToCancel")
+            raise ApplicationError("past the point of no return", type=failures.TOO_LATE_TO_CANCEL)
         await workflow.wait_condition(lambda: self._state.status.is_terminal)
         return self._state
 
     @cancel.validator
     def _cancel_allowed(self) -> None:
         if self._past_no_return or self._state.status.is_terminal:
-            raise ApplicationError("past the point of no return", type="TooLateToCancel")
+            raise ApplicationError("past the point of no return", type=failures.TOO_LATE_TO_CANCEL)
 
     @workflow.signal(name="provider_event")
     def provider_event(self, event: ProviderEventSignal) -> None:
@@ -300,16 +305,20 @@ class PaymentSaga:
             lambda: self._review_taken is not None or not self._review_open
         )
         if self._review_taken is not decision:
-            raise ApplicationError("the review deadline has passed", type="ReviewTooLate")
+            raise ApplicationError("the review deadline has passed", type=failures.REVIEW_TOO_LATE)
         await workflow.wait_condition(lambda: self._state.status != PaymentStatus.REQUIRES_REVIEW)
         return self._state
 
     @review.validator
     def _review_allowed(self, decision: ReviewDecision) -> None:
         if not self._review_open or self._review is not None:
-            raise ApplicationError("the payment is not waiting for review", type="NotInReview")
+            raise ApplicationError(
+                "the payment is not waiting for review", type=failures.NOT_IN_REVIEW
+            )
         if decision.decision not in ("approve", "reject"):
-            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
+            raise ApplicationError(
+                "decision must be approve or reject", type=failures.INVALID_DECISION
+            )
 
     @workflow.update(name="resolve")
     async def resolve(self, decision: ResolveDecision) -> PaymentState:
@@ -320,7 +329,8 @@ class PaymentSaga:
         )
         if not self._state.status.is_terminal:
             raise ApplicationError(
-                "the resolution could not be booked; see the workflow's log", type="ResolveFailed"
+                "the resolution could not be booked; see the workflow's log",
+                type=failures.RESOLVE_FAILED,
             )
         return self._state
 
@@ -328,10 +338,13 @@ class PaymentSaga:
     def _resolve_allowed(self, decision: ResolveDecision) -> None:
         if self._state.status != PaymentStatus.REQUIRES_INTERVENTION or self._resolution:
             raise ApplicationError(
-                "the payment does not require intervention", type="NotRequiringIntervention"
+                "the payment does not require intervention",
+                type=failures.NOT_REQUIRING_INTERVENTION,
             )
         if decision.outcome not in ("succeeded", "failed"):
-            raise ApplicationError("outcome must be succeeded or failed", type="InvalidOutcome")
+            raise ApplicationError(
+                "outcome must be succeeded or failed", type=failures.INVALID_OUTCOME
+            )
 
     async def review_by_operator(self, reasons: list[str], deadline_seconds: float) -> str | None:
         """Wait in `requires_review` for an operator; the rejection reason, or None if approved.
@@ -458,9 +471,9 @@ class PaymentSaga:
             try:
                 return await call(provider)
             except STEP_FAILED as err:
-                if error_type(err) == psp.REJECTED:
+                if error_type(err) == failures.PROVIDER_REJECTED:
                     return ProviderResult(provider, Outcome.rejected, detail=str(err))
-                if error_type(err) != psp.NOT_PROCESSED:
+                if error_type(err) != failures.PROVIDER_NOT_PROCESSED:
                     # Attempts exhausted with no answer (timeouts): it may have been done.
                     return ProviderResult(provider, Outcome.unknown, detail=str(err))
         return ProviderResult("", Outcome.not_processed)
@@ -609,7 +622,7 @@ class PaymentSaga:
                 LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
             )
         except STEP_FAILED as err:
-            if error_type(err) == "InsufficientFunds":
+            if error_type(err) == failures.INSUFFICIENT_FUNDS:
                 return None
             raise
 

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import failures
     from activities import providers as psp
     from activities.ledger import LedgerActivities, PostTransactionInput
     from activities.risk import RiskInput
@@ -117,6 +118,6 @@ class DepositWorkflow(PaymentSaga):
             start_to_close_timeout=timedelta(seconds=deposit.timings.provider_call_seconds),
             retry_policy=RetryPolicy(
                 maximum_interval=timedelta(seconds=deposit.timings.poll_interval_max_seconds),
-                non_retryable_error_types=[psp.REJECTED],
+                non_retryable_error_types=[failures.PROVIDER_REJECTED],
             ),
         )

@@ -1,0 +1,36 @@
+"""The ApplicationError types that cross the activity and workflow boundary, as constants.
+
+Sagas branch on these and the API maps the update refusals to its problems; nobody compares a
+type as a string literal, so renaming an error is a change in one place.
+
+    Raised by activities (a saga branches on them):
+    ├── PROVIDER_NOT_PROCESSED    the provider certainly did nothing: retry, then fail over
+    ├── PROVIDER_OUTCOME_PENDING  no final outcome yet: poll again later (retried by Temporal)
+    ├── PROVIDER_REJECTED         the provider refused the request as invalid: final
+    ├── INSUFFICIENT_FUNDS        the ledger refused a hold: the funds are not there
+    └── CUSTOMER_NOT_FOUND        KYC or risk of a customer that does not exist
+
+    Raised by the sagas' update validators and handlers (the API answers 409):
+    ├── TOO_LATE_TO_CANCEL        past the point of no return, or already ended
+    ├── NOT_IN_REVIEW / REVIEW_TOO_LATE / INVALID_DECISION
+    └── NOT_REQUIRING_INTERVENTION / INVALID_OUTCOME / RESOLVE_FAILED
+"""
+
+from __future__ import annotations
+
+from ledger.errors import InsufficientFunds
+
+PROVIDER_NOT_PROCESSED = "ProviderNotProcessed"
+PROVIDER_OUTCOME_PENDING = "ProviderOutcomePending"
+PROVIDER_REJECTED = "ProviderRequestRejected"
+# Ledger refusals are typed by the ledger error's class name (activities/ledger.py).
+INSUFFICIENT_FUNDS = InsufficientFunds.__name__
+CUSTOMER_NOT_FOUND = "CustomerNotFound"
+
+TOO_LATE_TO_CANCEL = "TooLateToCancel"
+NOT_IN_REVIEW = "NotInReview"
+REVIEW_TOO_LATE = "ReviewTooLate"
+INVALID_DECISION = "InvalidDecision"
+NOT_REQUIRING_INTERVENTION = "NotRequiringIntervention"
+INVALID_OUTCOME = "InvalidOutcome"
+RESOLVE_FAILED = "ResolveFailed"
