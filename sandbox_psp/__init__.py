@@ -1,10 +1,11 @@
 """The sandbox PSP: an HTTP service that behaves like a real PSP, for development and tests.
 
-Run it with `python -m sandbox_psp` (Settings.psp_host:psp_port). It serves `sandbox-cards` and
-`sandbox-bank` under `/{provider}/...`: `POST charges|payouts|refunds`, `GET operations/{key}`,
-`GET operations?reference=`, `GET settlement-report` (optional `since`, `until`: the lines
-settled in that window), and `GET /healthz`. Errors are
-`{"error": code, "message": ...}`.
+Run it with `python -m sandbox_psp` (`SandboxSettings`: psp_host:psp_port). It serves
+`sandbox-cards` and `sandbox-bank` under `/{provider}/...`: `POST charges|payouts|refunds`,
+`GET operations/{key}`, `GET operations?reference=`, `GET settlement-report` (optional `since`,
+`until`: the lines settled in that window), and `GET /healthz`. Errors are
+`{"error": code, "message": ...}`. It imports nothing of the service but `domain/`: its settings,
+its logging and its webhook signing are its own, as a real PSP's would be.
 
 Decisions worth knowing:
 - An operation's outcome is decided when it is created and stored with `settles_at` (created +

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uvicorn
 
-from paysaga.logs import setup_logging
-from paysaga.settings import Settings
 from sandbox_psp.app import create_app
+from sandbox_psp.logs import setup_logging
+from sandbox_psp.settings import SandboxSettings
 
 
 def main() -> None:
     """Run the sandbox PSP with uvicorn (which handles SIGTERM and SIGINT gracefully)."""
-    settings = Settings()
+    settings = SandboxSettings()
     setup_logging(settings.log_format, settings.log_level)
     config = uvicorn.Config(
         create_app(settings),

@@ -20,7 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
-from paysaga.settings import Settings
 from sandbox_psp.behaviours import (
     DECLINE_CODES,
     FLAKY_REFUSALS,
@@ -29,6 +28,7 @@ from sandbox_psp.behaviours import (
     TOKENS,
     Behaviour,
 )
+from sandbox_psp.settings import SandboxSettings
 from sandbox_psp.store import Operation, OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
 
@@ -91,9 +91,9 @@ def get_store(request: Request) -> OperationStore:
     return store
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> SandboxSettings:
     """The process's settings."""
-    settings: Settings = request.app.state.settings
+    settings: SandboxSettings = request.app.state.settings
     return settings
 
 
@@ -105,7 +105,7 @@ def known_provider(provider: str) -> str:
 
 
 StoreDep = Annotated[OperationStore, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[SandboxSettings, Depends(get_settings)]
 ProviderDep = Annotated[str, Depends(known_provider)]
 
 router = APIRouter()
@@ -224,7 +224,7 @@ async def _create(
     body: BaseModel,
     token: str | None,
 ) -> JSONResponse:
-    settings: Settings = request.app.state.settings
+    settings: SandboxSettings = request.app.state.settings
     fields = body.model_dump()
     key: str = fields["idempotency_key"]
     request_hash = hashlib.sha256(json.dumps([kind, fields], sort_keys=True).encode()).hexdigest()
@@ -345,7 +345,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: SandboxSettings) -> FastAPI:
     """The sandbox PSP application; its lifespan opens the store and runs the webhook dispatcher."""
 
     @asynccontextmanager

@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import httpx
 
-from paysaga.settings import Settings
-from providers.webhooks import SIGNATURE_HEADER, sign
+from sandbox_psp.settings import SandboxSettings
+from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
 from sandbox_psp.store import OperationStore, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class WebhookDispatcher:
     """The background loop that empties the outbox, in due order within each operation."""
 
     def __init__(
-        self, settings: Settings, store: OperationStore, client: httpx.AsyncClient
+        self, settings: SandboxSettings, store: OperationStore, client: httpx.AsyncClient
     ) -> None:
         self._settings = settings
         self._store = store
@@ -84,7 +84,7 @@ class WebhookDispatcher:
         else:
             headers = {
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+                SIGNATURE_HEADER: signature_header(secret, body, int(time.time())),
             }
             try:
                 response = await self._client.post(

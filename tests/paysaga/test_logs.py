@@ -83,7 +83,7 @@ async def test_format_json_line_inside_an_activity() -> None:
 
 
 def test_redact_personal_data_in_message_fields_and_exception() -> None:
-    from paysaga.logs import RedactPersonalData
+    from domain.redaction import RedactPersonalData
 
     try:
         raise ValueError("payout to DE89 3704 0044 0532 0130 00 refused")
@@ -117,7 +117,7 @@ def test_redact_personal_data_in_message_fields_and_exception() -> None:
 
 
 def test_redact_keeps_ids_amounts_and_times() -> None:
-    from paysaga.logs import redact
+    from domain.redaction import redact
 
     text = "posted 100000000 EUR for dep_1234567890abcdef at 2024-01-01T10:00:00.123+00:00"
     assert redact(text) == text
