@@ -90,7 +90,7 @@ def activities_for(
     )
     risk = RiskActivities(store, kyc, fraud, timedelta(seconds=settings.velocity_window_seconds))
     ledger_activities = LedgerActivities(ledger)
-    providers = build_providers(settings, http)
+    providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
     provider_activities = ProviderActivities(providers)
     merchant = MerchantActivities(
         store, http, settings.merchant_webhook_url, settings.merchant_webhook_secret

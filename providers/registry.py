@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from paysaga.settings import Settings
 from providers.base import PaymentProvider, ProviderConfigurationError
 from providers.sandbox import SandboxProvider
 
@@ -14,12 +13,14 @@ SANDBOX_BANK = "sandbox-bank"
 PROVIDER_NAMES = (SANDBOX_CARDS, SANDBOX_BANK)
 
 
-def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, PaymentProvider]:
-    """Every configured provider by name, in routing order, sharing one HTTP client."""
-    return {
-        name: SandboxProvider(name, settings.psp_url, client, settings.psp_timeout_seconds)
-        for name in PROVIDER_NAMES
-    }
+def build_providers(
+    psp_url: str,
+    timeout_seconds: float,
+    client: httpx.AsyncClient,
+    names: tuple[str, ...] = PROVIDER_NAMES,
+) -> dict[str, PaymentProvider]:
+    """The providers `names` at `psp_url`, by name in routing order, sharing one HTTP client."""
+    return {name: SandboxProvider(name, psp_url, client, timeout_seconds) for name in names}
 
 
 def select_provider(providers: dict[str, PaymentProvider], name: str) -> PaymentProvider:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from paysaga.settings import Settings
 from providers import (
     Outcome,
     ProviderConfigurationError,
@@ -195,7 +194,7 @@ async def test_dropped_connection_after_sending_is_unknown() -> None:
 
 
 async def test_build_providers_for_both_sandboxes(client: httpx.AsyncClient) -> None:
-    providers = build_providers(Settings(), client)
+    providers = build_providers("http://psp.invalid", 1.0, client)
     assert list(providers) == [CARDS, BANK]
     assert select_provider(providers, BANK).name == BANK
     with pytest.raises(ProviderConfigurationError):
