@@ -1,46 +1,30 @@
-"""The ledger engine: double-entry postings, two-phase holds and idempotent writes on PostgreSQL.
+"""The ledger's public API: accounts, balances, transactions and holds, read and written.
 
-Every write runs in one database transaction that (1) claims its idempotency key in
-`ledger_idempotency` (a concurrent duplicate waits on the key's unique index, then reads the
-winner's result), (2) locks the accounts it touches with `SELECT ... FOR UPDATE` in ascending id
-order (one lock order for everybody: no deadlocks between postings), (3) appends the transaction
-and its entries and updates the stored balances, (4) stores its result under the key.
-Holds are locked before accounts, never after.
+`Ledger` checks each request, then runs its write through `ledger.postings` (the SQL, and the
+protocol every write follows) once per idempotency key; `Ledger.audit` runs `ledger.audit`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
 
-from psycopg import AsyncConnection
-from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
-from psycopg.types.json import Jsonb
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from psycopg_pool import AsyncConnectionPool
 
+from ledger import postings
+from ledger.audit import run_checks
 from ledger.errors import (
-    AlreadyReversed,
-    HoldExceeded,
-    HoldExpired,
     HoldNotFound,
     HoldNotPending,
-    HoldPostingMismatch,
-    IdempotencyConflict,
-    InsufficientFunds,
     InvalidIdempotencyKey,
     LedgerError,
     TransactionNotFound,
-    UnbalancedTransaction,
 )
 from ledger.models import (
     Account,
     AccountKind,
-    AuditCheck,
     AuditQuery,
     AuditReport,
     Balance,
@@ -52,22 +36,12 @@ from ledger.models import (
     Transaction,
     check_account,
     check_amount,
-    check_currency,
 )
+from ledger.postings import MAX_ATTEMPTS, AccountKey, Conn, account_key
 
 T = TypeVar("T")
-Conn: TypeAlias = AsyncConnection[Any]
 Pool: TypeAlias = AsyncConnectionPool[Any]
-AccountKey: TypeAlias = tuple[str, AccountKind, str]
 Work: TypeAlias = Callable[[Conn], Awaitable[dict[str, Any]]]
-
-MAX_ATTEMPTS = 8
-"""Attempts of one write when PostgreSQL reports a serialization failure or a deadlock."""
-
-_HOLD_COLUMNS = """
-    h.id, h.idempotency_key, a.owner_id, a.kind, a.currency, h.amount, h.status, h.expires_at,
-    h.posted_amount, h.posting_transaction_id
-"""
 
 
 class Ledger:
@@ -81,7 +55,7 @@ class Ledger:
 
     async def account(self, owner_id: str, kind: AccountKind | str, currency: str) -> Account:
         """The account of (owner, kind, currency), created on first use."""
-        key = _account_key(owner_id, kind, currency)
+        key = account_key(owner_id, kind, currency)
         cached = self._accounts.get(key)
         if cached is not None:
             return cached
@@ -91,7 +65,7 @@ class Ledger:
 
     async def balance(self, owner_id: str, kind: AccountKind | str, currency: str) -> Balance:
         """An account's posted, held and available balances (zeros if it has never been used)."""
-        owner_id, account_kind, currency = _account_key(owner_id, kind, currency)
+        owner_id, account_kind, currency = account_key(owner_id, kind, currency)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT posted, held FROM ledger_accounts"
@@ -119,12 +93,12 @@ class Ledger:
     async def get_transaction(self, transaction_id: int) -> Transaction:
         """A posted transaction with its entries; TransactionNotFound if there is none."""
         async with self._pool.connection() as conn:
-            return await _load_transaction(conn, "t.id = %s", transaction_id)
+            return await postings.load_transaction(conn, "t.id = %s", transaction_id)
 
     async def get_transaction_by_key(self, idempotency_key: str) -> Transaction:
         """The transaction posted under an idempotency key; TransactionNotFound if none."""
         async with self._pool.connection() as conn:
-            return await _load_transaction(conn, "t.idempotency_key = %s", idempotency_key)
+            return await postings.load_transaction(conn, "t.idempotency_key = %s", idempotency_key)
 
     async def get_hold(self, hold_id: int) -> Hold:
         """A hold as it is now; HoldNotFound if there is none."""
@@ -146,19 +120,13 @@ class Ledger:
 
     async def _find_hold(self, where: str, value: object) -> Hold | None:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_HOLD_COLUMNS} FROM ledger_holds h"
-                f" JOIN ledger_accounts a ON a.id = h.account_id WHERE {where}",
-                (value,),
-            )
-            row = await cur.fetchone()
-        return None if row is None else _hold_from_row(row)
+            return await postings.find_hold(conn, where, value)
 
     async def entries(
         self, owner_id: str, kind: AccountKind | str, currency: str
     ) -> list[tuple[int, Entry]]:
         """An account's entries in posting order, each with its transaction id."""
-        owner_id, account_kind, currency = _account_key(owner_id, kind, currency)
+        owner_id, account_kind, currency = account_key(owner_id, kind, currency)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT e.transaction_id, e.account_id, e.amount, e.balance_after"
@@ -186,20 +154,17 @@ class Ledger:
         Raises UnbalancedTransaction, InvalidAmount, InvalidCurrency, InsufficientFunds,
         IdempotencyConflict.
         """
-        keys = _check_lines(lines)
+        keys = postings.check_lines(lines)
         metadata = dict(metadata or {})
         content = {
-            "lines": [
-                [k[0], str(k[1]), k[2], line.amount] for k, line in zip(keys, lines, strict=True)
-            ],
+            "lines": postings.lines_content(keys, lines),
             "description": description,
             "metadata": metadata,
         }
 
         async def work(conn: Conn) -> dict[str, Any]:
-            accounts = [self._accounts[k] for k in keys]
-            legs = [(acc, line.amount) for acc, line in zip(accounts, lines, strict=True)]
-            tx = await _post(conn, idempotency_key, legs, description, metadata)
+            legs = self._legs(keys, lines)
+            tx = await postings.post(conn, idempotency_key, legs, description, metadata)
             return tx.to_dict()
 
         result = await self._write(idempotency_key, "post_transaction", content, work, keys)
@@ -218,46 +183,17 @@ class Ledger:
 
         A replay returns the hold as first created (pending), whatever happened to it since; ask
         `get_hold` for its current state. The expiry is not part of the idempotent content: a
-        retried request computes its expiry anew, and the first one stands. Raises InsufficientFunds, InvalidAmount, InvalidCurrency,
-        IdempotencyConflict.
+        retried request computes its expiry anew, and the first one stands. Raises
+        InsufficientFunds, InvalidAmount, InvalidCurrency, IdempotencyConflict.
         """
-        key = _account_key(owner_id, kind, currency)
+        key = account_key(owner_id, kind, currency)
         check_amount(amount, positive=True)
         content = {"account": [key[0], str(key[1]), key[2]], "amount": amount}
 
         async def work(conn: Conn) -> dict[str, Any]:
             account = self._accounts[key]
-            cur = await conn.execute(
-                "SELECT posted, held FROM ledger_accounts WHERE id = %s FOR UPDATE", (account.id,)
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            posted, held = row
-            if not account.allow_negative and posted - held - amount < 0:
-                raise InsufficientFunds(
-                    f"{_describe(account)}: available {posted - held}, hold of {amount} refused"
-                )
-            cur = await conn.execute(
-                "INSERT INTO ledger_holds (idempotency_key, account_id, amount, expires_at)"
-                " VALUES (%s, %s, %s, %s) RETURNING id, expires_at",
-                (idempotency_key, account.id, amount, expires_at),
-            )
-            hold_row = await cur.fetchone()
-            assert hold_row is not None
-            await conn.execute(
-                "UPDATE ledger_accounts SET held = held + %s, version = version + 1 WHERE id = %s",
-                (amount, account.id),
-            )
-            return Hold(
-                id=hold_row[0],
-                idempotency_key=idempotency_key,
-                owner_id=account.owner_id,
-                kind=account.kind,
-                currency=account.currency,
-                amount=amount,
-                status=HoldStatus.pending,
-                expires_at=_iso(hold_row[1]),
-            ).to_dict()
+            hold = await postings.insert_hold(conn, idempotency_key, account, amount, expires_at)
+            return hold.to_dict()
 
         result = await self._write(idempotency_key, "hold", content, work, [key])
         return Hold.from_dict(result)
@@ -277,54 +213,19 @@ class Ledger:
         HoldNotFound, HoldNotPending, HoldExpired, HoldExceeded, HoldPostingMismatch,
         UnbalancedTransaction, InsufficientFunds, IdempotencyConflict.
         """
-        keys = _check_lines(lines)
+        keys = postings.check_lines(lines)
         metadata = dict(metadata or {})
         content = {
             "hold_id": hold_id,
-            "lines": [
-                [k[0], str(k[1]), k[2], line.amount] for k, line in zip(keys, lines, strict=True)
-            ],
+            "lines": postings.lines_content(keys, lines),
             "description": description,
             "metadata": metadata,
         }
 
         async def work(conn: Conn) -> dict[str, Any]:
-            cur = await conn.execute(
-                "SELECT account_id, amount, status, expires_at IS NOT NULL AND expires_at <= now()"
-                " FROM ledger_holds WHERE id = %s FOR UPDATE",
-                (hold_id,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise HoldNotFound(f"hold {hold_id} does not exist")
-            account_id, held_amount, status, expired = row
-            if status != HoldStatus.pending:
-                raise HoldNotPending(f"hold {hold_id} is already {status}")
-            if expired:
-                raise HoldExpired(f"hold {hold_id} has expired")
-            accounts = [self._accounts[k] for k in keys]
-            debit = -sum(
-                line.amount
-                for acc, line in zip(accounts, lines, strict=True)
-                if acc.id == account_id
-            )
-            if debit <= 0:
-                raise HoldPostingMismatch(f"the lines do not debit the account of hold {hold_id}")
-            if debit > held_amount:
-                raise HoldExceeded(f"hold {hold_id} is {held_amount}, posting {debit} refused")
-            legs = [(acc, line.amount) for acc, line in zip(accounts, lines, strict=True)]
-            tx = await _post(
-                conn,
-                idempotency_key,
-                legs,
-                description,
-                metadata,
-                release=(account_id, held_amount),
-            )
-            await conn.execute(
-                "UPDATE ledger_holds SET status = 'posted', posted_amount = %s,"
-                " posting_transaction_id = %s, resolved_at = now() WHERE id = %s",
-                (debit, tx.id, hold_id),
+            legs = self._legs(keys, lines)
+            tx = await postings.post_pending_hold(
+                conn, idempotency_key, hold_id, legs, description, metadata
             )
             return tx.to_dict()
 
@@ -338,8 +239,8 @@ class Ledger:
         """
 
         async def work(conn: Conn) -> dict[str, Any]:
-            await _resolve_hold(conn, hold_id, HoldStatus.voided)
-            return (await _load_hold(conn, hold_id)).to_dict()
+            await postings.resolve_hold(conn, hold_id, HoldStatus.voided)
+            return (await postings.load_hold(conn, hold_id)).to_dict()
 
         result = await self._write(idempotency_key, "void_hold", {"hold_id": hold_id}, work, [])
         return Hold.from_dict(result)
@@ -353,24 +254,13 @@ class Ledger:
         """
 
         async def work(conn: Conn) -> dict[str, Any]:
-            original = await _load_transaction(
+            original = await postings.load_transaction(
                 conn, "t.id = %s", transaction_id, refuse_reversed=True
             )
-            legs: list[tuple[Account, int]] = []
-            for entry in original.entries:
-                key = (entry.owner_id, entry.kind, entry.currency)
-                account = self._accounts.get(key) or Account(
-                    id=entry.account_id,
-                    owner_id=entry.owner_id,
-                    kind=entry.kind,
-                    currency=entry.currency,
-                    allow_negative=entry.kind.allow_negative,
-                )
-                legs.append((account, -entry.amount))
-            tx = await _post(
+            tx = await postings.post(
                 conn,
                 idempotency_key,
-                legs,
+                postings.reversal_legs(original, self._accounts),
                 description or f"reversal of transaction {transaction_id}",
                 {},
                 reverses=transaction_id,
@@ -396,7 +286,7 @@ class Ledger:
 
             async def work(conn: Conn, hold_id: int = hold_id) -> bool:
                 try:
-                    await _resolve_hold(conn, hold_id, HoldStatus.expired)
+                    await postings.resolve_hold(conn, hold_id, HoldStatus.expired)
                 except HoldNotPending:
                     return False  # posted or voided meanwhile
                 return True
@@ -412,19 +302,13 @@ class Ledger:
 
         `extra_checks` run in the same snapshot, after the ledger's own.
         """
-        checks: list[AuditCheck] = []
-        queries = [*_AUDIT_QUERIES, *((q.name, q.sql, _found(q.found)) for q in extra_checks)]
-        # One snapshot for every check, so that concurrent writes cannot fake a mismatch.
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            for name, sql, describe in queries:
-                cur = await conn.execute(sql)
-                rows = await cur.fetchall()
-                detail = describe(len(rows), rows[:5])
-                checks.append(AuditCheck(name=name, passed=not rows, detail=detail))
-        return AuditReport(checks=checks)
+        return await run_checks(self._pool, extra_checks)
 
     # ------------------------------------------------------------------ machinery
+
+    def _legs(self, keys: Sequence[AccountKey], lines: Sequence[LineSpec]) -> list[postings.Leg]:
+        """The lines on their (ensured) accounts."""
+        return [(self._accounts[k], line.amount) for k, line in zip(keys, lines, strict=True)]
 
     async def _ensure_accounts(
         self, conn: Conn, keys: Sequence[AccountKey]
@@ -433,40 +317,8 @@ class Ledger:
         # Sorted, so that two creators of the same accounts take the index locks in one order.
         missing = sorted({k for k in keys if k not in self._accounts})
         if missing:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    async with conn.transaction():
-                        await conn.execute(
-                            "INSERT INTO ledger_accounts (owner_id, kind, currency, allow_negative)"
-                            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[])"
-                            " ON CONFLICT (owner_id, kind, currency) DO NOTHING",
-                            (
-                                [k[0] for k in missing],
-                                [str(k[1]) for k in missing],
-                                [k[2] for k in missing],
-                                [k[1].allow_negative for k in missing],
-                            ),
-                        )
-                        cur = await conn.execute(
-                            "SELECT a.id, a.owner_id, a.kind, a.currency, a.allow_negative"
-                            " FROM ledger_accounts a"
-                            " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(o, t, c)"
-                            " ON a.owner_id = k.o AND a.kind = k.t AND a.currency = k.c",
-                            (
-                                [k[0] for k in missing],
-                                [str(k[1]) for k in missing],
-                                [k[2] for k in missing],
-                            ),
-                        )
-                        rows = await cur.fetchall()
-                    break
-                except (SerializationFailure, DeadlockDetected):
-                    if attempt == MAX_ATTEMPTS - 1:
-                        raise
-                    await _backoff(attempt)
-            for account_id, owner_id, kind, currency, allow_negative in rows:
-                account = Account(account_id, owner_id, AccountKind(kind), currency, allow_negative)
-                self._accounts[(owner_id, account.kind, currency)] = account
+            for account in await postings.create_accounts(conn, missing):
+                self._accounts[(account.owner_id, account.kind, account.currency)] = account
         return {k: self._accounts[k] for k in keys}
 
     async def _write(
@@ -480,17 +332,14 @@ class Ledger:
         """Run `work` once per idempotency key: a replay returns the first result."""
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise InvalidIdempotencyKey("an idempotency key must be a non-empty string")
-        request_hash = _request_hash(operation, content)
+        request_hash = postings.request_hash(operation, content)
 
         async def claim_and_work(conn: Conn) -> dict[str, Any]:
-            first = await _claim(conn, idempotency_key, operation, request_hash)
+            first = await postings.claim(conn, idempotency_key, operation, request_hash)
             if first is not None:
                 return first
             result = await work(conn)
-            await conn.execute(
-                "UPDATE ledger_idempotency SET result = %s WHERE key = %s",
-                (Jsonb(result), idempotency_key),
-            )
+            await postings.store_result(conn, idempotency_key, result)
             return result
 
         return await self._in_transaction(claim_and_work, account_keys)
@@ -509,417 +358,8 @@ class Ledger:
             except (SerializationFailure, DeadlockDetected):
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
-                await _backoff(attempt)
+                await postings.backoff(attempt)
         raise AssertionError("unreachable")
 
-
-# ---------------------------------------------------------------------- posting internals
-
-
-async def _claim(conn: Conn, key: str, operation: str, request_hash: str) -> dict[str, Any] | None:
-    """Claim the key (None) or return the first result stored under it.
-
-    A concurrent holder of the same key makes the INSERT wait until it commits or rolls back.
-    """
-    cur = await conn.execute(
-        "INSERT INTO ledger_idempotency (key, operation, request_hash) VALUES (%s, %s, %s)"
-        " ON CONFLICT (key) DO NOTHING",
-        (key, operation, request_hash),
-    )
-    if cur.rowcount == 1:
-        return None
-    cur = await conn.execute(
-        "SELECT operation, request_hash, result FROM ledger_idempotency WHERE key = %s", (key,)
-    )
-    row = await cur.fetchone()
-    if row is None:  # removed between the two statements (key expiry): treat as a race, retry
-        raise SerializationFailure("idempotency key vanished")
-    first_operation, first_hash, result = row
-    if first_operation != operation or first_hash != request_hash:
-        raise IdempotencyConflict(
-            f"idempotency key {key!r} was already used for a different {first_operation} request"
-        )
-    assert isinstance(result, dict)
-    return result
-
-
-async def _post(
-    conn: Conn,
-    idempotency_key: str,
-    legs: Sequence[tuple[Account, int]],
-    description: str,
-    metadata: dict[str, Any],
-    *,
-    reverses: int | None = None,
-    release: tuple[int, int] | None = None,
-) -> Transaction:
-    """Append one balanced transaction and update the balances, under row locks in id order.
-
-    `release` (account id, amount) lowers that account's held balance in the same transaction.
-    """
-    account_ids = sorted({acc.id for acc, _ in legs} | ({release[0]} if release else set()))
-    cur = await conn.execute(
-        "SELECT id, posted, held FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-        (account_ids,),
-    )
-    posted: dict[int, int] = {}
-    held: dict[int, int] = {}
-    for account_id, account_posted, account_held in await cur.fetchall():
-        posted[account_id] = account_posted
-        held[account_id] = account_held
-    if release:
-        held[release[0]] -= release[1]
-    balance_after: list[int] = []
-    for account, amount in legs:
-        posted[account.id] += amount
-        balance_after.append(posted[account.id])
-    for account, _ in legs:
-        available = posted[account.id] - held[account.id]
-        if not account.allow_negative and available < 0:
-            raise InsufficientFunds(
-                f"{_describe(account)}: available would be {available}, transaction refused"
-            )
-    try:
-        # One statement appends the transaction and its entries and stores the new balances.
-        cur = await conn.execute(
-            _POST_SQL,
-            (
-                idempotency_key,
-                description,
-                Jsonb(metadata),
-                reverses,
-                [acc.id for acc, _ in legs],
-                [amount for _, amount in legs],
-                balance_after,
-                account_ids,
-                [posted[i] for i in account_ids],
-                [held[i] for i in account_ids],
-            ),
-        )
-    except UniqueViolation as exc:
-        if reverses is not None and "reverses_transaction_id" in str(exc):
-            raise AlreadyReversed(f"transaction {reverses} was already reversed") from exc
-        raise
-    row = await cur.fetchone()
-    assert row is not None
-    transaction_id, created_at = row
-    return Transaction(
-        id=transaction_id,
-        idempotency_key=idempotency_key,
-        entries=[
-            Entry(acc.id, acc.owner_id, acc.kind, acc.currency, amount, after)
-            for (acc, amount), after in zip(legs, balance_after, strict=True)
-        ],
-        reverses_transaction_id=reverses,
-        created_at=created_at.isoformat(),
-        description=description,
-        metadata=metadata,
-    )
-
-
-_POST_SQL = """
-WITH t AS (
-    INSERT INTO ledger_transactions
-        (idempotency_key, description, metadata, reverses_transaction_id)
-    VALUES (%s, %s, %s, %s) RETURNING id, created_at
-), e AS (
-    INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)
-    SELECT t.id, l.a, l.m, l.b
-    FROM t, unnest(%s::bigint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS l(a, m, b, n)
-    ORDER BY l.n
-), u AS (
-    UPDATE ledger_accounts AS a
-    SET posted = v.posted, held = v.held, version = a.version + 1
-    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, posted, held)
-    WHERE a.id = v.id
-)
-SELECT id, created_at FROM t
-"""
-
-
-async def _resolve_hold(conn: Conn, hold_id: int, status: HoldStatus) -> None:
-    """End a pending hold without posting (voided or expired) and release its amount."""
-    cur = await conn.execute(
-        "SELECT account_id, amount, status FROM ledger_holds WHERE id = %s FOR UPDATE", (hold_id,)
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise HoldNotFound(f"hold {hold_id} does not exist")
-    account_id, amount, current = row
-    if current != HoldStatus.pending:
-        raise HoldNotPending(f"hold {hold_id} is already {current}")
-    await conn.execute("SELECT 1 FROM ledger_accounts WHERE id = %s FOR UPDATE", (account_id,))
-    await conn.execute(
-        "UPDATE ledger_accounts SET held = held - %s, version = version + 1 WHERE id = %s",
-        (amount, account_id),
-    )
-    await conn.execute(
-        "UPDATE ledger_holds SET status = %s, resolved_at = now() WHERE id = %s",
-        (str(status), hold_id),
-    )
-
-
-async def _load_hold(conn: Conn, hold_id: int) -> Hold:
-    cur = await conn.execute(
-        f"SELECT {_HOLD_COLUMNS} FROM ledger_holds h"
-        " JOIN ledger_accounts a ON a.id = h.account_id WHERE h.id = %s",
-        (hold_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise HoldNotFound(f"hold {hold_id} does not exist")
-    return _hold_from_row(row)
-
-
-async def _load_transaction(
-    conn: Conn, where: str, value: Any, refuse_reversed: bool = False
-) -> Transaction:
-    """A transaction and its entries; with `refuse_reversed`, AlreadyReversed if it was."""
-    cur = await conn.execute(
-        "SELECT t.id, t.idempotency_key, t.reverses_transaction_id, t.created_at, t.description,"
-        f" t.metadata, r.id FROM ledger_transactions t"
-        f" LEFT JOIN ledger_transactions r ON r.reverses_transaction_id = t.id WHERE {where}",
-        (value,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise TransactionNotFound(f"no ledger transaction for {value!r}")
-    transaction_id, key, reverses, created_at, description, metadata, reversed_by = row
-    if refuse_reversed and reversed_by is not None:
-        raise AlreadyReversed(
-            f"transaction {transaction_id} was already reversed by transaction {reversed_by}"
-        )
-    cur = await conn.execute(
-        "SELECT e.account_id, a.owner_id, a.kind, a.currency, e.amount, e.balance_after"
-        " FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id"
-        " WHERE e.transaction_id = %s ORDER BY e.id",
-        (transaction_id,),
-    )
-    entries = [
-        Entry(account_id, owner_id, AccountKind(kind), currency, amount, after)
-        for account_id, owner_id, kind, currency, amount, after in await cur.fetchall()
-    ]
-    return Transaction(
-        id=transaction_id,
-        idempotency_key=key,
-        entries=entries,
-        reverses_transaction_id=reverses,
-        created_at=created_at.isoformat(),
-        description=description,
-        metadata=dict(metadata or {}),
-    )
-
-
-def _hold_from_row(row: Sequence[Any]) -> Hold:
-    hold_id, key, owner_id, kind, currency, amount, status, expires_at, posted, posting_tx = row
-    return Hold(
-        id=hold_id,
-        idempotency_key=key,
-        owner_id=owner_id,
-        kind=AccountKind(kind),
-        currency=currency,
-        amount=amount,
-        status=HoldStatus(status),
-        expires_at=_iso(expires_at),
-        posted_amount=posted,
-        posting_transaction_id=posting_tx,
-    )
-
-
-def _account_key(owner_id: str, kind: AccountKind | str, currency: str) -> AccountKey:
-    account_kind = check_account(owner_id, kind)
-    return (owner_id, account_kind, check_currency(currency))
-
-
-def _check_lines(lines: Sequence[LineSpec]) -> list[AccountKey]:
-    """The account keys of valid, balanced lines; a LedgerError otherwise."""
-    if len(lines) < 2:
-        raise UnbalancedTransaction("a transaction needs at least two lines")
-    keys: list[AccountKey] = []
-    sums: dict[str, int] = {}
-    for line in lines:
-        key = _account_key(line.owner_id, line.kind, line.currency)
-        check_amount(line.amount)
-        keys.append(key)
-        sums[key[2]] = sums.get(key[2], 0) + line.amount
-    unbalanced = {currency: total for currency, total in sums.items() if total != 0}
-    if unbalanced:
-        raise UnbalancedTransaction(f"lines do not sum to zero per currency: {unbalanced}")
-    return keys
-
-
-def _request_hash(operation: str, content: dict[str, Any]) -> str:
-    canonical = json.dumps([operation, content], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _describe(account: Account) -> str:
-    return f"account {account.owner_id}/{account.kind}/{account.currency}"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-async def _backoff(attempt: int) -> None:
-    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-
-
-# ---------------------------------------------------------------------- audit queries
-
-
-def _found(what: str) -> Callable[[int, list[Any]], str]:
-    def describe(count: int, sample: list[Any]) -> str:
-        if count == 0:
-            return ""
-        return f"{count} {what}, e.g. {', '.join(str(tuple(row)) for row in sample)}"
-
-    return describe
-
-
-_AUDIT_QUERIES: list[tuple[str, str, Callable[[int, list[Any]], str]]] = [
-    (
-        "posted balances equal the sum of entries",
-        """
-        SELECT a.id, a.posted, COALESCE(s.total, 0) FROM ledger_accounts a
-        LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries
-                   GROUP BY account_id) s ON s.account_id = a.id
-        WHERE a.posted <> COALESCE(s.total, 0)
-        """,
-        _found("accounts (id, stored, recomputed)"),
-    ),
-    (
-        "held balances equal the pending holds",
-        """
-        SELECT a.id, a.held, COALESCE(s.total, 0) FROM ledger_accounts a
-        LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_holds
-                   WHERE status = 'pending' GROUP BY account_id) s ON s.account_id = a.id
-        WHERE a.held <> COALESCE(s.total, 0)
-        """,
-        _found("accounts (id, stored, recomputed)"),
-    ),
-    (
-        "transactions sum to zero per currency",
-        """
-        SELECT e.transaction_id, a.currency, SUM(e.amount) FROM ledger_entries e
-        JOIN ledger_accounts a ON a.id = e.account_id
-        GROUP BY e.transaction_id, a.currency HAVING SUM(e.amount) <> 0
-        """,
-        _found("transactions (id, currency, sum)"),
-    ),
-    (
-        "transactions have at least two entries",
-        """
-        SELECT t.id, COUNT(e.id) FROM ledger_transactions t
-        LEFT JOIN ledger_entries e ON e.transaction_id = t.id
-        GROUP BY t.id HAVING COUNT(e.id) < 2
-        """,
-        _found("transactions (id, entries)"),
-    ),
-    (
-        "entry balances follow the running sum",
-        """
-        SELECT id, account_id, balance_after, running FROM (
-            SELECT id, account_id, balance_after,
-                   SUM(amount) OVER (PARTITION BY account_id ORDER BY id) AS running
-            FROM ledger_entries) r
-        WHERE balance_after <> running
-        """,
-        _found("entries (id, account, balance_after, running sum)"),
-    ),
-    (
-        "wallets never below zero",
-        """
-        SELECT id, owner_id, currency, posted - held FROM ledger_accounts
-        WHERE NOT allow_negative AND posted - held < 0
-        """,
-        _found("accounts (id, owner, currency, available)"),
-    ),
-    (
-        "held balances are not negative",
-        "SELECT id, held FROM ledger_accounts WHERE held < 0",
-        _found("accounts (id, held)"),
-    ),
-    (
-        "holds post at most their amount",
-        """
-        SELECT id, amount, posted_amount FROM ledger_holds
-        WHERE amount <= 0 OR posted_amount < 0 OR posted_amount > amount
-           OR (status <> 'posted' AND posted_amount <> 0)
-        """,
-        _found("holds (id, amount, posted)"),
-    ),
-    (
-        "posted holds have exactly their posting transaction",
-        """
-        SELECT id, status, posting_transaction_id FROM ledger_holds
-        WHERE (status = 'posted') <> (posting_transaction_id IS NOT NULL)
-        """,
-        _found("holds (id, status, posting transaction)"),
-    ),
-    (
-        "holds are resolved at most once",
-        """
-        SELECT posting_transaction_id, COUNT(*) FROM ledger_holds
-        WHERE posting_transaction_id IS NOT NULL
-        GROUP BY posting_transaction_id HAVING COUNT(*) > 1
-        """,
-        _found("transactions posting several holds (id, holds)"),
-    ),
-    (
-        "transactions reversed at most once",
-        """
-        SELECT reverses_transaction_id, COUNT(*) FROM ledger_transactions
-        WHERE reverses_transaction_id IS NOT NULL
-        GROUP BY reverses_transaction_id HAVING COUNT(*) > 1
-        """,
-        _found("transactions (id, reversals)"),
-    ),
-    (
-        "reversals mirror their originals",
-        # Both ways: a reversal that misses a leg, and one that adds a leg, are both wrong.
-        """
-        WITH original AS (
-            SELECT r.id AS reversal, e.account_id, -SUM(e.amount) AS amount
-            FROM ledger_transactions r JOIN ledger_entries e
-              ON e.transaction_id = r.reverses_transaction_id
-            GROUP BY r.id, e.account_id
-        ), reversal AS (
-            SELECT r.id AS reversal, e.account_id, SUM(e.amount) AS amount
-            FROM ledger_transactions r JOIN ledger_entries e ON e.transaction_id = r.id
-            WHERE r.reverses_transaction_id IS NOT NULL
-            GROUP BY r.id, e.account_id
-        ), difference AS (
-            (SELECT * FROM original EXCEPT SELECT * FROM reversal)
-            UNION ALL
-            (SELECT * FROM reversal EXCEPT SELECT * FROM original)
-        )
-        SELECT DISTINCT d.reversal, r.reverses_transaction_id
-        FROM difference d JOIN ledger_transactions r ON r.id = d.reversal
-        """,
-        _found("reversals (id, original)"),
-    ),
-    (
-        "FX position legs come in conversions",
-        # An FX position account moves only in a conversion: money in, in one currency, and out,
-        # in another, in the same transaction (or the reversal of one, signs swapped).
-        """
-        SELECT e.transaction_id, string_agg(a.currency || ':' || e.amount, ' ' ORDER BY e.id)
-        FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
-        WHERE a.kind = 'fx_position'
-        GROUP BY e.transaction_id
-        HAVING COUNT(DISTINCT a.currency) <> 2
-            OR COUNT(DISTINCT a.currency) FILTER (WHERE e.amount > 0) <> 1
-            OR COUNT(DISTINCT a.currency) FILTER (WHERE e.amount < 0) <> 1
-            OR bool_or(e.amount = 0)
-        """,
-        _found("transactions (id, fx position legs)"),
-    ),
-    (
-        "idempotent writes have a result",
-        "SELECT key, operation FROM ledger_idempotency WHERE result IS NULL",
-        _found("keys (key, operation)"),
-    ),
-]
 
 __all__ = ["Ledger", "LedgerError"]

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import ledger.schema  # noqa: F401  (registers the ledger tables)
+import ledger.tables  # noqa: F401  (registers the ledger tables)
 import paysaga.schema  # noqa: F401  (registers the payments tables)
 
 target_metadata = SQLModel.metadata

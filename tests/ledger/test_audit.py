@@ -92,7 +92,7 @@ async def test_audit_reports_corrupted_balance(
 
 async def failing_checks(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[object, ...]]]:
     """Every audit check run inside `conn`'s own (uncommitted) view of the ledger."""
-    from ledger.engine import _AUDIT_QUERIES
+    from ledger.audit import LEDGER_CHECKS as _AUDIT_QUERIES
 
     failing = {}
     for name, sql, _describe in _AUDIT_QUERIES:

@@ -1,4 +1,4 @@
-"""The ledger's tables as SQLModel metadata (the engine itself writes with plain psycopg)."""
+"""The ledger's tables as SQLModel metadata, for migrations (the engine writes with psycopg)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,481 @@
+"""The SQL of a ledger write: claim the key, lock accounts in order, append entries, move holds.
+
+Every write runs in one database transaction that (1) claims its idempotency key in
+`ledger_idempotency` (a concurrent duplicate waits on the key's unique index, then reads the
+winner's result), (2) locks the accounts it touches with `SELECT ... FOR UPDATE` in ascending id
+order (one lock order for everybody: no deadlocks between postings), (3) appends the transaction
+and its entries and updates the stored balances, (4) stores its result under the key.
+Holds are locked before accounts, never after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from psycopg import AsyncConnection
+from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
+from psycopg.types.json import Jsonb
+
+from ledger.errors import (
+    AlreadyReversed,
+    HoldExceeded,
+    HoldExpired,
+    HoldNotFound,
+    HoldNotPending,
+    HoldPostingMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    TransactionNotFound,
+    UnbalancedTransaction,
+)
+from ledger.models import (
+    Account,
+    AccountKind,
+    Entry,
+    Hold,
+    HoldStatus,
+    LineSpec,
+    Transaction,
+    check_account,
+    check_amount,
+    check_currency,
+)
+
+Conn: TypeAlias = AsyncConnection[Any]
+AccountKey: TypeAlias = tuple[str, AccountKind, str]
+Leg: TypeAlias = tuple[Account, int]
+
+MAX_ATTEMPTS = 8
+"""Attempts of one write when PostgreSQL reports a serialization failure or a deadlock."""
+
+HOLD_COLUMNS = """
+    h.id, h.idempotency_key, a.owner_id, a.kind, a.currency, h.amount, h.status, h.expires_at,
+    h.posted_amount, h.posting_transaction_id
+"""
+
+# ---------------------------------------------------------------------- requests
+
+
+def account_key(owner_id: str, kind: AccountKind | str, currency: str) -> AccountKey:
+    """The checked (owner, kind, currency) of an account; a LedgerError if one is invalid."""
+    account_kind = check_account(owner_id, kind)
+    return (owner_id, account_kind, check_currency(currency))
+
+
+def check_lines(lines: Sequence[LineSpec]) -> list[AccountKey]:
+    """The account keys of valid, balanced lines; a LedgerError otherwise."""
+    if len(lines) < 2:
+        raise UnbalancedTransaction("a transaction needs at least two lines")
+    keys: list[AccountKey] = []
+    sums: dict[str, int] = {}
+    for line in lines:
+        key = account_key(line.owner_id, line.kind, line.currency)
+        check_amount(line.amount)
+        keys.append(key)
+        sums[key[2]] = sums.get(key[2], 0) + line.amount
+    unbalanced = {currency: total for currency, total in sums.items() if total != 0}
+    if unbalanced:
+        raise UnbalancedTransaction(f"lines do not sum to zero per currency: {unbalanced}")
+    return keys
+
+
+def lines_content(keys: Sequence[AccountKey], lines: Sequence[LineSpec]) -> list[list[Any]]:
+    """The lines as they enter a request's hash."""
+    return [[k[0], str(k[1]), k[2], line.amount] for k, line in zip(keys, lines, strict=True)]
+
+
+def request_hash(operation: str, content: dict[str, Any]) -> str:
+    """The hash that tells a replay (same hash) from a reuse of the key (another hash)."""
+    canonical = json.dumps([operation, content], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def backoff(attempt: int) -> None:
+    """Sleep a random, growing while before another attempt."""
+    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+
+
+# ---------------------------------------------------------------------- accounts and keys
+
+
+async def create_accounts(conn: Conn, missing: Sequence[AccountKey]) -> list[Account]:
+    """The accounts of `missing`, created if absent (committed at once, outside any posting)."""
+    # Sorted by the caller, so that two creators take the index locks in one order.
+    owners, kinds, currencies = (
+        [k[0] for k in missing],
+        [str(k[1]) for k in missing],
+        [k[2] for k in missing],
+    )
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO ledger_accounts (owner_id, kind, currency, allow_negative)"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[])"
+                    " ON CONFLICT (owner_id, kind, currency) DO NOTHING",
+                    (owners, kinds, currencies, [k[1].allow_negative for k in missing]),
+                )
+                cur = await conn.execute(
+                    "SELECT a.id, a.owner_id, a.kind, a.currency, a.allow_negative"
+                    " FROM ledger_accounts a"
+                    " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(o, t, c)"
+                    " ON a.owner_id = k.o AND a.kind = k.t AND a.currency = k.c",
+                    (owners, kinds, currencies),
+                )
+                rows = await cur.fetchall()
+            break
+        except (SerializationFailure, DeadlockDetected):
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+            await backoff(attempt)
+    return [
+        Account(account_id, owner_id, AccountKind(kind), currency, allow_negative)
+        for account_id, owner_id, kind, currency, allow_negative in rows
+    ]
+
+
+async def claim(conn: Conn, key: str, operation: str, request_hash: str) -> dict[str, Any] | None:
+    """Claim the key (None) or return the first result stored under it.
+
+    A concurrent holder of the same key makes the INSERT wait until it commits or rolls back.
+    """
+    cur = await conn.execute(
+        "INSERT INTO ledger_idempotency (key, operation, request_hash) VALUES (%s, %s, %s)"
+        " ON CONFLICT (key) DO NOTHING",
+        (key, operation, request_hash),
+    )
+    if cur.rowcount == 1:
+        return None
+    cur = await conn.execute(
+        "SELECT operation, request_hash, result FROM ledger_idempotency WHERE key = %s", (key,)
+    )
+    row = await cur.fetchone()
+    if row is None:  # removed between the two statements (key expiry): treat as a race, retry
+        raise SerializationFailure("idempotency key vanished")
+    first_operation, first_hash, result = row
+    if first_operation != operation or first_hash != request_hash:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used for a different {first_operation} request"
+        )
+    assert isinstance(result, dict)
+    return result
+
+
+async def store_result(conn: Conn, key: str, result: dict[str, Any]) -> None:
+    """Store a write's result under its claimed key, for its replays."""
+    await conn.execute(
+        "UPDATE ledger_idempotency SET result = %s WHERE key = %s", (Jsonb(result), key)
+    )
+
+
+# ---------------------------------------------------------------------- transactions
+
+
+async def post(
+    conn: Conn,
+    idempotency_key: str,
+    legs: Sequence[Leg],
+    description: str,
+    metadata: dict[str, Any],
+    *,
+    reverses: int | None = None,
+    release: tuple[int, int] | None = None,
+) -> Transaction:
+    """Append one balanced transaction and update the balances, under row locks in id order.
+
+    `release` (account id, amount) lowers that account's held balance in the same transaction.
+    """
+    account_ids = sorted({acc.id for acc, _ in legs} | ({release[0]} if release else set()))
+    posted, held = await _lock_balances(conn, account_ids)
+    if release:
+        held[release[0]] -= release[1]
+    balance_after: list[int] = []
+    for account, amount in legs:
+        posted[account.id] += amount
+        balance_after.append(posted[account.id])
+    for account, _ in legs:
+        available = posted[account.id] - held[account.id]
+        if not account.allow_negative and available < 0:
+            raise InsufficientFunds(
+                f"{_describe(account)}: available would be {available}, transaction refused"
+            )
+    parameters = (
+        idempotency_key,
+        description,
+        Jsonb(metadata),
+        reverses,
+        [acc.id for acc, _ in legs],
+        [amount for _, amount in legs],
+        balance_after,
+        account_ids,
+        [posted[i] for i in account_ids],
+        [held[i] for i in account_ids],
+    )
+    try:
+        # One statement appends the transaction and its entries and stores the new balances.
+        cur = await conn.execute(_POST_SQL, parameters)
+    except UniqueViolation as exc:
+        if reverses is not None and "reverses_transaction_id" in str(exc):
+            raise AlreadyReversed(f"transaction {reverses} was already reversed") from exc
+        raise
+    row = await cur.fetchone()
+    assert row is not None
+    transaction_id, created_at = row
+    return Transaction(
+        id=transaction_id,
+        idempotency_key=idempotency_key,
+        entries=[
+            Entry(acc.id, acc.owner_id, acc.kind, acc.currency, amount, after)
+            for (acc, amount), after in zip(legs, balance_after, strict=True)
+        ],
+        reverses_transaction_id=reverses,
+        created_at=created_at.isoformat(),
+        description=description,
+        metadata=metadata,
+    )
+
+
+async def _lock_balances(
+    conn: Conn, account_ids: Sequence[int]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Lock the accounts in ascending id order; their posted and held balances by id."""
+    cur = await conn.execute(
+        "SELECT id, posted, held FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        (account_ids,),
+    )
+    posted: dict[int, int] = {}
+    held: dict[int, int] = {}
+    for account_id, account_posted, account_held in await cur.fetchall():
+        posted[account_id] = account_posted
+        held[account_id] = account_held
+    return posted, held
+
+
+_POST_SQL = """
+WITH t AS (
+    INSERT INTO ledger_transactions
+        (idempotency_key, description, metadata, reverses_transaction_id)
+    VALUES (%s, %s, %s, %s) RETURNING id, created_at
+), e AS (
+    INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)
+    SELECT t.id, l.a, l.m, l.b
+    FROM t, unnest(%s::bigint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS l(a, m, b, n)
+    ORDER BY l.n
+), u AS (
+    UPDATE ledger_accounts AS a
+    SET posted = v.posted, held = v.held, version = a.version + 1
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, posted, held)
+    WHERE a.id = v.id
+)
+SELECT id, created_at FROM t
+"""
+
+
+def reversal_legs(original: Transaction, accounts: dict[AccountKey, Account]) -> list[Leg]:
+    """The legs that negate `original`, on its accounts (from `accounts` when known)."""
+    legs: list[Leg] = []
+    for entry in original.entries:
+        key = (entry.owner_id, entry.kind, entry.currency)
+        account = accounts.get(key) or Account(
+            id=entry.account_id,
+            owner_id=entry.owner_id,
+            kind=entry.kind,
+            currency=entry.currency,
+            allow_negative=entry.kind.allow_negative,
+        )
+        legs.append((account, -entry.amount))
+    return legs
+
+
+async def load_transaction(
+    conn: Conn, where: str, value: Any, refuse_reversed: bool = False
+) -> Transaction:
+    """A transaction and its entries; with `refuse_reversed`, AlreadyReversed if it was."""
+    cur = await conn.execute(
+        "SELECT t.id, t.idempotency_key, t.reverses_transaction_id, t.created_at, t.description,"
+        f" t.metadata, r.id FROM ledger_transactions t"
+        f" LEFT JOIN ledger_transactions r ON r.reverses_transaction_id = t.id WHERE {where}",
+        (value,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise TransactionNotFound(f"no ledger transaction for {value!r}")
+    transaction_id, key, reverses, created_at, description, metadata, reversed_by = row
+    if refuse_reversed and reversed_by is not None:
+        raise AlreadyReversed(
+            f"transaction {transaction_id} was already reversed by transaction {reversed_by}"
+        )
+    cur = await conn.execute(
+        "SELECT e.account_id, a.owner_id, a.kind, a.currency, e.amount, e.balance_after"
+        " FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id"
+        " WHERE e.transaction_id = %s ORDER BY e.id",
+        (transaction_id,),
+    )
+    entries = [
+        Entry(account_id, owner_id, AccountKind(kind), currency, amount, after)
+        for account_id, owner_id, kind, currency, amount, after in await cur.fetchall()
+    ]
+    return Transaction(
+        id=transaction_id,
+        idempotency_key=key,
+        entries=entries,
+        reverses_transaction_id=reverses,
+        created_at=created_at.isoformat(),
+        description=description,
+        metadata=dict(metadata or {}),
+    )
+
+
+# ---------------------------------------------------------------------- holds
+
+
+async def insert_hold(
+    conn: Conn, idempotency_key: str, account: Account, amount: int, expires_at: datetime | None
+) -> Hold:
+    """Reserve `amount` on the locked account (held += amount); InsufficientFunds if it can't."""
+    cur = await conn.execute(
+        "SELECT posted, held FROM ledger_accounts WHERE id = %s FOR UPDATE", (account.id,)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    posted, held = row
+    if not account.allow_negative and posted - held - amount < 0:
+        raise InsufficientFunds(
+            f"{_describe(account)}: available {posted - held}, hold of {amount} refused"
+        )
+    cur = await conn.execute(
+        "INSERT INTO ledger_holds (idempotency_key, account_id, amount, expires_at)"
+        " VALUES (%s, %s, %s, %s) RETURNING id, expires_at",
+        (idempotency_key, account.id, amount, expires_at),
+    )
+    hold_row = await cur.fetchone()
+    assert hold_row is not None
+    await conn.execute(
+        "UPDATE ledger_accounts SET held = held + %s, version = version + 1 WHERE id = %s",
+        (amount, account.id),
+    )
+    return Hold(
+        id=hold_row[0],
+        idempotency_key=idempotency_key,
+        owner_id=account.owner_id,
+        kind=account.kind,
+        currency=account.currency,
+        amount=amount,
+        status=HoldStatus.pending,
+        expires_at=_iso(hold_row[1]),
+    )
+
+
+async def post_pending_hold(
+    conn: Conn,
+    idempotency_key: str,
+    hold_id: int,
+    legs: Sequence[Leg],
+    description: str,
+    metadata: dict[str, Any],
+) -> Transaction:
+    """Post the legs against a pending hold, release all of it, and mark it `posted`."""
+    account_id, held_amount = await _lock_pending_hold(conn, hold_id)
+    debit = -sum(amount for account, amount in legs if account.id == account_id)
+    if debit <= 0:
+        raise HoldPostingMismatch(f"the lines do not debit the account of hold {hold_id}")
+    if debit > held_amount:
+        raise HoldExceeded(f"hold {hold_id} is {held_amount}, posting {debit} refused")
+    tx = await post(
+        conn, idempotency_key, legs, description, metadata, release=(account_id, held_amount)
+    )
+    await conn.execute(
+        "UPDATE ledger_holds SET status = 'posted', posted_amount = %s,"
+        " posting_transaction_id = %s, resolved_at = now() WHERE id = %s",
+        (debit, tx.id, hold_id),
+    )
+    return tx
+
+
+async def _lock_pending_hold(conn: Conn, hold_id: int) -> tuple[int, int]:
+    """Lock a hold that may still be posted; its account id and amount."""
+    cur = await conn.execute(
+        "SELECT account_id, amount, status, expires_at IS NOT NULL AND expires_at <= now()"
+        " FROM ledger_holds WHERE id = %s FOR UPDATE",
+        (hold_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise HoldNotFound(f"hold {hold_id} does not exist")
+    account_id, held_amount, status, expired = row
+    if status != HoldStatus.pending:
+        raise HoldNotPending(f"hold {hold_id} is already {status}")
+    if expired:
+        raise HoldExpired(f"hold {hold_id} has expired")
+    return account_id, held_amount
+
+
+async def resolve_hold(conn: Conn, hold_id: int, status: HoldStatus) -> None:
+    """End a pending hold without posting (voided or expired) and release its amount."""
+    cur = await conn.execute(
+        "SELECT account_id, amount, status FROM ledger_holds WHERE id = %s FOR UPDATE", (hold_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise HoldNotFound(f"hold {hold_id} does not exist")
+    account_id, amount, current = row
+    if current != HoldStatus.pending:
+        raise HoldNotPending(f"hold {hold_id} is already {current}")
+    await conn.execute("SELECT 1 FROM ledger_accounts WHERE id = %s FOR UPDATE", (account_id,))
+    await conn.execute(
+        "UPDATE ledger_accounts SET held = held - %s, version = version + 1 WHERE id = %s",
+        (amount, account_id),
+    )
+    await conn.execute(
+        "UPDATE ledger_holds SET status = %s, resolved_at = now() WHERE id = %s",
+        (str(status), hold_id),
+    )
+
+
+async def find_hold(conn: Conn, where: str, value: object) -> Hold | None:
+    """The hold matching `where` (on `h`, joined with its account `a`), as it is now."""
+    cur = await conn.execute(
+        f"SELECT {HOLD_COLUMNS} FROM ledger_holds h"
+        f" JOIN ledger_accounts a ON a.id = h.account_id WHERE {where}",
+        (value,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else _hold_from_row(row)
+
+
+async def load_hold(conn: Conn, hold_id: int) -> Hold:
+    """A hold as it is now; HoldNotFound if there is none."""
+    hold = await find_hold(conn, "h.id = %s", hold_id)
+    if hold is None:
+        raise HoldNotFound(f"hold {hold_id} does not exist")
+    return hold
+
+
+def _hold_from_row(row: Sequence[Any]) -> Hold:
+    hold_id, key, owner_id, kind, currency, amount, status, expires_at, posted, posting_tx = row
+    return Hold(
+        id=hold_id,
+        idempotency_key=key,
+        owner_id=owner_id,
+        kind=AccountKind(kind),
+        currency=currency,
+        amount=amount,
+        status=HoldStatus(status),
+        expires_at=_iso(expires_at),
+        posted_amount=posted,
+        posting_transaction_id=posting_tx,
+    )
+
+
+def _describe(account: Account) -> str:
+    return f"account {account.owner_id}/{account.kind}/{account.currency}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
