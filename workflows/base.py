@@ -254,6 +254,28 @@ class PaymentSaga:
                 workflow.logger.error("resolution of %s failed: %s", self._payment_id, err)
                 self._resolution = None
 
+    async def book(self, posting: Callable[[], Awaitable[Any]]) -> bool:
+        """A ledger booking past the point of no return; False if an operator resolved `failed`.
+
+        If the ledger refuses it, the payment waits in `requires_intervention`: an operator's
+        `succeeded` tries the booking again (the cause fixed), `failed` makes the caller
+        compensate and fail.
+        """
+        while True:
+            try:
+                await posting()
+                return True
+            except STEP_FAILED as err:
+                workflow.logger.error("booking of %s failed: %s", self._payment_id, err)
+                self._resolution = None  # a resolve that led here is told it could not be booked
+                await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=_describe(err))
+                await workflow.wait_condition(lambda: self._resolution is not None)
+                if self._resolution_outcome() == "failed":
+                    return False
+
+    def _resolution_outcome(self) -> str | None:
+        return None if self._resolution is None else self._resolution.outcome
+
     async def book_resolution(self) -> PaymentState:
         """End as the operator resolved: `failed` compensates, `succeeded` is taken as done."""
         assert self._resolution is not None

@@ -73,11 +73,16 @@ class DepositWorkflow(PaymentSaga):
         if outcome != Outcome.succeeded:
             return await self.fail(*self.failure_of(outcome))
 
+        credit_key = f"{deposit.payment_id}:credit"
+        # Undone only if an operator later resolves the payment `failed` (e.g. the final status
+        # write failed for good): the refund must not leave the credit behind.
+        if workflow.patched("reverse-credit-on-failed-resolution"):
+            self.compensations.add(functools.partial(self.reverse_posting, credit_key, "credit"))
         try:
             await workflow.execute_local_activity_method(
                 LedgerActivities.post_transaction,
                 PostTransactionInput(
-                    f"{deposit.payment_id}:credit",
+                    credit_key,
                     [
                         LineSpec(
                             provider,

@@ -125,28 +125,35 @@ class TransferWorkflow(PaymentSaga):
         if outcome != Outcome.succeeded:
             await self.compensations.run()  # reverse the conversion: nothing was paid out
             return await self.fail(*self.failure_of(outcome))
-        await workflow.execute_local_activity_method(
-            LedgerActivities.post_transaction,
-            PostTransactionInput(
-                f"{tr.payment_id}:settle",
-                [
-                    LineSpec(
-                        tr.house_owner_id,
-                        AccountKind.suspense,
-                        tr.target_currency,
-                        -tr.target_amount,
-                    ),
-                    LineSpec(
-                        provider,
-                        AccountKind.provider_clearing,
-                        tr.target_currency,
-                        tr.target_amount,
-                    ),
-                ],
-                f"transfer {tr.payment_id} paid out",
-            ),
-            **LOCAL_STEP,
+        settle_key = f"{tr.payment_id}:settle"
+        self.compensations.add(functools.partial(self.reverse_posting, settle_key, "settle"))
+        settled = await self.book(
+            lambda: workflow.execute_local_activity_method(
+                LedgerActivities.post_transaction,
+                PostTransactionInput(
+                    settle_key,
+                    [
+                        LineSpec(
+                            tr.house_owner_id,
+                            AccountKind.suspense,
+                            tr.target_currency,
+                            -tr.target_amount,
+                        ),
+                        LineSpec(
+                            provider,
+                            AccountKind.provider_clearing,
+                            tr.target_currency,
+                            tr.target_amount,
+                        ),
+                    ],
+                    f"transfer {tr.payment_id} paid out",
+                ),
+                **LOCAL_STEP,
+            )
         )
+        if not settled:
+            await self.compensations.run()
+            return await self.fail(*self.failure_of(Outcome.declined))
         return await self.set_status(PaymentStatus.SUCCEEDED)
 
     @staticmethod

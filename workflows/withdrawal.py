@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 
 from temporalio import workflow
@@ -73,17 +74,26 @@ class WithdrawalWorkflow(PaymentSaga):
             await self.compensations.run()
             return await self.fail(*self.failure_of(outcome))
 
-        await workflow.execute_local_activity_method(
-            LedgerActivities.post_hold,
-            PostHoldInput(
-                f"{wd.payment_id}:post",
-                hold.id,
-                [
-                    LineSpec(wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount),
-                    LineSpec(provider, AccountKind.provider_clearing, wd.currency, wd.amount),
-                ],
-                f"withdrawal {wd.payment_id}",
-            ),
-            **LOCAL_STEP,
+        post_key = f"{wd.payment_id}:post"
+        self.compensations.add(functools.partial(self.reverse_posting, post_key, "post"))
+        posted = await self.book(
+            lambda: workflow.execute_local_activity_method(
+                LedgerActivities.post_hold,
+                PostHoldInput(
+                    post_key,
+                    hold.id,
+                    [
+                        LineSpec(
+                            wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount
+                        ),
+                        LineSpec(provider, AccountKind.provider_clearing, wd.currency, wd.amount),
+                    ],
+                    f"withdrawal {wd.payment_id}",
+                ),
+                **LOCAL_STEP,
+            )
         )
+        if not posted:
+            await self.compensations.run()
+            return await self.fail(*self.failure_of(Outcome.declined))
         return await self.set_status(PaymentStatus.SUCCEEDED)

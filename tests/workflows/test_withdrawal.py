@@ -84,7 +84,6 @@ async def test_resolve_withdrawal_after_failed_poll_as_failed(saga: SagaHarness)
 # SAGA BUG (workflows/base.py, PaymentSaga.book_resolution): `resolve` succeeded after an
 # unplanned failure past the point of no return only writes the status: the withdrawal's hold
 # is never posted (the customer's money stays held forever, the ledger never records the payout).
-@pytest.mark.xfail(strict=True, reason="saga bug: resolve succeeded does not post the hold")
 async def test_resolve_withdrawal_after_failed_posting_as_succeeded(saga: SagaHarness) -> None:
     saga.faults.fail("ledger.post_hold", times=1)
     payment = await saga.withdrawal(await saga.customer(funds=AMOUNT))
