@@ -34,7 +34,7 @@ fuzz: $(STAMP)
 		--checks all --max-time $(FUZZ_SECONDS) --header "Authorization: Bearer sk_test_ops"
 
 chaos: $(STAMP)
-	$(BIN)/python -m paysaga.chaos
+	$(BIN)/python -m paysaga.devstack.chaos
 
 audit: $(STAMP)
 	$(BIN)/paysaga ledger audit

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,15 +31,14 @@ from activities.retention import RetentionActivities
 from activities.risk import RiskActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
-from paysaga.db import open_pool
-from paysaga.logs import setup_logging
-from paysaga.metrics import install_worker_runtime
+from paysaga.database import open_pool
+from paysaga.observability.logs import setup_logging
+from paysaga.observability.metrics import install_worker_runtime
+from paysaga.observability.tracing import setup_tracing
 from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
-from paysaga.retention import ensure_retention_schedule
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
-from paysaga.tracing import setup_tracing
 from providers.registry import PROVIDER_NAMES, build_providers
 from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
@@ -56,7 +55,7 @@ from workflows.payment_sweep import (
     SagaNotStartedWorkflow,
 )
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
-from workflows.retention import RetentionWorkflow
+from workflows.retention import RETENTION_SCHEDULE_ID, RetentionInput, RetentionWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
 
@@ -132,41 +131,54 @@ def activities_for(
     return local, provider_calls
 
 
-async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
-    """Create the reconciliation schedule once; every worker may try, the first one wins."""
+async def ensure_schedule(
+    client: Client,
+    schedule_id: str,
+    workflow_run: Callable[[Any, Any], Awaitable[Any]],
+    arg: Any,
+    every_seconds: float,
+    task_queue: str,
+) -> None:
+    """Create a periodic workflow's schedule once; every worker may try, the first one wins."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            ReconciliationWorkflow.run,
-            ReconciliationInput(providers=list(PROVIDER_NAMES)),
-            id="paysaga-reconciliation-run",
-            task_queue=settings.task_queue,
+            workflow_run, arg, id=f"{schedule_id}-run", task_queue=task_queue
         ),
-        spec=ScheduleSpec(
-            intervals=[
-                ScheduleIntervalSpec(
-                    every=timedelta(seconds=settings.reconciliation_interval_seconds)
-                )
-            ]
-        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_seconds))]),
     )
     with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(f"{SCHEDULE_ID}-{settings.task_queue}", schedule)
+        await client.create_schedule(f"{schedule_id}-{task_queue}", schedule)
 
 
-async def ensure_payment_sweep_schedule(client: Client, settings: Settings) -> None:
-    """Create the orphan sweep's schedule once; every worker may try, the first one wins."""
-    every = timedelta(seconds=settings.payment_sweep_interval_seconds)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            PaymentSweepWorkflow.run,
-            PaymentSweepInput(grace_seconds=settings.payment_sweep_grace_seconds),
-            id="paysaga-payment-sweep-run",
-            task_queue=settings.task_queue,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """Reconciliation, the orphan sweep and the retention purge, each on its own schedule."""
+    queue = settings.task_queue
+    await ensure_schedule(
+        client,
+        SCHEDULE_ID,
+        ReconciliationWorkflow.run,
+        ReconciliationInput(providers=list(PROVIDER_NAMES)),
+        settings.reconciliation_interval_seconds,
+        queue,
     )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(f"{SWEEP_SCHEDULE_ID}-{settings.task_queue}", schedule)
+    await ensure_schedule(
+        client,
+        SWEEP_SCHEDULE_ID,
+        PaymentSweepWorkflow.run,
+        PaymentSweepInput(grace_seconds=settings.payment_sweep_grace_seconds),
+        settings.payment_sweep_interval_seconds,
+        queue,
+    )
+    await ensure_schedule(
+        client,
+        RETENTION_SCHEDULE_ID,
+        RetentionWorkflow.run,
+        RetentionInput(
+            settings.idempotency_key_ttl_hours, settings.ledger_idempotency_retention_days
+        ),
+        settings.retention_purge_interval_seconds,
+        queue,
+    )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -208,9 +220,7 @@ async def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.info("worker polling task queue %s", settings.task_queue)
-        await ensure_reconciliation_schedule(client, settings)
-        await ensure_payment_sweep_schedule(client, settings)
-        await ensure_retention_schedule(client, settings)
+        await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
         await stop.wait()

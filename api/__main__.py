@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from paysaga.logs import setup_logging
+from paysaga.observability.logs import setup_logging
 from paysaga.settings import get_settings
 
 

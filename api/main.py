@@ -30,10 +30,10 @@ from api.routes import (
 from api.telemetry import TelemetryMiddleware
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
-from paysaga.db import open_pool
+from paysaga.database import open_pool
+from paysaga.observability.tracing import setup_tracing
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
-from paysaga.tracing import setup_tracing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

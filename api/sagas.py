@@ -13,7 +13,7 @@ from api.schemas import Payment
 from domain import search_attributes as sa
 from domain.payments import PaymentKind, PaymentStatus, SagaTimings
 from paysaga.errors import ServiceUnavailable
-from paysaga.metrics import PAYMENTS_STARTED
+from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import Row
 

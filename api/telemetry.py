@@ -11,8 +11,8 @@ from typing import Any
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paysaga.logs import log_context
-from paysaga.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from paysaga.observability.logs import log_context
+from paysaga.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED_ROUTE = "unmatched"  # a 404 of no route: one label value, not one per path tried

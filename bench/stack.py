@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paysaga.db import run_migrations, start_embedded_postgres
-from paysaga.devstack import (
+from paysaga.database import run_migrations, start_embedded_postgres
+from paysaga.devstack.stack import (
     ProcessGroup,
     service_env,
     temporal_dev_server_argv,

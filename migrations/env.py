@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run online against the URL set by `paysaga.db.run_migrations`."""
+"""Alembic environment: migrations run online against the URL set by `paysaga.database.run_migrations`."""
 
 from __future__ import annotations
 

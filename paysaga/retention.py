@@ -7,22 +7,8 @@ can run (30 days), so that no activity retry can outlive the record that makes i
 
 from __future__ import annotations
 
-import contextlib
-from datetime import timedelta
-
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleSpec,
-)
 
-from paysaga.settings import Settings
-
-SCHEDULE_ID = "paysaga-retention"
 BATCH = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
 
 PURGES = {
@@ -54,23 +40,3 @@ async def purge_idempotency_records(
             if cur.rowcount < BATCH:
                 break
     return deleted
-
-
-async def ensure_retention_schedule(client: Client, settings: Settings) -> None:
-    """Create the purge's schedule once; every worker may try, the first one wins."""
-    from workflows.retention import RetentionInput, RetentionWorkflow
-
-    every = timedelta(seconds=settings.retention_purge_interval_seconds)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            RetentionWorkflow.run,
-            RetentionInput(
-                settings.idempotency_key_ttl_hours, settings.ledger_idempotency_retention_days
-            ),
-            id="paysaga-retention-run",
-            task_queue=settings.task_queue,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-    )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(f"{SCHEDULE_ID}-{settings.task_queue}", schedule)

@@ -1,6 +1,6 @@
 """The sandbox PSP's log lines: JSON (or text) on stderr, personal data masked as everywhere.
 
-Not `paysaga.logs`: the sandbox stands in for a foreign PSP and shares only `domain/` with the
+Not `paysaga.observability.logs`: the sandbox stands in for a foreign PSP and shares only `domain/` with the
 service; its records carry no payment, request or workflow ids to add.
 """
 

@@ -14,8 +14,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
-from paysaga.db import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack import TEMPORAL_DEV_SERVER_FLAGS, installed_binary
+from paysaga.database import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, installed_binary
 
 pytest_plugins = ["tests.psp_fixtures", "tests.stack"]
 

@@ -16,7 +16,7 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         [
             sys.executable,
             "-m",
-            "paysaga.chaos",
+            "paysaga.devstack.chaos",
             "--duration",
             "15",
             "--rate",

@@ -12,6 +12,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.retention import PurgeInput, PurgeResult, RetentionActivities
 
 
+RETENTION_SCHEDULE_ID = "paysaga-retention"
+
+
 @dataclass
 class RetentionInput:
     api_idempotency_hours: int

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from paysaga import keys
-from paysaga.db import open_pool
+from paysaga.cli import keys
+from paysaga.database import open_pool
 from paysaga.store import Store
 from tests.stack import Stack, funded_customer, post_payment, wait_status, wait_terminal
 

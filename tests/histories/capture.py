@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from domain.payments import ResolveDecision, ReviewDecision
-from paysaga.db import open_pool, run_migrations, start_embedded_postgres
+from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from providers.base import Outcome
 from tests.workflows.harness import (
     AMOUNT,

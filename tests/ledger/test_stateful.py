@@ -27,7 +27,7 @@ from ledger.errors import (
     InsufficientFunds,
 )
 from ledger.models import AccountKind, Hold, LineSpec, Transaction
-from paysaga.db import open_pool
+from paysaga.database import open_pool
 
 T = TypeVar("T")
 W, C = AccountKind.customer_wallet, AccountKind.provider_clearing

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from paysaga import keys
+from paysaga.cli import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def test_cli_revoke_of_an_unknown_key_fails(postgres_url: str) -> None:
 
 
 async def test_revoked_key_is_not_found_by_its_hash(postgres_url: str) -> None:
-    from paysaga.db import open_pool
+    from paysaga.database import open_pool
     from paysaga.store import Store
 
     created = await keys.create_key(postgres_url, "short-lived", ["payments"])

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 
-from paysaga.logs import JsonFormatter, TextFormatter, log_context
+from paysaga.observability.logs import JsonFormatter, TextFormatter, log_context
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:

@@ -47,7 +47,7 @@ from domain.payments import (
 )
 from ledger.engine import Ledger
 from ledger.models import AccountKind, Hold, LineSpec
-from paysaga.devstack import installed_binary
+from paysaga.devstack.stack import installed_binary
 from paysaga.settings import Settings
 from paysaga.store import Store
 from providers.base import (

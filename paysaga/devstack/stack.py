@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from domain import search_attributes
-from paysaga.db import run_migrations, start_embedded_postgres
+from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings
 
 # SQLite in WAL mode and faster history polling: about 2.5x the workflow throughput of the

@@ -15,7 +15,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 
 from domain import search_attributes
-from paysaga.db import run_migrations
+from paysaga.database import run_migrations
 from paysaga.settings import Settings
 
 

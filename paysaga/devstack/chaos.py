@@ -39,8 +39,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from paysaga.audit import audit_books
-from paysaga.db import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack import (
+from paysaga.database import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack.stack import (
     ProcessGroup,
     temporal_dev_server_argv,
     wait_for_http,
@@ -653,7 +653,7 @@ def progress(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paysaga.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m paysaga.devstack.chaos", description=__doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--rate", type=float, default=5, help="payments per second")
     parser.add_argument("--customers", type=int, default=8)

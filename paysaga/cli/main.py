@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command in ("migrate", "search-attributes"):
-        from paysaga.deploy import run_deploy_step
+        from paysaga.cli.deploy import run_deploy_step
 
         return run_deploy_step(args.command, settings)
     if args.command == "dev":
-        from paysaga.devstack import run_dev_stack
+        from paysaga.devstack.stack import run_dev_stack
 
         return run_dev_stack(settings, workers=args.workers)
     if args.command == "ledger" and args.ledger_command == "audit":
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _keys_command(args: argparse.Namespace, database_url: str) -> int:
     """`paysaga keys create|revoke|list`."""
-    from paysaga import keys
+    from paysaga.cli import keys
 
     if args.keys_command == "create":
         created = asyncio.run(keys.create_key(database_url, args.name, args.scopes))
@@ -94,7 +94,7 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
 
 def _dev_database_url(settings: object) -> str:
     """The dev stack's embedded database, started if it is not running."""
-    from paysaga.db import start_embedded_postgres
+    from paysaga.database import start_embedded_postgres
     from paysaga.settings import Settings
 
     assert isinstance(settings, Settings)

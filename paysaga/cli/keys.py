@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from paysaga.db import open_pool
+from paysaga.database import open_pool
 from paysaga.store import Row, Store
 
 SCOPES = ("payments", "ops")
