@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import httpx
 from temporalio import activity
@@ -55,7 +55,7 @@ class MerchantActivities:
             raise RuntimeError(f"no payment {event.payment_id}")
         view = {
             key: value.isoformat() if hasattr(value, "isoformat") else value
-            for key, value in payment.items()
+            for key, value in asdict(payment).items()
             if key != "details"
         }
         view |= {"status": event.status, "failure_code": event.failure_code}

@@ -21,7 +21,7 @@ from activities.payments import count_finished_payment
 from domain import search_attributes as sa
 from domain.payments import FailureCode, MerchantEvent, PaymentStatus
 from paysaga.payment_sweep import SweepBooks
-from paysaga.store import Row, Store
+from paysaga.store import PaymentRow, Store
 
 SAGA_NOT_STARTED = FailureCode.SAGA_NOT_STARTED.value  # nothing was ever sent to a provider
 NOT_STARTED_REASON = "the payment's workflow never started"
@@ -63,53 +63,53 @@ class PaymentSweepActivities:
             rows = await self._books.untouched_processing_payments(sweep.grace_seconds, after, PAGE)
             for row in rows:
                 if await self._take_workflow_id(row) and await self._fail(row):
-                    result.failed.append(row["id"])
+                    result.failed.append(row.id)
             result.checked += len(rows)
             activity.heartbeat(result.checked)
             if len(rows) < PAGE:
                 return result
-            after = rows[-1]["id"]
+            after = rows[-1].id
 
-    async def _take_workflow_id(self, payment: Row) -> bool:
+    async def _take_workflow_id(self, payment: PaymentRow) -> bool:
         """True when no saga ever ran for the payment and the sweep now holds its workflow id."""
         client = activity.client()
         try:
-            description = await client.get_workflow_handle(payment["id"]).describe()
+            description = await client.get_workflow_handle(payment.id).describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
         else:  # its saga runs or ran, or an earlier attempt of this sweep took the id
             return description.workflow_type == SAGA_NOT_STARTED_WORKFLOW
-        if await self._books.ledger_names(payment["id"]):
+        if await self._books.ledger_names(payment.id):
             activity.logger.warning(
                 "payment %s has no workflow but has ledger records: left for an operator",
-                payment["id"],
+                payment.id,
             )
             return False
         attributes = TypedSearchAttributes(
             [
-                SearchAttributePair(sa.PAYMENT_KIND, payment["kind"]),
+                SearchAttributePair(sa.PAYMENT_KIND, payment.kind),
                 SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.FAILED.value),
-                SearchAttributePair(sa.CUSTOMER_ID, payment["customer_id"]),
-                SearchAttributePair(sa.CURRENCY, payment["currency"]),
-                SearchAttributePair(sa.AMOUNT_MINOR, payment["amount"]),
+                SearchAttributePair(sa.CUSTOMER_ID, payment.customer_id),
+                SearchAttributePair(sa.CURRENCY, payment.currency),
+                SearchAttributePair(sa.AMOUNT_MINOR, payment.amount),
             ]
         )
         try:
             await client.start_workflow(
                 SAGA_NOT_STARTED_WORKFLOW,
-                SagaNotStartedInput(payment["id"]),
-                id=payment["id"],
+                SagaNotStartedInput(payment.id),
+                id=payment.id,
                 task_queue=activity.info().task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
-                static_summary=f"{payment['kind']} failed: {NOT_STARTED_REASON}",
+                static_summary=f"{payment.kind} failed: {NOT_STARTED_REASON}",
             )
         except WorkflowAlreadyStartedError:
             return False  # a client's retry started its saga just now: the saga owns it
         return True
 
-    async def _fail(self, payment: Row) -> bool:
+    async def _fail(self, payment: PaymentRow) -> bool:
         """Announce the failure to the merchant, then write it as the sagas do; False if done before.
 
         The announcement goes first: both steps are idempotent, and once the row is failed a retry
@@ -121,16 +121,16 @@ class PaymentSweepActivities:
                 await activity.client().start_workflow(
                     MERCHANT_NOTIFICATION_WORKFLOW,
                     MerchantEvent(
-                        f"evt_{payment['id']}_{status}", payment["id"], status, SAGA_NOT_STARTED
+                        f"evt_{payment.id}_{status}", payment.id, status, SAGA_NOT_STARTED
                     ),
-                    id=f"{payment['id']}:notify:{status}",  # the id the sagas give this event
+                    id=f"{payment.id}:notify:{status}",  # the id the sagas give this event
                     task_queue=activity.info().task_queue,
                 )
         row = await self._store.update_payment(
-            payment["id"], status, failure_code=SAGA_NOT_STARTED, failure_reason=NOT_STARTED_REASON
+            payment.id, status, failure_code=SAGA_NOT_STARTED, failure_reason=NOT_STARTED_REASON
         )
         if row is None:
             return False  # already terminal: an earlier attempt of this sweep failed it
-        activity.logger.info("payment %s is failed (%s)", row["id"], SAGA_NOT_STARTED)
+        activity.logger.info("payment %s is failed (%s)", row.id, SAGA_NOT_STARTED)
         count_finished_payment(row)
         return True

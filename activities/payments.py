@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from domain.payments import PaymentStatus, RecordedStatus
-from paysaga.store import Row, Store
+from paysaga.store import PaymentRow, Store
 
 # Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address).
 PAYMENTS_TOTAL = "paysaga_payments_total"
@@ -47,23 +47,23 @@ class PaymentActivities:
             current = await self._store.get_payment(change.payment_id)
             if current is None:
                 return None
-            return RecordedStatus(current["status"], current["failure_code"])
+            return RecordedStatus(current.status, current.failure_code)
         activity.logger.info(
             "payment %s is %s%s",
-            row["id"],
-            row["status"],
-            f" ({row['failure_code']})" if row["failure_code"] else "",
+            row.id,
+            row.status,
+            f" ({row.failure_code})" if row.failure_code else "",
         )
         if PaymentStatus(change.status).is_terminal:
             count_finished_payment(row)
-        return RecordedStatus(row["status"], row["failure_code"])
+        return RecordedStatus(row.status, row.failure_code)
 
 
-def count_finished_payment(payment: Row) -> None:
+def count_finished_payment(payment: PaymentRow) -> None:
     """Count a payment that reached its final status, on the worker's metrics endpoint."""
     meter = activity.metric_meter()
-    labels = {"kind": payment["kind"], "status": payment["status"]}
+    labels = {"kind": payment.kind, "status": payment.status}
     meter.create_counter(PAYMENTS_TOTAL, "Payments that reached a final status.").add(1, labels)
     meter.create_counter(
         PAYMENT_AMOUNT_MINOR_TOTAL, "Amounts of the payments that reached a final status."
-    ).add(payment["amount"], {**labels, "currency": payment["currency"]})
+    ).add(payment.amount, {**labels, "currency": payment.currency})

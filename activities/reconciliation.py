@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from temporalio import activity
 
-from paysaga.reconciliation import ReconciliationBooks, SettlementWindow
+from paysaga.reconciliation import ReconciliationBooks, RecordedRun, SettlementWindow
 from providers.base import PaymentProvider
 
 
@@ -56,22 +55,16 @@ class ReconciliationActivities:
             "paysaga_reconciliation_mismatches", "mismatches found by reconciliation"
         ).add(mismatches, {"provider": run.provider})
         return _result(
-            {
-                "provider": run.provider,
-                "lines_checked": len(lines),
-                "mismatches": mismatches,
-                "window_start": window.since,
-                "window_end": window.until,
-            }
+            RecordedRun(run.provider, len(lines), mismatches, window.since, window.until)
         )
 
 
-def _result(run: dict[str, Any]) -> ReconcileResult:
-    start, end = run["window_start"], run["window_end"]
+def _result(run: RecordedRun) -> ReconcileResult:
+    start, end = run.window_start, run.window_end
     return ReconcileResult(
-        run["provider"],
-        run["lines_checked"],
-        run["mismatches"],
+        run.provider,
+        run.lines_checked,
+        run.mismatches,
         start.isoformat() if start else None,
         end.isoformat() if end else None,
     )

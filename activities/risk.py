@@ -68,7 +68,7 @@ class RiskActivities:
                 type=failures.CUSTOMER_NOT_FOUND,
                 non_retryable=True,
             )
-        subject = KycSubject(customer["full_name"], customer["birth_date"], customer["country"])
+        subject = KycSubject(customer.full_name, customer.birth_date, customer.country)
         verdict = self._kyc.check(subject, datetime.now(UTC).date())
         await self._store.record_kyc(check.customer_id, verdict.status, verdict.reason)
         return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
@@ -92,6 +92,6 @@ class RiskActivities:
         since = datetime.now(UTC) - self._velocity_window
         recent = await self._store.count_recent_payments(payment.customer_id, since)
         decision = self._fraud.assess(
-            RiskContext(payment.kind, payment.amount, payment.currency, customer["country"], recent)
+            RiskContext(payment.kind, payment.amount, payment.currency, customer.country, recent)
         )
         return RiskResult(decision.decision, list(decision.reasons))

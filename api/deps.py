@@ -120,7 +120,7 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
         raise ServiceUnavailable("could not check the API key; retry later") from exc
     if row is None:
         return None
-    key = ApiKey(row["id"], frozenset(row["scopes"]), key_id=row["id"], name=row["name"])
+    key = ApiKey(row.id, frozenset(row.scopes), key_id=row.id, name=row.name)
     svc.key_cache.put(secret_hash, key, svc.settings.api_key_cache_seconds)
     return key
 

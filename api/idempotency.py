@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 from api.deps import ApiKey, Services
 from api.problems import PROBLEM_JSON, domain_problem, problem
 from paysaga.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, PaysagaError
+from paysaga.store import IdempotencyRow
 
 
 def request_fingerprint(path: str, body: BaseModel) -> str:
@@ -63,17 +63,17 @@ async def run_once(
     return response
 
 
-def _replay(record: dict[str, Any], fingerprint: str) -> Response:
-    if record["request_hash"] != fingerprint:
+def _replay(record: IdempotencyRow, fingerprint: str) -> Response:
+    if record.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
-    if record["response_status"] is None:
+    if record.response_status is None:
         raise IdempotencyKeyInFlight("the first request with this Idempotency-Key is still running")
-    status = int(record["response_status"])
+    status = int(record.response_status)
     media = PROBLEM_JSON if status >= 400 else "application/json"
     headers = {"Idempotent-Replayed": "true"}
-    raw = record.get("response_raw")
+    raw = record.response_raw
     if raw is None:  # stored before answers were kept as sent: rebuilt as the handler makes them
-        body = record["response_body"]
+        body = record.response_body
         if status >= 400:
             return problem(status, body["code"], body["title"], body["detail"], headers=headers)
         return JSONResponse(body, status, headers=headers, media_type=media)

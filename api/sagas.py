@@ -15,7 +15,7 @@ from domain.payments import PaymentKind, PaymentStatus, SagaTimings
 from paysaga.errors import ServiceUnavailable
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
-from paysaga.store import Row
+from paysaga.store import PaymentRow
 
 TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
@@ -41,7 +41,7 @@ async def start_payment(
     row = await svc.store.insert_payment(
         payment_id, kind.value, customer_id, amount, currency, provider, details
     )
-    if row["status"] in TERMINAL_STATUSES:
+    if row.status in TERMINAL_STATUSES:
         return payment_from_row(row)  # already ended (e.g. swept as never started): start nothing
     attributes = TypedSearchAttributes(
         [
@@ -71,8 +71,8 @@ async def start_payment(
     return payment_from_row(row)
 
 
-def payment_from_row(row: Row) -> Payment:
-    return Payment.model_validate(row)
+def payment_from_row(row: PaymentRow) -> Payment:
+    return Payment.model_validate(row, from_attributes=True)
 
 
 def saga_timings(settings: Settings) -> SagaTimings:

@@ -9,36 +9,29 @@ whether its workflow exists, and the ledger whether anything was booked under it
 
 from __future__ import annotations
 
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
-
-from paysaga.store import Row
+from paysaga.store import PaymentRow
+from paysaga.store.sql import Tables
 
 
-class SweepBooks:
+class SweepBooks(Tables):
     """Finds the candidates; the Temporal side (does its workflow exist?) is the activity's."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
 
     async def untouched_processing_payments(
         self, older_than_seconds: float, after_id: str, limit: int
-    ) -> list[Row]:
+    ) -> list[PaymentRow]:
         """Payments `processing` since their insert, older than the grace period, by id."""
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM payments WHERE status = 'processing' AND updated_at = created_at"
-                " AND created_at < now() - make_interval(secs => %s) AND id > %s"
-                " ORDER BY id LIMIT %s",
-                (older_than_seconds, after_id, limit),
-            )
-            return await cur.fetchall()
+        return await self._all(
+            PaymentRow,
+            "SELECT * FROM payments WHERE status = 'processing' AND updated_at = created_at"
+            " AND created_at < now() - make_interval(secs => %s) AND id > %s"
+            " ORDER BY id LIMIT %s",
+            (older_than_seconds, after_id, limit),
+        )
 
     async def ledger_names(self, payment_id: str) -> bool:
         """Whether any hold or ledger transaction carries this payment's idempotency keys."""
         prefix = payment_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
-        async with self._pool.connection() as conn:
+        async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM ledger_holds WHERE idempotency_key LIKE %(p)s)"
                 " OR EXISTS (SELECT 1 FROM ledger_transactions WHERE idempotency_key LIKE %(p)s)",

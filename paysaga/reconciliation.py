@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.payments import PaymentStatus
+from paysaga.store.sql import TableRow
 from providers.base import SettlementLine
 
 SIGN = {"charge": 1, "payout": -1, "refund": -1}
@@ -47,6 +48,31 @@ class SettlementWindow:
     provider: str
     since: datetime | None
     until: datetime
+
+
+@dataclass(frozen=True)
+class RecordedRun(TableRow):
+    """What a recorded run of `reconciliation_runs` answers when its key comes again."""
+
+    provider: str
+    lines_checked: int
+    mismatches: int
+    window_start: datetime | None
+    window_end: datetime | None
+
+
+@dataclass(frozen=True)
+class RecordedMismatch(TableRow):
+    """A row of `reconciliation_mismatches`, with the key of the run that found it."""
+
+    id: int
+    provider: str
+    reference: str
+    currency: str
+    provider_amount: int
+    ledger_amount: int
+    found_at: datetime
+    run_key: str
 
 
 class WindowMoved(Exception):
@@ -118,7 +144,7 @@ class ReconciliationBooks:
             await _insert_run(conn, run_key, provider, len(lines), mismatches, window)
             return len(mismatches)
 
-    async def recorded_run(self, run_key: str) -> dict[str, Any] | None:
+    async def recorded_run(self, run_key: str) -> RecordedRun | None:
         """A run already recorded under this key: its window, lines and mismatches."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -127,7 +153,8 @@ class ReconciliationBooks:
                 " FROM reconciliation_runs WHERE run_key = %s",
                 (run_key,),
             )
-            return await cur.fetchone()
+            row = await cur.fetchone()
+        return None if row is None else RecordedRun.from_row(row)
 
     async def record_run(
         self, run_key: str, provider: str, lines_checked: int, mismatches: list[Mismatch]
@@ -138,7 +165,7 @@ class ReconciliationBooks:
 
     async def list_mismatches(
         self, provider: str | None, limit: int, starting_after: int | None
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[RecordedMismatch], bool]:
         """Recorded mismatches, newest first, with the run that found them."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -151,7 +178,7 @@ class ReconciliationBooks:
                 " ORDER BY m.id DESC LIMIT %(limit)s",
                 {"provider": provider, "after": starting_after, "limit": limit + 1},
             )
-            rows = await cur.fetchall()
+            rows = [RecordedMismatch.from_row(row) for row in await cur.fetchall()]
         return rows[:limit], len(rows) > limit
 
 

@@ -27,7 +27,7 @@ async def create_customer(body: CustomerCreate, svc: ServicesDep, _key: CurrentK
         raise Conflict(
             f"a customer with external_id {body.external_id!r} exists", code="customer_exists"
         )
-    return Customer.model_validate(row)
+    return Customer.model_validate(row, from_attributes=True)
 
 
 @router.get("/{customer_id}", response_model=Customer)
@@ -36,7 +36,7 @@ async def get_customer(customer_id: str, svc: ServicesDep, _key: CurrentKey) -> 
     row = await svc.store.get_customer(customer_id)
     if row is None:
         raise NotFound(f"no customer {customer_id}")
-    return Customer.model_validate(row)
+    return Customer.model_validate(row, from_attributes=True)
 
 
 @router.get("/{customer_id}/balances", response_model=BalanceList)

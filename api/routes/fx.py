@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
@@ -11,7 +12,7 @@ from api.deps import CurrentKey, ServicesDep
 from api.schemas import Quote, QuoteCreate
 from fx import FxError, SandboxRates, format_rate, price_quote
 from paysaga.errors import InvalidRequest, NotFound
-from paysaga.store import Row
+from paysaga.store import QuoteRow
 
 router = APIRouter(prefix="/v1/fx", tags=["fx"])
 RATES = SandboxRates()
@@ -53,5 +54,5 @@ async def create_quote(body: QuoteCreate, svc: ServicesDep, _key: CurrentKey) ->
     return quote_from_row(row)
 
 
-def quote_from_row(row: Row) -> Quote:
-    return Quote.model_validate({**row, "used": row["used_by_payment_id"] is not None})
+def quote_from_row(row: QuoteRow) -> Quote:
+    return Quote.model_validate({**asdict(row), "used": row.used_by_payment_id is not None})

@@ -46,7 +46,9 @@ async def list_dead_letters(
 ) -> DeadLetterList:
     """Events given up on, newest first (ops scope)."""
     rows, has_more = await DeadLetters(svc.pool).list(limit, starting_after)
-    return DeadLetterList(data=[DeadLetter.model_validate(r) for r in rows], has_more=has_more)
+    return DeadLetterList(
+        data=[DeadLetter.model_validate(r, from_attributes=True) for r in rows], has_more=has_more
+    )
 
 
 @router.post("/dead-letters/{event_id}/redeliver", status_code=202, response_model=DeadLetter)
@@ -58,20 +60,20 @@ async def redeliver(event_id: str, svc: ServicesDep, key: OpsKey) -> DeadLetter:
         if await letters.get(event_id) is None:
             raise NotFound(f"no dead-lettered event {event_id}")
         raise Conflict(f"{event_id} is being redelivered", code="dead_letter_redelivering")
-    event = MerchantEvent(event_id, row["payment_id"], row["payment_status"], row["failure_code"])
+    event = MerchantEvent(event_id, row.payment_id, row.payment_status, row.failure_code)
     try:
         await svc.temporal.start_workflow(
             "MerchantRedelivery",
             event,
-            id=f"{event_id}:redeliver:{row['redeliveries']}",
+            id=f"{event_id}:redeliver:{row.redeliveries}",
             task_queue=svc.settings.task_queue,
         )
     except WorkflowAlreadyStartedError:
         pass  # this very redelivery was started by an earlier attempt of this request
     except RPCError as exc:
         await letters.record(
-            event_id, event.payment_id, event.status, event.failure_code, row["reason"]
+            event_id, event.payment_id, event.status, event.failure_code, row.reason
         )
         raise ServiceUnavailable(f"could not start the redelivery: {exc}") from exc
     await svc.store.record_ops_action(key.actor, "notification.redeliver", event_id, {})
-    return DeadLetter.model_validate(row)
+    return DeadLetter.model_validate(row, from_attributes=True)

@@ -38,4 +38,7 @@ async def list_audit_log(
 ) -> OpsActionList:
     """Operator actions, newest first; pass the last id as `starting_after` for the next page."""
     rows, has_more = await svc.store.list_ops_actions(limit=limit, starting_after=starting_after)
-    return OpsActionList(data=[OpsAction.model_validate(row) for row in rows], has_more=has_more)
+    return OpsActionList(
+        data=[OpsAction.model_validate(row, from_attributes=True) for row in rows],
+        has_more=has_more,
+    )

@@ -42,4 +42,6 @@ async def list_mismatches(
     rows, has_more = await ReconciliationBooks(svc.pool).list_mismatches(
         provider, limit, starting_after
     )
-    return MismatchList(data=[MismatchOut.model_validate(r) for r in rows], has_more=has_more)
+    return MismatchList(
+        data=[MismatchOut.model_validate(r, from_attributes=True) for r in rows], has_more=has_more
+    )

@@ -29,7 +29,7 @@ async def create_transfer(
 
     async def start() -> Payment:
         quote = await svc.store.get_quote(body.quote_id)
-        if quote is None or quote["customer_id"] != body.customer_id:
+        if quote is None or quote.customer_id != body.customer_id:
             raise NotFound(f"no quote {body.quote_id} for this customer", code="quote_not_found")
         beneficiary = await _beneficiary(svc, body)
         payment_id = derived_id("tr_", key, idempotency_key, fingerprint)
@@ -38,17 +38,17 @@ async def create_transfer(
         transfer = TransferInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
-            quote_id=quote["id"],
-            source_currency=quote["source_currency"],
-            target_currency=quote["target_currency"],
-            source_amount=quote["source_amount"],
-            fee=quote["fee"],
-            target_amount=quote["target_amount"],
-            rate=quote["rate"],
-            expires_at=quote["expires_at"].isoformat(),
+            quote_id=quote.id,
+            source_currency=quote.source_currency,
+            target_currency=quote.target_currency,
+            source_amount=quote.source_amount,
+            fee=quote.fee,
+            target_amount=quote.target_amount,
+            rate=quote.rate,
+            expires_at=quote.expires_at.isoformat(),
             beneficiary=beneficiary,
             house_owner_id=svc.settings.house_owner_id,
-            providers=route(svc.settings.provider_routing, "payout", quote["target_currency"]),
+            providers=route(svc.settings.provider_routing, "payout", quote.target_currency),
             timings=saga_timings(svc.settings),
             review_deadline_seconds=svc.settings.review_deadline_seconds,
         )
@@ -57,13 +57,13 @@ async def create_transfer(
             kind=PaymentKind.TRANSFER,
             payment_id=payment_id,
             customer_id=body.customer_id,
-            amount=quote["source_amount"],
-            currency=quote["source_currency"],
+            amount=quote.source_amount,
+            currency=quote.source_currency,
             provider=None,
             details={
-                "quote_id": quote["id"],
-                "target_amount": quote["target_amount"],
-                "target_currency": quote["target_currency"],
+                "quote_id": quote.id,
+                "target_amount": quote.target_amount,
+                "target_currency": quote.target_currency,
                 "beneficiary_customer_id": beneficiary.customer_id,
             },
             workflow_input=transfer,
@@ -79,8 +79,6 @@ async def _beneficiary(svc: ServicesDep, body: TransferCreate) -> Beneficiary:
     customer = await svc.store.get_customer(body.beneficiary.customer_id)
     if customer is None:
         raise NotFound(f"no customer {body.beneficiary.customer_id}", code="customer_not_found")
-    if customer["id"] == body.customer_id:
+    if customer.id == body.customer_id:
         raise InvalidRequest("a transfer to oneself is a conversion; not supported")
-    return Beneficiary(
-        name=customer["full_name"], country=customer["country"], customer_id=customer["id"]
-    )
+    return Beneficiary(name=customer.full_name, country=customer.country, customer_id=customer.id)

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from paysaga.database import open_pool
-from paysaga.store import Row, Store
+from paysaga.store import ApiKeyRow, Store
 
 SCOPES = ("payments", "ops")
 SECRET_PREFIX = "sk_live_"
@@ -20,7 +20,7 @@ class CreatedKey:
 
     key_id: str
     secret: str
-    row: Row
+    row: ApiKeyRow
 
 
 def hash_secret(secret: str) -> str:
@@ -47,31 +47,31 @@ async def create_key(database_url: str, name: str, scopes: list[str]) -> Created
     return CreatedKey(key_id, secret, row)
 
 
-async def revoke_key(database_url: str, key_id: str) -> Row | None:
+async def revoke_key(database_url: str, key_id: str) -> ApiKeyRow | None:
     """Revoke a key; None when there is no key with this id."""
     async with await open_pool(database_url, 1, 1) as pool:
         return await Store(pool).revoke_api_key(key_id)
 
 
-async def list_keys(database_url: str) -> list[Row]:
+async def list_keys(database_url: str) -> list[ApiKeyRow]:
     """Every key, revoked ones included."""
     async with await open_pool(database_url, 1, 1) as pool:
         return await Store(pool).list_api_keys()
 
 
-def format_keys(rows: list[Row]) -> str:
+def format_keys(rows: list[ApiKeyRow]) -> str:
     """A table of keys for the terminal: id, name, prefix, scopes, created, revoked."""
     header = ("ID", "NAME", "PREFIX", "SCOPES", "CREATED", "REVOKED")
     lines = [header]
     for row in rows:
-        revoked = row["revoked_at"]
+        revoked = row.revoked_at
         lines.append(
             (
-                row["id"],
-                row["name"],
-                row["prefix"] + "...",
-                ",".join(row["scopes"]),
-                row["created_at"].isoformat(timespec="seconds"),
+                row.id,
+                row.name,
+                row.prefix + "...",
+                ",".join(row.scopes),
+                row.created_at.isoformat(timespec="seconds"),
                 revoked.isoformat(timespec="seconds") if revoked else "-",
             )
         )

@@ -77,7 +77,7 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
     if args.keys_command == "create":
         created = asyncio.run(keys.create_key(database_url, args.name, args.scopes))
         print(f"id:     {created.key_id}")
-        print(f"scopes: {', '.join(created.row['scopes'])}")
+        print(f"scopes: {', '.join(created.row.scopes)}")
         print(f"secret: {created.secret}")
         print("Store the secret now: it is not kept and cannot be shown again.")
         return 0
@@ -86,7 +86,8 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
         if row is None:
             print(f"no key {args.key_id}", file=sys.stderr)
             return 1
-        print(f"revoked {row['id']} ({row['name']}) at {row['revoked_at'].isoformat()}")
+        assert row.revoked_at is not None  # revoking sets it
+        print(f"revoked {row.id} ({row.name}) at {row.revoked_at.isoformat()}")
         return 0
     print(keys.format_keys(asyncio.run(keys.list_keys(database_url))))
     return 0

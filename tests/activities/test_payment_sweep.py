@@ -20,7 +20,7 @@ from activities.payment_sweep import PaymentSweepActivities
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.payment_sweep import SweepBooks
-from paysaga.store import Row, Store
+from paysaga.store import PaymentRow, Store
 from tests.stack import Stack
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
@@ -41,7 +41,7 @@ class StandInSaga:
         await workflow.wait_condition(lambda: False)
 
 
-async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) -> Row:
+async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) -> PaymentRow:
     """A `processing` deposit row, inserted `age` ago, as the API writes it before its saga starts."""
     payment_id = f"dep_{name}_{uuid.uuid4().hex[:12]}"
     await store.insert_payment(payment_id, "deposit", customer_id, 2_500, "EUR", None, {})
@@ -68,7 +68,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
     young = await payment(store, customer_id, "young", age=timedelta(seconds=0))
     booked = await payment(store, customer_id, "booked", age=old)  # its saga ran, then vanished
     await Ledger(db_pool).post_transaction(
-        f"{booked['id']}:credit",
+        f"{booked.id}:credit",
         [
             LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", 2_500),
             LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", -2_500),
@@ -82,7 +82,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
         activities=[sweep.fail_orphans],
     ):
         saga = await temporal_client.start_workflow(
-            StandInSaga.run, id=running["id"], task_queue=task_queue
+            StandInSaga.run, id=running.id, task_queue=task_queue
         )
         for run in range(2):  # a second sweep changes nothing
             await temporal_client.execute_workflow(
@@ -91,15 +91,15 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
                 id=f"sweep-{uuid.uuid4()}",
                 task_queue=task_queue,
             )
-            swept = await store.get_payment(orphan["id"])
+            swept = await store.get_payment(orphan.id)
             assert swept is not None
-            assert (swept["status"], swept["failure_code"], swept["failure_reason"]) == (
+            assert (swept.status, swept.failure_code, swept.failure_reason) == (
                 "failed",
                 "saga_not_started",
                 "the payment's workflow never started",
             ), f"sweep {run}"
             for untouched in (running, young, booked):
-                assert await store.get_payment(untouched["id"]) == untouched
+                assert await store.get_payment(untouched.id) == untouched
         await saga.terminate()
 
     # The payment's workflow id is taken: a late start of its saga (a client's retry) is refused,
@@ -107,11 +107,11 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
     with pytest.raises(WorkflowAlreadyStartedError):
         await temporal_client.start_workflow(
             "Deposit",
-            id=orphan["id"],
+            id=orphan.id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-    taken = await temporal_client.get_workflow_handle(orphan["id"]).describe()
+    taken = await temporal_client.get_workflow_handle(orphan.id).describe()
     assert (taken.workflow_type, taken.status) == (
         "SagaNotStarted",
         WorkflowExecutionStatus.COMPLETED,

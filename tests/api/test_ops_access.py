@@ -101,8 +101,6 @@ async def test_audit_log_pages_newest_first(stack: Stack, ops_api: httpx.AsyncCl
     page = await ops_api.get("/v1/ops/audit-log", params={"limit": 1})
     assert page.status_code == 200, page.text
     top: dict[str, Any] = page.json()
-    assert ([e["id"] for e in top["data"]], top["has_more"]) == ([second["id"]], True)
-    after = await ops_api.get(
-        "/v1/ops/audit-log", params={"limit": 1, "starting_after": second["id"]}
-    )
-    assert [e["id"] for e in after.json()["data"]] == [first["id"]]
+    assert ([e["id"] for e in top["data"]], top["has_more"]) == ([second.id], True)
+    after = await ops_api.get("/v1/ops/audit-log", params={"limit": 1, "starting_after": second.id})
+    assert [e["id"] for e in after.json()["data"]] == [first.id]

@@ -104,6 +104,6 @@ async def test_revoked_key_is_not_found_by_its_hash(postgres_url: str) -> None:
     async with await open_pool(postgres_url, 1, 1) as pool:
         store = Store(pool)
         found = await store.find_api_key_by_hash(secret_hash)
-        assert found is not None and found["id"] == created.key_id
+        assert found is not None and found.id == created.key_id
         await keys.revoke_key(postgres_url, created.key_id)
         assert await store.find_api_key_by_hash(secret_hash) is None

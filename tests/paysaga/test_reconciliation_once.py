@@ -24,5 +24,5 @@ async def test_the_same_mismatch_seen_by_every_run_is_listed_once(
     await books.record_run(f"run-{uuid.uuid4()}", "sandbox-cards", 1, [changed])
 
     rows, _ = await books.list_mismatches("sandbox-cards", 100, None)
-    mine = [(r["provider_amount"], r["ledger_amount"]) for r in rows if r["reference"] == reference]
+    mine = [(r.provider_amount, r.ledger_amount) for r in rows if r.reference == reference]
     assert sorted(mine) == [(1_000, 0), (1_000, 400)]  # each distinct finding once

@@ -1,0 +1,78 @@
+"""Idempotency keys of the API: the first answer to a key, replayed for the same request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from paysaga.store.sql import TableRow, Tables
+
+
+@dataclass(frozen=True)
+class IdempotencyRow(TableRow):
+    """A row of `api_idempotency_keys`; the response columns stay NULL until it is answered."""
+
+    principal: str
+    key: str
+    request_hash: str
+    response_status: int | None
+    response_body: Any
+    response_raw: str | None
+    created_at: datetime
+
+
+class IdempotencyKeys(Tables):
+    """Reads and writes of `api_idempotency_keys`."""
+
+    async def claim_idempotency_key(
+        self, principal: str, key: str, request_hash: str, ttl_hours: int
+    ) -> IdempotencyRow | None:
+        """Claim a key for a new request; None when claimed, else the existing record.
+
+        A record older than the TTL is forgotten and the key claimed afresh. So is a claim left
+        unfinished for a minute: its request died with its process or its database connection,
+        and running it again is safe (what it starts is keyed by the same request).
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "DELETE FROM api_idempotency_keys WHERE principal = %s AND key = %s"
+                " AND (created_at < now() - make_interval(hours => %s)"
+                "  OR (response_status IS NULL AND created_at < now() - interval '1 minute'))",
+                (principal, key, ttl_hours),
+            )
+            await cur.execute(
+                "INSERT INTO api_idempotency_keys (principal, key, request_hash)"
+                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
+                (principal, key, request_hash),
+            )
+            if await cur.fetchone():
+                return None
+            await cur.execute(
+                "SELECT * FROM api_idempotency_keys WHERE principal = %s AND key = %s",
+                (principal, key),
+            )
+            row = await cur.fetchone()
+        return None if row is None else IdempotencyRow.from_row(row)
+
+    async def complete_idempotency_key(
+        self, principal: str, key: str, status: int, raw_body: str
+    ) -> None:
+        """Store the answer as sent (`response_raw`) and as JSON, for replays and for reading."""
+        await self._execute(
+            "UPDATE api_idempotency_keys"
+            " SET response_status = %s, response_body = %s::jsonb, response_raw = %s"
+            " WHERE principal = %s AND key = %s RETURNING key",
+            (status, raw_body, raw_body, principal, key),
+        )
+
+    async def release_idempotency_key(self, principal: str, key: str) -> None:
+        """Forget a claim whose request failed on our side, so that the client may retry it."""
+        await self._execute(
+            "DELETE FROM api_idempotency_keys WHERE principal = %s AND key = %s"
+            " AND response_status IS NULL RETURNING key",
+            (principal, key),
+        )
