@@ -26,8 +26,8 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
-from paysaga.cli.main import build_parser, main
 from paysaga.cli.deploy import register_search_attributes, wanted_search_attributes
+from paysaga.cli.main import build_parser, main
 from paysaga.devstack.stack import installed_binary
 from paysaga.settings import Settings, get_settings
 from tests.conftest import free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -20,12 +20,6 @@ class TableRow:
     def from_row(cls, row: Mapping[str, Any]) -> Self:
         """Build from a `dict_row` result; columns the dataclass does not name are ignored."""
         return cls(**{field.name: row[field.name] for field in fields(cls)})
-
-    if not TYPE_CHECKING:
-        # For tests/workflows, which still read `row["status"]` until they are moved to
-        # attributes; invisible to mypy, so no checked module can read a row by key.
-        def __getitem__(self, name: str) -> Any:
-            return getattr(self, name)
 
 
 RowT = TypeVar("RowT", bound=TableRow)

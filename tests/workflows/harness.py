@@ -531,13 +531,13 @@ class SagaHarness:
         assert row is not None
         description = await payment.handle.describe()
         state = await payment.handle.query("state", result_type=PaymentState)
-        assert (state.status.value, state.failure_code) == (row["status"], row["failure_code"])
+        assert (state.status.value, state.failure_code) == (row.status, row.failure_code)
         wallet = await self.ledger.balance(
             payment.customer_id, AccountKind.customer_wallet, payment.currency
         )
         return Seen(
-            row["status"],
-            row["failure_code"],
+            row.status,
+            row.failure_code,
             wallet.posted,
             wallet.held,
             self.books.total("charge", payment.id),

@@ -77,9 +77,9 @@ async def a_payment(store: Store) -> str:
     )
     assert customer is not None
     payment = await store.insert_payment(
-        f"dep_{uuid.uuid4().hex[:12]}", "deposit", customer["id"], 500, "EUR", None, {}
+        f"dep_{uuid.uuid4().hex[:12]}", "deposit", customer.id, 500, "EUR", None, {}
     )
-    return str(payment["id"])
+    return payment.id
 
 
 async def notify(
@@ -113,12 +113,12 @@ async def test_merchant_down_for_three_days_is_given_up_into_the_dead_letters(
     assert merchant.received > 100  # retried with backoff, up to every 10 minutes, for 3 days
     letter = await DeadLetters(db_pool).get(event.event_id)
     assert letter is not None
-    assert (letter["payment_id"], letter["payment_status"], letter["state"]) == (
+    assert (letter.payment_id, letter.payment_status, letter.state) == (
         event.payment_id,
         "succeeded",
         "dead",
     )
-    assert letter["reason"] == "not taken within 3 days (last: the merchant answered 503)"
+    assert letter.reason == "not taken within 3 days (last: the merchant answered 503)"
 
 
 @pytest.mark.parametrize("status", [400, 404, 410])
@@ -131,7 +131,7 @@ async def test_a_final_4xx_is_given_up_at_once(
 
     assert (outcome, merchant.received) == ("dead_letter", 1)
     letter = await DeadLetters(db_pool).get(event.event_id)
-    assert letter is not None and letter["reason"] == f"the merchant answered {status}"
+    assert letter is not None and letter.reason == f"the merchant answered {status}"
 
 
 @pytest.mark.parametrize("status", [408, 429, 500])
