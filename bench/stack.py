@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.devstack.stack import (
     ProcessGroup,
+    free_port,
     service_env,
     temporal_dev_server_argv,
     wait_for_http,
@@ -25,13 +25,6 @@ BENCH_SERVICE_ENV = {
     "PAYSAGA_VELOCITY_MAX_PAYMENTS": "1000000000",
     "PYTHONUNBUFFERED": "1",
 }
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,16 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, installed_binary
+from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 
 pytest_plugins = ["tests.psp_fixtures", "tests.stack"]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

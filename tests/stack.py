@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
-from tests.conftest import free_port
 from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess, WebhookReceiver, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

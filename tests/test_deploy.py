@@ -28,9 +28,8 @@ from temporalio.testing import WorkflowEnvironment
 from domain import search_attributes
 from paysaga.cli.deploy import register_search_attributes, wanted_search_attributes
 from paysaga.cli.main import build_parser, main
-from paysaga.devstack.stack import installed_binary
+from paysaga.devstack.stack import free_port, installed_binary
 from paysaga.settings import Settings, get_settings
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

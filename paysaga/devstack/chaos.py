@@ -42,6 +42,7 @@ from paysaga.audit import audit_books
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.devstack.stack import (
     ProcessGroup,
+    free_port,
     temporal_dev_server_argv,
     wait_for_http,
     wait_for_port,
@@ -68,14 +69,6 @@ DEPOSIT_METHODS = [
 PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline", "pm_primary_down"]
 CANCEL_DELAY_SECONDS_MAX = 2.5  # an operator's cancel comes at a random moment up to this late
 REVIEWED_AMOUNT = 500_000  # 5,000.00 EUR: a withdrawal this large waits for an operator's review
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY
-from tests.conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from paysaga.devstack.stack import free_port
 from providers import (
     Outcome,
     ProviderConfigurationError,
@@ -18,7 +19,6 @@ from providers import (
     build_providers,
     select_provider,
 )
-from tests.conftest import free_port
 from tests.psp_fixtures import SandboxPSPProcess
 
 CARDS, BANK = "sandbox-cards", "sandbox-bank"
