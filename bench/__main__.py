@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev extras
+import psutil
 
 from bench import report
 from bench.baselines import database_baselines, temporal_baseline

@@ -98,6 +98,7 @@ class WebhookReceiver:
                 signature = self.headers.get("Sandbox-Signature") or self.headers.get(
                     "Paysaga-Signature", ""
                 )
+                signature = signature or ""
                 receiver._record(self.path, signature, body, self)
 
             def log_message(self, format: str, *args: Any) -> None:

@@ -20,13 +20,13 @@ def _timestamps() -> list[sa.Column[sa.DateTime]]:
     return [
         sa.Column(
             "created_at",
-            sa.DateTime(timezone=True),
+            sa.DateTime(timezone=True),  # type: ignore[arg-type]
             nullable=False,
             server_default=sa.text("now()"),
         ),
         sa.Column(
             "updated_at",
-            sa.DateTime(timezone=True),
+            sa.DateTime(timezone=True),  # type: ignore[arg-type]
             nullable=False,
             server_default=sa.text("now()"),
         ),

@@ -10,7 +10,12 @@ from datetime import date, timedelta
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio import workflow
-from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    WorkflowExecutionStatus,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
@@ -134,6 +139,7 @@ async def test_worker_schedules_the_sweep_every_minute(
         assert time.monotonic() < deadline, "the schedule never started the sweep"
         await asyncio.sleep(0.2)
     started = (await schedule.describe()).info.recent_actions[-1].action
+    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
     handle = temporal_env.client.get_workflow_handle(started.workflow_id)
     while (status := (await handle.describe()).status) == WorkflowExecutionStatus.RUNNING:
         assert time.monotonic() < deadline, "the sweep did not finish"

@@ -94,11 +94,11 @@ async def test_undeclared_method_is_405_with_allow(api: httpx.AsyncClient) -> No
 
 
 async def test_non_ascii_webhook_signature_is_401(api: httpx.AsyncClient) -> None:
-    signature = f"t={int(time.time())},v1=\u00e9t\u00e9".encode("latin-1")
+    signature: bytes = f"t={int(time.time())},v1=\u00e9t\u00e9".encode("latin-1")
     response = await api.post(
         "/v1/webhooks/providers/sandbox-cards",
         content=b'{"id": "evt_1"}',
-        headers={"Content-Type": "application/json", "Sandbox-Signature": signature},
+        headers={b"Content-Type": b"application/json", b"Sandbox-Signature": signature},
     )
 
     assert_problem(response, 401, "invalid_signature")

@@ -260,7 +260,7 @@ def test_ledger_agrees_with_model(postgres_url: str) -> None:
         ledger = Ledger(pool)
         try:
             run_state_machine_as_test(
-                lambda: LedgerMachine(loop, ledger),
+                lambda: LedgerMachine(loop, ledger),  # type: ignore[arg-type]
                 settings=settings(
                     max_examples=40,
                     stateful_step_count=20,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import Payload
@@ -104,7 +105,7 @@ def test_default_settings_use_the_dev_key() -> None:
 
 
 def test_production_start_refuses_the_dev_codec_key() -> None:
-    production = {
+    production: dict[str, Any] = {
         "environment": "production",
         "api_keys": {"sk_live_x": ["payments"]},
         "psp_webhook_secrets": {"sandbox-cards": "whsec_live_a", "sandbox-bank": "whsec_live_b"},

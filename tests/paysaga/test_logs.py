@@ -113,7 +113,7 @@ def test_redact_personal_data_in_message_fields_and_exception() -> None:
     assert parsed["payment_id"] == "wd_1"
     assert "'country': 'DE'" in parsed["message"]
     assert "ValueError: payout to [redacted] refused" in parsed["exception"]
-    assert rec.iban == "[redacted]"
+    assert getattr(rec, "iban") == "[redacted]"  # noqa: B009 - an extra field
 
 
 def test_redact_keeps_ids_amounts_and_times() -> None:
