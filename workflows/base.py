@@ -480,6 +480,27 @@ class PaymentSaga:
         await self.set_provider(result.provider)
         return result.provider, await self.await_outcome(result, call, operation)
 
+    def pay_out_to(
+        self, payout: ProviderOperation, destination: str
+    ) -> Callable[[str], Awaitable[ProviderResult]]:
+        """The payout call at one provider, for `call_provider` (withdrawals and transfers)."""
+
+        def at(provider: str) -> Awaitable[ProviderResult]:
+            return workflow.execute_activity_method(
+                psp.ProviderActivities.payout,
+                psp.PayoutInput(
+                    provider,
+                    payout.idempotency_key,
+                    self._payment_id,
+                    payout.amount,
+                    payout.currency,
+                    destination,
+                ),
+                **provider_call(self._timings, provider),
+            )
+
+        return at
+
     async def with_failover(
         self, providers: list[str], call: Callable[[str], Awaitable[ProviderResult]]
     ) -> ProviderResult:

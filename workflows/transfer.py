@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable
 from datetime import datetime
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import providers as psp
     from activities.ledger import (
         HoldFundsInput,
         LedgerActivities,
@@ -19,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.risk import RiskActivities, RiskInput, ScreeningInput
     from domain.payments import FailureCode, PaymentState, PaymentStatus, TransferInput
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome, ProviderResult
+    from providers.base import Outcome
     from workflows.base import (
         DURABLE_LEDGER_STEP,
         LOCAL_STEP,
@@ -27,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         PaymentSaga,
         ProviderOperation,
         clear_end,
-        provider_call,
     )
 
 
@@ -107,21 +104,9 @@ class TransferWorkflow(PaymentSaga):
 
         payout = ProviderOperation(f"{tr.payment_id}:payout", tr.target_amount, tr.target_currency)
 
-        def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
-            return workflow.execute_activity_method(
-                psp.ProviderActivities.payout,
-                psp.PayoutInput(
-                    provider,
-                    payout.idempotency_key,
-                    tr.payment_id,
-                    tr.target_amount,
-                    tr.target_currency,
-                    tr.beneficiary.account or "",
-                ),
-                **provider_call(tr.timings, provider),
-            )
-
-        provider, outcome = await self.call_provider(tr.providers, pay_out_at, payout)
+        provider, outcome = await self.call_provider(
+            tr.providers, self.pay_out_to(payout, tr.beneficiary.account or ""), payout
+        )
         if outcome != Outcome.succeeded:
             await self.compensations.run()  # reverse the conversion: nothing was paid out
             return await self.fail(*self.failure_of(outcome))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import providers as psp
     from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput
     from activities.risk import RiskInput
     from domain.payments import FailureCode, PaymentState, PaymentStatus, WithdrawalInput
     from ledger.models import AccountKind, LineSpec
-    from providers.base import Outcome, ProviderResult
-    from workflows.base import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end, provider_call
+    from providers.base import Outcome
+    from workflows.base import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end
 
 
 @workflow.defn(name="Withdrawal")
@@ -52,24 +50,12 @@ class WithdrawalWorkflow(PaymentSaga):
 
         payout = ProviderOperation(f"{wd.payment_id}:payout", wd.amount, wd.currency)
 
-        def pay_out_at(provider: str) -> Awaitable[ProviderResult]:
-            return workflow.execute_activity_method(
-                psp.ProviderActivities.payout,
-                psp.PayoutInput(
-                    provider,
-                    payout.idempotency_key,
-                    wd.payment_id,
-                    wd.amount,
-                    wd.currency,
-                    wd.destination,
-                ),
-                **provider_call(wd.timings, provider),
-            )
-
         # From here the money may leave: the hold is released only if the payout certainly
         # did not pay.
         self.point_of_no_return()
-        provider, outcome = await self.call_provider(wd.providers, pay_out_at, payout)
+        provider, outcome = await self.call_provider(
+            wd.providers, self.pay_out_to(payout, wd.destination), payout
+        )
         if outcome != Outcome.succeeded:
             await self.compensations.run()
             return await self.fail(*self.failure_of(outcome))
