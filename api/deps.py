@@ -12,14 +12,14 @@ from fastapi import Depends, Header, Request
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from ledger.engine import Ledger
-from paysaga.errors import (
+from domain.errors import (
     Forbidden,
     IdempotencyKeyMissing,
     InvalidRequest,
     ServiceUnavailable,
     Unauthorized,
 )
+from ledger.engine import Ledger
 from paysaga.settings import Settings
 from paysaga.store import Store
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from api.deps import ApiKey, Services
-from api.problems import PROBLEM_JSON, domain_problem, problem
-from paysaga.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, PaysagaError
+from api.problems import PROBLEM_JSON, domain_problem, problem, status_of
+from domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, PaysagaError
 from paysaga.store import IdempotencyRow
 
 
@@ -48,7 +48,7 @@ async def run_once(
     try:
         result = await handler()
     except PaysagaError as exc:
-        if exc.status >= 500:
+        if status_of(exc) >= 500:
             await svc.store.release_idempotency_key(key.principal, idempotency_key)
             raise
         response: Response = domain_problem(exc)

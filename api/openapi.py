@@ -21,8 +21,20 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.deps import current_key, idempotency_key, ops_key
-from api.problems import PROBLEM_JSON
+from api.problems import PROBLEM_JSON, lookup
 from api.routes.codec import codec_reader
+from domain.errors import (
+    Forbidden,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    PaysagaError,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from fx.errors import InvalidSourceAmount, QuoteTooSmall, UnsupportedCurrencyPair
+from providers.base import InvalidEvent, WebhookSignatureInvalid
 
 # Text the API accepts anywhere: what PostgreSQL can store (see api.input_guard).
 STORABLE_TEXT = "^[^\\u0000]*$"
@@ -39,14 +51,33 @@ TITLES = {
     503: "A dependency is unavailable; retry later",
 }
 
+
+def _code(error: type[PaysagaError]) -> str:
+    """The `code` an error class is answered with: its own, else api.problems' table's."""
+    entry = lookup(error)
+    assert entry is not None, f"{error.__name__} has no problem in api.problems.PROBLEMS"
+    return error.code or entry.code
+
+
+def _raises(*errors: type[PaysagaError]) -> dict[int, list[str]]:
+    """The codes of error classes by their status in api.problems' table, in the given order."""
+    codes: dict[int, list[str]] = {}
+    for error in errors:
+        entry = lookup(error)
+        assert entry is not None, f"{error.__name__} has no problem in api.problems.PROBLEMS"
+        codes.setdefault(entry.status, []).append(_code(error))
+    return codes
+
+
 # Codes that routes raise themselves, by operation; the rest are derived (see module doc).
+# Codes given by the raiser (`NotFound(..., code="customer_not_found")`) are listed as such.
 DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/customers"): {409: ["customer_exists"]},
     ("post", "/v1/deposits"): {404: ["customer_not_found"]},
     ("post", "/v1/withdrawals"): {404: ["customer_not_found"]},
     ("post", "/v1/fx/quotes"): {
         404: ["customer_not_found"],
-        422: ["unsupported_currency_pair", "invalid_amount", "quote_too_small"],
+        **_raises(UnsupportedCurrencyPair, InvalidSourceAmount, QuoteTooSmall),
     },
     ("post", "/v1/transfers"): {
         404: ["quote_not_found", "customer_not_found"],
@@ -57,9 +88,8 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/payments/{payment_id}/review"): {409: ["payment_not_in_review"]},
     ("post", "/v1/payments/{payment_id}/resolve"): {409: ["payment_not_requiring_intervention"]},
     ("post", "/v1/webhooks/providers/{provider}"): {
-        401: ["invalid_signature"],
         404: ["provider_not_found"],
-        422: ["invalid_event"],
+        **_raises(WebhookSignatureInvalid, InvalidEvent),
     },
     ("post", "/codec/encode"): {422: ["codec_error"]},
     ("post", "/codec/decode"): {422: ["codec_error"]},
@@ -179,16 +209,15 @@ def _complete(
     if authenticated:
         operation["security"] = [{BEARER: []}]
 
-    codes: dict[int, list[str]] = {422: ["validation_error"], 503: ["service_unavailable"]}
+    codes = _raises(InvalidRequest, ServiceUnavailable)
     if "requestBody" in operation:
         codes[400] = ["invalid_json", "bad_request"]
     if authenticated:
-        codes[401] = ["unauthorized"]
-        codes[403] = ["forbidden"]
+        codes |= _raises(Unauthorized, Forbidden)
     if idempotent:
-        codes.setdefault(400, []).insert(0, "idempotency_key_missing")
-        codes[409] = ["idempotency_key_in_flight"]
-        codes[422].append("idempotency_key_reused")
+        codes.setdefault(400, []).insert(0, _code(IdempotencyKeyMissing))
+        codes |= _raises(IdempotencyKeyInFlight)
+        codes[422].append(_code(IdempotencyKeyReused))
     if any(p["in"] == "path" for p in parameters):
         codes[404] = ["not_found"]
     for status, domain in DOMAIN_CODES.get(key, {}).items():

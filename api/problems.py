@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -13,11 +14,64 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from paysaga.errors import PaysagaError
+from domain.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PaysagaError,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from fx.errors import FxError
+from providers.base import InvalidEvent, WebhookSignatureInvalid
 
 log = logging.getLogger("paysaga.api")
 
 PROBLEM_JSON = "application/problem+json"
+INVALID = "The request is not valid"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """How the API answers an error class: HTTP status, default `code`, title."""
+
+    status: int
+    code: str
+    title: str
+
+
+# THE table error class -> problem. An error's own `code` (set by its class or its raiser) wins
+# over the table's. A class not reached from here (ledger and most provider errors) is a bug if
+# it reaches a route, and is answered as one: 500 internal_error, logged.
+PROBLEMS: dict[type[PaysagaError], Problem] = {
+    InvalidRequest: Problem(422, "validation_error", INVALID),
+    NotFound: Problem(404, "not_found", "Not found"),
+    Unauthorized: Problem(401, "unauthorized", "Missing or unknown API key"),
+    Forbidden: Problem(403, "forbidden", "The API key lacks the scope for this call"),
+    Conflict: Problem(409, "conflict", "Conflict with the current state"),
+    IdempotencyKeyMissing: Problem(
+        400, "idempotency_key_missing", "Idempotency-Key header is required"
+    ),
+    IdempotencyKeyReused: Problem(
+        422, "idempotency_key_reused", "Idempotency-Key was used with another request"
+    ),
+    IdempotencyKeyInFlight: Problem(
+        409, "idempotency_key_in_flight", "A request with this key is in progress"
+    ),
+    ServiceUnavailable: Problem(
+        503, "service_unavailable", "A dependency is unavailable; retry later"
+    ),
+    WebhookSignatureInvalid: Problem(
+        401, "invalid_signature", "Webhook signature verification failed"
+    ),
+    InvalidEvent: Problem(422, "invalid_event", INVALID),
+    # Each FX error names itself (unsupported_currency_pair, invalid_amount, quote_too_small...).
+    FxError: Problem(422, "fx_error", INVALID),
+}
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -46,12 +100,30 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def lookup(error: type[PaysagaError]) -> Problem | None:
+    """The table's entry for an error class: its own, else its nearest mapped ancestor's."""
+    for cls in error.__mro__:
+        if cls in PROBLEMS:
+            return PROBLEMS[cls]
+    return None
+
+
+def status_of(exc: PaysagaError) -> int:
+    """The HTTP status an error is answered with; 500 for one the table does not map."""
+    entry = lookup(type(exc))
+    return 500 if entry is None else entry.status
+
+
 def domain_problem(exc: PaysagaError) -> JSONResponse:
-    """A domain error as problem+json. A 5xx detail stays in the log: it may name internals."""
-    if exc.status >= 500:
-        log.warning("%s (%s): %s", exc.code, exc.status, exc.detail, exc_info=exc.__cause__)
-        return problem(exc.status, exc.code, exc.title, "retry later")
-    return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    """A mapped domain error as problem+json. A 5xx detail stays in the log: it may name internals."""
+    entry = lookup(type(exc))
+    if entry is None:
+        raise TypeError(f"{type(exc).__name__} has no problem in api.problems.PROBLEMS")
+    code = exc.code or entry.code
+    if entry.status >= 500:
+        log.warning("%s (%s): %s", code, entry.status, exc.detail, exc_info=exc.__cause__)
+        return problem(entry.status, code, entry.title, "retry later")
+    return problem(entry.status, code, entry.title, exc.detail, **exc.extra)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -59,6 +131,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PaysagaError)
     async def on_domain_error(_request: Request, exc: PaysagaError) -> JSONResponse:
+        if lookup(type(exc)) is None:
+            raise exc  # not an answer but a bug: on to `on_crash`, as any other exception
         return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -11,8 +11,8 @@ from temporalio.service import RPCError
 from api.deps import Services
 from api.schemas import Payment
 from domain import search_attributes as sa
+from domain.errors import ServiceUnavailable
 from domain.payments import PaymentKind, PaymentStatus, SagaTimings
-from paysaga.errors import ServiceUnavailable
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import PaymentRow

@@ -1,6 +1,12 @@
 """FX quoting: reference mid rates and the pricing of a quote (rate, fee, target amount)."""
 
-from fx.errors import FxError, InvalidAmount, InvalidPricing, QuoteTooSmall, UnsupportedCurrencyPair
+from fx.errors import (
+    FxError,
+    InvalidPricing,
+    InvalidSourceAmount,
+    QuoteTooSmall,
+    UnsupportedCurrencyPair,
+)
 from fx.quotes import RATE_DECIMAL_PLACES, QuotePrice, customer_rate, format_rate, price_quote
 from fx.rates import REFERENCE_RATES_PER_EUR, RateSource, SandboxRates
 
@@ -8,8 +14,8 @@ __all__ = [
     "RATE_DECIMAL_PLACES",
     "REFERENCE_RATES_PER_EUR",
     "FxError",
-    "InvalidAmount",
     "InvalidPricing",
+    "InvalidSourceAmount",
     "QuotePrice",
     "QuoteTooSmall",
     "RateSource",

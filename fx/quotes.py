@@ -19,7 +19,7 @@ and at most one target minor unit (plus the fraction) is kept by the house.
 
 Refused: a currency paysaga does not support or a same-currency pair (`UnsupportedCurrencyPair`:
 there is nothing to convert, and charging a spread on a same-currency transfer would be wrong),
-a source amount that is not a positive integer (`InvalidAmount`), a fee that eats the whole amount
+a source amount that is not a positive integer (`InvalidSourceAmount`), a fee that eats the whole amount
 or a conversion worth less than one target minor unit (`QuoteTooSmall`: the customer would pay
 and the beneficiary receive nothing), and an unusable mid rate, spread or fee (`InvalidPricing`).
 Rates are `Decimal` end to end and travel as plain decimal strings (`format_rate`).
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 
 from domain.money import UnsupportedCurrency, exponent
-from fx.errors import InvalidAmount, InvalidPricing, QuoteTooSmall, UnsupportedCurrencyPair
+from fx.errors import InvalidPricing, InvalidSourceAmount, QuoteTooSmall, UnsupportedCurrencyPair
 
 BPS_PER_UNIT = 10_000
 RATE_DECIMAL_PLACES = 10
@@ -96,9 +96,11 @@ def price_quote(
     if source_currency == target_currency:
         raise UnsupportedCurrencyPair(f"no conversion from {source_currency} to itself")
     if isinstance(source_amount, bool) or not isinstance(source_amount, int):
-        raise InvalidAmount(f"source amount must be integer minor units, not {source_amount!r}")
+        raise InvalidSourceAmount(
+            f"source amount must be integer minor units, not {source_amount!r}"
+        )
     if source_amount <= 0:
-        raise InvalidAmount(f"source amount must be positive, not {source_amount}")
+        raise InvalidSourceAmount(f"source amount must be positive, not {source_amount}")
     _check_bps("fee_bps", fee_bps)
     if isinstance(fee_minimum, bool) or not isinstance(fee_minimum, int) or fee_minimum < 0:
         raise InvalidPricing(f"fee_minimum must be a non-negative integer, not {fee_minimum!r}")

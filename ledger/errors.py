@@ -1,9 +1,11 @@
-"""The ledger's one hierarchy of domain errors; callers map them by class name."""
+"""The ledger's branch of the error tree (see domain.errors); callers map them by class name."""
 
 from __future__ import annotations
 
+from domain.errors import PaysagaError
 
-class LedgerError(Exception):
+
+class LedgerError(PaysagaError):
     """Any refusal of the ledger: bad request or a broken money rule; retrying won't help."""
 
 

@@ -2,13 +2,13 @@
 
 from providers.base import (
     InvalidEvent,
-    InvalidSignature,
     Outcome,
     PaymentProvider,
     ProviderConfigurationError,
     ProviderError,
     ProviderRequestRejected,
     ProviderResult,
+    WebhookSignatureInvalid,
 )
 from providers.registry import PROVIDER_NAMES, build_providers, select_provider
 from providers.sandbox import SandboxProvider
@@ -17,7 +17,6 @@ from providers.webhooks import ProviderEvent, parse_event, sign, verify
 __all__ = [
     "PROVIDER_NAMES",
     "InvalidEvent",
-    "InvalidSignature",
     "Outcome",
     "PaymentProvider",
     "ProviderConfigurationError",
@@ -26,6 +25,7 @@ __all__ = [
     "ProviderRequestRejected",
     "ProviderResult",
     "SandboxProvider",
+    "WebhookSignatureInvalid",
     "build_providers",
     "parse_event",
     "select_provider",

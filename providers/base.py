@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from domain.errors import PaysagaError
+
 
 class Outcome(StrEnum):
     """What a provider call tells the saga about the money."""
@@ -44,8 +46,8 @@ class SettlementLine:
     operation_id: str
 
 
-class ProviderError(Exception):
-    """Base of everything a provider adapter raises that is not an `Outcome`."""
+class ProviderError(PaysagaError):
+    """Base of everything a provider adapter raises that is not an `Outcome` (see domain.errors)."""
 
 
 class ProviderRequestRejected(ProviderError):
@@ -65,7 +67,7 @@ class ProviderConfigurationError(ProviderError):
     """The provider is not configured (unknown name, or the PSP does not serve it)."""
 
 
-class InvalidSignature(ProviderError):
+class WebhookSignatureInvalid(ProviderError):
     """A webhook's signature header is malformed, wrong, or outside the timestamp tolerance."""
 
 

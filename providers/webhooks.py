@@ -8,13 +8,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from providers.base import InvalidEvent, InvalidSignature, Outcome
+from providers.base import InvalidEvent, Outcome, WebhookSignatureInvalid
 
 __all__ = [
     "SIGNATURE_HEADER",
     "InvalidEvent",
-    "InvalidSignature",
     "ProviderEvent",
+    "WebhookSignatureInvalid",
     "parse_event",
     "sign",
     "verify",
@@ -34,24 +34,24 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def verify(secret: str, header: str, body: bytes, *, now: int, tolerance_seconds: int) -> None:
-    """Check a signature header against the raw body; raise `InvalidSignature` if wrong."""
+    """Check a signature header against the raw body; raise `WebhookSignatureInvalid` if wrong."""
     timestamp: int | None = None
     candidates: list[str] = []
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if not sep:
-            raise InvalidSignature("malformed signature header")
+            raise WebhookSignatureInvalid("malformed signature header")
         if key == "t":
             try:
                 timestamp = int(value)
             except ValueError as exc:
-                raise InvalidSignature("malformed signature timestamp") from exc
+                raise WebhookSignatureInvalid("malformed signature timestamp") from exc
         elif key == "v1":
             candidates.append(value)
     if timestamp is None or not candidates:
-        raise InvalidSignature("signature header lacks t or v1")
+        raise WebhookSignatureInvalid("signature header lacks t or v1")
     if abs(now - timestamp) > tolerance_seconds:
-        raise InvalidSignature("signature timestamp outside the tolerance")
+        raise WebhookSignatureInvalid("signature timestamp outside the tolerance")
     expected = _mac(secret, body, timestamp).encode()
     # Bytes, not text: compare_digest refuses non-ASCII str (a forged header must be a 401, not
     # a crash). Every candidate is compared so that timing does not reveal which one matched.
@@ -60,7 +60,7 @@ def verify(secret: str, header: str, body: bytes, *, now: int, tolerance_seconds
         for candidate in candidates
     ]
     if not any(matched):
-        raise InvalidSignature("signature does not match")
+        raise WebhookSignatureInvalid("signature does not match")
 
 
 @dataclass(frozen=True)

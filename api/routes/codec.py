@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
 from api.deps import ServicesDep, current_key, ops_key
+from domain.errors import InvalidRequest
 from paysaga.codec import CodecError, EncryptionCodec
-from paysaga.errors import InvalidRequest
 
 router = APIRouter(prefix="/codec", tags=["ops"])
 

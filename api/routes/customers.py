@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import CurrentKey, ServicesDep
 from api.schemas import Balance, BalanceList, Customer, CustomerCreate
-from paysaga.errors import Conflict, NotFound
+from domain.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

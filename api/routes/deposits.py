@@ -9,8 +9,8 @@ from api.deps import CurrentKey, IdempotencyKey, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
+from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
-from paysaga.errors import InvalidRequest, NotFound
 from providers.routing import route
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 
 from api.deps import CurrentKey, ServicesDep
 from api.schemas import Quote, QuoteCreate
-from fx import FxError, SandboxRates, format_rate, price_quote
-from paysaga.errors import InvalidRequest, NotFound
+from domain.errors import NotFound
+from fx import SandboxRates, format_rate, price_quote
 from paysaga.store import QuoteRow
 
 router = APIRouter(prefix="/v1/fx", tags=["fx"])
@@ -23,17 +23,15 @@ async def create_quote(body: QuoteCreate, svc: ServicesDep, _key: CurrentKey) ->
     """Lock a rate for the customer; the target amount is rounded down, the fee up."""
     if await svc.store.get_customer(body.customer_id) is None:
         raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
-    try:
-        price = price_quote(
-            body.source_currency,
-            body.target_currency,
-            body.source_amount,
-            RATES.mid_rate(body.source_currency, body.target_currency),
-            svc.settings.fx_spread_bps,
-            svc.settings.fx_fee_bps,
-        )
-    except FxError as exc:
-        raise InvalidRequest(str(exc), code=exc.code) from exc
+    # An FxError (unsupported pair, amount too small...) is answered by api.problems.
+    price = price_quote(
+        body.source_currency,
+        body.target_currency,
+        body.source_amount,
+        RATES.mid_rate(body.source_currency, body.target_currency),
+        svc.settings.fx_spread_bps,
+        svc.settings.fx_fee_bps,
+    )
     ttl = min(
         body.expires_in_seconds or svc.settings.quote_ttl_seconds, svc.settings.quote_ttl_seconds
     )

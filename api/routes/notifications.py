@@ -11,8 +11,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.deps import OpsKey, ServicesDep
+from domain.errors import Conflict, NotFound, ServiceUnavailable
 from domain.payments import MerchantEvent
-from paysaga.errors import Conflict, NotFound, ServiceUnavailable
 from paysaga.notifications import DeadLetters
 
 router = APIRouter(prefix="/v1/ops/notifications", tags=["ops"])

@@ -12,8 +12,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import CurrentKey, OpsKey, Services, ServicesDep
 from api.sagas import payment_from_row
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
+from domain.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
 from domain.payments import ResolveDecision, ReviewDecision
-from paysaga.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 

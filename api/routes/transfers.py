@@ -9,8 +9,8 @@ from api.deps import CurrentKey, IdempotencyKey, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import ExternalBeneficiary, Payment, TransferCreate
+from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.payments import Beneficiary, PaymentKind, TransferInput
-from paysaga.errors import Conflict, InvalidRequest, NotFound
 from providers.routing import route
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])

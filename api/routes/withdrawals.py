@@ -9,8 +9,8 @@ from api.deps import CurrentKey, IdempotencyKey, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import Payment, WithdrawalCreate
+from domain.errors import NotFound
 from domain.payments import PaymentKind, WithdrawalInput
-from paysaga.errors import NotFound
 from providers.routing import route
 
 router = APIRouter(prefix="/v1/withdrawals", tags=["withdrawals"])

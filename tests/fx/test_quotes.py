@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from domain.money import CURRENCY_EXPONENTS
 from fx import (
     FxError,
-    InvalidAmount,
     InvalidPricing,
+    InvalidSourceAmount,
     QuotePrice,
     QuoteTooSmall,
     SandboxRates,
@@ -124,7 +124,7 @@ def test_price_quote_refuses_currency_pair(source: str, target: str) -> None:
 
 @pytest.mark.parametrize("amount", [0, -1, True, 1.5, Decimal(100), "100"])
 def test_price_quote_refuses_amount(amount: object) -> None:
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(InvalidSourceAmount):
         price_quote("EUR", "USD", amount, Decimal("1.08"), SPREAD_BPS, FEE_BPS)  # type: ignore[arg-type]
 
 
@@ -153,11 +153,12 @@ def test_price_quote_refuses_pricing(
 
 
 def test_errors_share_one_hierarchy() -> None:
-    for error in (UnsupportedCurrencyPair, QuoteTooSmall, InvalidAmount, InvalidPricing):
+    for error in (UnsupportedCurrencyPair, QuoteTooSmall, InvalidSourceAmount, InvalidPricing):
         assert issubclass(error, FxError)
         assert issubclass(error, ValueError)
     codes = {
-        e.code for e in (UnsupportedCurrencyPair, QuoteTooSmall, InvalidAmount, InvalidPricing)
+        e.code
+        for e in (UnsupportedCurrencyPair, QuoteTooSmall, InvalidSourceAmount, InvalidPricing)
     }
     assert len(codes) == 4
 

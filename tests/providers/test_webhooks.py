@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from providers.webhooks import InvalidEvent, InvalidSignature, parse_event, sign, verify
+from providers.webhooks import InvalidEvent, WebhookSignatureInvalid, parse_event, sign, verify
 
 SECRET = "whsec_test"
 BODY = b'{"id":"evt_1"}'
@@ -30,7 +30,7 @@ def test_verify_accepts_good_signature() -> None:
 )
 def test_verify_rejects_bad_signature(secret: str, body: bytes, now: int) -> None:
     header = sign(SECRET, BODY, NOW)
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(WebhookSignatureInvalid):
         verify(secret, header, body, now=now, tolerance_seconds=300)
 
 
@@ -39,7 +39,7 @@ def test_verify_rejects_bad_signature(secret: str, body: bytes, now: int) -> Non
     ["", "garbage", f"t={NOW}", "v1=abc", f"t=soon,v1={'0' * 64}", f"t={NOW},v1"],
 )
 def test_verify_rejects_malformed_header(header: str) -> None:
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(WebhookSignatureInvalid):
         verify(SECRET, header, BODY, now=NOW, tolerance_seconds=300)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from paysaga.settings import DEV_PSP_WEBHOOK_SECRETS, Settings
-from providers.webhooks import InvalidSignature, verify
+from providers.webhooks import WebhookSignatureInvalid, verify
 from sandbox_psp.settings import DEV_WEBHOOK_SECRETS, SandboxSettings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
 
@@ -26,16 +26,16 @@ def test_verify_refuses_a_tampered_body() -> None:
     header = signature_header(SECRET, BODY, NOW)
     tampered = BODY.replace(b"1000", b"9000")
 
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(WebhookSignatureInvalid):
         verify(SECRET, header, tampered, now=NOW, tolerance_seconds=300)
 
 
 def test_verify_refuses_another_secret_and_a_stale_timestamp() -> None:
     header = signature_header(SECRET, BODY, NOW)
 
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(WebhookSignatureInvalid):
         verify("whsec_other", header, BODY, now=NOW, tolerance_seconds=300)
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(WebhookSignatureInvalid):
         verify(SECRET, header, BODY, now=NOW + 301, tolerance_seconds=300)
 
 
