@@ -222,7 +222,12 @@ class PaymentSaga:
         return True
 
     async def _end_canceled(self) -> PaymentState:
-        await self.compensations.run()
+        try:
+            await self.compensations.run()
+        except Exception as undo_err:  # canceled, but not undone: an operator decides
+            return await self.await_resolution(
+                f"canceled, then its compensation failed: {_describe(undo_err)}"
+            )
         return await self.set_status(PaymentStatus.CANCELED)
 
     async def _end_after_failure(self, err: Exception) -> PaymentState:

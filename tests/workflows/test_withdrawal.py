@@ -159,3 +159,20 @@ async def test_reject_withdrawal_without_review_by_deadline(saga: SagaHarness) -
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
         await payment.handle.execute_update("review", ReviewDecision("approve", "too late"))
     assert await saga.seen(payment) == rejected
+
+
+async def test_cancel_withdrawal_whose_release_fails_waits_for_an_operator(
+    saga: SagaHarness,
+) -> None:
+    """A cancel whose compensation fails for good parks the payment instead of failing the saga."""
+    saga.faults.fail("ledger.release_hold", times=1)
+    payment = await saga.withdrawal(await saga.customer(funds=BIG_AMOUNT), amount=BIG_AMOUNT)
+    await saga.wait_status(payment, "requires_review")
+    await payment.handle.cancel()
+    await saga.wait_status(payment, "requires_intervention")
+
+    await payment.handle.execute_update("resolve", ResolveDecision("failed", "released by hand"))
+
+    assert await saga.finished(payment) == Seen(
+        "failed", "resolved_by_operator", wallet_posted=BIG_AMOUNT
+    )
