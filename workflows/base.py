@@ -26,7 +26,11 @@ from typing import Any, Protocol, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+from temporalio.workflow import (
+    ActivityCancellationType,
+    ChildWorkflowCancellationType,
+    ParentClosePolicy,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities import failures
@@ -378,9 +382,9 @@ class PaymentSaga:
 
         No decision before the deadline is a rejection; a decision after it is refused.
         """
-        await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(reasons))
-        self._review_open = True
+        self._review_open = True  # before the status shows it: a decision may follow at once
         try:
+            await self.set_status(PaymentStatus.REQUIRES_REVIEW, reason=", ".join(reasons))
             await workflow.wait_condition(
                 lambda: self._review is not None, timeout=timedelta(seconds=deadline_seconds)
             )
@@ -432,16 +436,22 @@ class PaymentSaga:
             updates.append(sa.PROVIDER.value_set(provider))
         workflow.upsert_search_attributes(updates)
         if self._timings.merchant_webhooks:
-            await workflow.start_child_workflow(
-                MerchantNotificationWorkflow.run,
-                MerchantEvent(
-                    f"evt_{self._payment_id}_{status.value}",
-                    self._payment_id,
-                    status.value,
-                    failure_code,
-                ),
-                id=f"{self._payment_id}:notify:{status.value}",
-                parent_close_policy=ParentClosePolicy.ABANDON,
+            # Shielded and abandoned: a cancel of the saga never reaches the merchant's
+            # notification (cancelling a child still starting stalled the cancel until the
+            # saga's next timer).
+            await asyncio.shield(
+                workflow.start_child_workflow(
+                    MerchantNotificationWorkflow.run,
+                    MerchantEvent(
+                        f"evt_{self._payment_id}_{status.value}",
+                        self._payment_id,
+                        status.value,
+                        failure_code,
+                    ),
+                    id=f"{self._payment_id}:notify:{status.value}",
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
+                )
             )
         return self._state
 

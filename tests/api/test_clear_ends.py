@@ -259,3 +259,21 @@ async def test_cancel_answers_503_within_seconds_while_no_worker_runs(
     canceled = await api.post(f"/v1/payments/{payment['id']}/cancel")
     assert canceled.status_code == 200, canceled.text
     assert await balance_of(api, customer["id"], "EUR") == balance(500_000)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_cancel_the_instant_review_shows_cancels_at_once(
+    api: httpx.AsyncClient, stack: Stack, attempt: int
+) -> None:
+    """The row shows the review while its merchant notification is still starting: a cancel
+    then must not wait for the review deadline (it did: cancelling the starting child stalled)."""
+    customer = await funded_customer(api, 500_000)
+    payment = await withdraw(api, customer["id"], 500_000)
+    while (await api.get(f"/v1/payments/{payment['id']}")).json()["status"] != "requires_review":
+        pass  # no sleep: cancel the instant the row shows the review
+
+    canceled = await api.post(f"/v1/payments/{payment['id']}/cancel")
+
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+    assert await balance_of(api, customer["id"], "EUR") == balance(500_000)
