@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from temporalio.client import Client, ScheduleHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from paysaga.devstack.stack import free_port
@@ -270,3 +272,21 @@ async def crash_worker(stack: Stack) -> None:
     stack.worker.kill()
     await asyncio.sleep(1.0)
     stack.worker.start()
+
+
+async def worker_schedule(
+    client: Client, schedule_id: str, timeout: float = 60.0
+) -> ScheduleHandle:
+    """A schedule the stack's worker creates when it starts: wait until it exists."""
+    import asyncio
+
+    handle = client.get_schedule_handle(schedule_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await handle.describe()
+            return handle
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

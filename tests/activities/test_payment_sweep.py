@@ -26,7 +26,7 @@ from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.payment_sweep import SweepBooks
 from paysaga.store import PaymentRow, Store
-from tests.stack import Stack
+from tests.stack import Stack, worker_schedule
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
     PaymentSweepInput,
@@ -126,7 +126,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
 async def test_worker_schedules_the_sweep_every_minute(
     stack: Stack, temporal_env: WorkflowEnvironment
 ) -> None:
-    schedule = temporal_env.client.get_schedule_handle(f"{SWEEP_SCHEDULE_ID}-{stack.task_queue}")
+    schedule = await worker_schedule(temporal_env.client, f"{SWEEP_SCHEDULE_ID}-{stack.task_queue}")
     described = await schedule.describe()
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.stack import Stack, funded_customer
+from tests.stack import Stack, funded_customer, worker_schedule
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -43,7 +43,9 @@ async def test_planted_settlement_line_is_found_by_scheduled_reconciliation(
         )
     assert planted.status_code == 201, planted.text
 
-    schedule = temporal_env.client.get_schedule_handle(f"paysaga-reconciliation-{stack.task_queue}")
+    schedule = await worker_schedule(
+        temporal_env.client, f"paysaga-reconciliation-{stack.task_queue}"
+    )
     await schedule.trigger()
     found = await mismatches_for(ops_api, phantom)
 

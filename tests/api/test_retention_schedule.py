@@ -8,12 +8,12 @@ import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 
-from tests.stack import Stack
+from tests.stack import Stack, worker_schedule
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_worker_schedules_the_retention_purge(stack: Stack, temporal_client: Client) -> None:
-    handle = temporal_client.get_schedule_handle(f"paysaga-retention-{stack.task_queue}")
+    handle = await worker_schedule(temporal_client, f"paysaga-retention-{stack.task_queue}")
 
     for _ in range(300):  # the worker creates it as it starts
         try:

@@ -19,7 +19,7 @@ from ledger.models import AccountKind, LineSpec
 from paysaga.reconciliation import ReconciliationBooks
 from providers.base import SettlementLine
 from providers.sandbox import SandboxProvider
-from tests.stack import Stack, create_customer, post_payment, wait_terminal
+from tests.stack import Stack, create_customer, post_payment, wait_terminal, worker_schedule
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -44,7 +44,9 @@ class ReadingProvider:
 @pytest_asyncio.fixture(loop_scope="session")
 async def bank(stack: Stack, temporal_env: WorkflowEnvironment) -> AsyncIterator[ReadingProvider]:
     """The bank's adapter; the stack's own schedule paused so that only the test moves windows."""
-    schedule = temporal_env.client.get_schedule_handle(f"paysaga-reconciliation-{stack.task_queue}")
+    schedule = await worker_schedule(
+        temporal_env.client, f"paysaga-reconciliation-{stack.task_queue}"
+    )
     await schedule.pause()
     try:
         async with httpx.AsyncClient() as http:
