@@ -72,10 +72,8 @@ WORKFLOWS = [
 ]
 
 
-def activities_for(
-    settings: Settings, ledger: Ledger, store: Store, http: httpx.AsyncClient
-) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
-    """The activities of the sagas bound to their clients: the local ones, the provider calls."""
+def risk_activities(settings: Settings, store: Store) -> RiskActivities:
+    """KYC, sanctions and fraud rules as the settings configure them."""
     kyc = SandboxKyc(
         settings.kyc_minimum_age,
         frozenset(settings.blocked_countries),
@@ -87,7 +85,14 @@ def activities_for(
         settings.velocity_max_payments,
         frozenset(settings.blocked_countries),
     )
-    risk = RiskActivities(store, kyc, fraud, timedelta(seconds=settings.velocity_window_seconds))
+    return RiskActivities(store, kyc, fraud, timedelta(seconds=settings.velocity_window_seconds))
+
+
+def activities_for(
+    settings: Settings, ledger: Ledger, store: Store, http: httpx.AsyncClient
+) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    """The activities of the sagas bound to their clients: the local ones, the provider calls."""
+    risk = risk_activities(settings, store)
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
     provider_activities = ProviderActivities(providers)

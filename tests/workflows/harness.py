@@ -32,10 +32,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import failures
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
-from activities.risk import RiskActivities
 from domain import search_attributes
 from domain.payments import (
     Beneficiary,
@@ -58,9 +58,7 @@ from providers.base import (
     SettlementLine,
 )
 from providers.routing import provider_task_queue
-from risk.fraud import FraudRules
-from risk.kyc import SandboxKyc
-from worker import WORKFLOWS
+from worker import WORKFLOWS, risk_activities
 
 PROVIDERS = ["fake-cards", "fake-bank"]
 HOUSE = "house"
@@ -339,19 +337,7 @@ class SagaHarness:
         self.started: list[WorkflowHandle[Any, PaymentState]] = []
 
     def _activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
-        settings = Settings()
-        kyc = SandboxKyc(
-            settings.kyc_minimum_age,
-            frozenset(settings.blocked_countries),
-            frozenset(settings.sanctions_list),
-        )
-        fraud = FraudRules(
-            settings.deposit_limit_major,
-            settings.review_threshold_major,
-            settings.velocity_max_payments,
-            frozenset(settings.blocked_countries),
-        )
-        risk = RiskActivities(self.store, kyc, fraud, timedelta(seconds=60))
+        risk = risk_activities(Settings(), self.store)
         ledger = LedgerActivities(self.ledger)
         payments = PaymentActivities(self.store)
         fakes: dict[str, PaymentProvider] = {
@@ -575,6 +561,17 @@ class SagaHarness:
             cause = err.cause
             return cause.type if isinstance(cause, ApplicationError) else repr(cause)
         return None
+
+    async def cancel_too_late(self, payment: Payment, source: str, step: str) -> None:
+        """Past the point of no return: the API's cancel is refused, Temporal's recorded and
+        ignored; then the provider settles and the blocked step goes on."""
+        refusal = await self.cancel(payment, source)
+        if source == "api":
+            assert refusal == failures.TOO_LATE_TO_CANCEL
+        else:
+            assert await self.cancel_ignored(payment) == "temporal"
+        self.books.settle(payment.id, Outcome.succeeded)
+        self.faults.release(step)
 
     async def cancel_ignored(self, payment: Payment, timeout: float = 20.0) -> str:
         """Wait until the saga recorded a Temporal cancel it ignored; the memo's value."""

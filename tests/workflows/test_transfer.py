@@ -11,7 +11,6 @@ from temporalio.client import WorkflowExecutionStatus
 
 from domain.payments import ReviewDecision
 from ledger.models import AccountKind
-from providers.base import Outcome
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
@@ -123,13 +122,7 @@ async def test_refuse_cancel_of_transfer_after_conversion(
     account = "pm_pending" if step == "provider.final_status" else "pm_ok"
     payment = await saga.transfer(await saga.customer(funds=AMOUNT), account=account)
     await saga.faults.entered(step)
-    refusal = await saga.cancel(payment, source)
-    if source == "api":
-        assert refusal == "TooLateToCancel"
-    else:
-        assert await saga.cancel_ignored(payment) == "temporal"
-    saga.books.settle(payment.id, Outcome.succeeded)
-    saga.faults.release(step)
+    await saga.cancel_too_late(payment, source, step)
     assert await saga.finished(payment) == PAID
 
 
