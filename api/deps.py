@@ -19,9 +19,10 @@ from domain.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from domain.merchants import Scope
 from ledger.engine import Ledger
 from paysaga.settings import Settings
-from paysaga.store import Store
+from paysaga.store import MerchantStore, Store
 
 # The largest id a cursor can name (PostgreSQL bigint); a larger one is refused as invalid.
 BIGINT_MAX = 2**63 - 1
@@ -29,12 +30,14 @@ BIGINT_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class ApiKey:
-    """The authenticated caller: a principal id (never the secret), its scopes, who it is.
+    """The authenticated caller: a principal id (never the secret), its merchant, its scopes.
 
-    A key from the database has its id as principal; a key from the settings has a hash.
+    A key from the database has its id as principal; a key from the settings has a hash. A
+    platform key has no merchant.
     """
 
     principal: str
+    merchant_id: str | None
     scopes: frozenset[str]
     key_id: str | None = None
     name: str = ""
@@ -90,15 +93,23 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-async def current_key(
+async def any_key(
     svc: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> ApiKey:
-    """The API key of `Authorization: Bearer <key>`, with the `payments` scope."""
+    """The API key of `Authorization: Bearer <key>`, whatever its scopes."""
     scheme, _, secret = (authorization or "").partition(" ")
     key = await _find_key(svc, secret.strip()) if scheme.lower() == "bearer" else None
     if key is None:
         raise Unauthorized("send a valid key as 'Authorization: Bearer <key>'")
-    if "payments" not in key.scopes:
+    return key
+
+
+AnyKey = Annotated[ApiKey, Depends(any_key)]
+
+
+def current_key(key: AnyKey) -> ApiKey:
+    """A merchant's key with the `payments` scope (a platform key moves no money, reads none)."""
+    if Scope.PAYMENTS not in key.scopes or key.merchant_id is None:
         raise Forbidden("this key lacks the 'payments' scope")
     return key
 
@@ -108,9 +119,14 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
     if not secret:
         return None
     secret_hash = hashlib.sha256(secret.encode()).hexdigest()
-    scopes = svc.settings.api_keys.get(secret)
-    if scopes is not None:
-        return ApiKey(secret_hash[:16], frozenset(scopes), name=f"settings:{secret_hash[:16]}")
+    grant = svc.settings.api_keys.get(secret)
+    if grant is not None:
+        return ApiKey(
+            secret_hash[:16],
+            grant.merchant,
+            frozenset(grant.scopes),
+            name=f"settings:{secret_hash[:16]}",
+        )
     key = svc.key_cache.get(secret_hash)
     if key is not None:
         return key
@@ -120,7 +136,7 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
         raise ServiceUnavailable("could not check the API key; retry later") from exc
     if row is None:
         return None
-    key = ApiKey(row.id, frozenset(row.scopes), key_id=row.id, name=row.name)
+    key = ApiKey(row.id, row.merchant_id, frozenset(row.scopes), key_id=row.id, name=row.name)
     svc.key_cache.put(secret_hash, key, svc.settings.api_key_cache_seconds)
     return key
 
@@ -129,13 +145,32 @@ CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
 def ops_key(key: CurrentKey) -> ApiKey:
-    """An API key with the `ops` scope."""
-    if "ops" not in key.scopes:
+    """A merchant's API key with the `ops` scope."""
+    if Scope.OPS not in key.scopes:
         raise Forbidden("this call needs a key with the 'ops' scope")
     return key
 
 
 OpsKey = Annotated[ApiKey, Depends(ops_key)]
+
+
+def platform_key(key: AnyKey) -> ApiKey:
+    """A platform key: it creates merchants and their keys, and does nothing else."""
+    if Scope.PLATFORM not in key.scopes:
+        raise Forbidden("this call needs a platform key")
+    return key
+
+
+PlatformKey = Annotated[ApiKey, Depends(platform_key)]
+
+
+def merchant_store(svc: ServicesDep, key: CurrentKey) -> MerchantStore:
+    """The tables as the caller's merchant sees them: the only way routes read them."""
+    assert key.merchant_id is not None  # current_key refuses platform keys
+    return svc.store.for_merchant(key.merchant_id)
+
+
+MerchantData = Annotated[MerchantStore, Depends(merchant_store)]
 
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:

@@ -9,10 +9,9 @@ from collections.abc import Awaitable, Callable
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from api.deps import ApiKey, Services
 from api.problems import PROBLEM_JSON, domain_problem, problem, status_of
 from domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, PaysagaError
-from paysaga.store import IdempotencyRow
+from paysaga.store import IdempotencyRow, MerchantStore
 
 
 def request_fingerprint(path: str, body: BaseModel) -> str:
@@ -21,44 +20,45 @@ def request_fingerprint(path: str, body: BaseModel) -> str:
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
 
-def derived_id(prefix: str, key: ApiKey, idempotency_key: str, fingerprint: str) -> str:
-    """A payment id fixed by the request, so a retried start finds the first workflow."""
-    digest = hashlib.sha256(f"{key.principal}:{idempotency_key}:{fingerprint}".encode())
+def derived_id(prefix: str, merchant_id: str, idempotency_key: str, fingerprint: str) -> str:
+    """A payment id fixed by the request, so a retried start finds the first workflow.
+
+    The merchant is part of it: two merchants' requests never derive one id.
+    """
+    digest = hashlib.sha256(f"{merchant_id}:{idempotency_key}:{fingerprint}".encode())
     return prefix + digest.hexdigest()[:24]
 
 
 async def run_once(
-    svc: Services,
-    key: ApiKey,
+    books: MerchantStore,
+    ttl_hours: int,
     idempotency_key: str,
     fingerprint: str,
     status_code: int,
     handler: Callable[[], Awaitable[BaseModel]],
 ) -> Response:
-    """Run `handler` once per (caller, key); later calls with the same body get its answer.
+    """Run `handler` once per (merchant, key); later calls with the same body get its answer.
 
     The answer is stored as the bytes sent, so that a replay, error or not, is byte for byte the
     first answer (plus `Idempotent-Replayed: true`).
     """
-    existing = await svc.store.claim_idempotency_key(
-        key.principal, idempotency_key, fingerprint, svc.settings.idempotency_key_ttl_hours
-    )
+    existing = await books.claim_idempotency_key(idempotency_key, fingerprint, ttl_hours)
     if existing is not None:
         return _replay(existing, fingerprint)
     try:
         result = await handler()
     except PaysagaError as exc:
         if status_of(exc) >= 500:
-            await svc.store.release_idempotency_key(key.principal, idempotency_key)
+            await books.release_idempotency_key(idempotency_key)
             raise
         response: Response = domain_problem(exc)
     except BaseException:
-        await svc.store.release_idempotency_key(key.principal, idempotency_key)
+        await books.release_idempotency_key(idempotency_key)
         raise
     else:
         response = JSONResponse(result.model_dump(mode="json"), status_code=status_code)
-    await svc.store.complete_idempotency_key(
-        key.principal, idempotency_key, response.status_code, bytes(response.body).decode()
+    await books.complete_idempotency_key(
+        idempotency_key, response.status_code, bytes(response.body).decode()
     )
     return response
 

@@ -16,8 +16,10 @@ from api.routes import (
     codec,
     customers,
     deposits,
+    events,
     fx,
     health,
+    merchants,
     metrics,
     notifications,
     ops,
@@ -53,7 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data_converter=data_converter(settings),
             interceptors=interceptors,
         )
-        app.state.services = Services(settings, pool, Store(pool), Ledger(pool), temporal)
+        store = Store(pool)
+        for grant in settings.api_keys.values():  # the merchants the configured keys name
+            if grant.merchant is not None:
+                await store.ensure_merchant(grant.merchant, grant.merchant)
+        app.state.services = Services(settings, pool, store, Ledger(pool), temporal)
         try:
             yield
         finally:
@@ -70,12 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TelemetryMiddleware, traced=bool(interceptors))
     for module in (
         health,
+        merchants,
         customers,
         deposits,
         withdrawals,
         fx,
         transfers,
         payments,
+        events,
         ops,
         notifications,
         webhooks,

@@ -15,7 +15,7 @@ from domain.errors import ServiceUnavailable
 from domain.payments import PaymentKind, PaymentStatus, SagaTimings
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
-from paysaga.store import PaymentRow
+from paysaga.store import MerchantStore, PaymentRow
 
 TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
@@ -27,6 +27,7 @@ WORKFLOW_NAMES = {
 
 async def start_payment(
     svc: Services,
+    books: MerchantStore,
     *,
     kind: PaymentKind,
     payment_id: str,
@@ -38,13 +39,14 @@ async def start_payment(
     workflow_input: Any,
 ) -> Payment:
     """Record the payment as `processing` and start its saga; a repeated call starts nothing new."""
-    row = await svc.store.insert_payment(
+    row = await books.insert_payment(
         payment_id, kind.value, customer_id, amount, currency, provider, details
     )
     if row.status in TERMINAL_STATUSES:
         return payment_from_row(row)  # already ended (e.g. swept as never started): start nothing
     attributes = TypedSearchAttributes(
         [
+            SearchAttributePair(sa.MERCHANT_ID, books.merchant_id),
             SearchAttributePair(sa.PAYMENT_KIND, kind.value),
             SearchAttributePair(sa.PAYMENT_STATUS, "processing"),
             SearchAttributePair(sa.CUSTOMER_ID, customer_id),
@@ -83,5 +85,6 @@ def saga_timings(settings: Settings) -> SagaTimings:
         poll_interval_max_seconds=settings.poll_interval_max_seconds,
         requires_intervention_after_seconds=settings.requires_intervention_after_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
-        merchant_webhooks=bool(settings.merchant_webhook_url),
+        # Merchant webhooks are delivered from the event feed now, never by the saga.
+        merchant_webhooks=False,
     )

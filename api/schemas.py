@@ -165,3 +165,54 @@ class TransferCreate(StrictBody):
     customer_id: str = Field(min_length=1, max_length=64)
     quote_id: str = Field(min_length=1, max_length=64)
     beneficiary: InternalBeneficiary | ExternalBeneficiary
+
+
+class MerchantCreate(StrictBody):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Merchant(BaseModel):
+    """A merchant: the owner of its customers, payments, events and keys."""
+
+    id: str
+    name: str
+    webhook_url: str | None = None  # the secret is never shown
+    created_at: datetime
+
+
+class MerchantUpdate(StrictBody):
+    """Where the merchant's webhooks go and the secret they are signed with; omitted: unchanged."""
+
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s/?#]+[^\s]*$"
+    )
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
+
+
+class ApiKeyCreate(StrictBody):
+    scopes: list[Literal["payments", "ops"]] = Field(min_length=1, max_length=2)
+    name: str = Field(default="", max_length=200)
+
+
+class ApiKeyCreated(BaseModel):
+    """A new key; `secret` is shown in this answer only."""
+
+    id: str
+    merchant_id: str
+    secret: str
+    scopes: list[str]
+
+
+class Event(BaseModel):
+    """A change of one of the merchant's objects; `sequence` numbers them from 1 with no gap."""
+
+    id: str
+    sequence: int
+    type: str
+    created: int  # Unix seconds
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    data: list[Event]
+    has_more: bool

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.merchants import DEV_MERCHANT_ID
+
 
 class PaymentKind(StrEnum):
     DEPOSIT = "deposit"
@@ -77,6 +79,7 @@ class DepositInput:
     payment_method: str
     providers: list[str]  # in order of preference: fail over only when one certainly did not charge
     timings: SagaTimings
+    merchant_id: str = DEV_MERCHANT_ID  # default: histories recorded before merchants existed
 
 
 @dataclass
@@ -117,6 +120,7 @@ class WithdrawalInput:
     providers: list[str]  # payout routing, in order of preference
     timings: SagaTimings
     review_deadline_seconds: float = 86_400.0
+    merchant_id: str = DEV_MERCHANT_ID  # default: histories recorded before merchants existed
 
 
 @dataclass
@@ -174,6 +178,7 @@ class TransferInput:
     providers: list[str]
     timings: SagaTimings
     review_deadline_seconds: float = 86_400.0
+    merchant_id: str = DEV_MERCHANT_ID  # default: histories recorded before merchants existed
 
 
 @dataclass

@@ -6,6 +6,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
+MERCHANT_ID = SearchAttributeKey.for_keyword("MerchantId")
 PAYMENT_KIND = SearchAttributeKey.for_keyword("PaymentKind")
 PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
@@ -15,6 +16,7 @@ PROVIDER = SearchAttributeKey.for_keyword("Provider")
 RISK_DECISION = SearchAttributeKey.for_keyword("RiskDecision")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
+    MERCHANT_ID,
     PAYMENT_KIND,
     PAYMENT_STATUS,
     CUSTOMER_ID,

@@ -6,13 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.merchants import DEV_MERCHANT_2_ID, DEV_MERCHANT_ID
 
 # Development defaults: public, so anyone could use them. A process starts with any of them only
 # when PAYSAGA_ENVIRONMENT says `development` explicitly (see `refuse_default_secrets`).
 DEV_MERCHANT_KEY = "sk_test_merchant"
 DEV_OPS_KEY = "sk_test_ops"
+DEV_MERCHANT_2_KEY = "sk_test_merchant_2"
+DEV_PLATFORM_KEY = "sk_test_platform"
 DEV_CODEC_KEY_ID = "dev-2026-11"
 DEV_CODEC_KEY = "5612A476m8MaeIWSr/E2A17DJqY1V8vZ3xq0XjJZ2dk="
 DEV_PSP_WEBHOOK_SECRETS = {
@@ -20,6 +24,13 @@ DEV_PSP_WEBHOOK_SECRETS = {
     "sandbox-bank": "whsec_sandbox_bank_dev",
 }
 DEV_MERCHANT_WEBHOOK_SECRET = "whsec_merchant_dev"
+
+
+class KeyGrant(BaseModel):
+    """What a key of the settings may do, and for which merchant (none: a platform key)."""
+
+    merchant: str | None = DEV_MERCHANT_ID
+    scopes: list[str]
 
 
 class Settings(BaseSettings):
@@ -51,9 +62,14 @@ class Settings(BaseSettings):
     # HTTP services.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_keys: dict[str, list[str]] = {
-        DEV_MERCHANT_KEY: ["payments"],
-        DEV_OPS_KEY: ["payments", "ops"],
+    # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the
+    # development merchant (the form before merchants existed); `"merchant": null` with
+    # `["platform"]` is a platform key. The API creates the merchants named here at its start.
+    api_keys: dict[str, KeyGrant] = {
+        DEV_MERCHANT_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments"]),
+        DEV_OPS_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments", "ops"]),
+        DEV_MERCHANT_2_KEY: KeyGrant(merchant=DEV_MERCHANT_2_ID, scopes=["payments", "ops"]),
+        DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform"]),
     }
     # Keys made by `paysaga keys create` live (hashed) in the database; the API remembers a
     # looked-up key this long, so a revoked key may keep working for up to this many seconds.
@@ -141,6 +157,16 @@ class Settings(BaseSettings):
     # "console"; empty: no tracing at all.
     otel_exporter_endpoint: str = ""
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _scopes_alone_are_the_dev_merchant(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                secret: {"scopes": grant} if isinstance(grant, list) else grant
+                for secret, grant in value.items()
+            }
+        return value
+
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:
         """URLs left empty follow the configured hosts and ports."""
@@ -157,7 +183,10 @@ class Settings(BaseSettings):
 def default_secrets_in_use(settings: Settings) -> list[str]:
     """The settings that still hold a public development key or secret, by variable name."""
     found = []
-    dev_keys = sorted({DEV_MERCHANT_KEY, DEV_OPS_KEY} & set(settings.api_keys))
+    dev_keys = sorted(
+        {DEV_MERCHANT_KEY, DEV_OPS_KEY, DEV_MERCHANT_2_KEY, DEV_PLATFORM_KEY}
+        & set(settings.api_keys)
+    )
     if dev_keys:
         found.append(f"PAYSAGA_API_KEYS ({', '.join(dev_keys)})")
     dev_codec = sorted(k for k, v in settings.codec_keys.items() if v == DEV_CODEC_KEY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import CurrentKey, IdempotencyKey, ServicesDep
+from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
@@ -21,19 +21,19 @@ async def create_deposit(
     body: DepositCreate,
     request: Request,
     svc: ServicesDep,
-    key: CurrentKey,
+    books: MerchantData,
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Start a deposit saga; the answer is the payment in `processing`."""
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        if await svc.store.get_customer(body.customer_id) is None:
+        if await books.get_customer(body.customer_id) is None:
             raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
         routing = route(svc.settings.provider_routing, "charge", body.currency)
         if body.provider is not None and body.provider not in routing:
             raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
-        payment_id = derived_id("dep_", key, idempotency_key, fingerprint)
+        payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
         deposit = DepositInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
@@ -42,9 +42,11 @@ async def create_deposit(
             payment_method=body.payment_method,
             providers=[body.provider] if body.provider else list(routing),
             timings=saga_timings(svc.settings),
+            merchant_id=books.merchant_id,
         )
         return await start_payment(
             svc,
+            books,
             kind=PaymentKind.DEPOSIT,
             payment_id=payment_id,
             customer_id=body.customer_id,
@@ -55,4 +57,6 @@ async def create_deposit(
             workflow_input=deposit,
         )
 
-    return await run_once(svc, key, idempotency_key, fingerprint, 202, start)
+    return await run_once(
+        books, svc.settings.idempotency_key_ttl_hours, idempotency_key, fingerprint, 202, start
+    )

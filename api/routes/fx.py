@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 
-from api.deps import CurrentKey, ServicesDep
+from api.deps import MerchantData, ServicesDep
 from api.schemas import Quote, QuoteCreate
 from domain.errors import NotFound
 from fx import SandboxRates, format_rate, price_quote
@@ -19,9 +19,9 @@ RATES = SandboxRates()
 
 
 @router.post("/quotes", status_code=201, response_model=Quote)
-async def create_quote(body: QuoteCreate, svc: ServicesDep, _key: CurrentKey) -> Quote:
+async def create_quote(body: QuoteCreate, svc: ServicesDep, books: MerchantData) -> Quote:
     """Lock a rate for the customer; the target amount is rounded down, the fee up."""
-    if await svc.store.get_customer(body.customer_id) is None:
+    if await books.get_customer(body.customer_id) is None:
         raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
     # An FxError (unsupported pair, amount too small...) is answered by api.problems.
     price = price_quote(
@@ -35,7 +35,7 @@ async def create_quote(body: QuoteCreate, svc: ServicesDep, _key: CurrentKey) ->
     ttl = min(
         body.expires_in_seconds or svc.settings.quote_ttl_seconds, svc.settings.quote_ttl_seconds
     )
-    row = await svc.store.insert_quote(
+    row = await books.insert_quote(
         {
             "id": f"quo_{secrets.token_hex(12)}",
             "customer_id": body.customer_id,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, OpsKey, ServicesDep
+from api.deps import BIGINT_MAX, MerchantData, OpsKey
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
@@ -31,13 +31,13 @@ class OpsActionList(BaseModel):
 
 @router.get("/audit-log", response_model=OpsActionList)
 async def list_audit_log(
-    svc: ServicesDep,
+    books: MerchantData,
     _key: OpsKey,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> OpsActionList:
     """Operator actions, newest first; pass the last id as `starting_after` for the next page."""
-    rows, has_more = await svc.store.list_ops_actions(limit=limit, starting_after=starting_after)
+    rows, has_more = await books.list_ops_actions(limit=limit, starting_after=starting_after)
     return OpsActionList(
         data=[OpsAction.model_validate(row, from_attributes=True) for row in rows],
         has_more=has_more,

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentKey, OpsKey, Services, ServicesDep
+from api.deps import MerchantData, OpsKey, Services, ServicesDep
 from api.sagas import payment_from_row
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
 from domain.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
 from domain.payments import ResolveDecision, ReviewDecision
+from paysaga.store import MerchantStore
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -23,9 +24,9 @@ Status = Literal[
 
 
 @router.get("/{payment_id}", response_model=Payment)
-async def get_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) -> Payment:
+async def get_payment(payment_id: str, books: MerchantData) -> Payment:
     """One payment; its id is also its Temporal workflow id."""
-    row = await svc.store.get_payment(payment_id)
+    row = await books.get_payment(payment_id)
     if row is None:
         raise NotFound(f"no payment {payment_id}")
     return payment_from_row(row)
@@ -33,8 +34,7 @@ async def get_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) -> Pa
 
 @router.get("", response_model=PaymentList)
 async def list_payments(
-    svc: ServicesDep,
-    _key: CurrentKey,
+    books: MerchantData,
     customer_id: str | None = None,
     kind: Literal["deposit", "withdrawal", "transfer"] | None = None,
     status: Status | None = None,
@@ -42,9 +42,9 @@ async def list_payments(
     starting_after: str | None = None,
 ) -> PaymentList:
     """Payments, newest first; pass the last id as `starting_after` for the next page."""
-    if starting_after and await svc.store.get_payment(starting_after) is None:
+    if starting_after and await books.get_payment(starting_after) is None:
         raise NotFound(f"no payment {starting_after} to start after", code="cursor_not_found")
-    rows, has_more = await svc.store.list_payments(
+    rows, has_more = await books.list_payments(
         customer_id=customer_id,
         kind=kind,
         status=status,
@@ -59,10 +59,15 @@ UPDATE_RPC_TIMEOUT = timedelta(seconds=15)
 
 
 async def _update_saga(
-    svc: Services, payment_id: str, update: str, arg: object, refusal: PaysagaError
+    svc: Services,
+    books: MerchantStore,
+    payment_id: str,
+    update: str,
+    arg: object,
+    refusal: PaysagaError,
 ) -> Payment:
-    """Send an update to the payment's saga and answer the payment it leaves behind."""
-    if await svc.store.get_payment(payment_id) is None:
+    """Send an update to the merchant's payment's saga; answer the payment it leaves behind."""
+    if await books.get_payment(payment_id) is None:
         raise NotFound(f"no payment {payment_id}")
     handle = svc.temporal.get_workflow_handle(payment_id)
     args = [] if arg is None else [arg]
@@ -76,43 +81,43 @@ async def _update_saga(
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise refusal from exc  # the saga has finished
         raise ServiceUnavailable("the payment's saga did not answer in time; retry") from exc
-    row = await svc.store.get_payment(payment_id)
+    row = await books.get_payment(payment_id)
     assert row is not None
     return payment_from_row(row)
 
 
 @router.post("/{payment_id}/cancel", response_model=Payment)
-async def cancel_payment(payment_id: str, svc: ServicesDep, _key: CurrentKey) -> Payment:
+async def cancel_payment(payment_id: str, svc: ServicesDep, books: MerchantData) -> Payment:
     """Cancel a payment before its point of no return (charge, payout or conversion sent); 409 after."""
     too_late = Conflict(f"{payment_id} can no longer be canceled", code="payment_not_cancelable")
-    return await _update_saga(svc, payment_id, "cancel", None, too_late)
+    return await _update_saga(svc, books, payment_id, "cancel", None, too_late)
 
 
 @router.post("/{payment_id}/review", response_model=Payment)
 async def review_payment(
-    payment_id: str, body: ReviewCreate, svc: ServicesDep, key: OpsKey
+    payment_id: str, body: ReviewCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
 ) -> Payment:
     """An operator approves or rejects a payment in `requires_review` (ops scope); audited."""
     decision = ReviewDecision(body.decision, body.reason, reviewer=key.actor)
     not_in_review = Conflict(
         f"{payment_id} is not waiting for review", code="payment_not_in_review"
     )
-    payment = await _update_saga(svc, payment_id, "review", decision, not_in_review)
+    payment = await _update_saga(svc, books, payment_id, "review", decision, not_in_review)
     detail = {"decision": body.decision, "reason": body.reason, "key_name": key.name}
-    await svc.store.record_ops_action(key.actor, "payment.review", payment_id, detail)
+    await books.record_ops_action(key.actor, "payment.review", payment_id, detail)
     return payment
 
 
 @router.post("/{payment_id}/resolve", response_model=Payment)
 async def resolve_payment(
-    payment_id: str, body: ResolveCreate, svc: ServicesDep, key: OpsKey
+    payment_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
 ) -> Payment:
     """An operator ends a payment in `requires_intervention` after checking with the provider."""
     decision = ResolveDecision(body.outcome, body.reason, operator=key.actor)
     not_stuck = Conflict(
         f"{payment_id} does not require intervention", code="payment_not_requiring_intervention"
     )
-    payment = await _update_saga(svc, payment_id, "resolve", decision, not_stuck)
+    payment = await _update_saga(svc, books, payment_id, "resolve", decision, not_stuck)
     detail = {"outcome": body.outcome, "reason": body.reason, "key_name": key.name}
-    await svc.store.record_ops_action(key.actor, "payment.resolve", payment_id, detail)
+    await books.record_ops_action(key.actor, "payment.resolve", payment_id, detail)
     return payment

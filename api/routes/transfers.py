@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import CurrentKey, IdempotencyKey, ServicesDep
+from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import ExternalBeneficiary, Payment, TransferCreate
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.payments import Beneficiary, PaymentKind, TransferInput
+from paysaga.store import MerchantStore
 from providers.routing import route
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
@@ -21,19 +22,19 @@ async def create_transfer(
     body: TransferCreate,
     request: Request,
     svc: ServicesDep,
-    key: CurrentKey,
+    books: MerchantData,
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Start a transfer saga on a quote; a quote is used by one transfer at most."""
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        quote = await svc.store.get_quote(body.quote_id)
+        quote = await books.get_quote(body.quote_id)
         if quote is None or quote.customer_id != body.customer_id:
             raise NotFound(f"no quote {body.quote_id} for this customer", code="quote_not_found")
-        beneficiary = await _beneficiary(svc, body)
-        payment_id = derived_id("tr_", key, idempotency_key, fingerprint)
-        if not await svc.store.use_quote(body.quote_id, payment_id):
+        beneficiary = await _beneficiary(books, body)
+        payment_id = derived_id("tr_", books.merchant_id, idempotency_key, fingerprint)
+        if not await books.use_quote(body.quote_id, payment_id):
             raise Conflict(f"quote {body.quote_id} was already used", code="quote_already_used")
         transfer = TransferInput(
             payment_id=payment_id,
@@ -51,9 +52,11 @@ async def create_transfer(
             providers=route(svc.settings.provider_routing, "payout", quote.target_currency),
             timings=saga_timings(svc.settings),
             review_deadline_seconds=svc.settings.review_deadline_seconds,
+            merchant_id=books.merchant_id,
         )
         return await start_payment(
             svc,
+            books,
             kind=PaymentKind.TRANSFER,
             payment_id=payment_id,
             customer_id=body.customer_id,
@@ -69,14 +72,16 @@ async def create_transfer(
             workflow_input=transfer,
         )
 
-    return await run_once(svc, key, idempotency_key, fingerprint, 202, start)
+    return await run_once(
+        books, svc.settings.idempotency_key_ttl_hours, idempotency_key, fingerprint, 202, start
+    )
 
 
-async def _beneficiary(svc: ServicesDep, body: TransferCreate) -> Beneficiary:
+async def _beneficiary(books: MerchantStore, body: TransferCreate) -> Beneficiary:
     if isinstance(body.beneficiary, ExternalBeneficiary):
         b = body.beneficiary
         return Beneficiary(name=b.name, country=b.country, account=b.account)
-    customer = await svc.store.get_customer(body.beneficiary.customer_id)
+    customer = await books.get_customer(body.beneficiary.customer_id)
     if customer is None:
         raise NotFound(f"no customer {body.beneficiary.customer_id}", code="customer_not_found")
     if customer.id == body.customer_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import CurrentKey, IdempotencyKey, ServicesDep
+from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import Payment, WithdrawalCreate
@@ -21,16 +21,16 @@ async def create_withdrawal(
     body: WithdrawalCreate,
     request: Request,
     svc: ServicesDep,
-    key: CurrentKey,
+    books: MerchantData,
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Start a withdrawal saga; the answer is the payment in `processing`."""
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        if await svc.store.get_customer(body.customer_id) is None:
+        if await books.get_customer(body.customer_id) is None:
             raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
-        payment_id = derived_id("wd_", key, idempotency_key, fingerprint)
+        payment_id = derived_id("wd_", books.merchant_id, idempotency_key, fingerprint)
         withdrawal = WithdrawalInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
@@ -40,9 +40,11 @@ async def create_withdrawal(
             providers=route(svc.settings.provider_routing, "payout", body.currency),
             timings=saga_timings(svc.settings),
             review_deadline_seconds=svc.settings.review_deadline_seconds,
+            merchant_id=books.merchant_id,
         )
         return await start_payment(
             svc,
+            books,
             kind=PaymentKind.WITHDRAWAL,
             payment_id=payment_id,
             customer_id=body.customer_id,
@@ -53,4 +55,6 @@ async def create_withdrawal(
             workflow_input=withdrawal,
         )
 
-    return await run_once(svc, key, idempotency_key, fingerprint, 202, start)
+    return await run_once(
+        books, svc.settings.idempotency_key_ttl_hours, idempotency_key, fingerprint, 202, start
+    )

@@ -30,17 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_commands.add_parser("create", help="create a key; its secret is shown once")
     create.add_argument("--name", required=True, help="who or what uses the key")
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--merchant", help="the merchant (mer_...) whose key it is")
+    owner.add_argument(
+        "--platform",
+        action="store_true",
+        help="a platform key: creates merchants and their keys, nothing else",
+    )
     create.add_argument(
         "--scope",
         dest="scopes",
         action="append",
-        required=True,
-        choices=["payments", "ops"],
-        help="a scope of the key (repeat for several)",
+        choices=["payments", "ops", "platform"],
+        help="a scope of the key (repeat for several; default: payments, or platform)",
     )
     revoke = keys_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the key's id (key_...)")
-    keys_commands.add_parser("list", help="every key: id, name, prefix, scopes, dates")
+    keys_commands.add_parser("list", help="every key: id, merchant, name, prefix, scopes, dates")
+
+    merchants = commands.add_parser("merchants", help="the merchants of this installation")
+    merchants_commands = merchants.add_subparsers(dest="merchants_command", required=True)
+    new_merchant = merchants_commands.add_parser("create", help="create a merchant")
+    new_merchant.add_argument("--name", required=True, help="the merchant's name")
 
     return parser
 
@@ -66,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
     if args.command == "keys":
         return _keys_command(args, settings.database_url or _dev_database_url(settings))
+    if args.command == "merchants":
+        from paysaga.cli.keys import create_merchant
+
+        database_url = settings.database_url or _dev_database_url(settings)
+        merchant = asyncio.run(create_merchant(database_url, args.name))
+        print(f"id:   {merchant.id}")
+        print(f"name: {merchant.name}")
+        return 0
     parser.error("unknown command")
     return 2
 
@@ -75,10 +94,17 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
     from paysaga.cli import keys
 
     if args.keys_command == "create":
-        created = asyncio.run(keys.create_key(database_url, args.name, args.scopes))
-        print(f"id:     {created.key_id}")
-        print(f"scopes: {', '.join(created.row.scopes)}")
-        print(f"secret: {created.secret}")
+        merchant_id = None if args.platform else args.merchant
+        scopes = args.scopes or (["platform"] if args.platform else ["payments"])
+        try:
+            created = asyncio.run(keys.create_key(database_url, args.name, scopes, merchant_id))
+        except (ValueError, LookupError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"id:       {created.key_id}")
+        print(f"merchant: {created.row.merchant_id or '(platform)'}")
+        print(f"scopes:   {', '.join(created.row.scopes)}")
+        print(f"secret:   {created.secret}")
         print("Store the secret now: it is not kept and cannot be shown again.")
         return 0
     if args.keys_command == "revoke":

@@ -7,25 +7,48 @@ from __future__ import annotations
 
 from paysaga.store.api_keys import ApiKeyRow, ApiKeys
 from paysaga.store.customers import CustomerRow, Customers
+from paysaga.store.events import EventRow, Events
 from paysaga.store.idempotency import IdempotencyKeys, IdempotencyRow
+from paysaga.store.merchant_store import DeadDeliveryRow, MerchantStore
+from paysaga.store.merchants import MerchantRow, Merchants
 from paysaga.store.ops_audit import OpsActionRow, OpsAudit
-from paysaga.store.payments import PaymentRow, Payments
+from paysaga.store.payments import PaymentRow, Payments, payment_object
 from paysaga.store.quotes import QuoteRow, Quotes
 from paysaga.store.webhooks import ProviderWebhooks
 
 __all__ = [
     "ApiKeyRow",
     "CustomerRow",
+    "DeadDeliveryRow",
+    "EventRow",
     "IdempotencyRow",
+    "MerchantRow",
+    "MerchantStore",
     "OpsActionRow",
     "PaymentRow",
     "QuoteRow",
     "Store",
+    "payment_object",
 ]
 
 
-class Store(Customers, Payments, Quotes, IdempotencyKeys, ProviderWebhooks, ApiKeys, OpsAudit):
-    """Reads and writes of the service's tables; one short SQL statement per call."""
+class Store(
+    Merchants,
+    Customers,
+    Payments,
+    Quotes,
+    IdempotencyKeys,
+    ProviderWebhooks,
+    ApiKeys,
+    OpsAudit,
+    Events,
+):
+    """Reads and writes of the service's tables, whoever's they are: for the worker and the
+    platform. The API reads a merchant's objects only through `for_merchant`."""
+
+    def for_merchant(self, merchant_id: str) -> MerchantStore:
+        """The tables as this merchant sees them."""
+        return MerchantStore(self, merchant_id)
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""

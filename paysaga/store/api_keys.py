@@ -13,6 +13,7 @@ class ApiKeyRow(TableRow):
     """A row of `api_keys`; `prefix` is the secret's first characters, to tell keys apart."""
 
     id: str
+    merchant_id: str | None  # None: a platform key
     name: str
     prefix: str
     secret_hash: str
@@ -25,14 +26,20 @@ class ApiKeys(Tables):
     """Reads and writes of `api_keys`."""
 
     async def create_api_key(
-        self, key_id: str, name: str, prefix: str, secret_hash: str, scopes: list[str]
+        self,
+        key_id: str,
+        merchant_id: str | None,
+        name: str,
+        prefix: str,
+        secret_hash: str,
+        scopes: list[str],
     ) -> ApiKeyRow:
-        """Insert a key; only the hash of its secret is stored."""
+        """Insert a key of a merchant (None: a platform key); only its secret's hash is stored."""
         row = await self._one(
             ApiKeyRow,
-            "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING *",
-            (key_id, name, prefix, secret_hash, scopes),
+            "INSERT INTO api_keys (id, merchant_id, name, prefix, secret_hash, scopes)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (key_id, merchant_id, name, prefix, secret_hash, scopes),
         )
         assert row is not None
         return row

@@ -13,6 +13,7 @@ class CustomerRow(TableRow):
     """A row of `customers`."""
 
     id: str
+    merchant_id: str
     external_id: str
     full_name: str
     birth_date: date
@@ -27,17 +28,26 @@ class Customers(Tables):
     """Reads and writes of `customers`."""
 
     async def create_customer(
-        self, customer_id: str, external_id: str, full_name: str, birth_date: date, country: str
+        self,
+        merchant_id: str,
+        customer_id: str,
+        external_id: str,
+        full_name: str,
+        birth_date: date,
+        country: str,
     ) -> CustomerRow | None:
-        """Insert a customer; None when the external id is taken."""
+        """Insert a customer; None when the merchant already has one with this external id."""
         return await self._one(
             CustomerRow,
-            "INSERT INTO customers (id, external_id, full_name, birth_date, country)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (external_id) DO NOTHING RETURNING *",
-            (customer_id, external_id, full_name, birth_date, country),
+            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING *",
+            (customer_id, merchant_id, external_id, full_name, birth_date, country),
         )
 
     async def get_customer(self, customer_id: str) -> CustomerRow | None:
+        """A customer by id, whoever's it is (for the worker; the API reads through
+        `MerchantStore`)."""
         return await self._one(CustomerRow, "SELECT * FROM customers WHERE id = %s", (customer_id,))
 
     async def record_kyc(self, customer_id: str, status: str, reason: str | None) -> None:

@@ -15,7 +15,7 @@ from paysaga.store.sql import TableRow, Tables
 class IdempotencyRow(TableRow):
     """A row of `api_idempotency_keys`; the response columns stay NULL until it is answered."""
 
-    principal: str
+    merchant_id: str
     key: str
     request_hash: str
     response_status: int | None
@@ -28,7 +28,7 @@ class IdempotencyKeys(Tables):
     """Reads and writes of `api_idempotency_keys`."""
 
     async def claim_idempotency_key(
-        self, principal: str, key: str, request_hash: str, ttl_hours: int
+        self, merchant_id: str, key: str, request_hash: str, ttl_hours: int
     ) -> IdempotencyRow | None:
         """Claim a key for a new request; None when claimed, else the existing record.
 
@@ -39,40 +39,40 @@ class IdempotencyKeys(Tables):
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "DELETE FROM api_idempotency_keys WHERE principal = %s AND key = %s"
+                "DELETE FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s"
                 " AND (created_at < now() - make_interval(hours => %s)"
                 "  OR (response_status IS NULL AND created_at < now() - interval '1 minute'))",
-                (principal, key, ttl_hours),
+                (merchant_id, key, ttl_hours),
             )
             await cur.execute(
-                "INSERT INTO api_idempotency_keys (principal, key, request_hash)"
+                "INSERT INTO api_idempotency_keys (merchant_id, key, request_hash)"
                 " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
-                (principal, key, request_hash),
+                (merchant_id, key, request_hash),
             )
             if await cur.fetchone():
                 return None
             await cur.execute(
-                "SELECT * FROM api_idempotency_keys WHERE principal = %s AND key = %s",
-                (principal, key),
+                "SELECT * FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s",
+                (merchant_id, key),
             )
             row = await cur.fetchone()
         return None if row is None else IdempotencyRow.from_row(row)
 
     async def complete_idempotency_key(
-        self, principal: str, key: str, status: int, raw_body: str
+        self, merchant_id: str, key: str, status: int, raw_body: str
     ) -> None:
         """Store the answer as sent (`response_raw`) and as JSON, for replays and for reading."""
         await self._execute(
             "UPDATE api_idempotency_keys"
             " SET response_status = %s, response_body = %s::jsonb, response_raw = %s"
-            " WHERE principal = %s AND key = %s RETURNING key",
-            (status, raw_body, raw_body, principal, key),
+            " WHERE merchant_id = %s AND key = %s RETURNING key",
+            (status, raw_body, raw_body, merchant_id, key),
         )
 
-    async def release_idempotency_key(self, principal: str, key: str) -> None:
+    async def release_idempotency_key(self, merchant_id: str, key: str) -> None:
         """Forget a claim whose request failed on our side, so that the client may retry it."""
         await self._execute(
-            "DELETE FROM api_idempotency_keys WHERE principal = %s AND key = %s"
+            "DELETE FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s"
             " AND response_status IS NULL RETURNING key",
-            (principal, key),
+            (merchant_id, key),
         )

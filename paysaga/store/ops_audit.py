@@ -15,6 +15,7 @@ class OpsActionRow(TableRow):
     """A row of `ops_audit_log`: who did what to which target."""
 
     id: int
+    merchant_id: str | None
     at: datetime
     actor: str
     action: str
@@ -26,27 +27,32 @@ class OpsAudit(Tables):
     """Appends to and pages through `ops_audit_log`."""
 
     async def record_ops_action(
-        self, actor: str, action: str, target: str | None, detail: dict[str, Any]
+        self,
+        merchant_id: str | None,
+        actor: str,
+        action: str,
+        target: str | None,
+        detail: dict[str, Any],
     ) -> OpsActionRow:
-        """Append one operator action to the audit trail."""
+        """Append one operator action (of a merchant; None: of the platform) to the trail."""
         row = await self._one(
             OpsActionRow,
-            "INSERT INTO ops_audit_log (actor, action, target, detail)"
-            " VALUES (%s, %s, %s, %s) RETURNING *",
-            (actor, action, target, json.dumps(detail)),
+            "INSERT INTO ops_audit_log (merchant_id, actor, action, target, detail)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+            (merchant_id, actor, action, target, json.dumps(detail)),
         )
         assert row is not None
         return row
 
     async def list_ops_actions(
-        self, *, limit: int, starting_after: int | None
+        self, merchant_id: str, *, limit: int, starting_after: int | None
     ) -> tuple[list[OpsActionRow], bool]:
         """Newest first; the cursor is the id of the last entry of the previous page."""
         rows = await self._all(
             OpsActionRow,
-            "SELECT * FROM ops_audit_log"
-            " WHERE (%(after)s::bigint IS NULL OR id < %(after)s)"
+            "SELECT * FROM ops_audit_log WHERE merchant_id = %(merchant_id)s"
+            " AND (%(after)s::bigint IS NULL OR id < %(after)s)"
             " ORDER BY id DESC LIMIT %(limit)s",
-            {"after": starting_after, "limit": limit + 1},
+            {"merchant_id": merchant_id, "after": starting_after, "limit": limit + 1},
         )
         return rows[:limit], len(rows) > limit

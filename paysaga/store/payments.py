@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.rows import dict_row
+
 from domain.payments import PaymentStatus
+from paysaga.store.events import append_event
 from paysaga.store.sql import TableRow, Tables
 
 TERMINAL = [s.value for s in PaymentStatus if s.is_terminal]
@@ -18,6 +21,7 @@ class PaymentRow(TableRow):
     """A row of `payments`."""
 
     id: str
+    merchant_id: str
     kind: str
     status: str
     customer_id: str
@@ -31,11 +35,29 @@ class PaymentRow(TableRow):
     updated_at: datetime
 
 
+def payment_object(row: PaymentRow) -> dict[str, Any]:
+    """The payment as the API shows it (and as events carry it)."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "customer_id": row.customer_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "provider": row.provider,
+        "failure_code": row.failure_code,
+        "failure_reason": row.failure_reason,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
 class Payments(Tables):
-    """Reads and writes of `payments`."""
+    """Reads and writes of `payments`; every status change appends its event in its transaction."""
 
     async def insert_payment(
         self,
+        merchant_id: str,
         payment_id: str,
         kind: str,
         customer_id: str,
@@ -44,20 +66,39 @@ class Payments(Tables):
         provider: str | None,
         details: dict[str, Any],
     ) -> PaymentRow:
-        """Insert a payment in `processing`, or return the one already there with this id."""
-        row = await self._one(
-            PaymentRow,
-            "INSERT INTO payments (id, kind, status, customer_id, amount, currency, provider, details)"
-            " VALUES (%s, %s, 'processing', %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING RETURNING *",
-            (payment_id, kind, customer_id, amount, currency, provider, json.dumps(details)),
-        )
-        if row is None:
-            row = await self.get_payment(payment_id)
-        assert row is not None
-        return row
+        """Insert a payment in `processing` (event `payment.created`), or return the one there."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount,"
+                " currency, provider, details)"
+                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING RETURNING *",
+                (
+                    payment_id,
+                    merchant_id,
+                    kind,
+                    customer_id,
+                    amount,
+                    currency,
+                    provider,
+                    json.dumps(details),
+                ),
+            )
+            inserted = await cur.fetchone()
+            if inserted is not None:
+                row = PaymentRow.from_row(inserted)
+                await append_event(
+                    conn, merchant_id, "payment.created", "payment", row.id, payment_object(row)
+                )
+                return row
+        existing = await self.get_payment(payment_id)
+        assert existing is not None
+        return existing
 
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
+        """A payment by its id, whoever's it is (for the worker; the API reads through
+        `MerchantStore`)."""
         return await self._one(PaymentRow, "SELECT * FROM payments WHERE id = %s", (payment_id,))
 
     async def update_payment(
@@ -68,17 +109,43 @@ class Payments(Tables):
         failure_code: str | None = None,
         failure_reason: str | None = None,
     ) -> PaymentRow | None:
-        """Move a payment to `status`; a terminal payment never changes again."""
-        return await self._one(
-            PaymentRow,
-            "UPDATE payments SET status = %s, provider = COALESCE(%s, provider),"
-            " failure_code = %s, failure_reason = %s, updated_at = now()"
-            " WHERE id = %s AND status <> ALL(%s) RETURNING *",
-            (status, provider, failure_code, failure_reason, payment_id, TERMINAL),
-        )
+        """Move a payment to `status`; a terminal payment never changes again (None).
+
+        A change of status appends its event (`payment.<status>`) in the same transaction; a
+        write that repeats the status (a retried activity) appends nothing.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT status FROM payments WHERE id = %s AND status <> ALL(%s) FOR UPDATE",
+                (payment_id, TERMINAL),
+            )
+            before = await cur.fetchone()
+            if before is None:
+                return None
+            await cur.execute(
+                "UPDATE payments SET status = %s, provider = COALESCE(%s, provider),"
+                " failure_code = %s, failure_reason = %s, updated_at = now()"
+                " WHERE id = %s RETURNING *",
+                (status, provider, failure_code, failure_reason, payment_id),
+            )
+            updated = await cur.fetchone()
+            assert updated is not None
+            row = PaymentRow.from_row(updated)
+            if before["status"] != status:
+                await append_event(
+                    conn,
+                    row.merchant_id,
+                    f"payment.{status}",
+                    "payment",
+                    row.id,
+                    payment_object(row),
+                )
+        return row
 
     async def list_payments(
         self,
+        merchant_id: str,
         *,
         customer_id: str | None,
         kind: str | None,
@@ -87,18 +154,21 @@ class Payments(Tables):
         starting_after: str | None,
     ) -> tuple[list[PaymentRow], bool]:
         """Newest first; the cursor is the id of the last payment of the previous page."""
-        where = ["(%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)"]
+        where = ["merchant_id = %(merchant_id)s"]
+        where.append("(%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)")
         where.append("(%(kind)s::text IS NULL OR kind = %(kind)s)")
         where.append("(%(status)s::text IS NULL OR status = %(status)s)")
         if starting_after:
             where.append(
-                "(created_at, id) < (SELECT created_at, id FROM payments WHERE id = %(after)s)"
+                "(created_at, id) < (SELECT created_at, id FROM payments"
+                " WHERE id = %(after)s AND merchant_id = %(merchant_id)s)"
             )
         rows = await self._all(
             PaymentRow,
             f"SELECT * FROM payments WHERE {' AND '.join(where)}"
             " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
             {
+                "merchant_id": merchant_id,
                 "customer_id": customer_id,
                 "kind": kind,
                 "status": status,

@@ -14,6 +14,7 @@ class QuoteRow(TableRow):
     """A row of `fx_quotes`."""
 
     id: str
+    merchant_id: str
     customer_id: str
     source_currency: str
     target_currency: str

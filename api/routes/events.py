@@ -1,0 +1,25 @@
+"""The merchant's event feed: every change, in order, from any sequence number on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import BIGINT_MAX, MerchantData
+from api.schemas import Event, EventList
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+@router.get("", response_model=EventList)
+async def list_events(
+    books: MerchantData,
+    after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
+    type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> EventList:
+    """Events with a sequence above `after`, oldest first: store the last sequence you processed
+    and pass it as `after` to miss nothing and see nothing twice."""
+    rows, has_more = await books.list_events(after=after, event_type=type, limit=limit)
+    return EventList(data=[Event.model_validate(row.payload) for row in rows], has_more=has_more)

@@ -1,0 +1,96 @@
+"""The event feed: each merchant's changes, numbered 1, 2, 3, ... in commit order, with no gap.
+
+`append_event` runs inside the transaction that makes the change it reports, on that
+transaction's connection: the event exists if and only if the change committed. Its sequence
+comes from incrementing the merchant's `last_event_sequence` under the row's lock, held until
+commit, so no later event of the merchant can commit before it and a rollback gives the number
+back. (A BIGSERIAL would not do: a poller reading after 7 and 9 committed skips 8 for good when
+8 commits a moment later.) The table is insert-only, the shape a CDC outbox router streams.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from paysaga.store.sql import TableRow, Tables
+
+
+@dataclass(frozen=True)
+class EventRow(TableRow):
+    """A row of `events`; `payload` is the event exactly as the API and webhooks show it."""
+
+    id: str
+    merchant_id: str
+    sequence: int
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+async def append_event(
+    conn: AsyncConnection[Any],
+    merchant_id: str,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    obj: dict[str, Any],
+) -> EventRow:
+    """Append an event, and its webhook delivery, in the caller's open transaction."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "UPDATE merchants SET last_event_sequence = last_event_sequence + 1"
+        " WHERE id = %s RETURNING last_event_sequence",
+        (merchant_id,),
+    )
+    allocated = await cur.fetchone()
+    if allocated is None:
+        raise LookupError(f"no merchant {merchant_id}")
+    sequence = int(allocated["last_event_sequence"])
+    event_id = "evt_" + secrets.token_hex(12)
+    payload = {
+        "id": event_id,
+        "sequence": sequence,
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {"object": obj},
+    }
+    await cur.execute(
+        "INSERT INTO events (id, merchant_id, sequence, type, aggregate_type, aggregate_id,"
+        " payload) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+        (event_id, merchant_id, sequence, event_type, aggregate_type, aggregate_id, Jsonb(payload)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await cur.execute(
+        "INSERT INTO event_deliveries (event_id, merchant_id, sequence) VALUES (%s, %s, %s)",
+        (event_id, merchant_id, sequence),
+    )
+    return EventRow.from_row(row)
+
+
+class Events(Tables):
+    """The feed's reads that are not a merchant's own (those are in `MerchantStore`)."""
+
+    async def purge_events(self, older_than_days: int, batch: int = 1000) -> int:
+        """Delete events (and their deliveries) older than the retention; how many went."""
+        purged = 0
+        while True:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                    " WHERE created_at < now() - make_interval(days => %s) LIMIT %s)",
+                    (older_than_days, batch),
+                )
+                purged += cur.rowcount
+            if cur.rowcount < batch:
+                return purged

@@ -1,0 +1,241 @@
+"""One merchant's view of the tables: every read and write of the API goes through it.
+
+The API builds a `MerchantStore` from the caller's key and never reads a table any other way, so
+no route can forget the merchant: each statement here names it. Another merchant's id finds
+nothing, by the same query and index as a missing one, so it answers the same 404 in the same
+time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from paysaga.store.customers import CustomerRow
+from paysaga.store.events import EventRow
+from paysaga.store.idempotency import IdempotencyRow
+from paysaga.store.merchants import MerchantRow
+from paysaga.store.ops_audit import OpsActionRow
+from paysaga.store.payments import PaymentRow
+from paysaga.store.quotes import QuoteRow
+from paysaga.store.sql import TableRow, Tables
+
+
+@dataclass(frozen=True)
+class DeadDeliveryRow(TableRow):
+    """A webhook delivery given up on, with the event it was to deliver."""
+
+    event_id: str
+    sequence: int
+    type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    redeliveries: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MerchantStore:
+    """The tables as one merchant sees them."""
+
+    def __init__(self, store: Any, merchant_id: str) -> None:
+        # `store` is the whole `Store`; typed loosely to keep this module below it.
+        self._store = store
+        self._tables: Tables = store
+        self.merchant_id = merchant_id
+
+    # ------------------------------------------------------------------ the merchant itself
+
+    async def merchant(self) -> MerchantRow:
+        row: MerchantRow | None = await self._store.get_merchant(self.merchant_id)
+        if row is None:
+            raise LookupError(f"no merchant {self.merchant_id}")
+        return row
+
+    async def update_webhook(self, url: str | None, secret: str | None) -> MerchantRow:
+        row: MerchantRow | None = await self._store.update_merchant_webhook(
+            self.merchant_id, url, secret
+        )
+        assert row is not None
+        return row
+
+    # ------------------------------------------------------------------ customers
+
+    async def create_customer(
+        self, customer_id: str, external_id: str, full_name: str, birth_date: date, country: str
+    ) -> CustomerRow | None:
+        """Insert a customer; None when this merchant already has the external id."""
+        row: CustomerRow | None = await self._store.create_customer(
+            self.merchant_id, customer_id, external_id, full_name, birth_date, country
+        )
+        return row
+
+    async def get_customer(self, customer_id: str) -> CustomerRow | None:
+        return await self._tables._one(
+            CustomerRow,
+            "SELECT * FROM customers WHERE id = %s AND merchant_id = %s",
+            (customer_id, self.merchant_id),
+        )
+
+    # ------------------------------------------------------------------ payments
+
+    async def insert_payment(
+        self,
+        payment_id: str,
+        kind: str,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        provider: str | None,
+        details: dict[str, Any],
+    ) -> PaymentRow:
+        row: PaymentRow = await self._store.insert_payment(
+            self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
+        )
+        return row
+
+    async def get_payment(self, payment_id: str) -> PaymentRow | None:
+        return await self._tables._one(
+            PaymentRow,
+            "SELECT * FROM payments WHERE id = %s AND merchant_id = %s",
+            (payment_id, self.merchant_id),
+        )
+
+    async def list_payments(
+        self,
+        *,
+        customer_id: str | None,
+        kind: str | None,
+        status: str | None,
+        limit: int,
+        starting_after: str | None,
+    ) -> tuple[list[PaymentRow], bool]:
+        result: tuple[list[PaymentRow], bool] = await self._store.list_payments(
+            self.merchant_id,
+            customer_id=customer_id,
+            kind=kind,
+            status=status,
+            limit=limit,
+            starting_after=starting_after,
+        )
+        return result
+
+    # ------------------------------------------------------------------ FX quotes
+
+    async def insert_quote(self, quote: dict[str, Any]) -> QuoteRow:
+        row: QuoteRow = await self._store.insert_quote({**quote, "merchant_id": self.merchant_id})
+        return row
+
+    async def get_quote(self, quote_id: str) -> QuoteRow | None:
+        return await self._tables._one(
+            QuoteRow,
+            "SELECT * FROM fx_quotes WHERE id = %s AND merchant_id = %s",
+            (quote_id, self.merchant_id),
+        )
+
+    async def use_quote(self, quote_id: str, payment_id: str) -> bool:
+        """Mark the quote used by this payment; False when another payment used it."""
+        return await self._tables._execute(
+            "UPDATE fx_quotes SET used_by_payment_id = %s WHERE id = %s AND merchant_id = %s"
+            " AND (used_by_payment_id IS NULL OR used_by_payment_id = %s) RETURNING id",
+            (payment_id, quote_id, self.merchant_id, payment_id),
+        )
+
+    # ------------------------------------------------------------------ idempotency keys
+
+    async def claim_idempotency_key(
+        self, key: str, request_hash: str, ttl_hours: int
+    ) -> IdempotencyRow | None:
+        row: IdempotencyRow | None = await self._store.claim_idempotency_key(
+            self.merchant_id, key, request_hash, ttl_hours
+        )
+        return row
+
+    async def complete_idempotency_key(self, key: str, status: int, raw_body: str) -> None:
+        await self._store.complete_idempotency_key(self.merchant_id, key, status, raw_body)
+
+    async def release_idempotency_key(self, key: str) -> None:
+        await self._store.release_idempotency_key(self.merchant_id, key)
+
+    # ------------------------------------------------------------------ ops audit trail
+
+    async def record_ops_action(
+        self, actor: str, action: str, target: str | None, detail: dict[str, Any]
+    ) -> OpsActionRow:
+        row: OpsActionRow = await self._store.record_ops_action(
+            self.merchant_id, actor, action, target, detail
+        )
+        return row
+
+    async def list_ops_actions(
+        self, *, limit: int, starting_after: int | None
+    ) -> tuple[list[OpsActionRow], bool]:
+        result: tuple[list[OpsActionRow], bool] = await self._store.list_ops_actions(
+            self.merchant_id, limit=limit, starting_after=starting_after
+        )
+        return result
+
+    # ------------------------------------------------------------------ events
+
+    async def list_events(
+        self, *, after: int, event_type: str | None, limit: int
+    ) -> tuple[list[EventRow], bool]:
+        """Events after sequence `after`, in sequence order, optionally of one type."""
+        rows = await self._tables._all(
+            EventRow,
+            "SELECT * FROM events WHERE merchant_id = %(merchant_id)s AND sequence > %(after)s"
+            " AND (%(type)s::text IS NULL OR type = %(type)s)"
+            " ORDER BY sequence LIMIT %(limit)s",
+            {
+                "merchant_id": self.merchant_id,
+                "after": after,
+                "type": event_type,
+                "limit": limit + 1,
+            },
+        )
+        return rows[:limit], len(rows) > limit
+
+    # ------------------------------------------------------------------ webhook dead letters
+
+    async def list_dead_deliveries(
+        self, *, limit: int, starting_after: str | None
+    ) -> tuple[list[DeadDeliveryRow], bool]:
+        """Deliveries given up on, newest event first; the cursor is an event id."""
+        rows = await self._tables._all(
+            DeadDeliveryRow,
+            "SELECT d.event_id, d.sequence, e.type, d.status, d.attempts, d.last_error,"
+            " d.redeliveries, d.created_at, d.updated_at"
+            " FROM event_deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.merchant_id = %(merchant_id)s AND d.status = 'dead'"
+            " AND (%(after)s::text IS NULL OR d.sequence < (SELECT sequence FROM event_deliveries"
+            "  WHERE event_id = %(after)s AND merchant_id = %(merchant_id)s))"
+            " ORDER BY d.sequence DESC LIMIT %(limit)s",
+            {"merchant_id": self.merchant_id, "after": starting_after, "limit": limit + 1},
+        )
+        return rows[:limit], len(rows) > limit
+
+    async def get_delivery_status(self, event_id: str) -> str | None:
+        """The delivery state of one of the merchant's events; None if it has no such event."""
+        async with self._tables.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status FROM event_deliveries WHERE event_id = %s AND merchant_id = %s",
+                (event_id, self.merchant_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def redeliver(self, event_id: str) -> DeadDeliveryRow | None:
+        """Send a dead delivery again from now, with a fresh retry budget; None unless dead."""
+        rows = await self._tables._all(
+            DeadDeliveryRow,
+            "WITH d AS (UPDATE event_deliveries SET status = 'pending', attempts = 0,"
+            " next_attempt_at = now(), lease_until = NULL, redeliveries = redeliveries + 1,"
+            " created_at = now(), updated_at = now()"
+            " WHERE event_id = %s AND merchant_id = %s AND status = 'dead' RETURNING *)"
+            " SELECT d.event_id, d.sequence, e.type, d.status, d.attempts, d.last_error,"
+            " d.redeliveries, d.created_at, d.updated_at FROM d JOIN events e ON e.id = d.event_id",
+            (event_id, self.merchant_id),
+        )
+        return rows[0] if rows else None
