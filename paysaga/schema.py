@@ -1,4 +1,4 @@
-"""Tables of the payments service around the ledger: customers, payments, idempotency, webhooks, API keys."""
+"""Tables of the payments service around the ledger: merchants, customers, payments, events, keys."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     PrimaryKeyConstraint,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -23,13 +24,32 @@ def _now_column() -> Any:
     return Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
 
 
-class Customer(SQLModel, table=True):
-    """A customer of the merchant; its KYC result is recorded by the KYC activity."""
+class Merchant(SQLModel, table=True):
+    """The tenant of everything: customers, payments, ledger accounts, events, keys."""
 
-    __tablename__ = "customers"
+    __tablename__ = "merchants"
 
     id: str = Field(primary_key=True)
-    external_id: str = Field(unique=True)
+    name: str
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    last_event_sequence: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    created_at: datetime = Field(sa_column=_now_column())
+
+
+class Customer(SQLModel, table=True):
+    """A customer of a merchant; its KYC result is recorded by the KYC activity."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "external_id", name="uq_customers_merchant_external_id"),
+    )
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
+    external_id: str
     full_name: str
     birth_date: date
     country: str = Field(max_length=2)
@@ -44,11 +64,18 @@ class Payment(SQLModel, table=True):
 
     __tablename__ = "payments"
     __table_args__ = (
-        Index("ix_payments_customer_created", "customer_id", "created_at", "id"),
-        Index("ix_payments_created", "created_at", "id"),
+        Index(
+            "ix_payments_merchant_customer_created",
+            "merchant_id",
+            "customer_id",
+            "created_at",
+            "id",
+        ),
+        Index("ix_payments_merchant_created", "merchant_id", "created_at", "id"),
     )
 
     id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
     kind: str
     status: str
     customer_id: str = Field(foreign_key="customers.id")
@@ -68,9 +95,9 @@ class IdempotencyRecord(SQLModel, table=True):
     """The first response to an Idempotency-Key, replayed for the same key and body."""
 
     __tablename__ = "api_idempotency_keys"
-    __table_args__ = (PrimaryKeyConstraint("principal", "key"),)
+    __table_args__ = (PrimaryKeyConstraint("merchant_id", "key"),)
 
-    principal: str
+    merchant_id: str
     key: str
     request_hash: str
     response_status: int | None = Field(default=None, sa_type=Integer)
@@ -97,6 +124,7 @@ class FxQuote(SQLModel, table=True):
     __tablename__ = "fx_quotes"
 
     id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
     customer_id: str = Field(foreign_key="customers.id")
     source_currency: str = Field(max_length=3)
     target_currency: str = Field(max_length=3)
@@ -116,6 +144,7 @@ class ApiKeyRecord(SQLModel, table=True):
     __tablename__ = "api_keys"
 
     id: str = Field(primary_key=True)
+    merchant_id: str | None = Field(default=None, foreign_key="merchants.id")  # None: platform
     name: str
     prefix: str  # the first characters of the secret, to tell keys apart in listings
     secret_hash: str = Field(unique=True)
@@ -132,6 +161,7 @@ class OpsAuditEntry(SQLModel, table=True):
     __tablename__ = "ops_audit_log"
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    merchant_id: str | None = None  # None: an action of the platform
     at: datetime = Field(sa_column=_now_column())
     actor: str
     action: str
@@ -139,3 +169,46 @@ class OpsAuditEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
     )
+
+
+class Event(SQLModel, table=True):
+    """One change of a merchant's object, numbered per merchant with no gap (an outbox row)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "sequence", name="uq_events_merchant_sequence"),
+        Index("ix_events_merchant_type_sequence", "merchant_id", "type", "sequence"),
+        Index("ix_events_created", "created_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
+    sequence: int = Field(sa_type=BigInteger)
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=_now_column())
+
+
+class EventDelivery(SQLModel, table=True):
+    """The delivery of one event to its merchant's webhook endpoint."""
+
+    __tablename__ = "event_deliveries"
+
+    event_id: str = Field(primary_key=True, foreign_key="events.id", ondelete="CASCADE")
+    merchant_id: str = Field(foreign_key="merchants.id")
+    sequence: int = Field(sa_type=BigInteger)
+    status: str = "pending"  # pending, delivered, dead, no_endpoint
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_now_column())
+    lease_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_error: str | None = None
+    redeliveries: int = 0
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())

@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
-from api.deps import ServicesDep, current_key, ops_key
+from api.deps import ServicesDep, any_key, current_key, ops_key
 from domain.errors import InvalidRequest
 from paysaga.codec import CodecError, EncryptionCodec
 
@@ -56,8 +56,8 @@ async def codec_reader(
         and settings.environment == "development"
     ):
         return "local-dev-ui"
-    key = await current_key(svc, authorization)
-    return ops_key(key).actor
+    key = await any_key(svc, authorization)
+    return ops_key(current_key(key)).actor
 
 
 CodecReader = Annotated[str, Depends(codec_reader)]

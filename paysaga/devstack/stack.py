@@ -17,7 +17,13 @@ import httpx
 
 from domain import search_attributes
 from paysaga.database import run_migrations, start_embedded_postgres
-from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY, Settings
+from paysaga.settings import (
+    DEV_MERCHANT_2_KEY,
+    DEV_MERCHANT_KEY,
+    DEV_OPS_KEY,
+    DEV_PLATFORM_KEY,
+    Settings,
+)
 
 # SQLite in WAL mode and faster history polling: about 2.5x the workflow throughput of the
 # dev server's defaults on a 2-core machine, at a fifth of the latency.
@@ -248,7 +254,8 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
   PostgreSQL     {database_url}
   Workers        {workers} on task queue {settings.task_queue}; metrics from {settings.worker_metrics_address}
   Logs           {group.log_dir}/
-  API keys       {DEV_MERCHANT_KEY} (payments), {DEV_OPS_KEY} (payments + ops)
+  API keys       mer_dev: {DEV_MERCHANT_KEY} (payments), {DEV_OPS_KEY} (payments + ops)
+                 mer_dev_2: {DEV_MERCHANT_2_KEY} (payments + ops); platform: {DEV_PLATFORM_KEY}
 """,
             flush=True,
         )
