@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import BIGINT_MAX, MerchantData
 from api.schemas import Event, EventList
+from domain.errors import NotFound
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -23,3 +24,12 @@ async def list_events(
     and pass it as `after` to miss nothing and see nothing twice."""
     rows, has_more = await books.list_events(after=after, event_type=type, limit=limit)
     return EventList(data=[Event.model_validate(row.payload) for row in rows], has_more=has_more)
+
+
+@router.get("/{event_id}", response_model=Event)
+async def get_event(event_id: str, books: MerchantData) -> Event:
+    """One event, as the feed and the webhook show it."""
+    row = await books.get_event(event_id)
+    if row is None:
+        raise NotFound(f"no event {event_id}")
+    return Event.model_validate(row.payload)

@@ -52,5 +52,14 @@ async def create_quote(body: QuoteCreate, svc: ServicesDep, books: MerchantData)
     return quote_from_row(row)
 
 
+@router.get("/quotes/{quote_id}", response_model=Quote)
+async def get_quote(quote_id: str, books: MerchantData) -> Quote:
+    """One quote: its locked price, expiry, and whether a transfer used it."""
+    row = await books.get_quote(quote_id)
+    if row is None:
+        raise NotFound(f"no quote {quote_id}")
+    return quote_from_row(row)
+
+
 def quote_from_row(row: QuoteRow) -> Quote:
     return Quote.model_validate({**asdict(row), "used": row.used_by_payment_id is not None})

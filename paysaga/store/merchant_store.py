@@ -197,6 +197,13 @@ class MerchantStore:
         )
         return rows[:limit], len(rows) > limit
 
+    async def get_event(self, event_id: str) -> EventRow | None:
+        return await self._tables._one(
+            EventRow,
+            "SELECT * FROM events WHERE id = %s AND merchant_id = %s",
+            (event_id, self.merchant_id),
+        )
+
     # ------------------------------------------------------------------ webhook dead letters
 
     async def list_dead_deliveries(

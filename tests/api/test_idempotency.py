@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import httpx
@@ -12,11 +11,9 @@ import pytest
 from api.idempotency import request_fingerprint
 from api.main import create_app
 from api.schemas import DepositCreate
-from paysaga.settings import DEV_MERCHANT_KEY, Settings
+from domain.merchants import DEV_MERCHANT_ID
+from paysaga.settings import Settings
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
-
-PRINCIPAL = hashlib.sha256(DEV_MERCHANT_KEY.encode()).hexdigest()[:16]
-
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_same_key_in_flight_is_409_until_the_claim_is_abandoned(
@@ -34,8 +31,8 @@ async def test_same_key_in_flight_is_409_until_the_claim_is_abandoned(
     async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as db:
         # A first request with this key is being answered right now: claimed, no response yet.
         await db.execute(
-            "INSERT INTO api_idempotency_keys (principal, key, request_hash) VALUES (%s, %s, %s)",
-            (PRINCIPAL, key, fingerprint),
+            "INSERT INTO api_idempotency_keys (merchant_id, key, request_hash) VALUES (%s, %s, %s)",
+            (DEV_MERCHANT_ID, key, fingerprint),
         )
 
         in_flight = await post_payment(api, "/v1/deposits", body, key)
@@ -45,8 +42,8 @@ async def test_same_key_in_flight_is_409_until_the_claim_is_abandoned(
         # The first request's process died: after a minute its claim is taken over.
         await db.execute(
             "UPDATE api_idempotency_keys SET created_at = now() - interval '2 minutes'"
-            " WHERE principal = %s AND key = %s",
-            (PRINCIPAL, key),
+            " WHERE merchant_id = %s AND key = %s",
+            (DEV_MERCHANT_ID, key),
         )
 
     retried = await post_payment(api, "/v1/deposits", body, key)

@@ -25,7 +25,7 @@ def client_with_key(stack: Stack) -> ClientWithKey:
 
     @asynccontextmanager
     async def make(*scopes: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-        created = await keys.create_key(stack.database_url, "test key", list(scopes))
+        created = await keys.create_key(stack.database_url, "test key", list(scopes), "mer_dev")
         headers = {"Authorization": f"Bearer {created.secret}"}
         async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
             yield client, created.key_id

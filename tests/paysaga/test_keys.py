@@ -38,7 +38,7 @@ def key_row(postgres_url: str, key_id: str) -> dict[str, object]:
 
 
 async def test_create_key_stores_only_the_hash_of_its_secret(postgres_url: str) -> None:
-    created = await keys.create_key(postgres_url, "checkout backend", ["payments"])
+    created = await keys.create_key(postgres_url, "checkout backend", ["payments"], "mer_dev")
 
     assert re.fullmatch(r"sk_live_[A-Za-z0-9_-]{32}", created.secret)
     assert created.key_id.startswith("key_")
@@ -52,7 +52,7 @@ async def test_create_key_stores_only_the_hash_of_its_secret(postgres_url: str) 
 
 async def test_create_key_with_unknown_scope_is_refused(postgres_url: str) -> None:
     with pytest.raises(ValueError, match="scopes"):
-        await keys.create_key(postgres_url, "typo", ["admin"])
+        await keys.create_key(postgres_url, "typo", ["admin"], "mer_dev")
 
 
 def test_cli_creates_lists_and_revokes_a_key(postgres_url: str) -> None:
@@ -60,6 +60,8 @@ def test_cli_creates_lists_and_revokes_a_key(postgres_url: str) -> None:
         postgres_url,
         "keys",
         "create",
+        "--merchant",
+        "mer_dev",
         "--name",
         "ops-desk",
         "--scope",
@@ -99,7 +101,7 @@ async def test_revoked_key_is_not_found_by_its_hash(postgres_url: str) -> None:
     from paysaga.database import open_pool
     from paysaga.store import Store
 
-    created = await keys.create_key(postgres_url, "short-lived", ["payments"])
+    created = await keys.create_key(postgres_url, "short-lived", ["payments"], "mer_dev")
     secret_hash = keys.hash_secret(created.secret)
     async with await open_pool(postgres_url, 1, 1) as pool:
         store = Store(pool)

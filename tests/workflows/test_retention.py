@@ -26,7 +26,7 @@ async def test_expired_idempotency_records_are_purged_and_live_ones_kept(
         for name, age in api_rows.items():
             await conn.execute(
                 "INSERT INTO api_idempotency_keys"
-                " (principal, key, request_hash, response_status, created_at)"
+                " (merchant_id, key, request_hash, response_status, created_at)"
                 " VALUES (%s, %s, 'h', %s, now() - %s::interval)",
                 (tag, name, None if name.startswith("abandoned") else 202, age),
             )
@@ -50,7 +50,7 @@ async def test_expired_idempotency_records_are_purged_and_live_ones_kept(
 
     async with db_pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT key FROM api_idempotency_keys WHERE principal = %s", (tag,)
+            "SELECT key FROM api_idempotency_keys WHERE merchant_id = %s", (tag,)
         )
         assert {row[0] for row in await cur.fetchall()} == {"answered-2h"}
         cur = await conn.execute(
