@@ -20,7 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from api.deps import current_key, idempotency_key, ops_key
+from api.deps import any_key, current_key, idempotency_key, ops_key
 from api.problems import PROBLEM_JSON, lookup
 from api.routes.codec import codec_reader
 from domain.errors import (
@@ -179,7 +179,7 @@ def _complete(
     operation: dict[str, Any], method: str, path: str, calls: set[Callable[..., Any]]
 ) -> None:
     key = (method, path)
-    authenticated = bool(calls & {current_key, ops_key, codec_reader})
+    authenticated = bool(calls & {any_key, current_key, ops_key, codec_reader})
     idempotent = idempotency_key in calls
     parameters = [
         p for p in operation.get("parameters", []) if p["name"].lower() != "authorization"

@@ -11,6 +11,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -126,6 +127,15 @@ def domain_problem(exc: PaysagaError) -> JSONResponse:
     return problem(entry.status, code, entry.title, exc.detail, **exc.extra)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application serves at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path_regex.match(request.url.path):
+            methods |= set(route.methods or ())
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors, HTTP errors and crashes to problem+json."""
 
@@ -145,11 +155,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(422, "validation_error", "The request is not valid", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         title = code.replace("_", " ").capitalize()
-        # The headers matter: a 405 carries `Allow`.
-        return problem(exc.status_code, code, title, str(exc.detail), headers=exc.headers)
+        # The headers matter: a 405 carries `Allow`, which Starlette takes from the first route
+        # of the path only; a path served by several routes (GET and PATCH) lists them all.
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return problem(exc.status_code, code, title, str(exc.detail), headers=headers)
 
     @app.exception_handler(psycopg.DataError)
     async def on_unstorable_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
