@@ -45,15 +45,15 @@ def _ensure_runtime_dir() -> None:
     os.environ["XDG_RUNTIME_DIR"] = str(path)
 
 
-def run_migrations(database_url: str) -> None:
-    """Bring the database schema to the latest Alembic revision."""
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    """Bring the database schema to an Alembic revision (the latest unless told)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def sqlalchemy_url(database_url: str) -> str:
