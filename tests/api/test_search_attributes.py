@@ -70,11 +70,12 @@ async def test_payments_are_found_by_search_attributes(
     described = await client.get_workflow_handle(payment["id"]).describe()
     assert described.typed_search_attributes.get(sa.PAYMENT_STATUS) == "canceled"
     assert described.typed_search_attributes.get(sa.MERCHANT_ID) == "mer_dev"
-    of_other_merchant = await workflow_ids(
-        client, f'MerchantId="mer_dev_2" AND CustomerId="{customer["id"]}"', set()
-    )
     of_this_merchant = await workflow_ids(
         client, f'MerchantId="mer_dev" AND CustomerId="{customer["id"]}"', {payment["id"]}
+    )
+    # Indexed by now (the query above waited for it): the other merchant's query finds none.
+    of_other_merchant = await workflow_ids(
+        client, f'MerchantId="mer_dev_2" AND CustomerId="{customer["id"]}"', set()
     )
     assert of_other_merchant == set()
     assert of_this_merchant == deposit_ids | {payment["id"]}
