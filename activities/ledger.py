@@ -38,9 +38,10 @@ class PostTransactionInput:
 
 @dataclass
 class HoldFundsInput:
-    """Reserve funds on an account (a customer wallet unless told otherwise)."""
+    """Reserve funds on a merchant's account (a customer wallet unless told otherwise)."""
 
     idempotency_key: str
+    merchant_id: str
     owner_id: str
     currency: str
     amount: int
@@ -118,6 +119,7 @@ class LedgerActivities:
         return await _refusals_final(
             lambda: self._ledger.hold(
                 data.idempotency_key,
+                data.merchant_id,
                 data.owner_id,
                 data.kind,
                 data.currency,

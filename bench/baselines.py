@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from bench.noop_workflow import STEPS, NoopWorkflow, noop
 from bench.report import percentiles
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 
@@ -165,7 +166,7 @@ async def ledger_transfers(
     try:
         ledger = Ledger(pool)
         for n in range(1, accounts + 1):  # created before the clock starts, like the raw rows
-            await ledger.account(f"{owner}-{n}", kind, "EUR")
+            await ledger.account(DEV_MERCHANT_ID, f"{owner}-{n}", kind, "EUR")
         counter = 0
 
         async def transfer(n: int, rng: random.Random) -> None:
@@ -176,8 +177,8 @@ async def ledger_transfers(
             await ledger.post_transaction(
                 f"{owner}-tx-{counter}",
                 [
-                    LineSpec(f"{owner}-{debit}", kind, "EUR", -amount),
-                    LineSpec(f"{owner}-{credit}", kind, "EUR", amount),
+                    LineSpec(DEV_MERCHANT_ID, f"{owner}-{debit}", kind, "EUR", -amount),
+                    LineSpec(DEV_MERCHANT_ID, f"{owner}-{credit}", kind, "EUR", amount),
                 ],
                 "bench transfer",
             )

@@ -89,6 +89,29 @@ LEDGER_CHECKS: list[tuple[str, str, Describe]] = [
         _found("transactions (id, currency, sum)"),
     ),
     (
+        "transactions within one merchant",
+        # Each merchant's books are its own: no transaction moves accounts of two merchants, and
+        # a hold is posted by a transaction of its own account's merchant.
+        """
+        SELECT 'transaction', e.transaction_id,
+               string_agg(DISTINCT a.merchant_id, ' ' ORDER BY a.merchant_id)
+        FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+        GROUP BY e.transaction_id HAVING COUNT(DISTINCT a.merchant_id) > 1
+        UNION ALL
+        SELECT 'hold', h.id,
+               held.merchant_id || ' posted by '
+               || string_agg(DISTINCT a.merchant_id, ' ' ORDER BY a.merchant_id)
+        FROM ledger_holds h
+        JOIN ledger_accounts held ON held.id = h.account_id
+        JOIN ledger_entries e ON e.transaction_id = h.posting_transaction_id
+        JOIN ledger_accounts a ON a.id = e.account_id
+        WHERE a.merchant_id <> held.merchant_id
+        GROUP BY h.id, held.merchant_id
+        ORDER BY 1 DESC, 2
+        """,
+        _found("transactions or holds spanning merchants (which, id, merchants)"),
+    ),
+    (
         "transactions have at least two entries",
         """
         SELECT t.id, COUNT(e.id) FROM ledger_transactions t

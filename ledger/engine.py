@@ -53,9 +53,11 @@ class Ledger:
 
     # ------------------------------------------------------------------ accounts and reads
 
-    async def account(self, owner_id: str, kind: AccountKind | str, currency: str) -> Account:
-        """The account of (owner, kind, currency), created on first use."""
-        key = account_key(owner_id, kind, currency)
+    async def account(
+        self, merchant_id: str, owner_id: str, kind: AccountKind | str, currency: str
+    ) -> Account:
+        """The account of (merchant, owner, kind, currency), created on first use."""
+        key = account_key(merchant_id, owner_id, kind, currency)
         cached = self._accounts.get(key)
         if cached is not None:
             return cached
@@ -63,29 +65,36 @@ class Ledger:
             accounts = await self._ensure_accounts(conn, [key])
         return accounts[key]
 
-    async def balance(self, owner_id: str, kind: AccountKind | str, currency: str) -> Balance:
+    async def balance(
+        self, merchant_id: str, owner_id: str, kind: AccountKind | str, currency: str
+    ) -> Balance:
         """An account's posted, held and available balances (zeros if it has never been used)."""
-        owner_id, account_kind, currency = account_key(owner_id, kind, currency)
+        merchant_id, owner_id, account_kind, currency = account_key(
+            merchant_id, owner_id, kind, currency
+        )
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT posted, held FROM ledger_accounts"
-                " WHERE owner_id = %s AND kind = %s AND currency = %s",
-                (owner_id, str(account_kind), currency),
+                " WHERE merchant_id = %s AND owner_id = %s AND kind = %s AND currency = %s",
+                (merchant_id, owner_id, str(account_kind), currency),
             )
             row = await cur.fetchone()
         posted, held = (row[0], row[1]) if row else (0, 0)
         return Balance(posted=posted, held=held, available=posted - held)
 
     async def balances(
-        self, owner_id: str, kind: AccountKind | str = AccountKind.customer_wallet
+        self,
+        merchant_id: str,
+        owner_id: str,
+        kind: AccountKind | str = AccountKind.customer_wallet,
     ) -> list[CurrencyBalance]:
-        """An owner's balances of one kind, one per currency, ordered by currency."""
-        account_kind = check_account(owner_id, kind)
+        """An owner's balances of one kind in one merchant's books, one per currency, by currency."""
+        account_kind = check_account(merchant_id, owner_id, kind)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT currency, posted, held FROM ledger_accounts"
-                " WHERE owner_id = %s AND kind = %s ORDER BY currency",
-                (owner_id, str(account_kind)),
+                " WHERE merchant_id = %s AND owner_id = %s AND kind = %s ORDER BY currency",
+                (merchant_id, owner_id, str(account_kind)),
             )
             rows = await cur.fetchall()
         return [CurrencyBalance(currency=c, posted=p, held=h, available=p - h) for c, p, h in rows]
@@ -123,20 +132,34 @@ class Ledger:
             return await postings.find_hold(conn, where, value)
 
     async def entries(
-        self, owner_id: str, kind: AccountKind | str, currency: str
+        self, merchant_id: str, owner_id: str, kind: AccountKind | str, currency: str
     ) -> list[tuple[int, Entry]]:
         """An account's entries in posting order, each with its transaction id."""
-        owner_id, account_kind, currency = account_key(owner_id, kind, currency)
+        merchant_id, owner_id, account_kind, currency = account_key(
+            merchant_id, owner_id, kind, currency
+        )
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT e.transaction_id, e.account_id, e.amount, e.balance_after"
                 " FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id"
-                " WHERE a.owner_id = %s AND a.kind = %s AND a.currency = %s ORDER BY e.id",
-                (owner_id, str(account_kind), currency),
+                " WHERE a.merchant_id = %s AND a.owner_id = %s AND a.kind = %s"
+                " AND a.currency = %s ORDER BY e.id",
+                (merchant_id, owner_id, str(account_kind), currency),
             )
             rows = await cur.fetchall()
         return [
-            (tx_id, Entry(account_id, owner_id, account_kind, currency, amount, after))
+            (
+                tx_id,
+                Entry(
+                    account_id,
+                    owner_id,
+                    account_kind,
+                    currency,
+                    amount,
+                    after,
+                    merchant_id=merchant_id,
+                ),
+            )
             for tx_id, account_id, amount, after in rows
         ]
 
@@ -149,15 +172,16 @@ class Ledger:
         description: str = "",
         metadata: dict[str, Any] | None = None,
     ) -> Transaction:
-        """Post balanced lines atomically; accounts are created on demand.
+        """Post balanced lines of one merchant atomically; accounts are created on demand.
 
-        Raises UnbalancedTransaction, InvalidAmount, InvalidCurrency, InsufficientFunds,
-        IdempotencyConflict.
+        Raises UnbalancedTransaction, CrossMerchantTransaction, InvalidAmount, InvalidCurrency,
+        InsufficientFunds, IdempotencyConflict.
         """
         keys = postings.check_lines(lines)
         metadata = dict(metadata or {})
         content = {
             "lines": postings.lines_content(keys, lines),
+            **postings.merchant_content(keys[0][0]),
             "description": description,
             "metadata": metadata,
         }
@@ -173,6 +197,7 @@ class Ledger:
     async def hold(
         self,
         idempotency_key: str,
+        merchant_id: str,
         owner_id: str,
         kind: AccountKind | str,
         currency: str,
@@ -186,9 +211,13 @@ class Ledger:
         retried request computes its expiry anew, and the first one stands. Raises
         InsufficientFunds, InvalidAmount, InvalidCurrency, IdempotencyConflict.
         """
-        key = account_key(owner_id, kind, currency)
+        key = account_key(merchant_id, owner_id, kind, currency)
         check_amount(amount, positive=True)
-        content = {"account": [key[0], str(key[1]), key[2]], "amount": amount}
+        content = {
+            "account": [key[1], str(key[2]), key[3]],
+            "amount": amount,
+            **postings.merchant_content(merchant_id),
+        }
 
         async def work(conn: Conn) -> dict[str, Any]:
             account = self._accounts[key]
@@ -209,15 +238,17 @@ class Ledger:
         """Post a pending hold: the lines debit the held account by at most the hold.
 
         The whole hold is released and the posting applied in one transaction, so a partial post
-        returns the remainder to the available balance. The hold ends `posted`. Raises
-        HoldNotFound, HoldNotPending, HoldExpired, HoldExceeded, HoldPostingMismatch,
-        UnbalancedTransaction, InsufficientFunds, IdempotencyConflict.
+        returns the remainder to the available balance. The hold ends `posted`. The lines are
+        of the held account's merchant. Raises HoldNotFound, HoldNotPending, HoldExpired,
+        HoldExceeded, HoldPostingMismatch, CrossMerchantTransaction, UnbalancedTransaction,
+        InsufficientFunds, IdempotencyConflict.
         """
         keys = postings.check_lines(lines)
         metadata = dict(metadata or {})
         content = {
             "hold_id": hold_id,
             "lines": postings.lines_content(keys, lines),
+            **postings.merchant_content(keys[0][0]),
             "description": description,
             "metadata": metadata,
         }
@@ -318,7 +349,8 @@ class Ledger:
         missing = sorted({k for k in keys if k not in self._accounts})
         if missing:
             for account in await postings.create_accounts(conn, missing):
-                self._accounts[(account.owner_id, account.kind, account.currency)] = account
+                key = (account.merchant_id, account.owner_id, account.kind, account.currency)
+                self._accounts[key] = account
         return {k: self._accounts[k] for k in keys}
 
     async def _write(

@@ -18,7 +18,7 @@ class InvalidCurrency(LedgerError):
 
 
 class InvalidAccountKind(LedgerError):
-    """An account kind or owner is not one the ledger knows."""
+    """An account's kind, owner or merchant is not one the ledger knows."""
 
 
 class InvalidIdempotencyKey(LedgerError):
@@ -27,6 +27,10 @@ class InvalidIdempotencyKey(LedgerError):
 
 class UnbalancedTransaction(LedgerError):
     """The lines of a transaction do not sum to zero per currency, or there are fewer than two."""
+
+
+class CrossMerchantTransaction(LedgerError):
+    """The lines name accounts of two merchants: each merchant's books are its own (rule 8)."""
 
 
 class InsufficientFunds(LedgerError):

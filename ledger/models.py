@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.errors import InvalidAccountKind, InvalidAmount, InvalidCurrency
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -53,8 +54,10 @@ def check_amount(amount: int, *, positive: bool = False) -> int:
     return amount
 
 
-def check_account(owner_id: str, kind: AccountKind | str) -> AccountKind:
-    """The account kind as an enum if owner and kind are valid, else InvalidAccountKind."""
+def check_account(merchant_id: str, owner_id: str, kind: AccountKind | str) -> AccountKind:
+    """The account kind as an enum if merchant, owner and kind are valid, else InvalidAccountKind."""
+    if not isinstance(merchant_id, str) or not merchant_id:
+        raise InvalidAccountKind(f"merchant_id must be a non-empty string, got {merchant_id!r}")
     if not isinstance(owner_id, str) or not owner_id:
         raise InvalidAccountKind(f"owner_id must be a non-empty string, got {owner_id!r}")
     try:
@@ -67,6 +70,7 @@ def check_account(owner_id: str, kind: AccountKind | str) -> AccountKind:
 class LineSpec:
     """One line of a transaction to post: positive credits (raises) the account, negative debits."""
 
+    merchant_id: str
     owner_id: str
     kind: AccountKind
     currency: str
@@ -75,9 +79,10 @@ class LineSpec:
 
 @dataclass(frozen=True)
 class Account:
-    """A ledger account, identified by (owner_id, kind, currency)."""
+    """A ledger account, identified by (merchant_id, owner_id, kind, currency)."""
 
     id: int
+    merchant_id: str
     owner_id: str
     kind: AccountKind
     currency: str
@@ -95,7 +100,7 @@ class Balance:
 
 @dataclass(frozen=True)
 class CurrencyBalance:
-    """An owner's balance in one currency."""
+    """An owner's balance in one currency (of one merchant's books)."""
 
     currency: str
     posted: int
@@ -113,6 +118,9 @@ class Entry:
     currency: str
     amount: int
     balance_after: int
+    # Keyword-only with a default: results recorded before merchants existed (saga histories,
+    # stored idempotent results) lack it, and were all the development merchant's.
+    merchant_id: str = field(default=DEV_MERCHANT_ID, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ class Transaction:
             "entries": [
                 {
                     "account_id": e.account_id,
+                    "merchant_id": e.merchant_id,
                     "owner_id": e.owner_id,
                     "kind": str(e.kind),
                     "currency": e.currency,
@@ -163,6 +172,7 @@ class Transaction:
                     currency=e["currency"],
                     amount=e["amount"],
                     balance_after=e["balance_after"],
+                    merchant_id=e.get("merchant_id", DEV_MERCHANT_ID),
                 )
                 for e in data["entries"]
             ],
@@ -187,12 +197,15 @@ class Hold:
     expires_at: str | None = None
     posted_amount: int = 0
     posting_transaction_id: int | None = None
+    # A default for the same reason as Entry.merchant_id: holds recorded before merchants.
+    merchant_id: str = field(default=DEV_MERCHANT_ID, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the form stored as an idempotent result)."""
         return {
             "id": self.id,
             "idempotency_key": self.idempotency_key,
+            "merchant_id": self.merchant_id,
             "owner_id": self.owner_id,
             "kind": str(self.kind),
             "currency": self.currency,
@@ -217,6 +230,7 @@ class Hold:
             expires_at=data.get("expires_at"),
             posted_amount=data.get("posted_amount", 0),
             posting_transaction_id=data.get("posting_transaction_id"),
+            merchant_id=data.get("merchant_id", DEV_MERCHANT_ID),
         )
 
 

@@ -19,11 +19,18 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from psycopg import AsyncConnection
-from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
+from psycopg.errors import (
+    DeadlockDetected,
+    ForeignKeyViolation,
+    SerializationFailure,
+    UniqueViolation,
+)
 from psycopg.types.json import Jsonb
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.errors import (
     AlreadyReversed,
+    CrossMerchantTransaction,
     HoldExceeded,
     HoldExpired,
     HoldNotFound,
@@ -31,6 +38,7 @@ from ledger.errors import (
     HoldPostingMismatch,
     IdempotencyConflict,
     InsufficientFunds,
+    InvalidAccountKind,
     TransactionNotFound,
     UnbalancedTransaction,
 )
@@ -48,37 +56,42 @@ from ledger.models import (
 )
 
 Conn: TypeAlias = AsyncConnection[Any]
-AccountKey: TypeAlias = tuple[str, AccountKind, str]
+AccountKey: TypeAlias = tuple[str, str, AccountKind, str]  # merchant, owner, kind, currency
 Leg: TypeAlias = tuple[Account, int]
 
 MAX_ATTEMPTS = 8
 """Attempts of one write when PostgreSQL reports a serialization failure or a deadlock."""
 
 HOLD_COLUMNS = """
-    h.id, h.idempotency_key, a.owner_id, a.kind, a.currency, h.amount, h.status, h.expires_at,
-    h.posted_amount, h.posting_transaction_id
+    h.id, h.idempotency_key, a.merchant_id, a.owner_id, a.kind, a.currency, h.amount, h.status,
+    h.expires_at, h.posted_amount, h.posting_transaction_id
 """
 
 # ---------------------------------------------------------------------- requests
 
 
-def account_key(owner_id: str, kind: AccountKind | str, currency: str) -> AccountKey:
-    """The checked (owner, kind, currency) of an account; a LedgerError if one is invalid."""
-    account_kind = check_account(owner_id, kind)
-    return (owner_id, account_kind, check_currency(currency))
+def account_key(
+    merchant_id: str, owner_id: str, kind: AccountKind | str, currency: str
+) -> AccountKey:
+    """The checked (merchant, owner, kind, currency) of an account; a LedgerError if invalid."""
+    account_kind = check_account(merchant_id, owner_id, kind)
+    return (merchant_id, owner_id, account_kind, check_currency(currency))
 
 
 def check_lines(lines: Sequence[LineSpec]) -> list[AccountKey]:
-    """The account keys of valid, balanced lines; a LedgerError otherwise."""
+    """The account keys of valid, balanced lines of one merchant; a LedgerError otherwise."""
     if len(lines) < 2:
         raise UnbalancedTransaction("a transaction needs at least two lines")
     keys: list[AccountKey] = []
     sums: dict[str, int] = {}
     for line in lines:
-        key = account_key(line.owner_id, line.kind, line.currency)
+        key = account_key(line.merchant_id, line.owner_id, line.kind, line.currency)
         check_amount(line.amount)
         keys.append(key)
-        sums[key[2]] = sums.get(key[2], 0) + line.amount
+        sums[key[3]] = sums.get(key[3], 0) + line.amount
+    merchants = sorted({key[0] for key in keys})
+    if len(merchants) > 1:
+        raise CrossMerchantTransaction(f"lines name accounts of merchants {merchants}")
     unbalanced = {currency: total for currency, total in sums.items() if total != 0}
     if unbalanced:
         raise UnbalancedTransaction(f"lines do not sum to zero per currency: {unbalanced}")
@@ -86,8 +99,17 @@ def check_lines(lines: Sequence[LineSpec]) -> list[AccountKey]:
 
 
 def lines_content(keys: Sequence[AccountKey], lines: Sequence[LineSpec]) -> list[list[Any]]:
-    """The lines as they enter a request's hash."""
-    return [[k[0], str(k[1]), k[2], line.amount] for k, line in zip(keys, lines, strict=True)]
+    """The lines as they enter a request's hash; their one merchant enters by `merchant_content`."""
+    return [[k[1], str(k[2]), k[3], line.amount] for k, line in zip(keys, lines, strict=True)]
+
+
+def merchant_content(merchant_id: str) -> dict[str, str]:
+    """The merchant as it enters a request's hash.
+
+    Left out for the development merchant: every write made before merchants existed was its,
+    and hashed without one; a saga retrying such a write after the upgrade must replay it.
+    """
+    return {} if merchant_id == DEV_MERCHANT_ID else {"merchant_id": merchant_id}
 
 
 def request_hash(operation: str, content: dict[str, Any]) -> str:
@@ -107,36 +129,42 @@ async def backoff(attempt: int) -> None:
 async def create_accounts(conn: Conn, missing: Sequence[AccountKey]) -> list[Account]:
     """The accounts of `missing`, created if absent (committed at once, outside any posting)."""
     # Sorted by the caller, so that two creators take the index locks in one order.
-    owners, kinds, currencies = (
+    merchants, owners, kinds, currencies = (
         [k[0] for k in missing],
-        [str(k[1]) for k in missing],
-        [k[2] for k in missing],
+        [k[1] for k in missing],
+        [str(k[2]) for k in missing],
+        [k[3] for k in missing],
     )
     for attempt in range(MAX_ATTEMPTS):
         try:
             async with conn.transaction():
                 await conn.execute(
-                    "INSERT INTO ledger_accounts (owner_id, kind, currency, allow_negative)"
-                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[])"
-                    " ON CONFLICT (owner_id, kind, currency) DO NOTHING",
-                    (owners, kinds, currencies, [k[1].allow_negative for k in missing]),
+                    "INSERT INTO ledger_accounts"
+                    " (merchant_id, owner_id, kind, currency, allow_negative)"
+                    " SELECT * FROM unnest("
+                    "%s::text[], %s::text[], %s::text[], %s::text[], %s::bool[])"
+                    " ON CONFLICT (merchant_id, owner_id, kind, currency) DO NOTHING",
+                    (merchants, owners, kinds, currencies, [k[2].allow_negative for k in missing]),
                 )
                 cur = await conn.execute(
-                    "SELECT a.id, a.owner_id, a.kind, a.currency, a.allow_negative"
+                    "SELECT a.id, a.merchant_id, a.owner_id, a.kind, a.currency, a.allow_negative"
                     " FROM ledger_accounts a"
-                    " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(o, t, c)"
-                    " ON a.owner_id = k.o AND a.kind = k.t AND a.currency = k.c",
-                    (owners, kinds, currencies),
+                    " JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(m, o, t, c)"
+                    " ON a.merchant_id = k.m AND a.owner_id = k.o AND a.kind = k.t"
+                    " AND a.currency = k.c",
+                    (merchants, owners, kinds, currencies),
                 )
                 rows = await cur.fetchall()
             break
+        except ForeignKeyViolation as exc:  # merchant_id references the merchants table
+            raise InvalidAccountKind(f"no merchant among {sorted(set(merchants))}") from exc
         except (SerializationFailure, DeadlockDetected):
             if attempt == MAX_ATTEMPTS - 1:
                 raise
             await backoff(attempt)
     return [
-        Account(account_id, owner_id, AccountKind(kind), currency, allow_negative)
-        for account_id, owner_id, kind, currency, allow_negative in rows
+        Account(account_id, merchant_id, owner_id, AccountKind(kind), currency, allow_negative)
+        for account_id, merchant_id, owner_id, kind, currency, allow_negative in rows
     ]
 
 
@@ -231,7 +259,15 @@ async def post(
         id=transaction_id,
         idempotency_key=idempotency_key,
         entries=[
-            Entry(acc.id, acc.owner_id, acc.kind, acc.currency, amount, after)
+            Entry(
+                acc.id,
+                acc.owner_id,
+                acc.kind,
+                acc.currency,
+                amount,
+                after,
+                merchant_id=acc.merchant_id,
+            )
             for (acc, amount), after in zip(legs, balance_after, strict=True)
         ],
         reverses_transaction_id=reverses,
@@ -281,9 +317,10 @@ def reversal_legs(original: Transaction, accounts: dict[AccountKey, Account]) ->
     """The legs that negate `original`, on its accounts (from `accounts` when known)."""
     legs: list[Leg] = []
     for entry in original.entries:
-        key = (entry.owner_id, entry.kind, entry.currency)
+        key = (entry.merchant_id, entry.owner_id, entry.kind, entry.currency)
         account = accounts.get(key) or Account(
             id=entry.account_id,
+            merchant_id=entry.merchant_id,
             owner_id=entry.owner_id,
             kind=entry.kind,
             currency=entry.currency,
@@ -312,14 +349,17 @@ async def load_transaction(
             f"transaction {transaction_id} was already reversed by transaction {reversed_by}"
         )
     cur = await conn.execute(
-        "SELECT e.account_id, a.owner_id, a.kind, a.currency, e.amount, e.balance_after"
+        "SELECT e.account_id, a.merchant_id, a.owner_id, a.kind, a.currency, e.amount,"
+        " e.balance_after"
         " FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id"
         " WHERE e.transaction_id = %s ORDER BY e.id",
         (transaction_id,),
     )
     entries = [
-        Entry(account_id, owner_id, AccountKind(kind), currency, amount, after)
-        for account_id, owner_id, kind, currency, amount, after in await cur.fetchall()
+        Entry(
+            account_id, owner_id, AccountKind(kind), currency, amount, after, merchant_id=merchant
+        )
+        for account_id, merchant, owner_id, kind, currency, amount, after in await cur.fetchall()
     ]
     return Transaction(
         id=transaction_id,
@@ -363,6 +403,7 @@ async def insert_hold(
     return Hold(
         id=hold_row[0],
         idempotency_key=idempotency_key,
+        merchant_id=account.merchant_id,
         owner_id=account.owner_id,
         kind=account.kind,
         currency=account.currency,
@@ -381,7 +422,11 @@ async def post_pending_hold(
     metadata: dict[str, Any],
 ) -> Transaction:
     """Post the legs against a pending hold, release all of it, and mark it `posted`."""
-    account_id, held_amount = await _lock_pending_hold(conn, hold_id)
+    account_id, merchant_id, held_amount = await _lock_pending_hold(conn, hold_id)
+    if any(account.merchant_id != merchant_id for account, _ in legs):
+        raise CrossMerchantTransaction(
+            f"hold {hold_id} is merchant {merchant_id!r}'s: lines of another merchant refused"
+        )
     debit = -sum(amount for account, amount in legs if account.id == account_id)
     if debit <= 0:
         raise HoldPostingMismatch(f"the lines do not debit the account of hold {hold_id}")
@@ -398,22 +443,25 @@ async def post_pending_hold(
     return tx
 
 
-async def _lock_pending_hold(conn: Conn, hold_id: int) -> tuple[int, int]:
-    """Lock a hold that may still be posted; its account id and amount."""
+async def _lock_pending_hold(conn: Conn, hold_id: int) -> tuple[int, str, int]:
+    """Lock a hold that may still be posted; its account id, the account's merchant, its amount."""
+    # Only the hold is locked here (OF h): its account is locked later, in id order, by `post`.
     cur = await conn.execute(
-        "SELECT account_id, amount, status, expires_at IS NOT NULL AND expires_at <= now()"
-        " FROM ledger_holds WHERE id = %s FOR UPDATE",
+        "SELECT h.account_id, a.merchant_id, h.amount, h.status,"
+        " h.expires_at IS NOT NULL AND h.expires_at <= now()"
+        " FROM ledger_holds h JOIN ledger_accounts a ON a.id = h.account_id"
+        " WHERE h.id = %s FOR UPDATE OF h",
         (hold_id,),
     )
     row = await cur.fetchone()
     if row is None:
         raise HoldNotFound(f"hold {hold_id} does not exist")
-    account_id, held_amount, status, expired = row
+    account_id, merchant_id, held_amount, status, expired = row
     if status != HoldStatus.pending:
         raise HoldNotPending(f"hold {hold_id} is already {status}")
     if expired:
         raise HoldExpired(f"hold {hold_id} has expired")
-    return account_id, held_amount
+    return account_id, merchant_id, held_amount
 
 
 async def resolve_hold(conn: Conn, hold_id: int, status: HoldStatus) -> None:
@@ -458,10 +506,23 @@ async def load_hold(conn: Conn, hold_id: int) -> Hold:
 
 
 def _hold_from_row(row: Sequence[Any]) -> Hold:
-    hold_id, key, owner_id, kind, currency, amount, status, expires_at, posted, posting_tx = row
+    (
+        hold_id,
+        key,
+        merchant_id,
+        owner_id,
+        kind,
+        currency,
+        amount,
+        status,
+        expires_at,
+        posted,
+        posting_tx,
+    ) = row
     return Hold(
         id=hold_id,
         idempotency_key=key,
+        merchant_id=merchant_id,
         owner_id=owner_id,
         kind=AccountKind(kind),
         currency=currency,
@@ -474,7 +535,7 @@ def _hold_from_row(row: Sequence[Any]) -> Hold:
 
 
 def _describe(account: Account) -> str:
-    return f"account {account.owner_id}/{account.kind}/{account.currency}"
+    return f"account {account.merchant_id}/{account.owner_id}/{account.kind}/{account.currency}"
 
 
 def _iso(value: datetime | None) -> str | None:

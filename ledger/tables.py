@@ -39,12 +39,16 @@ def _created_at() -> Any:
 
 
 class LedgerAccount(SQLModel, table=True):
-    """An account: stored balances are always the sum of its entries (posted) and pending holds."""
+    """An account of one merchant: stored balances are the sum of its entries and pending holds."""
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint(
-            "owner_id", "kind", "currency", name="uq_ledger_accounts_owner_kind_currency"
+            "merchant_id",
+            "owner_id",
+            "kind",
+            "currency",
+            name="uq_ledger_accounts_merchant_owner_kind_currency",
         ),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_ledger_accounts_currency"),
         CheckConstraint("held >= 0", name="ck_ledger_accounts_held"),
@@ -54,6 +58,8 @@ class LedgerAccount(SQLModel, table=True):
     )
 
     id: int | None = _id()
+    # The tenant's table is the service's (paysaga.schema); migration 0008 added the reference.
+    merchant_id: str = Field(sa_column=Column(Text, ForeignKey("merchants.id"), nullable=False))
     owner_id: str = Field(sa_column=Column(Text, nullable=False))
     kind: str = Field(sa_column=Column(Text, nullable=False))
     currency: str = Field(sa_column=Column(String(3), nullable=False))

@@ -196,7 +196,10 @@ async def _last_window_end(conn: Conn, provider: str) -> datetime | None:
 async def _ledger_nets(
     conn: Conn, provider: str, references: list[str] | None
 ) -> dict[tuple[str, str], int]:
-    """The clearing nets per (payment, currency): of every payment, or of `references` only."""
+    """The clearing nets per (payment, currency): of every payment, or of `references` only.
+
+    The provider settles the whole installation: its clearing accounts of every merchant count.
+    """
     # Two statements, not an OR: the payment's index serves only the second.
     of_references = (
         "" if references is None else " AND split_part(t.idempotency_key, ':', 1) = ANY(%s)"

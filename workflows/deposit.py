@@ -85,12 +85,14 @@ class DepositWorkflow(PaymentSaga):
                     credit_key,
                     [
                         LineSpec(
+                            deposit.merchant_id,
                             provider,
                             AccountKind.provider_clearing,
                             deposit.currency,
                             -deposit.amount,
                         ),
                         LineSpec(
+                            deposit.merchant_id,
                             deposit.customer_id,
                             AccountKind.customer_wallet,
                             deposit.currency,

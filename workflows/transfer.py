@@ -62,7 +62,11 @@ class TransferWorkflow(PaymentSaga):
 
         hold = await self.hold_funds(
             HoldFundsInput(
-                f"{tr.payment_id}:hold", tr.customer_id, tr.source_currency, tr.source_amount
+                f"{tr.payment_id}:hold",
+                tr.merchant_id,
+                tr.customer_id,
+                tr.source_currency,
+                tr.source_amount,
             )
         )
         if hold is None:
@@ -119,12 +123,14 @@ class TransferWorkflow(PaymentSaga):
                     settle_key,
                     [
                         LineSpec(
+                            tr.merchant_id,
                             tr.house_owner_id,
                             AccountKind.suspense,
                             tr.target_currency,
                             -tr.target_amount,
                         ),
                         LineSpec(
+                            tr.merchant_id,
                             provider,
                             AccountKind.provider_clearing,
                             tr.target_currency,
@@ -147,10 +153,14 @@ class TransferWorkflow(PaymentSaga):
 
     @staticmethod
     def _conversion_legs(tr: TransferInput) -> list[LineSpec]:
-        """Sender to FX position and fees in the source currency; FX position to beneficiary."""
-        house = tr.house_owner_id
+        """Sender to FX position and fees in the source currency; FX position to beneficiary.
+
+        Every leg is in the payment's merchant's books, its house accounts included.
+        """
+        merchant, house = tr.merchant_id, tr.house_owner_id
         beneficiary = (
             LineSpec(
+                merchant,
                 tr.beneficiary.customer_id,
                 AccountKind.customer_wallet,
                 tr.target_currency,
@@ -158,16 +168,30 @@ class TransferWorkflow(PaymentSaga):
             )
             if tr.beneficiary.customer_id
             # Paid out later: the target amount waits in transit until the payout succeeds.
-            else LineSpec(house, AccountKind.suspense, tr.target_currency, tr.target_amount)
+            else LineSpec(
+                merchant, house, AccountKind.suspense, tr.target_currency, tr.target_amount
+            )
         )
         legs = [
             LineSpec(
-                tr.customer_id, AccountKind.customer_wallet, tr.source_currency, -tr.source_amount
+                merchant,
+                tr.customer_id,
+                AccountKind.customer_wallet,
+                tr.source_currency,
+                -tr.source_amount,
             ),
-            LineSpec(house, AccountKind.fx_position, tr.source_currency, tr.source_amount - tr.fee),
-            LineSpec(house, AccountKind.fx_position, tr.target_currency, -tr.target_amount),
+            LineSpec(
+                merchant,
+                house,
+                AccountKind.fx_position,
+                tr.source_currency,
+                tr.source_amount - tr.fee,
+            ),
+            LineSpec(
+                merchant, house, AccountKind.fx_position, tr.target_currency, -tr.target_amount
+            ),
             beneficiary,
         ]
         if tr.fee:
-            legs.insert(2, LineSpec(house, AccountKind.fees, tr.source_currency, tr.fee))
+            legs.insert(2, LineSpec(merchant, house, AccountKind.fees, tr.source_currency, tr.fee))
         return legs

@@ -31,7 +31,9 @@ class WithdrawalWorkflow(PaymentSaga):
             return await self.fail(*kyc_failure)
 
         hold = await self.hold_funds(
-            HoldFundsInput(f"{wd.payment_id}:hold", wd.customer_id, wd.currency, wd.amount)
+            HoldFundsInput(
+                f"{wd.payment_id}:hold", wd.merchant_id, wd.customer_id, wd.currency, wd.amount
+            )
         )
         if hold is None:
             return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
@@ -70,9 +72,19 @@ class WithdrawalWorkflow(PaymentSaga):
                     hold.id,
                     [
                         LineSpec(
-                            wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount
+                            wd.merchant_id,
+                            wd.customer_id,
+                            AccountKind.customer_wallet,
+                            wd.currency,
+                            -wd.amount,
                         ),
-                        LineSpec(provider, AccountKind.provider_clearing, wd.currency, wd.amount),
+                        LineSpec(
+                            wd.merchant_id,
+                            provider,
+                            AccountKind.provider_clearing,
+                            wd.currency,
+                            wd.amount,
+                        ),
                     ],
                     f"withdrawal {wd.payment_id}",
                 ),

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ReverseTransactionInput,
         VoidHoldInput,
     )
+    from domain.merchants import DEV_MERCHANT_ID
     from ledger.engine import Ledger
     from ledger.models import AccountKind, Balance, Hold, HoldStatus, LineSpec, Transaction
 
@@ -33,6 +34,7 @@ RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=50), backoff_coefficient=1.0, maximum_attempts=5
 )
 STEP: dict[str, Any] = {"start_to_close_timeout": timedelta(seconds=10), "retry_policy": RETRY}
+M = DEV_MERCHANT_ID  # the merchant whose books these tests write
 
 
 @workflow.defn
@@ -57,7 +59,7 @@ class WithdrawalLikeWorkflow:
         prefix = workflow.info().workflow_id
         hold: Hold = await workflow.execute_activity_method(
             LedgerActivities.hold_funds,
-            HoldFundsInput(f"{prefix}:hold", owner, "EUR", amount, expires_in_seconds=3600),
+            HoldFundsInput(f"{prefix}:hold", M, owner, "EUR", amount, expires_in_seconds=3600),
             **STEP,
         )
         if finish == "void":
@@ -68,8 +70,8 @@ class WithdrawalLikeWorkflow:
             )
             return [voided.id]
         lines = [
-            LineSpec(owner, AccountKind.customer_wallet, "EUR", -amount),
-            LineSpec(psp, AccountKind.provider_clearing, "EUR", amount),
+            LineSpec(M, owner, AccountKind.customer_wallet, "EUR", -amount),
+            LineSpec(M, psp, AccountKind.provider_clearing, "EUR", amount),
         ]
         posted: Transaction = await workflow.execute_activity_method(
             LedgerActivities.post_hold,
@@ -138,8 +140,8 @@ class CrashAfterCommit:
 
 def deposit_lines(owner: str, psp: str, amount: int) -> list[LineSpec]:
     return [
-        LineSpec(psp, AccountKind.provider_clearing, "EUR", -amount),
-        LineSpec(owner, AccountKind.customer_wallet, "EUR", amount),
+        LineSpec(M, psp, AccountKind.provider_clearing, "EUR", -amount),
+        LineSpec(M, owner, AccountKind.customer_wallet, "EUR", amount),
     ]
 
 
@@ -168,7 +170,7 @@ async def test_retried_post_transaction_posts_once(
     assert crashing.attempts == ["post_transaction", "post_transaction"]
     assert isinstance(tx, Transaction) and tx.idempotency_key == key
     assert tx == await ledger.get_transaction_by_key(key)
-    assert await ledger.balance(owner, AccountKind.customer_wallet, "EUR") == Balance(
+    assert await ledger.balance(M, owner, AccountKind.customer_wallet, "EUR") == Balance(
         2_500, 0, 2_500
     )
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
@@ -211,11 +213,11 @@ async def test_retried_hold_post_reverse_each_write_once(
     assert (await ledger.get_hold(voided_id)).status is HoldStatus.voided
     assert (await ledger.get_transaction(reversal_id)).reverses_transaction_id == posted_id
     # posted 4,000 then reversed; the voided hold released: back where it started
-    assert await ledger.balance(owner, AccountKind.customer_wallet, "EUR") == Balance(
+    assert await ledger.balance(M, owner, AccountKind.customer_wallet, "EUR") == Balance(
         10_000, 0, 10_000
     )
     assert [
-        e.amount for _, e in await ledger.entries(owner, AccountKind.customer_wallet, "EUR")
+        e.amount for _, e in await ledger.entries(M, owner, AccountKind.customer_wallet, "EUR")
     ] == [
         10_000,
         -4_000,
@@ -249,6 +251,6 @@ async def test_insufficient_funds_fails_without_retry(
     assert isinstance(cause, ApplicationError)
     assert cause.type == "InsufficientFunds" and cause.non_retryable
     assert crashing.attempts == []  # refused before any write: one attempt, nothing recorded
-    assert await ledger.balance(owner, AccountKind.customer_wallet, "EUR") == Balance(
+    assert await ledger.balance(M, owner, AccountKind.customer_wallet, "EUR") == Balance(
         1_000, 0, 1_000
     )

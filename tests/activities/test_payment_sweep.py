@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.payment_sweep import PaymentSweepActivities
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.payment_sweep import SweepBooks
@@ -49,7 +50,9 @@ class StandInSaga:
 async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) -> PaymentRow:
     """A `processing` deposit row, inserted `age` ago, as the API writes it before its saga starts."""
     payment_id = f"dep_{name}_{uuid.uuid4().hex[:12]}"
-    await store.insert_payment(payment_id, "deposit", customer_id, 2_500, "EUR", None, {})
+    await store.insert_payment(
+        DEV_MERCHANT_ID, payment_id, "deposit", customer_id, 2_500, "EUR", None, {}
+    )
     async with store.pool.connection() as conn:
         await conn.execute(
             "UPDATE payments SET created_at = created_at - %s, updated_at = updated_at - %s"
@@ -66,7 +69,9 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
 ) -> None:
     store = Store(db_pool)
     customer_id = f"cus_sweep_{uuid.uuid4().hex[:12]}"
-    await store.create_customer(customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE")
+    await store.create_customer(
+        DEV_MERCHANT_ID, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+    )
     old = timedelta(minutes=10)
     orphan = await payment(store, customer_id, "orphan", age=old)
     running = await payment(store, customer_id, "running", age=old)
@@ -75,8 +80,16 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
     await Ledger(db_pool).post_transaction(
         f"{booked.id}:credit",
         [
-            LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", 2_500),
-            LineSpec(f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", -2_500),
+            LineSpec(
+                DEV_MERCHANT_ID, f"sweep-{uuid.uuid4().hex[:8]}", AccountKind.suspense, "EUR", 2_500
+            ),
+            LineSpec(
+                DEV_MERCHANT_ID,
+                f"sweep-{uuid.uuid4().hex[:8]}",
+                AccountKind.suspense,
+                "EUR",
+                -2_500,
+            ),
         ],
     )
     sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)

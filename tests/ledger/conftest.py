@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
@@ -24,3 +25,15 @@ NewId = Callable[[str], str]
 def new_id() -> NewId:
     """A new unique owner id or idempotency key at every call, so tests never collide."""
     return lambda name: f"{name}-{uuid.uuid4().hex[:16]}"
+
+
+@pytest_asyncio.fixture
+async def two_merchants(db_pool: AsyncConnectionPool) -> tuple[str, str]:
+    """Two new merchants (rows of `merchants`, which every ledger account references)."""
+    ids = (f"mer_a_{uuid.uuid4().hex[:12]}", f"mer_b_{uuid.uuid4().hex[:12]}")
+    async with db_pool.connection() as conn:
+        for merchant_id in ids:
+            await conn.execute(
+                "INSERT INTO merchants (id, name) VALUES (%s, %s)", (merchant_id, merchant_id)
+            )
+    return ids

@@ -5,11 +5,14 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.audit import run_audit_cli
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 
 from .conftest import NewId
+
+M = DEV_MERCHANT_ID  # the merchant whose books these tests write
 
 
 async def seed(ledger: Ledger, new_id: NewId) -> str:
@@ -17,17 +20,19 @@ async def seed(ledger: Ledger, new_id: NewId) -> str:
     alice, bob, psp = new_id("alice"), new_id("bob"), new_id("psp")
     W, C = AccountKind.customer_wallet, AccountKind.provider_clearing
     await ledger.post_transaction(
-        new_id("dep"), [LineSpec(psp, C, "EUR", -1_000), LineSpec(alice, W, "EUR", 1_000)]
+        new_id("dep"), [LineSpec(M, psp, C, "EUR", -1_000), LineSpec(M, alice, W, "EUR", 1_000)]
     )
     tx = await ledger.post_transaction(
-        new_id("tr"), [LineSpec(alice, W, "EUR", -200), LineSpec(bob, W, "EUR", 200)]
+        new_id("tr"), [LineSpec(M, alice, W, "EUR", -200), LineSpec(M, bob, W, "EUR", 200)]
     )
     await ledger.reverse(new_id("rev"), tx.id)
-    hold = await ledger.hold(new_id("hold"), alice, W, "EUR", 500)
+    hold = await ledger.hold(new_id("hold"), M, alice, W, "EUR", 500)
     await ledger.post_hold(
-        new_id("post"), hold.id, [LineSpec(alice, W, "EUR", -300), LineSpec(psp, C, "EUR", 300)]
+        new_id("post"),
+        hold.id,
+        [LineSpec(M, alice, W, "EUR", -300), LineSpec(M, psp, C, "EUR", 300)],
     )
-    await ledger.hold(new_id("hold"), alice, W, "EUR", 100)
+    await ledger.hold(new_id("hold"), M, alice, W, "EUR", 100)
     return alice
 
 
@@ -74,7 +79,7 @@ async def test_audit_reports_corrupted_balance(
     failed_check: str,
 ) -> None:
     alice = await seed(ledger, new_id)
-    account = await ledger.account(alice, AccountKind.customer_wallet, "EUR")
+    account = await ledger.account(M, alice, AccountKind.customer_wallet, "EUR")
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
         await conn.execute(corruption, {"id": account.id})
         try:
@@ -108,13 +113,13 @@ async def test_audit_catches_a_reversal_with_an_extra_leg(
     alice, bob, carol = new_id("alice"), new_id("bob"), new_id("carol")
     W, C = AccountKind.customer_wallet, AccountKind.provider_clearing
     await ledger.post_transaction(
-        new_id("dep"), [LineSpec(carol, C, "EUR", -1_000), LineSpec(alice, W, "EUR", 1_000)]
+        new_id("dep"), [LineSpec(M, carol, C, "EUR", -1_000), LineSpec(M, alice, W, "EUR", 1_000)]
     )
     tx = await ledger.post_transaction(
-        new_id("tr"), [LineSpec(alice, W, "EUR", -200), LineSpec(bob, W, "EUR", 200)]
+        new_id("tr"), [LineSpec(M, alice, W, "EUR", -200), LineSpec(M, bob, W, "EUR", 200)]
     )
     legs = {e.account_id: e.amount for e in tx.entries}
-    extra = (await ledger.account(carol, C, "EUR")).id
+    extra = (await ledger.account(M, carol, C, "EUR")).id
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         # Planted in a transaction that is rolled back: ledger rows cannot be deleted.
         cur = await conn.execute(
@@ -145,21 +150,21 @@ async def test_audit_catches_an_fx_position_leg_outside_a_conversion(
     await ledger.post_transaction(
         new_id("dep"),
         [
-            LineSpec(psp, AccountKind.provider_clearing, "EUR", -1_000),
-            LineSpec(alice, W, "EUR", 1_000),
+            LineSpec(M, psp, AccountKind.provider_clearing, "EUR", -1_000),
+            LineSpec(M, alice, W, "EUR", 1_000),
         ],
     )
     await ledger.post_transaction(
         new_id("convert"),
         [
-            LineSpec(alice, W, "EUR", -1_000),
-            LineSpec(house, P, "EUR", 1_000),
-            LineSpec(house, P, "USD", -1_080),
-            LineSpec(alice, W, "USD", 1_080),
+            LineSpec(M, alice, W, "EUR", -1_000),
+            LineSpec(M, house, P, "EUR", 1_000),
+            LineSpec(M, house, P, "USD", -1_080),
+            LineSpec(M, alice, W, "USD", 1_080),
         ],
     )
     assert (await ledger.audit()).ok, "a conversion is what FX positions are for"
-    position = (await ledger.account(house, P, "EUR")).id
+    position = (await ledger.account(M, house, P, "EUR")).id
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         cur = await conn.execute(
             "INSERT INTO ledger_transactions (idempotency_key) VALUES (%s) RETURNING id",

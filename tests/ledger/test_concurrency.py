@@ -10,11 +10,14 @@ import psycopg
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.errors import AlreadyReversed, HoldNotPending, InsufficientFunds
 from ledger.models import AccountKind, HoldStatus, LineSpec, Transaction
 
 from .conftest import NewId
+
+M = DEV_MERCHANT_ID  # the merchant whose books these tests write
 
 W, C, F = AccountKind.customer_wallet, AccountKind.provider_clearing, AccountKind.fees
 WRITERS = 48
@@ -52,17 +55,20 @@ async def writer(
             if action < 0.45:
                 tx = await ledger.post_transaction(
                     new_id("tr"),
-                    [LineSpec(src, W, "EUR", -amount), LineSpec(dst, W, "EUR", amount)],
+                    [LineSpec(M, src, W, "EUR", -amount), LineSpec(M, dst, W, "EUR", amount)],
                 )
                 mine.append(tx)
             elif action < 0.85:
-                hold = await ledger.hold(new_id("hold"), src, W, "EUR", amount)
+                hold = await ledger.hold(new_id("hold"), M, src, W, "EUR", amount)
                 if rng.random() < 0.7:
                     part = rng.randint(1, amount)
                     fee = min(part - 1, 10)
-                    lines = [LineSpec(src, W, "EUR", -part), LineSpec(psp, C, "EUR", part - fee)]
+                    lines = [
+                        LineSpec(M, src, W, "EUR", -part),
+                        LineSpec(M, psp, C, "EUR", part - fee),
+                    ]
                     if fee:
-                        lines.append(LineSpec(house, F, "EUR", fee))
+                        lines.append(LineSpec(M, house, F, "EUR", fee))
                     await ledger.post_hold(new_id("post"), hold.id, lines)
                 else:
                     await ledger.void_hold(new_id("void"), hold.id)
@@ -82,7 +88,7 @@ async def test_concurrent_writers_conserve_money(
     for i, wallet in enumerate(wallets):
         await ledger.post_transaction(
             new_id(f"seed{i}"),
-            [LineSpec(psp, C, "EUR", -100_000), LineSpec(wallet, W, "EUR", 100_000)],
+            [LineSpec(M, psp, C, "EUR", -100_000), LineSpec(M, wallet, W, "EUR", 100_000)],
         )
     stats = {"ok": 0, "InsufficientFunds": 0, "AlreadyReversed": 0, "HoldNotPending": 0}
     rngs = [random.Random(seed) for seed in range(WRITERS)]
@@ -93,7 +99,7 @@ async def test_concurrent_writers_conserve_money(
     assert stats["ok"] > WRITERS * STEPS // 3, stats
 
     accounts = [(w, W) for w in wallets] + [(psp, C), (house, F)]
-    balances = [await ledger.balance(owner, kind, "EUR") for owner, kind in accounts]
+    balances = [await ledger.balance(M, owner, kind, "EUR") for owner, kind in accounts]
     assert sum(b.posted for b in balances) == 0
     assert all(b.held == 0 and b.available >= 0 for b in balances[:4])
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
@@ -115,11 +121,11 @@ async def test_concurrent_duplicates_write_once(
     ledger = busy_ledger
     alice, bob, psp = new_id("alice"), new_id("bob"), new_id("psp")
     key = new_id("dup")
-    lines = [LineSpec(psp, C, "EUR", -500), LineSpec(alice, W, "EUR", 500)]
+    lines = [LineSpec(M, psp, C, "EUR", -500), LineSpec(M, alice, W, "EUR", 500)]
     results = await asyncio.gather(*(ledger.post_transaction(key, lines) for _ in range(32)))
     assert len({r.id for r in results}) == 1
     assert len({repr(r) for r in results}) == 1
-    assert (await ledger.balance(alice, W, "EUR")).posted == 500
+    assert (await ledger.balance(M, alice, W, "EUR")).posted == 500
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         cur = await conn.execute(
             "SELECT COUNT(*) FROM ledger_entries WHERE transaction_id = %s", (results[0].id,)
@@ -127,12 +133,14 @@ async def test_concurrent_duplicates_write_once(
         assert await cur.fetchone() == (2,)
 
     hold_key = new_id("hold")
-    holds = await asyncio.gather(*(ledger.hold(hold_key, alice, W, "EUR", 300) for _ in range(32)))
+    holds = await asyncio.gather(
+        *(ledger.hold(hold_key, M, alice, W, "EUR", 300) for _ in range(32))
+    )
     assert len({h.id for h in holds}) == 1
-    assert (await ledger.balance(alice, W, "EUR")).held == 300
+    assert (await ledger.balance(M, alice, W, "EUR")).held == 300
 
     # Different keys racing for one hold: exactly one posts, the others see it is no longer pending.
-    post_lines = [LineSpec(alice, W, "EUR", -300), LineSpec(bob, W, "EUR", 300)]
+    post_lines = [LineSpec(M, alice, W, "EUR", -300), LineSpec(M, bob, W, "EUR", 300)]
     outcomes = await asyncio.gather(
         *(ledger.post_hold(new_id("post"), holds[0].id, post_lines) for _ in range(16)),
         *(ledger.void_hold(new_id("void"), holds[0].id) for _ in range(16)),

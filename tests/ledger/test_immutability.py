@@ -5,10 +5,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 
 from .conftest import NewId
+
+M = DEV_MERCHANT_ID  # the merchant whose books these tests write
 
 STATEMENTS = [
     "UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = %(tx)s",
@@ -28,8 +31,8 @@ async def test_change_of_entries_or_transactions_refused(
     tx = await ledger.post_transaction(
         new_id("tx"),
         [
-            LineSpec(new_id("psp"), AccountKind.provider_clearing, "EUR", -100),
-            LineSpec(new_id("alice"), AccountKind.customer_wallet, "EUR", 100),
+            LineSpec(M, new_id("psp"), AccountKind.provider_clearing, "EUR", -100),
+            LineSpec(M, new_id("alice"), AccountKind.customer_wallet, "EUR", 100),
         ],
     )
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:

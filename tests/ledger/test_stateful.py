@@ -19,6 +19,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.errors import (
     AlreadyReversed,
@@ -30,6 +31,7 @@ from ledger.models import AccountKind, Hold, LineSpec, Transaction
 from paysaga.database import open_pool
 
 T = TypeVar("T")
+M = DEV_MERCHANT_ID  # the merchant whose books the machine writes
 W, C = AccountKind.customer_wallet, AccountKind.provider_clearing
 CURRENCIES = ("EUR", "JPY")
 WALLETS = ("w0", "w1", "w2")
@@ -97,7 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.posted[key] - self.held[key]
 
     def lines(self, legs: list[tuple[AccountKey, int]]) -> list[LineSpec]:
-        return [LineSpec(k[0], k[1], k[2], amount) for k, amount in legs]
+        return [LineSpec(M, k[0], k[1], k[2], amount) for k, amount in legs]
 
     def apply(self, tx: Transaction, legs: list[tuple[AccountKey, int]]) -> None:
         for key, amount in legs:
@@ -135,7 +137,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def hold(self, wallet: str, currency: str, amount: int) -> None:
         account = self.account(wallet, W, currency)
         key = self.key()
-        args = (key, account[0], W, currency, amount)
+        args = (key, M, account[0], W, currency, amount)
         if self.available(account) < amount:
             with pytest.raises(InsufficientFunds):
                 self.run(self.ledger.hold(*args))
@@ -230,8 +232,8 @@ class LedgerMachine(RuleBasedStateMachine):
         replay = self.replays[pick % len(self.replays)]
         key = replay.args[0]
         other = [
-            LineSpec(f"{self.prefix}-psp", C, "EUR", -123_457),
-            LineSpec(f"{self.prefix}-{wallet}", W, "EUR", 123_457),
+            LineSpec(M, f"{self.prefix}-psp", C, "EUR", -123_457),
+            LineSpec(M, f"{self.prefix}-{wallet}", W, "EUR", 123_457),
         ]
         with pytest.raises(IdempotencyConflict):
             self.run(self.ledger.post_transaction(key, other))
@@ -241,7 +243,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balances_match_model(self) -> None:
         for (owner, kind, currency), posted in self.posted.items():
-            balance = self.run(self.ledger.balance(owner, kind, currency))
+            balance = self.run(self.ledger.balance(M, owner, kind, currency))
             held = self.held[(owner, kind, currency)]
             assert (balance.posted, balance.held) == (posted, held), (owner, kind, currency)
             if kind is W:

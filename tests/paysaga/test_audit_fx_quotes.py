@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.audit import run_audit_cli
 from paysaga.audit import FX_POSITIONS_MATCH_QUOTES, SERVICE_AUDIT_CHECKS, audit_books
 
@@ -20,10 +21,10 @@ async def plant_conversion(
     """A transfer's quote (EUR 100.00 less a 0.30 fee into USD 107.00) and its conversion's legs."""
     payment = f"tr_{uuid.uuid4().hex[:16]}"
     await conn.execute(
-        "INSERT INTO fx_quotes (id, customer_id, source_currency, target_currency, source_amount,"
-        " fee, target_amount, rate, mid_rate, expires_at, used_by_payment_id)"
-        " VALUES (%s, %s, 'EUR', 'USD', 10000, 30, 10700, '1.0732', '1.08', now(), %s)",
-        (f"quo_{payment}", customer, payment),
+        "INSERT INTO fx_quotes (id, merchant_id, customer_id, source_currency, target_currency,"
+        " source_amount, fee, target_amount, rate, mid_rate, expires_at, used_by_payment_id)"
+        " VALUES (%s, %s, %s, 'EUR', 'USD', 10000, 30, 10700, '1.0732', '1.08', now(), %s)",
+        (f"quo_{payment}", DEV_MERCHANT_ID, customer, payment),
     )
     cur = await conn.execute(
         "INSERT INTO ledger_transactions (idempotency_key) VALUES (%s) RETURNING id",
@@ -32,10 +33,11 @@ async def plant_conversion(
     (transaction_id,) = await cur.fetchone()  # type: ignore[misc]
     for currency, amount in legs.items():
         cur = await conn.execute(
-            "INSERT INTO ledger_accounts (owner_id, kind, currency, allow_negative)"
-            " VALUES (%s, 'fx_position', %s, true) ON CONFLICT (owner_id, kind, currency)"
+            "INSERT INTO ledger_accounts (merchant_id, owner_id, kind, currency, allow_negative)"
+            " VALUES (%s, %s, 'fx_position', %s, true)"
+            " ON CONFLICT (merchant_id, owner_id, kind, currency)"
             " DO UPDATE SET allow_negative = true RETURNING id",
-            (house, currency),
+            (DEV_MERCHANT_ID, house, currency),
         )
         (account_id,) = await cur.fetchone()  # type: ignore[misc]
         await conn.execute(
@@ -53,9 +55,9 @@ async def test_audit_finds_fx_position_legs_that_differ_from_the_quote(
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         # Planted in a transaction that is rolled back: ledger rows cannot be deleted.
         await conn.execute(
-            "INSERT INTO customers (id, external_id, full_name, birth_date, country)"
-            " VALUES (%s, %s, 'Ada Lovelace', '1990-12-10', 'DE')",
-            (customer, customer),
+            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
+            " VALUES (%s, %s, %s, 'Ada Lovelace', '1990-12-10', 'DE')",
+            (customer, DEV_MERCHANT_ID, customer),
         )
         exact = await plant_conversion(conn, house, customer, {"EUR": 9_970, "USD": -10_700})
         bad = [

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.reconciliation import ReconcileInput, ReconcileResult, ReconciliationActivities
+from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.reconciliation import ReconciliationBooks
@@ -141,8 +142,10 @@ async def test_reconcile_booked_payment_without_settlement_is_a_mismatch_once_ov
         await ledger.post_transaction(
             f"{reference}:credit",
             [
-                LineSpec(BANK, AccountKind.provider_clearing, "EUR", -1_500),
-                LineSpec(f"cus_{reference}", AccountKind.customer_wallet, "EUR", 1_500),
+                LineSpec(DEV_MERCHANT_ID, BANK, AccountKind.provider_clearing, "EUR", -1_500),
+                LineSpec(
+                    DEV_MERCHANT_ID, f"cus_{reference}", AccountKind.customer_wallet, "EUR", 1_500
+                ),
             ],
         )
 

@@ -37,6 +37,7 @@ from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from domain import search_attributes
+from domain.merchants import DEV_MERCHANT_ID
 from domain.payments import (
     Beneficiary,
     DepositInput,
@@ -331,6 +332,7 @@ class SagaHarness:
         self.client = env.client
         self.store = Store(pool)
         self.ledger = Ledger(pool)
+        self.merchant_id = DEV_MERCHANT_ID  # whose customers, payments and books these are
         self.task_queue = task_queue
         self.books = ProviderBooks()
         self.faults = Faults()
@@ -402,13 +404,23 @@ class SagaHarness:
     ) -> str:
         """A new KYC-able customer, its wallet funded by a deposit booked directly in the ledger."""
         customer_id = f"cus_{uuid.uuid4().hex[:16]}"
-        await self.store.create_customer(customer_id, customer_id, name, date(1990, 1, 1), country)
+        await self.store.create_customer(
+            self.merchant_id, customer_id, customer_id, name, date(1990, 1, 1), country
+        )
         if funds:
             await self.ledger.post_transaction(
                 f"{customer_id}:seed",
                 [
-                    LineSpec("seed-provider", AccountKind.provider_clearing, currency, -funds),
-                    LineSpec(customer_id, AccountKind.customer_wallet, currency, funds),
+                    LineSpec(
+                        self.merchant_id,
+                        "seed-provider",
+                        AccountKind.provider_clearing,
+                        currency,
+                        -funds,
+                    ),
+                    LineSpec(
+                        self.merchant_id, customer_id, AccountKind.customer_wallet, currency, funds
+                    ),
                 ],
             )
         return customer_id
@@ -423,7 +435,9 @@ class SagaHarness:
         currency: str,
         data: Any,
     ) -> Payment:
-        await self.store.insert_payment(payment_id, kind, customer_id, amount, currency, None, {})
+        await self.store.insert_payment(
+            self.merchant_id, payment_id, kind, customer_id, amount, currency, None, {}
+        )
         handle: WorkflowHandle[Any, PaymentState] = await self.client.start_workflow(
             workflow,
             data,
@@ -445,7 +459,14 @@ class SagaHarness:
     ) -> Payment:
         payment_id = f"dep_{uuid.uuid4().hex[:16]}"
         data = DepositInput(
-            payment_id, customer_id, amount, "EUR", method, list(PROVIDERS), timings
+            payment_id,
+            customer_id,
+            amount,
+            "EUR",
+            method,
+            list(PROVIDERS),
+            timings,
+            merchant_id=self.merchant_id,
         )
         return await self._start("Deposit", "deposit", payment_id, customer_id, amount, "EUR", data)
 
@@ -468,6 +489,7 @@ class SagaHarness:
             list(PROVIDERS),
             timings,
             review_deadline_seconds,
+            merchant_id=self.merchant_id,
         )
         return await self._start(
             "Withdrawal", "withdrawal", payment_id, customer_id, amount, "EUR", data
@@ -504,6 +526,7 @@ class SagaHarness:
             list(PROVIDERS),
             TIMINGS,
             review_deadline_seconds,
+            merchant_id=self.merchant_id,
         )
         return await self._start(
             "Transfer", "transfer", payment_id, customer_id, amount, "EUR", data
@@ -519,7 +542,7 @@ class SagaHarness:
         state = await payment.handle.query("state", result_type=PaymentState)
         assert (state.status.value, state.failure_code) == (row.status, row.failure_code)
         wallet = await self.ledger.balance(
-            payment.customer_id, AccountKind.customer_wallet, payment.currency
+            self.merchant_id, payment.customer_id, AccountKind.customer_wallet, payment.currency
         )
         return Seen(
             row.status,

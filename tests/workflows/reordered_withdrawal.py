@@ -39,7 +39,9 @@ class ReorderedWithdrawal(PaymentSaga):
         risk_first = workflow.patched(PATCH) if self.guarded else True
         risk = await self._risk(wd) if risk_first else None
         hold = await self.hold_funds(
-            HoldFundsInput(f"{wd.payment_id}:hold", wd.customer_id, wd.currency, wd.amount)
+            HoldFundsInput(
+                f"{wd.payment_id}:hold", wd.merchant_id, wd.customer_id, wd.currency, wd.amount
+            )
         )
         if hold is None:
             return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
@@ -81,8 +83,20 @@ class ReorderedWithdrawal(PaymentSaga):
                 f"{wd.payment_id}:post",
                 hold.id,
                 [
-                    LineSpec(wd.customer_id, AccountKind.customer_wallet, wd.currency, -wd.amount),
-                    LineSpec(provider, AccountKind.provider_clearing, wd.currency, wd.amount),
+                    LineSpec(
+                        wd.merchant_id,
+                        wd.customer_id,
+                        AccountKind.customer_wallet,
+                        wd.currency,
+                        -wd.amount,
+                    ),
+                    LineSpec(
+                        wd.merchant_id,
+                        provider,
+                        AccountKind.provider_clearing,
+                        wd.currency,
+                        wd.amount,
+                    ),
                 ],
                 f"withdrawal {wd.payment_id}",
             ),
