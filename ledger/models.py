@@ -15,18 +15,21 @@ MAX_AMOUNT = 2**62  # far above any real amount; keeps every sum inside a Postgr
 
 
 class AccountKind(StrEnum):
-    """What an account is for; only customer wallets must never go below zero."""
+    """What an account is for; only a customer's cash wallet and bonus never go below zero."""
 
-    customer_wallet = "customer_wallet"
+    customer_wallet = "customer_wallet"  # the customer's cash: what balances show, withdrawals take
     provider_clearing = "provider_clearing"
     fees = "fees"
     fx_position = "fx_position"
     suspense = "suspense"
+    customer_bonus = "customer_bonus"  # the customer's bonus money: played, never withdrawn
+    game = "game"  # the merchant's games, one per currency: bets in, wins out
+    bonus_funding = "bonus_funding"  # the merchant's bonus budget, one per currency
 
     @property
     def allow_negative(self) -> bool:
         """Whether the account's available balance may go below zero."""
-        return self is not AccountKind.customer_wallet
+        return self not in (AccountKind.customer_wallet, AccountKind.customer_bonus)
 
 
 class HoldStatus(StrEnum):

@@ -1,0 +1,107 @@
+"""The wallet's branch of the error tree (see domain.errors): the refusals of a wallet call.
+
+A refusal is an answer, not a crash: the rules record it under the call's transaction id (its
+replay answers it again) and the API answers it as problem+json with the customer's current
+`balance`. Each class's `code` is the contract's; `api.problems` gives it its HTTP status.
+"""
+
+from __future__ import annotations
+
+from domain.errors import PaysagaError
+
+
+class WalletError(PaysagaError):
+    """A wallet call refused by the rules; `extra["balance"]` is the customer's balance now."""
+
+
+class WalletInsufficientFunds(WalletError):
+    """The bet is larger than the customer's cash and bonus together: nothing is booked."""
+
+    code = "insufficient_funds"
+
+
+class CustomerBlocked(WalletError):
+    """The customer is blocked: bets are refused (wins and rollbacks are still taken)."""
+
+    code = "customer_blocked"
+
+
+class CustomerNotFound(WalletError):
+    """No customer of the merchant has this id (another merchant's answers the same)."""
+
+    code = "customer_not_found"
+
+
+class BetNotFound(WalletError):
+    """A win or rollback names a bet the customer never placed (or one that was refused)."""
+
+    code = "bet_not_found"
+
+
+class BetRolledBack(WalletError):
+    """The bet was rolled back (perhaps before it arrived): it takes no win and no bet."""
+
+    code = "bet_rolled_back"
+
+
+class BetSettled(WalletError):
+    """A rollback of a bet that has a win: the round's outcome stands."""
+
+    code = "bet_settled"
+
+
+class RoundClosed(WalletError):
+    """A bet, or a further win, in a round that a win closed."""
+
+    code = "round_closed"
+
+
+class DuplicateTransaction(WalletError):
+    """The transaction id was already used, under this game provider, with other content."""
+
+    code = "duplicate_transaction"
+
+
+class WrongCurrency(WalletError):
+    """The customer has no wallet in the call's currency, or it is not the bet's."""
+
+    code = "wrong_currency"
+
+
+class BonusAlreadyActive(WalletError):
+    """The customer already has an active bonus in this currency: one at a time."""
+
+    code = "bonus_already_active"
+
+
+class BonusNotFound(WalletError):
+    """No bonus of the merchant has this id."""
+
+    code = "bonus_not_found"
+
+
+class BonusNotActive(WalletError):
+    """The bonus has already ended (completed, expired or forfeited): it cannot be forfeited."""
+
+    code = "bonus_not_active"
+
+
+REFUSALS: dict[str, type[WalletError]] = {
+    cls.code: cls
+    for cls in (
+        WalletInsufficientFunds,
+        CustomerBlocked,
+        CustomerNotFound,
+        BetNotFound,
+        BetRolledBack,
+        BetSettled,
+        RoundClosed,
+        DuplicateTransaction,
+        WrongCurrency,
+        BonusAlreadyActive,
+        BonusNotFound,
+        BonusNotActive,
+    )
+    if cls.code is not None
+}
+"""Each refusal class by its code: how a stored refusal becomes an error again."""
