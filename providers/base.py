@@ -1,4 +1,4 @@
-"""The provider interface: outcomes of a provider call, its result, and the errors."""
+"""The provider interface: outcomes of a provider call, its result, disputes, and the errors."""
 
 from __future__ import annotations
 
@@ -37,13 +37,66 @@ class ProviderResult:
 
 @dataclass
 class SettlementLine:
-    """One line of a provider's settlement report: money it says moved for a payment."""
+    """One line of a provider's settlement report: money it says moved for a payment.
 
-    kind: str  # charge, payout or refund
+    `amount` is always positive (minor units); `kind` says which way the money went for the
+    merchant, as `SETTLEMENT_DIRECTIONS` gives it:
+    - `charge`: in (a deposit's charge);
+    - `payout`, `refund`: out;
+    - `dispute`: out, the disputed amount the provider withdrew when the dispute opened;
+    - `dispute_fee`: out, the provider's fee for that dispute (kept whatever the verdict);
+    - `dispute_reversal`: in, the disputed amount given back when the dispute is won.
+    A dispute's lines carry the disputed payment's id as `reference` and the dispute's id as
+    `operation_id` (its up to three lines share it).
+    """
+
+    kind: str  # one of SETTLEMENT_DIRECTIONS
     reference: str  # our payment id
     amount: int
     currency: str
     operation_id: str
+
+
+# +1: money in for the merchant, -1: money out, per settlement line kind.
+SETTLEMENT_DIRECTIONS = {
+    "charge": 1,
+    "payout": -1,
+    "refund": -1,
+    "dispute": -1,
+    "dispute_fee": -1,
+    "dispute_reversal": 1,
+}
+
+
+class DisputeStatus(StrEnum):
+    """A dispute's status at the provider."""
+
+    needs_response = "needs_response"  # waiting for the merchant's evidence or acceptance
+    under_review = "under_review"  # evidence in; the network decides
+    won = "won"  # the disputed amount comes back (the fee does not)
+    lost = "lost"  # accepted, decided against the merchant, or unanswered by the due date
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the provider has closed the dispute."""
+        return self in (DisputeStatus.won, DisputeStatus.lost)
+
+
+@dataclass
+class DisputeState:
+    """A dispute as the provider shows it now; JSON-friendly so Temporal activities return it."""
+
+    provider: str
+    dispute_id: str
+    reference: str  # our payment id (the disputed deposit)
+    charge_idempotency_key: str
+    status: DisputeStatus
+    amount: int
+    currency: str
+    fee: int
+    reason: str
+    evidence_due_by: str  # ISO 8601, UTC
+    evidence_submitted_at: str | None = None  # ISO 8601, UTC
 
 
 class ProviderError(PaysagaError):
@@ -61,6 +114,14 @@ class ProviderRequestRejected(ProviderError):
         self.status_code = status_code
         self.code = code
         self.message = message
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or did not answer properly (network, 5xx, 429).
+
+    Raised by calls that have no `Outcome` to return (disputes, reports). A request may or may
+    not have been processed: read the state back (`dispute_status`) before sending it again.
+    """
 
 
 class ProviderConfigurationError(ProviderError):
@@ -117,4 +178,28 @@ class PaymentProvider(Protocol):
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[SettlementLine]:
         """The lines settled in (since, until]; no bound means from the start or up to now."""
+        ...
+
+
+class DisputeProvider(Protocol):
+    """A PSP's dispute API, as the Dispute saga sees it.
+
+    Errors: `ProviderRequestRejected` for a refusal (404 `dispute_not_found`, 409
+    `dispute_not_open` when the dispute no longer needs a response), `ProviderUnavailable` for
+    network trouble and server errors, `ProviderConfigurationError` for an unserved provider.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def submit_dispute_evidence(self, dispute_id: str, text: str) -> DisputeState:
+        """Contest an open dispute: `under_review` until the provider's verdict."""
+        ...
+
+    async def accept_dispute(self, dispute_id: str) -> DisputeState:
+        """Accept an open dispute: `lost` at once."""
+        ...
+
+    async def dispute_status(self, dispute_id: str) -> DisputeState:
+        """The dispute's current state."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from providers.base import PaymentProvider, ProviderConfigurationError
+from providers.base import DisputeProvider, PaymentProvider, ProviderConfigurationError
 from providers.sandbox import SandboxProvider
 
 SANDBOX_CARDS = "sandbox-cards"
@@ -20,6 +20,16 @@ def build_providers(
     names: tuple[str, ...] = PROVIDER_NAMES,
 ) -> dict[str, PaymentProvider]:
     """The providers `names` at `psp_url`, by name in routing order, sharing one HTTP client."""
+    return {name: SandboxProvider(name, psp_url, client, timeout_seconds) for name in names}
+
+
+def build_dispute_providers(
+    psp_url: str,
+    timeout_seconds: float,
+    client: httpx.AsyncClient,
+    names: tuple[str, ...] = PROVIDER_NAMES,
+) -> dict[str, DisputeProvider]:
+    """The same providers as `build_providers`, seen through their dispute API."""
     return {name: SandboxProvider(name, psp_url, client, timeout_seconds) for name in names}
 
 

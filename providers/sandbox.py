@@ -1,4 +1,8 @@
-"""The sandbox PSP adapter over httpx: HTTP answers and transport errors become `Outcome`s."""
+"""The sandbox PSP adapter over httpx: HTTP answers and transport errors become `Outcome`s.
+
+Dispute calls have no `Outcome`: they answer a `DisputeState` or raise (`ProviderRequestRejected`
+for a 4xx refusal, `ProviderUnavailable` for network trouble, 429 and 5xx).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ from urllib.parse import quote
 import httpx
 
 from providers.base import (
+    SETTLEMENT_DIRECTIONS,
+    DisputeState,
+    DisputeStatus,
     Outcome,
     ProviderConfigurationError,
     ProviderError,
     ProviderRequestRejected,
     ProviderResult,
+    ProviderUnavailable,
     SettlementLine,
 )
 
@@ -124,12 +132,63 @@ class SandboxProvider:
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise ProviderError(f"{self._name} settlement report unavailable: {exc!r}") from exc
-        return [
+        lines = [
             SettlementLine(
                 line["kind"], line["reference"], line["amount"], line["currency"], line["id"]
             )
             for line in response.json()["data"]
         ]
+        unknown = {line.kind for line in lines} - SETTLEMENT_DIRECTIONS.keys()
+        if unknown:
+            # Better no reconciliation than one that miscounts money it does not understand.
+            raise ProviderError(f"{self._name} settlement report has unknown kinds {unknown}")
+        return lines
+
+    async def submit_dispute_evidence(self, dispute_id: str, text: str) -> DisputeState:
+        """Contest an open dispute; 409 `dispute_not_open` (rejected) once it was answered."""
+        return await self._dispute_call("POST", dispute_id, "/evidence", {"text": text})
+
+    async def accept_dispute(self, dispute_id: str) -> DisputeState:
+        """Accept an open dispute: `lost` at once; 409 `dispute_not_open` once it was answered."""
+        return await self._dispute_call("POST", dispute_id, "/accept", {})
+
+    async def dispute_status(self, dispute_id: str) -> DisputeState:
+        """The dispute's current state (404 `dispute_not_found`, rejected, if the PSP has none)."""
+        return await self._dispute_call("GET", dispute_id, "", None)
+
+    async def _dispute_call(
+        self, method: str, dispute_id: str, action: str, body: dict[str, Any] | None
+    ) -> DisputeState:
+        url = f"{self._base_url}/{self._name}/disputes/{quote(dispute_id, safe='')}{action}"
+        try:
+            response = await self._client.request(method, url, json=body, timeout=self._timeout)
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"{self._name} dispute call failed: {exc!r}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ProviderUnavailable(
+                f"{self._name} answered {response.status_code} {_error_code(response)}"
+            )
+        if response.status_code >= 400:
+            self._reject(response)
+        try:
+            return self._dispute_state(response.json())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderUnavailable(f"{self._name} sent an unreadable dispute") from exc
+
+    def _dispute_state(self, dispute: dict[str, Any]) -> DisputeState:
+        return DisputeState(
+            provider=self._name,
+            dispute_id=str(dispute["id"]),
+            reference=str(dispute["reference"]),
+            charge_idempotency_key=str(dispute["charge_idempotency_key"]),
+            status=DisputeStatus(dispute["status"]),
+            amount=int(dispute["amount"]),
+            currency=str(dispute["currency"]),
+            fee=int(dispute["fee"]),
+            reason=str(dispute["reason"]),
+            evidence_due_by=str(dispute["evidence_due_by"]),
+            evidence_submitted_at=dispute.get("evidence_submitted_at"),
+        )
 
     async def _create(self, path: str, body: dict[str, Any]) -> ProviderResult:
         url = f"{self._base_url}/{self._name}/{path}"

@@ -1,4 +1,10 @@
-"""Webhook signatures (HMAC-SHA256 over `timestamp.body`) and event parsing: PSP and API."""
+"""Webhook signatures (HMAC-SHA256 over `timestamp.body`) and event parsing: PSP and API.
+
+Two kinds of events come to the same URL: an operation's (`charge.*`, `payout.*`, `refund.*`,
+`data.operation`: `parse_event` -> `ProviderEvent`) and a dispute's (`dispute.created|won|lost`,
+`data.dispute`: `parse_dispute_event` -> `ProviderDisputeEvent`). `parse_any_event` tells them
+apart. Both carry a unique event `id` (dedupe by provider and id) and a per-object `sequence`.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,27 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from providers.base import InvalidEvent, Outcome, WebhookSignatureInvalid
+from providers.base import DisputeStatus, InvalidEvent, Outcome, WebhookSignatureInvalid
 
 __all__ = [
+    "DISPUTE_EVENT_TYPES",
     "SIGNATURE_HEADER",
     "InvalidEvent",
+    "ProviderDisputeEvent",
     "ProviderEvent",
     "WebhookSignatureInvalid",
+    "parse_any_event",
+    "parse_dispute_event",
     "parse_event",
     "sign",
     "verify",
 ]
 
 SIGNATURE_HEADER = "Sandbox-Signature"
+DISPUTE_EVENT_TYPES = ("dispute.created", "dispute.won", "dispute.lost")
 
 
 def _mac(secret: str, body: bytes, timestamp: int) -> str:
@@ -96,13 +108,8 @@ def _field(mapping: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def parse_event(body: bytes) -> ProviderEvent:
-    """Parse a webhook body; raise `InvalidEvent` if it is not a well-formed event."""
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise InvalidEvent("event body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise InvalidEvent("event body is not a JSON object")
+    """Parse an operation's webhook body; raise `InvalidEvent` if it is not a well-formed one."""
+    payload = _envelope(body)
     data = _field(payload, "data", dict)
     operation = _field(data, "operation", dict)
     decline_code = operation.get("decline_code")
@@ -126,3 +133,89 @@ def parse_event(body: bytes) -> ProviderEvent:
         currency=_field(operation, "currency", str),
         decline_code=decline_code,
     )
+
+
+@dataclass(frozen=True)
+class ProviderDisputeEvent:
+    """A provider's dispute event, flattened: the envelope and the dispute as it was then.
+
+    `reference` is the disputed payment's id; `status` is the dispute's at the event's time
+    (`needs_response` for `dispute.created`, `won` or `lost` for the verdicts). A verdict has a
+    higher `sequence` than the `dispute.created` of the same dispute, whatever the arrival order.
+    """
+
+    id: str
+    type: str  # one of DISPUTE_EVENT_TYPES
+    created: int
+    sequence: int
+    provider: str
+    dispute_id: str
+    reference: str
+    charge_idempotency_key: str
+    amount: int
+    currency: str
+    fee: int
+    reason: str
+    status: DisputeStatus
+    evidence_due_by: str  # ISO 8601, UTC
+
+    @property
+    def evidence_due_at(self) -> datetime:
+        """`evidence_due_by` as an aware datetime."""
+        return datetime.fromisoformat(self.evidence_due_by)
+
+
+def _envelope(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise InvalidEvent("event body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise InvalidEvent("event body is not a JSON object")
+    return payload
+
+
+def parse_dispute_event(body: bytes) -> ProviderDisputeEvent:
+    """Parse a dispute webhook body; raise `InvalidEvent` if it is not a well-formed one."""
+    payload = _envelope(body)
+    event_type = _field(payload, "type", str)
+    if event_type not in DISPUTE_EVENT_TYPES:
+        raise InvalidEvent(f"event type {event_type!r} is not a dispute event")
+    dispute = _field(_field(payload, "data", dict), "dispute", dict)
+    try:
+        status = DisputeStatus(_field(dispute, "status", str))
+    except ValueError as exc:
+        raise InvalidEvent("event dispute status is not known") from exc
+    evidence_due_by = _field(dispute, "evidence_due_by", str)
+    try:
+        if datetime.fromisoformat(evidence_due_by).tzinfo is None:
+            raise InvalidEvent("event field 'evidence_due_by' has no offset")
+    except ValueError as exc:
+        raise InvalidEvent("event field 'evidence_due_by' is not an ISO 8601 time") from exc
+    for amount in ("amount", "fee"):
+        if _field(dispute, amount, int) < 0:
+            raise InvalidEvent(f"event field {amount!r} is negative")
+    return ProviderDisputeEvent(
+        id=_field(payload, "id", str),
+        type=event_type,
+        created=_field(payload, "created", int),
+        sequence=_field(payload, "sequence", int),
+        provider=_field(dispute, "provider", str),
+        dispute_id=_field(dispute, "id", str),
+        reference=_field(dispute, "reference", str),
+        charge_idempotency_key=_field(dispute, "charge_idempotency_key", str),
+        amount=dispute["amount"],
+        currency=_field(dispute, "currency", str),
+        fee=dispute["fee"],
+        reason=_field(dispute, "reason", str),
+        status=status,
+        evidence_due_by=evidence_due_by,
+    )
+
+
+def parse_any_event(body: bytes) -> ProviderEvent | ProviderDisputeEvent:
+    """Parse any webhook body: a dispute event if its `data` holds a dispute, else an operation's."""
+    data = _envelope(body).get("data")
+    if isinstance(data, dict) and "dispute" in data:
+        return parse_dispute_event(body)
+    return parse_event(body)

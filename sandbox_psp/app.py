@@ -1,4 +1,7 @@
-"""The sandbox PSP's HTTP API: charges, payouts, refunds, status, records and settlement report."""
+"""The sandbox PSP's HTTP API: charges, payouts, refunds, status, records and settlement report.
+
+Disputes have their own routes (`sandbox_psp.disputes`); their lines join the settlement report.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +18,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 from sandbox_psp.behaviours import (
     DECLINE_CODES,
     FLAKY_REFUSALS,
     PRIMARY_PROVIDER,
-    PROVIDERS,
+    STALE_EVENT_LAG_SECONDS,
     TOKENS,
     Behaviour,
 )
+from sandbox_psp.deps import Amount, Currency, ProviderDep, PSPError, StoreDep, Text
+from sandbox_psp.disputes import dispute_settlement_lines
+from sandbox_psp.disputes import router as disputes_router
 from sandbox_psp.settings import SandboxSettings
 from sandbox_psp.store import Operation, OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
@@ -37,22 +43,6 @@ logger = logging.getLogger("sandbox_psp")
 ID_PREFIXES = {"charge": "ch_", "payout": "po_", "refund": "re_"}
 # `pm_pending_forever` settles this far in the future (a century): never, for any test or demo.
 PENDING_FOREVER_SECONDS = 100 * 365 * 86_400.0
-# The stale `*.pending` event of `pm_duplicate_webhook` goes out this long after the success.
-STALE_EVENT_LAG_SECONDS = 0.05
-
-Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Amount = Annotated[StrictInt, Field(gt=0, le=10**15)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-
-
-class PSPError(Exception):
-    """An error answer of the sandbox PSP: `{"error": code, "message": message}`."""
-
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
 
 
 class ChargeRequest(BaseModel):
@@ -85,29 +75,6 @@ class RefundRequest(BaseModel):
     currency: Currency
 
 
-def get_store(request: Request) -> OperationStore:
-    """The process's SQLite store."""
-    store: OperationStore = request.app.state.store
-    return store
-
-
-def get_settings(request: Request) -> SandboxSettings:
-    """The process's settings."""
-    settings: SandboxSettings = request.app.state.settings
-    return settings
-
-
-def known_provider(provider: str) -> str:
-    """The `{provider}` path segment, if the sandbox serves it."""
-    if provider not in PROVIDERS:
-        raise PSPError(404, "unknown_provider", f"this PSP does not serve {provider!r}")
-    return provider
-
-
-StoreDep = Annotated[OperationStore, Depends(get_store)]
-SettingsDep = Annotated[SandboxSettings, Depends(get_settings)]
-ProviderDep = Annotated[str, Depends(known_provider)]
-
 router = APIRouter()
 
 
@@ -137,7 +104,10 @@ async def create_payout(
 async def create_refund(
     provider: ProviderDep, body: RefundRequest, request: Request, store: StoreDep
 ) -> JSONResponse:
-    """Refund a succeeded charge; succeeds at once (a webhook still follows)."""
+    """Refund a succeeded charge; decided at once (a webhook still follows).
+
+    Declined (`refund_declined`) when the charge's token is `pm_no_refund`.
+    """
     return await _create(request, store, provider, "refund", body, None)
 
 
@@ -166,7 +136,11 @@ async def settlement_report(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    """Succeeded operations settled in (since, until], as the provider settles them."""
+    """Lines settled in (since, until]: succeeded operations, adjustments, disputes.
+
+    Every amount is positive; the kind says which way it went for the merchant (see
+    `providers.base.SettlementLine`).
+    """
     # A line is in exactly one window: bounds compare as the same floats in every request.
     now = time.time()
     upper = now if until is None else _timestamp(until)
@@ -187,7 +161,8 @@ async def settlement_report(
         for operation in store.settled_succeeded(provider, upper, lower)
     ]
     adjustments = store.settlement_adjustments(provider, upper, lower)
-    return {"provider": provider, "data": rows + adjustments}
+    disputes = dispute_settlement_lines(store, provider, upper, lower)
+    return {"provider": provider, "data": rows + adjustments + disputes}
 
 
 def _timestamp(moment: datetime) -> float:
@@ -237,8 +212,9 @@ async def _create(
         return JSONResponse(existing.view(time.time()), headers={"Idempotent-Replayed": "true"})
 
     if token is None:
-        behaviour, charge = Behaviour(), _refundable_charge(store, provider, fields)
-        method = charge.method
+        charge = _refundable_charge(store, provider, fields)
+        charge_behaviour = TOKENS.get(charge.method, Behaviour())
+        behaviour, method = Behaviour(succeeds=not charge_behaviour.refunds_declined), charge.method
     else:
         if token not in TOKENS:
             raise PSPError(422, "unsupported_payment_method", f"unknown sandbox token {token!r}")
@@ -290,6 +266,10 @@ def _refundable_charge(store: OperationStore, provider: str, fields: dict[str, A
         raise PSPError(422, "charge_not_refundable", "only a succeeded charge can be refunded")
     if fields["currency"] != charge.currency:
         raise PSPError(422, "currency_mismatch", "a refund is in the charge's currency")
+    dispute = store.dispute_of_charge(provider, charge.idempotency_key)
+    if dispute is not None and dispute.status(time.time()) != "won":
+        # As card PSPs do: the disputed money is already on its way back to the cardholder.
+        raise PSPError(422, "charge_disputed", "a disputed charge cannot be refunded")
     refundable = charge.amount - store.refunded_amount(provider, charge.idempotency_key)
     if fields["amount"] > refundable:
         raise PSPError(422, "amount_exceeds_charge", f"at most {refundable} can be refunded")
@@ -367,6 +347,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     app = FastAPI(title="paysaga sandbox PSP", lifespan=lifespan)
     app.include_router(router)
+    app.include_router(disputes_router)
     app.add_exception_handler(PSPError, _psp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

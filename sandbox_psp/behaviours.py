@@ -8,8 +8,14 @@ PROVIDERS = ("sandbox-cards", "sandbox-bank")
 PRIMARY_PROVIDER = "sandbox-cards"
 # How many calls `pm_flaky` refuses with 503 (per provider and idempotency key) before processing.
 FLAKY_REFUSALS = 2
+# The stale event of `pm_duplicate_webhook` goes out this long after the final one.
+STALE_EVENT_LAG_SECONDS = 0.05
 
-DECLINE_CODES = {"charge": "card_declined", "payout": "payout_declined"}
+DECLINE_CODES = {
+    "charge": "card_declined",
+    "payout": "payout_declined",
+    "refund": "refund_declined",
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class Behaviour:
     flaky: bool = False
     primary_down: bool = False
     pending_forever: bool = False  # taken, but the outcome never settles: no webhook, no result
+    refunds_declined: bool = False  # the charge succeeds; every refund of it is declined
 
 
 TOKENS = {
@@ -34,4 +41,5 @@ TOKENS = {
     "pm_duplicate_webhook": Behaviour(duplicate_webhook=True),
     "pm_primary_down": Behaviour(primary_down=True),
     "pm_pending_forever": Behaviour(webhook=False, pending_forever=True),
+    "pm_no_refund": Behaviour(refunds_declined=True),
 }

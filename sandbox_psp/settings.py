@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The secrets the sandbox signs with unless told otherwise. A PSP issues its own secrets; these
@@ -34,6 +34,11 @@ class SandboxSettings(BaseSettings):
     psp_webhook_delay_seconds: float = 0.2
     psp_webhook_retry_max_seconds: float = 30.0
     psp_stall_seconds: float = 10.0  # how long `pm_timeout` keeps the client waiting
+    # A dispute's evidence is due this long after it opens (a fraction of a day in tests); then
+    # the provider closes it `lost` by itself, as a card network does.
+    psp_dispute_evidence_days: float = Field(default=7.0, gt=0)
+    # How long the provider takes to decide a dispute once evidence is in.
+    psp_dispute_decision_seconds: float = Field(default=2.0, ge=0)
 
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -1,8 +1,11 @@
-"""The sandbox PSP's books in SQLite: operations, refused attempts and the webhook outbox."""
+"""The sandbox PSP's books in SQLite: operations, disputes, refused attempts and the webhook outbox."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +56,30 @@ CREATE TABLE IF NOT EXISTS settlement_adjustments (
     currency TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS disputes (
+    provider TEXT NOT NULL,
+    id TEXT PRIMARY KEY,
+    reference TEXT NOT NULL,
+    charge_id TEXT NOT NULL,
+    charge_idempotency_key TEXT NOT NULL,
+    method TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    fee INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    planted_outcome TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    evidence_due_by REAL NOT NULL,
+    responded_at REAL,
+    response TEXT,
+    evidence_text TEXT,
+    decided_at REAL NOT NULL,
+    final_status TEXT NOT NULL,
+    expiry_event_ids TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disputes_by_reference ON disputes (provider, reference);
+CREATE UNIQUE INDEX IF NOT EXISTS disputes_by_charge
+    ON disputes (provider, charge_idempotency_key);
 """
 
 
@@ -105,6 +132,89 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class Dispute:
+    """A chargeback on a succeeded charge; its verdict is planted, its status a function of time.
+
+    `decided_at` and `final_status` say when and how it closes: at planting, `lost` at
+    `evidence_due_by` (no answer in time); after evidence, the planted outcome a decision delay
+    later; after acceptance, `lost` at once. A response replaces the planned expiry.
+    """
+
+    provider: str
+    id: str
+    reference: str
+    charge_id: str
+    charge_idempotency_key: str
+    method: str  # the charge's sandbox token: `pm_duplicate_webhook` duplicates dispute events too
+    amount: int
+    currency: str
+    fee: int
+    reason: str
+    planted_outcome: str  # won or lost, once evidence is in
+    created_at: float
+    evidence_due_by: float
+    responded_at: float | None
+    response: str | None  # evidence or accept
+    evidence_text: str | None
+    decided_at: float
+    final_status: str  # won or lost, shown from `decided_at`
+    expiry_event_ids: str  # JSON list: the planned expiry's outbox events (a response drops them)
+
+    def status(self, now: float) -> str:
+        """`needs_response`, `under_review` (evidence in), then `won` or `lost`, at `now`."""
+        if now >= self.decided_at:
+            return self.final_status
+        if self.responded_at is None or now < self.responded_at:
+            return "needs_response"
+        return "under_review"
+
+    def view(self, now: float) -> dict[str, Any]:
+        """The dispute as the API and webhooks show it at `now`."""
+        status = self.status(now)
+        updated_at = self.created_at if status == "needs_response" else self.decided_at
+        if status == "under_review" and self.responded_at is not None:
+            updated_at = self.responded_at
+        submitted = self.responded_at if self.response == "evidence" else None
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "reference": self.reference,
+            "charge_id": self.charge_id,
+            "charge_idempotency_key": self.charge_idempotency_key,
+            "amount": self.amount,
+            "currency": self.currency,
+            "fee": self.fee,
+            "reason": self.reason,
+            "status": status,
+            "evidence_due_by": isoformat(self.evidence_due_by),
+            "evidence_submitted_at": None if submitted is None else isoformat(submitted),
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(updated_at),
+        }
+
+    def settlement_lines(self) -> list[dict[str, Any]]:
+        """Its settlement report rows (each with `settled_at` as a unix time), see the app."""
+
+        def line(kind: str, amount: int, settled_at: float) -> dict[str, Any]:
+            return {
+                "id": self.id,
+                "kind": kind,
+                "idempotency_key": None,
+                "reference": self.reference,
+                "amount": amount,
+                "currency": self.currency,
+                "settled_at": settled_at,
+            }
+
+        lines = [line("dispute", self.amount, self.created_at)]
+        if self.fee > 0:
+            lines.append(line("dispute_fee", self.fee, self.created_at))
+        if self.final_status == "won":
+            lines.append(line("dispute_reversal", self.amount, self.decided_at))
+        return lines
+
+
+@dataclass(frozen=True)
 class OutboxEvent:
     """A webhook event waiting for delivery (or delivered)."""
 
@@ -116,6 +226,7 @@ class OutboxEvent:
 
 
 _OPERATION_COLUMNS = ", ".join(Operation.__dataclass_fields__)
+_DISPUTE_COLUMNS = ", ".join(Dispute.__dataclass_fields__)
 
 
 class OperationStore:
@@ -204,10 +315,10 @@ class OperationStore:
         ]
 
     def refunded_amount(self, provider: str, charge_idempotency_key: str) -> int:
-        """The sum of the refunds recorded against a charge."""
+        """The sum of the refunds of a charge that went through (a declined one moved nothing)."""
         row = self._db.execute(
             "SELECT COALESCE(SUM(amount), 0) FROM operations WHERE provider = ?"
-            " AND kind = 'refund' AND charge_idempotency_key = ?",
+            " AND kind = 'refund' AND final_status = 'succeeded' AND charge_idempotency_key = ?",
             (provider, charge_idempotency_key),
         ).fetchone()
         return int(row[0])
@@ -226,16 +337,102 @@ class OperationStore:
         """Record an operation and its webhook events `(event_id, body, deliver_at)` atomically."""
         placeholders = ", ".join("?" for _ in Operation.__dataclass_fields__)
         values = tuple(getattr(operation, name) for name in Operation.__dataclass_fields__)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.execute(
                 f"INSERT INTO operations ({_OPERATION_COLUMNS}) VALUES ({placeholders})", values
             )
-            self._db.executemany(
-                "INSERT INTO outbox (event_id, provider, body, next_attempt_at)"
-                " VALUES (?, ?, ?, ?)",
-                [(event_id, operation.provider, body, at) for event_id, body, at in events],
+            self._add_events(operation.provider, events)
+
+    def get_dispute(self, provider: str, dispute_id: str) -> Dispute | None:
+        """The provider's dispute with this id, if any."""
+        row = self._db.execute(
+            f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE provider = ? AND id = ?",
+            (provider, dispute_id),
+        ).fetchone()
+        return Dispute(*row) if row else None
+
+    def dispute_of_charge(self, provider: str, charge_idempotency_key: str) -> Dispute | None:
+        """The dispute opened on a charge, if any (a charge is disputed at most once)."""
+        row = self._db.execute(
+            f"SELECT {_DISPUTE_COLUMNS} FROM disputes"
+            " WHERE provider = ? AND charge_idempotency_key = ?",
+            (provider, charge_idempotency_key),
+        ).fetchone()
+        return Dispute(*row) if row else None
+
+    def disputes_by_reference(self, provider: str, reference: str | None) -> list[Dispute]:
+        """The provider's disputes with this reference (all without one), oldest first."""
+        sql = f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE provider = ?"
+        params: tuple[str, ...] = (provider,)
+        if reference is not None:
+            sql += " AND reference = ?"
+            params += (reference,)
+        rows = self._db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        return [Dispute(*row) for row in rows]
+
+    def disputes_settling(self, provider: str, now: float, since: float | None) -> list[Dispute]:
+        """Disputes with a settlement line in (since, now]: opened, or won, in that window."""
+        rows = self._db.execute(
+            f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE provider = ?"
+            " AND ((created_at > ? AND created_at <= ?)"
+            " OR (final_status = 'won' AND decided_at > ? AND decided_at <= ?))",
+            (provider, *2 * (float("-inf") if since is None else since, now)),
+        ).fetchall()
+        return [Dispute(*row) for row in rows]
+
+    def record_dispute(self, dispute: Dispute, events: list[tuple[str, str, float]]) -> None:
+        """Record a new dispute and its webhook events `(event_id, body, deliver_at)` atomically."""
+        placeholders = ", ".join("?" for _ in Dispute.__dataclass_fields__)
+        values = tuple(getattr(dispute, name) for name in Dispute.__dataclass_fields__)
+        with self._transaction():
+            self._db.execute(
+                f"INSERT INTO disputes ({_DISPUTE_COLUMNS}) VALUES ({placeholders})", values
             )
+            self._add_events(dispute.provider, events)
+
+    def record_dispute_response(
+        self, before: Dispute, after: Dispute, events: list[tuple[str, str, float]]
+    ) -> bool:
+        """Record the merchant's answer: `before` becomes `after`, its planned expiry replaced by
+        `events`, atomically; False (nothing written) if the dispute was answered meanwhile."""
+        with self._transaction():
+            updated = self._db.execute(
+                "UPDATE disputes SET responded_at = ?, response = ?, evidence_text = ?,"
+                " decided_at = ?, final_status = ?"
+                " WHERE provider = ? AND id = ? AND responded_at IS NULL AND decided_at = ?",
+                (
+                    after.responded_at,
+                    after.response,
+                    after.evidence_text,
+                    after.decided_at,
+                    after.final_status,
+                    before.provider,
+                    before.id,
+                    before.decided_at,
+                ),
+            ).rowcount
+            if not updated:
+                return False
+            expiry = json.loads(before.expiry_event_ids)
+            self._db.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NULL AND provider = ?"
+                f" AND event_id IN ({', '.join('?' for _ in expiry)})",
+                (before.provider, *expiry),
+            )
+            self._add_events(before.provider, events)
+        return True
+
+    def _add_events(self, provider: str, events: list[tuple[str, str, float]]) -> None:
+        self._db.executemany(
+            "INSERT INTO outbox (event_id, provider, body, next_attempt_at) VALUES (?, ?, ?, ?)",
+            [(event_id, provider, body, at) for event_id, body, at in events],
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

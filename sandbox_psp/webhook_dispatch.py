@@ -29,7 +29,7 @@ def retry_delay(attempts: int, cap: float) -> float:
 
 
 class WebhookDispatcher:
-    """The background loop that empties the outbox, in due order within each operation."""
+    """The background loop that empties the outbox, in due order within each operation/dispute."""
 
     def __init__(
         self, settings: SandboxSettings, store: OperationStore, client: httpx.AsyncClient
@@ -106,7 +106,9 @@ class WebhookDispatcher:
 
 
 def _operation_id(event: OutboxEvent) -> str:
+    """What the event announces, an operation or a dispute: its events go out in order."""
     try:
-        return str(json.loads(event.body)["data"]["operation"]["id"])
+        data = json.loads(event.body)["data"]
+        return str((data["dispute"] if "dispute" in data else data["operation"])["id"])
     except (ValueError, KeyError, TypeError):
         return event.event_id

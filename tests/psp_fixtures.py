@@ -39,6 +39,8 @@ TEST_ENV = {
     "PAYSAGA_PSP_WEBHOOK_DELAY_SECONDS": "0.05",
     "PAYSAGA_PSP_STALL_SECONDS": "2",
     "PAYSAGA_PSP_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
+    # A dispute's verdict follows its evidence this fast (due dates stay at their default).
+    "PAYSAGA_PSP_DISPUTE_DECISION_SECONDS": "0.1",
 }
 
 
@@ -73,12 +75,13 @@ class Delivery:
 
     @property
     def reference(self) -> str | None:
-        """The announced operation's merchant reference (or payment id, for merchant events)."""
+        """The announced operation's or dispute's merchant reference (or payment id, for
+        merchant events)."""
         try:
             data = self.event["data"]
-            return str(
-                data["payment"]["id"] if "payment" in data else data["operation"]["reference"]
-            )
+            if "payment" in data:
+                return str(data["payment"]["id"])
+            return str((data["dispute"] if "dispute" in data else data["operation"])["reference"])
         except (ValueError, KeyError, TypeError):
             return None
 

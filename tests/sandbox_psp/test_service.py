@@ -284,6 +284,44 @@ def test_refund_of_declined_charge_is_rejected(psp: httpx.Client) -> None:
     assert (rejected.status_code, rejected.json()["error"]) == (422, "charge_not_refundable")
 
 
+def test_refund_declined_for_pm_no_refund(
+    psp: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    charge = charge_body("pm_no_refund", amount=1000)
+    psp.post(f"/{CARDS}/charges", json=charge)
+    assert wait_for_status(psp, CARDS, charge["idempotency_key"])["status"] == "succeeded"
+    refunds = [
+        {
+            "idempotency_key": unique("refund"),
+            "reference": charge["reference"],
+            "charge_idempotency_key": charge["idempotency_key"],
+            "amount": 1000,
+            "currency": "EUR",
+        }
+        for _ in range(2)
+    ]
+
+    answers = [psp.post(f"/{CARDS}/refunds", json=refund) for refund in refunds]
+
+    # A declined refund moved nothing: the next one may ask for the whole amount again.
+    for answer, refund in zip(answers, refunds, strict=True):
+        assert answer.status_code == 201
+        assert (answer.json()["status"], answer.json()["decline_code"]) == (
+            "declined",
+            "refund_declined",
+        )
+        polled = operation(psp, CARDS, refund["idempotency_key"]).json()
+        assert (polled["status"], polled["decline_code"]) == ("declined", "refund_declined")
+    events = [verified_event(d) for d in webhook_receiver.wait_for(charge["reference"], count=3)]
+    assert sorted(event["type"] for event in events) == [
+        "charge.succeeded",
+        "refund.declined",
+        "refund.declined",
+    ]
+    report = psp.get(f"/{CARDS}/settlement-report").json()["data"]
+    assert [row["kind"] for row in report if row["reference"] == charge["reference"]] == ["charge"]
+
+
 def test_settlement_report_lists_succeeded_operations(psp: httpx.Client) -> None:
     succeeded, declined = charge_body("pm_no_webhook"), charge_body("pm_decline")
     for body in (succeeded, declined):
