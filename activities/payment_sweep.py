@@ -88,6 +88,7 @@ class PaymentSweepActivities:
             return False
         attributes = TypedSearchAttributes(
             [
+                SearchAttributePair(sa.MERCHANT_ID, payment.merchant_id),
                 SearchAttributePair(sa.PAYMENT_KIND, payment.kind),
                 SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.FAILED.value),
                 SearchAttributePair(sa.CUSTOMER_ID, payment.customer_id),

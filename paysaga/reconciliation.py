@@ -164,19 +164,27 @@ class ReconciliationBooks:
             return await _insert_run(conn, run_key, provider, lines_checked, mismatches, None)
 
     async def list_mismatches(
-        self, provider: str | None, limit: int, starting_after: int | None
+        self, merchant_id: str, provider: str | None, limit: int, starting_after: int | None
     ) -> tuple[list[RecordedMismatch], bool]:
-        """Recorded mismatches, newest first, with the run that found them."""
+        """A merchant's recorded mismatches (those of its payments), newest first, with the run
+        that found them. A provider's line for no payment of ours is nobody's: the platform's
+        operators find it in `reconciliation_mismatches`."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT m.id, m.provider, m.reference, m.currency, m.provider_amount,"
                 " m.ledger_amount, m.found_at, r.run_key"
                 " FROM reconciliation_mismatches m JOIN reconciliation_runs r ON r.id = m.run_id"
+                " JOIN payments p ON p.id = m.reference AND p.merchant_id = %(merchant_id)s"
                 " WHERE (%(provider)s::text IS NULL OR m.provider = %(provider)s)"
                 " AND (%(after)s::bigint IS NULL OR m.id < %(after)s)"
                 " ORDER BY m.id DESC LIMIT %(limit)s",
-                {"provider": provider, "after": starting_after, "limit": limit + 1},
+                {
+                    "merchant_id": merchant_id,
+                    "provider": provider,
+                    "after": starting_after,
+                    "limit": limit + 1,
+                },
             )
             rows = [RecordedMismatch.from_row(row) for row in await cur.fetchall()]
         return rows[:limit], len(rows) > limit

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, OpsKey, ServicesDep
+from api.deps import BIGINT_MAX, MerchantData, OpsKey, ServicesDep
 from paysaga.reconciliation import ReconciliationBooks
 
 router = APIRouter(prefix="/v1/ops/reconciliation", tags=["ops"])
@@ -33,14 +33,16 @@ class MismatchList(BaseModel):
 @router.get("/mismatches", response_model=MismatchList)
 async def list_mismatches(
     svc: ServicesDep,
+    books: MerchantData,
     _key: OpsKey,
     provider: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> MismatchList:
-    """Mismatches recorded by reconciliation runs, newest first (ops scope)."""
+    """Mismatches on the merchant's payments recorded by reconciliation runs, newest first
+    (ops scope)."""
     rows, has_more = await ReconciliationBooks(svc.pool).list_mismatches(
-        provider, limit, starting_after
+        books.merchant_id, provider, limit, starting_after
     )
     return MismatchList(
         data=[MismatchOut.model_validate(r, from_attributes=True) for r in rows], has_more=has_more

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from paysaga.settings import DEV_MERCHANT_2_KEY
 from tests.stack import Stack, funded_customer, worker_schedule
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -35,11 +35,19 @@ async def test_planted_settlement_line_is_found_by_scheduled_reconciliation(
     temporal_env: WorkflowEnvironment,
 ) -> None:
     await funded_customer(api, 3_000)  # at least one matched deposit in the books
-    phantom = f"dep_phantom_{uuid.uuid4().hex[:12]}"
+    customer = await funded_customer(api, 3_000)
+    listed = await api.get("/v1/payments", params={"customer_id": customer["id"]})
+    (deposit,) = listed.json()["data"]
+    # The provider's books say it charged this deposit 42.42 EUR more than the ledger knows.
     async with httpx.AsyncClient(base_url=stack.psp.url) as psp:
         planted = await psp.post(
-            "/sandbox-bank/_sandbox/settlement-adjustments",
-            json={"kind": "charge", "reference": phantom, "amount": 4_242, "currency": "EUR"},
+            f"/{deposit['provider']}/_sandbox/settlement-adjustments",
+            json={
+                "kind": "charge",
+                "reference": deposit["id"],
+                "amount": 4_242,
+                "currency": "EUR",
+            },
         )
     assert planted.status_code == 201, planted.text
 
@@ -47,10 +55,10 @@ async def test_planted_settlement_line_is_found_by_scheduled_reconciliation(
         temporal_env.client, f"paysaga-reconciliation-{stack.task_queue}"
     )
     await schedule.trigger()
-    found = await mismatches_for(ops_api, phantom)
+    found = await mismatches_for(ops_api, deposit["id"])
 
     assert [(m["provider"], m["provider_amount"], m["ledger_amount"]) for m in found] == [
-        ("sandbox-bank", 4_242, 0)
+        (deposit["provider"], 7_242, 3_000)
     ]
     run = found[0]["run_key"].rsplit(":", 1)[0]
     listed = (await ops_api.get("/v1/ops/reconciliation/mismatches", params={"limit": 100})).json()
@@ -60,6 +68,11 @@ async def test_planted_settlement_line_is_found_by_scheduled_reconciliation(
     audit = (await ops_api.get("/v1/ops/audit-log", params={"limit": 100})).json()["data"]
     resolved = {e["target"] for e in audit if e["action"] == "payment.resolve"}
     # every other real payment of the session matched its ledger entries
-    assert [r for r in same_run if r not in resolved] == [phantom]
+    assert [r for r in same_run if r not in resolved] == [deposit["id"]]
     forbidden = await api.get("/v1/ops/reconciliation/mismatches")
     assert forbidden.status_code == 403
+    # Another merchant's operators never see this merchant's mismatches.
+    headers = {"Authorization": f"Bearer {DEV_MERCHANT_2_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers) as other:
+        theirs = await other.get("/v1/ops/reconciliation/mismatches", params={"limit": 100})
+    assert deposit["id"] not in {m["reference"] for m in theirs.json()["data"]}

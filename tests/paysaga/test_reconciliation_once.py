@@ -23,6 +23,19 @@ async def test_the_same_mismatch_seen_by_every_run_is_listed_once(
         await books.record_run(f"run-{uuid.uuid4()}-{run}", "sandbox-cards", 1, [seen])
     await books.record_run(f"run-{uuid.uuid4()}", "sandbox-cards", 1, [changed])
 
-    rows, _ = await books.list_mismatches("sandbox-cards", 100, None)
+    async with db_pool.connection() as conn:  # the mismatches are listed by their payment
+        await conn.execute(
+            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
+            " VALUES (%s, 'mer_dev', %s, 'A B', '1990-01-01', 'DE')",
+            (f"cus_{reference}", reference),
+        )
+        await conn.execute(
+            "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency)"
+            " VALUES (%s, 'mer_dev', 'deposit', 'succeeded', %s, 1000, 'EUR')",
+            (reference, f"cus_{reference}"),
+        )
+    rows, _ = await books.list_mismatches("mer_dev", "sandbox-cards", 100, None)
+    other, _ = await books.list_mismatches("mer_dev_2", "sandbox-cards", 100, None)
     mine = [(r.provider_amount, r.ledger_amount) for r in rows if r.reference == reference]
+    assert reference not in {r.reference for r in other}
     assert sorted(mine) == [(1_000, 0), (1_000, 400)]  # each distinct finding once
