@@ -95,8 +95,12 @@ async def test_ops_key_review_is_in_the_audit_log(
 async def test_audit_log_pages_newest_first(stack: Stack, ops_api: httpx.AsyncClient) -> None:
     async with await open_pool(stack.database_url, 1, 1) as pool:
         store = Store(pool)
-        first = await store.record_ops_action("key_test", "payment.review", "wd_first", {})
-        second = await store.record_ops_action("key_test", "payment.review", "wd_second", {})
+        first = await store.record_ops_action(
+            "mer_dev", "key_test", "payment.review", "wd_first", {}
+        )
+        second = await store.record_ops_action(
+            "mer_dev", "key_test", "payment.review", "wd_second", {}
+        )
 
     page = await ops_api.get("/v1/ops/audit-log", params={"limit": 1})
     assert page.status_code == 200, page.text

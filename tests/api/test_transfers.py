@@ -57,7 +57,9 @@ async def house_positions(pool: AsyncConnectionPool, *currencies: str) -> dict[s
     positions = {}
     for kind in (AccountKind.fx_position, AccountKind.fees, AccountKind.suspense):
         for currency in currencies:
-            positions[f"{kind}:{currency}"] = (await ledger.balance(HOUSE, kind, currency)).posted
+            positions[f"{kind}:{currency}"] = (
+                await ledger.balance("mer_dev", HOUSE, kind, currency)
+            ).posted
     return positions
 
 

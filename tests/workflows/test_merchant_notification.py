@@ -69,6 +69,7 @@ def env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
 
 async def a_payment(store: Store) -> str:
     customer = await store.create_customer(
+        "mer_dev",
         f"cus_{uuid.uuid4().hex[:12]}",
         f"ext-{uuid.uuid4()}",
         "Ada Lovelace",
@@ -77,7 +78,7 @@ async def a_payment(store: Store) -> str:
     )
     assert customer is not None
     payment = await store.insert_payment(
-        f"dep_{uuid.uuid4().hex[:12]}", "deposit", customer.id, 500, "EUR", None, {}
+        "mer_dev", f"dep_{uuid.uuid4().hex[:12]}", "deposit", customer.id, 500, "EUR", None, {}
     )
     return payment.id
 

@@ -38,7 +38,7 @@ async def test_complete_transfer_to_wallet(saga: SagaHarness) -> None:
         await saga.customer(funds=AMOUNT), account=None, beneficiary_id=beneficiary
     )
     assert await saga.finished(payment) == Seen("succeeded")
-    usd = await saga.ledger.balance(beneficiary, AccountKind.customer_wallet, "USD")
+    usd = await saga.ledger.balance("mer_dev", beneficiary, AccountKind.customer_wallet, "USD")
     assert usd.posted == TARGET
 
 
