@@ -27,9 +27,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.payments import PaymentStatus
 from paysaga.store.sql import TableRow
-from providers.base import SettlementLine
+from providers.base import SETTLEMENT_DIRECTIONS, SettlementLine
 
-SIGN = {"charge": 1, "payout": -1, "refund": -1}
+# Each kind of settlement line moves money in or out of the provider clearing account.
+SIGN = SETTLEMENT_DIRECTIONS
 
 
 @dataclass(frozen=True)
