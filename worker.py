@@ -1,4 +1,5 @@
-"""The worker: runs the payment sagas and their activities. Start as many as you like."""
+"""The worker: runs the payment sagas and their activities, and delivers merchant webhooks from
+the event feed. Start as many as you like: they share the work through Temporal and leases."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.webhook_delivery import WebhookDispatcher
 from providers.registry import PROVIDER_NAMES, build_providers
 from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
@@ -124,7 +126,7 @@ def activities_for(
         merchant.notify,
         merchant.dead_letter,
         merchant.redelivered,
-        RetentionActivities(store.pool).purge_idempotency,
+        RetentionActivities(store.pool, settings.event_retention_days).purge_idempotency,
         sweep.fail_orphans,
     ]
     provider_calls: list[Callable[..., Any]] = [
@@ -198,7 +200,8 @@ async def run_worker(settings: Settings) -> None:
         data_converter=data_converter(settings),
     )
     async with httpx.AsyncClient() as http, contextlib.AsyncExitStack() as workers:
-        local, provider_calls = activities_for(settings, Ledger(pool), Store(pool), http)
+        store = Store(pool)
+        local, provider_calls = activities_for(settings, Ledger(pool), store, http)
         interceptors = setup_tracing(settings, "paysaga-worker")
         worker = Worker(
             client,
@@ -228,7 +231,10 @@ async def run_worker(settings: Settings) -> None:
         await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
+        # Beside the sagas: it stops with them, each merchant's send in flight finished first.
+        webhooks = asyncio.create_task(WebhookDispatcher(store, http, settings).run(stop))
         await stop.wait()
+        await webhooks
     await pool.close()
 
 

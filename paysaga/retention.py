@@ -1,13 +1,19 @@
-"""Retention of idempotency records: kept long enough to replay, then purged by a schedule.
+"""Retention: idempotency records kept long enough to replay, events as long as the contract says;
+then purged by a schedule.
 
 `api_idempotency_keys` are kept `idempotency_key_ttl_hours` (the contract: at least 24 hours).
 `ledger_idempotency` records are kept `ledger_idempotency_retention_days`, longer than any saga
 can run (30 days), so that no activity retry can outlive the record that makes it idempotent.
+`events` are kept `event_retention_days` (the contract: at least 30 days); their webhook
+deliveries go with them.
 """
 
 from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
+
+from paysaga.settings import EVENT_RETENTION_DAYS_MIN
+from paysaga.store.events import Events
 
 BATCH = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
 
@@ -40,3 +46,10 @@ async def purge_idempotency_records(
             if cur.rowcount < BATCH:
                 break
     return deleted
+
+
+async def purge_expired_events(pool: AsyncConnectionPool, retention_days: int) -> int:
+    """Delete events (and their deliveries) past their retention; how many went."""
+    if retention_days < EVENT_RETENTION_DAYS_MIN:  # the settings refuse it too; never purge early
+        raise ValueError(f"events are kept at least {EVENT_RETENTION_DAYS_MIN} days")
+    return await Events(pool).purge_events(retention_days, BATCH)

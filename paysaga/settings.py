@@ -24,6 +24,7 @@ DEV_PSP_WEBHOOK_SECRETS = {
     "sandbox-bank": "whsec_sandbox_bank_dev",
 }
 DEV_MERCHANT_WEBHOOK_SECRET = "whsec_merchant_dev"
+EVENT_RETENTION_DAYS_MIN = 30  # PRODUCT.md, Events: kept at least 30 days
 
 
 class KeyGrant(BaseModel):
@@ -125,9 +126,26 @@ class Settings(BaseSettings):
     # never started (Temporal was down and the client never retried) end failed/saga_not_started.
     payment_sweep_interval_seconds: int = 60
     payment_sweep_grace_seconds: int = 120
-    # Merchant webhooks: every payment status change, signed like the providers' (empty: off).
+    # The development merchant's webhook endpoint while its own row names none (empty: none);
+    # every other merchant sets its own (PATCH /v1/merchant).
     merchant_webhook_url: str = ""
     merchant_webhook_secret: str = DEV_MERCHANT_WEBHOOK_SECRET
+    # Delivery of the event feed to merchants' webhooks, by every worker (and by `paysaga
+    # deliver-webhooks`): each merchant's events one at a time in sequence order, merchants side
+    # by side. A delivery claimed by a process that dies is sent again once its lease runs out.
+    webhook_delivery_poll_interval_seconds: float = 1.0  # how often due deliveries are looked for
+    webhook_delivery_batch_size: int = 100  # events of one merchant claimed at a time
+    webhook_delivery_concurrency: int = 32  # merchants delivered to at once, per process
+    webhook_delivery_lease_seconds: float = 60.0  # must outlast one request (the timeout)
+    webhook_delivery_timeout_seconds: float = 10.0
+    # Retries back off exponentially from the first delay to the cap, each with jitter.
+    webhook_delivery_retry_initial_seconds: float = 1.0
+    webhook_delivery_retry_max_seconds: float = 3600.0
+    # An event not taken this long after it happened is dead-lettered for an operator to redeliver.
+    webhook_delivery_give_up_days: int = 3
+    # Events are kept at least 30 days (the contract's promise), then purged by the retention
+    # schedule with their deliveries.
+    event_retention_days: int = EVENT_RETENTION_DAYS_MIN
 
     # Sagas.
     # Provider choice per operation, in order of preference (cost, availability); a key
@@ -166,6 +184,26 @@ class Settings(BaseSettings):
                 for secret, grant in value.items()
             }
         return value
+
+    @field_validator("event_retention_days")
+    @classmethod
+    def _events_kept_as_promised(cls, value: int) -> int:
+        if value < EVENT_RETENTION_DAYS_MIN:
+            raise ValueError(
+                f"events are kept at least {EVENT_RETENTION_DAYS_MIN} days (the API's contract)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_delivery(self) -> Settings:
+        """A lease shorter than a request would let a second process send the same event while
+        the first still waits for its answer."""
+        if self.webhook_delivery_lease_seconds <= self.webhook_delivery_timeout_seconds:
+            raise ValueError(
+                "PAYSAGA_WEBHOOK_DELIVERY_LEASE_SECONDS must be longer than"
+                " PAYSAGA_WEBHOOK_DELIVERY_TIMEOUT_SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:

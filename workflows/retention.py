@@ -1,4 +1,5 @@
-"""The retention workflow, run by a Temporal Schedule: purge what is past its retention."""
+"""The retention workflow, run by a Temporal Schedule: purge what is past its retention (idempotency
+records and events, in one activity whose name predates the events)."""
 
 from __future__ import annotations
 

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="the key's id (key_...)")
     keys_commands.add_parser("list", help="every key: id, merchant, name, prefix, scopes, dates")
 
+    commands.add_parser(
+        "deliver-webhooks",
+        help="deliver merchants' webhooks from the event feed, in the foreground (workers do too)",
+    )
+
     merchants = commands.add_parser("merchants", help="the merchants of this installation")
     merchants_commands = merchants.add_subparsers(dest="merchants_command", required=True)
     new_merchant = merchants_commands.add_parser("create", help="create a merchant")
@@ -77,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
     if args.command == "keys":
         return _keys_command(args, settings.database_url or _dev_database_url(settings))
+    if args.command == "deliver-webhooks":
+        from paysaga.webhook_delivery import deliver_webhooks
+
+        database_url = settings.database_url or _dev_database_url(settings)
+        asyncio.run(deliver_webhooks(settings, database_url))
+        return 0
     if args.command == "merchants":
         from paysaga.cli.keys import create_merchant
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from paysaga.store.api_keys import ApiKeyRow, ApiKeys
 from paysaga.store.customers import CustomerRow, Customers
+from paysaga.store.deliveries import Deliveries
 from paysaga.store.events import EventRow, Events
 from paysaga.store.idempotency import IdempotencyKeys, IdempotencyRow
 from paysaga.store.merchant_store import DeadDeliveryRow, MerchantStore
@@ -42,6 +43,7 @@ class Store(
     ApiKeys,
     OpsAudit,
     Events,
+    Deliveries,
 ):
     """Reads and writes of the service's tables, whoever's they are: for the worker and the
     platform. The API reads a merchant's objects only through `for_merchant`."""
