@@ -1,4 +1,5 @@
-"""Tables of the payments service around the ledger: merchants, customers, payments, events, keys."""
+"""Tables of the payments service around the ledger: merchants, customers, payments, events, keys,
+and the game wallet's calls, bets, tombstones, closed rounds and bonuses."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -55,6 +58,16 @@ class Customer(SQLModel, table=True):
     country: str = Field(max_length=2)
     kyc_status: str = "pending"
     kyc_reason: str | None = None
+    # `blocked`: the game wallet refuses the customer's bets (wins and rollbacks still land).
+    status: str = Field(
+        default="active",
+        sa_column=Column(
+            Text,
+            CheckConstraint("status IN ('active', 'blocked')", name="ck_customers_status"),
+            nullable=False,
+            server_default="active",
+        ),
+    )
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
 
@@ -210,5 +223,154 @@ class EventDelivery(SQLModel, table=True):
     delivered_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
+def _money(*, default: int | None = None) -> Any:
+    server_default = None if default is None else str(default)
+    return Field(
+        default=default,
+        sa_column=Column(BigInteger, nullable=False, server_default=server_default),
+    )
+
+
+class WalletTransaction(SQLModel, table=True):
+    """A game call taken or refused under its (merchant, game provider, transaction id): its
+    request's hash and answer, for replays; what it moved, and how, for the audit."""
+
+    __tablename__ = "wallet_transactions"
+    __table_args__ = (
+        PrimaryKeyConstraint("merchant_id", "game_provider", "transaction_id"),
+        CheckConstraint("type IN ('bet', 'win', 'rollback')"),
+        CheckConstraint("amount >= 0"),
+        CheckConstraint("cash_part >= 0"),
+        CheckConstraint("bonus_part >= 0"),
+        Index("ix_wallet_transactions_customer", "merchant_id", "customer_id", "created_at"),
+        Index(
+            "ix_wallet_transactions_ledger",
+            "ledger_transaction_id",
+            postgresql_where=text("ledger_transaction_id IS NOT NULL"),
+        ),
+    )
+
+    merchant_id: str = Field(foreign_key="merchants.id")
+    game_provider: str
+    transaction_id: str
+    customer_id: str = Field(foreign_key="customers.id")
+    type: str
+    request_hash: str
+    outcome: str  # "accepted", or the refusal's code
+    answer: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    amount: int = _money()
+    currency: str | None = None
+    cash_part: int = _money(default=0)
+    bonus_part: int = _money(default=0)
+    bet_transaction_id: str | None = None
+    round_id: str | None = None
+    ledger_transaction_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("ledger_transactions.id"), nullable=True),
+    )
+    created_at: datetime = Field(sa_column=_now_column())
+
+
+class WalletBet(SQLModel, table=True):
+    """A bet's state: what it took from cash and bonus, its wins, its rollback."""
+
+    __tablename__ = "wallet_bets"
+    __table_args__ = (
+        PrimaryKeyConstraint("merchant_id", "game_provider", "transaction_id"),
+        CheckConstraint("amount > 0"),
+        CheckConstraint("cash_part >= 0"),
+        CheckConstraint("bonus_part >= 0"),
+        CheckConstraint("status IN ('open', 'settled', 'rolled_back', 'refused')"),
+        CheckConstraint("won >= 0"),
+        CheckConstraint("returned_to_bonus >= 0 AND returned_to_bonus <= bonus_part"),
+        CheckConstraint(
+            "(status = 'refused' AND cash_part = 0 AND bonus_part = 0)"
+            " OR (status <> 'refused' AND cash_part + bonus_part = amount)",
+            name="ck_wallet_bets_parts",
+        ),
+    )
+
+    merchant_id: str = Field(foreign_key="merchants.id")
+    game_provider: str
+    transaction_id: str
+    customer_id: str = Field(foreign_key="customers.id")
+    currency: str
+    game_id: str
+    round_id: str
+    amount: int = _money()
+    cash_part: int = _money()
+    bonus_part: int = _money()
+    status: str
+    won: int = _money(default=0)
+    returned_to_bonus: int = _money(default=0)
+    rollback_transaction_id: str | None = None
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
+class WalletTombstone(SQLModel, table=True):
+    """A rollback that came before its bet: the bet is refused if it ever arrives."""
+
+    __tablename__ = "wallet_tombstones"
+    __table_args__ = (PrimaryKeyConstraint("merchant_id", "game_provider", "bet_transaction_id"),)
+
+    merchant_id: str = Field(foreign_key="merchants.id")
+    game_provider: str
+    bet_transaction_id: str
+    customer_id: str = Field(foreign_key="customers.id")
+    rollback_transaction_id: str
+    created_at: datetime = Field(sa_column=_now_column())
+
+
+class WalletRound(SQLModel, table=True):
+    """A round a win closed (an open round has no row)."""
+
+    __tablename__ = "wallet_rounds"
+    __table_args__ = (
+        PrimaryKeyConstraint("merchant_id", "game_provider", "customer_id", "round_id"),
+    )
+
+    merchant_id: str = Field(foreign_key="merchants.id")
+    game_provider: str
+    customer_id: str = Field(foreign_key="customers.id")
+    round_id: str
+    closed_by_transaction_id: str
+    closed_at: datetime = Field(sa_column=_now_column())
+
+
+class Bonus(SQLModel, table=True):
+    """A bonus; while active, what remains of it is the customer's bonus account's balance."""
+
+    __tablename__ = "bonuses"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'completed', 'expired', 'forfeited')"),
+        CheckConstraint("amount > 0"),
+        CheckConstraint("wagering_required >= 0"),
+        CheckConstraint("wagering_remaining >= 0 AND wagering_remaining <= wagering_required"),
+        Index(
+            "uq_bonuses_one_active",
+            "merchant_id",
+            "customer_id",
+            "currency",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_bonuses_merchant_customer", "merchant_id", "customer_id"),
+    )
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
+    customer_id: str = Field(foreign_key="customers.id")
+    currency: str
+    status: str
+    amount: int = _money()
+    wagering_required: int = _money()
+    wagering_remaining: int = _money()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    ended_reason: str | None = None
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())

@@ -1,0 +1,323 @@
+"""Group commit for the game wallet: many calls, one database transaction, each its own answer.
+
+As TigerBeetle batches transfers: a fixed number of writer tasks, each owning one database
+connection. A call goes to the writer of its customer (so a customer's calls keep their arrival
+order) and waits for its own decision. A writer takes everything queued since its last batch (up
+to `batch_max`) and runs it in one transaction of two round trips (psycopg pipeline mode):
+
+1. BEGIN; lock the batch's customers' cash and bonus accounts (ascending ids); read their
+   status, bets, tombstones, closed rounds, active bonuses and recorded answers (`storage`).
+2. Apply the calls in order with `wallet.rules` against that state, in memory: a refusal is one
+   call's answer and never fails its neighbours.
+3. Lock the merchant-wide accounts the postings move (game, bonus funding: ascending ids), post
+   every ledger transaction, the calls' records, bets, tombstones, rounds, bonuses and events
+   with set-based statements, and COMMIT.
+
+A batch the database refuses as a race (a transaction id taken meanwhile by another customer's
+writer, a deadlock, a lost connection) is read and decided again: every write is keyed, so a
+committed batch replays. Any other failure splits the batch, so that it fails only its culprit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
+
+from ledger.batch import BatchTransaction
+from ledger.models import Account, AccountKind
+from ledger.postings import AccountKey, create_accounts
+from paysaga.store.events import NewEvent
+from wallet import rules, storage
+from wallet.models import (
+    BONUS,
+    BONUS_FUNDING,
+    CASH,
+    CUSTOMER_KINDS,
+    GAME,
+    Bet,
+    Call,
+    Decision,
+    GrantBonus,
+    Posting,
+    WalletState,
+)
+
+log = logging.getLogger("paysaga.wallet")
+
+RACES = (UniqueViolation, DeadlockDetected, SerializationFailure, psycopg.OperationalError)
+"""Failures after which the same batch, read again, can succeed."""
+MAX_ATTEMPTS = 8
+
+
+@dataclass
+class EngineStats:
+    """What the writers did, for benchmarks and metrics."""
+
+    batches: int = 0
+    calls: int = 0
+    retries: int = 0
+    splits: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.calls / self.batches if self.batches else 0.0
+
+
+@dataclass
+class _Pending:
+    call: Call
+    future: asyncio.Future[Decision] = field(repr=False)
+
+
+class WalletEngine:
+    """The wallet's writers over `database_url`; `start()` before use, `stop()` after."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        writers: int = 4,
+        batch_max: int = 512,
+        house_owner_id: str = "house",
+    ) -> None:
+        self._url = database_url
+        self._house = house_owner_id
+        self._batch_max = batch_max
+        self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(writers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accounts: dict[AccountKey, Account] = {}  # merchant-wide accounts never change
+        self.stats = EngineStats()
+
+    async def start(self) -> None:
+        """Start the writers (each connects on its first batch, and again after a failure)."""
+        self._tasks = [
+            asyncio.create_task(self._writer(queue), name=f"wallet-writer-{i}")
+            for i, queue in enumerate(self._queues)
+        ]
+
+    async def stop(self) -> None:
+        """Finish what is queued (for a few seconds at most), then stop the writers."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                for queue in self._queues:
+                    await queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def __aenter__(self) -> WalletEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def submit(self, call: Call) -> Decision:
+        """Decide and commit one call; its decision once its batch committed."""
+        if not self._tasks:
+            raise RuntimeError("the wallet engine is not started")
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        writer = hash((call.merchant_id, call.customer_id)) % len(self._queues)
+        self._queues[writer].put_nowait(_Pending(call, future))
+        # Shielded: a caller that gives up (a client's timeout) leaves its call to commit.
+        return await asyncio.shield(future)
+
+    # ------------------------------------------------------------------ a writer
+
+    async def _writer(self, queue: asyncio.Queue[_Pending]) -> None:
+        conn: AsyncConnection[Any] | None = None
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < self._batch_max and not queue.empty():
+                    batch.append(queue.get_nowait())
+                try:
+                    conn = await self._commit(conn, batch)
+                finally:
+                    for _ in batch:
+                        queue.task_done()
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _commit(
+        self, conn: AsyncConnection[Any] | None, batch: list[_Pending]
+    ) -> AsyncConnection[Any] | None:
+        """Run the batch until it commits; settle every call's future. The connection after."""
+        calls = [pending.call for pending in batch]
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                conn = await self._connected(conn)
+                decisions = await self._run_batch(conn, calls)
+            except RACES as exc:
+                conn = await self._after_failure(conn)
+                if attempt == MAX_ATTEMPTS - 1:
+                    self._fail(batch, exc)
+                    return conn
+                self.stats.retries += 1
+                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                continue
+            except Exception as exc:
+                conn = await self._after_failure(conn)
+                return await self._split_or_fail(conn, batch, exc)
+            self.stats.batches += 1
+            self.stats.calls += len(calls)
+            for pending, decision in zip(batch, decisions, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(decision)
+            return conn
+        raise AssertionError("unreachable")
+
+    async def _split_or_fail(
+        self, conn: AsyncConnection[Any] | None, batch: list[_Pending], exc: Exception
+    ) -> AsyncConnection[Any] | None:
+        """A batch that cannot commit: each call alone, so that only the culprit fails."""
+        if len(batch) == 1:
+            self._fail(batch, exc)
+            return conn
+        self.stats.splits += 1
+        for pending in batch:
+            conn = await self._commit(conn, [pending])
+        return conn
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: Exception) -> None:
+        log.warning("%d wallet call(s) failed: %r", len(batch), exc, exc_info=exc)
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+
+    async def _connected(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any]:
+        if conn is not None and not conn.closed:
+            return conn
+        return await AsyncConnection.connect(self._url, autocommit=True)
+
+    async def _after_failure(
+        self, conn: AsyncConnection[Any] | None
+    ) -> AsyncConnection[Any] | None:
+        """The connection, back out of any transaction; None if it is broken."""
+        if conn is None or conn.closed:
+            return None
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await conn.execute("ROLLBACK")
+            return conn
+        except psycopg.Error:
+            await conn.close()
+            return None
+
+    # ------------------------------------------------------------------ one transaction
+
+    async def _run_batch(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> list[Decision]:
+        """Read, decide, write and commit the batch: two round trips."""
+        await self._ensure_accounts(conn, calls)
+        async with conn.pipeline() as pipeline:
+            await conn.execute("BEGIN")
+            state, accounts = await storage.read_state(conn, storage.wanted(calls))
+            decisions = [self._decide(state, call) for call in calls]
+            writes = await self._gather(conn, decisions, accounts)
+            events = await storage.send_writes(conn, writes)
+            await conn.execute("COMMIT")
+            await pipeline.sync()
+            for cursor in events:
+                await cursor.fetchall()
+        return decisions
+
+    @staticmethod
+    def _decide(state: WalletState, call: Call) -> Decision:
+        decision = rules.decide(state, call)
+        rules.apply(state, decision)
+        return decision
+
+    async def _ensure_accounts(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> None:
+        """Create, before the batch's transaction, the accounts its bets and grants may need."""
+        keys: set[AccountKey] = set()
+        for call in calls:
+            if isinstance(call, Bet):
+                keys.add(self._key(call.merchant_id, call.customer_id, GAME, call.currency))
+            elif isinstance(call, GrantBonus):
+                for kind in (CASH, BONUS, BONUS_FUNDING):
+                    keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
+        missing = sorted(k for k in keys if k not in self._accounts)
+        if not missing:
+            return
+        for account in await create_accounts(conn, missing):
+            key = (account.merchant_id, account.owner_id, account.kind, account.currency)
+            if account.kind not in CUSTOMER_KINDS:
+                self._accounts[key] = account
+
+    def _key(
+        self, merchant_id: str, customer_id: str, kind: AccountKind, currency: str
+    ) -> AccountKey:
+        owner = customer_id if kind in CUSTOMER_KINDS else self._house
+        return (merchant_id, owner, kind, currency)
+
+    def _posting_key(self, posting: Posting, kind: AccountKind) -> AccountKey:
+        return self._key(posting.merchant_id, posting.customer_id, kind, posting.currency)
+
+    async def _accounts_of(
+        self,
+        conn: AsyncConnection[Any],
+        postings: Sequence[Posting],
+        locked: dict[AccountKey, Account],
+    ) -> dict[AccountKey, Account]:
+        """The accounts the postings move: the customers' from the locked ones (a customer
+        account moved unlocked would be a bug), the merchants' from the cache or the database."""
+        needed = {self._posting_key(p, kind) for p in postings for kind, _ in p.lines}
+        customer = {k for k in needed if k[2] in CUSTOMER_KINDS}
+        if not customer <= locked.keys():
+            raise RuntimeError(f"customer accounts not locked: {sorted(customer - locked.keys())}")
+        unknown = sorted(needed - customer - self._accounts.keys())
+        if unknown:  # made by another process: read once, then cached (they never change)
+            self._accounts.update(await storage.find_accounts(conn, unknown))
+        return {**locked, **{k: self._accounts[k] for k in needed - customer}}
+
+    async def _gather(
+        self,
+        conn: AsyncConnection[Any],
+        decisions: Sequence[Decision],
+        accounts: dict[AccountKey, Account],
+    ) -> storage.Writes:
+        """The decisions as the batch's writes, their postings on real accounts."""
+        writes = storage.Writes()
+        postings: list[Posting] = []
+        for decision in decisions:
+            postings += decision.postings
+            if decision.record is not None:
+                writes.records.append(decision.record)
+            if decision.bet is not None:
+                writes.bets[decision.bet[0]] = decision.bet[1]
+            if decision.tombstone is not None:
+                writes.tombstones[decision.tombstone[0]] = decision.tombstone[1]
+            if decision.closed_round is not None:
+                writes.closed_rounds[decision.closed_round[0]] = decision.closed_round[1]
+            if decision.bonus is not None:
+                writes.bonuses[decision.bonus.id] = decision.bonus
+            for event in decision.events:
+                writes.events.setdefault(event.merchant_id, []).append(
+                    NewEvent(event.type, event.aggregate_type, event.aggregate_id, event.object)
+                )
+        known = await self._accounts_of(conn, postings, accounts)
+        for posting in postings:
+            legs = tuple(
+                (known[self._posting_key(posting, kind)], amount) for kind, amount in posting.lines
+            )
+            writes.postings.append(
+                BatchTransaction(
+                    posting.idempotency_key, legs, posting.description, posting.metadata
+                )
+            )
+            writes.house_account_ids.update(
+                account.id for account, _ in legs if account.kind not in CUSTOMER_KINDS
+            )
+        return writes
