@@ -461,7 +461,7 @@ async def check_books(
                 " LEFT JOIN ledger_transactions t ON split_part(t.idempotency_key, ':', 1) = p.id"
                 " LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id IN"
                 "  (SELECT id FROM ledger_accounts WHERE owner_id = p.customer_id"
-                "   AND kind = 'customer_wallet')"
+                "   AND merchant_id = p.merchant_id AND kind = 'customer_wallet')"
                 " GROUP BY p.id"
             )
             wallet_moves = {pid: int(net) for pid, net in await cur.fetchall()}
