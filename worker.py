@@ -30,6 +30,7 @@ from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
 from activities.risk import RiskActivities
+from activities.wallet import WalletActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
@@ -45,6 +46,8 @@ from providers.registry import PROVIDER_NAMES, build_providers
 from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
+from wallet.engine import WalletEngine
+from workflows.bonus import BonusWorkflow
 from workflows.deposit import DepositWorkflow
 from workflows.merchant_notification import (
     MerchantNotificationWorkflow,
@@ -71,6 +74,7 @@ WORKFLOWS = [
     RetentionWorkflow,
     PaymentSweepWorkflow,
     SagaNotStartedWorkflow,
+    BonusWorkflow,
 ]
 
 
@@ -202,6 +206,12 @@ async def run_worker(settings: Settings) -> None:
     async with httpx.AsyncClient() as http, contextlib.AsyncExitStack() as workers:
         store = Store(pool)
         local, provider_calls = activities_for(settings, Ledger(pool), store, http)
+        # Bonus expiries and forfeits go through the wallet's engine, as every wallet write does.
+        wallet = WalletEngine(
+            settings.database_url, writers=1, house_owner_id=settings.house_owner_id
+        )
+        await workers.enter_async_context(wallet)
+        local.append(WalletActivities(wallet).end_bonus)
         interceptors = setup_tracing(settings, "paysaga-worker")
         worker = Worker(
             client,

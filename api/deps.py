@@ -1,4 +1,5 @@
-"""Dependencies of the routes: settings, store, ledger, Temporal client, the caller's API key."""
+"""Dependencies of the routes: settings, store, ledger, wallet engine, Temporal client, the caller's
+API key."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from domain.merchants import Scope
 from ledger.engine import Ledger
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, Store
+from wallet.engine import WalletEngine
 
 # The largest id a cursor can name (PostgreSQL bigint); a larger one is refused as invalid.
 BIGINT_MAX = 2**63 - 1
@@ -82,6 +84,7 @@ class Services:
     store: Store
     ledger: Ledger
     temporal: Client
+    wallet: WalletEngine  # the game wallet's writers (group commit), started with the app
     key_cache: KeyCache = field(default_factory=KeyCache)
 
 

@@ -26,6 +26,7 @@ from api.routes import (
     payments,
     reconciliation,
     transfers,
+    wallet,
     webhooks,
     withdrawals,
 )
@@ -36,6 +37,10 @@ from paysaga.database import open_pool
 from paysaga.observability.tracing import setup_tracing
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from wallet.engine import WalletEngine
+
+WALLET_WRITERS = 4
+"""The game wallet's writer connections: batches commit in parallel, one per writer."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,10 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for grant in settings.api_keys.values():  # the merchants the configured keys name
             if grant.merchant is not None:
                 await store.ensure_merchant(grant.merchant, grant.merchant)
-        app.state.services = Services(settings, pool, store, Ledger(pool), temporal)
+        wallet_engine = WalletEngine(
+            settings.database_url, writers=WALLET_WRITERS, house_owner_id=settings.house_owner_id
+        )
+        await wallet_engine.start()
+        app.state.services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine)
         try:
             yield
         finally:
+            await wallet_engine.stop()
             await pool.close()
 
     app = FastAPI(
@@ -83,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fx,
         transfers,
         payments,
+        wallet,
         events,
         ops,
         notifications,

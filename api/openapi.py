@@ -35,6 +35,19 @@ from domain.errors import (
 )
 from fx.errors import InvalidSourceAmount, QuoteTooSmall, UnsupportedCurrencyPair
 from providers.base import InvalidEvent, WebhookSignatureInvalid
+from wallet.errors import (
+    BetNotFound,
+    BetRolledBack,
+    BetSettled,
+    BonusAlreadyActive,
+    BonusNotActive,
+    CustomerBlocked,
+    CustomerNotFound,
+    DuplicateTransaction,
+    RoundClosed,
+    WalletInsufficientFunds,
+    WrongCurrency,
+)
 
 # Text the API accepts anywhere: what PostgreSQL can store (see api.input_guard).
 STORABLE_TEXT = "^[^\\u0000]*$"
@@ -43,6 +56,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 TITLES = {
     400: "Malformed request",
+    402: "Insufficient funds",
     401: "Missing or unknown API key",
     403: "The API key lacks the scope for this call",
     404: "Not found",
@@ -96,6 +110,34 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/ops/notifications/dead-letters/{event_id}/redeliver"): {
         409: ["dead_letter_redelivering"]
     },
+    ("post", "/v1/wallet/bets"): _raises(
+        WalletInsufficientFunds,
+        CustomerBlocked,
+        CustomerNotFound,
+        BetRolledBack,
+        RoundClosed,
+        DuplicateTransaction,
+        WrongCurrency,
+    ),
+    ("post", "/v1/wallet/wins"): _raises(
+        CustomerNotFound,
+        BetNotFound,
+        BetRolledBack,
+        RoundClosed,
+        DuplicateTransaction,
+        WrongCurrency,
+    ),
+    ("post", "/v1/wallet/rollbacks"): _raises(
+        CustomerNotFound, BetNotFound, BetSettled, DuplicateTransaction, WrongCurrency
+    ),
+    ("post", "/v1/customers/{customer_id}/bonuses"): _raises(BonusAlreadyActive),
+    ("post", "/v1/bonuses/{bonus_id}/forfeit"): _raises(BonusNotActive),
+}
+# Game calls: the game provider's transaction id is their idempotency key (no header).
+REPLAYED_BY_TRANSACTION_ID = {
+    ("post", "/v1/wallet/bets"),
+    ("post", "/v1/wallet/wins"),
+    ("post", "/v1/wallet/rollbacks"),
 }
 
 # Operations whose request body the route reads itself (raw bytes), documented here.
@@ -122,6 +164,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "code": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object"}},
+        "balance": {
+            "description": "a game wallet refusal: the customer's balance now",
+            "type": "object",
+            "properties": {
+                "cash": {"type": "integer"},
+                "bonus": {"type": "integer"},
+                "total": {"type": "integer"},
+            },
+        },
     },
 }
 
@@ -228,7 +279,7 @@ def _complete(
             continue  # the route documents this answer itself (e.g. /healthz's 503)
         responses[str(status)] = _problem_response(status, listed)
     operation["responses"] = responses = dict(sorted(responses.items()))
-    if idempotent:
+    if idempotent or key in REPLAYED_BY_TRANSACTION_ID:
         for status, response in responses.items():
             if status.startswith("2"):
                 response.setdefault("headers", {})["Idempotent-Replayed"] = {

@@ -29,6 +29,20 @@ from domain.errors import (
 )
 from fx.errors import FxError
 from providers.base import InvalidEvent, WebhookSignatureInvalid
+from wallet.errors import (
+    BetNotFound,
+    BetRolledBack,
+    BetSettled,
+    BonusAlreadyActive,
+    BonusNotActive,
+    BonusNotFound,
+    CustomerBlocked,
+    CustomerNotFound,
+    DuplicateTransaction,
+    RoundClosed,
+    WalletInsufficientFunds,
+    WrongCurrency,
+)
 
 log = logging.getLogger("paysaga.api")
 
@@ -72,9 +86,25 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     InvalidEvent: Problem(422, "invalid_event", INVALID),
     # Each FX error names itself (unsupported_currency_pair, invalid_amount, quote_too_small...).
     FxError: Problem(422, "fx_error", INVALID),
+    # The game wallet's refusals, each answered with the customer's current `balance`.
+    WalletInsufficientFunds: Problem(402, "insufficient_funds", "Insufficient funds"),
+    CustomerBlocked: Problem(403, "customer_blocked", "The customer is blocked"),
+    CustomerNotFound: Problem(404, "customer_not_found", "Not found"),
+    BetNotFound: Problem(404, "bet_not_found", "Not found"),
+    BonusNotFound: Problem(404, "bonus_not_found", "Not found"),
+    BetRolledBack: Problem(409, "bet_rolled_back", "The bet was rolled back"),
+    BetSettled: Problem(409, "bet_settled", "The bet has a win"),
+    RoundClosed: Problem(409, "round_closed", "The round is closed"),
+    DuplicateTransaction: Problem(
+        409, "duplicate_transaction", "The transaction id was used with other content"
+    ),
+    BonusAlreadyActive: Problem(409, "bonus_already_active", "The customer has an active bonus"),
+    BonusNotActive: Problem(409, "bonus_not_active", "The bonus has ended"),
+    WrongCurrency: Problem(422, "wrong_currency", INVALID),
 }
 HTTP_CODES = {
     400: "bad_request",
+    402: "payment_required",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",

@@ -35,11 +35,24 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     │   ├── ProviderConfigurationError
     │   ├── WebhookSignatureInvalid
     │   └── InvalidEvent
-    └── FxError                   fx/errors.py: the FX quoting rules (also a ValueError)
-        ├── UnsupportedCurrencyPair
-        ├── InvalidSourceAmount
-        ├── QuoteTooSmall
-        └── InvalidPricing
+    ├── FxError                   fx/errors.py: the FX quoting rules (also a ValueError)
+    │   ├── UnsupportedCurrencyPair
+    │   ├── InvalidSourceAmount
+    │   ├── QuoteTooSmall
+    │   └── InvalidPricing
+    └── WalletError               wallet/errors.py: a game wallet call refused (with the balance)
+        ├── WalletInsufficientFunds
+        ├── CustomerBlocked
+        ├── CustomerNotFound
+        ├── BetNotFound
+        ├── BetRolledBack
+        ├── BetSettled
+        ├── RoundClosed
+        ├── DuplicateTransaction
+        ├── WrongCurrency
+        ├── BonusAlreadyActive
+        ├── BonusNotFound
+        └── BonusNotActive
 
 An error the API's table does not map (a ledger or provider error reaching a route) is answered
 as the unexpected error it is: 500, logged.

@@ -36,6 +36,19 @@ NOT_A_MERCHANT_OBJECT = {
 ACTION_BODIES: dict[str, dict[str, Any]] = {
     "/v1/payments/{payment_id}/review": {"decision": "approve", "reason": "looks fine"},
     "/v1/payments/{payment_id}/resolve": {"outcome": "failed", "reason": "checked"},
+    "/v1/customers/{customer_id}/bonuses": {
+        "amount": 100,
+        "currency": "EUR",
+        "wagering_multiplier": 1,
+        "expires_in_seconds": 3600,
+    },
+    "/v1/bonuses/{bonus_id}/forfeit": {"reason": "checked"},
+    "/v1/customers/{customer_id}/block": {"reason": "checked"},
+    "/v1/customers/{customer_id}/unblock": {"reason": "checked"},
+}
+# A valid query for each read that needs one.
+ACTION_QUERIES: dict[str, dict[str, str]] = {
+    "/v1/customers/{customer_id}/wallet": {"currency": "EUR"},
 }
 
 
@@ -85,11 +98,18 @@ async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
     assert quote.status_code == 201, quote.text
     events = await api.get("/v1/events", params={"type": "payment.created", "limit": 1})
     assert events.status_code == 200, events.text
+    bonus = await post_payment(
+        api,
+        f"/v1/customers/{customer['id']}/bonuses",
+        {"amount": 100, "currency": "EUR", "wagering_multiplier": 1, "expires_in_seconds": 3600},
+    )
+    assert bonus.status_code == 201, bonus.text
     return {
         "customer_id": customer["id"],
         "payment_id": withdrawal.json()["id"],
         "quote_id": quote.json()["id"],
         "event_id": events.json()["data"][0]["id"],
+        "bonus_id": bonus.json()["id"],
     }
 
 
@@ -118,6 +138,8 @@ async def test_every_route_answers_404_for_another_merchants_object(
             kwargs: dict[str, Any] = {"headers": {"Idempotency-Key": str(uuid.uuid4())}}
             if template in ACTION_BODIES:
                 kwargs["json"] = ACTION_BODIES[template]
+            if template in ACTION_QUERIES:
+                kwargs["params"] = ACTION_QUERIES[template]
             answer = await merchant_b.request(method.upper(), theirs, **kwargs)
             kwargs["headers"] = {"Idempotency-Key": str(uuid.uuid4())}
             missing_answer = await merchant_b.request(method.upper(), missing, **kwargs)
@@ -125,7 +147,12 @@ async def test_every_route_answers_404_for_another_merchants_object(
             same_shape(answer, missing_answer, ids[name], fakes[name])
             swept.append(f"{method.upper()} {template}")
 
-    assert {"POST /v1/payments/{payment_id}/cancel", "GET /v1/events/{event_id}"} <= set(swept)
+    assert {
+        "POST /v1/payments/{payment_id}/cancel",
+        "GET /v1/events/{event_id}",
+        "GET /v1/bonuses/{bonus_id}",
+        "POST /v1/customers/{customer_id}/block",
+    } <= set(swept)
     # None of it touched A's payment: still waiting for A's reviewer, who can still approve it.
     payment = (await api.get(f"/v1/payments/{ids['payment_id']}")).json()
     assert payment["status"] == "requires_review"

@@ -1,0 +1,282 @@
+"""The game wallet: bets, wins, rollbacks, the wallet view, bonuses, blocking a customer.
+
+Game calls go straight to the wallet engine (no workflow, no Idempotency-Key: the game
+provider's `transaction_id` is the key). The engine records each call's answer with its postings;
+this module only turns a decision into HTTP. A bonus's grant goes through the engine too, then
+starts the bonus's expiry workflow; its forfeit is an update of that workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from temporalio.client import (
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import IdempotencyKey, MerchantData, OpsKey, Services, ServicesDep
+from api.idempotency import derived_id, request_fingerprint, run_once
+from api.problems import domain_problem
+from api.schemas import (
+    Bonus,
+    BonusCreate,
+    CustomerWithStatus,
+    OpsReason,
+    Wallet,
+    WalletBetCreate,
+    WalletRollbackCreate,
+    WalletTransaction,
+    WalletWinCreate,
+)
+from domain import search_attributes as sa
+from domain.bonuses import BonusInput, ForfeitRequest
+from domain.errors import InvalidRequest, NotFound, ServiceUnavailable
+from domain.money import CURRENCY_EXPONENTS
+from paysaga.store import MerchantStore
+from wallet.errors import REFUSALS, BonusNotActive
+from wallet.models import Bet, Decision, EndBonus, GrantBonus, Rollback, Win
+
+router = APIRouter(tags=["wallet"])
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+UPDATE_RPC_TIMEOUT = timedelta(seconds=15)
+
+
+# ---------------------------------------------------------------------- game calls
+
+
+@router.post("/v1/wallet/bets", response_model=WalletTransaction)
+async def place_bet(body: WalletBetCreate, svc: ServicesDep, books: MerchantData) -> Response:
+    """Take a bet: available cash first, then bonus."""
+    call = Bet(books.merchant_id, **body.model_dump())
+    return _answer(await svc.wallet.submit(call))
+
+
+@router.post("/v1/wallet/wins", response_model=WalletTransaction)
+async def pay_win(body: WalletWinCreate, svc: ServicesDep, books: MerchantData) -> Response:
+    """Pay a win on a bet: back into bonus up to what the bet took from it, the rest to cash."""
+    call = Win(books.merchant_id, **body.model_dump())
+    return _answer(await svc.wallet.submit(call))
+
+
+@router.post("/v1/wallet/rollbacks", response_model=WalletTransaction)
+async def roll_back_bet(
+    body: WalletRollbackCreate, svc: ServicesDep, books: MerchantData
+) -> Response:
+    """Cancel a bet: its money returns where it came from (nothing, for a bet never seen)."""
+    call = Rollback(books.merchant_id, **body.model_dump())
+    return _answer(await svc.wallet.submit(call))
+
+
+def _answer(decision: Decision) -> Response:
+    """A decision as HTTP: the answer, or its refusal as problem+json with the balance."""
+    headers = REPLAYED if decision.replayed else None
+    if decision.accepted:
+        body = WalletTransaction.model_validate(decision.answer).model_dump(mode="json")
+        return JSONResponse(body, headers=headers)
+    refusal = REFUSALS[decision.outcome](
+        decision.answer["detail"], balance=decision.answer["balance"]
+    )
+    response = domain_problem(refusal)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+# ---------------------------------------------------------------------- the wallet view
+
+
+@router.get("/v1/customers/{customer_id}/wallet", response_model=Wallet)
+async def get_wallet(
+    customer_id: str,
+    books: MerchantData,
+    currency: Annotated[
+        str,
+        Query(
+            pattern=r"^[A-Z]{3}$",
+            json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)},
+            description="uppercase ISO 4217 code of a supported currency",
+        ),
+    ],
+) -> Wallet:
+    """The customer's game wallet in a currency: cash, bonus, total, wagering left."""
+    if currency not in CURRENCY_EXPONENTS:
+        raise InvalidRequest(f"currency {currency} is not supported")
+    row = await books.wallet_view(customer_id, currency)
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    return Wallet.model_validate(row, from_attributes=True)
+
+
+# ---------------------------------------------------------------------- bonuses
+
+
+@router.post("/v1/customers/{customer_id}/bonuses", status_code=201, response_model=Bonus)
+async def grant_bonus(
+    customer_id: str,
+    body: BonusCreate,
+    request: Request,
+    svc: ServicesDep,
+    books: MerchantData,
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """Grant a bonus from the merchant's bonus funding; it expires by a durable timer."""
+    fingerprint = request_fingerprint(request.url.path, body)
+
+    async def grant() -> Bonus:
+        if await books.get_customer(customer_id) is None:
+            raise NotFound(f"no customer {customer_id}")
+        expires_at = datetime.now(UTC) + timedelta(seconds=body.expires_in_seconds)
+        call = GrantBonus(
+            books.merchant_id,
+            customer_id,
+            derived_id("bon_", books.merchant_id, idempotency_key, fingerprint),
+            body.amount,
+            body.currency,
+            body.wagering_multiplier,
+            expires_at,
+        )
+        decision = await svc.wallet.submit(call)
+        if not decision.accepted:
+            refusal = REFUSALS[decision.outcome]
+            raise refusal(decision.answer["detail"], balance=decision.answer["balance"])
+        bonus = Bonus.model_validate(decision.answer)
+        await start_bonus_timer(svc, books.merchant_id, bonus)
+        return bonus
+
+    return await run_once(
+        books, svc.settings.idempotency_key_ttl_hours, idempotency_key, fingerprint, 201, grant
+    )
+
+
+async def start_bonus_timer(svc: Services, merchant_id: str, bonus: Bonus) -> None:
+    """Start the bonus's expiry workflow (id: the bonus id); a second start starts nothing."""
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.MERCHANT_ID, merchant_id),
+            SearchAttributePair(sa.CUSTOMER_ID, bonus.customer_id),
+            SearchAttributePair(sa.CURRENCY, bonus.currency),
+            SearchAttributePair(sa.AMOUNT_MINOR, bonus.amount),
+        ]
+    )
+    timer = BonusInput(
+        bonus.id,
+        merchant_id,
+        bonus.customer_id,
+        bonus.currency,
+        bonus.amount,
+        bonus.expires_at.isoformat(),
+    )
+    try:
+        await svc.temporal.start_workflow(
+            "Bonus",
+            timer,
+            id=bonus.id,
+            task_queue=svc.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes,
+            static_summary=bonus_summary(bonus),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the first attempt of this request started it
+    except RPCError as exc:
+        raise ServiceUnavailable(f"could not start the bonus's workflow: {exc}") from exc
+
+
+def bonus_summary(bonus: Bonus) -> str:
+    """The one-line summary an operator reads in the Temporal UI."""
+    return (
+        f"bonus of {bonus.amount} {bonus.currency} minor units for {bonus.customer_id},"
+        f" expires {bonus.expires_at.isoformat()}"
+    )
+
+
+@router.get("/v1/bonuses/{bonus_id}", response_model=Bonus)
+async def get_bonus(bonus_id: str, books: MerchantData) -> Bonus:
+    """One bonus: while active, `remaining` is the customer's bonus balance."""
+    row = await books.get_bonus(bonus_id)
+    if row is None:
+        raise NotFound(f"no bonus {bonus_id}")
+    return Bonus.model_validate(row, from_attributes=True)
+
+
+@router.post("/v1/bonuses/{bonus_id}/forfeit", response_model=Bonus)
+async def forfeit_bonus(
+    bonus_id: str, body: OpsReason, svc: ServicesDep, books: MerchantData, key: OpsKey
+) -> Bonus:
+    """An operator takes an active bonus back (ops scope); what remains returns to the funding."""
+    row = await books.get_bonus(bonus_id)
+    if row is None:
+        raise NotFound(f"no bonus {bonus_id}")
+    if row.status == "active":
+        await _forfeit(
+            svc, books, row.customer_id, bonus_id, ForfeitRequest(body.reason, key.actor)
+        )
+        detail = {"reason": body.reason, "key_name": key.name}
+        await books.record_ops_action(key.actor, "bonus.forfeit", bonus_id, detail)
+        row = await books.get_bonus(bonus_id)
+        assert row is not None
+    if row.status != "forfeited":
+        state = "expiring" if row.status == "active" else f"{row.status} already"
+        raise BonusNotActive(f"bonus {bonus_id} is {state}")
+    return Bonus.model_validate(row, from_attributes=True)
+
+
+async def _forfeit(
+    svc: Services, books: MerchantStore, customer_id: str, bonus_id: str, request: ForfeitRequest
+) -> None:
+    """The forfeit update of the bonus's workflow; straight through the engine if it has none
+    (its start failed and was never retried), so that an operator is never stuck."""
+    handle = svc.temporal.get_workflow_handle(bonus_id)
+    try:
+        await handle.execute_update("forfeit", request, rpc_timeout=UPDATE_RPC_TIMEOUT)
+    except WorkflowUpdateFailedError:
+        return  # refused: the bonus is expiring
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise ServiceUnavailable("the bonus's workflow did not answer in time; retry") from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.FAILED_PRECONDITION:
+            return  # the workflow has ended: the bonus with it
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise ServiceUnavailable("the bonus's workflow did not answer; retry") from exc
+        call = EndBonus(books.merchant_id, customer_id, bonus_id, "forfeited", request.reason)
+        await svc.wallet.submit(call)
+
+
+# ---------------------------------------------------------------------- blocking a customer
+
+
+@router.post("/v1/customers/{customer_id}/block", response_model=CustomerWithStatus)
+async def block_customer(
+    customer_id: str, body: OpsReason, books: MerchantData, key: OpsKey
+) -> CustomerWithStatus:
+    """Refuse the customer's bets from now on; its wins and rollbacks are still taken (ops)."""
+    return await _set_status(books, key.actor, key.name, customer_id, "blocked", body.reason)
+
+
+@router.post("/v1/customers/{customer_id}/unblock", response_model=CustomerWithStatus)
+async def unblock_customer(
+    customer_id: str, body: OpsReason, books: MerchantData, key: OpsKey
+) -> CustomerWithStatus:
+    """Take the customer's bets again (ops)."""
+    return await _set_status(books, key.actor, key.name, customer_id, "active", body.reason)
+
+
+async def _set_status(
+    books: MerchantStore, actor: str, key_name: str, customer_id: str, status: str, reason: str
+) -> CustomerWithStatus:
+    row = await books.set_customer_status(customer_id, status)
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    action = "customer.block" if status == "blocked" else "customer.unblock"
+    await books.record_ops_action(
+        actor, action, customer_id, {"reason": reason, "key_name": key_name}
+    )
+    return CustomerWithStatus.model_validate(row, from_attributes=True)
