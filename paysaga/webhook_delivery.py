@@ -215,6 +215,8 @@ class WebhookDispatcher:
                 headers=headers,
                 timeout=self._settings.webhook_delivery_timeout_seconds,
             )
+        except httpx.InvalidURL as exc:  # retried: the merchant may correct it in time
+            return Answer(False, False, f"invalid webhook_url: {exc}")
         except httpx.HTTPError as exc:
             return Answer(False, False, f"no answer: {type(exc).__name__}")
         status = response.status_code

@@ -1,49 +1,136 @@
-"""Merchant webhooks: each payment status change is POSTed, signed, and retried until 2xx."""
+"""Merchant webhooks: the merchant's events POSTed from the feed, signed, in sequence order, and
+retried until 2xx; the development merchant's to the installation's endpoint."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from domain.merchants import DEV_MERCHANT_ID
 from paysaga.settings import Settings
 from providers.webhooks import verify
+from tests.events.api_merchants import WEBHOOK_SECRET, merchant_with_endpoint, read_feed
+from tests.events.receiver import MerchantEndpoint
 from tests.psp_fixtures import WebhookReceiver
-from tests.stack import Stack, funded_customer, post_payment, wait_status
+from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_status_change_is_delivered_signed_and_retried_until_2xx(
-    api: httpx.AsyncClient, stack: Stack, webhook_receiver: WebhookReceiver
-) -> None:
-    customer = await funded_customer(api, 500_000)
+@pytest.fixture
+def endpoint() -> Iterator[MerchantEndpoint]:
+    receiver = MerchantEndpoint()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.1)
+    return result
+
+
+async def deposit(api: httpx.AsyncClient) -> dict[str, Any]:
+    """A succeeded deposit of a new customer."""
+    customer = await create_customer(api)
     body = {
         "customer_id": customer["id"],
-        "amount": 500_000,
+        "amount": 700,
         "currency": "EUR",
-        "destination": "pm_ok",
+        "payment_method": "pm_ok",
     }
-    payment = (await post_payment(api, "/v1/withdrawals", body)).json()
-    await wait_status(api, payment["id"], {"requires_review"})
-    webhook_receiver.wait_for(payment["id"], count=1)
-    webhook_receiver.fail_reference(payment["id"], 2)  # the merchant is down for two deliveries
+    response = await post_payment(api, "/v1/deposits", body)
+    assert response.status_code == 202, response.text
+    payment = await wait_terminal(api, response.json()["id"])
+    assert payment["status"] == "succeeded"
+    return payment
 
-    assert (await api.post(f"/v1/payments/{payment['id']}/cancel")).status_code == 200
-    webhook_receiver.wait_for(payment["id"], count=2, timeout=30)
 
-    deliveries = webhook_receiver.deliveries(payment["id"])
-    by_type = [(d.event["type"], d.answered) for d in deliveries]
-    assert by_type == [
-        ("payment.requires_review", 200),
-        ("payment.canceled", 500),
-        ("payment.canceled", 500),
-        ("payment.canceled", 200),
-    ]
-    canceled = deliveries[1:]
-    assert {d.event["id"] for d in canceled} == {f"evt_{payment['id']}_canceled"}
-    assert canceled[-1].event["data"]["payment"]["status"] == "canceled"
+async def test_merchants_events_are_delivered_signed_in_sequence_order_and_retried_until_2xx(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    endpoint.answer(1, 500, 503)  # the merchant is down for its first event's first two tries
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        await deposit(merchant.payments)
+        feed = await read_feed(merchant.payments)
+
+        def everything_taken() -> bool:
+            taken = {r.sequence for r in endpoint.received() if r.answered == 200}
+            return taken >= {e["sequence"] for e in feed}
+
+        await eventually(everything_taken)
+
+    received = endpoint.received()
+    assert [(r.sequence, r.answered) for r in received[:3]] == [(1, 500), (1, 503), (1, 200)]
+    taken = [r for r in received if r.answered == 200][: len(feed)]
+    assert [r.sequence for r in taken] == [e["sequence"] for e in feed]  # in order, once each
+    assert [r.event for r in taken] == feed  # the feed's events: same id, sequence and body
+    assert [e["type"] for e in feed][:1] == ["payment.created"]
+    assert "payment.succeeded" in [e["type"] for e in feed]
+    for request in received:
+        request.verify(WEBHOOK_SECRET)
+        assert request.event_id == request.event["id"]
+
+
+async def without_own_endpoint(stack: Stack, merchant_id: str) -> None:
+    """The merchant as before it set an endpoint of its own (the API sets, never clears one, and
+    the session's fuzzer may have set one), its pending deliveries due at once."""
+    async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE merchants SET webhook_url = NULL, webhook_secret = NULL WHERE id = %s",
+            (merchant_id,),
+        )
+
+        async def no_send_in_flight() -> bool:  # none still going to the old endpoint
+            cur = await conn.execute(
+                "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s"
+                " AND status = 'pending' AND lease_until > now()",
+                (merchant_id,),
+            )
+            return await cur.fetchone() == (0,)
+
+        deadline = time.monotonic() + 90
+        while not await no_send_in_flight():
+            assert time.monotonic() < deadline, "a delivery of the merchant stays leased"
+            await asyncio.sleep(0.1)
+        await conn.execute(
+            "UPDATE event_deliveries SET next_attempt_at = now()"
+            " WHERE merchant_id = %s AND status = 'pending'",
+            (merchant_id,),
+        )
+
+
+async def test_development_merchants_events_go_to_the_installations_endpoint(
+    stack: Stack, api: httpx.AsyncClient, webhook_receiver: WebhookReceiver
+) -> None:
+    await without_own_endpoint(stack, DEV_MERCHANT_ID)
+    payment = await deposit(api)
+    events = [e for e in await read_feed(api) if e["data"]["object"].get("id") == payment["id"]]
+    assert [e["type"] for e in events][:1] == ["payment.created"]
+    ids = {e["id"] for e in events}
+
+    def delivered() -> list[Any]:
+        found = [
+            d
+            for d in webhook_receiver.deliveries()
+            if d.provider == "merchant"
+            and d.answered == 200
+            and json.loads(d.body).get("id") in ids
+        ]
+        return found if {json.loads(d.body)["id"] for d in found} == ids else []
+
+    deliveries = await eventually(delivered)
     secret = Settings().merchant_webhook_secret
     for delivery in deliveries:
         verify(

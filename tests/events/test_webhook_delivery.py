@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -159,6 +160,28 @@ async def test_dead_letter_is_sent_again_after_redeliver(
 async def settled_as(store: Store, merchant_id: str, status: str) -> list[dict[str, object]] | None:
     states = await delivery_states(store, merchant_id)
     return states if all(s["status"] == status for s in states) else None
+
+
+async def test_unusable_url_is_retried_until_the_merchant_corrects_it(
+    store: Store, endpoint: MerchantEndpoint
+) -> None:
+    merchant_id = await new_merchant(store, endpoint.url + "/\x14")  # httpx refuses it
+    await emit(store, merchant_id, 2)
+
+    async with dispatching(store):
+
+        async def tried() -> list[dict[str, Any]] | None:
+            states = await delivery_states(store, merchant_id)
+            return states if states[0]["attempts"] >= 1 else None
+
+        [first, second] = await eventually(tried)
+        await store.update_merchant_webhook(merchant_id, endpoint.url, None)
+        states = await settled(store, merchant_id, 2)
+
+    assert (first["status"], second["attempts"]) == ("pending", 0)
+    assert first["last_error"].startswith("invalid webhook_url")
+    assert [s["status"] for s in states] == ["delivered", "delivered"]
+    assert endpoint.sequences() == [1, 2]
 
 
 async def test_merchant_without_endpoint_gets_no_endpoint_and_nothing_is_sent(
