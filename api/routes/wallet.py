@@ -9,11 +9,13 @@ starts the bonus's expiry workflow; its forfeit is an update of that workflow.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from temporalio.client import (
+    Client,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -148,7 +150,7 @@ async def grant_bonus(
             refusal = REFUSALS[decision.outcome]
             raise refusal(decision.answer["detail"], balance=decision.answer["balance"])
         bonus = Bonus.model_validate(decision.answer)
-        await start_bonus_timer(svc, books.merchant_id, bonus)
+        await start_bonus_timer(svc.temporal, svc.settings.task_queue, books.merchant_id, bonus)
         return bonus
 
     return await run_once(
@@ -156,8 +158,11 @@ async def grant_bonus(
     )
 
 
-async def start_bonus_timer(svc: Services, merchant_id: str, bonus: Bonus) -> None:
-    """Start the bonus's expiry workflow (id: the bonus id); a second start starts nothing."""
+async def start_bonus_timer(
+    temporal: Client, task_queue: str, merchant_id: str, bonus: Bonus
+) -> WorkflowHandle[Any, str] | None:
+    """Start the bonus's expiry workflow (id: the bonus id); its handle, or None if an earlier
+    attempt started it."""
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(sa.MERCHANT_ID, merchant_id),
@@ -175,17 +180,18 @@ async def start_bonus_timer(svc: Services, merchant_id: str, bonus: Bonus) -> No
         bonus.expires_at.isoformat(),
     )
     try:
-        await svc.temporal.start_workflow(
+        return await temporal.start_workflow(
             "Bonus",
             timer,
             id=bonus.id,
-            task_queue=svc.settings.task_queue,
+            task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
             static_summary=bonus_summary(bonus),
+            result_type=str,
         )
     except WorkflowAlreadyStartedError:
-        pass  # the first attempt of this request started it
+        return None  # the first attempt of this request started it
     except RPCError as exc:
         raise ServiceUnavailable(f"could not start the bonus's workflow: {exc}") from exc
 

@@ -15,11 +15,17 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from temporalio.client import WorkflowHandle
+
+from domain.bonuses import BonusEnd, ForfeitRequest
 from domain.payments import ResolveDecision, ReviewDecision
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from providers.base import Outcome
+from tests.workflows.bonus_harness import BonusHarness
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
@@ -187,6 +193,44 @@ async def _transfer_quote_expired_in_review(saga: SagaHarness) -> Payment:
     return payment
 
 
+# -- the bonus workflow's paths ----------------------------------------------------------------
+
+BonusPath = Callable[[BonusHarness], Awaitable[WorkflowHandle[Any, str]]]
+BONUS_PATHS: dict[str, BonusPath] = {}
+
+
+def bonus_path(name: str) -> Callable[[BonusPath], BonusPath]:
+    def register(run: BonusPath) -> BonusPath:
+        BONUS_PATHS[name] = run
+        return run
+
+    return register
+
+
+@bonus_path("bonus_expired")
+async def _bonus_expired(bonuses: BonusHarness) -> WorkflowHandle[Any, str]:
+    customer = await bonuses.customer()
+    handle = await bonuses.grant(customer, 1_000, multiplier=5, lasts=timedelta(days=30))
+    await bonuses.play(customer, 400, win=100)
+    return handle
+
+
+@bonus_path("bonus_forfeited")
+async def _bonus_forfeited(bonuses: BonusHarness) -> WorkflowHandle[Any, str]:
+    customer = await bonuses.customer()
+    handle = await bonuses.grant(customer, 500, multiplier=10, lasts=timedelta(days=7))
+    await handle.execute_update("forfeit", ForfeitRequest("abuse", "ops"), result_type=BonusEnd)
+    return handle
+
+
+@bonus_path("bonus_completed")
+async def _bonus_completed(bonuses: BonusHarness) -> WorkflowHandle[Any, str]:
+    customer = await bonuses.customer(cash=100)
+    handle = await bonuses.grant(customer, 200, multiplier=1, lasts=timedelta(hours=1))
+    await bonuses.play(customer, 250, win=0)
+    return handle
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -199,13 +243,21 @@ async def capture(selected: list[str]) -> None:
             env = await start_time_skipping_server()
             try:
                 for name in selected:
+                    if name in BONUS_PATHS:
+                        bonuses = BonusHarness(env, pool, url, f"histories-{uuid.uuid4()}")
+                        async with bonuses.workers():
+                            handle = await BONUS_PATHS[name](bonuses)
+                            outcome = await handle.result()
+                            history = await handle.fetch_history()
+                        _write(name, history.to_json())
+                        print(f"{name}: {outcome} ({len(history.events)} events)")
+                        continue
                     saga = SagaHarness(env, pool, f"histories-{uuid.uuid4()}")
                     async with saga.workers():
                         payment = await PATHS[name](saga)
                         seen = await saga.finished(payment)
                         history = await payment.handle.fetch_history()
-                    compact = json.dumps(json.loads(history.to_json()), separators=(",", ":"))
-                    (HISTORIES / f"{name}.json").write_text(compact + "\n")
+                    _write(name, history.to_json())
                     print(
                         f"{name}: {seen.status} {seen.failure_code or ''} ({len(history.events)} events)"
                     )
@@ -216,9 +268,15 @@ async def capture(selected: list[str]) -> None:
             server.cleanup()
 
 
+def _write(name: str, history_json: str) -> None:
+    compact = json.dumps(json.loads(history_json), separators=(",", ":"))
+    (HISTORIES / f"{name}.json").write_text(compact + "\n")
+
+
 def main() -> None:
     wanted = sys.argv[1:]
-    selected = [name for name in PATHS if not wanted or any(w in name for w in wanted)]
+    names = [*PATHS, *BONUS_PATHS]
+    selected = [name for name in names if not wanted or any(w in name for w in wanted)]
     asyncio.run(capture(selected))
 
 
