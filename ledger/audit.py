@@ -140,6 +140,13 @@ LEDGER_CHECKS: list[tuple[str, str, Describe]] = [
         _found("accounts (id, owner, currency, available)"),
     ),
     (
+        "receivables never above zero",
+        # A customer's receivable is a debt owed to the merchant: zero or below, never a credit.
+        "SELECT id, owner_id, currency, posted FROM ledger_accounts"
+        " WHERE kind = 'customer_receivable' AND posted > 0",
+        _found("accounts (id, owner, currency, balance)"),
+    ),
+    (
         "held balances are not negative",
         "SELECT id, held FROM ledger_accounts WHERE held < 0",
         _found("accounts (id, held)"),

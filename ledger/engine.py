@@ -33,6 +33,7 @@ from ledger.models import (
     Hold,
     HoldStatus,
     LineSpec,
+    Split,
     Transaction,
     check_account,
     check_amount,
@@ -192,6 +193,43 @@ class Ledger:
             return tx.to_dict()
 
         result = await self._write(idempotency_key, "post_transaction", content, work, keys)
+        return Transaction.from_dict(result)
+
+    async def post_split(
+        self,
+        idempotency_key: str,
+        lines: Sequence[LineSpec],
+        split: Split,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Transaction:
+        """Post fixed lines and a `Split` of one amount between two accounts, atomically.
+
+        The split is decided under the accounts' locks (see `Split`), so it never overdraws
+        the first account whatever posts meanwhile; a replay returns the first result, however
+        the balances moved since. Raises what `post_transaction` raises, and ReceivableOverpaid.
+        """
+        keys, first, rest = postings.check_split(lines, split)
+        metadata = dict(metadata or {})
+        content = {
+            "lines": postings.lines_content(keys, lines),
+            "split": postings.split_content(first, rest, split.amount),
+            **postings.merchant_content(keys[0][0]),
+            "description": description,
+            "metadata": metadata,
+        }
+
+        async def work(conn: Conn) -> dict[str, Any]:
+            shared = (self._accounts[first], self._accounts[rest], split.amount)
+            legs = self._legs(keys, lines)
+            tx = await postings.post(
+                conn, idempotency_key, legs, description, metadata, split=shared
+            )
+            return tx.to_dict()
+
+        result = await self._write(
+            idempotency_key, "post_split", content, work, [*keys, first, rest]
+        )
         return Transaction.from_dict(result)
 
     async def hold(

@@ -37,6 +37,10 @@ class InsufficientFunds(LedgerError):
     """The write would take a non-negative account's available balance below zero."""
 
 
+class ReceivableOverpaid(LedgerError):
+    """The write would take a customer's receivable above zero: a debt account owes nobody."""
+
+
 class IdempotencyConflict(LedgerError):
     """The idempotency key was already used for a different request."""
 

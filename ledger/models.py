@@ -25,11 +25,21 @@ class AccountKind(StrEnum):
     customer_bonus = "customer_bonus"  # the customer's bonus money: played, never withdrawn
     game = "game"  # the merchant's games, one per currency: bets in, wins out
     bonus_funding = "bonus_funding"  # the merchant's bonus budget, one per currency
+    # A customer's debt to the merchant (money rule 3): what a chargeback took beyond the wallet.
+    # Like provider clearing, money owed *to* the merchant: its balance is negative while the
+    # customer owes (-1500 is a debt of 1500) and never above zero.
+    customer_receivable = "customer_receivable"
+    chargeback_fees = "chargeback_fees"  # the merchant's expense: the providers' dispute fees
 
     @property
     def allow_negative(self) -> bool:
         """Whether the account's available balance may go below zero."""
         return self not in (AccountKind.customer_wallet, AccountKind.customer_bonus)
+
+    @property
+    def never_positive(self) -> bool:
+        """Whether the account's balance may never go above zero (a debt owed to the merchant)."""
+        return self is AccountKind.customer_receivable
 
 
 class HoldStatus(StrEnum):
@@ -78,6 +88,26 @@ class LineSpec:
     kind: AccountKind
     currency: str
     amount: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """One amount shared by two accounts of a merchant, decided inside the posting's lock.
+
+    The `first` account takes as much as it can without crossing zero: a debit (negative
+    amount) up to its available balance, a credit (positive) up to what it is below zero; the
+    `rest` account takes the remainder. TigerBeetle's balancing transfers, in one line: "debit
+    the wallet up to what it holds, the shortfall to the receivable" or "repay the debt first,
+    the rest to the wallet", atomic whatever else posts meanwhile.
+    """
+
+    merchant_id: str
+    currency: str
+    amount: int
+    first_owner_id: str
+    first_kind: AccountKind
+    rest_owner_id: str
+    rest_kind: AccountKind
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from ledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAccountKind,
+    ReceivableOverpaid,
     TransactionNotFound,
     UnbalancedTransaction,
 )
@@ -49,6 +50,7 @@ from ledger.models import (
     Hold,
     HoldStatus,
     LineSpec,
+    Split,
     Transaction,
     check_account,
     check_amount,
@@ -58,6 +60,7 @@ from ledger.models import (
 Conn: TypeAlias = AsyncConnection[Any]
 AccountKey: TypeAlias = tuple[str, str, AccountKind, str]  # merchant, owner, kind, currency
 Leg: TypeAlias = tuple[Account, int]
+SplitLeg: TypeAlias = tuple[Account, Account, int]  # first, rest, amount (see models.Split)
 
 MAX_ATTEMPTS = 8
 """Attempts of one write when PostgreSQL reports a serialization failure or a deadlock."""
@@ -96,6 +99,39 @@ def check_lines(lines: Sequence[LineSpec]) -> list[AccountKey]:
     if unbalanced:
         raise UnbalancedTransaction(f"lines do not sum to zero per currency: {unbalanced}")
     return keys
+
+
+def check_split(
+    lines: Sequence[LineSpec], split: Split
+) -> tuple[list[AccountKey], AccountKey, AccountKey]:
+    """The account keys of fixed lines and of a split's two accounts, all valid, balanced and
+    of one merchant; a LedgerError otherwise."""
+    if not lines:
+        raise UnbalancedTransaction("a split needs at least one fixed line against it")
+    check_amount(split.amount)
+    first = account_key(split.merchant_id, split.first_owner_id, split.first_kind, split.currency)
+    rest = account_key(split.merchant_id, split.rest_owner_id, split.rest_kind, split.currency)
+    if first == rest:
+        raise InvalidAccountKind("a split shares an amount between two different accounts")
+    keys: list[AccountKey] = []
+    sums: dict[str, int] = {split.currency: split.amount}
+    for line in lines:
+        key = account_key(line.merchant_id, line.owner_id, line.kind, line.currency)
+        check_amount(line.amount)
+        keys.append(key)
+        sums[key[3]] = sums.get(key[3], 0) + line.amount
+    merchants = sorted({key[0] for key in [*keys, first]})
+    if len(merchants) > 1:
+        raise CrossMerchantTransaction(f"lines name accounts of merchants {merchants}")
+    unbalanced = {currency: total for currency, total in sums.items() if total != 0}
+    if unbalanced:
+        raise UnbalancedTransaction(f"lines do not sum to zero per currency: {unbalanced}")
+    return keys, first, rest
+
+
+def split_content(first: AccountKey, rest: AccountKey, amount: int) -> list[Any]:
+    """A split as it enters a request's hash (its merchant enters by `merchant_content`)."""
+    return [first[1], str(first[2]), rest[1], str(rest[2]), first[3], amount]
 
 
 def lines_content(keys: Sequence[AccountKey], lines: Sequence[LineSpec]) -> list[list[Any]]:
@@ -214,15 +250,23 @@ async def post(
     *,
     reverses: int | None = None,
     release: tuple[int, int] | None = None,
+    split: SplitLeg | None = None,
 ) -> Transaction:
     """Append one balanced transaction and update the balances, under row locks in id order.
 
     `release` (account id, amount) lowers that account's held balance in the same transaction.
+    `split` shares an amount between two accounts by their balances under the lock (legs of
+    zero are left out).
     """
-    account_ids = sorted({acc.id for acc, _ in legs} | ({release[0]} if release else set()))
+    split_ids = {split[0].id, split[1].id} if split else set()
+    account_ids = sorted(
+        {acc.id for acc, _ in legs} | ({release[0]} if release else set()) | split_ids
+    )
     posted, held = await _lock_balances(conn, account_ids)
     if release:
         held[release[0]] -= release[1]
+    if split:
+        legs = [*legs, *_split_legs(split, posted, held)]
     balance_after: list[int] = []
     for account, amount in legs:
         posted[account.id] += amount
@@ -232,6 +276,10 @@ async def post(
         if not account.allow_negative and available < 0:
             raise InsufficientFunds(
                 f"{_describe(account)}: available would be {available}, transaction refused"
+            )
+        if account.kind.never_positive and posted[account.id] > 0:
+            raise ReceivableOverpaid(
+                f"{_describe(account)}: balance would be {posted[account.id]}, transaction refused"
             )
     parameters = (
         idempotency_key,
@@ -275,6 +323,17 @@ async def post(
         description=description,
         metadata=metadata,
     )
+
+
+def _split_legs(split: SplitLeg, posted: dict[int, int], held: dict[int, int]) -> list[Leg]:
+    """The split's legs: the first account moves towards zero as far as it can, the rest takes
+    the remainder."""
+    first, rest, amount = split
+    available = posted[first.id] - held[first.id]
+    # A debit takes at most what the first account has available; a credit at most what takes
+    # it back up to zero.
+    first_part = -min(-amount, max(available, 0)) if amount < 0 else min(amount, max(-available, 0))
+    return [(acc, part) for acc, part in ((first, first_part), (rest, amount - first_part)) if part]
 
 
 async def _lock_balances(
