@@ -28,6 +28,7 @@ from activities.payment_sweep import PaymentSweepActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.refunds import RefundActivities
 from activities.retention import RetentionActivities
 from activities.risk import RiskActivities
 from activities.wallet import WalletActivities
@@ -60,6 +61,7 @@ from workflows.payment_sweep import (
     SagaNotStartedWorkflow,
 )
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
 from workflows.retention import RETENTION_SCHEDULE_ID, RetentionInput, RetentionWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
@@ -75,6 +77,7 @@ WORKFLOWS = [
     PaymentSweepWorkflow,
     SagaNotStartedWorkflow,
     BonusWorkflow,
+    RefundWorkflow,
 ]
 
 
@@ -126,6 +129,7 @@ def activities_for(
         ledger_activities.release_hold,
         ledger_activities.reverse_by_key,
         payments.record_status,
+        RefundActivities(store).record_status,
         reconciliation.reconcile_provider,
         merchant.notify,
         merchant.dead_letter,
@@ -138,6 +142,7 @@ def activities_for(
         provider_activities.payout,
         provider_activities.final_status,
         provider_activities.refund_charge,
+        provider_activities.refund,
     ]
     return local, provider_calls
 

@@ -122,9 +122,27 @@ class ProviderActivities:
             type=OUTCOME_PENDING,
         )
 
+    @activity.defn(name="provider.refund")
+    async def refund(self, refund: RefundInput) -> ProviderResult:
+        """Refund (part of) a charge once (the Refund saga): a decline is final, `not processed`
+        is raised (retry), `unknown` returned (poll); same outcome rules as a charge."""
+        with _rejections_final():
+            result = await self._provider(refund.provider).refund(
+                idempotency_key=refund.idempotency_key,
+                reference=refund.reference,
+                charge_idempotency_key=refund.charge_idempotency_key,
+                amount=refund.amount,
+                currency=refund.currency,
+            )
+        return _raise_if_not_processed(result)
+
     @activity.defn(name="provider.refund_charge")
     async def refund_charge(self, refund: RefundInput) -> ProviderResult | None:
-        """Refund the charge if it succeeded; None if it never took money."""
+        """Refund the charge if it succeeded; None if it never took money.
+
+        The deposit saga's compensation: it must end with the money back, so a declined refund
+        is retried (as pending) until an operator steps in. The Refund saga uses `refund`.
+        """
         provider = self._provider(refund.provider)
         charge = await provider.status(refund.charge_idempotency_key)
         if charge.outcome in (Outcome.declined, Outcome.not_processed):

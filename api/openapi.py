@@ -101,6 +101,12 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/payments/{payment_id}/cancel"): {409: ["payment_not_cancelable"]},
     ("post", "/v1/payments/{payment_id}/review"): {409: ["payment_not_in_review"]},
     ("post", "/v1/payments/{payment_id}/resolve"): {409: ["payment_not_requiring_intervention"]},
+    ("post", "/v1/payments/{payment_id}/refunds"): {
+        409: ["payment_not_refundable"],
+        422: ["amount_exceeds_refundable"],
+    },
+    ("get", "/v1/payments/{payment_id}/refunds"): {404: ["cursor_not_found"]},
+    ("post", "/v1/refunds/{refund_id}/resolve"): {409: ["refund_not_requiring_intervention"]},
     ("post", "/v1/webhooks/providers/{provider}"): {
         404: ["provider_not_found"],
         **_raises(WebhookSignatureInvalid, InvalidEvent),

@@ -342,3 +342,36 @@ class CustomerWithStatus(Customer):
     """A customer and its wallet status: `blocked` customers place no bets."""
 
     status: Literal["active", "blocked"]
+
+
+class RefundCreate(StrictBody):
+    """A refund of (part of) a succeeded deposit."""
+
+    amount: int | None = Field(
+        default=None,
+        gt=0,
+        le=10**15,
+        strict=True,
+        description="integer amount in minor units; default: what is left to refund",
+    )
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class Refund(BaseModel):
+    """A refund; its id is its Temporal workflow id. `failure_code` `canceled`: canceled from
+    the Temporal UI before the refund was sent to the provider."""
+
+    id: str
+    payment_id: str
+    amount: int
+    currency: str
+    status: Literal["processing", "requires_intervention", "succeeded", "failed"]
+    failure_code: str | None
+    reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RefundList(BaseModel):
+    data: list[Refund]
+    has_more: bool

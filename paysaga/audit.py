@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
 from ledger.models import AuditQuery, AuditReport
+from wallet.audit import WALLET_AUDIT_CHECKS
 
 # Each conversion (a transaction moving FX position accounts that is not a reversal: reversals
 # mirror their originals, checked by the ledger) moves exactly the quote's locked amounts: in,
@@ -50,7 +51,7 @@ FX_POSITIONS_MATCH_QUOTES = AuditQuery(
     found="conversions (transaction, payment, quote)",
 )
 
-SERVICE_AUDIT_CHECKS = [FX_POSITIONS_MATCH_QUOTES]
+SERVICE_AUDIT_CHECKS = [FX_POSITIONS_MATCH_QUOTES, *WALLET_AUDIT_CHECKS]
 
 
 async def audit_books(pool: AsyncConnectionPool[Any]) -> AuditReport:

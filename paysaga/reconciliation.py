@@ -2,7 +2,9 @@
 
 For each payment (the reference on the provider's lines and the prefix of our ledger keys) and
 currency, the provider's net (charges in, payouts and refunds out) must equal the ledger's net on
-that provider's clearing account. Payments still in flight are skipped: their books may lag.
+that provider's clearing account. A refund's keys start with its deposit's id, as the provider's
+refund lines name the deposit: they net together. Payments still in flight (or with a refund in
+flight) are skipped: their books may lag.
 
 Runs go by settlement window. A run reads the provider's lines settled in (since, until], where
 `since` is the end of the provider's last recorded window, adds them to the running net per
@@ -268,8 +270,13 @@ async def _check_due(conn: Conn, provider: str) -> list[Mismatch]:
     references = sorted({ref for ref, _ in due})
     ledger = await _ledger_nets(conn, provider, references)
     terminal = [s.value for s in PaymentStatus if s.is_terminal]
+    # A deposit with a refund in flight is in flight too: the provider may have refunded it
+    # before the ledger posts the refund (whose keys start with the deposit's id).
     cur = await conn.execute(
-        "SELECT id FROM payments WHERE id = ANY(%s) AND status <> ALL(%s)", (references, terminal)
+        "SELECT id FROM payments WHERE id = ANY(%(refs)s) AND status <> ALL(%(terminal)s)"
+        " UNION SELECT payment_id FROM refunds WHERE payment_id = ANY(%(refs)s)"
+        " AND status IN ('processing', 'requires_intervention')",
+        {"refs": references, "terminal": terminal},
     )
     in_flight = [row[0] for row in await cur.fetchall()]
     await conn.execute(

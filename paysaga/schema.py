@@ -1,5 +1,5 @@
 """Tables of the payments service around the ledger: merchants, customers, payments, events, keys,
-and the game wallet's calls, bets, tombstones, closed rounds and bonuses."""
+the game wallet's calls, bets, tombstones, closed rounds and bonuses, and refunds."""
 
 from __future__ import annotations
 
@@ -99,6 +99,19 @@ class Payment(SQLModel, table=True):
     failure_reason: str | None = None
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    # What the deposit's refunds in flight or succeeded take from it (migration 0010).
+    refunded_amount: int = Field(
+        default=0,
+        sa_column=Column(
+            BigInteger,
+            CheckConstraint(
+                "refunded_amount >= 0 AND refunded_amount <= amount",
+                name="ck_payments_refunded_amount",
+            ),
+            nullable=False,
+            server_default="0",
+        ),
     )
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
@@ -372,5 +385,39 @@ class Bonus(SQLModel, table=True):
     wagering_remaining: int = _money()
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     ended_reason: str | None = None
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
+class Refund(SQLModel, table=True):
+    """A refund of (part of) a succeeded deposit; its Refund saga (the workflow of the same id)
+    writes it. Its amount is reserved on `payments.refunded_amount` unless it failed."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0"),
+        CheckConstraint(
+            "status IN ('processing', 'requires_intervention', 'succeeded', 'failed')",
+            name="ck_refunds_status",
+        ),
+        Index("ix_refunds_merchant_payment", "merchant_id", "payment_id", "created_at", "id"),
+        Index(
+            "ix_refunds_in_flight",
+            "payment_id",
+            postgresql_where=text("status IN ('processing', 'requires_intervention')"),
+        ),
+    )
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
+    payment_id: str = Field(foreign_key="payments.id")
+    customer_id: str = Field(foreign_key="customers.id")
+    amount: int = _money()
+    currency: str
+    status: str
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    reason: str | None = None
+    provider: str
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentState,
         PaymentStatus,
         ProviderEventSignal,
+        RecordedStatus,
         ResolveDecision,
         ReviewDecision,
         SagaTimings,
@@ -161,6 +162,7 @@ class PaymentSaga:
     def __init__(self) -> None:
         self._state = PaymentState(PaymentStatus.PROCESSING)
         self._payment_id = ""
+        self._key_prefix = ""  # what the saga's own ledger keys start with
         self._timings = SagaTimings()
         self._provider_events: dict[tuple[str, str], ProviderEventSignal] = {}
         self._review: ReviewDecision | None = None
@@ -297,8 +299,14 @@ class PaymentSaga:
 
     def begin(self, payment: PaymentInput) -> None:
         """Called first by every saga's run: who we are and how we announce ourselves."""
-        self._payment_id = payment.payment_id
-        self._timings = payment.timings
+        self.identify(payment.payment_id, payment.timings)
+
+    def identify(self, saga_id: str, timings: SagaTimings, key_prefix: str | None = None) -> None:
+        """The saga's id (its workflow's and its row's), its timings, and the prefix of the
+        ledger keys it derives itself (its id, unless its keys must be found under another's)."""
+        self._payment_id = saga_id
+        self._key_prefix = key_prefix or saga_id
+        self._timings = timings
 
     @workflow.query(name="state")
     def state(self) -> PaymentState:
@@ -420,10 +428,8 @@ class PaymentSaga:
             return self._state
         if status.is_terminal:
             self.point_of_no_return()  # a cancel must not overtake the final write
-        recorded = await workflow.execute_local_activity_method(
-            PaymentActivities.record_status,
-            RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason),
-            **LOCAL_STEP,
+        recorded = await self.record_status(
+            RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason)
         )
         if recorded is not None and recorded.status != status.value:
             # Already final: a lost workflow task wrote it (its local steps ran, its commands
@@ -455,13 +461,19 @@ class PaymentSaga:
             )
         return self._state
 
+    async def record_status(self, change: RecordStatusInput) -> RecordedStatus | None:
+        """Write a status change to the saga's row: a payment's; a saga of another row (a
+        refund) overrides this with its own local step."""
+        recorded: RecordedStatus | None = await workflow.execute_local_activity_method(
+            PaymentActivities.record_status, change, **LOCAL_STEP
+        )
+        return recorded
+
     async def set_provider(self, provider: str) -> None:
         if provider == self._state.provider:
             return
-        await workflow.execute_local_activity_method(
-            PaymentActivities.record_status,
-            RecordStatusInput(self._payment_id, self._state.status.value, provider),
-            **LOCAL_STEP,
+        await self.record_status(
+            RecordStatusInput(self._payment_id, self._state.status.value, provider)
         )
         self._state = PaymentState(self._state.status, provider, None)
         workflow.upsert_search_attributes([sa.PROVIDER.value_set(provider)])
@@ -697,7 +709,7 @@ class PaymentSaga:
         """Void the hold made under `hold_key`, found by that key, if it is still pending."""
         await workflow.execute_local_activity_method(
             LedgerActivities.release_hold,
-            ReleaseHoldInput(f"{self._payment_id}:void", hold_key),
+            ReleaseHoldInput(f"{self._key_prefix}:void", hold_key),
             **LOCAL_STEP,
         )
 
@@ -705,7 +717,7 @@ class PaymentSaga:
         """Reverse the ledger transaction posted under `transaction_key`, if it was posted."""
         await workflow.execute_local_activity_method(
             LedgerActivities.reverse_by_key,
-            ReverseByKeyInput(f"{self._payment_id}:reverse-{step}", transaction_key),
+            ReverseByKeyInput(f"{self._key_prefix}:reverse-{step}", transaction_key),
             **LOCAL_STEP,
         )
 

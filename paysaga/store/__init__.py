@@ -15,6 +15,7 @@ from paysaga.store.merchants import MerchantRow, Merchants
 from paysaga.store.ops_audit import OpsActionRow, OpsAudit
 from paysaga.store.payments import PaymentRow, Payments, payment_object
 from paysaga.store.quotes import QuoteRow, Quotes
+from paysaga.store.refunds import RefundRow, Refunds, refund_object
 from paysaga.store.webhooks import ProviderWebhooks
 
 __all__ = [
@@ -28,8 +29,10 @@ __all__ = [
     "OpsActionRow",
     "PaymentRow",
     "QuoteRow",
+    "RefundRow",
     "Store",
     "payment_object",
+    "refund_object",
 ]
 
 
@@ -38,6 +41,7 @@ class Store(
     Customers,
     Payments,
     Quotes,
+    Refunds,
     IdempotencyKeys,
     ProviderWebhooks,
     ApiKeys,

@@ -19,6 +19,7 @@ from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
 from paysaga.store.payments import PaymentRow
 from paysaga.store.quotes import QuoteRow
+from paysaga.store.refunds import RefundableDeposit, RefundRow
 from paysaga.store.sql import TableRow, Tables
 
 
@@ -181,6 +182,32 @@ class MerchantStore:
             status=status,
             limit=limit,
             starting_after=starting_after,
+        )
+        return result
+
+    # ------------------------------------------------------------------ refunds
+
+    async def create_refund(
+        self, refund_id: str, payment_id: str, amount: int | None, reason: str | None
+    ) -> tuple[RefundRow, RefundableDeposit]:
+        """Reserve and insert a refund of this merchant's deposit (see `Refunds.create_refund`)."""
+        result: tuple[RefundRow, RefundableDeposit] = await self._store.create_refund(
+            self.merchant_id, refund_id, payment_id, amount, reason
+        )
+        return result
+
+    async def get_refund(self, refund_id: str) -> RefundRow | None:
+        return await self._tables._one(
+            RefundRow,
+            "SELECT * FROM refunds WHERE id = %s AND merchant_id = %s",
+            (refund_id, self.merchant_id),
+        )
+
+    async def list_refunds(
+        self, payment_id: str, *, limit: int, starting_after: str | None
+    ) -> tuple[list[RefundRow], bool]:
+        result: tuple[list[RefundRow], bool] = await self._store.list_refunds(
+            self.merchant_id, payment_id, limit, starting_after
         )
         return result
 
