@@ -51,7 +51,56 @@ FX_POSITIONS_MATCH_QUOTES = AuditQuery(
     found="conversions (transaction, payment, quote)",
 )
 
-SERVICE_AUDIT_CHECKS = [FX_POSITIONS_MATCH_QUOTES, *WALLET_AUDIT_CHECKS]
+# No deposit is refunded beyond its amount: its refunds succeeded or in flight take at most its
+# amount, and exactly what its row reserved for them (`payments.refunded_amount`); only deposits
+# are refunded.
+REFUNDS_WITHIN_DEPOSITS = AuditQuery(
+    name="refunds within their deposits",
+    sql="""
+    WITH promised AS (
+        SELECT payment_id, COALESCE(SUM(amount) FILTER (WHERE status <> 'failed'), 0) AS amount
+        FROM refunds GROUP BY payment_id
+    )
+    SELECT p.id, p.kind, p.amount, p.refunded_amount, COALESCE(r.amount, 0)
+    FROM payments p LEFT JOIN promised r ON r.payment_id = p.id
+    WHERE (p.refunded_amount <> 0 OR r.payment_id IS NOT NULL)
+      AND (p.kind <> 'deposit' OR COALESCE(r.amount, 0) > p.amount
+           OR COALESCE(r.amount, 0) <> p.refunded_amount)
+    ORDER BY 1
+    """,
+    found="deposits (id, kind, amount, reserved, refunds succeeded or in flight)",
+)
+
+# Each finished refund moved its customer's wallet as its status says: a succeeded one took its
+# amount, once; a failed one nothing (never posted, or posted and reversed). Its ledger keys are
+# `<deposit id>:<refund id>:<step>` (domain.refunds.refund_key_prefix).
+REFUNDS_BOOKED_AS_STATED = AuditQuery(
+    name="refunds booked as their status says",
+    sql="""
+    SELECT r.id, r.status, r.amount, COALESCE(SUM(e.amount), 0) AS wallet_moved
+    FROM refunds r
+    LEFT JOIN ledger_transactions t
+        ON split_part(t.idempotency_key, ':', 1) = r.payment_id
+       AND split_part(t.idempotency_key, ':', 2) = r.id
+    LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id IN (
+        SELECT a.id FROM ledger_accounts a
+        WHERE a.merchant_id = r.merchant_id AND a.owner_id = r.customer_id
+          AND a.kind = 'customer_wallet' AND a.currency = r.currency)
+    WHERE r.status IN ('succeeded', 'failed')
+    GROUP BY r.id, r.status, r.amount
+    HAVING COALESCE(SUM(e.amount), 0)
+        <> CASE WHEN r.status = 'succeeded' THEN -r.amount ELSE 0 END
+    ORDER BY 1
+    """,
+    found="refunds (id, status, amount, wallet moved)",
+)
+
+SERVICE_AUDIT_CHECKS = [
+    FX_POSITIONS_MATCH_QUOTES,
+    REFUNDS_WITHIN_DEPOSITS,
+    REFUNDS_BOOKED_AS_STATED,
+    *WALLET_AUDIT_CHECKS,
+]
 
 
 async def audit_books(pool: AsyncConnectionPool[Any]) -> AuditReport:
