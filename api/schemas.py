@@ -185,10 +185,11 @@ class Merchant(BaseModel):
 
 
 class MerchantUpdate(StrictBody):
-    """Where the merchant's webhooks go and the secret they are signed with; omitted: unchanged."""
+    """Where the merchant's webhooks go and the secret they are signed with; omitted: unchanged,
+    null: removed (no URL: no webhooks, the events stay in the feed)."""
 
     webhook_url: str | None = Field(
-        default=None, max_length=2048, pattern=r"^https?://[^\s/?#]+[^\s]*$"
+        default=None, max_length=2048, pattern=r"^https?://[^\x00-\x20/?#]+[^\x00-\x20]*$"
     )
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.deps import MerchantData, OpsKey, PlatformKey, ServicesDep
 from api.schemas import ApiKeyCreate, ApiKeyCreated, Merchant, MerchantCreate, MerchantUpdate
 from domain.errors import InvalidRequest, NotFound
+from domain.merchants import DEV_MERCHANT_ID
 from paysaga.keys import issue_key, new_merchant_id
 from paysaga.store import MerchantRow
 
@@ -56,8 +57,17 @@ async def get_own_merchant(books: MerchantData) -> Merchant:
 
 @router.patch("/v1/merchant", response_model=Merchant)
 async def update_own_merchant(body: MerchantUpdate, books: MerchantData, key: OpsKey) -> Merchant:
-    """Set where the merchant's webhooks go and their signing secret (ops scope); audited."""
-    row = await books.update_webhook(body.webhook_url, body.webhook_secret)
-    detail = {"webhook_url": body.webhook_url, "secret_changed": body.webhook_secret is not None}
+    """Set where the merchant's webhooks go and their signing secret (ops scope); audited.
+
+    A URL needs a secret to sign with (the development merchant falls back to the
+    installation's)."""
+    current = await books.merchant()
+    sent = body.model_fields_set
+    url = body.webhook_url if "webhook_url" in sent else current.webhook_url
+    secret = body.webhook_secret if "webhook_secret" in sent else current.webhook_secret
+    if url and not secret and books.merchant_id != DEV_MERCHANT_ID:
+        raise InvalidRequest("a webhook_url needs a webhook_secret to sign the webhooks with")
+    row = await books.set_webhook(url, secret)
+    detail = {"webhook_url": url, "secret_changed": "webhook_secret" in sent}
     await books.record_ops_action(key.actor, "merchant.update", books.merchant_id, detail)
     return merchant_view(row)

@@ -139,6 +139,11 @@ def upgrade() -> None:
         "CREATE INDEX ix_event_deliveries_dead ON event_deliveries (merchant_id, sequence)"
         " WHERE status = 'dead'"
     )
+    # Each merchant's lane: its oldest pending delivery, found without reading its backlog.
+    op.execute(
+        "CREATE INDEX ix_event_deliveries_pending_lane ON event_deliveries (merchant_id, sequence)"
+        " WHERE status = 'pending'"
+    )
 
 
 def downgrade() -> None:

@@ -90,8 +90,8 @@ class MerchantStore:
             raise LookupError(f"no merchant {self.merchant_id}")
         return row
 
-    async def update_webhook(self, url: str | None, secret: str | None) -> MerchantRow:
-        row: MerchantRow | None = await self._store.update_merchant_webhook(
+    async def set_webhook(self, url: str | None, secret: str | None) -> MerchantRow:
+        row: MerchantRow | None = await self._store.set_merchant_webhook(
             self.merchant_id, url, secret
         )
         assert row is not None

@@ -43,13 +43,12 @@ class Merchants(Tables):
     async def get_merchant(self, merchant_id: str) -> MerchantRow | None:
         return await self._one(MerchantRow, "SELECT * FROM merchants WHERE id = %s", (merchant_id,))
 
-    async def update_merchant_webhook(
+    async def set_merchant_webhook(
         self, merchant_id: str, url: str | None, secret: str | None
     ) -> MerchantRow | None:
-        """Set the webhook URL and/or secret; a None leaves that one as it is."""
+        """Set the webhook URL and secret (None: none)."""
         return await self._one(
             MerchantRow,
-            "UPDATE merchants SET webhook_url = COALESCE(%s, webhook_url),"
-            " webhook_secret = COALESCE(%s, webhook_secret) WHERE id = %s RETURNING *",
+            "UPDATE merchants SET webhook_url = %s, webhook_secret = %s WHERE id = %s RETURNING *",
             (url, secret, merchant_id),
         )

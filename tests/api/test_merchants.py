@@ -45,6 +45,8 @@ ACTION_BODIES: dict[str, dict[str, Any]] = {
     "/v1/bonuses/{bonus_id}/forfeit": {"reason": "checked"},
     "/v1/customers/{customer_id}/block": {"reason": "checked"},
     "/v1/customers/{customer_id}/unblock": {"reason": "checked"},
+    "/v1/payments/{payment_id}/refunds": {"amount": 100, "reason": "checked"},
+    "/v1/refunds/{refund_id}/resolve": {"outcome": "failed", "reason": "checked"},
 }
 # A valid query for each read that needs one.
 ACTION_QUERIES: dict[str, dict[str, str]] = {
@@ -72,8 +74,14 @@ async def platform(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
     """Merchant A's objects by the path parameter that names them: a withdrawal waiting for
-    review (so that every action would still be allowed to A), its customer, a quote, an event."""
+    review (so that every action would still be allowed to A), its customer, a quote, an event,
+    a refund of its deposit."""
     customer = await funded_customer(api, 800_000, "EUR")
+    (deposit,) = (await api.get("/v1/payments", params={"customer_id": customer["id"]})).json()[
+        "data"
+    ]
+    refund = await post_payment(api, f"/v1/payments/{deposit['id']}/refunds", {"amount": 100})
+    assert refund.status_code == 202, refund.text
     withdrawal = await post_payment(
         api,
         "/v1/withdrawals",
@@ -110,6 +118,7 @@ async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
         "quote_id": quote.json()["id"],
         "event_id": events.json()["data"][0]["id"],
         "bonus_id": bonus.json()["id"],
+        "refund_id": refund.json()["id"],
     }
 
 
@@ -168,11 +177,11 @@ async def test_lists_and_the_event_feed_never_show_another_merchants_objects(
     customer = await funded_customer(api, 5_000, "EUR")
     a_ids = {customer["id"]}
     async for event in all_events(api):
-        a_ids.add(event["data"]["object"]["id"])
+        a_ids.add(object_id(event))
 
     b_payments = (await merchant_b.get("/v1/payments", params={"limit": 100})).json()["data"]
     filtered = await merchant_b.get("/v1/payments", params={"customer_id": customer["id"]})
-    b_event_objects = {e["data"]["object"]["id"] async for e in all_events(merchant_b)}
+    b_event_objects = {object_id(e) async for e in all_events(merchant_b)}
     b_audit = await merchant_b.get("/v1/ops/audit-log", params={"limit": 100})
 
     assert not a_ids & {p["id"] for p in b_payments}
@@ -180,6 +189,12 @@ async def test_lists_and_the_event_feed_never_show_another_merchants_objects(
     assert not a_ids & b_event_objects
     assert b_audit.status_code == 200
     assert not a_ids & {a["target"] for a in b_audit.json()["data"]}
+
+
+def object_id(event: dict[str, Any]) -> str:
+    """The id of the event's object (a wallet transaction's is its transaction_id)."""
+    obj = event["data"]["object"]
+    return str(obj.get("id") or obj["transaction_id"])
 
 
 async def all_events(api: httpx.AsyncClient) -> AsyncIterator[dict[str, Any]]:
@@ -385,6 +400,7 @@ async def test_merchant_sets_its_webhook_and_never_reads_the_secret_back(
         "/v1/merchant", json={"webhook_url": url, "webhook_secret": "whsec_" + "b" * 24}
     )
     bad = await merchant_b.patch("/v1/merchant", json={"webhook_url": "not a url"})
+    control = await merchant_b.patch("/v1/merchant", json={"webhook_url": url + "/\x14"})
     short = await merchant_b.patch("/v1/merchant", json={"webhook_secret": "short"})
     payments_only = await api.patch("/v1/merchant", json={"webhook_url": url})
 
@@ -392,6 +408,30 @@ async def test_merchant_sets_its_webhook_and_never_reads_the_secret_back(
     assert patched.json()["webhook_url"] == url
     assert "webhook_secret" not in patched.json()
     assert (await merchant_b.get("/v1/merchant")).json()["webhook_url"] == url
-    assert bad.status_code == 422 and short.status_code == 422
+    assert bad.status_code == control.status_code == short.status_code == 422
     assert payments_only.status_code == 403
     assert (await api.get("/v1/merchant")).json()["id"] == "mer_dev"
+
+
+async def test_a_webhook_url_needs_a_secret_and_can_be_removed(
+    platform: httpx.AsyncClient, stack: Stack
+) -> None:
+    merchant = (await platform.post("/v1/merchants", json={"name": "Brand D"})).json()
+    key = await platform.post(
+        f"/v1/merchants/{merchant['id']}/api-keys", json={"scopes": ["payments", "ops"]}
+    )
+    async with client(stack, key.json()["secret"]) as d:
+        no_secret = await d.patch("/v1/merchant", json={"webhook_url": "https://d.example.test/h"})
+        both = await d.patch(
+            "/v1/merchant",
+            json={"webhook_url": "https://d.example.test/h", "webhook_secret": "whsec_" + "d" * 20},
+        )
+        url_only_later = await d.patch(
+            "/v1/merchant", json={"webhook_url": "https://d.example.test/other"}
+        )
+        removed = await d.patch("/v1/merchant", json={"webhook_url": None})
+
+    assert no_secret.status_code == 422, no_secret.text
+    assert both.status_code == 200 and both.json()["webhook_url"] == "https://d.example.test/h"
+    assert url_only_later.json()["webhook_url"] == "https://d.example.test/other"  # secret kept
+    assert removed.status_code == 200 and removed.json()["webhook_url"] is None

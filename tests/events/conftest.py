@@ -75,7 +75,7 @@ async def new_merchant(
     merchant_id = f"mer_{uuid.uuid4().hex[:12]}"
     await store.create_merchant(merchant_id, "Test merchant")
     if url is not None or secret is not None:
-        await store.update_merchant_webhook(merchant_id, url, secret)
+        await store.set_merchant_webhook(merchant_id, url, secret)
     return merchant_id
 
 

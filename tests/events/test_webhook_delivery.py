@@ -175,7 +175,7 @@ async def test_unusable_url_is_retried_until_the_merchant_corrects_it(
             return states if states[0]["attempts"] >= 1 else None
 
         [first, second] = await eventually(tried)
-        await store.update_merchant_webhook(merchant_id, endpoint.url, None)
+        await store.set_merchant_webhook(merchant_id, endpoint.url, MERCHANT_SECRET)
         states = await settled(store, merchant_id, 2)
 
     assert (first["status"], second["attempts"]) == ("pending", 0)
