@@ -1,4 +1,7 @@
-"""`python -m bench` (`make bench`): start a stack, run the baselines and the load, report.
+"""`python -m bench` (`make bench`): start a stack, run the baselines, the loads, report.
+
+The payment phases, then the game wallet's (`bench.wallet_phase`): pgbench, the wallet engine
+alone, wallet calls through the API.
 
 Everything it starts (the stack's processes, the load client) is stopped by PID at the end, on
 Ctrl-C too. With --api-url it targets a running stack instead and starts only the load client.
@@ -22,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from bench import report
+from bench import report, wallet_phase, wallet_report
 from bench.baselines import database_baselines, temporal_baseline
 from bench.stack import BenchStack, start_stack
 from paysaga.settings import DEV_MERCHANT_KEY
@@ -111,13 +114,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pollers", type=int, default=8)
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--no-progress", action="store_true")
+    wallet_phase.add_arguments(parser)
     target = parser.add_argument_group("a running stack instead of our own")
     target.add_argument("--api-url")
     target.add_argument("--api-key", default=DEV_MERCHANT_KEY)
     target.add_argument("--temporal-address", help="for the bare workflow baseline")
     target.add_argument("--temporal-namespace", default="default")
     target.add_argument(
-        "--database-url", help="for the database baselines (writes a bench schema and ledger rows)"
+        "--database-url",
+        help="for the database baselines and the wallet phase (writes bench schemas, customers"
+        " of the key's merchant and ledger rows)",
     )
     target.add_argument(
         "--watch", action="append", default=[], metavar="NAME=PID", help="a process to measure"
@@ -128,6 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.customers, args.unloaded, args.saturation = 4, 3, 10
         args.baseline_concurrent, args.baseline_sequential = 10, 3
         args.db_seconds, args.db_accounts = 0.5, 20
+        wallet_phase.quick(args)
     return args
 
 
@@ -224,20 +231,41 @@ def main(argv: list[str] | None = None) -> int:
             if client.wait() != 0:
                 raise RuntimeError(f"the load client exited with status {client.returncode}")
             load = json.loads(load_out.read_text())
+        phases += load["phases"]
+        client_phases = {p["name"]: "load-client" for p in load["phases"]}
+        if database_url:
+            figures["wallet"], wallet_phases = wallet_phase.run_wallet_phase(
+                args,
+                api_url=api_url,
+                database_url=database_url,
+                stack=stack,
+                watch=sampler.watch,
+                log=lambda m: print(m, flush=True),
+            )
+            phases += wallet_phases
+            client_phases |= {
+                p["name"]: wallet_phase.LOAD_CLIENT for p in wallet_phases if "cpu_start" in p
+            }
         sampler.stop()
 
-        phases += load["phases"]
         warmup = min(5.0, 0.2 * args.duration)
         figures["phases"] = phases
         figures["load"] = report.load_figures(load, warmup)
         figures["time_series"] = report.time_series(load["mixed"])
         figures["resources"] = report.resource_figures(sampler.samples, phases)
-        for phase in load["phases"]:  # the client's own clock of its CPU: exact, not sampled
+        for phase in phases:  # the clients' own clock of their CPU: exact, not sampled
+            if phase["name"] not in client_phases:
+                continue
+            client_name = client_phases[phase["name"]]
             cpu = phase["cpu_end"] - phase["cpu_start"]
             per_phase = figures["resources"]["per_phase"][phase["name"]]
-            per_phase["cpu_seconds"]["load-client"] = round(cpu, 3)
-            per_phase["cpu_percent_of_one_core"]["load-client"] = round(
+            per_phase["cpu_seconds"][client_name] = round(cpu, 3)
+            per_phase["cpu_percent_of_one_core"][client_name] = round(
                 100 * cpu / max(per_phase["wall_seconds"], 1e-9), 1
+            )
+        if "wallet" in figures:
+            figures["wallet"]["limits"] = wallet_report.limits(
+                figures["wallet"], figures["resources"]["per_phase"]
             )
         figures["targets"] = report.targets(figures)
         figures["raw"] = {"load": load, "resource_samples": sampler.samples}

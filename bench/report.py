@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import wallet_report
+
 MB = 1024 * 1024
 
 
@@ -174,15 +176,20 @@ def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]
     }
 
 
+def target_row(
+    name: str, target: str, value: float | None, limit: float | None, ok: bool
+) -> dict[str, Any]:
+    """One row of the targets' table: SKIP when there is no figure to judge."""
+    result = "SKIP" if value is None or limit is None else ("PASS" if ok else "MISS")
+    return {"name": name, "target": target, "value": value, "limit": limit, "result": result}
+
+
 def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """The targets of the issue "Proof at scale", each with its value and PASS/MISS."""
+    """The targets of the issues "Proof at scale" and "game wallet", with value and PASS/MISS."""
     rows: list[dict[str, Any]] = []
 
     def add(name: str, target: str, value: float | None, limit: float | None, ok: bool) -> None:
-        result = "SKIP" if value is None or limit is None else ("PASS" if ok else "MISS")
-        rows.append(
-            {"name": name, "target": target, "value": value, "limit": limit, "result": result}
-        )
+        rows.append(target_row(name, target, value, limit, ok))
 
     temporal = figures.get("baselines", {}).get("temporal")
     load = figures.get("load")
@@ -217,6 +224,8 @@ def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
     workers = [v for n, v in peaks.items() if n.startswith("worker")]
     peak = max(workers) if workers else None
     add("worker peak memory (MB)", "< 300", peak, 300.0, peak is not None and peak < 300)
+    if "wallet" in figures:
+        rows += wallet_report.targets(figures["wallet"], target_row)
     return rows
 
 
@@ -273,6 +282,8 @@ def summary_text(figures: dict[str, Any]) -> str:
         lines.append(f"CPU during the mixed load (% of one core): {cpu}")
     if peaks := resources.get("peak_rss_mb"):
         lines.append("peak RSS (MB): " + ", ".join(f"{n} {v}" for n, v in peaks.items()))
+    if wallet := figures.get("wallet"):
+        lines += wallet_report.summary_lines(wallet)
     rows = figures.get("targets", [])
     width = max((len(r["name"]) for r in rows), default=10)
     lines.append("")
@@ -293,7 +304,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     series = figures.get("time_series", {})
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 11))
+    fig, (top, middle, bottom, wallet) = plt.subplots(4, 1, figsize=(10, 15))
     fig.suptitle(f"paysaga bench {figures.get('timestamp', '')}")
     if series.get("seconds"):
         for key in ("sent", "accepted", "terminal"):
@@ -323,6 +334,9 @@ def plot(figures: dict[str, Any], path: Path) -> None:
             bars.append(
                 (r["name"].replace("ledger / raw psycopg, ", "ledger/raw "), r["value"], 0.5)
             )
+        elif r["name"] == "wallet engine calls/s":
+            ratio = wallet_report.ENGINE_RATIO
+            bars.append(("wallet engine / pgbench", ratio * r["value"] / r["limit"], ratio))
     if bars:
         xs = range(len(bars))
         bottom.bar(xs, [b[1] for b in bars], color="tab:blue")
@@ -332,6 +346,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         bottom.set_xticks(list(xs), [b[0] for b in bars])
         bottom.legend()
     bottom.set_title("throughput as a fraction of its baseline")
+    wallet_report.plot_ramp(wallet, figures.get("wallet"))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -38,6 +38,7 @@ class BenchStack:
     group: ProcessGroup
     postgres: Any = None
     worker_metrics: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the services' environment
 
     def pids(self) -> dict[str, int]:
         """Name -> PID of every process we started (PostgreSQL's postmaster included)."""
@@ -107,6 +108,7 @@ def start_stack(
             "PAYSAGA_API_PORT": str(api_port),
             "PAYSAGA_PSP_WEBHOOK_DELAY_SECONDS": str(psp_webhook_delay),
         }
+        stack.env = env
         log("[bench] sandbox PSP, worker(s), API: starting")
         group.start("sandbox-psp", [sys.executable, "-m", "sandbox_psp"], env)
         wait_for_http(f"{settings.psp_url}/healthz")

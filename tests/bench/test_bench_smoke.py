@@ -41,9 +41,25 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(tmp_path: Path
     )
     assert "worker-1" in figures["resources"]["peak_rss_mb"]
     results = {row["name"]: row["result"] for row in figures["targets"]}
-    assert len(results) == 6
+    assert len(results) == 9
     assert set(results.values()) <= {"PASS", "MISS"}
     assert "worker peak memory (MB)" in run.stdout
+    assert "wallet engine calls/s" in run.stdout
+
+    wallet = figures["wallet"]
+    assert wallet["pgbench"]["uniform"]["transfers_per_s"] > 0
+    assert wallet["pgbench"]["hot"]["transfers_per_s"] > 0
+    engine = wallet["engine"]
+    assert engine["calls"] > 0 and set(engine["outcomes"]) == {"accepted"}
+    assert engine["batches"] > 0 and engine["batch_size"]["max"] >= 1
+    assert engine["profile"]["by_area"]
+    steps = wallet["http"]["steps"]
+    assert [step["rate"] for step in steps] == [20.0, 40.0]
+    assert all(step["ok"] == step["sent"] > 0 for step in steps)  # every call answered 200
+    assert wallet["api_profile"]["calls"] > 0 and wallet["api_profile"]["by_area"]
+    assert {"api", "postgres", "wallet-load-client"} <= set(
+        figures["resources"]["per_phase"]["wallet-http-20"]["cpu_seconds"]
+    )
 
     # Every process it started is gone: nothing new is left running under the bench's data dir.
     leftovers = [

@@ -1,0 +1,185 @@
+"""Figures of the wallet phase: its targets (PASS/MISS), what limits each, its lines and its chart.
+
+Targets (the game wallet issue): the engine alone at least 1.0 x pgbench's transfers/s; through
+HTTP at least 1,000 calls/s held with p99 under 20 ms; p99 under 5 ms at 200/s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import profiles
+
+ENGINE_RATIO = 1.0
+HTTP_RATE = 1000.0
+HTTP_P99_MS = 20.0
+REPORT_P99_MS = 5.0
+BUSY_PERCENT = 85.0  # a process this busy (% of one core) is the limit
+MACHINE_BUSY_PERCENT = 170.0  # all processes together, on 2 cores
+
+
+def http_figures(load: dict[str, Any]) -> dict[str, Any]:
+    """The ramp's headline figures: the highest rate held, and latency at the report rate."""
+    steps = load["steps"]
+    held = [s["rate"] for s in steps if s["held"]]
+    report_rate = load["config"]["report_rate"]
+    at_report = next((s for s in steps if s["rate"] == report_rate), None)
+    return {
+        "customers": load["customers"],
+        "hot_share": load["config"]["hot_share"],
+        "connections_max": load["config"]["connections"],
+        "setup_seconds": load["setup_seconds"],
+        "rates": [s["rate"] for s in steps],
+        "highest_rate_held": max(held, default=0.0),
+        "held_means": f"p99 < {HTTP_P99_MS:g} ms, errors < 0.1%, answered >= 95% of the rate",
+        "report_rate": report_rate,
+        "at_report_rate": None
+        if at_report is None
+        else {
+            "p50_ms": at_report["latency_ms"]["p50"],
+            "p99_ms": at_report["latency_ms"]["p99"],
+            "service_p99_ms": at_report["service_ms"]["p99"],
+        },
+        "stopped_at": steps[-1]["rate"] if steps else None,
+        "steps": steps,
+        "time_series": load["time_series"],
+    }
+
+
+def targets(wallet: dict[str, Any] | None, row: Any) -> list[dict[str, Any]]:
+    """The three rows, made by `row(name, goal, value, limit, ok)` (report's row maker)."""
+    wallet = wallet or {}
+    rows = []
+    engine, pgbench = wallet.get("engine"), wallet.get("pgbench")
+    value = engine["calls_per_s"] if engine else None
+    limit = ENGINE_RATIO * pgbench["uniform"]["transfers_per_s"] if pgbench else None
+    ok = value is not None and limit is not None and value >= limit
+    rows.append(row("wallet engine calls/s", f">= {ENGINE_RATIO:g} x pgbench", value, limit, ok))
+    http = wallet.get("http")
+    held = http["highest_rate_held"] if http else None
+    rows.append(
+        row(
+            f"wallet HTTP calls/s, p99 < {HTTP_P99_MS:g} ms",
+            f">= {HTTP_RATE:,.0f}",
+            held,
+            HTTP_RATE,
+            held is not None and held >= HTTP_RATE,
+        )
+    )
+    at = http["at_report_rate"] if http else None
+    p99 = at["p99_ms"] if at else None
+    name = f"wallet HTTP p99 at {http['report_rate']:g}/s (ms)" if http else "wallet HTTP p99 (ms)"
+    rows.append(
+        row(
+            name,
+            f"< {REPORT_P99_MS:g}",
+            p99,
+            REPORT_P99_MS,
+            p99 is not None and p99 < REPORT_P99_MS,
+        )
+    )
+    return rows
+
+
+def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
+    """What limits each wallet figure, in a sentence: who was busy, and where its CPU went."""
+    found = {}
+    engine = wallet.get("engine")
+    if engine and (cpu := per_phase.get("wallet-engine", {}).get("cpu_percent_of_one_core")):
+        sentence = _busiest(cpu, "the engine's (bench) process", "bench (baselines)")
+        if profile := engine.get("profile"):
+            sentence += "; its profile: " + _areas(profile)
+        found["engine"] = sentence
+    http = wallet.get("http")
+    if http and http["steps"]:
+        first_missed = next((s for s in http["steps"] if not s["held"]), http["steps"][-1])
+        name = f"wallet-http-{first_missed['rate']:g}"
+        if cpu := per_phase.get(name, {}).get("cpu_percent_of_one_core"):
+            sentence = f"at {first_missed['rate']:g}/s (first step not held): "
+            sentence += _busiest(cpu, "the API process", "api")
+            if profile := wallet.get("api_profile"):
+                sentence += "; the API's profile: " + _areas(profile)
+            found["http"] = sentence
+    return found
+
+
+def _busiest(cpu: dict[str, float], who: str, name: str) -> str:
+    total = sum(cpu.values())
+    ranked = ", ".join(f"{n} {v:.0f}%" for n, v in sorted(cpu.items(), key=lambda i: -i[1]))
+    own = cpu.get(name, 0.0)
+    if own >= BUSY_PERCENT:
+        verdict = f"{who} is CPU-bound ({own:.0f}% of one core)"
+    elif total >= MACHINE_BUSY_PERCENT:
+        verdict = f"the machine is CPU-bound ({total:.0f}% of 200%)"
+    else:
+        verdict = f"no process is CPU-bound ({who} {own:.0f}%): waits (locks, commits, round trips)"
+    return f"{verdict}; CPU % of one core: {ranked}"
+
+
+def _areas(profile: dict[str, Any], count: int = 5) -> str:
+    shares = ", ".join(f"{a['area']} {100 * a['share']:.0f}%" for a in profile["by_area"][:count])
+    return f"{profile['cpu_us_per_call']} µs of CPU per call (profiled): {shares}"
+
+
+def summary_lines(wallet: dict[str, Any]) -> list[str]:
+    lines = []
+    if pgbench := wallet.get("pgbench"):
+        lines.append(
+            "wallet: pgbench transfers ({} clients): uniform {:,.0f}/s (p99 {:.1f} ms),"
+            " hot account {:,.0f}/s".format(
+                pgbench["uniform"]["clients"],
+                pgbench["uniform"]["transfers_per_s"],
+                pgbench["uniform"]["latency_ms"]["p99"] or 0,
+                pgbench["hot"]["transfers_per_s"],
+            )
+        )
+    if engine := wallet.get("engine"):
+        size = engine["batch_size"]
+        lines.append(
+            f"wallet: engine alone {engine['calls_per_s']:,.0f} calls/s"
+            f" ({engine['concurrency']} sessions, {engine['writers']} writers);"
+            f" batches p50 {size['p50']} / mean {size['mean'] or 0:.1f} / max {size['max']} calls,"
+            f" p50 {engine['batch_ms']['p50'] or 0:.1f} ms; call p99"
+            f" {engine['latency_ms']['p99'] or 0:.1f} ms"
+        )
+        if profile := engine.get("profile"):
+            lines += profiles.summary_lines(profile)
+    if http := wallet.get("http"):
+        at = http["at_report_rate"] or {}
+        lines.append(
+            f"wallet: HTTP held {http['highest_rate_held']:,.0f} calls/s (p99 < {HTTP_P99_MS:g}"
+            f" ms); at {http['report_rate']:g}/s p50 {at.get('p50_ms') or 0:.1f} ms,"
+            f" p99 {at.get('p99_ms') or 0:.1f} ms; ramp {', '.join(f'{r:g}' for r in http['rates'])}"
+        )
+        for step in http["steps"]:
+            latency = step["latency_ms"]
+            lines.append(
+                f"  {step['rate']:6g}/s: answered {step['answered_per_s']:7.1f}/s,"
+                f" p50 {latency['p50'] or 0:7.1f} ms, p99 {latency['p99'] or 0:7.1f} ms,"
+                f" errors {step['errors']}{'' if step['held'] else '  (not held)'}"
+            )
+        if profile := wallet.get("api_profile"):
+            lines.append("wallet: the API under cProfile:")
+            lines += profiles.summary_lines(profile)
+    for figure, sentence in wallet.get("limits", {}).items():
+        lines.append(f"wallet: what limits the {figure} figure: {sentence}")
+    return lines
+
+
+def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
+    """Latency percentiles against the offered rate, with the targets' lines."""
+    http = (wallet or {}).get("http")
+    axes.set_title("game wallet through HTTP: latency by offered rate (open loop)")
+    if not http or not http["steps"]:
+        return
+    rates = [s["rate"] for s in http["steps"]]
+    for key, marker in (("p50", "o"), ("p99", "s")):
+        values = [s["latency_ms"][key] for s in http["steps"]]
+        axes.plot(rates, values, marker=marker, label=f"{key} (scheduled -> answer)")
+    axes.axhline(HTTP_P99_MS, color="tab:red", linestyle="--", label=f"{HTTP_P99_MS:g} ms")
+    axes.axhline(REPORT_P99_MS, color="tab:orange", linestyle=":", label=f"{REPORT_P99_MS:g} ms")
+    axes.axvline(HTTP_RATE, color="tab:gray", linestyle="--", label=f"{HTTP_RATE:,.0f}/s target")
+    axes.set_yscale("log")
+    axes.set_xlabel("offered wallet calls/s")
+    axes.set_ylabel("ms")
+    axes.legend()
