@@ -22,6 +22,7 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payment_sweep import PaymentSweepActivities
@@ -43,13 +44,14 @@ from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from paysaga.webhook_delivery import WebhookDispatcher
-from providers.registry import PROVIDER_NAMES, build_providers
+from providers.registry import PROVIDER_NAMES, build_dispute_providers, build_providers
 from providers.routing import provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from wallet.engine import WalletEngine
 from workflows.bonus import BonusWorkflow
 from workflows.deposit import DepositWorkflow
+from workflows.dispute import DisputeWorkflow
 from workflows.merchant_notification import (
     MerchantNotificationWorkflow,
     MerchantRedeliveryWorkflow,
@@ -78,6 +80,7 @@ WORKFLOWS = [
     SagaNotStartedWorkflow,
     BonusWorkflow,
     RefundWorkflow,
+    DisputeWorkflow,
 ]
 
 
@@ -130,6 +133,7 @@ def activities_for(
         ledger_activities.reverse_by_key,
         payments.record_status,
         RefundActivities(store).record_status,
+        *dispute_activities(ledger_activities, store),
         reconciliation.reconcile_provider,
         merchant.notify,
         merchant.dead_letter,
@@ -144,7 +148,22 @@ def activities_for(
         provider_activities.refund_charge,
         provider_activities.refund,
     ]
+    disputes = build_dispute_providers(settings.psp_url, settings.psp_timeout_seconds, http)
+    dispute_calls = DisputeProviderActivities(disputes)
+    provider_calls += [dispute_calls.answer, dispute_calls.verdict]
     return local, provider_calls
+
+
+def dispute_activities(ledger: LedgerActivities, store: Store) -> list[Callable[..., Any]]:
+    """The Dispute saga's local steps, and the receivable's (deposits repay it, withdrawals
+    refuse a customer in debt)."""
+    disputes = DisputeActivities(store)
+    return [
+        ledger.customer_debt,
+        disputes.record,
+        disputes.open,
+        disputes.record_status,
+    ]
 
 
 async def ensure_schedule(

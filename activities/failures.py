@@ -8,12 +8,14 @@ type as a string literal, so renaming an error is a change in one place.
     ├── PROVIDER_OUTCOME_PENDING  no final outcome yet: poll again later (retried by Temporal)
     ├── PROVIDER_REJECTED         the provider refused the request as invalid: final
     ├── INSUFFICIENT_FUNDS        the ledger refused a hold: the funds are not there
-    └── CUSTOMER_NOT_FOUND        KYC or risk of a customer that does not exist
+    ├── CUSTOMER_NOT_FOUND        KYC or risk of a customer that does not exist
+    └── DISPUTED_PAYMENT_NOT_FOUND / DISPUTE_MISMATCH  a dispute the saga cannot book
 
     Raised by the sagas' update validators and handlers (the API answers 409):
     ├── TOO_LATE_TO_CANCEL        past the point of no return, or already ended
     ├── NOT_IN_REVIEW / REVIEW_TOO_LATE / INVALID_DECISION
-    └── NOT_REQUIRING_INTERVENTION / INVALID_OUTCOME / RESOLVE_FAILED
+    ├── NOT_REQUIRING_INTERVENTION / INVALID_OUTCOME / RESOLVE_FAILED
+    └── DISPUTE_NOT_OPEN / DISPUTE_ANSWER_FAILED / INVALID_DISPUTE_ANSWER
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ PROVIDER_REJECTED = "ProviderRequestRejected"
 # Ledger refusals are typed by the ledger error's class name (activities/ledger.py).
 INSUFFICIENT_FUNDS = InsufficientFunds.__name__
 CUSTOMER_NOT_FOUND = "CustomerNotFound"
+DISPUTED_PAYMENT_NOT_FOUND = "DisputedPaymentNotFound"
+DISPUTE_MISMATCH = "DisputeMismatch"  # the provider's dispute does not fit its deposit
 
 TOO_LATE_TO_CANCEL = "TooLateToCancel"
 NOT_IN_REVIEW = "NotInReview"
@@ -34,3 +38,6 @@ INVALID_DECISION = "InvalidDecision"
 NOT_REQUIRING_INTERVENTION = "NotRequiringIntervention"
 INVALID_OUTCOME = "InvalidOutcome"
 RESOLVE_FAILED = "ResolveFailed"
+DISPUTE_NOT_OPEN = "DisputeNotOpen"  # the dispute no longer takes evidence or an acceptance
+DISPUTE_ANSWER_FAILED = "DisputeAnswerFailed"  # the provider could not be reached: not sent
+INVALID_DISPUTE_ANSWER = "InvalidDisputeAnswer"

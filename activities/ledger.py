@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ledger.errors import LedgerError
-from ledger.models import AccountKind, Hold, HoldStatus, LineSpec, Transaction
+from ledger.models import AccountKind, Hold, HoldStatus, LineSpec, Split, Transaction
 
 if TYPE_CHECKING:  # the engine (psycopg) stays out of workflow modules that import the inputs
     from ledger.engine import Ledger
@@ -28,12 +28,23 @@ T = TypeVar("T")
 
 @dataclass
 class PostTransactionInput:
-    """Post balanced lines (positive credits, negative debits) as one ledger transaction."""
+    """Post balanced lines (positive credits, negative debits) as one ledger transaction; with a
+    `split`, the lines and one amount shared by two accounts (`ledger.models.Split`)."""
 
     idempotency_key: str
     lines: list[LineSpec]
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    split: Split | None = None
+
+
+@dataclass
+class CustomerDebtInput:
+    """A customer's receivable in one currency of a merchant's books."""
+
+    merchant_id: str
+    customer_id: str
+    currency: str
 
 
 @dataclass
@@ -102,11 +113,26 @@ class LedgerActivities:
     @activity.defn(name="ledger.post_transaction")
     async def post_transaction(self, data: PostTransactionInput) -> Transaction:
         """Post a balanced transaction; a replay of the key returns the first one."""
+        split = data.split
+        if split is not None:  # decided under the accounts' locks
+            return await _refusals_final(
+                lambda: self._ledger.post_split(
+                    data.idempotency_key, data.lines, split, data.description, data.metadata
+                )
+            )
         return await _refusals_final(
             lambda: self._ledger.post_transaction(
                 data.idempotency_key, data.lines, data.description, data.metadata
             )
         )
+
+    @activity.defn(name="ledger.customer_debt")
+    async def customer_debt(self, data: CustomerDebtInput) -> int:
+        """What the customer owes the merchant in the currency (its receivable, as a positive)."""
+        balance = await self._ledger.balance(
+            data.merchant_id, data.customer_id, AccountKind.customer_receivable, data.currency
+        )
+        return -balance.posted
 
     @activity.defn(name="ledger.hold_funds")
     async def hold_funds(self, data: HoldFundsInput) -> Hold:

@@ -107,6 +107,9 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     },
     ("get", "/v1/payments/{payment_id}/refunds"): {404: ["cursor_not_found"]},
     ("post", "/v1/refunds/{refund_id}/resolve"): {409: ["refund_not_requiring_intervention"]},
+    ("get", "/v1/disputes"): {404: ["cursor_not_found"]},
+    ("post", "/v1/disputes/{dispute_id}/evidence"): {409: ["dispute_not_open"]},
+    ("post", "/v1/disputes/{dispute_id}/accept"): {409: ["dispute_not_open"]},
     ("post", "/v1/webhooks/providers/{provider}"): {
         404: ["provider_not_found"],
         **_raises(WebhookSignatureInvalid, InvalidEvent),

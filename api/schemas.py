@@ -54,6 +54,11 @@ class Balance(BaseModel):
     posted: int
     held: int
     available: int
+    receivable: int = Field(
+        default=0,
+        description="what the customer owes the merchant (a chargeback the wallet could not"
+        " cover); while above 0 withdrawals fail `customer_in_debt` and deposits repay it first",
+    )
 
 
 class BalanceList(BaseModel):
@@ -376,3 +381,32 @@ class Refund(BaseModel):
 class RefundList(BaseModel):
     data: list[Refund]
     has_more: bool
+
+
+class Dispute(BaseModel):
+    """A chargeback of a deposit; its id is its Temporal workflow id. `receivable`: the part
+    of `amount` the customer's wallet could not cover, booked as the customer's debt."""
+
+    id: str
+    payment_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    fee: int
+    reason: str
+    status: Literal["needs_response", "under_review", "requires_intervention", "won", "lost"]
+    evidence_due_by: datetime
+    receivable: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DisputeList(BaseModel):
+    data: list[Dispute]
+    has_more: bool
+
+
+class DisputeEvidence(StrictBody):
+    """The merchant's evidence against a dispute, forwarded to the provider."""
+
+    text: str = Field(min_length=1, max_length=20_000)

@@ -40,6 +40,8 @@ class FailureCode(StrEnum):
     QUOTE_EXPIRED = "quote_expired"
     CREDIT_FAILED = "credit_failed"
     RESOLVED_BY_OPERATOR = "resolved_by_operator"
+    # The customer owes the merchant (a chargeback's receivable): no withdrawal until repaid.
+    CUSTOMER_IN_DEBT = "customer_in_debt"
     # A step failed in a way the saga had no plan for; everything before it was undone.
     INTERNAL_ERROR = "internal_error"
     # The payment's workflow never started (Temporal down, the client never retried).

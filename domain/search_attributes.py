@@ -14,6 +14,7 @@ CURRENCY = SearchAttributeKey.for_keyword("Currency")
 AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 PROVIDER = SearchAttributeKey.for_keyword("Provider")
 RISK_DECISION = SearchAttributeKey.for_keyword("RiskDecision")
+DISPUTE_STATUS = SearchAttributeKey.for_keyword("DisputeStatus")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     MERCHANT_ID,
@@ -24,6 +25,7 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     AMOUNT_MINOR,
     PROVIDER,
     RISK_DECISION,
+    DISPUTE_STATUS,
 )
 
 

@@ -95,10 +95,75 @@ REFUNDS_BOOKED_AS_STATED = AuditQuery(
     found="refunds (id, status, amount, wallet moved)",
 )
 
+# Money rule 3's debt is never made up: every entry on a customer's receivable belongs to one of
+# that customer's disputes (its withdrawal, or its reinstatement) or deposits (a repayment), or
+# reverses one; and each dispute's withdrawal booked exactly the receivable its row shows. Ledger
+# keys: `<deposit>:dispute:<dispute>:withdraw|reinstate`, `<deposit>:credit`.
+RECEIVABLES_COVERED = AuditQuery(
+    name="receivables covered by disputes and repayments",
+    sql="""
+    WITH entry AS (
+        SELECT e.id, a.merchant_id, a.owner_id, a.currency,
+               COALESCE(o.idempotency_key, t.idempotency_key) AS key
+        FROM ledger_entries e
+        JOIN ledger_accounts a ON a.id = e.account_id
+        JOIN ledger_transactions t ON t.id = e.transaction_id
+        LEFT JOIN ledger_transactions o ON o.id = t.reverses_transaction_id
+        WHERE a.kind = 'customer_receivable'
+    )
+    SELECT 'entry', entry.id::text, entry.owner_id, entry.key FROM entry
+    WHERE NOT EXISTS (
+        SELECT 1 FROM disputes d
+        WHERE d.payment_id = split_part(entry.key, ':', 1) AND d.merchant_id = entry.merchant_id
+          AND d.customer_id = entry.owner_id AND d.currency = entry.currency
+          AND entry.key IN (d.payment_id || ':dispute:' || d.id || ':withdraw',
+                            d.payment_id || ':dispute:' || d.id || ':reinstate'))
+      AND NOT EXISTS (
+        SELECT 1 FROM payments p
+        WHERE p.id = split_part(entry.key, ':', 1) AND entry.key = p.id || ':credit'
+          AND p.kind = 'deposit' AND p.merchant_id = entry.merchant_id
+          AND p.customer_id = entry.owner_id AND p.currency = entry.currency)
+    UNION ALL
+    SELECT 'dispute', d.id, d.customer_id,
+           d.receivable || ' recorded, ' || COALESCE(-SUM(e.amount), 0) || ' booked'
+    FROM disputes d
+    LEFT JOIN ledger_transactions t
+        ON t.idempotency_key = d.payment_id || ':dispute:' || d.id || ':withdraw'
+    LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id IN (
+        SELECT a.id FROM ledger_accounts a
+        WHERE a.merchant_id = d.merchant_id AND a.owner_id = d.customer_id
+          AND a.kind = 'customer_receivable' AND a.currency = d.currency)
+    WHERE d.withdrawn_at IS NOT NULL
+    GROUP BY d.id, d.customer_id, d.receivable
+    HAVING COUNT(t.id) = 0 OR d.receivable <> COALESCE(-SUM(e.amount), 0)
+    ORDER BY 1, 2
+    """,
+    found="receivable entries or disputes (what, id, customer, key or amounts)",
+)
+
+# Each finished dispute moved money as its status says: withdrawn once, and reinstated once if
+# (and only if) it was won.
+DISPUTES_BOOKED_AS_STATED = AuditQuery(
+    name="disputes booked as their status says",
+    sql="""
+    SELECT d.id, d.status, w.id, r.id FROM disputes d
+    LEFT JOIN ledger_transactions w
+        ON w.idempotency_key = d.payment_id || ':dispute:' || d.id || ':withdraw'
+    LEFT JOIN ledger_transactions r
+        ON r.idempotency_key = d.payment_id || ':dispute:' || d.id || ':reinstate'
+    WHERE d.status IN ('won', 'lost')
+      AND (w.id IS NULL OR d.withdrawn_at IS NULL OR (r.id IS NOT NULL) <> (d.status = 'won'))
+    ORDER BY 1
+    """,
+    found="disputes (id, status, withdrawal, reinstatement)",
+)
+
 SERVICE_AUDIT_CHECKS = [
     FX_POSITIONS_MATCH_QUOTES,
     REFUNDS_WITHIN_DEPOSITS,
     REFUNDS_BOOKED_AS_STATED,
+    RECEIVABLES_COVERED,
+    DISPUTES_BOOKED_AS_STATED,
     *WALLET_AUDIT_CHECKS,
 ]
 

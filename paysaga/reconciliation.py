@@ -143,7 +143,8 @@ class ReconciliationBooks:
                 raise WindowMoved(f"{provider}: a window was recorded since {window.since}")
             await _add_provider_nets(conn, provider, provider_nets(lines))
             await _mark_overdue(conn, window, grace)
-            mismatches = await _check_due(conn, provider)
+            unbooked = await _unbooked_disputes(conn, provider, lines)
+            mismatches = await _check_due(conn, provider, unbooked)
             await _insert_run(conn, run_key, provider, len(lines), mismatches, window)
             return len(mismatches)
 
@@ -259,8 +260,29 @@ async def _mark_overdue(conn: Conn, window: SettlementWindow, grace: timedelta) 
     )
 
 
-async def _check_due(conn: Conn, provider: str) -> list[Mismatch]:
-    """Match the payments to be checked; those that ended are done, matched or not."""
+async def _unbooked_disputes(conn: Conn, provider: str, lines: list[SettlementLine]) -> list[str]:
+    """Deposits whose dispute lines name a dispute the ledger has not booked yet: its webhook is
+    on its way, so they are in flight (a later run checks them)."""
+    disputed = {
+        line.operation_id: line.reference for line in lines if line.kind.startswith("dispute")
+    }
+    if not disputed:
+        return []
+    cur = await conn.execute(
+        "SELECT provider_dispute_id FROM disputes WHERE provider = %s"
+        " AND provider_dispute_id = ANY(%s) AND withdrawn_at IS NOT NULL",
+        (provider, sorted(disputed)),
+    )
+    booked = {row[0] for row in await cur.fetchall()}
+    return sorted({ref for dispute, ref in disputed.items() if dispute not in booked})
+
+
+async def _check_due(
+    conn: Conn, provider: str, unbooked: list[str] | None = None
+) -> list[Mismatch]:
+    """Match the payments to be checked; those that ended are done, matched or not. A deposit
+    with a refund or a dispute in flight is in flight."""
+    unbooked = unbooked or []
     cur = await conn.execute(
         "SELECT reference, currency, net FROM reconciliation_provider_nets"
         " WHERE provider = %s AND needs_check",
@@ -275,8 +297,11 @@ async def _check_due(conn: Conn, provider: str) -> list[Mismatch]:
     cur = await conn.execute(
         "SELECT id FROM payments WHERE id = ANY(%(refs)s) AND status <> ALL(%(terminal)s)"
         " UNION SELECT payment_id FROM refunds WHERE payment_id = ANY(%(refs)s)"
-        " AND status IN ('processing', 'requires_intervention')",
-        {"refs": references, "terminal": terminal},
+        " AND status IN ('processing', 'requires_intervention')"
+        " UNION SELECT payment_id FROM disputes WHERE payment_id = ANY(%(refs)s)"
+        " AND status NOT IN ('won', 'lost')"
+        " UNION SELECT reference FROM unnest(%(unbooked)s::text[]) AS u(reference)",
+        {"refs": references, "terminal": terminal, "unbooked": unbooked},
     )
     in_flight = [row[0] for row in await cur.fetchall()]
     await conn.execute(

@@ -421,3 +421,47 @@ class Refund(SQLModel, table=True):
     provider: str
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
+
+
+class Dispute(SQLModel, table=True):
+    """A dispute (chargeback) of a deposit; its Dispute saga (the workflow of the same id) writes
+    it. `customer_part` is what the withdrawal takes from the customer, `receivable` the part of
+    it the wallet could not cover (the customer's debt)."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_dispute_id", name="uq_disputes_provider_dispute"),
+        CheckConstraint("amount > 0"),
+        CheckConstraint("fee >= 0"),
+        CheckConstraint(
+            "status IN ('needs_response', 'under_review', 'requires_intervention', 'won', 'lost')",
+            name="ck_disputes_status",
+        ),
+        CheckConstraint("customer_part >= 0 AND customer_part <= amount"),
+        CheckConstraint("receivable >= 0 AND receivable <= customer_part"),
+        Index("ix_disputes_merchant_created", "merchant_id", "created_at", "id"),
+        Index("ix_disputes_payment", "payment_id"),
+    )
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(foreign_key="merchants.id")
+    payment_id: str = Field(foreign_key="payments.id")
+    customer_id: str = Field(foreign_key="customers.id")
+    provider: str
+    provider_dispute_id: str
+    amount: int = _money()
+    currency: str
+    fee: int = _money(default=0)
+    reason: str
+    status: str
+    evidence_due_by: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    customer_part: int = _money()
+    receivable: int = _money(default=0)
+    provider_sequence: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    withdrawn_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities, PostTransactionInput
     from activities.risk import RiskInput
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
-    from ledger.models import AccountKind, LineSpec
+    from ledger.models import AccountKind, LineSpec, Split
     from providers.base import Outcome, ProviderResult
     from workflows.base import (
         LOCAL_STEP,
@@ -78,30 +78,44 @@ class DepositWorkflow(PaymentSaga):
         # write failed for good): the refund must not leave the credit behind.
         if workflow.patched("reverse-credit-on-failed-resolution"):
             self.compensations.add(functools.partial(self.reverse_posting, credit_key, "credit"))
+        clearing = LineSpec(
+            deposit.merchant_id,
+            provider,
+            AccountKind.provider_clearing,
+            deposit.currency,
+            -deposit.amount,
+        )
+        credit = PostTransactionInput(
+            credit_key,
+            [
+                clearing,
+                LineSpec(
+                    deposit.merchant_id,
+                    deposit.customer_id,
+                    AccountKind.customer_wallet,
+                    deposit.currency,
+                    deposit.amount,
+                ),
+            ],
+            f"deposit {deposit.payment_id}",
+        )
+        if workflow.patched("repay-receivable-first"):
+            # Money rule 3: a customer in debt (a chargeback's receivable) repays it first; the
+            # rest reaches the wallet, in the same ledger transaction.
+            customer = deposit.customer_id
+            credit.lines = [clearing]
+            credit.split = Split(
+                deposit.merchant_id,
+                deposit.currency,
+                deposit.amount,
+                customer,
+                AccountKind.customer_receivable,
+                customer,
+                AccountKind.customer_wallet,
+            )
         try:
             await workflow.execute_local_activity_method(
-                LedgerActivities.post_transaction,
-                PostTransactionInput(
-                    credit_key,
-                    [
-                        LineSpec(
-                            deposit.merchant_id,
-                            provider,
-                            AccountKind.provider_clearing,
-                            deposit.currency,
-                            -deposit.amount,
-                        ),
-                        LineSpec(
-                            deposit.merchant_id,
-                            deposit.customer_id,
-                            AccountKind.customer_wallet,
-                            deposit.currency,
-                            deposit.amount,
-                        ),
-                    ],
-                    f"deposit {deposit.payment_id}",
-                ),
-                **LOCAL_STEP,
+                LedgerActivities.post_transaction, credit, **LOCAL_STEP
             )
         except STEP_FAILED as err:
             # The ledger refused the credit (nothing was posted): give the money back.

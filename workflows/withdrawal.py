@@ -7,7 +7,7 @@ import functools
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import HoldFundsInput, LedgerActivities, PostHoldInput
+    from activities.ledger import CustomerDebtInput, HoldFundsInput, LedgerActivities, PostHoldInput
     from activities.risk import RiskInput
     from domain.payments import FailureCode, PaymentState, PaymentStatus, WithdrawalInput
     from ledger.models import AccountKind, LineSpec
@@ -29,6 +29,16 @@ class WithdrawalWorkflow(PaymentSaga):
         self.releases_hold(f"{wd.payment_id}:hold")
         if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
             return await self.fail(*kyc_failure)
+        if workflow.patched("refuse-customer-in-debt"):
+            debt = await workflow.execute_local_activity_method(
+                LedgerActivities.customer_debt,
+                CustomerDebtInput(wd.merchant_id, wd.customer_id, wd.currency),
+                **LOCAL_STEP,
+            )
+            if debt > 0:
+                return await self.fail(
+                    FailureCode.CUSTOMER_IN_DEBT, f"the customer owes {debt} ({wd.currency})"
+                )
 
         hold = await self.hold_funds(
             HoldFundsInput(

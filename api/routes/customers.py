@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from api.deps import MerchantData, ServicesDep
 from api.schemas import Balance, BalanceList, Customer, CustomerCreate
 from domain.errors import Conflict, NotFound
+from ledger.models import AccountKind, CurrencyBalance
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -41,13 +42,28 @@ async def get_customer(customer_id: str, books: MerchantData) -> Customer:
 
 @router.get("/{customer_id}/balances", response_model=BalanceList)
 async def get_balances(customer_id: str, svc: ServicesDep, books: MerchantData) -> BalanceList:
-    """The customer's wallet balances, one per currency: posted, held and available."""
+    """The customer's wallet balances, one per currency: posted, held and available, and what
+    the customer owes (`receivable`)."""
     if await books.get_customer(customer_id) is None:
         raise NotFound(f"no customer {customer_id}")
-    wallets = await svc.ledger.balances(books.merchant_id, customer_id)
+    wallets = {b.currency: b for b in await svc.ledger.balances(books.merchant_id, customer_id)}
+    # A debt is booked below zero on the receivable account; shown as what is owed.
+    debts = {
+        b.currency: -b.posted
+        for b in await svc.ledger.balances(
+            books.merchant_id, customer_id, AccountKind.customer_receivable
+        )
+    }
+    empty = CurrencyBalance("", 0, 0, 0)
     return BalanceList(
         data=[
-            Balance(currency=b.currency, posted=b.posted, held=b.held, available=b.available)
-            for b in wallets
+            Balance(
+                currency=currency,
+                posted=wallets.get(currency, empty).posted,
+                held=wallets.get(currency, empty).held,
+                available=wallets.get(currency, empty).available,
+                receivable=debts.get(currency, 0),
+            )
+            for currency in sorted(wallets.keys() | debts.keys())
         ]
     )

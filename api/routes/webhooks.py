@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ServicesDep
+from api.routes.disputes import deliver_dispute_event
 from domain.errors import NotFound, ServiceUnavailable
 from domain.payments import ProviderEventSignal
-from providers.webhooks import SIGNATURE_HEADER, parse_event, verify
+from providers.webhooks import SIGNATURE_HEADER, ProviderDisputeEvent, parse_any_event, verify
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -32,9 +33,13 @@ async def receive_provider_event(
         now=int(time.time()),
         tolerance_seconds=svc.settings.webhook_tolerance_seconds,
     )
-    event = parse_event(body)
+    event = parse_any_event(body)
     if await svc.store.webhook_seen(provider, event.id):
         return {"received": True, "duplicate": True}
+    if isinstance(event, ProviderDisputeEvent):  # a chargeback: to the dispute's own saga
+        await deliver_dispute_event(svc, provider, event)
+        await svc.store.record_webhook(provider, event.id, event.reference, event.type)
+        return {"received": True, "duplicate": False}
     signal = ProviderEventSignal(
         event_id=event.id,
         provider=provider,

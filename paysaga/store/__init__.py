@@ -8,6 +8,7 @@ from __future__ import annotations
 from paysaga.store.api_keys import ApiKeyRow, ApiKeys
 from paysaga.store.customers import CustomerRow, Customers
 from paysaga.store.deliveries import Deliveries
+from paysaga.store.disputes import DisputeRow, Disputes, dispute_object
 from paysaga.store.events import EventRow, Events
 from paysaga.store.idempotency import IdempotencyKeys, IdempotencyRow
 from paysaga.store.merchant_store import DeadDeliveryRow, MerchantStore
@@ -22,6 +23,7 @@ __all__ = [
     "ApiKeyRow",
     "CustomerRow",
     "DeadDeliveryRow",
+    "DisputeRow",
     "EventRow",
     "IdempotencyRow",
     "MerchantRow",
@@ -31,6 +33,7 @@ __all__ = [
     "QuoteRow",
     "RefundRow",
     "Store",
+    "dispute_object",
     "payment_object",
     "refund_object",
 ]
@@ -42,6 +45,7 @@ class Store(
     Payments,
     Quotes,
     Refunds,
+    Disputes,
     IdempotencyKeys,
     ProviderWebhooks,
     ApiKeys,

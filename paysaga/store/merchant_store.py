@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from paysaga.store.customers import CustomerRow
+from paysaga.store.disputes import DisputeRow
 from paysaga.store.events import EventRow
 from paysaga.store.idempotency import IdempotencyRow
 from paysaga.store.merchants import MerchantRow
@@ -210,6 +211,37 @@ class MerchantStore:
             self.merchant_id, payment_id, limit, starting_after
         )
         return result
+
+    # ------------------------------------------------------------------ disputes
+
+    async def get_dispute(self, dispute_id: str) -> DisputeRow | None:
+        return await self._tables._one(
+            DisputeRow,
+            "SELECT * FROM disputes WHERE id = %s AND merchant_id = %s",
+            (dispute_id, self.merchant_id),
+        )
+
+    async def list_disputes(
+        self, *, payment_id: str | None, status: str | None, limit: int, after: str | None
+    ) -> tuple[list[DisputeRow], bool]:
+        """Newest first; the cursor is the id of the last dispute of the previous page."""
+        rows = await self._tables._all(
+            DisputeRow,
+            "SELECT * FROM disputes WHERE merchant_id = %(merchant_id)s"
+            " AND (%(payment_id)s::text IS NULL OR payment_id = %(payment_id)s)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(after)s::text IS NULL OR (created_at, id) < (SELECT created_at, id"
+            "  FROM disputes WHERE id = %(after)s AND merchant_id = %(merchant_id)s))"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            {
+                "merchant_id": self.merchant_id,
+                "payment_id": payment_id,
+                "status": status,
+                "after": after,
+                "limit": limit + 1,
+            },
+        )
+        return rows[:limit], len(rows) > limit
 
     # ------------------------------------------------------------------ FX quotes
 

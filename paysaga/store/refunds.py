@@ -75,16 +75,14 @@ def refund_object(row: RefundRow) -> dict[str, Any]:
 
 
 async def refund_blocked_by_dispute(conn: AsyncConnection[Any], payment_id: str) -> bool:
-    """Whether a dispute of the deposit forbids refunding it (one open, or lost).
-
-    HOOK for the disputes (issue 15, item 4): no `disputes` table exists yet. Once migration 0011
-    adds it, this becomes one query in the caller's transaction, e.g. `SELECT EXISTS (SELECT 1
-    FROM disputes WHERE payment_id = %s AND status <> 'won')`. Until then the sandbox PSP refuses
-    such a refund itself (422 `charge_disputed`): the saga voids the hold and fails the refund
-    `provider_rejected`, so no money moves either way.
-    """
-    del conn, payment_id
-    return False
+    """Whether a dispute of the deposit forbids refunding it (one open, or lost): its money is
+    already on its way back to the cardholder (the sandbox PSP refuses such a refund too)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM disputes WHERE payment_id = %s AND status <> 'won')",
+        (payment_id,),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 class Refunds(Tables):

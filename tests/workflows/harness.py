@@ -59,7 +59,7 @@ from providers.base import (
     SettlementLine,
 )
 from providers.routing import provider_task_queue
-from worker import WORKFLOWS, risk_activities
+from worker import WORKFLOWS, dispute_activities, risk_activities
 
 PROVIDERS = ["fake-cards", "fake-bank"]
 HOUSE = "house"
@@ -356,6 +356,7 @@ class SagaHarness:
             ledger.release_hold,
             ledger.reverse_by_key,
             payments.record_status,
+            *dispute_activities(ledger, self.store),
         ]
         calls: list[Callable[..., Awaitable[Any]]] = [
             provider.charge,
