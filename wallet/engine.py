@@ -78,6 +78,11 @@ class _Pending:
     future: asyncio.Future[Decision] = field(repr=False)
 
 
+def _retrieved(future: asyncio.Future[Decision]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class WalletEngine:
     """The wallet's writers over `database_url`; `start()` before use, `stop()` after."""
 
@@ -127,6 +132,7 @@ class WalletEngine:
         if not self._tasks:
             raise RuntimeError("the wallet engine is not started")
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)  # a caller that gave up leaves no unread error
         writer = hash((call.merchant_id, call.customer_id)) % len(self._queues)
         self._queues[writer].put_nowait(_Pending(call, future))
         # Shielded: a caller that gives up (a client's timeout) leaves its call to commit.

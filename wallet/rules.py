@@ -136,11 +136,9 @@ def bet(state: WalletState, call: Bet) -> Decision:
     purse_key = (call.merchant_id, call.customer_id, call.currency)
     purse = state.purses.get(purse_key)
     tombstone = state.tombstones.get(key)
-    if tombstone is not None:
-        refusal = _refuse_bet(state, call, BetRolledBack, "the bet was rolled back before it came")
-        assert refusal.bet is not None
-        refusal.bet[1].rollback_transaction_id = tombstone.rollback_transaction_id
-        return refusal
+    if tombstone is not None:  # its later rollbacks answer the tombstone's rollback
+        detail = "the bet was rolled back before it came"
+        return _refuse_bet(state, call, BetRolledBack, detail, tombstone.rollback_transaction_id)
     if customer_of(call) in state.blocked:
         return _refuse_bet(state, call, CustomerBlocked, f"customer {call.customer_id} is blocked")
     if purse is None:
@@ -170,7 +168,13 @@ def bet(state: WalletState, call: Bet) -> Decision:
     return decision
 
 
-def _refuse_bet(state: WalletState, call: Bet, refusal: type[WalletError], detail: str) -> Decision:
+def _refuse_bet(
+    state: WalletState,
+    call: Bet,
+    refusal: type[WalletError],
+    detail: str,
+    rolled_back_by: str | None = None,
+) -> Decision:
     """A refused bet, recorded with its refusal: it took nothing, and cannot win."""
     purse_key = (call.merchant_id, call.customer_id, call.currency)
     decision = _refuse(state, call, refusal, detail, purse_key, call.currency)
@@ -183,6 +187,7 @@ def _refuse_bet(state: WalletState, call: Bet, refusal: type[WalletError], detai
         cash_part=0,
         bonus_part=0,
         status=BetStatus.refused,
+        rollback_transaction_id=rolled_back_by,
     )
     decision.bet = (transaction_key(call), record)
     return decision
