@@ -32,6 +32,16 @@ from bench.wallet_calls import (
 from wallet.engine import WalletEngine
 from wallet.models import Bet, Call, Decision, Rollback, Win
 
+STAGES: list[profiles.Stage] = [
+    ("read (lock, load the state)", "wallet/storage.py", "read_state"),
+    ("decide (wallet.rules)", "wallet/engine.py", "_decide"),
+    ("gather the writes", "wallet/engine.py", "_gather"),
+    ("write (send the statements)", "wallet/storage.py", "send_writes"),
+    ("psycopg array dumping", "psycopg/types/array.py", "dump"),
+    ("the bench's sessions", "bench/wallet_engine.py", "session"),
+]
+"""Where a batch's CPU goes, by entry point (see `bench.profiles`)."""
+
 CALL_TYPES: dict[str, type[Bet] | type[Win] | type[Rollback]] = {
     "bet": Bet,
     "win": Win,
@@ -118,6 +128,7 @@ async def engine_phase(
     engine = MeasuredEngine(database_url, writers=WALLET_WRITERS)
     async with engine:
         await _drive(engine, mix, merchant_id, min(1.0, seconds), concurrency)  # connect, warm
+        alone = await _drive(engine, mix, merchant_id, min(1.0, seconds), 1)  # one at a time
         engine.batch_sizes.clear()
         engine.batch_ms.clear()
         retries, splits = engine.stats.retries, engine.stats.splits
@@ -130,6 +141,7 @@ async def engine_phase(
                 "batches": len(engine.batch_sizes),
                 "batch_size": percentiles(engine.batch_sizes),
                 "batch_ms": percentiles(engine.batch_ms),
+                "unloaded_latency_ms": alone["latency_ms"],
                 "retries": engine.stats.retries - retries,
                 "splits": engine.stats.splits - splits,
             }
@@ -140,6 +152,8 @@ async def engine_phase(
             profiler.enable()
             profiled = await _drive(engine, mix, merchant_id, profile_seconds, concurrency)
             profiler.disable()
-            figures["profile"] = profiles.summarize(pstats.Stats(profiler), calls=profiled["calls"])
+            figures["profile"] = profiles.summarize(
+                pstats.Stats(profiler), calls=profiled["calls"], stages=STAGES
+            )
             figures["profile"]["calls_per_s_profiled"] = profiled["calls_per_s"]
     return figures

@@ -180,6 +180,19 @@ def _per_second(records: list[CallRecord], offset: float, rate: float) -> list[d
     ]
 
 
+async def one_at_a_time(poster: JsonPoster, mix: WalletMix, calls: int) -> dict[str, Any]:
+    """Latency of calls sent one after another: the floor under any load."""
+    latencies_ms = []
+    for _ in range(calls):
+        kind, body = mix.next_call()
+        started = time.monotonic()
+        answer = await poster.post(PATHS[kind], body)
+        latencies_ms.append(1000 * (time.monotonic() - started))
+        if answer.status == 200:
+            mix.accepted(kind, body)
+    return percentiles(latencies_ms)
+
+
 async def setup(args: argparse.Namespace) -> tuple[str, list[str], str]:
     """The key's merchant, its bench customers and hot customer, funded in the ledger."""
     headers = {"Authorization": f"Bearer {args.api_key}"}
@@ -226,6 +239,7 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.warmup_seconds > 0:
             await ramp.step("wallet-warmup", args.warmup_rate, args.warmup_seconds)
+        unloaded = await one_at_a_time(poster, mix, args.unloaded_calls)
         if args.profile_pid:  # bench.profiled_api: profile the steps, not the setup
             os.kill(args.profile_pid, signal.SIGUSR1)
         for rate in args.rates:
@@ -251,6 +265,7 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
         "hot_customer": hot,
         "setup_seconds": setup_seconds,
         "connections_opened": poster.opened,
+        "unloaded_latency_ms": unloaded,
         "phases": ramp.phases,
         "steps": steps,
         "time_series": ramp.series,
@@ -275,6 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--warmup-rate", type=float, default=100.0)
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument("--unloaded-calls", type=int, default=100, help="sent one at a time")
     parser.add_argument("--stop-p99-ms", type=float, default=50.0)
     parser.add_argument(
         "--report-rate", type=float, default=200.0, help="a rate run even past --stop-p99-ms"

@@ -28,6 +28,16 @@ from paysaga.devstack.stack import free_port, wait_for_http
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATES = "100,200,400,600,800,1000,1200,1500"
 LOAD_CLIENT = "wallet-load-client"
+API_STAGES: list[profiles.Stage] = [
+    ("route matching", "fastapi/routing.py", "matches"),
+    ("dependencies and body validation", "fastapi/dependencies/utils.py", "solve_dependencies"),
+    ("sync dependencies via the thread pool", "starlette/concurrency.py", "run_in_threadpool"),
+    ("the answer (pydantic, JSONResponse)", "api/routes/wallet.py", "_answer"),
+    ("wallet engine writers", "wallet/engine.py", "_writer"),
+    ("psycopg array dumping", "psycopg/types/array.py", "dump"),
+    ("logging", "logging/__init__.py", "_log"),
+]
+"""Where a wallet call's CPU goes in the API, by entry point (see `bench.profiles`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--wallet-step-seconds", type=float, default=8.0)
     group.add_argument("--wallet-hot-share", type=float, default=0.1)
     group.add_argument("--wallet-report-rate", type=float, default=200.0)
+    group.add_argument("--wallet-unloaded-calls", type=int, default=100, help="one at a time")
     group.add_argument(
         "--wallet-stop-p99-ms", type=float, default=50.0, help="the ramp ends past this p99"
     )
@@ -52,6 +63,7 @@ def quick(args: argparse.Namespace) -> None:
     """Tiny parameters: every step runs, in a few seconds."""
     args.wallet_seconds, args.wallet_customers, args.wallet_concurrency = 1.0, 20, 16
     args.wallet_rates, args.wallet_step_seconds, args.wallet_report_rate = "20,40", 1.0, 20.0
+    args.wallet_unloaded_calls = 10
     args.wallet_stop_p99_ms = 1e12  # every step, however slow a busy machine makes them
     args.wallet_profile_seconds, args.wallet_profile_rate = 1.0, 20.0
 
@@ -98,6 +110,7 @@ def run_wallet_phase(
             *("--rates", args.wallet_rates, "--step-seconds", str(args.wallet_step_seconds)),
             *("--report-rate", str(args.wallet_report_rate)),
             *("--stop-p99-ms", str(args.wallet_stop_p99_ms)),
+            *("--unloaded-calls", str(args.wallet_unloaded_calls)),
             *(["--no-progress"] if args.no_progress else []),
         ],
         watch,
@@ -165,6 +178,7 @@ def profile_api(
                 [
                     *("--customers", "100", "--rates", str(rate), "--step-seconds", str(seconds)),
                     *("--warmup-seconds", "1", "--report-rate", "0", "--stop-p99-ms", "1e12"),
+                    *("--unloaded-calls", "0"),
                     *("--profile-pid", str(process.pid), "--no-progress"),
                 ],
                 lambda _name, _pid: None,
@@ -173,7 +187,9 @@ def profile_api(
         finally:
             stack.group.stop("api-profiled")  # after SIGUSR2: the stats are written
         step = load["steps"][0]
-        profile = profiles.summarize(pstats.Stats(str(out)), calls=step["answered"])
+        profile = profiles.summarize(
+            pstats.Stats(str(out)), calls=step["answered"], stages=API_STAGES
+        )
     profile.update(
         {
             "rate": rate,

@@ -31,6 +31,7 @@ def http_figures(load: dict[str, Any]) -> dict[str, Any]:
         "setup_seconds": load["setup_seconds"],
         "rates": [s["rate"] for s in steps],
         "highest_rate_held": max(held, default=0.0),
+        "unloaded_latency_ms": load["unloaded_latency_ms"],
         "held_means": f"p99 < {HTTP_P99_MS:g} ms, errors < 0.1%, answered >= 95% of the rate",
         "report_rate": report_rate,
         "at_report_rate": None
@@ -87,20 +88,58 @@ def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
     engine = wallet.get("engine")
     if engine and (cpu := per_phase.get("wallet-engine", {}).get("cpu_percent_of_one_core")):
         sentence = _busiest(cpu, "the engine's (bench) process", "bench (baselines)")
+        sentence += (
+            f"; batches of {engine['batch_size']['mean'] or 0:.0f} calls (mean) take p50"
+            f" {engine['batch_ms']['p50'] or 0:.1f} ms"
+        )
         if profile := engine.get("profile"):
-            sentence += "; its profile: " + _areas(profile)
+            sentence += f"; its profile: {_profile_text(profile)}"
         found["engine"] = sentence
     http = wallet.get("http")
     if http and http["steps"]:
-        first_missed = next((s for s in http["steps"] if not s["held"]), http["steps"][-1])
-        name = f"wallet-http-{first_missed['rate']:g}"
-        if cpu := per_phase.get(name, {}).get("cpu_percent_of_one_core"):
-            sentence = f"at {first_missed['rate']:g}/s (first step not held): "
-            sentence += _busiest(cpu, "the API process", "api")
+        last = http["steps"][-1]
+        phase = per_phase.get(f"wallet-http-{last['rate']:g}", {})
+        if cpu := phase.get("cpu_percent_of_one_core"):
+            sentence = (
+                f"at {last['rate']:g}/s (the ramp's last step, {last['answered_per_s']:.0f}/s"
+                f" answered): {_busiest(cpu, 'the API process', 'api')};"
+                f" {_cpu_per_call(phase, last)} ms of API CPU per call"
+            )
             if profile := wallet.get("api_profile"):
-                sentence += "; the API's profile: " + _areas(profile)
+                sentence += f"; the API's profile: {_profile_text(profile)}"
             found["http"] = sentence
+        found["latency"] = _latency_limit(wallet, per_phase)
     return found
+
+
+def _latency_limit(wallet: dict[str, Any], per_phase: dict[str, Any]) -> str:
+    http, engine = wallet["http"], wallet.get("engine")
+    alone = http["unloaded_latency_ms"]
+    sentence = (
+        f"one call at a time takes p50 {alone['p50'] or 0:.1f} ms, p99 {alone['p99'] or 0:.1f}"
+        " ms through HTTP"
+    )
+    if engine:
+        engine_alone = engine["unloaded_latency_ms"]
+        sentence += (
+            f" (the engine alone: p50 {engine_alone['p50'] or 0:.1f} ms, a batch of one: two"
+            " round trips and a commit)"
+        )
+    rate = http["report_rate"]
+    step = next((s for s in http["steps"] if s["rate"] == rate), None)
+    phase = per_phase.get(f"wallet-http-{rate:g}", {})
+    if step and (cpu := phase.get("cpu_percent_of_one_core")):
+        sentence += (
+            f"; at {rate:g}/s the API is {cpu.get('api', 0.0):.0f}% busy"
+            f" ({_cpu_per_call(phase, step)} ms of CPU per call), postgres"
+            f" {cpu.get('postgres', 0.0):.0f}%"
+        )
+    return sentence
+
+
+def _cpu_per_call(phase: dict[str, Any], step: dict[str, Any]) -> str:
+    seconds = phase.get("cpu_seconds", {}).get("api", 0.0)
+    return f"{1000 * seconds / max(step['answered'], 1):.1f}"
 
 
 def _busiest(cpu: dict[str, float], who: str, name: str) -> str:
@@ -116,9 +155,11 @@ def _busiest(cpu: dict[str, float], who: str, name: str) -> str:
     return f"{verdict}; CPU % of one core: {ranked}"
 
 
-def _areas(profile: dict[str, Any], count: int = 5) -> str:
-    shares = ", ".join(f"{a['area']} {100 * a['share']:.0f}%" for a in profile["by_area"][:count])
-    return f"{profile['cpu_us_per_call']} µs of CPU per call (profiled): {shares}"
+def _profile_text(profile: dict[str, Any]) -> str:
+    text = f"{profile['cpu_us_per_call']} µs of CPU per call (profiled), {profiles.area_text(profile, 5)}"
+    if profile.get("stages"):
+        text += f"; by stage: {profiles.stage_text(profile)}"
+    return text
 
 
 def summary_lines(wallet: dict[str, Any]) -> list[str]:
@@ -151,6 +192,10 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
             f" ms); at {http['report_rate']:g}/s p50 {at.get('p50_ms') or 0:.1f} ms,"
             f" p99 {at.get('p99_ms') or 0:.1f} ms; ramp {', '.join(f'{r:g}' for r in http['rates'])}"
         )
+        alone = http["unloaded_latency_ms"]
+        lines.append(
+            f"  one call at a time: p50 {alone['p50'] or 0:.1f} ms, p99 {alone['p99'] or 0:.1f} ms"
+        )
         for step in http["steps"]:
             latency = step["latency_ms"]
             lines.append(
@@ -168,6 +213,8 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
 
 def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     """Latency percentiles against the offered rate, with the targets' lines."""
+    from matplotlib.ticker import FuncFormatter
+
     http = (wallet or {}).get("http")
     axes.set_title("game wallet through HTTP: latency by offered rate (open loop)")
     if not http or not http["steps"]:
@@ -180,6 +227,21 @@ def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     axes.axhline(REPORT_P99_MS, color="tab:orange", linestyle=":", label=f"{REPORT_P99_MS:g} ms")
     axes.axvline(HTTP_RATE, color="tab:gray", linestyle="--", label=f"{HTTP_RATE:,.0f}/s target")
     axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     axes.set_xlabel("offered wallet calls/s")
     axes.set_ylabel("ms")
-    axes.legend()
+    axes.legend(loc="upper left")
+    answered = axes.twinx()
+    answered.plot(
+        rates,
+        [s["answered_per_s"] for s in http["steps"]],
+        color="tab:green",
+        linestyle="-.",
+        marker="x",
+        label="answered/s",
+    )
+    answered.set_ylim(bottom=0)
+    answered.set_ylabel("answered calls/s")
+    answered.legend(loc="lower right")
