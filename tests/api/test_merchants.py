@@ -6,6 +6,7 @@ merchant A; a route added later without an id below fails the sweep until it is 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ ACTION_BODIES: dict[str, dict[str, Any]] = {
         "expires_in_seconds": 3600,
     },
     "/v1/bonuses/{bonus_id}/forfeit": {"reason": "checked"},
+    "/v1/disputes/{dispute_id}/evidence": {"text": "receipt"},
     "/v1/customers/{customer_id}/block": {"reason": "checked"},
     "/v1/customers/{customer_id}/unblock": {"reason": "checked"},
     "/v1/payments/{payment_id}/refunds": {"amount": 100, "reason": "checked"},
@@ -72,7 +74,7 @@ async def platform(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield p
 
 
-async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
+async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
     """Merchant A's objects by the path parameter that names them: a withdrawal waiting for
     review (so that every action would still be allowed to A), its customer, a quote, an event,
     a refund of its deposit."""
@@ -112,6 +114,7 @@ async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
         {"amount": 100, "currency": "EUR", "wagering_multiplier": 1, "expires_in_seconds": 3600},
     )
     assert bonus.status_code == 201, bonus.text
+    dispute_id = await open_dispute_of_a(api, stack)
     return {
         "customer_id": customer["id"],
         "payment_id": withdrawal.json()["id"],
@@ -119,7 +122,27 @@ async def objects_of_a(api: httpx.AsyncClient) -> dict[str, str]:
         "event_id": events.json()["data"][0]["id"],
         "bonus_id": bonus.json()["id"],
         "refund_id": refund.json()["id"],
+        "dispute_id": dispute_id,
     }
+
+
+async def open_dispute_of_a(api: httpx.AsyncClient, stack: Stack) -> str:
+    """A dispute of a deposit of merchant A, open (it still takes A's evidence)."""
+    customer = await funded_customer(api, 1_000, "EUR")
+    listed = await api.get("/v1/payments", params={"customer_id": customer["id"]})
+    (deposit,) = listed.json()["data"]
+    async with httpx.AsyncClient(base_url=stack.psp.url) as psp:
+        planted = await psp.post(
+            f"/{deposit['provider']}/_sandbox/disputes",
+            json={"reference": deposit["id"], "amount": 500, "outcome": "lost"},
+        )
+    assert planted.status_code == 201, planted.text
+    for _ in range(600):
+        found = (await api.get("/v1/disputes", params={"payment_id": deposit["id"]})).json()
+        if found["data"]:
+            return str(found["data"][0]["id"])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no dispute of {deposit['id']}")
 
 
 def same_shape(theirs: httpx.Response, missing: httpx.Response, their_id: str, fake: str) -> None:
@@ -132,7 +155,7 @@ def same_shape(theirs: httpx.Response, missing: httpx.Response, their_id: str, f
 async def test_every_route_answers_404_for_another_merchants_object(
     stack: Stack, api: httpx.AsyncClient, ops_api: httpx.AsyncClient, merchant_b: httpx.AsyncClient
 ) -> None:
-    ids = await objects_of_a(ops_api)
+    ids = await objects_of_a(ops_api, stack)
     paths = (await api.get("/openapi.json")).json()["paths"]
     swept = []
     for template, operations in paths.items():
@@ -277,7 +300,9 @@ async def test_objects_of_another_merchant_cannot_be_used_in_a_payment(
     assert transfer_to_a_customer.status_code == 404
     assert transfer_to_a_customer.json()["code"] == "customer_not_found"
     balances = (await api.get(f"/v1/customers/{a_customer['id']}/balances")).json()["data"]
-    assert balances == [{"currency": "EUR", "posted": 50_000, "held": 0, "available": 50_000}]
+    assert balances == [
+        {"currency": "EUR", "posted": 50_000, "held": 0, "available": 50_000, "receivable": 0}
+    ]
 
 
 async def test_idempotency_keys_and_external_ids_are_each_merchants_own(
