@@ -193,6 +193,108 @@ async def _transfer_quote_expired_in_review(saga: SagaHarness) -> Payment:
     return payment
 
 
+# -- the refund saga's paths (tests/workflows/test_refund.py tells each) ----------------------
+
+
+async def refund(saga: SagaHarness, funds: int = AMOUNT, token: str = "pm_ok") -> Payment:
+    """A refund of AMOUNT from a customer's wallet funded with `funds`."""
+    return await saga.refund(await saga.customer(funds=funds), token=token)
+
+
+async def refund_settled(saga: SagaHarness, refund_: Payment, outcome: Outcome) -> None:
+    """The provider decides the refund (its books name the deposit)."""
+    row = await saga.store.get_refund(refund_.id)
+    assert row is not None
+    saga.books.settle(row.payment_id, outcome)
+
+
+@path("refund_succeeded")
+async def _refund_succeeded(saga: SagaHarness) -> Payment:
+    return await refund(saga)
+
+
+@path("refund_insufficient_funds")
+async def _refund_insufficient_funds(saga: SagaHarness) -> Payment:
+    return await refund(saga, funds=AMOUNT - 1)
+
+
+@path("refund_provider_declined")
+async def _refund_provider_declined(saga: SagaHarness) -> Payment:
+    return await refund(saga, token="pm_decline")
+
+
+@path("refund_provider_rejected")
+async def _refund_provider_rejected(saga: SagaHarness) -> Payment:
+    return await refund(saga, token="pm_reject")
+
+
+@path("refund_internal_error")
+async def _refund_internal_error(saga: SagaHarness) -> Payment:
+    saga.faults.fail("ledger.hold_funds", after_effect=True)
+    return await refund(saga)
+
+
+@path("refund_provider_timeout")
+async def _refund_provider_timeout(saga: SagaHarness) -> Payment:
+    saga.faults.hang("provider.refund", times=2)
+    return await refund(saga)
+
+
+@path("refund_late_answer")
+async def _refund_late_answer(saga: SagaHarness) -> Payment:
+    payment = await refund(saga, token="pm_pending")
+    await saga.wait_status(payment, "processing")
+    await asyncio.sleep(1.5)  # a few polls
+    await refund_settled(saga, payment, Outcome.succeeded)
+    return payment
+
+
+@path("refund_posting_failed")
+async def _refund_posting_failed(saga: SagaHarness) -> Payment:
+    saga.faults.fail("ledger.post_hold", after_effect=True, times=1)
+    payment = await refund(saga)
+    await saga.wait_status(payment, "requires_intervention")
+    await payment.handle.execute_update("resolve", ResolveDecision("succeeded", "refunded at PSP"))
+    return payment
+
+
+async def refund_cancel(saga: SagaHarness, source: str, step: str) -> Payment:
+    """A cancel while `step` is in flight: before the provider call (the hold) or after it."""
+    saga.faults.block(step)
+    payment = await refund(saga)
+    await saga.faults.entered(step)
+    await saga.cancel(payment, source)
+    if step != "ledger.hold_funds":
+        if source == "temporal":
+            await saga.cancel_ignored(payment)
+        saga.faults.release(step)
+    return payment
+
+
+async def refund_intervention(saga: SagaHarness, outcome: str) -> Payment:
+    """Polling fails for good past the point of no return; an operator resolves it."""
+    saga.faults.fail("provider.final_status")
+    payment = await refund(saga, token="pm_pending")
+    await saga.wait_status(payment, "requires_intervention")
+    settled = Outcome.succeeded if outcome == "succeeded" else Outcome.declined
+    await refund_settled(saga, payment, settled)
+    await payment.handle.execute_update("resolve", ResolveDecision(outcome, "checked at the PSP"))
+    return payment
+
+
+for source_ in ("api", "temporal"):
+    path(f"refund_cancel_before_{source_}")(
+        lambda saga, s=source_: refund_cancel(saga, s, "ledger.hold_funds")  # type: ignore[misc]
+    )
+    path(f"refund_cancel_after_{source_}")(
+        lambda saga, s=source_: refund_cancel(saga, s, "provider.refund")  # type: ignore[misc]
+    )
+for outcome_ in ("succeeded", "failed"):
+    path(f"refund_intervention_{outcome_}")(
+        lambda saga, o=outcome_: refund_intervention(saga, o)  # type: ignore[misc]
+    )
+
+
 # -- the bonus workflow's paths ----------------------------------------------------------------
 
 BonusPath = Callable[[BonusHarness], Awaitable[WorkflowHandle[Any, str]]]

@@ -36,6 +36,7 @@ from activities import failures
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.providers import ProviderActivities
+from activities.refunds import RefundActivities
 from domain import search_attributes
 from domain.merchants import DEV_MERCHANT_ID
 from domain.payments import (
@@ -46,6 +47,7 @@ from domain.payments import (
     TransferInput,
     WithdrawalInput,
 )
+from domain.refunds import REFUND_ID_PREFIX, RefundInput, refund_key_prefix, saga_status
 from ledger.engine import Ledger
 from ledger.models import AccountKind, Hold, LineSpec
 from paysaga.devstack.stack import installed_binary
@@ -115,6 +117,8 @@ class ProviderBooks:
     """What the providers did, keyed by (provider, idempotency key): each key takes money once."""
 
     operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
+    # How the refunds of a charge go, by the charge's idempotency key: a token as for charges.
+    refund_tokens: dict[str, str] = field(default_factory=dict)
 
     def total(self, kind: str, reference: str) -> int:
         """The money moved by succeeded operations of a kind for a payment, all providers."""
@@ -191,8 +195,12 @@ class FakeProvider:
         amount: int,
         currency: str,
     ) -> ProviderResult:
-        operation = Operation("refund", reference, amount, currency, Outcome.succeeded)
-        return self._take(idempotency_key, operation, "pm_ok")
+        token = self._books.refund_tokens.get(charge_idempotency_key, "pm_ok")
+        outcome = {"pm_decline": Outcome.declined, "pm_pending": Outcome.pending}.get(
+            token, Outcome.succeeded
+        )
+        operation = Operation("refund", reference, amount, currency, outcome)
+        return self._take(idempotency_key, operation, token)
 
     async def status(self, idempotency_key: str) -> ProviderResult:
         seen = self._books.operations.get((self._name, idempotency_key))
@@ -357,12 +365,14 @@ class SagaHarness:
             ledger.reverse_by_key,
             payments.record_status,
             *dispute_activities(ledger, self.store),
+            RefundActivities(self.store).record_status,
         ]
         calls: list[Callable[..., Awaitable[Any]]] = [
             provider.charge,
             provider.payout,
             provider.final_status,
             provider.refund_charge,
+            provider.refund,
         ]
         return (
             [with_faults(each, self.faults) for each in local],
@@ -533,26 +543,95 @@ class SagaHarness:
             "Transfer", "transfer", payment_id, customer_id, amount, "EUR", data
         )
 
+    async def refund(
+        self,
+        customer_id: str,
+        *,
+        amount: int = AMOUNT,
+        deposit_amount: int | None = None,
+        token: str = "pm_ok",
+        timings: SagaTimings = TIMINGS,
+    ) -> Payment:
+        """A refund of a succeeded deposit (its row only: the wallet was funded by `customer`),
+        as the API starts it: reserved on the deposit, then its saga. `token` picks how the
+        provider answers the refund (as for charges)."""
+        deposit_id = f"dep_{uuid.uuid4().hex[:16]}"
+        await self.store.insert_payment(
+            self.merchant_id,
+            deposit_id,
+            "deposit",
+            customer_id,
+            deposit_amount or amount,
+            "EUR",
+            PROVIDERS[0],
+            {},
+        )
+        await self.store.update_payment(deposit_id, "succeeded", provider=PROVIDERS[0])
+        self.books.refund_tokens[f"{deposit_id}:charge"] = token
+        refund_id = f"{REFUND_ID_PREFIX}{uuid.uuid4().hex[:16]}"
+        await self.store.create_refund(self.merchant_id, refund_id, deposit_id, amount, "test")
+        data = RefundInput(
+            refund_id,
+            deposit_id,
+            self.merchant_id,
+            customer_id,
+            amount,
+            "EUR",
+            PROVIDERS[0],
+            f"{deposit_id}:charge",
+            timings,
+        )
+        handle: WorkflowHandle[Any, PaymentState] = await self.client.start_workflow(
+            "Refund",
+            data,
+            id=refund_id,
+            task_queue=self.task_queue,
+            result_type=PaymentState,
+            task_timeout=TASK_TIMEOUT,
+        )
+        self.started.append(handle)
+        return Payment(refund_id, customer_id, "EUR", handle)
+
+    async def refund_hold(self, refund: Payment) -> Hold | None:
+        """The refund's hold on the wallet, found by its key."""
+        row = await self.store.get_refund(refund.id)
+        assert row is not None
+        return await self.ledger.find_hold_by_key(
+            f"{refund_key_prefix(row.payment_id, row.id)}:hold"
+        )
+
+    async def _status_row(self, payment: Payment) -> tuple[str, str | None, str, str]:
+        """The row's status and failure code, the same in the saga's terms, and the reference
+        the provider's books use (a refund's is its deposit)."""
+        if payment.id.startswith(REFUND_ID_PREFIX):
+            refund = await self.store.get_refund(payment.id)
+            assert refund is not None
+            as_saga = saga_status(refund.status, refund.failure_code)
+            return refund.status, refund.failure_code, as_saga[0], refund.payment_id
+        row = await self.store.get_payment(payment.id)
+        assert row is not None
+        return row.status, row.failure_code, row.status, row.id
+
     # -- what users see, and what they do --
 
     async def seen(self, payment: Payment) -> Seen:
         """The payment as its user sees it; the saga's `state` query must agree with the row."""
-        row = await self.store.get_payment(payment.id)
-        assert row is not None
+        status, failure_code, saga_row_status, reference = await self._status_row(payment)
         description = await payment.handle.describe()
         state = await payment.handle.query("state", result_type=PaymentState)
-        assert (state.status.value, state.failure_code) == (row.status, row.failure_code)
+        expected_code = None if saga_row_status == "canceled" else failure_code
+        assert (state.status.value, state.failure_code) == (saga_row_status, expected_code)
         wallet = await self.ledger.balance(
             self.merchant_id, payment.customer_id, AccountKind.customer_wallet, payment.currency
         )
         return Seen(
-            row.status,
-            row.failure_code,
+            status,
+            failure_code,
             wallet.posted,
             wallet.held,
-            self.books.total("charge", payment.id),
-            self.books.total("refund", payment.id),
-            self.books.total("payout", payment.id),
+            self.books.total("charge", reference),
+            self.books.total("refund", reference),
+            self.books.total("payout", reference),
             description.status or WorkflowExecutionStatus.RUNNING,
         )
 
