@@ -22,10 +22,13 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from domain.bonuses import BonusEnd, ForfeitRequest
+from domain.disputes import DisputeAnswer, DisputeView
 from domain.payments import ResolveDecision, ReviewDecision
+from ledger.models import AccountKind, LineSpec
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
-from providers.base import Outcome
+from providers.base import DisputeStatus, Outcome
 from tests.workflows.bonus_harness import BonusHarness
+from tests.workflows.dispute_harness import DisputeHarness
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
@@ -295,6 +298,114 @@ for outcome_ in ("succeeded", "failed"):
     )
 
 
+# -- receivables: a customer in debt (a chargeback the wallet could not cover) ----------------
+
+
+async def indebted_customer(saga: SagaHarness, funds: int, debt: int) -> str:
+    customer = await saga.customer(funds=funds)
+    await saga.ledger.post_transaction(
+        f"{customer}:chargeback",
+        [
+            LineSpec(saga.merchant_id, "seed-provider", AccountKind.provider_clearing, "EUR", debt),
+            LineSpec(saga.merchant_id, customer, AccountKind.customer_receivable, "EUR", -debt),
+        ],
+    )
+    return customer
+
+
+@path("withdrawal_customer_in_debt")
+async def _withdrawal_customer_in_debt(saga: SagaHarness) -> Payment:
+    return await saga.withdrawal(await indebted_customer(saga, AMOUNT, 1))
+
+
+@path("deposit_repays_receivable")
+async def _deposit_repays_receivable(saga: SagaHarness) -> Payment:
+    return await saga.deposit(await indebted_customer(saga, 0, AMOUNT // 2))
+
+
+# -- the dispute saga's paths (tests/workflows/test_dispute.py tells each) --------------------
+
+DisputePath = Callable[[DisputeHarness], Awaitable[WorkflowHandle[Any, str]]]
+DISPUTE_PATHS: dict[str, DisputePath] = {}
+
+
+def dispute_path(name: str) -> Callable[[DisputePath], DisputePath]:
+    def register(run: DisputePath) -> DisputePath:
+        DISPUTE_PATHS[name] = run
+        return run
+
+    return register
+
+
+async def respond(handle: WorkflowHandle[Any, str], action: str) -> None:
+    await handle.execute_update(
+        "respond", DisputeAnswer(action, "receipt"), result_type=DisputeView
+    )
+
+
+@dispute_path("dispute_won")
+async def _dispute_won(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    dispute = await saga.open_dispute(await saga.funded_deposit(AMOUNT, funds=AMOUNT // 2), AMOUNT)
+    await saga.wait_dispute(dispute, "needs_response")
+    await respond(dispute.handle, "evidence")
+    await saga.decide(dispute)
+    return dispute.handle
+
+
+@dispute_path("dispute_lost_with_evidence")
+async def _dispute_lost(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    deposit = await saga.funded_deposit(AMOUNT)
+    dispute = await saga.open_dispute(deposit, AMOUNT, fee=100, planted=DisputeStatus.lost)
+    await saga.wait_dispute(dispute, "needs_response")
+    await respond(dispute.handle, "evidence")
+    await saga.decide(dispute)
+    return dispute.handle
+
+
+@dispute_path("dispute_accepted")
+async def _dispute_accepted(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    dispute = await saga.open_dispute(await saga.funded_deposit(AMOUNT), AMOUNT // 2, fee=100)
+    await saga.wait_dispute(dispute, "needs_response")
+    await respond(dispute.handle, "accept")
+    return dispute.handle
+
+
+@dispute_path("dispute_due_date")
+async def _dispute_due_date(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    return (await saga.open_dispute(await saga.funded_deposit(AMOUNT), AMOUNT)).handle
+
+
+@dispute_path("dispute_verdict_first")
+async def _dispute_verdict_first(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    deposit = await saga.funded_deposit(AMOUNT)
+    return (await saga.open_dispute(deposit, AMOUNT, first="dispute.won")).handle
+
+
+@dispute_path("dispute_verdict_polled")
+async def _dispute_verdict_polled(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    """Evidence in; the verdict's webhook never comes: the saga asks the provider."""
+    dispute = await saga.open_dispute(await saga.funded_deposit(AMOUNT), AMOUNT)
+    await saga.wait_dispute(dispute, "needs_response")
+    await respond(dispute.handle, "evidence")
+    saga.disputes.close(dispute.state.dispute_id, DisputeStatus.won)
+    return dispute.handle
+
+
+@dispute_path("dispute_intervention_retried")
+async def _dispute_intervention_retried(saga: DisputeHarness) -> WorkflowHandle[Any, str]:
+    saga.faults.fail("ledger.post_transaction", after_effect=True, times=1, when=_of_a_dispute)
+    dispute = await saga.open_dispute(await saga.funded_deposit(AMOUNT), AMOUNT)
+    await saga.wait_dispute(dispute, "requires_intervention")
+    await dispute.handle.signal("retry")
+    await saga.wait_dispute(dispute, "needs_response")
+    await respond(dispute.handle, "accept")
+    return dispute.handle
+
+
+def _of_a_dispute(data: Any) -> bool:
+    return ":dispute:" in data.idempotency_key
+
+
 # -- the bonus workflow's paths ----------------------------------------------------------------
 
 BonusPath = Callable[[BonusHarness], Awaitable[WorkflowHandle[Any, str]]]
@@ -354,6 +465,15 @@ async def capture(selected: list[str]) -> None:
                         _write(name, history.to_json())
                         print(f"{name}: {outcome} ({len(history.events)} events)")
                         continue
+                    if name in DISPUTE_PATHS:
+                        disputes = DisputeHarness(env, pool, f"histories-{uuid.uuid4()}")
+                        async with disputes.workers():
+                            handle = await DISPUTE_PATHS[name](disputes)
+                            outcome = await handle.result()
+                            history = await handle.fetch_history()
+                        _write(name, history.to_json())
+                        print(f"{name}: {outcome} ({len(history.events)} events)")
+                        continue
                     saga = SagaHarness(env, pool, f"histories-{uuid.uuid4()}")
                     async with saga.workers():
                         payment = await PATHS[name](saga)
@@ -377,7 +497,7 @@ def _write(name: str, history_json: str) -> None:
 
 def main() -> None:
     wanted = sys.argv[1:]
-    names = [*PATHS, *BONUS_PATHS]
+    names = [*PATHS, *BONUS_PATHS, *DISPUTE_PATHS]
     selected = [name for name in names if not wanted or any(w in name for w in wanted)]
     asyncio.run(capture(selected))
 

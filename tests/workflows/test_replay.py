@@ -24,7 +24,7 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_record_a_history_of_every_saga() -> None:
     sagas = {path.stem.split("_")[0] for path in HISTORIES}
-    assert sagas == {"deposit", "withdrawal", "transfer", "bonus", "refund"}
+    assert sagas == {"deposit", "withdrawal", "transfer", "bonus", "refund", "dispute"}
     assert len(HISTORIES) >= 50
 
 
