@@ -53,11 +53,18 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         "workflow running, payment final",
         "workflow closed, payment not final",
         "workflow canceled, payment not canceled",
+        "refund not terminal",
+        "refund disagrees with the provider",
+        "refunded twice or beyond the deposit",
+        "refund moved the wallet other than once",
+        "refund workflow disagrees with refund",
     ):
         line = next(line for line in out.splitlines() if line.strip().startswith(check))
         assert line.split()[-1] == "0", line
     cancels = next(line for line in out.splitlines() if line.startswith("operator cancels:"))
     assert "'api " in cancels and "'temporal " in cancels, cancels  # both kinds were sent
+    refunds = next(line for line in out.splitlines() if line.startswith("refunds:"))
+    assert "'succeeded'" in refunds, refunds  # the load refunded deposits
     assert "rejected by the provider: 0" not in cancels, cancels
     assert "chaos: PASS" in out
     root = out.split("(logs in ")[1].split("/logs)")[0]
