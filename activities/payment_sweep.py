@@ -1,4 +1,5 @@
-"""The orphan sweep activity: payments whose saga never started end `failed` (`saga_not_started`).
+"""The orphan sweep activity: payments (and refunds) whose saga never started end `failed`
+(`saga_not_started`).
 
 Nothing was sent to a provider for such a payment, so nothing is undone: the row is failed with
 reason "the payment's workflow never started". Before that, the sweep takes the payment's workflow
@@ -20,11 +21,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.payments import count_finished_payment
 from domain import search_attributes as sa
 from domain.payments import FailureCode, MerchantEvent, PaymentStatus
+from domain.refunds import SEARCH_KIND as REFUND_KIND
+from domain.refunds import RefundStatus, refund_key_prefix
 from paysaga.payment_sweep import SweepBooks
-from paysaga.store import PaymentRow, Store
+from paysaga.store import PaymentRow, RefundRow, Store
 
 SAGA_NOT_STARTED = FailureCode.SAGA_NOT_STARTED.value  # nothing was ever sent to a provider
 NOT_STARTED_REASON = "the payment's workflow never started"
+REFUND_NOT_STARTED_REASON = "the refund's workflow never started"
 # Workflow names, as registered by their modules (workflows/payment_sweep.py, the notification).
 SAGA_NOT_STARTED_WORKFLOW = "SagaNotStarted"
 MERCHANT_NOTIFICATION_WORKFLOW = "MerchantNotification"
@@ -48,6 +52,32 @@ class SagaNotStartedInput:
     reason: str = NOT_STARTED_REASON
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A payment or refund whose saga may never have started: what its workflow id shows."""
+
+    id: str
+    merchant_id: str
+    kind: str
+    customer_id: str
+    currency: str
+    amount: int
+    key_prefix: str  # what its ledger keys start with
+
+    @classmethod
+    def of_payment(cls, row: PaymentRow) -> Orphan:
+        return cls(
+            row.id, row.merchant_id, row.kind, row.customer_id, row.currency, row.amount, row.id
+        )
+
+    @classmethod
+    def of_refund(cls, row: RefundRow) -> Orphan:
+        prefix = refund_key_prefix(row.payment_id, row.id)
+        return cls(
+            row.id, row.merchant_id, REFUND_KIND, row.customer_id, row.currency, row.amount, prefix
+        )
+
+
 class PaymentSweepActivities:
     def __init__(self, store: Store, books: SweepBooks, merchant_webhooks: bool) -> None:
         self._store = store
@@ -56,21 +86,36 @@ class PaymentSweepActivities:
 
     @activity.defn(name="payment_sweep.fail_orphans")
     async def fail_orphans(self, sweep: FailOrphansInput) -> FailOrphansResult:
-        """Fail every payment past the grace period whose saga never started; idempotent."""
+        """Fail every payment and refund past the grace period whose saga never started;
+        idempotent."""
         result = FailOrphansResult()
         after = ""
         while True:
             rows = await self._books.untouched_processing_payments(sweep.grace_seconds, after, PAGE)
             for row in rows:
-                if await self._take_workflow_id(row) and await self._fail(row):
+                if await self._take_workflow_id(Orphan.of_payment(row)) and await self._fail(row):
                     result.failed.append(row.id)
             result.checked += len(rows)
             activity.heartbeat(result.checked)
             if len(rows) < PAGE:
-                return result
+                break
             after = rows[-1].id
+        after = ""
+        while True:
+            refunds = await self._books.untouched_processing_refunds(
+                sweep.grace_seconds, after, PAGE
+            )
+            for refund in refunds:
+                orphan = Orphan.of_refund(refund)
+                if await self._take_workflow_id(orphan) and await self._fail_refund(refund):
+                    result.failed.append(refund.id)
+            result.checked += len(refunds)
+            activity.heartbeat(result.checked)
+            if len(refunds) < PAGE:
+                return result
+            after = refunds[-1].id
 
-    async def _take_workflow_id(self, payment: PaymentRow) -> bool:
+    async def _take_workflow_id(self, payment: Orphan) -> bool:
         """True when no saga ever ran for the payment and the sweep now holds its workflow id."""
         client = activity.client()
         try:
@@ -80,7 +125,7 @@ class PaymentSweepActivities:
                 raise
         else:  # its saga runs or ran, or an earlier attempt of this sweep took the id
             return description.workflow_type == SAGA_NOT_STARTED_WORKFLOW
-        if await self._books.ledger_names(payment.id):
+        if await self._books.ledger_names(payment.key_prefix):
             activity.logger.warning(
                 "payment %s has no workflow but has ledger records: left for an operator",
                 payment.id,
@@ -108,6 +153,20 @@ class PaymentSweepActivities:
             )
         except WorkflowAlreadyStartedError:
             return False  # a client's retry started its saga just now: the saga owns it
+        return True
+
+    async def _fail_refund(self, refund: RefundRow) -> bool:
+        """Fail the refund as its saga would (its amount refundable again, event refund.failed);
+        False if done before."""
+        row = await self._store.update_refund(
+            refund.id,
+            RefundStatus.FAILED.value,
+            SAGA_NOT_STARTED,
+            REFUND_NOT_STARTED_REASON,
+        )
+        if row is None:
+            return False  # already terminal: an earlier attempt of this sweep failed it
+        activity.logger.info("refund %s is failed (%s)", row.id, SAGA_NOT_STARTED)
         return True
 
     async def _fail(self, payment: PaymentRow) -> bool:

@@ -158,3 +158,58 @@ async def test_worker_schedules_the_sweep_every_minute(
         assert time.monotonic() < deadline, "the sweep did not finish"
         await asyncio.sleep(0.2)
     assert status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_sweep_fails_refunds_whose_saga_never_started(
+    db_pool: AsyncConnectionPool, temporal_client: Client, task_queue: str
+) -> None:
+    """An orphaned refund ends failed and gives its amount back to its deposit; a refund whose
+    saga runs (its row untouched while it waits for its provider) is left alone."""
+    store = Store(db_pool)
+    customer_id = f"cus_sweep_{uuid.uuid4().hex[:12]}"
+    await store.create_customer(
+        DEV_MERCHANT_ID, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+    )
+    deposit = await payment(store, customer_id, "refunded", age=timedelta(minutes=20))
+    await store.update_payment(deposit.id, "succeeded", provider="sandbox-cards")
+    refunds = []
+    for name in ("orphan", "running"):
+        refund_id = f"ref_{name}_{uuid.uuid4().hex[:12]}"
+        await store.create_refund(DEV_MERCHANT_ID, refund_id, deposit.id, 1_000, None)
+        refunds.append(refund_id)
+    async with db_pool.connection() as conn:
+        await conn.execute(
+            "UPDATE refunds SET created_at = created_at - interval '10 minutes',"
+            " updated_at = updated_at - interval '10 minutes' WHERE id = ANY(%s)",
+            (refunds,),
+        )
+    orphan, running = refunds
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, StandInSaga],
+        activities=[sweep.fail_orphans],
+    ):
+        saga = await temporal_client.start_workflow(
+            StandInSaga.run, id=running, task_queue=task_queue
+        )
+        await temporal_client.execute_workflow(
+            PaymentSweepWorkflow.run,
+            PaymentSweepInput(grace_seconds=300),
+            id=f"sweep-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        await saga.terminate()
+
+    swept, left = await store.get_refund(orphan), await store.get_refund(running)
+    assert swept is not None and left is not None
+    assert (swept.status, swept.failure_code) == ("failed", "saga_not_started")
+    assert left.status == "processing"
+    async with db_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT refunded_amount FROM payments WHERE id = %s", (deposit.id,)
+        )
+        assert await cur.fetchone() == (1_000,)  # only the running refund's part stays reserved
+    taken = await temporal_client.get_workflow_handle(orphan).describe()
+    assert taken.workflow_type == "SagaNotStarted"
