@@ -62,7 +62,11 @@ class ResourceSampler(threading.Thread):
             figures = _usage(pid, tree)
             if figures is not None:
                 procs[name] = figures
-        self.samples.append({"t": time.time(), "procs": procs})
+        machine = psutil.cpu_times()  # every process's, ours and the other users' of the box
+        busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        self.samples.append(
+            {"t": time.time(), "procs": procs, "machine_cpu": busy, "machine_steal": machine.steal}
+        )
 
     def stop(self) -> None:
         self._halt.set()
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": {
                 "cpus": os.cpu_count(),
+                "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
                 "platform": platform.platform(),
                 "python": platform.python_version(),
             },
@@ -264,10 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                 100 * cpu / max(per_phase["wall_seconds"], 1e-9), 1
             )
         if "wallet" in figures:
-            figures["wallet"]["limits"] = wallet_report.limits(
-                figures["wallet"], figures["resources"]["per_phase"]
-            )
+            wallet_report.annotate(figures["wallet"], figures["resources"]["per_phase"])
         figures["targets"] = report.targets(figures)
+        figures["host"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         figures["raw"] = {"load": load, "resource_samples": sampler.samples}
 
         stamp = time.strftime("%Y%m%d-%H%M%S")

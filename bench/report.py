@@ -139,11 +139,24 @@ def time_series(mixed: list[dict[str, Any]], window: float = 5.0) -> dict[str, A
 
 
 def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]) -> dict[str, Any]:
-    """CPU seconds per process over the whole run and per phase; peak RSS per process."""
+    """CPU seconds per process over the whole run and per phase (and the whole machine's, every
+    process on it, in % of one core); peak RSS per process."""
+
+    def nearest(t: float) -> dict[str, Any]:
+        sample: dict[str, Any] = min(samples, key=lambda s: abs(s["t"] - t))
+        return sample
 
     def at(t: float) -> dict[str, Any]:
-        procs: dict[str, Any] = min(samples, key=lambda s: abs(s["t"] - t))["procs"]
+        procs: dict[str, Any] = nearest(t)["procs"]
         return procs
+
+    def machine_percent(t0: float, t1: float, key: str = "machine_cpu") -> float | None:
+        """All processes' CPU (ours and anyone else's), % of one core: what the box was doing;
+        with `machine_steal`, the time the hypervisor gave our virtual CPUs to someone else."""
+        before, after = nearest(t0).get(key), nearest(t1).get(key)
+        if before is None or after is None or t1 <= t0:
+            return None
+        return round(100 * (float(after) - float(before)) / (t1 - t0), 1)
 
     def cpu_between(t0: float, t1: float) -> dict[str, float]:
         before, after = at(t0), at(t1)
@@ -167,6 +180,8 @@ def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]
             "wall_seconds": round(wall, 3),
             "cpu_seconds": cpu,
             "cpu_percent_of_one_core": {n: round(100 * c / wall, 1) for n, c in cpu.items()},
+            "machine_cpu_percent": machine_percent(phase["start"], phase["end"]),
+            "machine_steal_percent": machine_percent(phase["start"], phase["end"], "machine_steal"),
         }
     return {
         "sample_interval_s": 0.5,

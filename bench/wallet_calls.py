@@ -55,7 +55,10 @@ class WalletMix:
         rng = self._rng
         self.sent += 1
         transaction_id = f"{self.run_id}-{self.sent}"
-        kind = rng.choices(list(MIX), list(MIX.values()))[0]
+        draw = rng.random()
+        kind = (
+            "bet" if draw < MIX["bet"] else "win" if draw < MIX["bet"] + MIX["win"] else "rollback"
+        )
         if kind == "bet" or not self.open_bets:
             customer = self._customer()
             return "bet", {

@@ -285,7 +285,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--hot-share", type=float, default=0.1, help="of the bets")
     parser.add_argument(
-        "--rates", type=_rates, default=_rates("100,200,400,600,800,1000,1200,1500")
+        "--rates", type=_rates, default=_rates("100,200,300,400,500,600,800,1000,1200,1500")
     )
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--warmup-rate", type=float, default=100.0)

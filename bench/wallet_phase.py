@@ -26,7 +26,7 @@ from bench.wallet_engine import engine_phase
 from paysaga.devstack.stack import free_port, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RATES = "100,200,400,600,800,1000,1200,1500"
+DEFAULT_RATES = "100,200,300,400,500,600,800,1000,1200,1500"
 LOAD_CLIENT = "wallet-load-client"
 API_STAGES: list[profiles.Stage] = [
     ("route matching", "fastapi/routing.py", "matches"),

@@ -82,12 +82,23 @@ def targets(wallet: dict[str, Any] | None, row: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def annotate(wallet: dict[str, Any], per_phase: dict[str, Any]) -> None:
+    """Give each HTTP step its CPU figures, and the wallet what limits each of its figures."""
+    for step in wallet.get("http", {}).get("steps", []):
+        phase = per_phase.get(f"wallet-http-{step['rate']:g}", {})
+        step["cpu_percent_of_one_core"] = phase.get("cpu_percent_of_one_core", {})
+        step["machine_cpu_percent"] = phase.get("machine_cpu_percent")
+        step["api_cpu_ms_per_call"] = float(_cpu_per_call(phase, step))
+    wallet["limits"] = limits(wallet, per_phase)
+
+
 def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
     """What limits each wallet figure, in a sentence: who was busy, and where its CPU went."""
     found = {}
     engine = wallet.get("engine")
-    if engine and (cpu := per_phase.get("wallet-engine", {}).get("cpu_percent_of_one_core")):
-        sentence = _busiest(cpu, "the engine's (bench) process", "bench (baselines)")
+    engine_phase = per_phase.get("wallet-engine", {})
+    if engine and engine_phase.get("cpu_percent_of_one_core"):
+        sentence = _busiest(engine_phase, "the engine's (bench) process", "bench (baselines)")
         sentence += (
             f"; batches of {engine['batch_size']['mean'] or 0:.0f} calls (mean) take p50"
             f" {engine['batch_ms']['p50'] or 0:.1f} ms"
@@ -99,10 +110,10 @@ def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
     if http and http["steps"]:
         last = http["steps"][-1]
         phase = per_phase.get(f"wallet-http-{last['rate']:g}", {})
-        if cpu := phase.get("cpu_percent_of_one_core"):
+        if phase.get("cpu_percent_of_one_core"):
             sentence = (
                 f"at {last['rate']:g}/s (the ramp's last step, {last['answered_per_s']:.0f}/s"
-                f" answered): {_busiest(cpu, 'the API process', 'api')};"
+                f" answered): {_busiest(phase, 'the API process', 'api')};"
                 f" {_cpu_per_call(phase, last)} ms of API CPU per call"
             )
             if profile := wallet.get("api_profile"):
@@ -142,17 +153,24 @@ def _cpu_per_call(phase: dict[str, Any], step: dict[str, Any]) -> str:
     return f"{1000 * seconds / max(step['answered'], 1):.1f}"
 
 
-def _busiest(cpu: dict[str, float], who: str, name: str) -> str:
-    total = sum(cpu.values())
+def _busiest(phase: dict[str, Any], who: str, name: str) -> str:
+    """Which process (or the whole box) was the limit during a phase, with the CPU figures."""
+    cpu: dict[str, float] = phase["cpu_percent_of_one_core"]
+    ours = sum(cpu.values())
+    machine = phase.get("machine_cpu_percent") or ours
+    others = max(0.0, machine - ours)
     ranked = ", ".join(f"{n} {v:.0f}%" for n, v in sorted(cpu.items(), key=lambda i: -i[1]))
     own = cpu.get(name, 0.0)
     if own >= BUSY_PERCENT:
         verdict = f"{who} is CPU-bound ({own:.0f}% of one core)"
-    elif total >= MACHINE_BUSY_PERCENT:
-        verdict = f"the machine is CPU-bound ({total:.0f}% of 200%)"
+    elif machine >= MACHINE_BUSY_PERCENT:
+        verdict = f"the machine is CPU-bound ({machine:.0f}% of 200%, {others:.0f}% not ours)"
     else:
         verdict = f"no process is CPU-bound ({who} {own:.0f}%): waits (locks, commits, round trips)"
-    return f"{verdict}; CPU % of one core: {ranked}"
+    steal = phase.get("machine_steal_percent")
+    extra = f"; other processes on the box {others:.0f}%" if others >= 10 else ""
+    extra += f"; hypervisor steal {steal:.0f}%" if steal and steal >= 5 else ""
+    return f"{verdict}; CPU % of one core: {ranked}{extra}"
 
 
 def _profile_text(profile: dict[str, Any]) -> str:
@@ -201,7 +219,9 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {step['rate']:6g}/s: answered {step['answered_per_s']:7.1f}/s,"
                 f" p50 {latency['p50'] or 0:7.1f} ms, p99 {latency['p99'] or 0:7.1f} ms,"
-                f" errors {step['errors']}{'' if step['held'] else '  (not held)'}"
+                f" errors {step['errors']}, API CPU {step.get('api_cpu_ms_per_call', 0):.1f} ms"
+                f" per call, box {step.get('machine_cpu_percent') or 0:.0f}% of 200%"
+                f"{'' if step['held'] else '  (not held)'}"
             )
         if profile := wallet.get("api_profile"):
             lines.append("wallet: the API under cProfile:")
