@@ -58,6 +58,10 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         "refunded twice or beyond the deposit",
         "refund moved the wallet other than once",
         "refund workflow disagrees with refund",
+        "dispute not final",
+        "dispute disagrees with the provider",
+        "dispute booked other than once",
+        "dispute workflow disagrees with dispute",
     ):
         line = next(line for line in out.splitlines() if line.strip().startswith(check))
         assert line.split()[-1] == "0", line
@@ -65,6 +69,8 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
     assert "'api " in cancels and "'temporal " in cancels, cancels  # both kinds were sent
     refunds = next(line for line in out.splitlines() if line.startswith("refunds:"))
     assert "'succeeded'" in refunds, refunds  # the load refunded deposits
+    disputes = next(line for line in out.splitlines() if line.startswith("disputes:"))
+    assert "'lost'" in disputes or "'won'" in disputes, disputes  # the load disputed deposits
     assert "rejected by the provider: 0" not in cancels, cancels
     assert "chaos: PASS" in out
     root = out.split("(logs in ")[1].split("/logs)")[0]

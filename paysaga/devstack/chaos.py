@@ -13,7 +13,8 @@ each Temporal workflow agrees with its payment, that rejected payments failed `p
 that nothing was charged, paid or credited twice or kept after a cancel (the sandbox's books
 against the ledger's), that no hold dangles, and that the ledger audit is clean. Succeeded
 deposits are refunded meanwhile, in full, in parts or beyond what is left, and their refunds
-checked too (`chaos_refunds`). Exit status 0 only if so.
+checked too (`chaos_refunds`); others are disputed at the provider, answered or left to their
+due date, and their disputes checked (`chaos_disputes`). Exit status 0 only if so.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from paysaga.audit import audit_books
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack.chaos_disputes import DisputeLoad, check_disputes
 from paysaga.devstack.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
 from paysaga.devstack.stack import (
     ProcessGroup,
@@ -183,6 +185,7 @@ class Load:
     pending_forever: set[str] = field(default_factory=set)  # the provider never settles them
     canceled_by: dict[str, str] = field(default_factory=dict)  # payment id -> "api", "temporal"
     cancel_answers: Counter[str] = field(default_factory=Counter)
+    disputes: DisputeLoad = field(default_factory=DisputeLoad)  # of some succeeded deposits
     refunds: RefundLoad = field(default_factory=RefundLoad)  # of the succeeded deposits
 
     async def cancel_later(self, payment_id: str | None, via: str | None) -> None:
@@ -340,6 +343,8 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
     if payment_id is not None and body.get("payment_method") == "pm_pending_forever":
         load.pending_forever.add(payment_id)
     await load.cancel_later(payment_id, cancel_via)
+    if path == "/v1/deposits" and n % 4 == 1:  # a chargeback of it (chaos_disputes)
+        await load.disputes.dispute_later(load, payment_id)
     if path == "/v1/deposits" and n % 2 == 0:  # in full, in two parts, or beyond (chaos_refunds)
         await load.refunds.refund_later(load, payment_id, n // 2)
 
@@ -468,11 +473,15 @@ async def check_books(
             cur = await conn.execute(
                 "SELECT p.id, COALESCE(SUM(e.amount), 0) FROM payments p"
                 " LEFT JOIN ledger_transactions t ON split_part(t.idempotency_key, ':', 1) = p.id"
+                # a deposit's disputes (keys <deposit>:dispute:...) are checked by check_disputes
+                "  AND split_part(t.idempotency_key, ':', 2) <> 'dispute'"
                 # a deposit's refunds (keys <deposit>:<refund>:...) are checked by check_refunds
                 "  AND left(split_part(t.idempotency_key, ':', 2), 4) <> 'ref_'"
                 " LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id IN"
                 "  (SELECT id FROM ledger_accounts WHERE owner_id = p.customer_id"
-                "   AND merchant_id = p.merchant_id AND kind = 'customer_wallet')"
+                # a deposit credits the wallet, or repays the customer's debt first
+                "   AND merchant_id = p.merchant_id"
+                "   AND kind IN ('customer_wallet', 'customer_receivable'))"
                 " GROUP BY p.id"
             )
             wallet_moves = {pid: int(net) for pid, net in await cur.fetchall()}
@@ -512,6 +521,7 @@ async def check_books(
             for mismatch in mismatches:
                 findings.found("sandbox vs ledger mismatches", mismatch.reference)
         await check_refunds(pool, load.temporal, load.refunds.final, final, operations, findings)
+        await check_disputes(pool, load.temporal, load.disputes, findings)
         report = await audit_books(pool)
         findings.counts["audit failures"] = len(report.failures)
     finally:
@@ -574,6 +584,7 @@ async def chaos(args: argparse.Namespace) -> int:
         temporal = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
         async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api:
             load = Load(api, temporal)
+            load.disputes.api_url, load.disputes.psp_url = stack.api_url, stack.psp_url
             customers = []
             for i in range(args.customers):
                 response = await api.post(
@@ -607,6 +618,7 @@ async def chaos(args: argparse.Namespace) -> int:
             )
             step("waiting for every payment to settle")
             final = await settle(load, args.settle_timeout)
+            await load.disputes.settle(api, args.settle_timeout)
             await load.refunds.settle(api, args.settle_timeout)
             findings = Findings()
             await check_books(stack, final, load, findings)
@@ -632,8 +644,15 @@ async def chaos(args: argparse.Namespace) -> int:
         )
         print("refunds:", dict(sorted(refunds_by_outcome.items())))
         print("refund requests:", dict(sorted(load.refunds.answers.items())))
+        print(
+            "disputes:",
+            dict(sorted(Counter(d["status"] for d in load.disputes.final.values()).items())),
+            "| operator answers:",
+            dict(sorted(load.disputes.answers.items())),
+        )
         counts = findings.counts
         counts["requests never accepted"] = load.refused.pop("gave up", 0)
+        counts["requests never accepted"] += load.disputes.answers.pop("gave up", 0)
         counts["requests never accepted"] += load.refunds.answers.pop("gave up", 0)
         if load.refused:
             print("refused by the API:", dict(load.refused))
