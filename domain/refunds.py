@@ -51,6 +51,15 @@ def refund_key_prefix(payment_id: str, refund_id: str) -> str:
     return f"{payment_id}:{refund_id}"
 
 
+def refund_of_key(idempotency_key: str) -> str | None:
+    """The refund id in one of a refund's keys (`<deposit id>:<refund id>:<step>`), else None:
+    the provider's events of a refund name the deposit, its key names the refund's saga."""
+    parts = idempotency_key.split(":")
+    if len(parts) > 2 and parts[1].startswith(REFUND_ID_PREFIX):
+        return parts[1]
+    return None
+
+
 @dataclass
 class RefundInput:
     """What the Refund saga needs; the refund id is also the workflow id."""

@@ -11,6 +11,7 @@ from api.deps import ServicesDep
 from api.routes.disputes import deliver_dispute_event
 from domain.errors import NotFound, ServiceUnavailable
 from domain.payments import ProviderEventSignal
+from domain.refunds import refund_of_key
 from providers.webhooks import SIGNATURE_HEADER, ProviderDisputeEvent, parse_any_event, verify
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -52,8 +53,10 @@ async def receive_provider_event(
         amount=event.amount,
         currency=event.currency,
     )
+    # A refund's events name its deposit; its key names the refund, whose saga waits for them.
+    saga_id = refund_of_key(event.idempotency_key) or event.reference
     try:
-        await svc.temporal.get_workflow_handle(event.reference).signal("provider_event", signal)
+        await svc.temporal.get_workflow_handle(saga_id).signal("provider_event", signal)
     except RPCError as exc:
         # A finished or unknown payment needs nothing more: acknowledge so the PSP stops retrying.
         if exc.status != RPCStatusCode.NOT_FOUND:

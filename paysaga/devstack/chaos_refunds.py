@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.refunds import REFUND_ID_PREFIX, refund_key_prefix
+from domain.refunds import refund_key_prefix, refund_of_key
 
 if TYPE_CHECKING:
     from paysaga.devstack.chaos import Findings, Load
@@ -36,8 +36,7 @@ REFUND_TERMINAL = {"succeeded", "failed"}
 def made_by_a_refund(operation: dict[str, Any]) -> bool:
     """Whether a provider operation is a Refund saga's (key `<deposit>:<refund>:refund`), not
     the deposit saga's own compensation."""
-    parts = str(operation["idempotency_key"]).split(":")
-    return len(parts) > 2 and parts[1].startswith(REFUND_ID_PREFIX)
+    return refund_of_key(str(operation["idempotency_key"])) is not None
 
 
 @dataclass

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from domain.refunds import refund_of_key
 from paysaga.audit import audit_books
 from paysaga.reconciliation import ReconciliationBooks, provider_nets
 from paysaga.settings import DEV_MERCHANT_2_KEY
@@ -335,3 +336,11 @@ async def test_another_merchants_refunds_and_payments_are_not_found(
     assert listed.status_code == 404
     assert refused.status_code == 404, refused.text
     assert [op["amount"] for op in refunds_at_psp(stack, deposit)] == [1_000]
+
+
+async def test_refund_events_reach_the_refund_saga_by_their_key() -> None:
+    """The provider's events of a refund name the deposit (its settlement lines must); the
+    webhook route signals the saga its key names."""
+    assert refund_of_key("dep_1:ref_2:refund") == "ref_2"
+    assert refund_of_key("dep_1:refund") is None  # the deposit saga's own compensation
+    assert refund_of_key("dep_1:charge") is None
