@@ -344,3 +344,19 @@ async def test_refund_events_reach_the_refund_saga_by_their_key() -> None:
     assert refund_of_key("dep_1:ref_2:refund") == "ref_2"
     assert refund_of_key("dep_1:refund") is None  # the deposit saga's own compensation
     assert refund_of_key("dep_1:charge") is None
+
+
+async def test_resolve_refund_not_waiting_for_an_operator_is_refused(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient
+) -> None:
+    deposit = await deposit_of(api, 5_000)
+    (done,) = await refunded(api, deposit["id"], 1_000)
+    body = {"outcome": "failed", "reason": "checked"}
+
+    without_ops = await api.post(f"/v1/refunds/{done['id']}/resolve", json=body)
+    too_late = await ops_api.post(f"/v1/refunds/{done['id']}/resolve", json=body)
+
+    assert without_ops.status_code == 403, without_ops.text
+    assert too_late.status_code == 409, too_late.text
+    assert too_late.json()["code"] == "refund_not_requiring_intervention"
+    assert (await api.get(f"/v1/refunds/{done['id']}")).json()["status"] == "succeeded"
