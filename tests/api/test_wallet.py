@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
-from paysaga.audit import audit_books
 from paysaga.settings import DEV_MERCHANT_2_KEY
 from tests.stack import Stack, balance_of, create_customer, funded_customer, post_payment
+from tests.wallet.conftest import wallet_audit
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -533,5 +533,5 @@ async def test_another_merchant_sees_no_wallet_no_bonus_and_has_its_own_transact
     assert "idempotent-replayed" not in same_id_under_b.headers
     assert (await game.wallet())["cash"] == 700
     assert len(await postings(db_pool, bet_id)) == 4  # two postings: one per merchant
-    report = await audit_books(db_pool)
+    report = await wallet_audit(db_pool)
     assert report.ok, report.format()

@@ -11,8 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.models import AccountKind
-from paysaga.audit import audit_books
-from tests.wallet.conftest import Books
+from tests.wallet.conftest import Books, wallet_audit
 from wallet.engine import WalletEngine
 from wallet.models import Bet, EndBonus, GrantBonus, Rollback, Win
 
@@ -172,5 +171,5 @@ async def test_the_audit_is_clean_after_wallet_traffic(
         if i % 5 == 0:
             calls.append(Rollback(m, c, P, f"r{i}", f"b{i}"))
     await asyncio.gather(*(engine.submit(call) for call in calls))
-    report = await audit_books(db_pool)
+    report = await wallet_audit(db_pool)
     assert report.ok, report.format()

@@ -31,9 +31,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
 from ledger.models import AccountKind
-from paysaga.audit import audit_books
 from paysaga.database import open_pool
-from tests.wallet.conftest import Books
+from tests.wallet.conftest import Books, wallet_audit
 from wallet.engine import WalletEngine
 from wallet.models import Bet, Decision, EndBonus, GrantBonus, Rollback, Win
 
@@ -422,7 +421,7 @@ def test_wallet_agrees_with_model(postgres_url: str) -> None:
                     suppress_health_check=[HealthCheck.too_slow],
                 ),
             )
-            report = loop.run_until_complete(audit_books(pool))
+            report = loop.run_until_complete(wallet_audit(pool))
             assert report.ok, report.format()
             assert engine.stats.mean_batch > 1  # the bursts shared transactions
         finally:
