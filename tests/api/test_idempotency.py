@@ -15,6 +15,7 @@ from domain.merchants import DEV_MERCHANT_ID
 from paysaga.settings import Settings
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_same_key_in_flight_is_409_until_the_claim_is_abandoned(
     api: httpx.AsyncClient, stack: Stack
