@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             phases += wallet_phases
             client_phases |= {
-                p["name"]: wallet_phase.LOAD_CLIENT for p in wallet_phases if "cpu_start" in p
+                p["name"]: p.get("client", wallet_phase.LOAD_CLIENT)
+                for p in wallet_phases
+                if "cpu_start" in p
             }
         sampler.stop()
 

@@ -8,8 +8,10 @@ deadlock) and two entry inserts, on tables of its own (created, then dropped, by
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +91,19 @@ def run_pgbench(database_url: str, *, accounts: int, seconds: float, hot: bool) 
             *("--log", f"--log-prefix={Path(tmp) / 'log'}"),
             database_url,
         ]
-        run = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, timeout=seconds + 60)
-        if run.returncode != 0:
-            raise RuntimeError(f"pgbench failed ({run.returncode}): {run.stderr[-2000:]}")
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp
+        )
+        started_at, children_before = time.time(), _children_cpu()
+        try:
+            stdout, stderr = process.communicate(timeout=seconds + 60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        cpu_seconds = _children_cpu() - children_before  # pgbench's: our only child reaped
+        if process.returncode != 0:
+            raise RuntimeError(f"pgbench failed ({process.returncode}): {stderr[-2000:]}")
         latencies_ms = [
             int(line.split()[2]) / 1000
             for log in Path(tmp).glob("log.*")
@@ -99,16 +111,23 @@ def run_pgbench(database_url: str, *, accounts: int, seconds: float, hot: bool) 
             if line.strip()
         ]
     return {
+        "window": [started_at, time.time()],
+        "client_cpu_seconds": cpu_seconds,
         "shape": "hot" if hot else "uniform",
         "clients": CLIENTS,
         "threads": THREADS,
         "accounts": accounts,
         "seconds": seconds,
-        "transfers": _number(r"number of transactions actually processed: (\d+)", run.stdout),
-        "failed": _number(r"number of failed transactions: (\d+)", run.stdout),
-        "transfers_per_s": _number(r"tps = ([\d.]+) \(without initial", run.stdout),
+        "transfers": _number(r"number of transactions actually processed: (\d+)", stdout),
+        "failed": _number(r"number of failed transactions: (\d+)", stdout),
+        "transfers_per_s": _number(r"tps = ([\d.]+) \(without initial", stdout),
         "latency_ms": percentiles(latencies_ms),
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _number(pattern: str, text: str) -> float:

@@ -153,17 +153,17 @@ def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]
     def machine_percent(t0: float, t1: float, key: str = "machine_cpu") -> float | None:
         """All processes' CPU (ours and anyone else's), % of one core: what the box was doing;
         with `machine_steal`, the time the hypervisor gave our virtual CPUs to someone else."""
-        before, after = nearest(t0).get(key), nearest(t1).get(key)
-        if before is None or after is None or t1 <= t0:
+        first, last = nearest(t0), nearest(t1)  # over the samples' own interval
+        before, after = first.get(key), last.get(key)
+        if before is None or after is None or last["t"] <= first["t"]:
             return None
-        return round(100 * (float(after) - float(before)) / (t1 - t0), 1)
+        return round(100 * (float(after) - float(before)) / float(last["t"] - first["t"]), 1)
 
     def cpu_between(t0: float, t1: float) -> dict[str, float]:
+        """Per process alive at t1 (one that exited meanwhile took its figures with it)."""
         before, after = at(t0), at(t1)
-        names = set(before) | set(after)
         return {
-            n: round(after.get(n, {}).get("cpu", 0.0) - before.get(n, {}).get("cpu", 0.0), 3)
-            for n in sorted(names)
+            n: round(after[n]["cpu"] - before.get(n, {}).get("cpu", 0.0), 3) for n in sorted(after)
         }
 
     if not samples:

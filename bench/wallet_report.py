@@ -95,6 +95,9 @@ def annotate(wallet: dict[str, Any], per_phase: dict[str, Any]) -> None:
 def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
     """What limits each wallet figure, in a sentence: who was busy, and where its CPU went."""
     found = {}
+    pgbench_phase = per_phase.get("wallet-pgbench-uniform", {})
+    if pgbench_phase.get("cpu_percent_of_one_core"):
+        found["pgbench"] = _busiest(pgbench_phase, "PostgreSQL", "postgres")
     engine = wallet.get("engine")
     engine_phase = per_phase.get("wallet-engine", {})
     if engine and engine_phase.get("cpu_percent_of_one_core"):
