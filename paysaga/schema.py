@@ -11,7 +11,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -250,7 +249,10 @@ def _money(*, default: int | None = None) -> Any:
 
 class WalletTransaction(SQLModel, table=True):
     """A game call taken or refused under its (merchant, game provider, transaction id): its
-    request's hash and answer, for replays; what it moved, and how, for the audit."""
+    request's hash and answer, for replays; what it moved, and how, for the audit.
+
+    The per-call tables have no foreign keys (migration 0009 says why): the wallet engine writes
+    them only for the customers it has just read."""
 
     __tablename__ = "wallet_transactions"
     __table_args__ = (
@@ -259,7 +261,6 @@ class WalletTransaction(SQLModel, table=True):
         CheckConstraint("amount >= 0"),
         CheckConstraint("cash_part >= 0"),
         CheckConstraint("bonus_part >= 0"),
-        Index("ix_wallet_transactions_customer", "merchant_id", "customer_id", "created_at"),
         Index(
             "ix_wallet_transactions_ledger",
             "ledger_transaction_id",
@@ -267,10 +268,10 @@ class WalletTransaction(SQLModel, table=True):
         ),
     )
 
-    merchant_id: str = Field(foreign_key="merchants.id")
+    merchant_id: str
     game_provider: str
     transaction_id: str
-    customer_id: str = Field(foreign_key="customers.id")
+    customer_id: str
     type: str
     request_hash: str
     outcome: str  # "accepted", or the refusal's code
@@ -282,8 +283,7 @@ class WalletTransaction(SQLModel, table=True):
     bet_transaction_id: str | None = None
     round_id: str | None = None
     ledger_transaction_id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger, ForeignKey("ledger_transactions.id"), nullable=True),
+        default=None, sa_column=Column(BigInteger, nullable=True)
     )
     created_at: datetime = Field(sa_column=_now_column())
 
@@ -307,10 +307,10 @@ class WalletBet(SQLModel, table=True):
         ),
     )
 
-    merchant_id: str = Field(foreign_key="merchants.id")
+    merchant_id: str
     game_provider: str
     transaction_id: str
-    customer_id: str = Field(foreign_key="customers.id")
+    customer_id: str
     currency: str
     game_id: str
     round_id: str
@@ -331,10 +331,10 @@ class WalletTombstone(SQLModel, table=True):
     __tablename__ = "wallet_tombstones"
     __table_args__ = (PrimaryKeyConstraint("merchant_id", "game_provider", "bet_transaction_id"),)
 
-    merchant_id: str = Field(foreign_key="merchants.id")
+    merchant_id: str
     game_provider: str
     bet_transaction_id: str
-    customer_id: str = Field(foreign_key="customers.id")
+    customer_id: str
     rollback_transaction_id: str
     created_at: datetime = Field(sa_column=_now_column())
 
@@ -347,9 +347,9 @@ class WalletRound(SQLModel, table=True):
         PrimaryKeyConstraint("merchant_id", "game_provider", "customer_id", "round_id"),
     )
 
-    merchant_id: str = Field(foreign_key="merchants.id")
+    merchant_id: str
     game_provider: str
-    customer_id: str = Field(foreign_key="customers.id")
+    customer_id: str
     round_id: str
     closed_by_transaction_id: str
     closed_at: datetime = Field(sa_column=_now_column())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeAlias
@@ -121,9 +121,16 @@ def bet_key(call: Win | Rollback) -> TransactionKey:
 
 def fingerprint(call: GameCall) -> str:
     """What tells a replay (same fingerprint) from another use of its transaction id."""
-    content = {k: v for k, v in asdict(call).items() if k != "merchant_id"}
+    content = {name: getattr(call, name) for name in _CONTENT[type(call)]}
     canonical = json.dumps([call.type, content], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# The fields of each game call that its fingerprint covers: all but its merchant (the key's).
+_CONTENT = {
+    cls: tuple(f.name for f in fields(cls) if f.name != "merchant_id")
+    for cls in (Bet, Win, Rollback)
+}
 
 
 def customer_of(call: Call) -> CustomerKey:

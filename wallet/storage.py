@@ -7,12 +7,12 @@ never a statement per call. No ORM objects: rows become `wallet.models` dataclas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncCursor
+from psycopg.types.json import Jsonb
 
 from ledger.batch import BatchTransaction, lock_accounts, post_batch
 from ledger.models import Account, AccountKind
@@ -150,7 +150,7 @@ def _fill_purses(state: WalletState, rows: Sequence[Sequence[Any]]) -> dict[Acco
 _LOCK_CUSTOMER_ACCOUNTS = """
 SELECT a.id, a.merchant_id, a.owner_id, a.kind, a.currency, a.posted, a.held, a.allow_negative
 FROM ledger_accounts a
-JOIN unnest(%s::text[], %s::text[]) AS c(merchant_id, customer_id)
+JOIN unnest(%b::text[], %b::text[]) AS c(merchant_id, customer_id)
   ON a.merchant_id = c.merchant_id AND a.owner_id = c.customer_id
 WHERE a.kind IN ('customer_wallet', 'customer_bonus')
 ORDER BY a.id
@@ -159,16 +159,16 @@ FOR UPDATE OF a
 
 _CUSTOMERS = """
 SELECT c.merchant_id, c.id, c.status FROM customers c
-JOIN unnest(%s::text[], %s::text[]) AS k(merchant_id, id)
+JOIN unnest(%b::text[], %b::text[]) AS k(merchant_id, id)
   ON c.merchant_id = k.merchant_id AND c.id = k.id
 """
 
 # The calls' own records, and the first rollback of each named bet (a later rollback answers it).
 _RECORDED = """
 WITH named AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(m, p, t)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(m, p, t)
 ), bet AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS b(m, p, t)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
 ), wanted AS (
     SELECT m, p, t FROM named
     UNION
@@ -190,7 +190,7 @@ SELECT w.merchant_id, w.game_provider, w.transaction_id, w.customer_id, w.curren
        w.round_id, w.amount, w.cash_part, w.bonus_part, w.status, w.won, w.returned_to_bonus,
        w.rollback_transaction_id
 FROM wallet_bets w
-JOIN unnest(%s::text[], %s::text[], %s::text[]) AS b(m, p, t)
+JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
   ON (w.merchant_id, w.game_provider, w.transaction_id) = (b.m, b.p, b.t)
 """
 
@@ -198,17 +198,17 @@ _TOMBSTONES = """
 SELECT s.merchant_id, s.game_provider, s.bet_transaction_id, s.customer_id,
        s.rollback_transaction_id
 FROM wallet_tombstones s
-JOIN unnest(%s::text[], %s::text[], %s::text[]) AS b(m, p, t)
+JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
   ON (s.merchant_id, s.game_provider, s.bet_transaction_id) = (b.m, b.p, b.t)
 """
 
 # The closed rounds among the bet calls' rounds and the named bets' rounds.
 _CLOSED_ROUNDS = """
 WITH wanted AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS r(m, p, c, r)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS r(m, p, c, r)
     UNION
     SELECT w.merchant_id, w.game_provider, w.customer_id, w.round_id FROM wallet_bets w
-    JOIN unnest(%s::text[], %s::text[], %s::text[]) AS b(m, p, t)
+    JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
       ON (w.merchant_id, w.game_provider, w.transaction_id) = (b.m, b.p, b.t)
 )
 SELECT o.merchant_id, o.game_provider, o.customer_id, o.round_id FROM wallet_rounds o
@@ -222,8 +222,8 @@ SELECT b.id, b.merchant_id, b.customer_id, b.currency, b.status, b.amount, b.wag
        b.wagering_remaining, b.expires_at, b.ended_reason
 FROM bonuses b
 WHERE b.status = 'active' AND (b.merchant_id, b.customer_id) IN (
-        SELECT * FROM unnest(%s::text[], %s::text[]))
-   OR b.id = ANY(%s::text[])
+        SELECT * FROM unnest(%b::text[], %b::text[]))
+   OR b.id = ANY(%b::text[])
 """
 
 
@@ -232,7 +232,7 @@ async def find_accounts(conn: Conn, keys: Sequence[AccountKey]) -> dict[AccountK
     cur = await conn.execute(
         "SELECT a.id, a.merchant_id, a.owner_id, a.kind, a.currency, a.allow_negative"
         " FROM ledger_accounts a"
-        " JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(m, o, t, c)"
+        " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS k(m, o, t, c)"
         " ON a.merchant_id = k.m AND a.owner_id = k.o AND a.kind = k.t AND a.currency = k.c",
         _columns([(m, o, str(k), c) for m, o, k, c in keys], 4),
     )
@@ -279,96 +279,99 @@ async def send_writes(conn: Conn, writes: Writes) -> list[AsyncCursor[Any]]:
 
     The merchant-wide accounts (game, bonus funding) are locked here, in ascending id order,
     right before the posting: they are every batch's hot rows, held only for this last step.
-    The merchants' rows (event sequences) are locked last of all.
+    The merchants' rows (event sequences) are locked last of all. Each statement's rows travel
+    as one JSON document (`jsonb_to_recordset`).
     """
     cursors: list[AsyncCursor[Any]] = []
     if writes.postings:
         await lock_accounts(conn, sorted(writes.house_account_ids))
         await post_batch(conn, writes.postings)
     if writes.records:
-        await conn.execute(_INSERT_TRANSACTIONS, _transaction_columns(writes.records))
+        await conn.execute(_INSERT_TRANSACTIONS, (Jsonb([_record(r) for r in writes.records]),))
     if writes.bets:
-        await conn.execute(_UPSERT_BETS, _bet_columns(writes.bets))
+        await conn.execute(_UPSERT_BETS, (Jsonb([_bet(k, b) for k, b in writes.bets.items()]),))
     if writes.tombstones:
         rows = [
-            (*key, t.customer_id, t.rollback_transaction_id) for key, t in writes.tombstones.items()
+            {"m": m, "p": p, "t": t, "c": s.customer_id, "r": s.rollback_transaction_id}
+            for (m, p, t), s in writes.tombstones.items()
         ]
-        await conn.execute(_INSERT_TOMBSTONES, _columns(rows, 5))
+        await conn.execute(_INSERT_TOMBSTONES, (Jsonb(rows),))
     if writes.closed_rounds:
-        rows = [(*key, closer) for key, closer in writes.closed_rounds.items()]
-        await conn.execute(_INSERT_ROUNDS, _columns(rows, 5))
+        rows = [
+            {"m": m, "p": p, "c": c, "r": r, "w": closer}
+            for (m, p, c, r), closer in writes.closed_rounds.items()
+        ]
+        await conn.execute(_INSERT_ROUNDS, (Jsonb(rows),))
     if writes.bonuses:
-        await conn.execute(_UPSERT_BONUSES, _bonus_columns(writes.bonuses.values()))
+        await conn.execute(_UPSERT_BONUSES, (Jsonb([_bonus(b) for b in writes.bonuses.values()]),))
     for merchant_id in sorted(writes.events):
         cursors.append(await insert_events(conn, merchant_id, writes.events[merchant_id]))
     return cursors
 
 
-def _transaction_columns(records: Sequence[TransactionRecord]) -> list[list[Any]]:
-    rows = [
-        (
-            *r.key,
-            r.customer_id,
-            r.type,
-            r.request_hash,
-            r.outcome,
-            json.dumps(r.answer),
-            r.amount,
-            r.currency,
-            r.cash_part,
-            r.bonus_part,
-            r.bet_transaction_id,
-            r.round_id,
-            r.ledger_key,
-        )
-        for r in records
-    ]
-    return _columns(rows, 15)
+def _record(r: TransactionRecord) -> dict[str, Any]:
+    m, p, t = r.key
+    return {
+        "m": m,
+        "p": p,
+        "t": t,
+        "customer": r.customer_id,
+        "type": r.type,
+        "hash": r.request_hash,
+        "outcome": r.outcome,
+        "answer": r.answer,
+        "amount": r.amount,
+        "currency": r.currency,
+        "cash": r.cash_part,
+        "bonus": r.bonus_part,
+        "bet": r.bet_transaction_id,
+        "round": r.round_id,
+        "ledger_key": r.ledger_key,
+    }
 
 
 _INSERT_TRANSACTIONS = """
 INSERT INTO wallet_transactions (merchant_id, game_provider, transaction_id, customer_id, type,
     request_hash, outcome, answer, amount, currency, cash_part, bonus_part, bet_transaction_id,
     round_id, ledger_transaction_id)
-SELECT v.m, v.p, v.t, v.customer, v.type, v.hash, v.outcome, v.answer::jsonb, v.amount,
-       v.currency, v.cash_part, v.bonus_part, v.bet, v.round, l.id
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],
-            %s::text[], %s::text[])
-    AS v(m, p, t, customer, type, hash, outcome, answer, amount, currency, cash_part,
-         bonus_part, bet, round, ledger_key)
+SELECT v.m, v.p, v.t, v.customer, v.type, v.hash, v.outcome, v.answer, v.amount, v.currency,
+       v.cash, v.bonus, v.bet, v.round, l.id
+FROM jsonb_to_recordset(%s) AS v(m text, p text, t text, customer text, type text, hash text,
+    outcome text, answer jsonb, amount bigint, currency text, cash bigint, bonus bigint,
+    bet text, round text, ledger_key text)
 LEFT JOIN ledger_transactions l ON l.idempotency_key = v.ledger_key
 """
 
 
-def _bet_columns(bets: dict[TransactionKey, BetRecord]) -> list[list[Any]]:
-    rows = [
-        (
-            *key,
-            b.customer_id,
-            b.currency,
-            b.game_id,
-            b.round_id,
-            b.amount,
-            b.cash_part,
-            b.bonus_part,
-            str(b.status),
-            b.won,
-            b.returned_to_bonus,
-            b.rollback_transaction_id,
-        )
-        for key, b in bets.items()
-    ]
-    return _columns(rows, 14)
+def _bet(key: TransactionKey, b: BetRecord) -> dict[str, Any]:
+    m, p, t = key
+    return {
+        "m": m,
+        "p": p,
+        "t": t,
+        "customer": b.customer_id,
+        "currency": b.currency,
+        "game": b.game_id,
+        "round": b.round_id,
+        "amount": b.amount,
+        "cash": b.cash_part,
+        "bonus": b.bonus_part,
+        "status": str(b.status),
+        "won": b.won,
+        "returned": b.returned_to_bonus,
+        "rollback": b.rollback_transaction_id,
+    }
 
 
 _UPSERT_BETS = """
 INSERT INTO wallet_bets (merchant_id, game_provider, transaction_id, customer_id, currency,
     game_id, round_id, amount, cash_part, bonus_part, status, won, returned_to_bonus,
     rollback_transaction_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[],
-                     %s::bigint[], %s::bigint[], %s::text[])
+SELECT m, p, t, customer, currency, game, round, amount, cash, bonus, status, won, returned,
+       rollback
+FROM jsonb_to_recordset(%s) AS v(m text, p text, t text, customer text, currency text,
+    game text, round text, amount bigint, cash bigint, bonus bigint, status text, won bigint,
+    returned bigint, rollback text)
 ON CONFLICT (merchant_id, game_provider, transaction_id) DO UPDATE SET
     status = excluded.status, won = excluded.won, returned_to_bonus = excluded.returned_to_bonus,
     rollback_transaction_id = excluded.rollback_transaction_id, updated_at = now()
@@ -377,40 +380,37 @@ ON CONFLICT (merchant_id, game_provider, transaction_id) DO UPDATE SET
 _INSERT_TOMBSTONES = """
 INSERT INTO wallet_tombstones (merchant_id, game_provider, bet_transaction_id, customer_id,
     rollback_transaction_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+SELECT m, p, t, c, r FROM jsonb_to_recordset(%s) AS v(m text, p text, t text, c text, r text)
 """
 
 _INSERT_ROUNDS = """
 INSERT INTO wallet_rounds (merchant_id, game_provider, customer_id, round_id,
     closed_by_transaction_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+SELECT m, p, c, r, w FROM jsonb_to_recordset(%s) AS v(m text, p text, c text, r text, w text)
 """
 
 
-def _bonus_columns(bonuses: Iterable[BonusRecord]) -> list[list[Any]]:
-    rows = [
-        (
-            b.id,
-            b.merchant_id,
-            b.customer_id,
-            b.currency,
-            str(b.status),
-            b.amount,
-            b.wagering_required,
-            b.wagering_remaining,
-            b.expires_at,
-            b.ended_reason,
-        )
-        for b in bonuses
-    ]
-    return _columns(rows, 10)
+def _bonus(b: BonusRecord) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "m": b.merchant_id,
+        "customer": b.customer_id,
+        "currency": b.currency,
+        "status": str(b.status),
+        "amount": b.amount,
+        "required": b.wagering_required,
+        "remaining": b.wagering_remaining,
+        "expires_at": b.expires_at.isoformat(),
+        "reason": b.ended_reason,
+    }
 
 
 _UPSERT_BONUSES = """
 INSERT INTO bonuses (id, merchant_id, customer_id, currency, status, amount, wagering_required,
     wagering_remaining, expires_at, ended_reason)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
-                     %s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[])
+SELECT id, m, customer, currency, status, amount, required, remaining, expires_at, reason
+FROM jsonb_to_recordset(%s) AS v(id text, m text, customer text, currency text, status text,
+    amount bigint, required bigint, remaining bigint, expires_at timestamptz, reason text)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, wagering_remaining = excluded.wagering_remaining,
     ended_reason = excluded.ended_reason, updated_at = now()

@@ -3,6 +3,11 @@
 Every table carries the merchant: a game provider's transaction id is unique per merchant and
 game provider, whatever the customer. Customers gain a status: a blocked one places no bets.
 
+The per-call tables (wallet_transactions, wallet_bets, wallet_tombstones, wallet_rounds) have no
+foreign keys: only the wallet engine writes them, for customers it has just read in the same
+transaction, and a foreign key check per row (a KEY SHARE lock on the merchant's and the
+customer's rows) made a batch's writes cost about twice as much (measured on this schema).
+
 Revision ID: 0009_wallet
 Revises: 0008_merchants
 """
@@ -29,10 +34,10 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE wallet_transactions (
-            merchant_id text NOT NULL REFERENCES merchants (id),
+            merchant_id text NOT NULL,
             game_provider text NOT NULL,
             transaction_id text NOT NULL,
-            customer_id text NOT NULL REFERENCES customers (id),
+            customer_id text NOT NULL,
             type text NOT NULL CHECK (type IN ('bet', 'win', 'rollback')),
             request_hash text NOT NULL,
             outcome text NOT NULL,
@@ -43,15 +48,11 @@ def upgrade() -> None:
             bonus_part bigint NOT NULL DEFAULT 0 CHECK (bonus_part >= 0),
             bet_transaction_id text,
             round_id text,
-            ledger_transaction_id bigint REFERENCES ledger_transactions (id),
+            ledger_transaction_id bigint,
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (merchant_id, game_provider, transaction_id)
         )
         """
-    )
-    op.execute(
-        "CREATE INDEX ix_wallet_transactions_customer"
-        " ON wallet_transactions (merchant_id, customer_id, created_at)"
     )
     op.execute(
         "CREATE INDEX ix_wallet_transactions_ledger ON wallet_transactions (ledger_transaction_id)"
@@ -62,10 +63,10 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE wallet_bets (
-            merchant_id text NOT NULL REFERENCES merchants (id),
+            merchant_id text NOT NULL,
             game_provider text NOT NULL,
             transaction_id text NOT NULL,
-            customer_id text NOT NULL REFERENCES customers (id),
+            customer_id text NOT NULL,
             currency text NOT NULL,
             game_id text NOT NULL,
             round_id text NOT NULL,
@@ -93,10 +94,10 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE wallet_tombstones (
-            merchant_id text NOT NULL REFERENCES merchants (id),
+            merchant_id text NOT NULL,
             game_provider text NOT NULL,
             bet_transaction_id text NOT NULL,
-            customer_id text NOT NULL REFERENCES customers (id),
+            customer_id text NOT NULL,
             rollback_transaction_id text NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (merchant_id, game_provider, bet_transaction_id)
@@ -108,9 +109,9 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE wallet_rounds (
-            merchant_id text NOT NULL REFERENCES merchants (id),
+            merchant_id text NOT NULL,
             game_provider text NOT NULL,
-            customer_id text NOT NULL REFERENCES customers (id),
+            customer_id text NOT NULL,
             round_id text NOT NULL,
             closed_by_transaction_id text NOT NULL,
             closed_at timestamptz NOT NULL DEFAULT now(),

@@ -10,7 +10,6 @@ back. (A BIGSERIAL would not do: a poller reading after 7 and 9 committed skips 
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -108,18 +107,24 @@ async def insert_events(
     """Send `append_events`' one statement and return its cursor unread, so that in pipeline
     mode it travels with the statements around it (and the COMMIT); fetch it for the rows."""
     cur = conn.cursor(row_factory=dict_row)
-    ids = ["evt_" + secrets.token_hex(12) for _ in items]
+    rows = [
+        {
+            "id": "evt_" + secrets.token_hex(12),
+            "n": n,
+            "type": item.type,
+            "aggregate_type": item.aggregate_type,
+            "aggregate_id": item.aggregate_id,
+            "object": item.obj,
+        }
+        for n, item in enumerate(items, start=1)
+    ]
     await cur.execute(
         _APPEND_EVENTS_SQL,
         {
             "merchant_id": merchant_id,
             "n": len(items),
             "created": int(time.time()),
-            "ids": ids,
-            "types": [item.type for item in items],
-            "aggregate_types": [item.aggregate_type for item in items],
-            "aggregate_ids": [item.aggregate_id for item in items],
-            "objects": [json.dumps(item.obj) for item in items],
+            "items": Jsonb(rows),
         },
     )
     return cur
@@ -130,17 +135,15 @@ WITH allocated AS (
     UPDATE merchants SET last_event_sequence = last_event_sequence + %(n)s
     WHERE id = %(merchant_id)s RETURNING last_event_sequence - %(n)s AS base
 ), item AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(types)s::text[], %(aggregate_types)s::text[],
-                         %(aggregate_ids)s::text[], %(objects)s::text[])
-        WITH ORDINALITY AS i(id, type, aggregate_type, aggregate_id, object, n)
+    SELECT * FROM jsonb_to_recordset(%(items)s) AS i(id text, n bigint, type text,
+        aggregate_type text, aggregate_id text, object jsonb)
 ), event AS (
     INSERT INTO events (id, merchant_id, sequence, type, aggregate_type, aggregate_id, payload)
     SELECT item.id, %(merchant_id)s, allocated.base + item.n, item.type, item.aggregate_type,
            item.aggregate_id,
            jsonb_build_object(
                'id', item.id, 'sequence', allocated.base + item.n, 'type', item.type,
-               'created', %(created)s::bigint,
-               'data', jsonb_build_object('object', item.object::jsonb))
+               'created', %(created)s::bigint, 'data', jsonb_build_object('object', item.object))
     FROM allocated, item
     RETURNING *
 ), delivery AS (
