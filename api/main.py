@@ -41,9 +41,6 @@ from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from wallet.engine import WalletEngine
 
-WALLET_WRITERS = 4
-"""The game wallet's writer connections: batches commit in parallel, one per writer."""
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API; it connects to PostgreSQL and Temporal when it starts serving."""
@@ -67,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if grant.merchant is not None:
                 await store.ensure_merchant(grant.merchant, grant.merchant)
         wallet_engine = WalletEngine(
-            settings.database_url, writers=WALLET_WRITERS, house_owner_id=settings.house_owner_id
+            settings.database_url,
+            writers=settings.wallet_writers,
+            house_owner_id=settings.house_owner_id,
         )
         await wallet_engine.start()
         app.state.services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine)

@@ -46,6 +46,7 @@ class Customer(BaseModel):
     birth_date: date
     country: str
     kyc_status: str
+    status: Literal["active", "blocked"] = "active"  # a blocked customer places no bets
     created_at: datetime
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from api.main import WALLET_WRITERS
 from bench import profiles
 from bench.report import percentiles
 from bench.wallet_calls import (
@@ -29,8 +28,11 @@ from bench.wallet_calls import (
     create_customers,
     fund_customers,
 )
+from paysaga.settings import Settings
 from wallet.engine import WalletEngine
 from wallet.models import Bet, Call, Decision, Rollback, Win
+
+WALLET_WRITERS: int = Settings.model_fields["wallet_writers"].default  # as the API runs
 
 STAGES: list[profiles.Stage] = [
     ("read (lock, load the state)", "wallet/storage.py", "read_state"),

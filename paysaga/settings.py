@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # looked-up key this long, so a revoked key may keep working for up to this many seconds.
     api_key_cache_seconds: float = 30.0
     idempotency_key_ttl_hours: int = 24
+    # The game wallet's writers, each with its own connection: batches commit in parallel, a
+    # customer's calls always go to the same one (in arrival order).
+    wallet_writers: int = Field(4, ge=1, le=64)
     # Ledger write keys outlive any saga (30 days at most) so that no retry finds its key gone.
     ledger_idempotency_retention_days: int = 45
     retention_purge_interval_seconds: int = 3600  # how often expired idempotency records go

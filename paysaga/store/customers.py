@@ -20,6 +20,7 @@ class CustomerRow(TableRow):
     country: str
     kyc_status: str
     kyc_reason: str | None
+    status: str  # active, or blocked (no bets)
     created_at: datetime
     updated_at: datetime
 

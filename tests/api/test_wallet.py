@@ -387,6 +387,7 @@ async def test_blocked_customer_bets_refused_wins_and_rollbacks_taken(
     blocked = await ops_api.post(
         f"/v1/customers/{game.customer_id}/block", json={"reason": "self-exclusion"}
     )
+    shown_blocked = (await ops_api.get(f"/v1/customers/{game.customer_id}")).json()["status"]
     bet = refused(await game.bet(50), 403, "customer_blocked")
     win = ok(await game.win(won, 500))
     rollback = ok(await game.rollback(rolled))
@@ -398,6 +399,8 @@ async def test_blocked_customer_bets_refused_wins_and_rollbacks_taken(
     assert bet["balance"]["cash"] == 700
     assert (win["balance"]["cash"], rollback["balance"]["cash"]) == (1_200, 1_400)
     assert unblocked.json()["status"] == "active"
+    assert shown_blocked == "blocked"
+    assert (await ops_api.get(f"/v1/customers/{game.customer_id}")).json()["status"] == "active"
     ok(await game.bet(50))
     trail = (await ops_api.get("/v1/ops/audit-log", params={"limit": 5})).json()["data"]
     actions = [(a["action"], a["target"]) for a in trail]
