@@ -11,7 +11,14 @@ from temporalio.workflow import NondeterminismError
 
 from tests.workflows.reordered_withdrawal import PatchedWithdrawal, UnguardedWithdrawal
 
-WITHDRAWALS = sorted((Path(__file__).parent.parent / "histories").glob("withdrawal_*.json"))
+# The reordered copy is frozen at the release it was made from: it replays that release's
+# withdrawals, not the paths recorded after a later patch it does not know.
+RECORDED_LATER = {"withdrawal_customer_in_debt"}  # behind the refuse-customer-in-debt patch
+WITHDRAWALS = sorted(
+    path
+    for path in (Path(__file__).parent.parent / "histories").glob("withdrawal_*.json")
+    if path.stem not in RECORDED_LATER
+)
 
 
 def load(path: Path) -> WorkflowHistory:
