@@ -256,7 +256,9 @@ class PaymentSaga:
 
     async def await_resolution(self, reason: str) -> PaymentState:
         """Wait in `requires_intervention` until an operator's resolution can be booked."""
-        await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=reason)
+        state = await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=reason)
+        if state.status.is_terminal:  # ended by a lost workflow task: nothing left to resolve
+            return state
         while True:
             await workflow.wait_condition(lambda: self._resolution is not None)
             try:
