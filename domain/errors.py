@@ -22,6 +22,7 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     │   ├── InvalidIdempotencyKey
     │   ├── UnbalancedTransaction
     │   ├── InsufficientFunds
+    │   ├── ReceivableOverpaid
     │   ├── IdempotencyConflict
     │   ├── TransactionNotFound
     │   ├── AlreadyReversed

@@ -146,7 +146,7 @@ RECEIVABLES_COVERED = AuditQuery(
 DISPUTES_BOOKED_AS_STATED = AuditQuery(
     name="disputes booked as their status says",
     sql="""
-    SELECT d.id, d.status, w.id, r.id FROM disputes d
+    SELECT d.id, d.customer_id, d.status, w.id, r.id FROM disputes d
     LEFT JOIN ledger_transactions w
         ON w.idempotency_key = d.payment_id || ':dispute:' || d.id || ':withdraw'
     LEFT JOIN ledger_transactions r
@@ -155,7 +155,7 @@ DISPUTES_BOOKED_AS_STATED = AuditQuery(
       AND (w.id IS NULL OR d.withdrawn_at IS NULL OR (r.id IS NOT NULL) <> (d.status = 'won'))
     ORDER BY 1
     """,
-    found="disputes (id, status, withdrawal, reinstatement)",
+    found="disputes (id, customer, status, withdrawal, reinstatement)",
 )
 
 SERVICE_AUDIT_CHECKS = [

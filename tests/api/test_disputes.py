@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from paysaga.audit import audit_books
 from paysaga.reconciliation import ReconciliationBooks, provider_nets
@@ -151,7 +153,11 @@ async def assert_books_clean(
 
 
 async def test_dispute_won_with_evidence(
-    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, stack: Stack, db_pool: AsyncConnectionPool
+    api: httpx.AsyncClient,
+    ops_api: httpx.AsyncClient,
+    stack: Stack,
+    db_pool: AsyncConnectionPool,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     deposit = await deposit_of(api, 10_000)
     planted = await plant(stack, deposit, 3_000, "won", fee=1_500, reason="product_not_received")
@@ -194,7 +200,22 @@ async def test_dispute_won_with_evidence(
     assert again.status_code == 409 and again.json()["code"] == "dispute_not_open"
     audit = (await ops_api.get("/v1/ops/audit-log", params={"limit": 100})).json()["data"]
     assert "dispute.evidence" in {e["action"] for e in audit if e["target"] == dispute["id"]}
+    query = (
+        f'DisputeStatus="won" AND MerchantId="mer_dev" AND CustomerId="{deposit["customer_id"]}"'
+        ' AND Provider="sandbox-cards" AND AmountMinor=3000'
+    )
+    assert await workflows_found(temporal_env.client, query) == {dispute["id"]}
     await assert_books_clean(stack, db_pool, deposit, dispute)
+
+
+async def workflows_found(client: Client, query: str) -> set[str]:
+    """The workflow ids Temporal's visibility lists for `query`, once it lists any."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = {wf.id async for wf in client.list_workflows(query)}
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.2)
 
 
 async def test_dispute_lost_with_evidence(

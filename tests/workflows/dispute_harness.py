@@ -166,6 +166,34 @@ class DisputeHarness(SagaHarness):
             await self.spend(customer, spent)
         return deposit
 
+    async def refunded(self, deposit: Payment, amount: int) -> None:
+        """A succeeded refund of the deposit, with its row and its posting as the saga leaves
+        them (the Refund saga itself is tested on its own)."""
+        refund_id = f"ref_{uuid.uuid4().hex[:24]}"
+        async with self.store.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO refunds (id, merchant_id, payment_id, customer_id, amount, currency,"
+                " status, provider) VALUES (%s, %s, %s, %s, %s, 'EUR', 'succeeded', %s)",
+                (refund_id, self.merchant_id, deposit.id, deposit.customer_id, amount, PROVIDER),
+            )
+            await conn.execute(
+                "UPDATE payments SET refunded_amount = refunded_amount + %s WHERE id = %s",
+                (amount, deposit.id),
+            )
+        await self.ledger.post_transaction(
+            f"{deposit.id}:{refund_id}:post",
+            [
+                LineSpec(
+                    self.merchant_id,
+                    deposit.customer_id,
+                    AccountKind.customer_wallet,
+                    "EUR",
+                    -amount,
+                ),
+                LineSpec(self.merchant_id, PROVIDER, AccountKind.provider_clearing, "EUR", amount),
+            ],
+        )
+
     async def spend(self, customer_id: str, amount: int) -> None:
         """The customer plays `amount` away (a bet the house keeps)."""
         await self.ledger.post_transaction(

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import failures
 from domain.disputes import DisputeAnswer, DisputeView
 from ledger.models import Balance
-from paysaga.audit import audit_books
+from paysaga.audit import DISPUTES_BOOKED_AS_STATED, RECEIVABLES_COVERED
 from providers.base import DisputeStatus
 from tests.workflows.dispute_harness import DisputeHarness
 
@@ -54,9 +54,17 @@ async def refusal(saga: DisputeHarness, dispute: Any, action: str) -> str | None
     return None
 
 
-async def audit_clean(saga: DisputeHarness) -> None:
-    report = await audit_books(saga.store.pool)
+async def audit_clean(saga: DisputeHarness, *customers: str) -> None:
+    """The ledger's audit passes, and the service's dispute checks find nothing about these
+    customers (the session's database also holds the ledger tests' receivables, which no
+    dispute covers)."""
+    report = await saga.ledger.audit()
     assert report.ok, report.format()
+    async with saga.store.pool.connection() as conn:
+        for check in (RECEIVABLES_COVERED, DISPUTES_BOOKED_AS_STATED):
+            rows = await (await conn.execute(check.sql)).fetchall()
+            found = [row for row in rows if set(customers) & {str(value) for value in row}]
+            assert found == [], (check.name, found)
 
 
 async def test_dispute_won_with_evidence_reinstates_the_amount_not_the_fee(
@@ -84,7 +92,7 @@ async def test_dispute_won_with_evidence_reinstates_the_amount_not_the_fee(
         "provider_clearing": -3_000,
         "customer_wallet": 3_000,
     }
-    await audit_clean(saga)
+    await audit_clean(saga, deposit.customer_id)
 
 
 async def test_dispute_accepted_is_lost_and_keeps_the_withdrawal(saga: DisputeHarness) -> None:
@@ -101,7 +109,7 @@ async def test_dispute_accepted_is_lost_and_keeps_the_withdrawal(saga: DisputeHa
     assert books["bookings"] == ["withdraw"]
     assert books["events"] == ["dispute.created", "dispute.lost"]
     assert await refusal(saga, dispute, "evidence") == "NOT_FOUND"  # ended: no more answers
-    await audit_clean(saga)
+    await audit_clean(saga, deposit.customer_id)
 
 
 async def test_no_answer_by_the_due_date_is_an_acceptance(saga: DisputeHarness) -> None:
@@ -185,7 +193,7 @@ async def test_dispute_on_a_spent_wallet_books_a_receivable_that_the_next_deposi
     books = await saga.books_of(dispute)
     assert books["wallet"] == Balance(13_000, 0, 13_000)
     assert books["debt"] == Balance(0, 0, 0)
-    await audit_clean(saga)
+    await audit_clean(saga, deposit.customer_id)
 
 
 async def test_won_reinstates_the_debt_first(saga: DisputeHarness) -> None:
@@ -261,7 +269,7 @@ async def test_a_step_failing_after_its_effect_parks_the_dispute_then_a_retry_bo
     assert books["bookings"] == ["withdraw", "reinstate"]
     assert books["events"] == ["dispute.requires_intervention", "dispute.created", "dispute.won"]
     assert books["wallet"] == Balance(DEPOSIT, 0, DEPOSIT)
-    await audit_clean(saga)
+    await audit_clean(saga, deposit.customer_id)
 
 
 async def test_a_cancel_from_temporal_is_ignored(saga: DisputeHarness) -> None:
@@ -276,3 +284,28 @@ async def test_a_cancel_from_temporal_is_ignored(saga: DisputeHarness) -> None:
     description = await dispute.handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
     assert (await description.memo())["cancel_ignored"] == "temporal"
+
+
+async def test_a_dispute_never_takes_back_from_the_customer_what_was_refunded(
+    saga: DisputeHarness,
+) -> None:
+    deposit = await saga.funded_deposit(DEPOSIT)
+    await saga.refunded(deposit, 4_000)  # booked as the Refund saga books it
+    # A provider that disputes the whole charge all the same: the refunded part is the merchant's.
+    dispute = await saga.open_dispute(deposit, DEPOSIT, fee=200)
+    await saga.wait_dispute(dispute, "needs_response")
+
+    assert await saga.moved(dispute, "withdraw") == {
+        "provider_clearing": DEPOSIT + 200,
+        "chargeback_fees": -4_200,
+        "customer_wallet": -6_000,
+    }
+    await answer(saga, dispute, "evidence", "receipt")
+    await saga.decide(dispute)
+    assert await dispute.handle.result() == "won"
+    assert await saga.moved(dispute, "reinstate") == {
+        "provider_clearing": -DEPOSIT,
+        "chargeback_fees": 4_000,
+        "customer_wallet": 6_000,
+    }
+    await audit_clean(saga, deposit.customer_id)
