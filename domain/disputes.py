@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from domain.payments import SagaTimings
 
+WORKFLOW_NAME = "Dispute"  # the Dispute saga's workflow type
+
 
 class DisputeStatus(StrEnum):
     """A dispute's status as the API shows it: the provider's, plus `requires_intervention`.

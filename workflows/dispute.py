@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities, PostTransactionInput
     from domain import search_attributes as sa
     from domain.disputes import (
+        WORKFLOW_NAME,
         DisputeAnswer,
         DisputeEventSignal,
         DisputeInput,
@@ -38,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.base import LOCAL_STEP, STEP_FAILED, error_type, provider_queue
 
 T = TypeVar("T")
-WORKFLOW_NAME = "Dispute"
 DUE_DATE_ACCEPTANCE = DisputeAnswer("accept", operator="evidence due date")
 
 

@@ -18,6 +18,7 @@ from api.sagas import saga_timings
 from api.schemas import Dispute, DisputeEvidence, DisputeList
 from domain import search_attributes as sa
 from domain.disputes import (
+    WORKFLOW_NAME,
     DisputeAnswer,
     DisputeEventSignal,
     DisputeInput,
@@ -31,7 +32,6 @@ from providers.webhooks import ProviderDisputeEvent
 
 log = logging.getLogger("paysaga.api.disputes")
 router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
-WORKFLOW_NAME = "Dispute"  # workflows.dispute.WORKFLOW_NAME (the API imports no workflow)
 
 Status = Literal["needs_response", "under_review", "requires_intervention", "won", "lost"]
 

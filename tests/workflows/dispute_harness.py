@@ -21,7 +21,13 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.disputes import DisputeProviderActivities
-from domain.disputes import DisputeEventSignal, DisputeInput, DisputeView, dispute_id_for
+from domain.disputes import (
+    WORKFLOW_NAME,
+    DisputeEventSignal,
+    DisputeInput,
+    DisputeView,
+    dispute_id_for,
+)
 from ledger.models import AccountKind, LineSpec
 from providers.base import (
     DisputeProvider,
@@ -39,7 +45,6 @@ from tests.workflows.harness import (
     SagaHarness,
     with_faults,
 )
-from workflows.dispute import WORKFLOW_NAME
 
 PROVIDER = PROVIDERS[0]  # the fake provider that takes every pm_ok charge first
 
