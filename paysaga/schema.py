@@ -1,5 +1,5 @@
 """Tables of the payments service around the ledger: merchants, customers, payments, events, keys,
-the game wallet's calls, bets, tombstones, closed rounds and bonuses, and refunds."""
+the game wallet's calls, bets, tombstones, closed rounds and bonuses, refunds and disputes."""
 
 from __future__ import annotations
 
