@@ -130,7 +130,7 @@ async def engine_phase(
     engine = MeasuredEngine(database_url, writers=WALLET_WRITERS)
     async with engine:
         await _drive(engine, mix, merchant_id, min(1.0, seconds), concurrency)  # connect, warm
-        alone = await _drive(engine, mix, merchant_id, min(1.0, seconds), 1)  # one at a time
+        alone = await _drive(engine, mix, merchant_id, min(2.0, seconds), 1)  # batches of one
         engine.batch_sizes.clear()
         engine.batch_ms.clear()
         retries, splits = engine.stats.retries, engine.stats.splits
@@ -144,6 +144,7 @@ async def engine_phase(
                 "batch_size": percentiles(engine.batch_sizes),
                 "batch_ms": percentiles(engine.batch_ms),
                 "unloaded_latency_ms": alone["latency_ms"],
+                "one_at_a_time": {k: alone[k] for k in ("window", "calls", "calls_per_s")},
                 "retries": engine.stats.retries - retries,
                 "splits": engine.stats.splits - splits,
             }

@@ -108,6 +108,8 @@ def run_wallet_phase(
     phases.append(
         {"name": "wallet-engine", "start": engine["window"][0], "end": engine["window"][1]}
     )
+    alone = engine["one_at_a_time"]["window"]
+    phases.append({"name": "wallet-engine-one-at-a-time", "start": alone[0], "end": alone[1]})
 
     log(f"[bench] wallet: HTTP ramp at {args.wallet_rates} calls/s")
     load = run_wallet_load(

@@ -88,26 +88,41 @@ def annotate(wallet: dict[str, Any], per_phase: dict[str, Any]) -> None:
         phase = per_phase.get(f"wallet-http-{step['rate']:g}", {})
         step["cpu_percent_of_one_core"] = phase.get("cpu_percent_of_one_core", {})
         step["machine_cpu_percent"] = phase.get("machine_cpu_percent")
-        step["api_cpu_ms_per_call"] = float(_cpu_per_call(phase, step))
+        step["api_cpu_ms_per_call"] = float(_ms_per_call(phase, "api", step["answered"]))
+        step["postgres_cpu_ms_per_call"] = float(_ms_per_call(phase, "postgres", step["answered"]))
     wallet["limits"] = limits(wallet, per_phase)
 
 
 def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
-    """What limits each wallet figure, in a sentence: who was busy, and where its CPU went."""
+    """What limits each wallet figure, in a sentence: who was busy, the CPU each call cost the
+    processes on its path, and where it went by the profiles."""
     found = {}
-    pgbench_phase = per_phase.get("wallet-pgbench-uniform", {})
-    if pgbench_phase.get("cpu_percent_of_one_core"):
-        found["pgbench"] = _busiest(pgbench_phase, "PostgreSQL", "postgres")
+    pgbench, pgbench_phase = wallet.get("pgbench"), per_phase.get("wallet-pgbench-uniform", {})
+    if pgbench and pgbench_phase.get("cpu_percent_of_one_core"):
+        transfers = pgbench["uniform"]["transfers"]
+        found["pgbench"] = (
+            f"{_busiest(pgbench_phase, 'PostgreSQL', 'postgres')};"
+            f" {_ms_per_call(pgbench_phase, 'postgres', transfers)} ms of PostgreSQL CPU per transfer"
+        )
     engine = wallet.get("engine")
-    engine_phase = per_phase.get("wallet-engine", {})
-    if engine and engine_phase.get("cpu_percent_of_one_core"):
-        sentence = _busiest(engine_phase, "the engine's (bench) process", "bench (baselines)")
-        sentence += (
-            f"; batches of {engine['batch_size']['mean'] or 0:.0f} calls (mean) take p50"
+    if engine and (phase := per_phase.get("wallet-engine", {})).get("cpu_percent_of_one_core"):
+        engine_name = "bench (baselines)"
+        sentence = (
+            f"{_busiest(phase, 'the engine (bench) process', engine_name)}; per call"
+            f" {_ms_per_call(phase, 'postgres', engine['calls'])} ms of PostgreSQL CPU and"
+            f" {_ms_per_call(phase, engine_name, engine['calls'])} ms of engine CPU, in batches of"
+            f" {engine['batch_size']['mean'] or 0:.0f} calls (mean) taking p50"
             f" {engine['batch_ms']['p50'] or 0:.1f} ms"
         )
+        alone = engine.get("one_at_a_time", {})
+        one = per_phase.get("wallet-engine-one-at-a-time", {})
+        if alone and one.get("cpu_seconds"):
+            sentence += (
+                f"; a batch of one costs {_ms_per_call(one, 'postgres', alone['calls'])} ms of"
+                f" PostgreSQL CPU and {_ms_per_call(one, engine_name, alone['calls'])} ms of engine CPU"
+            )
         if profile := engine.get("profile"):
-            sentence += f"; its profile: {_profile_text(profile)}"
+            sentence += f"; the engine's profile: {_profile_text(profile)}"
         found["engine"] = sentence
     http = wallet.get("http")
     if http and http["steps"]:
@@ -116,14 +131,21 @@ def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
         if phase.get("cpu_percent_of_one_core"):
             sentence = (
                 f"at {last['rate']:g}/s (the ramp's last step, {last['answered_per_s']:.0f}/s"
-                f" answered): {_busiest(phase, 'the API process', 'api')};"
-                f" {_cpu_per_call(phase, last)} ms of API CPU per call"
+                f" answered): {_busiest(phase, 'the API process', 'api')}; per call"
+                f" {_ms_per_call(phase, 'api', last['answered'])} ms of API CPU and"
+                f" {_ms_per_call(phase, 'postgres', last['answered'])} ms of PostgreSQL CPU"
             )
             if profile := wallet.get("api_profile"):
                 sentence += f"; the API's profile: {_profile_text(profile)}"
             found["http"] = sentence
         found["latency"] = _latency_limit(wallet, per_phase)
     return found
+
+
+def _ms_per_call(phase: dict[str, Any], process: str, calls: float) -> str:
+    """A process's CPU during a phase, in ms per call of the phase."""
+    seconds = phase.get("cpu_seconds", {}).get(process, 0.0)
+    return f"{1000 * seconds / max(calls, 1):.2f}"
 
 
 def _latency_limit(wallet: dict[str, Any], per_phase: dict[str, Any]) -> str:
@@ -145,15 +167,10 @@ def _latency_limit(wallet: dict[str, Any], per_phase: dict[str, Any]) -> str:
     if step and (cpu := phase.get("cpu_percent_of_one_core")):
         sentence += (
             f"; at {rate:g}/s the API is {cpu.get('api', 0.0):.0f}% busy"
-            f" ({_cpu_per_call(phase, step)} ms of CPU per call), postgres"
+            f" ({_ms_per_call(phase, 'api', step['answered'])} ms of CPU per call), postgres"
             f" {cpu.get('postgres', 0.0):.0f}%"
         )
     return sentence
-
-
-def _cpu_per_call(phase: dict[str, Any], step: dict[str, Any]) -> str:
-    seconds = phase.get("cpu_seconds", {}).get("api", 0.0)
-    return f"{1000 * seconds / max(step['answered'], 1):.1f}"
 
 
 def _busiest(phase: dict[str, Any], who: str, name: str) -> str:
@@ -222,8 +239,9 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {step['rate']:6g}/s: answered {step['answered_per_s']:7.1f}/s,"
                 f" p50 {latency['p50'] or 0:7.1f} ms, p99 {latency['p99'] or 0:7.1f} ms,"
-                f" errors {step['errors']}, API CPU {step.get('api_cpu_ms_per_call', 0):.1f} ms"
-                f" per call, box {step.get('machine_cpu_percent') or 0:.0f}% of 200%"
+                f" errors {step['errors']}; CPU per call: API {step.get('api_cpu_ms_per_call', 0):.1f}"
+                f" ms, PostgreSQL {step.get('postgres_cpu_ms_per_call', 0):.1f} ms;"
+                f" box {step.get('machine_cpu_percent') or 0:.0f}% of 200%"
                 f"{'' if step['held'] else '  (not held)'}"
             )
         if profile := wallet.get("api_profile"):
