@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pstats
 import subprocess
@@ -17,6 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from bench import profiles, wallet_report
 from bench.pgbench import pgbench_baselines
@@ -79,6 +82,7 @@ def run_wallet_phase(
     """Every wallet figure, and the phases (wall-clock windows) to sample resources by."""
     wallet: dict[str, Any] = {}
     phases: list[dict[str, Any]] = []
+    settle(database_url)
     wallet["pgbench"] = pgbench_baselines(
         database_url, accounts=args.wallet_customers, seconds=args.wallet_seconds, log=log
     )
@@ -111,6 +115,7 @@ def run_wallet_phase(
     alone = engine["one_at_a_time"]["window"]
     phases.append({"name": "wallet-engine-one-at-a-time", "start": alone[0], "end": alone[1]})
 
+    settle(database_url)
     log(f"[bench] wallet: HTTP ramp at {args.wallet_rates} calls/s")
     load = run_wallet_load(
         api_url,
@@ -132,6 +137,15 @@ def run_wallet_phase(
     if stack is not None and args.wallet_profile_seconds > 0:
         wallet["api_profile"] = profile_api(stack, database_url, args, log)
     return wallet, phases
+
+
+def settle(database_url: str) -> None:
+    """Vacuum, analyze and checkpoint after a phase's writes, so that the next phase does not
+    measure autovacuum and a checkpoint catching up with them."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")  # a table we may not vacuum is skipped with a warning
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # a running stack's role
+            conn.execute("CHECKPOINT")
 
 
 def run_wallet_load(

@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_quick_run_reports_every_figure_and_stops_its_stack(tmp_path: Path) -> None:
+@pytest.fixture
+def bench_tmp() -> Iterator[str]:
+    """A TMPDIR for the bench, short enough for PostgreSQL's socket path under it. Every process
+    the bench starts inherits it, which tells them from another bench's (a test run beside us)."""
+    path = tempfile.mkdtemp(prefix="pb-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _started_with(tmp: str) -> list[int]:
+    """The processes alive with `tmp` as their TMPDIR."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("TMPDIR") == tmp:
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
+    tmp_path: Path, bench_tmp: str
+) -> None:
     out_dir = tmp_path / "results"
-    before = {p.pid for p in psutil.process_iter()}
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--no-progress", "--out-dir", str(out_dir)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "TMPDIR": bench_tmp},
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
@@ -61,10 +89,5 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(tmp_path: Path
         figures["resources"]["per_phase"]["wallet-http-20"]["cpu_seconds"]
     )
 
-    # Every process it started is gone: nothing new is left running under the bench's data dir.
-    leftovers = [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if p.pid not in before and any("paysaga-bench-" in a for a in p.info["cmdline"] or [])
-    ]
-    assert leftovers == []
+    # Every process it started (the stack, its clients, pgbench, the profiled API) is gone.
+    assert _started_with(bench_tmp) == []
