@@ -137,6 +137,7 @@ async def engine_phase(
         figures = await _drive(engine, mix, merchant_id, seconds, concurrency)
         figures.update(
             {
+                "merchant_id": merchant_id,
                 "writers": WALLET_WRITERS,
                 "concurrency": concurrency,
                 "customers": customers,

@@ -15,6 +15,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,13 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--wallet-profile-seconds", type=float, default=4.0, help="cProfile runs; 0: none"
     )
     group.add_argument("--wallet-profile-rate", type=float, default=200.0)
+    group.add_argument(
+        "--wallet-drain-timeout", type=float, default=120.0, help="for the webhook outbox"
+    )
 
 
 def quick(args: argparse.Namespace) -> None:
     """Tiny parameters: every step runs, in a few seconds."""
     args.wallet_seconds, args.wallet_customers, args.wallet_concurrency = 1.0, 20, 16
     args.wallet_rates, args.wallet_step_seconds, args.wallet_report_rate = "20,40", 1.0, 20.0
-    args.wallet_unloaded_calls = 10
+    args.wallet_unloaded_calls, args.wallet_drain_timeout = 10, 10.0
     args.wallet_stop_p99_ms = 1e12  # every step, however slow a busy machine makes them
     args.wallet_profile_seconds, args.wallet_profile_rate = 1.0, 20.0
 
@@ -115,6 +119,12 @@ def run_wallet_phase(
     alone = engine["one_at_a_time"]["window"]
     phases.append({"name": "wallet-engine-one-at-a-time", "start": alone[0], "end": alone[1]})
 
+    log("[bench] wallet: waiting for the webhook dispatcher to drain the engine's events")
+    wallet["outbox_drain"] = drain_outbox(
+        database_url, engine["merchant_id"], timeout=args.wallet_drain_timeout
+    )
+    start, end = wallet["outbox_drain"]["window"]
+    phases.append({"name": "wallet-outbox-drain", "start": start, "end": end})
     settle(database_url)
     log(f"[bench] wallet: HTTP ramp at {args.wallet_rates} calls/s")
     load = run_wallet_load(
@@ -137,6 +147,31 @@ def run_wallet_phase(
     if stack is not None and args.wallet_profile_seconds > 0:
         wallet["api_profile"] = profile_api(stack, database_url, args, log)
     return wallet, phases
+
+
+def drain_outbox(database_url: str, merchant_id: str, *, timeout: float) -> dict[str, Any]:
+    """Wait until the worker's webhook dispatcher has handled the engine merchant's pending
+    deliveries (thousands), so that the HTTP ramp does not measure it catching up; how long."""
+    started = time.time()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pending_at_start = pending = _pending(conn, merchant_id)
+        while pending and time.time() - started < timeout:
+            time.sleep(0.25)
+            pending = _pending(conn, merchant_id)
+    return {
+        "pending_at_start": pending_at_start,
+        "pending_at_end": pending,
+        "seconds": time.time() - started,
+        "window": [started, time.time()],
+    }
+
+
+def _pending(conn: psycopg.Connection[Any], merchant_id: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s AND status = 'pending'",
+        (merchant_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def settle(database_url: str) -> None:

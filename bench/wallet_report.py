@@ -124,6 +124,17 @@ def limits(wallet: dict[str, Any], per_phase: dict[str, Any]) -> dict[str, str]:
         if profile := engine.get("profile"):
             sentence += f"; the engine's profile: {_profile_text(profile)}"
         found["engine"] = sentence
+    drain, drain_phase = wallet.get("outbox_drain"), per_phase.get("wallet-outbox-drain", {})
+    if drain and drain["pending_at_start"] and drain_phase.get("cpu_seconds"):
+        drained = drain["pending_at_start"] - drain["pending_at_end"]
+        postgres = drain_phase["cpu_percent_of_one_core"].get("postgres", 0.0)
+        found["outbox"] = (
+            f"after the engine phase {drain['pending_at_start']} of its events were still to"
+            f" deliver; the worker's webhook dispatcher handled {drained} in"
+            f" {drain['seconds']:.1f} s with PostgreSQL at {postgres:.0f}% of one core:"
+            f" {_ms_per_call(drain_phase, 'postgres', drained)} ms of PostgreSQL CPU per"
+            " delivery (the engine phase's PostgreSQL CPU includes the dispatcher's)"
+        )
     http = wallet.get("http")
     if http and http["steps"]:
         last = http["steps"][-1]
