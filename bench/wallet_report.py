@@ -265,7 +265,7 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
 
 def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     """Latency percentiles against the offered rate, with the targets' lines."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     http = (wallet or {}).get("http")
     axes.set_title("game wallet through HTTP: latency by offered rate (open loop)")
@@ -279,12 +279,10 @@ def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     axes.axhline(REPORT_P99_MS, color="tab:orange", linestyle=":", label=f"{REPORT_P99_MS:g} ms")
     axes.axvline(HTTP_RATE, color="tab:gray", linestyle="--", label=f"{HTTP_RATE:,.0f}/s target")
     axes.set_yscale("log")
-    plain = FuncFormatter(lambda value, _position: f"{value:g}")
-    axes.yaxis.set_major_formatter(plain)
-    axes.yaxis.set_minor_formatter(plain)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("offered wallet calls/s")
     axes.set_ylabel("ms")
-    axes.legend(loc="upper left")
     answered = axes.twinx()
     answered.plot(
         rates,
@@ -296,4 +294,6 @@ def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     )
     answered.set_ylim(bottom=0)
     answered.set_ylabel("answered calls/s")
-    answered.legend(loc="lower right")
+    lines, labels = axes.get_legend_handles_labels()
+    more_lines, more_labels = answered.get_legend_handles_labels()
+    axes.legend(lines + more_lines, labels + more_labels, loc="center right")
