@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from bench import report, wallet_phase, wallet_report
+from bench import histories, ramp, report, wallet_phase, wallet_report
 from bench.baselines import database_baselines, temporal_baseline
 from bench.stack import BenchStack, start_stack
 from paysaga.settings import DEV_MERCHANT_KEY
@@ -118,6 +118,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pollers", type=int, default=8)
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--poll-budget",
+        type=float,
+        default=20.0,
+        help="GETs/s at most, all together, following the saturation's and the ramp's deposits",
+    )
+    parser.add_argument(
+        "--sustain-fraction",
+        type=float,
+        default=0.8,
+        help="deposits at this x the measured saturation rate, for the API accept p99 there",
+    )
+    parser.add_argument("--sustain-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--history-sample",
+        type=int,
+        default=20,
+        help="completed deposit and bare workflows whose histories are counted",
+    )
+    ramp.add_arguments(parser)
     wallet_phase.add_arguments(parser)
     target = parser.add_argument_group("a running stack instead of our own")
     target.add_argument("--api-url")
@@ -138,6 +158,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.customers, args.unloaded, args.saturation = 4, 3, 10
         args.baseline_concurrent, args.baseline_sequential = 10, 3
         args.db_seconds, args.db_accounts = 0.5, 20
+        args.ramp_step_seconds, args.ramp_factor, args.ramp_max_steps = 1.5, 2.0, 2
+        args.ramp_drain_timeout, args.ramp_max_p50_ms = 30.0, 1e12  # every step runs
+        args.ramp_knee_ratio = 0.0
+        args.sustain_seconds, args.history_sample = 2.0, 5
         wallet_phase.quick(args)
     return args
 
@@ -192,16 +216,22 @@ def main(argv: list[str] | None = None) -> int:
         phases: list[dict[str, Any]] = []
         if temporal_address:
             print("[bench] baseline: bare Temporal workflow", flush=True)
-            started = time.time()
-            figures["baselines"]["temporal"] = asyncio.run(
+            figures["baselines"]["temporal"], temporal_phases = asyncio.run(
                 temporal_baseline(
                     temporal_address,
                     concurrent=args.baseline_concurrent,
                     sequential=args.baseline_sequential,
                     namespace=args.temporal_namespace,
+                    ramp_config=ramp.config_from(args),
+                    history_sample=args.history_sample,
+                    mark=sampler.sample,
+                    log=lambda m: print(m, flush=True),
                 )
             )
-            phases.append({"name": "baseline-temporal", "start": started, "end": time.time()})
+            phases += temporal_phases
+            figures["workflow_histories"] = {
+                "bare": figures["baselines"]["temporal"].pop("histories")
+            }
         if database_url:
             started = time.time()
             figures["baselines"]["database"] = asyncio.run(
@@ -227,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                     *("--customers", str(args.customers), "--unloaded", str(args.unloaded)),
                     *("--saturation", str(args.saturation), "--pollers", str(args.pollers)),
                     *("--poll-interval", str(args.poll_interval)),
+                    *("--poll-budget", str(args.poll_budget)),
+                    *("--sustain-fraction", str(args.sustain_fraction)),
+                    *("--sustain-seconds", str(args.sustain_seconds)),
+                    *ramp.config_from(args).as_args(),
                     *(["--no-progress"] if args.no_progress else []),
                 ],
                 cwd=REPO_ROOT,
@@ -238,6 +272,17 @@ def main(argv: list[str] | None = None) -> int:
             load = json.loads(load_out.read_text())
         phases += load["phases"]
         client_phases = {p["name"]: "load-client" for p in load["phases"]}
+        if temporal_address:  # after the load: Temporal's reading them is not measured
+            deposit_ids = [
+                r["payment_id"] for r in load["saturation"] if r["status"] == "succeeded"
+            ]
+            figures["workflow_histories"]["deposit"] = asyncio.run(
+                histories.fetch(
+                    temporal_address,
+                    args.temporal_namespace,
+                    histories.sample(deposit_ids, args.history_sample),
+                )
+            )
         if database_url:
             figures["wallet"], wallet_phases = wallet_phase.run_wallet_phase(
                 args,
@@ -272,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "wallet" in figures:
             wallet_report.annotate(figures["wallet"], figures["resources"]["per_phase"])
+        report.add_payment_figures(figures)
         figures["targets"] = report.targets(figures)
         figures["host"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         figures["raw"] = {"load": load, "resource_samples": sampler.samples}

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench import histories, ramp
 from bench.noop_workflow import STEPS, NoopWorkflow, noop
 from bench.report import percentiles
 from domain.merchants import DEV_MERCHANT_ID
@@ -29,11 +30,28 @@ RAW_SCHEMA = "paysaga_bench"
 
 
 async def temporal_baseline(
-    temporal_address: str, *, concurrent: int, sequential: int, namespace: str = "default"
-) -> dict[str, Any]:
-    """Throughput of `concurrent` workflows fired at once; unloaded latency of sequential ones."""
+    temporal_address: str,
+    *,
+    concurrent: int,
+    sequential: int,
+    namespace: str = "default",
+    ramp_config: ramp.RampConfig | None = None,
+    history_sample: int = 0,
+    mark: Callable[[], None] = lambda: None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Unloaded latency of sequential workflows; throughput of `concurrent` fired at once; the
+    open-loop ramp (`bench.ramp`); the histories of a sample of the concurrent ones. With the
+    figures, the phases (wall-clock windows) to cut the CPU samples by; `mark` takes a CPU sample
+    at each edge, so that a phase of a fraction of a second is measured too."""
     client = await Client.connect(temporal_address, namespace=namespace)
     task_queue = f"bench-noop-{uuid.uuid4()}"
+    phases: list[dict[str, Any]] = []
+
+    def phase(name: str, started: float) -> None:
+        mark()
+        phases.append({"name": name, "start": started, "end": time.time()})
+
     async with Worker(client, task_queue=task_queue, workflows=[NoopWorkflow], activities=[noop]):
         run_id = uuid.uuid4().hex[:8]
 
@@ -44,24 +62,97 @@ async def temporal_baseline(
             return time.monotonic()
 
         # Warm-up: the first workflow pays for the worker's first polls.
+        whole_started = time.time()
         await one(-1)
+        mark()
+        sequential_started = time.time()
         latencies = []
         for n in range(sequential):
             started = time.monotonic()
             await one(n)
             latencies.append(time.monotonic() - started)
+        phase("baseline-temporal-sequential", sequential_started)
 
+        concurrent_started = time.time()
         started = time.monotonic()
         finished = await asyncio.gather(*(one(sequential + n) for n in range(concurrent)))
         elapsed = max(finished) - started
-    return {
-        "activities": STEPS,
-        "concurrent": concurrent,
-        "throughput_per_s": concurrent / elapsed,
-        "saturation_seconds": elapsed,
-        "unloaded_runs": sequential,
-        "unloaded_latency_ms": percentiles([x * 1000 for x in latencies]),
-    }
+        phase("baseline-temporal-concurrent", concurrent_started)
+        phases.insert(0, {"name": "baseline-temporal", "start": whole_started, "end": time.time()})
+        figures: dict[str, Any] = {
+            "activities": STEPS,
+            "concurrent": concurrent,
+            "throughput_per_s": concurrent / elapsed,
+            "saturation_seconds": elapsed,
+            "unloaded_runs": sequential,
+            "unloaded_latency_ms": percentiles([x * 1000 for x in latencies]),
+        }
+        if ramp_config is not None:
+            steps = []
+            for rate in ramp_config.rates():
+                name = f"bare-ramp-{rate:g}"
+                log(f"[bench] baseline: bare workflow ramp, {rate:g}/s")
+                mark()
+                step_started = time.time()
+                step = await _bare_step(client, task_queue, f"{run_id}-{name}", rate, ramp_config)
+                phase(name, step_started)
+                step["phase"] = name
+                step["knee_reason"] = ramp.knee_reason(step, ramp_config)
+                steps.append(step)
+                if step["knee_reason"]:
+                    break
+            figures["ramp"] = ramp.summarize(steps, ramp_config)
+    ids = [f"bench-noop-{run_id}-{sequential + n}" for n in range(concurrent)]
+    figures["histories"] = await histories.histories(client, histories.sample(ids, history_sample))
+    return figures, phases
+
+
+async def _bare_step(
+    client: Client, task_queue: str, prefix: str, rate: float, config: ramp.RampConfig
+) -> dict[str, Any]:
+    """Bare workflows started at `rate`/s for the step's seconds, whatever their ends take; each
+    completes when its result reaches us."""
+    scheduled: list[float] = []
+    completed: list[tuple[float, float]] = []
+    lags: list[float] = []
+    errors: list[str] = []
+
+    async def one(n: int, due: float) -> None:
+        lags.append(time.time() - due)
+        try:
+            handle = await client.start_workflow(
+                NoopWorkflow.run, STEPS, id=f"bench-noop-{prefix}-{n}", task_queue=task_queue
+            )
+            await handle.result()
+        except Exception as exc:  # a lost workflow is a figure of the step, not a crash
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        completed.append((due, time.time()))
+
+    tasks = []
+    start = time.time()
+    for n in range(max(1, int(rate * config.step_seconds))):
+        due = start + n / rate
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        scheduled.append(due)
+        tasks.append(asyncio.create_task(one(n, due)))
+    _done, pending = await asyncio.wait(tasks, timeout=config.drain_timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    return ramp.step_figures(
+        rate,
+        config.step_seconds,
+        sent=len(tasks),
+        scheduled=scheduled,
+        completed=completed,
+        send_lag_s=lags,
+        errors=len(errors),
+        error_samples=errors,
+    )
 
 
 async def _run_for(

@@ -1,8 +1,10 @@
 """`python -m bench.load`: the load client, a process of its own that drives paysaga's HTTP API.
 
 Phases: setup (customers, each funded by a deposit), unloaded (sequential deposits), saturation
-(deposits fired at once) and mixed (deposits, withdrawals and transfers, open loop at a fixed
-rate). It writes every payment's timings as JSON; `bench.report` makes figures of them.
+(deposits fired at once), the deposit ramp (open loop at rising rates up to the knee, see
+`bench.ramp`), the sustained step (deposits at a fraction of the saturation rate, for the API's
+accept latency there) and mixed (deposits, withdrawals and transfers, open loop at a fixed rate).
+It writes every payment's timings as JSON; `bench.report` makes figures of them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bench import ramp
 from paysaga.settings import DEV_MERCHANT_KEY
 
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -107,13 +110,34 @@ class LoadClient:
     """Payments through the API, each followed to its terminal status by a bounded poller."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, pollers: int, poll_interval: float, progress: Progress
+        self,
+        http: httpx.AsyncClient,
+        *,
+        pollers: int,
+        poll_interval: float,
+        progress: Progress,
+        poll_budget: float = 20.0,
     ) -> None:
         self.http = http
         self.polls = asyncio.Semaphore(pollers)
         self.poll_interval = poll_interval
+        self.poll_budget = poll_budget
         self.progress = progress
         self.customers: list[str] = []
+        self.following = 0  # payments followed with the budget, at this moment
+
+    async def _pause(self, interval: float, budgeted: bool) -> None:
+        """Sleep between two polls of one payment. Budgeted, the polls of all the payments being
+        followed stay under `poll_budget` GETs/s (the interval grows with their number, and
+        shrinks again as they end): the saturation and the ramp measure the payments' CPU, not
+        their polling's. Their completion time is the server's updated_at, not the poll's."""
+        if not budgeted or self.poll_budget <= 0:
+            await asyncio.sleep(interval)
+            return
+        waited, chunk = 0.0, max(interval, 0.5)
+        while waited < max(interval, self.following / self.poll_budget):
+            await asyncio.sleep(chunk)
+            waited += chunk
 
     async def create_customer(self) -> str:
         body = {
@@ -127,7 +151,15 @@ class LoadClient:
         customer_id: str = response.json()["id"]
         return customer_id
 
-    async def post(self, record: Record, path: str, body: dict[str, Any]) -> None:
+    async def post(
+        self,
+        record: Record,
+        path: str,
+        body: dict[str, Any],
+        *,
+        interval: float | None = None,
+        budgeted: bool = False,
+    ) -> None:
         """POST a payment; on 202 follow it to its terminal status."""
         record.sent = time.time()
         self.progress.sent += 1
@@ -148,11 +180,22 @@ class LoadClient:
         record.accept_ms = (record.accepted - record.sent) * 1000
         record.payment_id = response.json()["id"]
         self.progress.accepted += 1
-        await self.follow(record)
+        await self.follow(record, interval, budgeted)
 
-    async def follow(self, record: Record, interval: float | None = None) -> None:
+    async def follow(
+        self, record: Record, interval: float | None = None, budgeted: bool = False
+    ) -> None:
         """Poll GET /v1/payments/{id} until its status is terminal (at most `pollers` at once)."""
         interval = self.poll_interval if interval is None else interval
+        if budgeted:
+            self.following += 1
+        try:
+            await self._follow(record, interval, budgeted)
+        finally:
+            if budgeted:
+                self.following -= 1
+
+    async def _follow(self, record: Record, interval: float, budgeted: bool) -> None:
         while True:
             async with self.polls:
                 try:
@@ -174,16 +217,24 @@ class LoadClient:
                     if record.status != "succeeded":
                         self.progress.failed += 1
                     return
-            await asyncio.sleep(interval)
+            await self._pause(interval, budgeted)
 
-    async def deposit(self, record: Record, customer: str, amount: int) -> None:
+    async def deposit(
+        self,
+        record: Record,
+        customer: str,
+        amount: int,
+        *,
+        interval: float | None = None,
+        budgeted: bool = False,
+    ) -> None:
         body = {
             "customer_id": customer,
             "amount": amount,
             "currency": "EUR",
             "payment_method": "pm_ok",
         }
-        await self.post(record, "/v1/deposits", body)
+        await self.post(record, "/v1/deposits", body, interval=interval, budgeted=budgeted)
 
     async def withdrawal(self, record: Record, customer: str, amount: int) -> None:
         body = {
@@ -233,7 +284,11 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
         base_url=args.api_url, headers=headers, timeout=60, limits=limits
     ) as http:
         client = LoadClient(
-            http, pollers=args.pollers, poll_interval=args.poll_interval, progress=progress
+            http,
+            pollers=args.pollers,
+            poll_interval=args.poll_interval,
+            progress=progress,
+            poll_budget=args.poll_budget,
         )
         reporter = asyncio.create_task(_render_every(progress, 0.5))
         try:
@@ -270,6 +325,26 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
 
+            config = ramp.config_from(args)
+            ramp_steps, ramp_records = await _deposit_ramp(client, rng, config)
+            deposit_ramp = ramp.summarize(ramp_steps, config)
+            at_once = saturation_per_s([asdict(r) for r in saturation])
+            saturation_rate = max(at_once, deposit_ramp["best_completed_per_s"])
+            sustain_rate = round(args.sustain_fraction * saturation_rate, 2)
+            sustain: dict[str, Any] = {
+                "fraction": args.sustain_fraction,
+                "saturation_per_s": saturation_rate,
+            }
+            if sustain_rate > 0 and args.sustain_seconds > 0:
+                progress.begin("deposit-sustain")
+                sustain_records = await _deposit_step(
+                    client, rng, sustain_rate, args.sustain_seconds, config.drain_timeout
+                )
+                sustain["step"] = _deposit_step_figures(
+                    sustain_rate, args.sustain_seconds, sustain_records
+                )
+                sustain["records"] = [asdict(r) for r in sustain_records]
+
             progress.begin("mixed")
             mixed = await _open_loop(client, rng, args.rate, args.duration, args.drain_timeout)
             progress.end()
@@ -281,8 +356,89 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
         "funding": [asdict(r) for r in funding],
         "unloaded": [asdict(r) for r in unloaded],
         "saturation": [asdict(r) for r in saturation],
+        "deposit_ramp": {
+            **deposit_ramp,
+            "records": {step: [asdict(r) for r in rs] for step, rs in ramp_records.items()},
+        },
+        "deposit_sustain": sustain,
         "mixed": [asdict(r) for r in mixed],
     }
+
+
+def saturation_per_s(saturation: list[dict[str, Any]]) -> float:
+    """Deposits fired at once: succeeded / (the last one's updated_at - the first POST)."""
+    done = [r for r in saturation if r["status"] == "succeeded"]
+    if not done:
+        return 0.0
+    first_sent = min(r["sent"] for r in saturation)
+    last = max(float(r["server_terminal"]) for r in done)
+    return len(done) / max(last - float(first_sent), 1e-9)
+
+
+async def _deposit_ramp(
+    client: LoadClient, rng: random.Random, config: ramp.RampConfig
+) -> tuple[list[dict[str, Any]], dict[str, list[Record]]]:
+    """Open-loop steps of deposits at rising rates, each drained before the next, to the knee."""
+    steps: list[dict[str, Any]] = []
+    records: dict[str, list[Record]] = {}
+    for rate in config.rates():
+        name = f"deposit-ramp-{rate:g}"
+        client.progress.begin(name)
+        step_records = await _deposit_step(
+            client, rng, rate, config.step_seconds, config.drain_timeout
+        )
+        step = _deposit_step_figures(rate, config.step_seconds, step_records)
+        step["phase"] = name
+        step["knee_reason"] = ramp.knee_reason(step, config)
+        steps.append(step)
+        records[name] = step_records
+        if step["knee_reason"]:
+            break
+    return steps, records
+
+
+async def _deposit_step(
+    client: LoadClient, rng: random.Random, rate: float, seconds: float, drain_timeout: float
+) -> list[Record]:
+    """Deposits at `rate`/s for `seconds`, sent on schedule, each followed (on the poll budget)
+    to its end; waits for them at most `drain_timeout` after the last is sent."""
+    records: list[Record] = []
+    tasks: list[asyncio.Task[None]] = []
+    start = time.time()
+    for n in range(max(1, int(rate * seconds))):
+        due = start + n / rate
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        record = Record("deposit", due)
+        records.append(record)
+        coro = client.deposit(
+            record, rng.choice(client.customers), 1000, interval=0.5, budgeted=True
+        )
+        tasks.append(asyncio.create_task(coro))
+    _done, pending = await asyncio.wait(tasks, timeout=drain_timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    return records
+
+
+def _deposit_step_figures(rate: float, seconds: float, records: list[Record]) -> dict[str, Any]:
+    """A step's figures; a deposit completes at its terminal updated_at (the server's clock, on
+    this host), so that the polling's period does not count in its latency."""
+    done = [r for r in records if r.status == "succeeded" and r.server_terminal is not None]
+    return ramp.step_figures(
+        rate,
+        seconds,
+        sent=len(records),
+        scheduled=[r.scheduled for r in records],
+        completed=[(r.scheduled, r.server_terminal) for r in done if r.server_terminal],
+        accept_ms=[r.accept_ms for r in records if r.accept_ms is not None],
+        send_lag_s=[r.sent - r.scheduled for r in records if r.sent],
+        errors=sum(r.error is not None for r in records),
+        error_samples=[r.error for r in records if r.error],
+    )
 
 
 async def _deposit_followed_slowly(client: LoadClient, record: Record, customer: str) -> None:
@@ -306,7 +462,7 @@ async def _deposit_followed_slowly(client: LoadClient, record: Record, customer:
     record.accept_ms = (record.accepted - record.sent) * 1000
     record.payment_id = response.json()["id"]
     client.progress.accepted += 1
-    await client.follow(record, interval=0.5)
+    await client.follow(record, interval=0.5, budgeted=True)
 
 
 async def _open_loop(
@@ -362,6 +518,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pollers", type=int, default=8, help="GETs in flight at most")
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--poll-budget",
+        type=float,
+        default=20.0,
+        help="GETs/s at most, all together, to follow the saturation's and the ramp's deposits",
+    )
+    parser.add_argument(
+        "--sustain-fraction",
+        type=float,
+        default=0.8,
+        help="the sustained step's rate, x the deposit saturation rate",
+    )
+    parser.add_argument("--sustain-seconds", type=float, default=15.0)
+    ramp.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
