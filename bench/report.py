@@ -434,10 +434,15 @@ def payment_lines(figures: dict[str, Any]) -> list[str]:
     saturation = figures.get("saturation", {})
     for kind, label in (("deposit", "deposits"), ("bare", "bare workflow")):
         if sat := saturation.get(kind):
+            knee = (
+                f"knee at {_fmt(sat['ramp_knee_rate'])}/s offered"
+                if sat["ramp_knee_rate"] is not None
+                else "no knee in the ramp"
+            )
             lines.append(
                 f"{label} at saturation: {_fmt(sat['per_s'])}/s (the best of"
                 f" {sat['at_once']} at once {_fmt(sat['at_once_per_s'])}/s and the ramp's"
-                f" {_fmt(sat['ramp_best_per_s'])}/s; knee at {_fmt(sat['ramp_knee_rate'])}/s)"
+                f" {_fmt(sat['ramp_best_per_s'])}/s; {knee})"
             )
     lines += _ramp_lines("deposits", figures.get("load", {}).get("deposit_ramp"))
     lines += _ramp_lines(
@@ -531,22 +536,222 @@ def summary_text(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PERCENTILE_COLORS = {"p50": "tab:blue", "p95": "tab:orange", "p99": "tab:red"}
+ROLE_COLORS = {
+    "temporal": "tab:purple",
+    "worker": "tab:blue",
+    "api": "tab:green",
+    "postgres": "tab:orange",
+    "sandbox-psp": "tab:gray",
+}
+
+
+def legend_below(axes: Any, ncol: int = 3, **kwargs: Any) -> None:
+    """The axes' legend under it, out of the data (the layout makes room for it)."""
+    handles, labels = axes.get_legend_handles_labels()
+    if handles:
+        axes.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=ncol,
+            fontsize=8,
+            frameon=False,
+            **kwargs,
+        )
+
+
+def _ramps(figures: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, str]]:
+    """(label, ramp, marker, linestyle) of the deposit ramp and the bare workflow's."""
+    found = []
+    if (deposit := figures.get("load", {}).get("deposit_ramp")) and deposit.get("steps"):
+        found.append(("deposits", deposit, "o", "-"))
+    bare = figures.get("baselines", {}).get("temporal", {}).get("ramp")
+    if bare and bare.get("steps"):
+        found.append(("bare workflow", bare, "x", "--"))
+    return found
+
+
+def plot_ramp_latency(axes: Any, figures: dict[str, Any]) -> None:
+    """End-to-end p50/p95/p99 against the offered rate, deposits next to the bare workflow."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axes.set_title("latency by offered load (open-loop ramp)")
+    plotted = False
+    for label, ramp, marker, style in _ramps(figures):
+        rates = [s["rate"] for s in ramp["steps"]]
+        for key, color in PERCENTILE_COLORS.items():
+            values = [s["end_to_end_ms"][key] for s in ramp["steps"]]
+            axes.plot(
+                rates, values, marker=marker, linestyle=style, color=color, label=f"{label} {key}"
+            )
+            plotted = True
+        if label == "deposits":
+            axes.plot(
+                rates,
+                [s.get("accept_ms", {}).get("p99") for s in ramp["steps"]],
+                marker=".",
+                linestyle=":",
+                color="tab:green",
+                label="deposits API accept p99",
+            )
+    sustain = figures.get("load", {}).get("deposit_sustain", {})
+    if step := sustain.get("step"):
+        axes.scatter(
+            [step["rate"]],
+            [step["accept_ms"]["p99"]],
+            marker="*",
+            s=150,
+            color="tab:green",
+            zorder=5,
+            label=f"accept p99 at {sustain['fraction']:.0%} of saturation",
+        )
+        axes.axhline(ACCEPT_P99_MS_AT_SUSTAIN, color="tab:green", linewidth=0.8, alpha=0.5)
+    if plotted:
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("offered payments/s")
+    axes.set_ylabel("ms (deposits: scheduled -> terminal updated_at)")
+    axes.grid(alpha=0.3)
+    legend_below(axes, ncol=3)
+
+
+def plot_ramp_throughput(axes: Any, figures: dict[str, Any]) -> None:
+    """Completed/s against offered/s for both, with y = x and the at-once figures."""
+    axes.set_title("completed/s by offered load (open-loop ramp)")
+    top = 0.0
+    colors = {"deposits": "tab:blue", "bare workflow": "tab:purple"}
+    for label, ramp, marker, style in _ramps(figures):
+        rates = [s["rate"] for s in ramp["steps"]]
+        done = [s["completed_per_s"] for s in ramp["steps"]]
+        top = max(top, *rates, *done)
+        axes.plot(rates, done, marker=marker, linestyle=style, color=colors[label], label=label)
+    saturation = figures.get("saturation", {})
+    for kind, label in (("deposit", "deposits"), ("bare", "bare workflow")):
+        if sat := saturation.get(kind):
+            axes.axhline(
+                sat["at_once_per_s"],
+                color=colors[label],
+                linestyle=":",
+                linewidth=1,
+                label=f"{label}, {sat['at_once']} at once: {sat['at_once_per_s']:.1f}/s",
+            )
+            top = max(top, sat["at_once_per_s"])
+    sustain = figures.get("load", {}).get("deposit_sustain", {})
+    if step := sustain.get("step"):
+        axes.scatter(
+            [step["rate"]],
+            [step["completed_per_s"]],
+            marker="*",
+            s=150,
+            color="tab:green",
+            zorder=5,
+            label=f"deposits at {sustain['fraction']:.0%} of saturation",
+        )
+    if top > 0:
+        axes.plot([0, top * 1.05], [0, top * 1.05], color="gray", linewidth=0.8, label="y = x")
+        axes.set_xlim(0, top * 1.05)
+        axes.set_ylim(0, top * 1.05)
+    axes.set_xlabel("offered payments/s")
+    axes.set_ylabel("completed payments/s")
+    axes.grid(alpha=0.3)
+    legend_below(axes, ncol=2)
+
+
+def plot_cpu_per_payment(axes: Any, figures: dict[str, Any]) -> None:
+    """Stacked bars: CPU ms per completed payment by process, deposit vs bare workflow."""
+    axes.set_title("CPU per completed payment, by process (at saturation)")
+    cpu = figures.get("cpu_per_payment_ms", {})
+    bars = [
+        (label, cpu[key])
+        for key, label in (
+            ("deposit_saturation", "deposit\n(saturation)"),
+            ("bare_concurrent", "bare workflow\n(at once; worker =\nthe bench process)"),
+        )
+        if cpu.get(key)
+    ]
+    if not bars:
+        return
+    xs = list(range(len(bars)))
+    bottoms = [0.0] * len(bars)
+    for role, color in ROLE_COLORS.items():
+        values = [float(b["ms"].get(role) or 0.0) for _label, b in bars]
+        if not any(values):
+            continue
+        container = axes.bar(xs, values, 0.5, bottom=bottoms, color=color, label=role)
+        axes.bar_label(
+            container,
+            labels=[f"{v:.0f}" if v >= 3 else "" for v in values],
+            label_type="center",
+            fontsize=8,
+            color="white",
+        )
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    for x, total in zip(xs, bottoms, strict=True):
+        axes.annotate(
+            f"{total:.0f} ms", (x, total), ha="center", va="bottom", fontsize=9, weight="bold"
+        )
+    axes.set_xticks(xs, [label for label, _b in bars])
+    axes.set_xlim(-0.75, len(bars) - 0.25)
+    axes.set_ylim(0, max(bottoms) * 1.15)
+    axes.set_ylabel("CPU ms per payment")
+    legend_below(axes, ncol=5)
+
+
+def plot_targets(axes: Any, figures: dict[str, Any]) -> None:
+    """Throughput as a fraction of its baseline, with the target's mark."""
+    bars: list[tuple[str, float, float]] = []  # label, ratio, target
+    for r in figures.get("targets", []):
+        if r["value"] is None or r["limit"] is None:
+            continue
+        if r["name"].startswith("deposits/s at saturation"):
+            bars.append(("deposits / bare wf", r["value"] / max(r["limit"], 1e-9), 1.0))
+        elif r["name"].startswith("Temporal CPU per deposit"):
+            bars.append(("bare / deposit\nTemporal CPU", r["limit"] / max(r["value"], 1e-9), 1.0))
+        elif r["name"].startswith("worker CPU per deposit"):
+            bars.append(("39 ms / deposit\nworker CPU", r["limit"] / max(r["value"], 1e-9), 1.0))
+        elif r["name"].startswith("ledger / raw"):
+            bars.append(
+                (r["name"].replace("ledger / raw psycopg, ", "ledger/raw\n"), r["value"], 0.5)
+            )
+        elif r["name"] == "wallet engine calls/s":
+            ratio = wallet_report.ENGINE_RATIO
+            bars.append(("wallet engine\n/ pgbench", ratio * r["value"] / r["limit"], ratio))
+    if bars:
+        xs = range(len(bars))
+        axes.bar(xs, [b[1] for b in bars], color="tab:blue")
+        axes.scatter(xs, [b[2] for b in bars], color="tab:red", marker="_", s=1500, label="target")
+        axes.set_xticks(list(xs), [b[0] for b in bars], fontsize=8)
+        legend_below(axes, ncol=1)
+    axes.set_title("figure / its baseline or limit (higher is better)")
+
+
 def plot(figures: dict[str, Any], path: Path) -> None:
-    """One PNG: throughput over time, latency percentiles over time, paysaga vs its baselines."""
+    """One PNG: the ramps (latency and completed/s by offered load, deposits next to the bare
+    workflow), CPU per payment by process, the targets' ratios, the mixed load over time, the
+    game wallet's ramp."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = figures.get("time_series", {})
-    fig, (top, middle, bottom, wallet) = plt.subplots(4, 1, figsize=(10, 15))
+    fig = plt.figure(figsize=(16, 22), layout="constrained")
     fig.suptitle(f"paysaga bench {figures.get('timestamp', '')}")
+    grid = fig.add_gridspec(4, 2)
+    plot_ramp_latency(fig.add_subplot(grid[0, 0]), figures)
+    plot_ramp_throughput(fig.add_subplot(grid[0, 1]), figures)
+    plot_cpu_per_payment(fig.add_subplot(grid[1, 0]), figures)
+    plot_targets(fig.add_subplot(grid[1, 1]), figures)
+    top, middle = fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1])
+    series = figures.get("time_series", {})
     if series.get("seconds"):
         for key in ("sent", "accepted", "terminal"):
             top.plot(series["seconds"], series[key], label=f"{key}/s")
     top.set_title("mixed load: payments per second")
     top.set_xlabel("seconds since the mixed load began")
-    top.legend()
+    legend_below(top)
     latency = series.get("latency", [])
     if latency:
         t = [w["t"] for w in latency]
@@ -558,32 +763,9 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     middle.set_title("mixed load: latency (ms), by 5 s window of sending")
     middle.set_xlabel("seconds since the mixed load began")
     middle.set_ylabel("ms")
-    middle.legend()
-    bars: list[tuple[str, float, float]] = []  # label, ratio, target
-    for r in figures.get("targets", []):
-        if r["value"] is None or r["limit"] is None:
-            continue
-        if r["name"].startswith("deposits/s at saturation"):
-            bars.append(("deposits / bare wf", r["value"] / max(r["limit"], 1e-9), 1.0))
-        elif r["name"].startswith("ledger / raw"):
-            bars.append(
-                (r["name"].replace("ledger / raw psycopg, ", "ledger/raw "), r["value"], 0.5)
-            )
-        elif r["name"] == "wallet engine calls/s":
-            ratio = wallet_report.ENGINE_RATIO
-            bars.append(("wallet engine / pgbench", ratio * r["value"] / r["limit"], ratio))
-    if bars:
-        xs = range(len(bars))
-        bottom.bar(xs, [b[1] for b in bars], color="tab:blue")
-        bottom.scatter(
-            xs, [b[2] for b in bars], color="tab:red", marker="_", s=2000, label="target"
-        )
-        bottom.set_xticks(list(xs), [b[0] for b in bars])
-        bottom.legend()
-    bottom.set_title("throughput as a fraction of its baseline")
-    wallet_report.plot_ramp(wallet, figures.get("wallet"))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    legend_below(middle, ncol=4)
+    wallet_report.plot_ramp(fig.add_subplot(grid[3, :]), figures.get("wallet"))
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -296,4 +296,12 @@ def plot_ramp(axes: Any, wallet: dict[str, Any] | None) -> None:
     answered.set_ylabel("answered calls/s")
     lines, labels = axes.get_legend_handles_labels()
     more_lines, more_labels = answered.get_legend_handles_labels()
-    axes.legend(lines + more_lines, labels + more_labels, loc="center right")
+    axes.legend(  # under the axes: never over the data
+        lines + more_lines,
+        labels + more_labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )

@@ -38,12 +38,16 @@ def _started_with(tmp: str) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
-    tmp_path: Path, bench_tmp: str
+    tmp_path: Path, bench_tmp: str, workers: int
 ) -> None:
     out_dir = tmp_path / "results"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--no-progress", "--out-dir", str(out_dir)],
+        [
+            *(sys.executable, "-m", "bench", "--quick", "--no-progress"),
+            *("--out-dir", str(out_dir), "--workers", str(workers)),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -69,10 +73,22 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
     )
     assert "worker-1" in figures["resources"]["peak_rss_mb"]
     results = {row["name"]: row["result"] for row in figures["targets"]}
-    assert len(results) == 9
+    assert len(results) == 12
     assert set(results.values()) <= {"PASS", "MISS"}
     assert "worker peak memory (MB)" in run.stdout
     assert "wallet engine calls/s" in run.stdout
+    for name in (
+        "deposits/s at saturation",
+        "Temporal CPU per deposit (ms)",
+        "worker CPU per deposit (ms)",
+        "API accept p99 (ms) at 80% of saturation",
+    ):
+        assert name in results and name in run.stdout
+    assert "deposit throughput (/s)" not in results  # the old 0.8 x bare target, replaced
+
+    worker_names = [f"worker-{n}" for n in range(1, workers + 1)]
+    assert set(worker_names) <= set(figures["resources"]["peak_rss_mb"])
+    _assert_payment_figures(figures, workers=worker_names)
 
     wallet = figures["wallet"]
     assert wallet["pgbench"]["uniform"]["transfers_per_s"] > 0
@@ -91,3 +107,58 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
 
     # Every process it started (the stack, its clients, pgbench, the profiled API) is gone.
     assert _started_with(bench_tmp) == []
+
+
+def _assert_payment_figures(figures: dict, workers: list[str]) -> None:
+    """CPU per payment, tasks per saga, the ramps and the sustained step: present and sane."""
+    cpu = figures["cpu_per_payment_ms"]
+    deposit, bare = cpu["deposit_saturation"], cpu["bare_concurrent"]
+    assert deposit["payments"] == 10 and bare["payments"] == 10
+    for role in ("temporal", "worker", "api", "postgres"):
+        assert deposit["ms"][role] > 0, (role, deposit)
+    assert bare["ms"]["temporal"] > 0 and bare["ms"]["worker"] > 0
+    per_phase = figures["resources"]["per_phase"]
+    assert set(workers) <= set(per_phase["saturation"]["cpu_seconds"])
+    worker_seconds = sum(per_phase["saturation"]["cpu_seconds"][w] for w in workers)
+    assert deposit["ms"]["worker"] == pytest.approx(1000 * worker_seconds / 10, abs=0.01)
+    # The bare workflow's sequential and concurrent parts are phases of their own.
+    assert {"baseline-temporal-sequential", "baseline-temporal-concurrent"} <= set(per_phase)
+
+    histories = figures["workflow_histories"]
+    for kind in ("deposit", "bare"):
+        h = histories[kind]
+        assert h["sampled"] == 5 and h["closed"] == 5, (kind, h)
+        assert h["mean"]["workflow_tasks"] >= 1
+        assert h["mean"]["events"] > h["mean"]["workflow_tasks"]
+        for key in (
+            "activity_tasks_scheduled",
+            "local_activity_markers",
+            "search_attribute_upserts",
+            "signals",
+            "updates",
+            "child_workflows",
+        ):
+            assert h["mean"][key] >= 0
+    assert histories["bare"]["mean"]["activity_tasks_scheduled"] == 4
+    assert histories["bare"]["mean"]["local_activity_markers"] == 0
+
+    deposit_ramp = figures["load"]["deposit_ramp"]
+    bare_ramp = figures["baselines"]["temporal"]["ramp"]
+    for ramp in (deposit_ramp, bare_ramp):
+        assert [step["rate"] for step in ramp["steps"]] == [2.0, 4.0]
+        for step in ramp["steps"]:
+            assert step["completed"] == step["sent"] > 0
+            assert step["completed_per_s"] > 0 and step["end_to_end_ms"]["p99"] > 0
+            assert step["cpu_ms_per_payment"]["ms"]["temporal"] > 0
+        assert ramp["best_completed_per_s"] > 0
+    assert all(step["accept_ms"]["p99"] > 0 for step in deposit_ramp["steps"])
+    saturation = figures["saturation"]
+    assert saturation["deposit"]["per_s"] == max(
+        saturation["deposit"]["at_once_per_s"], deposit_ramp["best_completed_per_s"]
+    )
+    assert saturation["bare"]["per_s"] >= saturation["bare"]["at_once_per_s"] > 0
+    sustain = figures["load"]["deposit_sustain"]
+    assert sustain["step"]["rate"] == pytest.approx(0.8 * saturation["deposit"]["per_s"], abs=0.01)
+    assert sustain["step"]["completed"] == sustain["step"]["sent"] > 0
+    assert sustain["step"]["accept_ms"]["p99"] > 0
+    assert "deposit-sustain" in figures["resources"]["per_phase"]
