@@ -35,11 +35,34 @@ async def receive_provider_event(
         tolerance_seconds=svc.settings.webhook_tolerance_seconds,
     )
     event = parse_any_event(body)
-    if await svc.store.webhook_seen(provider, event.id):
-        return {"received": True, "duplicate": True}
     if isinstance(event, ProviderDisputeEvent):  # a chargeback: to the dispute's own saga
+        if await svc.store.webhook_seen(provider, event.id):
+            return {"received": True, "duplicate": True}
         await deliver_dispute_event(svc, provider, event)
         await svc.store.record_webhook(provider, event.id, event.reference, event.type)
+        return {"received": True, "duplicate": False}
+    # A refund's events name its deposit; its key names the refund, whose saga waits for them.
+    refund_id = refund_of_key(event.idempotency_key)
+    saga_id = refund_id or event.reference
+    # One round trip: seen before? is the saga's row (the payment's, or the refund's) terminal?
+    # If terminal, the same statement records the event and no signal is sent. That is safe: a
+    # saga writes its terminal status as its last step (`set_status`, after which it only waits
+    # for its handlers to finish and returns) and reads no provider event after it, so the
+    # signal could change nothing; most often its workflow is closed already and the signal
+    # would only cost Temporal a lookup that ends NOT_FOUND. Terminal is succeeded, failed or
+    # canceled for a payment, succeeded or failed for a refund; any other status (among them
+    # `requires_intervention`, which an event may still resolve), or no row, gets the signal.
+    arrival = await svc.store.webhook_arrived(
+        provider,
+        event.id,
+        event.reference,
+        event.type,
+        saga_payment_id=None if refund_id else event.reference,
+        saga_refund_id=refund_id,
+    )
+    if arrival.seen:
+        return {"received": True, "duplicate": True}
+    if arrival.saga_ended:
         return {"received": True, "duplicate": False}
     signal = ProviderEventSignal(
         event_id=event.id,
@@ -53,8 +76,6 @@ async def receive_provider_event(
         amount=event.amount,
         currency=event.currency,
     )
-    # A refund's events name its deposit; its key names the refund, whose saga waits for them.
-    saga_id = refund_of_key(event.idempotency_key) or event.reference
     try:
         await svc.temporal.get_workflow_handle(saga_id).signal("provider_event", signal)
     except RPCError as exc:

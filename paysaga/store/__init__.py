@@ -17,7 +17,7 @@ from paysaga.store.ops_audit import OpsActionRow, OpsAudit
 from paysaga.store.payments import PaymentRow, Payments, payment_object
 from paysaga.store.quotes import QuoteRow, Quotes
 from paysaga.store.refunds import RefundRow, Refunds, refund_object
-from paysaga.store.webhooks import ProviderWebhooks
+from paysaga.store.webhooks import ProviderWebhooks, WebhookArrival
 
 __all__ = [
     "ApiKeyRow",
@@ -33,6 +33,7 @@ __all__ = [
     "QuoteRow",
     "RefundRow",
     "Store",
+    "WebhookArrival",
     "dispute_object",
     "payment_object",
     "refund_object",
