@@ -1,7 +1,11 @@
 """`python -m bench` (`make bench`): start a stack, run the baselines, the loads, report.
 
-The payment phases, then the game wallet's (`bench.wallet_phase`): pgbench, the wallet engine
-alone, wallet calls through the API.
+The payment phases: the bare Temporal workflow (sequential, then fired at once, then the open-loop
+ramp of `bench.ramp`, then the histories of a sample), the database baselines, the load client
+(`bench.load`: unloaded deposits, deposits fired at once, the deposit ramp, deposits at 80% of the
+saturation rate, the mixed load), the histories of a sample of the deposits; then the game
+wallet's (`bench.wallet_phase`): pgbench, the wallet engine alone, wallet calls through the API.
+`bench.report` makes the figures: CPU per payment by process, tasks per saga, the targets.
 
 Everything it starts (the stack's processes, the load client) is stopped by PID at the end, on
 Ctrl-C too. With --api-url it targets a running stack instead and starts only the load client.

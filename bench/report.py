@@ -244,13 +244,17 @@ def cpu_ms_per_payment(
         )
 
     ms = {role: round(1000 * seconds(names) / payments, 2) for role, names in roles.items()}
+    machine = per_phase[phase].get("machine_cpu_percent")
+    ours = sum(per_phase[phase].get("cpu_percent_of_one_core", {}).values())
     return {
         "phase": phase,
         "payments": payments,
         "ms": ms,
         "total_ms": round(sum(ms.values()), 2),
         "wall_seconds": per_phase[phase]["wall_seconds"],
-        "machine_cpu_percent": per_phase[phase].get("machine_cpu_percent"),
+        "machine_cpu_percent": machine,
+        # Other users' processes on the box meanwhile (% of one core): they share our cores.
+        "not_ours_cpu_percent": None if machine is None else round(max(machine - ours, 0.0), 1),
     }
 
 
@@ -396,6 +400,7 @@ def _ramp_lines(label: str, ramp: dict[str, Any] | None) -> list[str]:
             f" ({step['completed']}/{step['sent']}); end-to-end ms p50/p95/p99"
             f" {_fmt(e2e['p50'])}/{_fmt(e2e['p95'])}/{_fmt(e2e['p99'])}"
             + (f"; accept p99 {_fmt(accept['p99'])} ms" if accept else "")
+            + _box(step.get("cpu_ms_per_payment"))
             + (f"  <- knee: {step['knee_reason']}" if step.get("knee_reason") else "")
         )
     if ramp.get("knee_rate") is None:
@@ -403,12 +408,20 @@ def _ramp_lines(label: str, ramp: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _box(cpu: dict[str, Any] | None) -> str:
+    """'; box 190% (60% not ours)': the whole machine's CPU during a phase, % of one core."""
+    if not cpu or cpu.get("machine_cpu_percent") is None:
+        return ""
+    return f"; box {cpu['machine_cpu_percent']:.0f}% ({cpu['not_ours_cpu_percent']:.0f}% not ours)"
+
+
 def _cpu_line(label: str, cpu: dict[str, Any] | None) -> str | None:
     if not cpu:
         return None
     parts = ", ".join(f"{role} {_fmt(ms)}" for role, ms in cpu["ms"].items())
     return (
-        f"  {label} ({cpu['payments']} in '{cpu['phase']}'): {parts}; total {_fmt(cpu['total_ms'])}"
+        f"  {label} ({cpu['payments']} in '{cpu['phase']}'): {parts};"
+        f" total {_fmt(cpu['total_ms'])}{_box(cpu)}"
     )
 
 
@@ -456,6 +469,7 @@ def payment_lines(figures: dict[str, Any]) -> list[str]:
             f" {_fmt(step['seconds'])} s): {_fmt(step['completed_per_s'])} completed/s;"
             f" accept ms p50/p99 {_fmt(acc['p50'])}/{_fmt(acc['p99'])};"
             f" end-to-end ms p50/p99 {_fmt(e2e['p50'])}/{_fmt(e2e['p99'])}"
+            + _box(step.get("cpu_ms_per_payment"))
         )
     cpu = figures.get("cpu_per_payment_ms", {})
     cpu_lines = [
