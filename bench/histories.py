@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
 
 COUNTED = {
@@ -54,6 +54,13 @@ async def _one(client: Client, workflow_id: str) -> dict[str, Any]:
         if EventType.Name(event.event_type) == COUNTED["child_workflows"]
     ]
     counts["children"] = children
+    counts["failure_causes"] = [
+        WorkflowTaskFailedCause.Name(
+            event.workflow_task_failed_event_attributes.cause
+        ).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
+        for event in history.events
+        if EventType.Name(event.event_type) == COUNTED["workflow_task_failures"]
+    ]
     return counts
 
 
@@ -71,7 +78,7 @@ async def histories(client: Client, workflow_ids: Sequence[str]) -> dict[str, An
     per_saga = []
     for counts in own:
         of_children = [children[c] for c in counts["children"] if c in children]
-        row = {k: v for k, v in counts.items() if k != "children"}
+        row = {k: v for k, v in counts.items() if k not in ("children", "failure_causes")}
         row["child_workflow_tasks"] = sum(c["workflow_tasks"] for c in of_children)
         row["child_events"] = sum(c["events"] for c in of_children)
         row["child_activity_tasks_scheduled"] = sum(
@@ -80,8 +87,13 @@ async def histories(client: Client, workflow_ids: Sequence[str]) -> dict[str, An
         row["workflow_tasks_with_children"] = row["workflow_tasks"] + row["child_workflow_tasks"]
         per_saga.append(row)
     figures = [k for k in per_saga[0] if k != "closed"]
+    causes: dict[str, int] = {}
+    for counts in own:
+        for cause in counts["failure_causes"]:
+            causes[cause] = causes.get(cause, 0) + 1
     return {
         "sampled": len(per_saga),
+        "workflow_task_failure_causes": causes,
         "closed": sum(row["closed"] for row in per_saga),
         "mean": {k: sum(row[k] for row in per_saga) / len(per_saga) for k in figures},
         "max": {k: max(row[k] for row in per_saga) for k in figures},

@@ -438,6 +438,12 @@ def _history_line(label: str, h: dict[str, Any] | None) -> str | None:
         f" {_fmt(float(m['search_attribute_upserts']))} search attribute upserts,"
         f" {_fmt(float(m['signals']))} signals, {_fmt(float(m['updates']))} updates,"
         f" {_fmt(float(m['timers']))} timers"
+        + (
+            f"; failed workflow tasks {_fmt(float(m['workflow_task_failures']))}"
+            f" ({', '.join(f'{c} x{n}' for c, n in h['workflow_task_failure_causes'].items())})"
+            if h.get("workflow_task_failure_causes")
+            else ""
+        )
     )
 
 

@@ -127,7 +127,7 @@ def _assert_payment_figures(figures: dict, workers: list[str]) -> None:
     histories = figures["workflow_histories"]
     for kind in ("deposit", "bare"):
         h = histories[kind]
-        assert h["sampled"] == 5 and h["closed"] == 5, (kind, h)
+        assert h["sampled"] == 5 and 0 <= h["closed"] <= 5, (kind, h)
         assert h["mean"]["workflow_tasks"] >= 1
         assert h["mean"]["events"] > h["mean"]["workflow_tasks"]
         for key in (
@@ -139,6 +139,7 @@ def _assert_payment_figures(figures: dict, workers: list[str]) -> None:
             "child_workflows",
         ):
             assert h["mean"][key] >= 0
+    assert histories["bare"]["closed"] == 5  # a deposit saga may outlive its payment's end
     assert histories["bare"]["mean"]["activity_tasks_scheduled"] == 4
     assert histories["bare"]["mean"]["local_activity_markers"] == 0
 
