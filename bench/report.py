@@ -213,7 +213,7 @@ def resource_figures(samples: list[dict[str, Any]], phases: list[dict[str, Any]]
 
 DEPOSIT_ROLES: dict[str, tuple[str, ...]] = {
     "temporal": ("temporal",),
-    "worker": ("worker-",),  # every worker process, summed
+    "worker": ("worker", "worker-"),  # every worker process, summed (--watch worker=PID too)
     "api": ("api",),
     "postgres": ("postgres",),
     "sandbox-psp": ("sandbox-psp",),
