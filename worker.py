@@ -20,7 +20,8 @@ from temporalio.client import (
     ScheduleIntervalSpec,
     ScheduleSpec,
 )
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
@@ -52,6 +53,7 @@ from wallet.engine import WalletEngine
 from workflows.bonus import BonusWorkflow
 from workflows.deposit import DepositWorkflow
 from workflows.dispute import DisputeWorkflow
+from workflows.legacy.deposit_v1 import DepositV1Workflow
 from workflows.merchant_notification import (
     MerchantNotificationWorkflow,
     MerchantRedeliveryWorkflow,
@@ -70,6 +72,7 @@ from workflows.withdrawal import WithdrawalWorkflow
 
 WORKFLOWS = [
     DepositWorkflow,
+    DepositV1Workflow,  # deposits started before Deposit.v2, to their end
     WithdrawalWorkflow,
     TransferWorkflow,
     ReconciliationWorkflow,
@@ -82,6 +85,11 @@ WORKFLOWS = [
     RefundWorkflow,
     DisputeWorkflow,
 ]
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox if the settings ask for it; else the sagas run as plain Python (`workflow_sandbox`)."""
+    return SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
 
 
 def risk_activities(settings: Settings, store: Store) -> RiskActivities:
@@ -241,6 +249,8 @@ async def run_worker(settings: Settings) -> None:
             client,
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
+            workflow_runner=workflow_runner(settings),
+            max_cached_workflows=settings.max_cached_workflows,
             activities=local,
             graceful_shutdown_timeout=timedelta(seconds=10),
             interceptors=interceptors,

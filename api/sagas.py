@@ -12,14 +12,14 @@ from api.deps import Services
 from api.schemas import Payment
 from domain import search_attributes as sa
 from domain.errors import ServiceUnavailable
-from domain.payments import PaymentKind, PaymentStatus, SagaTimings
+from domain.payments import DEPOSIT_WORKFLOW, PaymentKind, PaymentStatus, SagaTimings
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, PaymentRow
 
 TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
-    PaymentKind.DEPOSIT: "Deposit",
+    PaymentKind.DEPOSIT: DEPOSIT_WORKFLOW,
     PaymentKind.WITHDRAWAL: "Withdrawal",
     PaymentKind.TRANSFER: "Transfer",
 }

@@ -14,6 +14,10 @@ class PaymentKind(StrEnum):
     TRANSFER = "transfer"
 
 
+# The deposit saga's workflow type. `Deposit` (workflows/legacy/) ran the deposits started before it.
+DEPOSIT_WORKFLOW = "Deposit.v2"
+
+
 class PaymentStatus(StrEnum):
     PROCESSING = "processing"
     REQUIRES_REVIEW = "requires_review"

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import (
     ActivityCancellationType,
@@ -159,6 +159,11 @@ class PaymentInput(Protocol):
 class PaymentSaga:
     """Status, search attributes, cancels, reviews, resolutions and provider events of a payment."""
 
+    # Write the provider that answered with a final outcome, and the risk decision, with the
+    # saga's next status change (one local step, one upsert) rather than each on its own. A saga
+    # type sets it from its first release on: it changes the commands its histories record.
+    batch_status_writes = False
+
     def __init__(self) -> None:
         self._state = PaymentState(PaymentStatus.PROCESSING)
         self._payment_id = ""
@@ -174,6 +179,9 @@ class PaymentSaga:
         self._canceled_in_temporal = False
         self._steps: asyncio.Task[PaymentState] | None = None
         self.compensations = Compensations()
+        # With `batch_status_writes`: what the next status change writes besides its status.
+        self._provider_unrecorded: str | None = None
+        self._attributes_unmirrored: list[SearchAttributeUpdate[Any]] = []
 
     # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
 
@@ -426,8 +434,10 @@ class PaymentSaga:
         and review updates) reads the new status from the API. A change to the same status
         changes nothing.
         """
+        provider = provider or self._provider_unrecorded
         if status == self._state.status and provider in (None, self._state.provider):
             return self._state
+        self._provider_unrecorded = None
         if status.is_terminal:
             self.point_of_no_return()  # a cancel must not overtake the final write
         recorded = await self.record_status(
@@ -439,7 +449,8 @@ class PaymentSaga:
             workflow.logger.warning("%s was already %s", self._payment_id, recorded.status)
             status, failure_code = PaymentStatus(recorded.status), recorded.failure_code
         self._state = PaymentState(status, provider or self._state.provider, failure_code)
-        updates = [sa.PAYMENT_STATUS.value_set(status.value)]
+        updates = [*self._attributes_unmirrored, sa.PAYMENT_STATUS.value_set(status.value)]
+        self._attributes_unmirrored = []
         if provider:
             updates.append(sa.PROVIDER.value_set(provider))
         workflow.upsert_search_attributes(updates)
@@ -478,7 +489,10 @@ class PaymentSaga:
             RecordStatusInput(self._payment_id, self._state.status.value, provider)
         )
         self._state = PaymentState(self._state.status, provider, None)
-        workflow.upsert_search_attributes([sa.PROVIDER.value_set(provider)])
+        workflow.upsert_search_attributes(
+            [*self._attributes_unmirrored, sa.PROVIDER.value_set(provider)]
+        )
+        self._attributes_unmirrored = []
 
     async def fail(self, failure_code: str, reason: str | None = None) -> PaymentState:
         return await self.set_status(PaymentStatus.FAILED, failure_code=failure_code, reason=reason)
@@ -506,6 +520,9 @@ class PaymentSaga:
         result = await self.with_failover(providers, call)
         if result.outcome in (Outcome.not_processed, Outcome.rejected):
             return "", result.outcome
+        if self.batch_status_writes and result.outcome in (Outcome.succeeded, Outcome.declined):
+            self._provider_unrecorded = result.provider  # written with the final status
+            return result.provider, result.outcome
         await self.set_provider(result.provider)
         return result.provider, await self.await_outcome(result, call, operation)
 
@@ -684,7 +701,11 @@ class PaymentSaga:
         risk: RiskResult = await workflow.execute_local_activity_method(
             RiskActivities.assess_payment, payment, **LOCAL_STEP
         )
-        workflow.upsert_search_attributes([sa.RISK_DECISION.value_set(risk.decision)])
+        decision = sa.RISK_DECISION.value_set(risk.decision)
+        if self.batch_status_writes:
+            self._attributes_unmirrored.append(decision)  # with the next status change
+        else:
+            workflow.upsert_search_attributes([decision])
         return risk
 
     async def hold_funds(self, hold_request: HoldFundsInput) -> Hold | None:

@@ -40,6 +40,7 @@ from activities.refunds import RefundActivities
 from domain import search_attributes
 from domain.merchants import DEV_MERCHANT_ID
 from domain.payments import (
+    DEPOSIT_WORKFLOW,
     Beneficiary,
     DepositInput,
     PaymentState,
@@ -479,7 +480,9 @@ class SagaHarness:
             timings,
             merchant_id=self.merchant_id,
         )
-        return await self._start("Deposit", "deposit", payment_id, customer_id, amount, "EUR", data)
+        return await self._start(
+            DEPOSIT_WORKFLOW, "deposit", payment_id, customer_id, amount, "EUR", data
+        )
 
     async def withdrawal(
         self,
