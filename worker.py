@@ -131,6 +131,7 @@ def activities_for(
     local: list[Callable[..., Any]] = [
         risk.check_kyc,
         risk.assess_payment,
+        risk.screen_payment,
         risk.screen_beneficiary,
         ledger_activities.post_transaction,
         ledger_activities.hold_funds,

@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
-from paysaga.store import Store
+from paysaga.store import CustomerRow, Store
 from risk.fraud import FraudRules, RiskContext
 from risk.kyc import KycProvider, KycSubject
 
@@ -47,6 +47,14 @@ class RiskResult:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Screening:
+    """KYC, then the fraud rules' decision (None when KYC refused: the rules were not run)."""
+
+    kyc: KycResult
+    risk: RiskResult | None = None
+
+
 class RiskActivities:
     """The customer checks of every saga."""
 
@@ -61,17 +69,7 @@ class RiskActivities:
     @activity.defn(name="risk.check_kyc")
     async def check_kyc(self, check: KycInput) -> KycResult:
         """Identity, age, country and sanctions; the verdict is recorded on the customer."""
-        customer = await self._store.get_customer(check.customer_id)
-        if customer is None:
-            raise ApplicationError(
-                f"no customer {check.customer_id}",
-                type=failures.CUSTOMER_NOT_FOUND,
-                non_retryable=True,
-            )
-        subject = KycSubject(customer.full_name, customer.birth_date, customer.country)
-        verdict = self._kyc.check(subject, datetime.now(UTC).date())
-        await self._store.record_kyc(check.customer_id, verdict.status, verdict.reason)
-        return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
+        return await self._kyc_of(await self._customer(check.customer_id))
 
     @activity.defn(name="risk.screen_beneficiary")
     async def screen_beneficiary(self, party: ScreeningInput) -> KycResult:
@@ -82,13 +80,32 @@ class RiskActivities:
     @activity.defn(name="risk.assess_payment")
     async def assess_payment(self, payment: RiskInput) -> RiskResult:
         """The fraud rules on this payment and the customer's recent activity."""
-        customer = await self._store.get_customer(payment.customer_id)
+        return await self._risk_of(await self._customer(payment.customer_id), payment)
+
+    @activity.defn(name="risk.screen_payment")
+    async def screen_payment(self, payment: RiskInput) -> Screening:
+        """`check_kyc`, then, if it approved, `assess_payment`: one local step, one customer read."""
+        customer = await self._customer(payment.customer_id)
+        kyc = await self._kyc_of(customer)
+        if not kyc.approved:
+            return Screening(kyc)
+        return Screening(kyc, await self._risk_of(customer, payment))
+
+    async def _customer(self, customer_id: str) -> CustomerRow:
+        customer = await self._store.get_customer(customer_id)
         if customer is None:
             raise ApplicationError(
-                f"no customer {payment.customer_id}",
-                type=failures.CUSTOMER_NOT_FOUND,
-                non_retryable=True,
+                f"no customer {customer_id}", type=failures.CUSTOMER_NOT_FOUND, non_retryable=True
             )
+        return customer
+
+    async def _kyc_of(self, customer: CustomerRow) -> KycResult:
+        subject = KycSubject(customer.full_name, customer.birth_date, customer.country)
+        verdict = self._kyc.check(subject, datetime.now(UTC).date())
+        await self._store.record_kyc(customer.id, verdict.status, verdict.reason)
+        return KycResult(verdict.approved, verdict.failure_code, verdict.reason)
+
+    async def _risk_of(self, customer: CustomerRow, payment: RiskInput) -> RiskResult:
         since = datetime.now(UTC) - self._velocity_window
         recent = await self._store.count_recent_payments(payment.customer_id, since)
         decision = self._fraud.assess(

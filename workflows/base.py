@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ReverseByKeyInput,
     )
     from activities.payments import PaymentActivities, RecordStatusInput
-    from activities.risk import KycInput, RiskActivities, RiskInput, RiskResult
+    from activities.risk import KycInput, RiskActivities, RiskInput, RiskResult, Screening
     from domain import search_attributes as sa
     from domain.payments import (
         FailureCode,
@@ -701,12 +701,29 @@ class PaymentSaga:
         risk: RiskResult = await workflow.execute_local_activity_method(
             RiskActivities.assess_payment, payment, **LOCAL_STEP
         )
+        self._mirror_risk_decision(risk)
+        return risk
+
+    def _mirror_risk_decision(self, risk: RiskResult) -> None:
         decision = sa.RISK_DECISION.value_set(risk.decision)
         if self.batch_status_writes:
             self._attributes_unmirrored.append(decision)  # with the next status change
         else:
             workflow.upsert_search_attributes([decision])
-        return risk
+
+    async def screen(self, payment: RiskInput) -> tuple[str, str | None] | None:
+        """KYC, then the fraud rules, in one local step: None if both approve, else (failure
+        code, reason). The decision is mirrored like `assess_risk`'s."""
+        screening: Screening = await workflow.execute_local_activity_method(
+            RiskActivities.screen_payment, payment, **LOCAL_STEP
+        )
+        kyc, risk = screening.kyc, screening.risk
+        if not kyc.approved or risk is None:
+            return kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason
+        self._mirror_risk_decision(risk)
+        if risk.decision != "approve":
+            return FailureCode.RISK_DECLINED, ", ".join(risk.reasons)
+        return None
 
     async def hold_funds(self, hold_request: HoldFundsInput) -> Hold | None:
         """Reserve the funds; None when they are not there (its release: `releases_hold`)."""

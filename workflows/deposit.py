@@ -3,8 +3,9 @@
 Workflow type `Deposit.v2`: the type `Deposit` before it (workflows/legacy/deposit_v1.py) took
 its receivable split and its credit's reversal behind patches, and wrote the provider and the
 risk decision each on its own; this one always does the former and writes the latter with the
-next status change. Two workflow tasks, three local steps and one search attribute upsert for
-a charge that answers at once (README, "Benchmark").
+next status change, and runs KYC and the fraud rules as one local step. A charge that answers at
+once takes two workflow tasks, three local steps and one search attribute upsert (README,
+"Benchmark").
 """
 
 from __future__ import annotations
@@ -54,15 +55,11 @@ class DepositWorkflow(PaymentSaga):
     @workflow.run
     @clear_end
     async def run(self, deposit: DepositInput) -> PaymentState:
-        if (kyc_failure := await self.check_kyc(deposit.customer_id)) is not None:
-            return await self.fail(*kyc_failure)
-        risk = await self.assess_risk(
-            RiskInput(
-                deposit.payment_id, deposit.customer_id, "deposit", deposit.amount, deposit.currency
-            )
+        screening = RiskInput(
+            deposit.payment_id, deposit.customer_id, "deposit", deposit.amount, deposit.currency
         )
-        if risk.decision != "approve":
-            return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+        if (refusal := await self.screen(screening)) is not None:
+            return await self.fail(*refusal)
 
         charge = ProviderOperation(f"{deposit.payment_id}:charge", deposit.amount, deposit.currency)
         # Registered before the charge: a charge can succeed and fail to report it.

@@ -77,9 +77,9 @@ async def review(saga: SagaHarness, kind: str, decision: str | None) -> Payment:
 async def cancel_before(saga: SagaHarness, kind: str, source: str) -> Payment:
     """Cancel before the point of no return: in review (withdrawal, transfer), in KYC (deposit)."""
     if kind == "deposit":
-        saga.faults.block("risk.check_kyc")
+        saga.faults.block("risk.screen_payment")
         payment = await start(saga, kind)
-        await saga.faults.entered("risk.check_kyc")
+        await saga.faults.entered("risk.screen_payment")
     else:
         payment = await review(saga, kind, None)
     await saga.cancel(payment, source)
@@ -133,7 +133,8 @@ def register_common(kind: str) -> None:
     path(f"{kind}_kyc_rejected")(lambda saga: start(saga, kind, country="KP"))
     path(f"{kind}_provider_declined")(lambda saga: start(saga, kind, **{token: "pm_decline"}))
     path(f"{kind}_provider_rejected")(lambda saga: start(saga, kind, **{token: "pm_reject"}))
-    path(f"{kind}_internal_error")(lambda saga: fail_at(saga, kind, "risk.assess_payment"))
+    screening = "risk.screen_payment" if kind == "deposit" else "risk.assess_payment"
+    path(f"{kind}_internal_error")(lambda saga: fail_at(saga, kind, screening))
     path(f"{kind}_provider_timeout")(lambda saga: hang_provider(saga, kind))
     path(f"{kind}_late_answer")(lambda saga: late_answer(saga, kind))
     for source in ("api", "temporal"):

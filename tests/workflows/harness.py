@@ -358,6 +358,7 @@ class SagaHarness:
         local: list[Callable[..., Awaitable[Any]]] = [
             risk.check_kyc,
             risk.assess_payment,
+            risk.screen_payment,
             risk.screen_beneficiary,
             ledger.post_transaction,
             ledger.hold_funds,

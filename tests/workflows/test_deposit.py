@@ -30,8 +30,7 @@ async def test_fail_deposit_declined_by_provider(saga: SagaHarness) -> None:
 @pytest.mark.parametrize(
     ("step", "method", "expected"),
     [
-        ("risk.check_kyc", "pm_ok", Seen("failed", "internal_error")),
-        ("risk.assess_payment", "pm_ok", Seen("failed", "internal_error")),
+        ("risk.screen_payment", "pm_ok", Seen("failed", "internal_error")),
         # The provider refuses the charge as invalid: final, nothing charged.
         (None, "pm_reject", Seen("failed", "provider_rejected")),
         # A credit the ledger refuses: the charge is refunded.
@@ -41,7 +40,7 @@ async def test_fail_deposit_declined_by_provider(saga: SagaHarness) -> None:
             Seen("failed", "credit_failed", charged=AMOUNT, refunded=AMOUNT),
         ),
     ],
-    ids=["kyc", "risk", "charge-rejected", "credit"],
+    ids=["kyc-and-risk", "charge-rejected", "credit"],
 )
 async def test_fail_deposit_at_step(
     saga: SagaHarness, step: str | None, method: str, expected: Seen
@@ -76,11 +75,10 @@ async def test_complete_deposit_after_poll_answers_late(saga: SagaHarness) -> No
 
 
 @pytest.mark.parametrize("source", ["api", "temporal"])
-@pytest.mark.parametrize("step", ["risk.check_kyc", "risk.assess_payment"])
-async def test_cancel_deposit_before_charge(saga: SagaHarness, step: str, source: str) -> None:
-    saga.faults.block(step)
+async def test_cancel_deposit_before_charge(saga: SagaHarness, source: str) -> None:
+    saga.faults.block("risk.screen_payment")
     payment = await saga.deposit(await saga.customer())
-    await saga.faults.entered(step)
+    await saga.faults.entered("risk.screen_payment")
     assert await saga.cancel(payment, source) is None
     workflow = CANCELED if source == "temporal" else WorkflowExecutionStatus.COMPLETED
     assert await saga.finished(payment) == Seen("canceled", workflow=workflow)
