@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.payments import DEPOSIT_WORKFLOW
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -45,12 +46,12 @@ async def test_one_trace_spans_api_workflow_and_activities(
         started = [
             s
             for s in api_spans
-            if s["name"] == "StartWorkflow:Deposit"
+            if s["name"] == f"StartWorkflow:{DEPOSIT_WORKFLOW}"
             and s["attributes"].get("temporalWorkflowID") == payment["id"]
         ]
         trace = started[0]["context"]["trace_id"] if started else None
         names = {s["name"] for s in worker_spans if s["context"]["trace_id"] == trace}
-        if {"RunWorkflow:Deposit", "RunActivity:provider.charge"} <= names:
+        if {f"RunWorkflow:{DEPOSIT_WORKFLOW}", "RunActivity:provider.charge"} <= names:
             break
         assert time.monotonic() < deadline, (trace, sorted(names))
         await asyncio.sleep(0.5)
