@@ -28,10 +28,11 @@ async def create_deposit(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        if await books.get_customer(body.customer_id) is None:
-            raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
         routing = route(svc.settings.provider_routing, "charge", body.currency)
         if body.provider is not None and body.provider not in routing:
+            # An unknown customer is told first, as always; else the INSERT checks it.
+            if await books.get_customer(body.customer_id) is None:
+                raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
             raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
         deposit = DepositInput(
@@ -55,6 +56,7 @@ async def create_deposit(
             provider=body.provider,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
+            check_customer=True,
         )
 
     return await run_once(

@@ -9,7 +9,6 @@ from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.sagas import saga_timings, start_payment
 from api.schemas import Payment, WithdrawalCreate
-from domain.errors import NotFound
 from domain.payments import PaymentKind, WithdrawalInput
 from providers.routing import route
 
@@ -28,8 +27,6 @@ async def create_withdrawal(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        if await books.get_customer(body.customer_id) is None:
-            raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
         payment_id = derived_id("wd_", books.merchant_id, idempotency_key, fingerprint)
         withdrawal = WithdrawalInput(
             payment_id=payment_id,
@@ -53,6 +50,7 @@ async def create_withdrawal(
             provider=None,
             details={"destination": body.destination},
             workflow_input=withdrawal,
+            check_customer=True,  # the INSERT checks the customer is the merchant's
         )
 
     return await run_once(

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from paysaga.store.sql import TableRow, Tables
+from paysaga.store.sql import TableRow, Tables, one_trip
 
 
 @dataclass(frozen=True)
@@ -36,33 +36,36 @@ class IdempotencyKeys(Tables):
         unfinished for a minute: its request died with its process or its database connection,
         and running it again is safe (what it starts is keyed by the same request).
         """
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "DELETE FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s"
-                " AND (created_at < now() - make_interval(hours => %s)"
-                "  OR (response_status IS NULL AND created_at < now() - interval '1 minute'))",
-                (merchant_id, key, ttl_hours),
-            )
-            await cur.execute(
-                "INSERT INTO api_idempotency_keys (merchant_id, key, request_hash)"
-                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
-                (merchant_id, key, request_hash),
-            )
-            if await cur.fetchone():
+        # One round trip (`one_trip`): BEGIN, the three statements and COMMIT. The SELECT reads
+        # the row as the INSERT left it (ours if claimed), so it is sent whatever happens.
+        async with self.pool.connection() as conn:
+            async with one_trip(conn):
+                await conn.execute(
+                    "DELETE FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s"
+                    " AND (created_at < now() - make_interval(hours => %s)"
+                    "  OR (response_status IS NULL AND created_at < now() - interval '1 minute'))",
+                    (merchant_id, key, ttl_hours),
+                )
+                claimed = await conn.execute(
+                    "INSERT INTO api_idempotency_keys (merchant_id, key, request_hash)"
+                    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
+                    (merchant_id, key, request_hash),
+                )
+                existing = conn.cursor(row_factory=dict_row)
+                await existing.execute(
+                    "SELECT * FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s",
+                    (merchant_id, key),
+                )
+            if await claimed.fetchone():
                 return None
-            await cur.execute(
-                "SELECT * FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s",
-                (merchant_id, key),
-            )
-            row = await cur.fetchone()
+            row = await existing.fetchone()
         return None if row is None else IdempotencyRow.from_row(row)
 
     async def complete_idempotency_key(
         self, merchant_id: str, key: str, status: int, raw_body: str
     ) -> None:
         """Store the answer as sent (`response_raw`) and as JSON, for replays and for reading."""
-        await self._execute(
+        await self._write(
             "UPDATE api_idempotency_keys"
             " SET response_status = %s, response_body = %s::jsonb, response_raw = %s"
             " WHERE merchant_id = %s AND key = %s RETURNING key",
@@ -71,7 +74,7 @@ class IdempotencyKeys(Tables):
 
     async def release_idempotency_key(self, merchant_id: str, key: str) -> None:
         """Forget a claim whose request failed on our side, so that the client may retry it."""
-        await self._execute(
+        await self._write(
             "DELETE FROM api_idempotency_keys WHERE merchant_id = %s AND key = %s"
             " AND response_status IS NULL RETURNING key",
             (merchant_id, key),

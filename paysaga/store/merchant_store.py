@@ -160,6 +160,22 @@ class MerchantStore:
         )
         return row
 
+    async def insert_customer_payment(
+        self,
+        payment_id: str,
+        kind: str,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        provider: str | None,
+        details: dict[str, Any],
+    ) -> PaymentRow | None:
+        """`insert_payment` if the merchant has the customer; None if it has not."""
+        row: PaymentRow | None = await self._store.insert_customer_payment(
+            self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
+        )
+        return row
+
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
         return await self._tables._one(
             PaymentRow,

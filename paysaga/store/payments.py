@@ -10,8 +10,8 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from domain.payments import PaymentStatus
-from paysaga.store.events import append_event
-from paysaga.store.sql import TableRow, Tables
+from paysaga.store.events import NewEvent, append_event, insert_events
+from paysaga.store.sql import TableRow, Tables, one_trip
 
 TERMINAL = [s.value for s in PaymentStatus if s.is_terminal]
 
@@ -95,6 +95,55 @@ class Payments(Tables):
         existing = await self.get_payment(payment_id)
         assert existing is not None
         return existing
+
+    async def insert_customer_payment(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        kind: str,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        provider: str | None,
+        details: dict[str, Any],
+    ) -> PaymentRow | None:
+        """`insert_payment`, if the merchant has the customer (None when it has not), in two
+        round trips: the customer check is in the INSERT, which travels with BEGIN and the read
+        of a payment already there; the event (built from the inserted row) with the COMMIT."""
+        async with self.pool.connection() as conn:
+            async with one_trip(conn):
+                inserted = conn.cursor(row_factory=dict_row)
+                await inserted.execute(
+                    _INSERT_CUSTOMER_PAYMENT,
+                    {
+                        "id": payment_id,
+                        "merchant_id": merchant_id,
+                        "kind": kind,
+                        "customer_id": customer_id,
+                        "amount": amount,
+                        "currency": currency,
+                        "provider": provider,
+                        "details": json.dumps(details),
+                    },
+                )
+                there = conn.cursor(row_factory=dict_row)
+                await there.execute(
+                    "SELECT * FROM payments WHERE id = %s AND merchant_id = %s",
+                    (payment_id, merchant_id),
+                )
+                created = await inserted.fetchone()  # the first round trip
+                existing = await there.fetchone()
+                appended = None
+                if created is not None:
+                    row = PaymentRow.from_row(created)
+                    event = NewEvent("payment.created", "payment", row.id, payment_object(row))
+                    appended = await insert_events(conn, merchant_id, [event])
+                # the second: the event and the COMMIT
+            if appended is None:
+                return None if existing is None else PaymentRow.from_row(existing)
+            if len(await appended.fetchall()) != 1:
+                raise LookupError(f"no merchant {merchant_id}")
+            return row
 
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
         """A payment by its id, whoever's it is (for the worker; the API reads through
@@ -186,3 +235,15 @@ class Payments(Tables):
             )
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+
+# The payment in `processing`, only if its customer is the merchant's; nothing if the id is there.
+_INSERT_CUSTOMER_PAYMENT = """
+INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency, provider,
+                      details)
+SELECT %(id)s, %(merchant_id)s, %(kind)s, 'processing', %(customer_id)s, %(amount)s,
+       %(currency)s, %(provider)s, %(details)s::jsonb
+WHERE EXISTS (SELECT 1 FROM customers WHERE id = %(customer_id)s AND merchant_id = %(merchant_id)s)
+ON CONFLICT (id) DO NOTHING
+RETURNING *
+"""

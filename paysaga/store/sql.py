@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Self, TypeVar
 
+from psycopg import AsyncConnection, AsyncPipeline
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -50,3 +53,34 @@ class Tables:
         async with self.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchone() is not None if cur.description else False
+
+    async def _write(self, sql: str, params: Params) -> bool:
+        """`_execute` in one round trip (`one_trip`: BEGIN, the write and COMMIT together)."""
+        async with self.pool.connection() as conn:
+            async with one_trip(conn):
+                cur = await conn.execute(sql, params)
+            return await cur.fetchone() is not None if cur.description else False
+
+
+@asynccontextmanager
+async def one_trip(conn: AsyncConnection[Any]) -> AsyncIterator[AsyncPipeline]:
+    """A transaction whose BEGIN, statements and COMMIT go to the server in one pipeline: one
+    round trip, unless the block reads a result before its end (each read is one more).
+
+    Outside a pipeline psycopg sends BEGIN and COMMIT on round trips of their own; inside one,
+    on a connection that is not in autocommit, its implicit BEGIN still waits for its answer. So
+    the connection is in autocommit for the block, the BEGIN and COMMIT explicit; on any error
+    the transaction is rolled back, and the connection is back out of autocommit after it.
+    """
+    await conn.set_autocommit(True)
+    try:
+        async with conn.pipeline() as pipeline:
+            await conn.execute("BEGIN")
+            yield pipeline
+            await conn.execute("COMMIT")
+    finally:
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.rollback()
+        finally:
+            await conn.set_autocommit(False)
