@@ -27,7 +27,7 @@ from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payment_sweep import PaymentSweepActivities
-from activities.payments import PaymentActivities
+from activities.payments import BookingActivities, PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
@@ -141,6 +141,7 @@ def activities_for(
         ledger_activities.release_hold,
         ledger_activities.reverse_by_key,
         payments.record_status,
+        BookingActivities(ledger_activities, payments).post_and_record_status,
         RefundActivities(store).record_status,
         *dispute_activities(ledger_activities, store),
         reconciliation.reconcile_provider,

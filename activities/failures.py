@@ -27,6 +27,8 @@ PROVIDER_OUTCOME_PENDING = "ProviderOutcomePending"
 PROVIDER_REJECTED = "ProviderRequestRejected"
 # Ledger refusals are typed by the ledger error's class name (activities/ledger.py).
 INSUFFICIENT_FUNDS = InsufficientFunds.__name__
+# A posting refused by the ledger in a step that writes a status with it: nothing was written.
+POSTING_REFUSED = "PostingRefused"
 CUSTOMER_NOT_FOUND = "CustomerNotFound"
 DISPUTED_PAYMENT_NOT_FOUND = "DisputedPaymentNotFound"
 DISPUTE_MISMATCH = "DisputeMismatch"  # the provider's dispute does not fit its deposit

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities import failures
+from activities.ledger import LedgerActivities, PostTransactionInput
 from domain.payments import PaymentStatus, RecordedStatus
 from paysaga.store import PaymentRow, Store
 
@@ -57,6 +60,36 @@ class PaymentActivities:
         if PaymentStatus(change.status).is_terminal:
             count_finished_payment(row)
         return RecordedStatus(row.status, row.failure_code)
+
+
+@dataclass
+class PostAndRecordInput:
+    """A ledger posting, and the status change it makes true."""
+
+    posting: PostTransactionInput
+    change: RecordStatusInput
+
+
+class BookingActivities:
+    """A posting and the payment status it makes true, in one local step (the deposit's credit
+    and `succeeded`): one fewer step for the saga, and a shorter last workflow task."""
+
+    def __init__(self, ledger: LedgerActivities, payments: PaymentActivities) -> None:
+        self._ledger = ledger
+        self._payments = payments
+
+    @activity.defn(name="payments.post_and_record_status")
+    async def post_and_record_status(self, booking: PostAndRecordInput) -> RecordedStatus | None:
+        """`ledger.post_transaction`, then `payments.record_status`; each is idempotent, so a
+        retry after either is safe. A ledger refusal fails the step, typed `PostingRefused`, before
+        any status is written: only then may the saga take the posting as not made."""
+        try:
+            await self._ledger.post_transaction(booking.posting)
+        except ApplicationError as refusal:  # the ledger's refusals, already non-retryable
+            raise ApplicationError(
+                f"{refusal.type}: {refusal}", type=failures.POSTING_REFUSED, non_retryable=True
+            ) from refusal
+        return await self._payments.record_status(booking.change)
 
 
 def count_finished_payment(payment: PaymentRow) -> None:

@@ -38,10 +38,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import (
         HoldFundsInput,
         LedgerActivities,
+        PostTransactionInput,
         ReleaseHoldInput,
         ReverseByKeyInput,
     )
-    from activities.payments import PaymentActivities, RecordStatusInput
+    from activities.payments import (
+        BookingActivities,
+        PaymentActivities,
+        PostAndRecordInput,
+        RecordStatusInput,
+    )
     from activities.risk import KycInput, RiskActivities, RiskInput, RiskResult, Screening
     from domain import search_attributes as sa
     from domain.payments import (
@@ -182,6 +188,9 @@ class PaymentSaga:
         # With `batch_status_writes`: what the next status change writes besides its status.
         self._provider_unrecorded: str | None = None
         self._attributes_unmirrored: list[SearchAttributeUpdate[Any]] = []
+        # The posting that makes `succeeded` true, if the saga books it with that status: an
+        # operator's `succeeded` books it too (found by its key: made at most once).
+        self._posting_for_success: PostTransactionInput | None = None
 
     # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
 
@@ -301,7 +310,11 @@ class PaymentSaga:
         """End as the operator resolved: `failed` compensates, `succeeded` is taken as done."""
         assert self._resolution is not None
         if self._resolution.outcome == "succeeded":
-            return await self.set_status(PaymentStatus.SUCCEEDED, reason=self._resolution.reason)
+            return await self.set_status(
+                PaymentStatus.SUCCEEDED,
+                reason=self._resolution.reason,
+                posting=self._posting_for_success,
+            )
         await self.compensations.run()
         return await self.fail(FailureCode.RESOLVED_BY_OPERATOR, self._resolution.reason)
 
@@ -427,22 +440,33 @@ class PaymentSaga:
         provider: str | None = None,
         failure_code: str | None = None,
         reason: str | None = None,
+        posting: PostTransactionInput | None = None,
     ) -> PaymentState:
         """Record a status change on the payment, then in the saga's state and search attributes.
 
         The payment row is written first, so that whoever waits on the saga's state (the cancel
         and review updates) reads the new status from the API. A change to the same status
-        changes nothing.
+        changes nothing. With a `posting`, the ledger transaction that makes the status true is
+        posted first, in the same local step; if the ledger refuses it, nothing is written and the
+        step fails with `PostingRefused`.
         """
         provider = provider or self._provider_unrecorded
         if status == self._state.status and provider in (None, self._state.provider):
             return self._state
-        self._provider_unrecorded = None
         if status.is_terminal:
             self.point_of_no_return()  # a cancel must not overtake the final write
-        recorded = await self.record_status(
-            RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason)
-        )
+        change = RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason)
+        if posting is not None and status == PaymentStatus.SUCCEEDED:
+            self._posting_for_success = posting
+        if posting is None:
+            recorded = await self.record_status(change)
+        else:
+            recorded = await workflow.execute_local_activity_method(
+                BookingActivities.post_and_record_status,
+                PostAndRecordInput(posting, change),
+                **LOCAL_STEP,
+            )
+        self._provider_unrecorded = None
         if recorded is not None and recorded.status != status.value:
             # Already final: a lost workflow task wrote it (its local steps ran, its commands
             # were refused). The row tells what happened to the money; the saga adopts it.

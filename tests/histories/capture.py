@@ -21,6 +21,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from activities import failures
 from domain.bonuses import BonusEnd, ForfeitRequest
 from domain.disputes import DisputeAnswer, DisputeView
 from domain.payments import ResolveDecision, ReviewDecision
@@ -170,7 +171,8 @@ async def _deposit_too_large(saga: SagaHarness) -> Payment:
 
 @path("deposit_credit_failed")
 async def _deposit_credit_failed(saga: SagaHarness) -> Payment:
-    return await fail_at(saga, "deposit", "ledger.post_transaction")
+    saga.faults.fail("payments.post_and_record_status", error_type=failures.POSTING_REFUSED)
+    return await start(saga, "deposit")
 
 
 @path("transfer_to_wallet")

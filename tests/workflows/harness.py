@@ -34,7 +34,7 @@ from temporalio.worker import Worker
 
 from activities import failures
 from activities.ledger import LedgerActivities
-from activities.payments import PaymentActivities
+from activities.payments import BookingActivities, PaymentActivities
 from activities.providers import ProviderActivities
 from activities.refunds import RefundActivities
 from domain import search_attributes
@@ -222,6 +222,7 @@ class Fault:
     kind: str  # fail, fail_after_effect, hang, block
     when: Callable[[Any], bool]
     times: int | None  # how many calls it hits; None: every call
+    error_type: str = "InjectedFault"  # of a fail
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -233,9 +234,14 @@ class Faults:
         self._plan: dict[str, Fault] = {}
 
     def _add(
-        self, name: str, kind: str, when: Callable[[Any], bool] | None, times: int | None
+        self,
+        name: str,
+        kind: str,
+        when: Callable[[Any], bool] | None,
+        times: int | None,
+        error_type: str = "InjectedFault",
     ) -> Fault:
-        fault = Fault(kind, when or (lambda _: True), times)
+        fault = Fault(kind, when or (lambda _: True), times, error_type)
         self._plan[name] = fault
         return fault
 
@@ -246,9 +252,12 @@ class Faults:
         after_effect: bool = False,
         when: Callable[[Any], bool] | None = None,
         times: int | None = None,
+        error_type: str = "InjectedFault",
     ) -> Fault:
-        """The step fails for good (non-retryable), before or after its effect was made."""
-        return self._add(name, "fail_after_effect" if after_effect else "fail", when, times)
+        """The step fails for good (non-retryable), before or after its effect was made, with
+        an error of `error_type` (a planned refusal's type, or by default one nobody plans for)."""
+        kind = "fail_after_effect" if after_effect else "fail"
+        return self._add(name, kind, when, times, error_type)
 
     def hang(self, name: str, *, times: int | None = None, after_effect: bool = True) -> Fault:
         """The step's answer never comes back: every attempt times out (the effect may be made)."""
@@ -275,7 +284,7 @@ class Faults:
             fault.times -= 1
         fault.entered.set()
         injected = ApplicationError(
-            f"injected fault in {name}", type="InjectedFault", non_retryable=True
+            f"injected fault in {name}", type=fault.error_type, non_retryable=True
         )
         if fault.kind == "fail":
             raise injected
@@ -366,6 +375,7 @@ class SagaHarness:
             ledger.release_hold,
             ledger.reverse_by_key,
             payments.record_status,
+            BookingActivities(ledger, payments).post_and_record_status,
             *dispute_activities(ledger, self.store),
             RefundActivities(self.store).record_status,
         ]

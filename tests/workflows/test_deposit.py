@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from activities import failures
 from domain.payments import ResolveDecision
 from providers.base import Outcome
 from tests.workflows.harness import AMOUNT, SagaHarness, Seen
@@ -33,14 +34,8 @@ async def test_fail_deposit_declined_by_provider(saga: SagaHarness) -> None:
         ("risk.screen_payment", "pm_ok", Seen("failed", "internal_error")),
         # The provider refuses the charge as invalid: final, nothing charged.
         (None, "pm_reject", Seen("failed", "provider_rejected")),
-        # A credit the ledger refuses: the charge is refunded.
-        (
-            "ledger.post_transaction",
-            "pm_ok",
-            Seen("failed", "credit_failed", charged=AMOUNT, refunded=AMOUNT),
-        ),
     ],
-    ids=["kyc-and-risk", "charge-rejected", "credit"],
+    ids=["kyc-and-risk", "charge-rejected"],
 )
 async def test_fail_deposit_at_step(
     saga: SagaHarness, step: str | None, method: str, expected: Seen
@@ -49,6 +44,15 @@ async def test_fail_deposit_at_step(
         saga.faults.fail(step)
     payment = await saga.deposit(await saga.customer(), method=method)
     assert await saga.finished(payment) == expected
+
+
+async def test_refund_deposit_whose_credit_the_ledger_refuses(saga: SagaHarness) -> None:
+    """The ledger refuses the credit (nothing posted, no status written): the charge is refunded."""
+    saga.faults.fail("payments.post_and_record_status", error_type=failures.POSTING_REFUSED)
+    payment = await saga.deposit(await saga.customer())
+    assert await saga.finished(payment) == Seen(
+        "failed", "credit_failed", charged=AMOUNT, refunded=AMOUNT
+    )
 
 
 @pytest.mark.parametrize("charge_made", [True, False], ids=["charged", "never-arrived"])
@@ -86,7 +90,7 @@ async def test_cancel_deposit_before_charge(saga: SagaHarness, source: str) -> N
 
 @pytest.mark.parametrize("source", ["api", "temporal"])
 @pytest.mark.parametrize(
-    "step", ["provider.charge", "provider.final_status", "ledger.post_transaction"]
+    "step", ["provider.charge", "provider.final_status", "payments.post_and_record_status"]
 )
 async def test_refuse_cancel_of_deposit_after_charge(
     saga: SagaHarness, step: str, source: str
@@ -122,10 +126,36 @@ async def test_resolve_deposit_after_failed_poll_as_succeeded(saga: SagaHarness)
     assert await saga.finished(payment) == CHARGED
 
 
-async def test_resolve_deposit_after_failed_final_write(saga: SagaHarness) -> None:
-    """The final status write fails after the credit: an operator confirms it succeeded."""
-    saga.faults.fail("payments.record_status", when=lambda c: c.status == "succeeded", times=1)
+async def test_resolve_deposit_whose_credit_step_failed_unplanned(saga: SagaHarness) -> None:
+    """The credit-and-succeeded step fails before its effect, for no planned reason: the payment
+    waits for an operator, whose `succeeded` books the credit (once) with the status."""
+    saga.faults.fail("payments.post_and_record_status", times=1)
     payment = await saga.deposit(await saga.customer())
     await saga.wait_status(payment, "requires_intervention")
+    seen = await saga.seen(payment)
+    assert (seen.wallet_posted, seen.charged) == (0, AMOUNT)  # charged, not credited yet
     await payment.handle.execute_update("resolve", ResolveDecision("succeeded", "checked"))
+    assert await saga.finished(payment) == CHARGED
+
+
+async def test_refund_deposit_resolved_failed_after_unplanned_credit_failure(
+    saga: SagaHarness,
+) -> None:
+    """The same, resolved `failed`: the charge is refunded, nothing was credited."""
+    saga.faults.fail("payments.post_and_record_status", times=1)
+    payment = await saga.deposit(await saga.customer())
+    await saga.wait_status(payment, "requires_intervention")
+    await payment.handle.execute_update("resolve", ResolveDecision("failed", "checked"))
+    assert await saga.finished(payment) == Seen(
+        "failed", "resolved_by_operator", charged=AMOUNT, refunded=AMOUNT
+    )
+
+
+async def test_complete_deposit_whose_credit_step_failed_after_its_effect(
+    saga: SagaHarness,
+) -> None:
+    """The step credits and writes `succeeded`, then fails for no planned reason: the saga finds
+    the row final and ends `succeeded`, credited once, refunded never."""
+    saga.faults.fail("payments.post_and_record_status", after_effect=True, times=1)
+    payment = await saga.deposit(await saga.customer())
     assert await saga.finished(payment) == CHARGED
