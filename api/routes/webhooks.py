@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,8 @@ from domain.refunds import refund_of_key
 from providers.webhooks import SIGNATURE_HEADER, ProviderDisputeEvent, parse_any_event, verify
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+HOLD_SECONDS = 2.0  # how long a deposit's event may wait for its saga to end or name its provider
 
 
 @router.post("/providers/{provider}")
@@ -60,6 +63,19 @@ async def receive_provider_event(
         saga_payment_id=None if refund_id else event.reference,
         saga_refund_id=refund_id,
     )
+    # A deposit that has not written its provider yet either waits for its charge's answer or
+    # has it in hand and is booking it: a signal now would most often land in its last workflow
+    # task, which Temporal then refuses (UNHANDLED_COMMAND) and the worker runs again. Hold the
+    # event (a few reads with backoff, HOLD_SECONDS at most) until the saga has ended (no
+    # signal) or shows the provider it waits on (signal); past the hold, signal anyway: an
+    # event is never dropped for a saga that may need it.
+    pause, held = 0.01, 0.0
+    while arrival.saga_unannounced and not arrival.seen and held < HOLD_SECONDS:
+        await asyncio.sleep(pause)
+        held, pause = held + pause, min(pause * 2, 0.25)
+        arrival = await svc.store.webhook_arrived(
+            provider, event.id, event.reference, event.type, saga_payment_id=event.reference
+        )
     if arrival.seen:
         return {"received": True, "duplicate": True}
     if arrival.saga_ended:

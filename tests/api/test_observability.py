@@ -78,7 +78,10 @@ async def test_worker_metrics_count_succeeded_deposits(
         assert (amount or 0) >= 2500
         # The SDK's own metrics, on the same endpoint (the workflow task's completion may lag).
         deadline = time.monotonic() + 10
-        while sample(await page(), "temporal_workflow_completed", workflow_type=DEPOSIT_WORKFLOW) is None:
+        while (
+            sample(await page(), "temporal_workflow_completed", workflow_type=DEPOSIT_WORKFLOW)
+            is None
+        ):
             assert time.monotonic() < deadline, "no temporal_workflow_completed for Deposit"
             await asyncio.sleep(0.2)
 
