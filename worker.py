@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import uvloop
 from temporalio.client import (
     Client,
     Schedule,
@@ -289,7 +290,7 @@ def main() -> None:
     setup_logging(settings.log_format, settings.log_level)
     if served := install_worker_runtime(settings.worker_metrics_address):
         logging.info("worker metrics at http://%s/metrics", served)
-    asyncio.run(run_worker(settings))
+    uvloop.run(run_worker(settings))  # libuv's event loop: the activities' and the SDK's I/O
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,  # uvicorn's records go through setup_logging's handler
+        loop="uvloop",
+        http="httptools",
     )
 
 
