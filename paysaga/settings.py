@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     # runs sandboxed in the test suite (tests/workflows) and its histories replay there, which is
     # where a non-deterministic call is caught. README, "Benchmark".
     workflow_sandbox: bool = False
-    # Workflows kept in the worker's memory between their tasks (sticky cache): a saga waiting on a
-    # provider's webhook resumes without replaying its history.
-    max_cached_workflows: int = Field(2000, ge=0)
+    # Workflows kept in the worker's memory between their tasks (sticky cache; the SDK's default):
+    # a saga waiting on a provider's webhook resumes without replaying its history.
+    max_cached_workflows: int = Field(1000, ge=0)
 
     # HTTP services.
     api_host: str = "127.0.0.1"

@@ -19,7 +19,7 @@ import pytest
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from api.deps import Services
 from api.idempotency import run_once
@@ -136,21 +136,21 @@ class Answer(BaseModel):
     id: str
 
 
-class FakeTemporal:
-    """Starts nothing; checks the payment row is committed when asked to start its workflow."""
+class CheckedStart:
+    """The session's real Temporal client, checking that the payment row is committed when asked
+    to start its workflow (no worker polls the task queue: the workflow waits, then is ended)."""
 
-    def __init__(self, pool: AsyncConnectionPool, fail: bool) -> None:
-        self.pool, self.fail, self.started = pool, fail, list[str]()
+    def __init__(self, client: Client, pool: AsyncConnectionPool) -> None:
+        self.client, self.pool, self.started = client, pool, list[str]()
 
-    async def start_workflow(self, name: str, arg: Any, *, id: str, **_: Any) -> None:
+    async def start_workflow(self, name: str, arg: Any, *, id: str, **options: Any) -> None:
         # Read on another connection: only a committed row is seen.
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT status FROM payments WHERE id = %s", (id,))
             assert await cur.fetchone() == ("processing",), (
                 "the workflow would start before its row"
             )
-        if self.fail:
-            raise RPCError("temporal is down", RPCStatusCode.UNAVAILABLE, b"")
+        await self.client.start_workflow(name, arg, id=id, **options)
         self.started.append(id)
 
 
@@ -164,11 +164,10 @@ async def new_customer(store: Store, merchant_id: str) -> str:
 
 
 async def start_once(
-    books: MerchantStore, temporal: FakeTemporal, key: str, customer_id: str
+    books: MerchantStore, temporal: CheckedStart, key: str, customer_id: str
 ) -> Response:
-    svc = cast(
-        Services, SimpleNamespace(temporal=temporal, settings=SimpleNamespace(task_queue="q"))
-    )
+    settings = SimpleNamespace(task_queue=f"nobody-{uuid.uuid4()}")
+    svc = cast(Services, SimpleNamespace(temporal=temporal, settings=settings))
     payment_id = f"dep_t{uuid.uuid5(uuid.NAMESPACE_OID, key).hex[:20]}"
 
     async def handler() -> Answer:
@@ -191,21 +190,25 @@ async def start_once(
 
 
 async def test_a_5xx_releases_the_key_and_the_retry_starts_the_same_payment(
-    db_pool: AsyncConnectionPool,
+    db_pool: AsyncConnectionPool, temporal_client: Client
 ) -> None:
     store = Store(db_pool)
     books = store.for_merchant(DEV_MERCHANT_ID)
     customer_id = await new_customer(store, DEV_MERCHANT_ID)
     key = str(uuid.uuid4())
+    # Temporal refuses the start (the real server: a namespace it does not have).
+    refusing = Client(temporal_client.service_client, namespace=f"none-{uuid.uuid4()}")
 
     with pytest.raises(ServiceUnavailable):
-        await start_once(books, FakeTemporal(db_pool, fail=True), key, customer_id)
+        await start_once(books, CheckedStart(refusing, db_pool), key, customer_id)
     assert await books.claim_idempotency_key(key, "fingerprint", 24) is None  # released
     await books.release_idempotency_key(key)
 
-    temporal = FakeTemporal(db_pool, fail=False)
+    temporal = CheckedStart(temporal_client, db_pool)
     first = await start_once(books, temporal, key, customer_id)
     replay = await start_once(books, temporal, key, customer_id)
+    for started in temporal.started:
+        await temporal_client.get_workflow_handle(started).terminate("test over")
 
     assert first.status_code == replay.status_code == 202
     assert bytes(replay.body) == bytes(first.body)
