@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import uvloop
 from temporalio.client import (
     Client,
     Schedule,
@@ -290,7 +289,7 @@ def main() -> None:
     setup_logging(settings.log_format, settings.log_level)
     if served := install_worker_runtime(settings.worker_metrics_address):
         logging.info("worker metrics at http://%s/metrics", served)
-    uvloop.run(run_worker(settings))  # libuv's event loop: the activities' and the SDK's I/O
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":
