@@ -45,36 +45,27 @@ async def later(seconds: float, write: Any) -> None:
     await write
 
 
-async def test_an_event_for_a_deposit_that_ends_meanwhile_is_recorded_not_signalled(
+@pytest.mark.parametrize(
+    ("status", "signals_sent"),
+    [("succeeded", 0), ("processing", 1)],
+    ids=["ends-meanwhile-not-signalled", "names-its-provider-meanwhile-signalled"],
+)
+async def test_an_event_held_until_the_deposit_ends_or_names_its_provider(
     api: httpx.AsyncClient,
     db_pool: AsyncConnectionPool,
     unannounced: tuple[str, WorkflowHandle[Any, Any]],
+    status: str,
+    signals_sent: int,
 ) -> None:
     payment_id, handle = unannounced
     event = charge_event(payment_id)
-    ends = Store(db_pool).update_payment(payment_id, "succeeded", provider=PROVIDER)
+    write = Store(db_pool).update_payment(payment_id, status, provider=PROVIDER)
 
-    answer, _ = await asyncio.gather(send(api, event), later(0.3, ends))
-
-    assert (answer.status_code, answer.json()) == (200, {"received": True, "duplicate": False})
-    assert await recorded(db_pool, event["id"])
-    assert await signals(handle) == 0
-
-
-async def test_an_event_for_a_deposit_that_names_its_provider_meanwhile_is_signalled(
-    api: httpx.AsyncClient,
-    db_pool: AsyncConnectionPool,
-    unannounced: tuple[str, WorkflowHandle[Any, Any]],
-) -> None:
-    payment_id, handle = unannounced
-    event = charge_event(payment_id)
-    waits = Store(db_pool).update_payment(payment_id, "processing", provider=PROVIDER)
-
-    answer, _ = await asyncio.gather(send(api, event), later(0.3, waits))
+    answer, _ = await asyncio.gather(send(api, event), later(0.3, write))
 
     assert (answer.status_code, answer.json()) == (200, {"received": True, "duplicate": False})
     assert await recorded(db_pool, event["id"])
-    assert await signals(handle) == 1
+    assert await signals(handle) == signals_sent
 
 
 async def test_an_event_for_a_deposit_that_stays_silent_is_signalled_after_the_hold(
