@@ -37,25 +37,18 @@ async def start_payment(
     provider: str | None,
     details: dict[str, Any],
     workflow_input: Any,
-    check_customer: bool = False,
 ) -> Payment:
     """Record the payment as `processing` and start its saga; a repeated call starts nothing new.
 
-    `check_customer`: refuse (404 `customer_not_found`) a customer the merchant does not have,
-    checked by the INSERT itself (no lookup of its own). The row is committed before the workflow
-    starts, never concurrently: the saga's first local steps update it.
+    A customer the merchant does not have is refused (404 `customer_not_found`) by the INSERT
+    itself (no lookup of its own). The row is committed before the workflow starts, never
+    concurrently: the saga's first local steps update it.
     """
-    if check_customer:
-        inserted = await books.insert_customer_payment(
-            payment_id, kind.value, customer_id, amount, currency, provider, details
-        )
-        if inserted is None:
-            raise NotFound(f"no customer {customer_id}", code="customer_not_found")
-        row = inserted
-    else:
-        row = await books.insert_payment(
-            payment_id, kind.value, customer_id, amount, currency, provider, details
-        )
+    row = await books.insert_customer_payment(
+        payment_id, kind.value, customer_id, amount, currency, provider, details
+    )
+    if row is None:
+        raise NotFound(f"no customer {customer_id}", code="customer_not_found")
     if row.status in TERMINAL_STATUSES:
         return payment_from_row(row)  # already ended (e.g. swept as never started): start nothing
     attributes = TypedSearchAttributes(

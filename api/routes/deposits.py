@@ -56,7 +56,6 @@ async def create_deposit(
             provider=body.provider,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
-            check_customer=True,
         )
 
     return await run_once(

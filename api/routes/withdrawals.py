@@ -50,7 +50,6 @@ async def create_withdrawal(
             provider=None,
             details={"destination": body.destination},
             workflow_input=withdrawal,
-            check_customer=True,  # the INSERT checks the customer is the merchant's
         )
 
     return await run_once(

@@ -145,21 +145,6 @@ class MerchantStore:
 
     # ------------------------------------------------------------------ payments
 
-    async def insert_payment(
-        self,
-        payment_id: str,
-        kind: str,
-        customer_id: str,
-        amount: int,
-        currency: str,
-        provider: str | None,
-        details: dict[str, Any],
-    ) -> PaymentRow:
-        row: PaymentRow = await self._store.insert_payment(
-            self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
-        )
-        return row
-
     async def insert_customer_payment(
         self,
         payment_id: str,
@@ -170,7 +155,8 @@ class MerchantStore:
         provider: str | None,
         details: dict[str, Any],
     ) -> PaymentRow | None:
-        """`insert_payment` if the merchant has the customer; None if it has not."""
+        """Insert a payment in `processing` (event `payment.created`), or return the one there;
+        None if the merchant has no such customer."""
         row: PaymentRow | None = await self._store.insert_customer_payment(
             self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
         )

@@ -182,7 +182,6 @@ async def start_once(
             provider=None,
             details={"payment_method": "pm_ok"},
             workflow_input={},
-            check_customer=True,
         )
         return Answer(id=payment.id)
 

@@ -151,6 +151,14 @@ async def test_refund_deposit_resolved_failed_after_unplanned_credit_failure(
     )
 
 
+async def test_complete_deposit_whose_credit_step_answer_was_lost(saga: SagaHarness) -> None:
+    """The step credits and writes `succeeded`, then its answer never comes (a worker crash):
+    the step is run again after its timeout, and the credit, found by its key, is booked once."""
+    saga.faults.hang("payments.post_and_record_status", times=1)
+    payment = await saga.deposit(await saga.customer())
+    assert await saga.finished(payment) == CHARGED
+
+
 async def test_complete_deposit_whose_credit_step_failed_after_its_effect(
     saga: SagaHarness,
 ) -> None:
