@@ -2,12 +2,15 @@
 
 The same workflow name as the real saga, so that it replays the recorded withdrawal histories.
 `PatchedWithdrawal` guards the new order with `workflow.patched` (how such a change ships);
-`UnguardedWithdrawal` does not (how it must not). Everything else is the real saga's code.
+`UnguardedWithdrawal` does not (how it must not); `UntypedUnguardedWithdrawal` does not either, and
+takes both swapped steps' results untyped, so that each decodes whatever the other recorded (as
+two steps with the same result type would). Everything else is the real saga's code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Any
 
 from temporalio import workflow
 
@@ -117,6 +120,31 @@ class PatchedWithdrawal(ReorderedWithdrawal):
 @workflow.defn(name="Withdrawal")
 class UnguardedWithdrawal(ReorderedWithdrawal):
     guarded = False
+
+    @workflow.run
+    async def run(self, wd: WithdrawalInput) -> PaymentState:
+        return await self.run_steps(wd)
+
+
+@workflow.defn(name="Withdrawal")
+class UntypedUnguardedWithdrawal(ReorderedWithdrawal):
+    """The unguarded order, its two swapped steps' results read as plain JSON: each decodes
+    whatever was recorded in its place, so the workflow code runs on as it would if both steps
+    had the same result type, and only Temporal's own check of the markers can refuse it."""
+
+    guarded = False
+
+    async def _risk(self, wd: WithdrawalInput) -> RiskResult:
+        risk_input = RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency)
+        recorded: dict[str, Any] = await workflow.execute_local_activity(
+            "risk.assess_payment", risk_input, **LOCAL_STEP
+        )
+        return RiskResult(recorded.get("decision", "approve"), recorded.get("reasons", []))
+
+    async def hold_funds(self, hold_request: HoldFundsInput) -> Any:
+        return await workflow.execute_local_activity(
+            "ledger.hold_funds", hold_request, **LOCAL_STEP
+        )
 
     @workflow.run
     async def run(self, wd: WithdrawalInput) -> PaymentState:
