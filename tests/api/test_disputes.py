@@ -469,3 +469,59 @@ async def test_list_disputes_filters_and_pages_and_hides_other_merchants(
                 headers={"Authorization": f"Bearer {DEV_OPS_KEY}"},
             )
             assert accepted.status_code == 200, accepted.text
+
+
+async def test_dispute_of_a_failed_deposit_takes_nothing_from_the_customer(
+    api: httpx.AsyncClient, stack: Stack, db_pool: AsyncConnectionPool
+) -> None:
+    # The customer's wallet holds 5,000 from a succeeded deposit; another deposit failed (the
+    # provider declined it), yet the provider reports a chargeback of it, with its fee.
+    funded = await deposit_of(api, 5_000)
+    customer = funded["customer_id"]
+    body = {"customer_id": customer, "amount": 8_000, "currency": "EUR"}
+    response = await post_payment(api, "/v1/deposits", {**body, "payment_method": "pm_decline"})
+    assert response.status_code == 202, response.text
+    failed = await wait_terminal(api, response.json()["id"])
+    assert failed["status"] == "failed", failed
+    provider = failed["provider"]
+    shown = {
+        "id": f"dp_{uuid.uuid4().hex[:24]}",
+        "provider": provider,
+        "reference": failed["id"],
+        "charge_id": "op_x",
+        "charge_idempotency_key": f"{failed['id']}:charge",
+        "amount": 8_000,
+        "currency": "EUR",
+        "fee": 400,
+        "reason": "fraudulent",
+        "evidence_due_by": "2030-01-01T00:00:00+00:00",
+        "status": "needs_response",
+    }
+    created = {"id": f"evt_{uuid.uuid4().hex}", "type": "dispute.created", "sequence": 1}
+    created |= {"created": int(time.time()), "data": {"dispute": shown}}
+    body_bytes, headers = signed(provider, created)
+    delivered = await api.post(
+        f"/v1/webhooks/providers/{provider}", content=body_bytes, headers=headers
+    )
+    assert delivered.status_code == 200, delivered.text
+
+    dispute = await opened(api, failed["id"])
+
+    assert (dispute["amount"], dispute["fee"], dispute["receivable"]) == (8_000, 400, 0)
+    balances = (await api.get(f"/v1/customers/{customer}/balances")).json()["data"]
+    assert balances == [
+        {"currency": "EUR", "posted": 5_000, "held": 0, "available": 5_000, "receivable": 0}
+    ]
+    # The merchant bears the chargeback: the amount and the fee against provider clearing.
+    assert await dispute_bookings(db_pool, failed, dispute["id"]) == {"withdraw": 8_400}
+    lost = {**created, "id": f"evt_{uuid.uuid4().hex}", "type": "dispute.lost", "sequence": 2}
+    lost["data"] = {"dispute": {**shown, "status": "lost"}}
+    body_bytes, headers = signed(provider, lost)
+    delivered = await api.post(
+        f"/v1/webhooks/providers/{provider}", content=body_bytes, headers=headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    assert (await dispute_of(api, failed["id"], FINAL))["status"] == "lost"
+    assert (await balance_of(api, customer, "EUR"))["posted"] == 5_000
+    report = await audit_books(db_pool)
+    assert report.ok, report.format()

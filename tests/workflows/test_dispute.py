@@ -3,6 +3,7 @@ receivables, faults and crashes; money booked once whatever happens."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -307,5 +308,101 @@ async def test_a_dispute_never_takes_back_from_the_customer_what_was_refunded(
         "provider_clearing": -DEPOSIT,
         "chargeback_fees": 4_000,
         "customer_wallet": 6_000,
+    }
+    await audit_clean(saga, deposit.customer_id)
+
+
+async def test_a_dispute_of_a_deposit_whose_credit_was_refused_takes_nothing_from_the_customer(
+    saga: DisputeHarness,
+) -> None:
+    # The customer holds 5,000 from elsewhere; the deposit's credit is refused by the ledger and
+    # its charge refunded: the deposit never gave the customer anything.
+    customer = await saga.customer(funds=5_000)
+    saga.faults.fail(
+        "payments.post_and_record_status", error_type=failures.POSTING_REFUSED, times=1
+    )
+    deposit = await saga.deposit(customer, amount=DEPOSIT)
+    seen = await saga.finished(deposit)
+    assert (seen.status, seen.failure_code) == ("failed", "credit_failed")
+
+    dispute = await saga.open_dispute(deposit, DEPOSIT, fee=300)
+    await saga.wait_dispute(dispute, "needs_response")
+
+    books = await saga.books_of(dispute)
+    assert books["receivable"] == 0
+    assert (books["wallet"], books["debt"]) == (Balance(5_000, 0, 5_000), Balance(0, 0, 0))
+    # The merchant bears it all: the amount and the fee against the provider's clearing.
+    assert await saga.moved(dispute, "withdraw") == {
+        "provider_clearing": DEPOSIT + 300,
+        "chargeback_fees": -(DEPOSIT + 300),
+    }
+    await answer(saga, dispute, "evidence", "receipt")
+    await saga.decide(dispute)
+    assert await dispute.handle.result() == "won"
+    # Won: the amount comes back to the merchant, nothing to the customer.
+    assert await saga.moved(dispute, "reinstate") == {
+        "provider_clearing": -DEPOSIT,
+        "chargeback_fees": DEPOSIT,
+    }
+    books = await saga.books_of(dispute)
+    assert (books["wallet"], books["debt"]) == (Balance(5_000, 0, 5_000), Balance(0, 0, 0))
+    await audit_clean(saga, customer)
+
+
+async def test_a_dispute_never_takes_from_the_customer_what_a_refund_in_flight_gives_back(
+    saga: DisputeHarness,
+) -> None:
+    deposit = await saga.funded_deposit(DEPOSIT)
+    # A refund the API accepted (reserved on the deposit) whose saga has not booked it yet.
+    refund_id = f"ref_{uuid.uuid4().hex[:24]}"
+    await saga.store.create_refund(saga.merchant_id, refund_id, deposit.id, 4_000, "test")
+
+    dispute = await saga.open_dispute(deposit, DEPOSIT, fee=200)
+    await saga.wait_dispute(dispute, "needs_response")
+
+    assert await saga.moved(dispute, "withdraw") == {
+        "provider_clearing": DEPOSIT + 200,
+        "chargeback_fees": -4_200,
+        "customer_wallet": -6_000,
+    }
+    books = await saga.books_of(dispute)
+    assert (books["wallet"], books["debt"]) == (Balance(4_000, 0, 4_000), Balance(0, 0, 0))
+    await answer(saga, dispute, "accept")
+    assert await dispute.handle.result() == "lost"
+    await audit_clean(saga, deposit.customer_id)
+
+
+async def test_a_second_dispute_takes_only_what_the_first_left_the_customer(
+    saga: DisputeHarness,
+) -> None:
+    deposit = await saga.funded_deposit(DEPOSIT)
+    first = await saga.open_dispute(deposit, 6_000)
+    await saga.wait_dispute(first, "needs_response")
+    await answer(saga, first, "accept")
+    assert await first.handle.result() == "lost"
+
+    # The provider disputes the whole charge again: 4,000 is all the deposit still gave.
+    second = await saga.open_dispute(deposit, DEPOSIT)
+    await saga.wait_dispute(second, "needs_response")
+
+    assert await saga.moved(second, "withdraw") == {
+        "provider_clearing": DEPOSIT,
+        "chargeback_fees": -6_000,
+        "customer_wallet": -4_000,
+    }
+    books = await saga.books_of(second)
+    assert (books["receivable"], books["wallet"], books["debt"]) == (
+        0,
+        Balance(0, 0, 0),
+        Balance(0, 0, 0),
+    )
+    await answer(saga, second, "evidence", "receipt")
+    await saga.decide(second)
+    assert await second.handle.result() == "won"
+    # Won: only what it withdrew from the customer comes back to the customer.
+    assert await saga.moved(second, "reinstate") == {
+        "provider_clearing": -DEPOSIT,
+        "chargeback_fees": 6_000,
+        "customer_wallet": 4_000,
     }
     await audit_clean(saga, deposit.customer_id)
