@@ -3,6 +3,10 @@
 Run it after a deliberate change of a saga (`make histories`): it runs each path on Temporal's
 time-skipping server and a throwaway PostgreSQL, with the harness of tests/workflows (real ledger,
 fake providers, faults on demand), and overwrites the JSON files. Commit them with the change.
+The workflows beside the sagas (merchant notifications and redeliveries, the orphan sweep and
+the SagaNotStarted workflow it starts, reconciliation, retention) are recorded the same way, with
+their real activities, a local HTTP endpoint playing the merchant and providers whose settlement
+reports are planted.
 
     .venv/bin/python -m tests.histories.capture [path-name-filter]
 """
@@ -10,24 +14,40 @@ fake providers, faults on demand), and overwrites the JSON files. Commit them wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities import failures
+from activities.merchant import MerchantActivities
+from activities.payment_sweep import PaymentSweepActivities
+from activities.reconciliation import ReconciliationActivities
+from activities.retention import RetentionActivities
 from domain.bonuses import BonusEnd, ForfeitRequest
 from domain.disputes import DisputeAnswer, DisputeView
-from domain.payments import ResolveDecision, ReviewDecision
+from domain.merchants import DEV_MERCHANT_ID
+from domain.payments import MerchantEvent, ResolveDecision, ReviewDecision
 from ledger.models import AccountKind, LineSpec
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
-from providers.base import DisputeStatus, Outcome
+from paysaga.payment_sweep import SweepBooks
+from paysaga.reconciliation import ReconciliationBooks
+from paysaga.store import Store
+from providers.base import DisputeStatus, Outcome, SettlementLine
 from tests.workflows.bonus_harness import BonusHarness
 from tests.workflows.dispute_harness import DisputeHarness
 from tests.workflows.harness import (
@@ -37,6 +57,13 @@ from tests.workflows.harness import (
     SagaHarness,
     start_time_skipping_server,
 )
+from workflows.merchant_notification import (
+    MerchantNotificationWorkflow,
+    MerchantRedeliveryWorkflow,
+)
+from workflows.payment_sweep import PaymentSweepInput, PaymentSweepWorkflow, SagaNotStartedWorkflow
+from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
+from workflows.retention import RetentionInput, RetentionWorkflow
 
 HISTORIES = Path(__file__).resolve().parent
 Path_ = Callable[[SagaHarness], Awaitable[Payment]]
@@ -447,6 +474,223 @@ async def _bonus_completed(bonuses: BonusHarness) -> WorkflowHandle[Any, str]:
     return handle
 
 
+# -- the workflows beside the sagas: notifications, the sweep, reconciliation, retention --------
+
+
+class MerchantEndpoint:
+    """A local HTTP endpoint playing the merchant: each POST answered with the next planned
+    status (then the last one again)."""
+
+    def __init__(self) -> None:
+        self.plan: list[int] = [200]
+        self.received = 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = endpoint.plan[min(endpoint.received, len(endpoint.plan) - 1)]
+                endpoint.received += 1
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, *statuses: int) -> None:
+        self.plan, self.received = list(statuses), 0
+
+
+class PlantedReport:
+    """A provider whose settlement report is what was planted (only the report is asked for)."""
+
+    def __init__(self, lines: list[SettlementLine]) -> None:
+        self.lines = lines
+
+    async def settlement_report(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SettlementLine]:
+        return self.lines
+
+
+RECONCILED = ["sandbox-cards", "sandbox-bank"]
+
+
+@dataclass
+class Housekeeping:
+    """The workflows beside the sagas on one task queue, with their real activities."""
+
+    env: WorkflowEnvironment
+    pool: AsyncConnectionPool[Any]
+    task_queue: str
+    merchant: MerchantEndpoint
+    reports: dict[str, PlantedReport] = field(
+        default_factory=lambda: {name: PlantedReport([]) for name in RECONCILED}
+    )
+
+    @property
+    def store(self) -> Store:
+        return Store(self.pool)
+
+    @contextlib.asynccontextmanager
+    async def workers(self) -> AsyncIterator[None]:
+        async with httpx.AsyncClient() as http:
+            merchant = MerchantActivities(self.store, http, self.merchant.url, "whsec_histories")
+            sweep = PaymentSweepActivities(
+                self.store, SweepBooks(self.pool), merchant_webhooks=False
+            )
+            reconciliation = ReconciliationActivities(
+                ReconciliationBooks(self.pool),
+                self.reports,  # type: ignore[arg-type]
+                timedelta(hours=1),
+            )
+            async with Worker(
+                self.env.client,
+                task_queue=self.task_queue,
+                workflows=[
+                    MerchantNotificationWorkflow,
+                    MerchantRedeliveryWorkflow,
+                    PaymentSweepWorkflow,
+                    SagaNotStartedWorkflow,
+                    ReconciliationWorkflow,
+                    RetentionWorkflow,
+                ],
+                activities=[
+                    merchant.notify,
+                    merchant.dead_letter,
+                    merchant.redelivered,
+                    sweep.fail_orphans,
+                    reconciliation.reconcile_provider,
+                    RetentionActivities(self.pool).purge_idempotency,
+                ],
+            ):
+                yield
+
+    async def payment(self, age: timedelta = timedelta(0)) -> str:
+        """A `processing` deposit row of a new customer, inserted `age` ago (as the API writes
+        it before its saga starts)."""
+        customer_id = f"cus_{uuid.uuid4().hex[:12]}"
+        await self.store.create_customer(
+            DEV_MERCHANT_ID,
+            customer_id,
+            f"ext-{uuid.uuid4()}",
+            "Ada Lovelace",
+            date(1990, 1, 1),
+            "DE",
+        )
+        payment_id = f"dep_{uuid.uuid4().hex[:16]}"
+        await self.store.insert_payment(
+            DEV_MERCHANT_ID, payment_id, "deposit", customer_id, 2_500, "EUR", None, {}
+        )
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE payments SET created_at = created_at - %s, updated_at = updated_at - %s"
+                " WHERE id = %s",
+                (age, age, payment_id),
+            )
+        return payment_id
+
+    async def start(self, workflow: str, arg: Any, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return await self.env.client.start_workflow(
+            workflow, arg, id=workflow_id, task_queue=self.task_queue
+        )
+
+    async def notify(self, workflow: str, *statuses: int) -> WorkflowHandle[Any, Any]:
+        """A payment's `succeeded` event sent to the merchant, who answers `statuses` in turn."""
+        self.merchant.answer(*statuses)
+        event = MerchantEvent(f"evt_{uuid.uuid4().hex}", await self.payment(), "succeeded")
+        return await self.start(workflow, event, f"{event.payment_id}:notify:{workflow}")
+
+
+HousekeepingPath = Callable[[Housekeeping], Awaitable[WorkflowHandle[Any, Any]]]
+HOUSEKEEPING_PATHS: dict[str, HousekeepingPath] = {}
+
+
+def housekeeping_path(name: str) -> Callable[[HousekeepingPath], HousekeepingPath]:
+    def register(run: HousekeepingPath) -> HousekeepingPath:
+        HOUSEKEEPING_PATHS[name] = run
+        return run
+
+    return register
+
+
+@housekeeping_path("notification_delivered")
+async def _notification_delivered(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    return await house.notify("MerchantNotification", 503, 200)  # taken at the second attempt
+
+
+@housekeeping_path("notification_refused")
+async def _notification_refused(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    return await house.notify("MerchantNotification", 410)  # a final 4xx: dead letter at once
+
+
+@housekeeping_path("notification_given_up")
+async def _notification_given_up(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    return await house.notify("MerchantNotification", 503)  # not taken within 3 days
+
+
+@housekeeping_path("redelivery_delivered")
+async def _redelivery_delivered(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    return await house.notify("MerchantRedelivery", 200)
+
+
+@housekeeping_path("redelivery_refused")
+async def _redelivery_refused(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    return await house.notify("MerchantRedelivery", 410)  # back to the dead letters
+
+
+async def sweep_an_orphan(house: Housekeeping) -> tuple[WorkflowHandle[Any, Any], str]:
+    """A payment whose saga never started, ten minutes old: the sweep fails it."""
+    orphan = await house.payment(age=timedelta(minutes=10))
+    sweep = await house.start(
+        "PaymentSweep", PaymentSweepInput(grace_seconds=300), f"sweep-{uuid.uuid4()}"
+    )
+    await sweep.result()
+    return sweep, orphan
+
+
+@housekeeping_path("sweep_failed_orphan")
+async def _sweep_failed_orphan(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    sweep, _ = await sweep_an_orphan(house)
+    return sweep
+
+
+@housekeeping_path("saga_not_started")
+async def _saga_not_started(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    """The workflow the sweep starts under the orphan's id, so that its saga never can."""
+    _, orphan = await sweep_an_orphan(house)
+    return house.env.client.get_workflow_handle(orphan)
+
+
+@housekeeping_path("reconciliation_mismatch")
+async def _reconciliation_mismatch(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    """One provider settled a charge the ledger never booked; the other reported nothing."""
+    reference = f"dep_phantom_{uuid.uuid4().hex[:12]}"
+    phantom = SettlementLine("charge", reference, 4_242, "EUR", f"op_{reference}")
+    house.reports["sandbox-bank"].lines = [phantom]
+    job = ReconciliationInput(providers=RECONCILED)
+    return await house.start("Reconciliation", job, f"reconciliation-{uuid.uuid4()}")
+
+
+@housekeeping_path("retention_purged")
+async def _retention_purged(house: Housekeeping) -> WorkflowHandle[Any, Any]:
+    """An API idempotency record past its 24 hours, purged."""
+    async with house.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO api_idempotency_keys"
+            " (merchant_id, key, request_hash, response_status, created_at)"
+            " VALUES (%s, %s, 'h', 202, now() - interval '25 hours')",
+            (DEV_MERCHANT_ID, f"histories-{uuid.uuid4()}"),
+        )
+    job = RetentionInput(api_idempotency_hours=24, ledger_idempotency_days=45)
+    return await house.start("Retention", job, f"retention-{uuid.uuid4()}")
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -457,8 +701,18 @@ async def capture(selected: list[str]) -> None:
             run_migrations(url)
             pool = await open_pool(url, max_size=16)
             env = await start_time_skipping_server()
+            merchant = MerchantEndpoint()
             try:
                 for name in selected:
+                    if name in HOUSEKEEPING_PATHS:
+                        house = Housekeeping(env, pool, f"histories-{uuid.uuid4()}", merchant)
+                        async with house.workers():
+                            handle = await HOUSEKEEPING_PATHS[name](house)
+                            outcome = await handle.result()
+                            history = await handle.fetch_history()
+                        _write(name, history.to_json())
+                        print(f"{name}: {outcome} ({len(history.events)} events)")
+                        continue
                     if name in BONUS_PATHS:
                         bonuses = BonusHarness(env, pool, url, f"histories-{uuid.uuid4()}")
                         async with bonuses.workers():
@@ -487,6 +741,7 @@ async def capture(selected: list[str]) -> None:
                         f"{name}: {seen.status} {seen.failure_code or ''} ({len(history.events)} events)"
                     )
             finally:
+                merchant.server.shutdown()
                 await env.shutdown()
                 await pool.close()
         finally:
@@ -500,7 +755,7 @@ def _write(name: str, history_json: str) -> None:
 
 def main() -> None:
     wanted = sys.argv[1:]
-    names = [*PATHS, *BONUS_PATHS, *DISPUTE_PATHS]
+    names = [*PATHS, *BONUS_PATHS, *DISPUTE_PATHS, *HOUSEKEEPING_PATHS]
     selected = [name for name in names if not wanted or any(w in name for w in wanted)]
     asyncio.run(capture(selected))
 
