@@ -219,12 +219,14 @@ class FakeProvider:
 
 @dataclass
 class Fault:
-    kind: str  # fail, fail_after_effect, hang, block
+    kind: str  # fail, fail_after_effect, hang, block, block_past_cancel
     when: Callable[[Any], bool]
     times: int | None  # how many calls it hits; None: every call
     error_type: str = "InjectedFault"  # of a fail
+    after: Fault | None = None  # the step's next fault, once this one's `times` are spent
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)  # a cancel reached the step
 
 
 class Faults:
@@ -232,6 +234,11 @@ class Faults:
 
     def __init__(self) -> None:
         self._plan: dict[str, Fault] = {}
+        self._calls: dict[str, int] = {}
+
+    def calls(self, name: str) -> int:
+        """How many times the step was called, faulted or not."""
+        return self._calls.get(name, 0)
 
     def _add(
         self,
@@ -263,9 +270,26 @@ class Faults:
         """The step's answer never comes back: every attempt times out (the effect may be made)."""
         return self._add(name, "hang" if after_effect else "hang_before_effect", None, times)
 
-    def block(self, name: str, *, when: Callable[[Any], bool] | None = None) -> Fault:
-        """The step makes its effect, then holds its answer until released (or cancelled)."""
-        return self._add(name, "block", when, 1)
+    def block(
+        self,
+        name: str,
+        *,
+        when: Callable[[Any], bool] | None = None,
+        past_cancel: bool = False,
+    ) -> Fault:
+        """The step makes its effect, then holds its answer until released (or cancelled).
+
+        `past_cancel`: a cancel does not stop it (a commit already sent): once released it
+        answers its result, as a step that completed despite the cancel does.
+        """
+        return self._add(name, "block_past_cancel" if past_cancel else "block", when, 1)
+
+    def then(self, name: str, kind: str, *, error_type: str = "InjectedFault") -> Fault:
+        """Once the step's current fault has hit all its `times`, every later call meets this
+        one (e.g. a call that times out, then answers "not processed" when sent again)."""
+        fault = Fault(kind, lambda _: True, None, error_type)
+        self._plan[name].after = fault
+        return fault
 
     def release(self, name: str) -> None:
         self._plan[name].released.set()
@@ -274,10 +298,17 @@ class Faults:
         """Wait until the step under fault was reached."""
         await asyncio.wait_for(self._plan[name].entered.wait(), timeout)
 
+    async def canceled(self, name: str, timeout: float = 20.0) -> None:
+        """Wait until a cancel reached the blocked step."""
+        await asyncio.wait_for(self._plan[name].canceled.wait(), timeout)
+
     async def run(
         self, name: str, real: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> Any:
+        self._calls[name] = self._calls.get(name, 0) + 1
         fault = self._plan.get(name)
+        while fault is not None and fault.times == 0 and fault.after is not None:
+            fault = self._plan[name] = fault.after
         if fault is None or fault.times == 0 or not fault.when(*args):
             return await real(*args)
         if fault.times is not None:
@@ -295,7 +326,13 @@ class Faults:
             raise injected
         if fault.kind == "hang":
             await asyncio.sleep(3_600)
-        await fault.released.wait()  # block: the effect is made, its answer held
+        while not fault.released.is_set():  # block: the effect is made, its answer held
+            try:
+                await asyncio.shield(fault.released.wait())
+            except asyncio.CancelledError:
+                fault.canceled.set()
+                if fault.kind != "block_past_cancel":
+                    raise
         return result
 
 
@@ -479,8 +516,11 @@ class SagaHarness:
         method: str = "pm_ok",
         amount: int = AMOUNT,
         timings: SagaTimings = TIMINGS,
+        refund_token: str = "pm_ok",
     ) -> Payment:
+        """A deposit; `refund_token` picks how the provider answers a refund of its charge."""
         payment_id = f"dep_{uuid.uuid4().hex[:16]}"
+        self.books.refund_tokens[f"{payment_id}:charge"] = refund_token
         data = DepositInput(
             payment_id,
             customer_id,

@@ -7,10 +7,10 @@ payment's status and failure code, the wallet, the provider's books, the workflo
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
 
 from activities import failures
-from domain.payments import ResolveDecision
+from domain.payments import PaymentState, ResolveDecision
 from providers.base import Outcome
 from tests.workflows.harness import AMOUNT, SagaHarness, Seen
 
@@ -167,3 +167,54 @@ async def test_complete_deposit_whose_credit_step_failed_after_its_effect(
     saga.faults.fail("payments.post_and_record_status", after_effect=True, times=1)
     payment = await saga.deposit(await saga.customer())
     assert await saga.finished(payment) == CHARGED
+
+
+async def test_refund_deposit_resolved_failed_while_its_charge_is_pending(
+    saga: SagaHarness,
+) -> None:
+    """An operator resolves `failed` while the charge is still pending at the provider, which
+    later takes the money: the refund waits for the charge's final word, then gives it back."""
+    saga.faults.fail("provider.final_status")  # its status unreadable: an operator decides
+    payment = await saga.deposit(await saga.customer(), method="pm_pending")
+    await saga.wait_status(payment, "requires_intervention")
+    resolve = await payment.handle.start_update(
+        "resolve",
+        ResolveDecision("failed", "not paid at the PSP yet"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=PaymentState,
+    )
+    saga.books.settle(payment.id, Outcome.succeeded)  # the provider took the money after all
+    await resolve.result()
+    assert await saga.finished(payment) == Seen(
+        "failed", "resolved_by_operator", charged=AMOUNT, refunded=AMOUNT
+    )
+
+
+async def test_park_deposit_whose_refund_the_provider_declines(saga: SagaHarness) -> None:
+    """The ledger refuses the credit and the provider declines the refund: the compensation
+    cannot finish by itself, so the payment waits in `requires_intervention` (it stayed
+    `processing` forever); the operator's `failed` refunds once the provider takes it."""
+    saga.faults.fail("payments.post_and_record_status", error_type=failures.POSTING_REFUSED)
+    payment = await saga.deposit(await saga.customer(), refund_token="pm_decline")
+    await saga.wait_status(payment, "requires_intervention")
+    assert await saga.seen(payment) == Seen(
+        "requires_intervention", charged=AMOUNT, workflow=WorkflowExecutionStatus.RUNNING
+    )
+    saga.books.refund_tokens[f"{payment.id}:charge"] = "pm_ok"  # the provider's cause fixed
+    await payment.handle.execute_update("resolve", ResolveDecision("failed", "refund retried"))
+    assert await saga.finished(payment) == Seen(
+        "failed", "resolved_by_operator", charged=AMOUNT, refunded=AMOUNT
+    )
+
+
+async def test_no_credit_on_a_deposit_whose_row_is_already_failed(saga: SagaHarness) -> None:
+    """The row turns `failed` (an operator's out-of-band resolution) while the charge's answer
+    is on its way: the credit and the row's check are one transaction, so no credit lands on a
+    failed payment."""
+    saga.faults.block("provider.charge")
+    payment = await saga.deposit(await saga.customer())
+    await saga.faults.entered("provider.charge")
+    await saga.store.update_payment(payment.id, "failed", failure_code="resolved_by_operator")
+    saga.faults.release("provider.charge")
+    assert await saga.finished(payment) == Seen("failed", "resolved_by_operator", charged=AMOUNT)
+    assert await saga.ledger.find_transaction_by_key(f"{payment.id}:credit") is None

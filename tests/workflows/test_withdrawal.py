@@ -6,15 +6,20 @@ hold; after it, the payout's outcome is resolved and the hold posted once, or vo
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from activities import failures
 from domain.payments import ResolveDecision, ReviewDecision
 from providers.base import Outcome
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
+    PROVIDERS,
+    Operation,
     SagaHarness,
     Seen,
 )
@@ -81,10 +86,9 @@ async def test_resolve_withdrawal_after_failed_poll_as_failed(saga: SagaHarness)
     assert await saga.finished(payment) == refused("resolved_by_operator")
 
 
-# SAGA BUG (workflows/base.py, PaymentSaga.book_resolution): `resolve` succeeded after an
-# unplanned failure past the point of no return only writes the status: the withdrawal's hold
-# is never posted (the customer's money stays held forever, the ledger never records the payout).
 async def test_resolve_withdrawal_after_failed_posting_as_succeeded(saga: SagaHarness) -> None:
+    """Paid, then the hold's posting fails: the payment waits for an operator, whose `succeeded`
+    posts the hold (`PaymentSaga.book` tries the booking again), not only the status."""
     saga.faults.fail("ledger.post_hold", times=1)
     payment = await saga.withdrawal(await saga.customer(funds=AMOUNT))
     await saga.wait_status(payment, "requires_intervention")
@@ -170,3 +174,22 @@ async def test_cancel_withdrawal_whose_release_fails_waits_for_an_operator(
     assert await saga.finished(payment) == Seen(
         "failed", "resolved_by_operator", wallet_posted=BIG_AMOUNT
     )
+
+
+async def test_resend_unanswered_keeps_the_hold_while_the_first_payout_may_land(
+    saga: SagaHarness,
+) -> None:
+    """The payout times out (unknown), the provider has no record of it yet, and its resend is
+    answered "not processed" (a 503): the first call may still land, so the hold is kept and the
+    outcome polled (it was voided and the withdrawal failed). The first call then lands."""
+    saga.faults.hang("provider.payout", times=2, after_effect=False)  # both attempts unanswered
+    saga.faults.then("provider.payout", "fail", error_type=failures.PROVIDER_NOT_PROCESSED)
+    payment = await saga.withdrawal(await saga.customer(funds=AMOUNT))
+    await saga.faults.entered("provider.payout")
+    async with asyncio.timeout(20):  # two unanswered attempts, then the resend
+        while saga.faults.calls("provider.payout") < 3:
+            await asyncio.sleep(0.05)
+    saga.books.operations[(PROVIDERS[0], f"{payment.id}:payout")] = Operation(
+        "payout", payment.id, AMOUNT, "EUR", Outcome.succeeded
+    )  # the first call lands at the provider
+    assert await saga.finished(payment) == PAID

@@ -1,0 +1,98 @@
+"""Cancels that race the saga's steps: an accepted cancel is never lost, and money never moves
+after it (issue 21, hole 1).
+
+A cancel reaches a step that completes anyway (a commit already sent, an answer already on its
+way): the SDK then returns the step's result and the cancel no longer interrupts anything. The
+saga must still honour it at its point of no return: compensate and end `canceled`, with nothing
+charged, paid out, converted or refunded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
+from temporalio.testing import WorkflowEnvironment
+
+from domain.payments import PaymentState
+from tests.workflows.harness import AMOUNT, Payment, SagaHarness, Seen
+
+CANCELED = WorkflowExecutionStatus.CANCELED
+COMPLETED = WorkflowExecutionStatus.COMPLETED
+
+
+async def _deposit(saga: SagaHarness) -> Payment:
+    return await saga.deposit(await saga.customer())
+
+
+async def _withdrawal(saga: SagaHarness) -> Payment:
+    return await saga.withdrawal(await saga.customer(funds=AMOUNT))
+
+
+async def _transfer(saga: SagaHarness) -> Payment:
+    return await saga.transfer(await saga.customer(funds=AMOUNT))
+
+
+async def _refund(saga: SagaHarness) -> Payment:
+    return await saga.refund(await saga.customer(funds=AMOUNT))
+
+
+Start = Callable[[SagaHarness], Awaitable[Payment]]
+# The saga, the last step before its point of no return, and what a canceled payment leaves:
+# nothing charged, paid out or refunded, the wallet as it was (any hold voided).
+CASES: dict[str, tuple[Start, str, Seen]] = {
+    "deposit": (_deposit, "risk.screen_payment", Seen("canceled")),
+    "withdrawal": (_withdrawal, "risk.assess_payment", Seen("canceled", wallet_posted=AMOUNT)),
+    "transfer": (_transfer, "ledger.hold_funds", Seen("canceled", wallet_posted=AMOUNT)),
+    "refund": (_refund, "ledger.hold_funds", Seen("failed", "canceled", wallet_posted=AMOUNT)),
+}
+
+
+@pytest.mark.parametrize("source", ["api", "temporal"])
+@pytest.mark.parametrize("kind", list(CASES))
+async def test_cancel_reaching_a_step_that_completes_anyway_is_honoured(
+    saga: SagaHarness, kind: str, source: str
+) -> None:
+    start, step, canceled = CASES[kind]
+    saga.faults.block(step, past_cancel=True)
+    payment = await start(saga)
+    await saga.faults.entered(step)
+
+    if source == "api":  # accepted (200 to the client), then the saga must keep its word
+        update = await payment.handle.start_update(
+            "cancel", wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=PaymentState
+        )
+    else:
+        await payment.handle.cancel()
+    await saga.faults.canceled(step)
+    saga.faults.release(step)  # the step completes despite the cancel
+
+    if source == "api":
+        assert (await update.result()).status.value == canceled.status
+    workflow = CANCELED if source == "temporal" else COMPLETED
+    seen = await saga.finished(payment)
+    assert seen == Seen(
+        canceled.status, canceled.failure_code, canceled.wallet_posted, workflow=workflow
+    )
+    if kind in ("withdrawal", "transfer", "refund"):
+        hold = await (saga.refund_hold(payment) if kind == "refund" else saga.hold(payment))
+        assert hold is not None and hold.status == "voided"
+
+
+async def test_cancel_before_the_saga_set_its_steps_cancels(
+    time_skipping_env: WorkflowEnvironment, db_pool: AsyncConnectionPool[Any], task_queue: str
+) -> None:
+    """The cancel is in the saga's first workflow task, before its steps exist: it cancels
+    (it was refused as too late)."""
+    saga = SagaHarness(time_skipping_env, db_pool, task_queue)
+    payment = await saga.withdrawal(await saga.customer(funds=AMOUNT))  # no worker yet
+    cancel = asyncio.create_task(payment.handle.execute_update("cancel", result_type=PaymentState))
+    await asyncio.sleep(0.5)  # the update waits in the server for the first workflow task
+    async with saga.workers():
+        state = await cancel
+        assert state.status.value == "canceled"
+        assert await saga.finished(payment) == Seen("canceled", wallet_posted=AMOUNT)
