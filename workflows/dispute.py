@@ -146,8 +146,9 @@ class DisputeWorkflow:
         Against the provider's clearing account, as the provider's settlement lines do. The
         customer's part moves through a split: out of the wallet up to what is available, the
         shortfall as a debt (receivable); back in, the debt first, then the wallet. What the
-        provider took beyond the customer's part (a deposit refunded before its dispute), and
-        the fee, are the merchant's chargeback expense.
+        provider took beyond the customer's part (all of it for a deposit that never credited
+        the wallet; what refunds or earlier disputes already gave back), and the fee, are the
+        merchant's chargeback expense. A won dispute gives back the same parts.
         """
         m, currency = dispute.merchant_id, dispute.currency
         sign = -1 if amount < 0 else 1

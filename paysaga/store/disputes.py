@@ -71,16 +71,24 @@ class NewDispute:
     evidence_due_by: datetime
 
 
-# What a dispute takes from the customer: the disputed amount, but never what the deposit's
-# succeeded refunds already gave back (the rest, if a provider took it anyway, is the merchant's).
+# What a dispute takes from the customer (its `customer_part`): nothing unless the deposit
+# succeeded (a failed one never credited the wallet, or had its credit reversed); else the
+# disputed amount, capped at what the deposit gave the customer less what its refunds (succeeded
+# or in flight: `payments.refunded_amount` reserves them) give back and what its earlier disputes
+# took (a won one gave it back). The rest, if a provider takes it anyway, is the merchant's.
+# Run after the deposit's row is locked (`_LOCK_DEPOSIT`), as a refund's reservation locks it:
+# two disputes, or a dispute and a refund, of one deposit never count on the same money.
+_LOCK_DEPOSIT = "SELECT 1 FROM payments WHERE id = %(payment_id)s FOR UPDATE"
 _INSERT = """
 INSERT INTO disputes (id, merchant_id, payment_id, customer_id, provider, provider_dispute_id,
                       amount, currency, fee, reason, status, evidence_due_by, customer_part)
 SELECT %(id)s, p.merchant_id, p.id, p.customer_id, %(provider)s, %(provider_dispute_id)s,
        %(amount)s, %(currency)s, %(fee)s, %(reason)s, 'needs_response', %(due)s,
-       LEAST(%(amount)s, GREATEST(0, p.amount - COALESCE(
-           (SELECT SUM(r.amount) FROM refunds r
-            WHERE r.payment_id = p.id AND r.status = 'succeeded'), 0)))
+       CASE WHEN p.status = 'succeeded' THEN
+           LEAST(%(amount)s, GREATEST(0, p.amount - p.refunded_amount - COALESCE(
+               (SELECT SUM(d.customer_part) FROM disputes d
+                WHERE d.payment_id = p.id AND d.id <> %(id)s AND d.status <> 'won'), 0)))
+       ELSE 0 END
 FROM payments p WHERE p.id = %(payment_id)s
 ON CONFLICT DO NOTHING
 RETURNING *
@@ -92,9 +100,14 @@ class Disputes(Tables):
     transaction. The API reads a merchant's disputes through `MerchantStore`."""
 
     async def record_dispute(self, dispute: NewDispute) -> DisputeRow | None:
-        """Insert the dispute in `needs_response`, or return the one there (None: no payment)."""
-        async with self.pool.connection() as conn:
+        """Insert the dispute in `needs_response`, or return the one there (None: no payment).
+
+        Its customer part is fixed here, once: a retry, or a later run of its saga, finds the
+        same one, so that a won dispute reinstates exactly what its withdrawal took.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_LOCK_DEPOSIT, {"payment_id": dispute.payment_id})
             await cur.execute(
                 _INSERT,
                 {
