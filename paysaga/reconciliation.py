@@ -27,7 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from domain.payments import PaymentStatus
+from domain.payments import PaymentKind, PaymentStatus
 from paysaga.store.sql import TableRow
 from providers.base import SETTLEMENT_DIRECTIONS, SettlementLine
 
@@ -262,7 +262,13 @@ async def _mark_overdue(conn: Conn, window: SettlementWindow, grace: timedelta) 
 
 async def _unbooked_disputes(conn: Conn, provider: str, lines: list[SettlementLine]) -> list[str]:
     """Deposits whose dispute lines name a dispute the ledger has not booked yet: its webhook is
-    on its way, so they are in flight (a later run checks them)."""
+    on its way, so they are in flight (a later run checks them).
+
+    Only a deposit of ours at this provider waits: a dispute of anything else (no payment of
+    ours, a payout, a deposit made at another provider) is acknowledged and left by the API
+    (`api.routes.disputes.deliver_dispute_event`), so no saga will ever book it. Its lines are
+    checked at once and reported as a mismatch, at platform level when no payment is ours.
+    """
     disputed = {
         line.operation_id: line.reference for line in lines if line.kind.startswith("dispute")
     }
@@ -274,7 +280,14 @@ async def _unbooked_disputes(conn: Conn, provider: str, lines: list[SettlementLi
         (provider, sorted(disputed)),
     )
     booked = {row[0] for row in await cur.fetchall()}
-    return sorted({ref for dispute, ref in disputed.items() if dispute not in booked})
+    cur = await conn.execute(
+        "SELECT id FROM payments WHERE id = ANY(%s) AND kind = %s AND provider = %s",
+        (sorted(set(disputed.values())), PaymentKind.DEPOSIT.value, provider),
+    )
+    ours = {row[0] for row in await cur.fetchall()}
+    return sorted(
+        {ref for dispute, ref in disputed.items() if dispute not in booked and ref in ours}
+    )
 
 
 async def _check_due(

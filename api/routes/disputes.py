@@ -116,11 +116,17 @@ async def deliver_dispute_event(svc: Services, provider: str, event: ProviderDis
 
     Whichever event of a dispute comes first (a verdict may overtake `dispute.created`) starts
     the saga under the id derived from the provider's dispute id; a closed saga takes no more
-    events (and starts no new run). An event about no deposit of ours is acknowledged and left.
+    events (and starts no new run). An event about no deposit of ours at this provider is
+    acknowledged and left: no saga books it, so reconciliation reports the dispute's settlement
+    lines as a mismatch instead of waiting for its booking (`paysaga.reconciliation`).
     """
     payment = await svc.store.get_payment(event.reference)
     if payment is None or payment.kind != PaymentKind.DEPOSIT or payment.provider != provider:
-        log.warning("dispute %s of %s names no deposit of ours", event.dispute_id, provider)
+        log.warning(
+            "dispute %s of %s names no deposit of ours: left to reconciliation",
+            event.dispute_id,
+            provider,
+        )
         return
     dispute_id = dispute_id_for(provider, event.dispute_id)
     signal = DisputeEventSignal(
