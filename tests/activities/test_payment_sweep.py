@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
@@ -18,16 +22,21 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.payment_sweep import PaymentSweepActivities
+from activities.wallet import WalletActivities
 from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.payment_sweep import SweepBooks
 from paysaga.store import PaymentRow, Store
 from tests.stack import Stack, worker_schedule
+from wallet.engine import WalletEngine
+from wallet.models import GrantBonus
+from workflows.bonus import BonusWorkflow
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
     PaymentSweepInput,
@@ -64,6 +73,19 @@ async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) 
     return row
 
 
+def sweep_activities(sweep: PaymentSweepActivities) -> list[Callable[..., Any]]:
+    """Every activity of the sweep, as the worker registers them."""
+    return [
+        getattr(sweep, name)
+        for name in dir(sweep)
+        if activity_definition(getattr(sweep, name)) is not None
+    ]
+
+
+def activity_definition(member: object) -> object:
+    return getattr(member, "__temporal_activity_definition", None)
+
+
 async def test_sweep_fails_only_payments_whose_saga_never_started(
     db_pool: AsyncConnectionPool, temporal_client: Client, task_queue: str
 ) -> None:
@@ -97,7 +119,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
         temporal_client,
         task_queue=task_queue,
         workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, StandInSaga],
-        activities=[sweep.fail_orphans],
+        activities=sweep_activities(sweep),
     ):
         saga = await temporal_client.start_workflow(
             StandInSaga.run, id=running.id, task_queue=task_queue
@@ -116,8 +138,13 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
                 "saga_not_started",
                 "the payment's workflow never started",
             ), f"sweep {run}"
-            for untouched in (running, young, booked):
+            for untouched in (running, young):
                 assert await store.get_payment(untouched.id) == untouched
+            # Its saga ran (the ledger has its records), yet no workflow is there: an operator's.
+            parked = await store.get_payment(booked.id)
+            assert parked is not None
+            assert (parked.status, parked.failure_code) == ("requires_intervention", None)
+            assert "never started" in (parked.failure_reason or "")
         await saga.terminate()
 
     # The payment's workflow id is taken: a late start of its saga (a client's retry) is refused,
@@ -189,7 +216,7 @@ async def test_sweep_fails_refunds_whose_saga_never_started(
         temporal_client,
         task_queue=task_queue,
         workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, StandInSaga],
-        activities=[sweep.fail_orphans],
+        activities=sweep_activities(sweep),
     ):
         saga = await temporal_client.start_workflow(
             StandInSaga.run, id=running, task_queue=task_queue
@@ -213,3 +240,129 @@ async def test_sweep_fails_refunds_whose_saga_never_started(
         assert await cur.fetchone() == (1_000,)  # only the running refund's part stays reserved
     taken = await temporal_client.get_workflow_handle(orphan).describe()
     assert taken.workflow_type == "SagaNotStarted"
+
+
+async def test_sweep_parks_a_payment_whose_saga_was_reset_then_terminated(
+    db_pool: AsyncConnectionPool, temporal_client: Client, task_queue: str
+) -> None:
+    """A reset leaves a running run under the payment's id: left alone. Once no run is running
+    (here: terminated), the payment is parked for an operator, the reason naming how it closed."""
+    store = Store(db_pool)
+    customer_id = f"cus_sweep_{uuid.uuid4().hex[:12]}"
+    await store.create_customer(
+        DEV_MERCHANT_ID, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+    )
+    stranded = await payment(store, customer_id, "reset", age=timedelta(minutes=10))
+    await store.update_payment(stranded.id, "processing", provider="sandbox-cards")  # touched
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, StandInSaga],
+        activities=sweep_activities(sweep),
+    ):
+        saga = await temporal_client.start_workflow(
+            StandInSaga.run, id=stranded.id, task_queue=task_queue
+        )
+        deadline = time.monotonic() + 20
+        while not [e async for e in saga.fetch_history_events() if e.event_id == 4]:
+            assert time.monotonic() < deadline, "the stand-in saga's first task never completed"
+            await asyncio.sleep(0.1)
+        await temporal_client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=temporal_client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=stranded.id),
+                reason="reset from the Temporal UI",
+                workflow_task_finish_event_id=4,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        sweep_input = PaymentSweepInput(grace_seconds=0)
+        await temporal_client.execute_workflow(
+            PaymentSweepWorkflow.run, sweep_input, id=f"sweep-{uuid.uuid4()}", task_queue=task_queue
+        )
+        left = await store.get_payment(stranded.id)
+        assert left is not None and left.status == "processing"  # its reset run is running
+
+        await temporal_client.get_workflow_handle(stranded.id).terminate("from the UI")
+        await temporal_client.execute_workflow(
+            PaymentSweepWorkflow.run, sweep_input, id=f"sweep-{uuid.uuid4()}", task_queue=task_queue
+        )
+
+    parked = await store.get_payment(stranded.id)
+    assert parked is not None
+    assert (parked.status, parked.failure_code) == ("requires_intervention", None)
+    assert "terminated" in (parked.failure_reason or "")
+    async with db_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (stranded.id,)
+        )
+        assert [r[0] for r in await cur.fetchall()][-1] == "payment.requires_intervention"
+
+
+async def test_sweep_starts_missing_bonus_timers_and_expires_overdue_bonuses(
+    db_pool: AsyncConnectionPool, postgres_url: str, temporal_client: Client, task_queue: str
+) -> None:
+    """A grant committed whose workflow never started: the sweep starts its timer; one past its
+    expiry is expired at once (its remaining bonus removed), as its timer would have."""
+    store = Store(db_pool)
+    engine = WalletEngine(postgres_url, writers=1)
+    bonus_ids: dict[str, str] = {}
+    async with engine:
+        for name in ("waiting", "overdue", "young"):
+            customer_id = f"cus_bonus_{name}_{uuid.uuid4().hex[:12]}"
+            await store.create_customer(
+                DEV_MERCHANT_ID, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+            )
+            bonus_id = f"bon_{name}_{uuid.uuid4().hex[:12]}"
+            expires_at = datetime.now(UTC) + timedelta(days=1)
+            grant = GrantBonus(DEV_MERCHANT_ID, customer_id, bonus_id, 1_000, "EUR", 5, expires_at)
+            assert (await engine.submit(grant)).accepted  # and then its start failed
+            bonus_ids[name] = bonus_id
+        async with db_pool.connection() as conn:
+            await conn.execute(
+                "UPDATE bonuses SET created_at = created_at - interval '10 minutes'"
+                " WHERE id = ANY(%s)",
+                ([bonus_ids["waiting"], bonus_ids["overdue"]],),
+            )
+            await conn.execute(
+                "UPDATE bonuses SET expires_at = now() - interval '1 minute' WHERE id = %s",
+                (bonus_ids["overdue"],),
+            )
+        sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+        async with Worker(
+            temporal_client,
+            task_queue=task_queue,
+            workflows=[PaymentSweepWorkflow, SagaNotStartedWorkflow, BonusWorkflow],
+            activities=[*sweep_activities(sweep), WalletActivities(engine).end_bonus],
+        ):
+            await temporal_client.execute_workflow(
+                PaymentSweepWorkflow.run,
+                PaymentSweepInput(grace_seconds=300),
+                id=f"sweep-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            overdue = temporal_client.get_workflow_handle(bonus_ids["overdue"], result_type=str)
+            assert await asyncio.wait_for(overdue.result(), 20) == "expired"
+            waiting = temporal_client.get_workflow_handle(bonus_ids["waiting"])
+            described = await waiting.describe()
+            assert (described.workflow_type, described.status) == (
+                "Bonus",
+                WorkflowExecutionStatus.RUNNING,
+            )
+            await waiting.terminate("test over")
+
+    async with db_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT b.id, b.status, COALESCE(a.posted, 0) FROM bonuses b"
+            " LEFT JOIN ledger_accounts a ON a.merchant_id = b.merchant_id"
+            " AND a.owner_id = b.customer_id AND a.kind = 'customer_bonus'"
+            " AND a.currency = b.currency WHERE b.id = ANY(%s)",
+            (list(bonus_ids.values()),),
+        )
+        seen = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+    assert seen[bonus_ids["overdue"]] == ("expired", 0)  # its balance removed
+    assert seen[bonus_ids["waiting"]] == ("active", 1_000)
+    assert seen[bonus_ids["young"]] == ("active", 1_000)
+    with pytest.raises(RPCError):  # too young: its grant may still be starting it
+        await temporal_client.get_workflow_handle(bonus_ids["young"]).describe()
