@@ -31,6 +31,7 @@ from activities.payments import BookingActivities, PaymentActivities
 from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
+from activities.resolution import ResolutionActivities
 from activities.retention import RetentionActivities
 from activities.risk import RiskActivities
 from activities.wallet import WalletActivities
@@ -66,6 +67,7 @@ from workflows.payment_sweep import (
 )
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationInput, ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.resolution import PaymentResolutionWorkflow
 from workflows.retention import RETENTION_SCHEDULE_ID, RetentionInput, RetentionWorkflow
 from workflows.transfer import TransferWorkflow
 from workflows.withdrawal import WithdrawalWorkflow
@@ -84,6 +86,7 @@ WORKFLOWS = [
     BonusWorkflow,
     RefundWorkflow,
     DisputeWorkflow,
+    PaymentResolutionWorkflow,  # an operator's resolve of a payment whose saga is closed
 ]
 
 
@@ -150,6 +153,9 @@ def activities_for(
         merchant.redelivered,
         RetentionActivities(store.pool, settings.event_retention_days).purge_idempotency,
         sweep.fail_orphans,
+        sweep.park_stranded,
+        sweep.start_bonus_timers,
+        ResolutionActivities(store, ledger).facts,
     ]
     provider_calls: list[Callable[..., Any]] = [
         provider_activities.charge,

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import failures
 from api.deps import MerchantData, OpsKey, Services, ServicesDep
-from api.sagas import payment_from_row
+from api.sagas import payment_from_row, saga_timings
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
+from domain import search_attributes as sa
 from domain.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
-from domain.payments import ResolveDecision, ReviewDecision
-from paysaga.store import MerchantStore
+from domain.payments import PaymentStatus, ResolveDecision, ReviewDecision
+from paysaga.settings import Settings
+from paysaga.store import MerchantStore, PaymentRow
+from providers.routing import route
+from workflows.resolution import RESOLUTION_WORKFLOW, ResolutionInput, resolution_workflow_id
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -117,7 +131,107 @@ async def resolve_payment(
     not_stuck = Conflict(
         f"{payment_id} does not require intervention", code="payment_not_requiring_intervention"
     )
-    payment = await _update_saga(svc, books, payment_id, "resolve", decision, not_stuck)
+    row = await books.get_payment(payment_id)
+    if row is None:
+        raise NotFound(f"no payment {payment_id}")
+    if await saga_is_running(svc.temporal, payment_id):
+        payment = await _update_saga(svc, books, payment_id, "resolve", decision, not_stuck)
+    else:  # terminated or reset from the Temporal UI: booked without it
+        await _resolve_closed_saga(svc, row, decision, not_stuck)
+        resolved = await books.get_payment(payment_id)
+        assert resolved is not None
+        payment = payment_from_row(resolved)
     detail = {"outcome": body.outcome, "reason": body.reason, "key_name": key.name}
     await books.record_ops_action(key.actor, "payment.resolve", payment_id, detail)
     return payment
+
+
+# How long the API waits for a resolution booked without the saga before answering 503.
+RESOLUTION_WAIT_SECONDS = 15.0
+
+
+async def saga_is_running(temporal: Client, saga_id: str) -> bool:
+    """Whether a run of the payment's (or refund's) saga is running under its id."""
+    try:
+        description = await temporal.get_workflow_handle(saga_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise ServiceUnavailable(f"could not reach Temporal: {exc}") from exc
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def _resolve_closed_saga(
+    svc: Services, row: PaymentRow, decision: ResolveDecision, refusal: PaysagaError
+) -> None:
+    """Book the resolution of a payment whose saga is closed, as its saga would have."""
+    if row.status != PaymentStatus.REQUIRES_INTERVENTION:
+        raise refusal
+    settings: Settings = svc.settings
+    currency = str(row.details.get("target_currency") or row.currency)
+    operation = "charge" if row.kind == "deposit" else "payout"
+    resolution = ResolutionInput(
+        row.id,
+        decision.outcome,
+        decision.reason,
+        decision.operator,
+        route(settings.provider_routing, operation, currency),
+        saga_timings(settings),
+    )
+    attributes = resolution_attributes(row.merchant_id, row.kind, row.customer_id)
+    await resolve_without_saga(
+        svc.temporal, settings.task_queue, resolution, refusal, attributes=attributes
+    )
+
+
+def resolution_attributes(merchant_id: str, kind: str, customer_id: str) -> TypedSearchAttributes:
+    """The resolution workflow's search attributes: found beside its payment in the UI."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.MERCHANT_ID, merchant_id),
+            SearchAttributePair(sa.PAYMENT_KIND, kind),
+            SearchAttributePair(sa.CUSTOMER_ID, customer_id),
+        ]
+    )
+
+
+async def resolve_without_saga(
+    temporal: Client,
+    task_queue: str,
+    resolution: ResolutionInput,
+    refusal: PaysagaError,
+    *,
+    attributes: TypedSearchAttributes | None = None,
+) -> None:
+    """Start the `PaymentResolution` workflow of a payment (or refund) whose saga is closed and
+    wait for it. A second resolve is refused (`refusal`), as the saga refuses it, once one was
+    started; one that failed to book may be sent again."""
+    try:
+        handle = await temporal.start_workflow(
+            RESOLUTION_WORKFLOW,
+            resolution,
+            id=resolution_workflow_id(resolution.payment_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=attributes,
+            static_summary=f"operator's {resolution.outcome} resolution of {resolution.payment_id}",
+            result_type=str,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise refusal from exc
+    except RPCError as exc:
+        raise ServiceUnavailable(f"could not start the resolution workflow: {exc}") from exc
+    try:
+        await asyncio.wait_for(handle.result(), RESOLUTION_WAIT_SECONDS)
+    except TimeoutError as exc:
+        raise ServiceUnavailable("the resolution is still being booked; read the payment") from exc
+    except WorkflowFailureError as exc:
+        cause = exc.cause.cause if isinstance(exc.cause, ActivityError) else exc.cause
+        if isinstance(cause, ApplicationError) and cause.type in (
+            failures.NOT_REQUIRING_INTERVENTION,
+            failures.INVALID_OUTCOME,
+        ):
+            raise refusal from exc
+        raise Conflict(
+            f"the resolution could not be booked: {cause}", code="resolve_failed"
+        ) from exc

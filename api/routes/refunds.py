@@ -13,7 +13,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import IdempotencyKey, MerchantData, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
-from api.routes.payments import UPDATE_RPC_TIMEOUT
+from api.routes.payments import (
+    UPDATE_RPC_TIMEOUT,
+    resolution_attributes,
+    resolve_without_saga,
+    saga_is_running,
+)
 from api.sagas import saga_timings
 from api.schemas import Refund, RefundCreate, RefundList, ResolveCreate
 from domain import search_attributes as sa
@@ -22,6 +27,7 @@ from domain.payments import ResolveDecision
 from domain.refunds import REFUND_ID_PREFIX, SEARCH_KIND, WORKFLOW_NAME, RefundInput, RefundStatus
 from paysaga.store import MerchantStore, RefundRow
 from paysaga.store.refunds import RefundableDeposit
+from workflows.resolution import ResolutionInput
 
 router = APIRouter(tags=["refunds"])
 
@@ -131,25 +137,56 @@ async def resolve_refund(
     refund_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
 ) -> Refund:
     """An operator ends a refund in `requires_intervention` after checking with the provider."""
-    if await books.get_refund(refund_id) is None:
+    refund = await books.get_refund(refund_id)
+    if refund is None:
         raise NotFound(f"no refund {refund_id}")
     not_stuck = Conflict(
         f"{refund_id} does not require intervention", code="refund_not_requiring_intervention"
     )
     decision = ResolveDecision(body.outcome, body.reason, operator=key.actor)
-    handle = svc.temporal.get_workflow_handle(refund_id)
-    try:
-        await handle.execute_update("resolve", decision, rpc_timeout=UPDATE_RPC_TIMEOUT)
-    except WorkflowUpdateFailedError as exc:
-        raise not_stuck from exc
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise ServiceUnavailable("the refund's saga did not answer in time; retry") from exc
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise not_stuck from exc  # the saga has finished
-        raise ServiceUnavailable("the refund's saga did not answer in time; retry") from exc
+    if await saga_is_running(svc.temporal, refund_id):
+        await _update_refund_saga(svc, refund_id, decision, not_stuck)
+    else:  # terminated or reset from the Temporal UI: booked without it
+        await _resolve_closed_refund_saga(svc, refund, decision, not_stuck)
     detail = {"outcome": body.outcome, "reason": body.reason, "key_name": key.name}
     await books.record_ops_action(key.actor, "refund.resolve", refund_id, detail)
     row = await books.get_refund(refund_id)
     assert row is not None
     return refund_from_row(row)
+
+
+async def _update_refund_saga(
+    svc: Services, refund_id: str, decision: ResolveDecision, refusal: Conflict
+) -> None:
+    """Send the resolve update to the refund's running saga."""
+    handle = svc.temporal.get_workflow_handle(refund_id)
+    try:
+        await handle.execute_update("resolve", decision, rpc_timeout=UPDATE_RPC_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise refusal from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise ServiceUnavailable("the refund's saga did not answer in time; retry") from exc
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise refusal from exc  # the saga has finished
+        raise ServiceUnavailable("the refund's saga did not answer in time; retry") from exc
+
+
+async def _resolve_closed_refund_saga(
+    svc: Services, refund: RefundRow, decision: ResolveDecision, refusal: Conflict
+) -> None:
+    """Book the resolution of a refund whose saga is closed, as its saga would have."""
+    if refund.status != RefundStatus.REQUIRES_INTERVENTION:
+        raise refusal
+    resolution = ResolutionInput(
+        refund.id,
+        decision.outcome,
+        decision.reason,
+        decision.operator,
+        [refund.provider],
+        saga_timings(svc.settings),
+    )
+    attributes = resolution_attributes(refund.merchant_id, SEARCH_KIND, refund.customer_id)
+    await resolve_without_saga(
+        svc.temporal, svc.settings.task_queue, resolution, refusal, attributes=attributes
+    )
