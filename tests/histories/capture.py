@@ -57,6 +57,7 @@ from tests.workflows.harness import (
     SagaHarness,
     start_time_skipping_server,
 )
+from tests.workflows.stranded_harness import StrandedHarness, resolution_handle, resolve, sweep
 from workflows.merchant_notification import (
     MerchantNotificationWorkflow,
     MerchantRedeliveryWorkflow,
@@ -565,6 +566,8 @@ class Housekeeping:
                     merchant.dead_letter,
                     merchant.redelivered,
                     sweep.fail_orphans,
+                    sweep.park_stranded,
+                    sweep.start_bonus_timers,
                     reconciliation.reconcile_provider,
                     RetentionActivities(self.pool).purge_idempotency,
                 ],
@@ -691,6 +694,55 @@ async def _retention_purged(house: Housekeeping) -> WorkflowHandle[Any, Any]:
     return await house.start("Retention", job, f"retention-{uuid.uuid4()}")
 
 
+# -- sagas terminated from the Temporal UI: the sweep parks them, an operator resolves them ------
+
+StrandedPath = Callable[[StrandedHarness], Awaitable[WorkflowHandle[Any, Any]]]
+STRANDED_PATHS: dict[str, StrandedPath] = {}
+
+
+def stranded_path(name: str) -> Callable[[StrandedPath], StrandedPath]:
+    def register(run: StrandedPath) -> StrandedPath:
+        STRANDED_PATHS[name] = run
+        return run
+
+    return register
+
+
+async def terminated_withdrawal(saga: StrandedHarness) -> tuple[Payment, WorkflowHandle[Any, Any]]:
+    """A withdrawal terminated while its payout is pending, then parked by the sweep."""
+    payment = await saga.withdrawal(await saga.customer(funds=AMOUNT), destination="pm_pending")
+    while (row := await saga.store.get_payment(payment.id)) is None or row.provider is None:
+        await asyncio.sleep(0.05)
+    await payment.handle.terminate("terminated from the Temporal UI")
+    return payment, await sweep(saga)
+
+
+@stranded_path("sweep_parked_stranded")
+async def _sweep_parked_stranded(saga: StrandedHarness) -> WorkflowHandle[Any, Any]:
+    _, swept = await terminated_withdrawal(saga)
+    return swept
+
+
+@stranded_path("resolution_failed")
+async def _resolution_failed(saga: StrandedHarness) -> WorkflowHandle[Any, Any]:
+    """The withdrawal resolved failed without its saga: its hold voided."""
+    payment, _ = await terminated_withdrawal(saga)
+    await resolve(saga, payment, "failed")
+    return resolution_handle(saga, payment)
+
+
+@stranded_path("resolution_succeeded")
+async def _resolution_succeeded(saga: StrandedHarness) -> WorkflowHandle[Any, Any]:
+    """A deposit charged, terminated before its credit, resolved succeeded: credited once."""
+    saga.faults.hang("payments.post_and_record_status", times=1, after_effect=False)
+    payment = await saga.deposit(await saga.customer())
+    await saga.faults.entered("payments.post_and_record_status")
+    await payment.handle.terminate("terminated from the Temporal UI")
+    await sweep(saga)
+    await resolve(saga, payment, "succeeded")
+    return resolution_handle(saga, payment)
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -717,6 +769,15 @@ async def capture(selected: list[str]) -> None:
                         bonuses = BonusHarness(env, pool, url, f"histories-{uuid.uuid4()}")
                         async with bonuses.workers():
                             handle = await BONUS_PATHS[name](bonuses)
+                            outcome = await handle.result()
+                            history = await handle.fetch_history()
+                        _write(name, history.to_json())
+                        print(f"{name}: {outcome} ({len(history.events)} events)")
+                        continue
+                    if name in STRANDED_PATHS:
+                        stranded = StrandedHarness(env, pool, f"histories-{uuid.uuid4()}")
+                        async with stranded.workers():
+                            handle = await STRANDED_PATHS[name](stranded)
                             outcome = await handle.result()
                             history = await handle.fetch_history()
                         _write(name, history.to_json())
@@ -755,7 +816,7 @@ def _write(name: str, history_json: str) -> None:
 
 def main() -> None:
     wanted = sys.argv[1:]
-    names = [*PATHS, *BONUS_PATHS, *DISPUTE_PATHS, *HOUSEKEEPING_PATHS]
+    names = [*PATHS, *BONUS_PATHS, *DISPUTE_PATHS, *HOUSEKEEPING_PATHS, *STRANDED_PATHS]
     selected = [name for name in names if not wanted or any(w in name for w in wanted)]
     asyncio.run(capture(selected))
 

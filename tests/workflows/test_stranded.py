@@ -9,7 +9,6 @@ that finds everything by the saga's idempotency keys), through the API's own cod
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,34 +17,13 @@ import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from activities.payment_sweep import PaymentSweepActivities
-from activities.resolution import ResolutionActivities
-from api.routes.payments import resolve_without_saga
 from domain.errors import Conflict
 from domain.refunds import refund_key_prefix
 from ledger.models import AccountKind, HoldStatus
-from paysaga.payment_sweep import SweepBooks
-from tests.workflows.harness import AMOUNT, PROVIDERS, TIMINGS, Payment, SagaHarness
-from workflows.payment_sweep import PaymentSweepInput, PaymentSweepWorkflow
-from workflows.resolution import ResolutionInput
+from tests.workflows.harness import AMOUNT, PROVIDERS, Payment, SagaHarness
+from tests.workflows.stranded_harness import StrandedHarness, resolve, sweep
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-class StrandedHarness(SagaHarness):
-    """The saga harness, its worker also running the sweep's and the resolution's activities."""
-
-    def _activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
-        local, calls = super()._activities()
-        sweep = PaymentSweepActivities(self.store, SweepBooks(self.store.pool), False)
-        resolution = ResolutionActivities(self.store, self.ledger)
-        return [
-            *local,
-            sweep.fail_orphans,
-            sweep.park_stranded,
-            sweep.start_bonus_timers,
-            resolution.facts,
-        ], calls
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -61,28 +39,6 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> 
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.05)
-
-
-async def sweep(saga: SagaHarness) -> None:
-    """One run of the orphan sweep, as its schedule starts it (no grace: every row is old)."""
-    await saga.client.execute_workflow(
-        PaymentSweepWorkflow.run,
-        PaymentSweepInput(grace_seconds=0),
-        id=f"sweep-{uuid.uuid4()}",
-        task_queue=saga.task_queue,
-    )
-
-
-async def resolve(saga: SagaHarness, payment: Payment, outcome: str) -> None:
-    """The operator's resolve of a payment whose saga is closed, as the API sends it."""
-    await resolve_without_saga(
-        saga.client,
-        saga.task_queue,
-        ResolutionInput(
-            payment.id, outcome, "checked with the provider", "ops", list(PROVIDERS), TIMINGS
-        ),
-        Conflict(f"{payment.id} does not require intervention"),
-    )
 
 
 async def row(saga: SagaHarness, payment: Payment) -> tuple[str, str | None, str | None]:
