@@ -53,6 +53,8 @@ class PaymentSweepWorkflow:
         orphans = await workflow.execute_activity_method(
             PaymentSweepActivities.fail_orphans, FailOrphansInput(sweep.grace_seconds), **SWEEP_STEP
         )
+        if not workflow.patched("park-stranded-and-time-bonuses"):
+            return PaymentSweepResult(orphans)  # a run started before these steps existed
         quiet_seconds = min(sweep.grace_seconds, STRANDED_QUIET_SECONDS)
         stranded = await workflow.execute_activity_method(
             PaymentSweepActivities.park_stranded, ParkStrandedInput(quiet_seconds), **SWEEP_STEP
