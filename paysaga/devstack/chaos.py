@@ -38,11 +38,18 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from paysaga.audit import audit_books
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.devstack.chaos_disputes import DisputeLoad, check_disputes
+from paysaga.devstack.chaos_findings import (
+    SETTLED,
+    TERMINAL,
+    Findings,
+    api_get,
+    cancel_from_temporal,
+    workflow_state,
+)
 from paysaga.devstack.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
 from paysaga.devstack.stack import (
     ProcessGroup,
@@ -56,8 +63,6 @@ from paysaga.settings import DEV_MERCHANT_KEY
 from providers.base import SettlementLine
 from providers.registry import PROVIDER_NAMES
 
-TERMINAL = {"succeeded", "failed", "canceled"}
-SETTLED = TERMINAL | {"requires_intervention"}  # an operator's to resolve: not lost
 IBAN = "DE89 3704 0044 0532 0130 00"  # a destination the sandbox refuses as invalid (422)
 DEPOSIT_METHODS = [
     "pm_ok",
@@ -220,18 +225,7 @@ class Load:
 
     async def cancel_by_temporal(self, payment_id: str) -> str:
         """A cancel request to the payment's workflow, as the Temporal UI sends it."""
-        deadline = time.monotonic() + 60
-        answer = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                await self.temporal.get_workflow_handle(payment_id).cancel()
-                return "requested"
-            except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    return "closed"  # the saga had already finished
-                answer = exc.status.name if exc.status else "error"
-            await asyncio.sleep(0.5)  # the Temporal server is restarting
-        return answer
+        return await cancel_from_temporal(self.temporal, payment_id)
 
     async def submit(
         self, path: str, body: dict[str, Any], give_up_after: float = 180
@@ -300,14 +294,7 @@ class Load:
         )
 
     async def get(self, path: str) -> dict[str, Any] | None:
-        try:
-            response = await self.api.get(path)
-        except httpx.HTTPError:
-            return None
-        if response.status_code != 200:
-            return None
-        body: dict[str, Any] = response.json()
-        return body
+        return await api_get(self.api, path)
 
 
 async def send_one(load: Load, n: int, customers: list[str]) -> None:
@@ -405,23 +392,6 @@ async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
         if payment_id not in final:
             final[payment_id] = (await load.get(f"/v1/payments/{payment_id}")) or {"status": "?"}
     return final
-
-
-@dataclass
-class Findings:
-    """What must be zero: a count per check, in the order checked, and the payments behind it."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    def checking(self, *names: str) -> None:
-        """Checks listed (with 0) even when nothing is found."""
-        for name in names:
-            self.counts[name] += 0
-
-    def found(self, name: str, payment_id: str) -> None:
-        self.counts[name] += 1
-        self.examples.setdefault(name, []).append(payment_id)
 
 
 async def check_books(
@@ -566,16 +536,6 @@ async def check_workflows(
             findings.found("workflow canceled, payment not canceled", payment_id)
 
 
-async def workflow_state(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    """The workflow's status in Temporal; None when Temporal has no such workflow."""
-    try:
-        return (await temporal.get_workflow_handle(workflow_id).describe()).status
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return None
-
-
 async def chaos(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="paysaga-chaos-"))
     stack = start_stack(root, workers=2)
@@ -656,10 +616,7 @@ async def chaos(args: argparse.Namespace) -> int:
         counts["requests never accepted"] += load.refunds.answers.pop("gave up", 0)
         if load.refused:
             print("refused by the API:", dict(load.refused))
-        print("\nmust all be zero:")
-        for name, n in counts.items():
-            examples = findings.examples.get(name, [])[:5]
-            print(f"  {name:<40} {n}" + (f"  (e.g. {', '.join(examples)})" if examples else ""))
+        findings.print()
         ok = not any(counts.values()) and len(load.payments) > 0
         print("\nchaos: PASS" if ok else "\nchaos: FAIL", f"(logs in {root / 'logs'})")
         return 0 if ok else 1

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from domain.disputes import dispute_id_for
+from paysaga.devstack.chaos_findings import Findings, api_get, final_payment, workflow_state
 from paysaga.settings import DEV_OPS_KEY
 
 if TYPE_CHECKING:
-    from paysaga.devstack.chaos import Findings, Load
+    from paysaga.devstack.chaos import Load
 
 FINAL = {"won", "lost"}
 PLANS = ["evidence", "evidence", "accept", "none"]  # the operator's answer, or none by the due date
@@ -60,7 +60,7 @@ class DisputeLoad:
         """Once the deposit succeeded: a dispute of it, then the operator's plan for it."""
         if deposit_id is None:
             return
-        deposit = await _final_payment(load.api, deposit_id)
+        deposit = await final_payment(load.api, deposit_id)
         if deposit is None or deposit["status"] != "succeeded":
             return
         planted = await self._plant(deposit)
@@ -133,13 +133,13 @@ class DisputeLoad:
         deadline = time.monotonic() + timeout
         while len(final) < len(self.planted) and time.monotonic() < deadline:
             for dispute_id in [d for d in self.planted if d not in final]:
-                found = await _get(api, f"/v1/disputes/{dispute_id}")
+                found = await api_get(api, f"/v1/disputes/{dispute_id}")
                 if found and found["status"] in FINAL:
                     final[dispute_id] = found
             await asyncio.sleep(1)
         for dispute_id in self.planted:
             if dispute_id not in final:
-                final[dispute_id] = (await _get(api, f"/v1/disputes/{dispute_id}")) or {
+                final[dispute_id] = (await api_get(api, f"/v1/disputes/{dispute_id}")) or {
                     "status": "?"
                 }
         self.final = final
@@ -171,7 +171,7 @@ async def check_disputes(
                 expected["reinstate"] = [-planted.amount]
             if bookings.get(dispute_id, {}) != expected:
                 findings.found("dispute booked other than once", dispute_id)
-            state = await _workflow_state(temporal, dispute_id)
+            state = await workflow_state(temporal, dispute_id)
             if state != WorkflowExecutionStatus.COMPLETED:
                 findings.found("dispute workflow disagrees with dispute", dispute_id)
 
@@ -194,34 +194,3 @@ async def _bookings(
         for dispute_id, step, amount in await cur.fetchall():
             found.setdefault(dispute_id, {}).setdefault(step, []).append(int(amount))
         return found
-
-
-async def _workflow_state(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        return (await temporal.get_workflow_handle(workflow_id).describe()).status
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return None
-
-
-async def _final_payment(api: httpx.AsyncClient, payment_id: str) -> dict[str, Any] | None:
-    """The payment once it is terminal (a minute at most)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        payment = await _get(api, f"/v1/payments/{payment_id}")
-        if payment and payment["status"] in ("succeeded", "failed", "canceled"):
-            return payment
-        await asyncio.sleep(0.5)
-    return None
-
-
-async def _get(api: httpx.AsyncClient, path: str) -> dict[str, Any] | None:
-    try:
-        response = await api.get(path)
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    body: dict[str, Any] = response.json()
-    return body

@@ -23,12 +23,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from domain.refunds import refund_key_prefix, refund_of_key
+from paysaga.devstack.chaos_findings import (
+    Findings,
+    api_get,
+    cancel_from_temporal,
+    final_payment,
+    workflow_state,
+)
 
 if TYPE_CHECKING:
-    from paysaga.devstack.chaos import Findings, Load
+    from paysaga.devstack.chaos import Load
 
 REFUND_TERMINAL = {"succeeded", "failed"}
 
@@ -52,7 +58,7 @@ class RefundLoad:
         """Once the deposit succeeded: refund it in full, in two parts, or twice at once."""
         if deposit_id is None:
             return
-        deposit = await _final_payment(load.api, deposit_id)
+        deposit = await final_payment(load.api, deposit_id)
         if deposit is None or deposit["status"] != "succeeded":
             return
         amount = int(deposit["amount"])
@@ -71,7 +77,9 @@ class RefundLoad:
             if refund_id is not None and random.random() < 0.2:
                 await asyncio.sleep(random.uniform(0, 1))
                 self.canceled.add(refund_id)
-                self.answers[f"temporal cancel {await _cancel(load.temporal, refund_id)}"] += 1
+                self.answers[
+                    f"temporal cancel {await cancel_from_temporal(load.temporal, refund_id)}"
+                ] += 1
 
     async def submit(
         self, api: httpx.AsyncClient, deposit_id: str, body: dict[str, Any]
@@ -106,13 +114,15 @@ class RefundLoad:
         deadline = time.monotonic() + timeout
         while len(final) < len(self.refunds) and time.monotonic() < deadline:
             for refund_id in [r for r in self.refunds if r not in final]:
-                found = await _get(api, f"/v1/refunds/{refund_id}")
+                found = await api_get(api, f"/v1/refunds/{refund_id}")
                 if found and found["status"] in REFUND_TERMINAL:
                     final[refund_id] = found
             await asyncio.sleep(1)
         for refund_id in self.refunds:
             if refund_id not in final:
-                final[refund_id] = (await _get(api, f"/v1/refunds/{refund_id}")) or {"status": "?"}
+                final[refund_id] = (await api_get(api, f"/v1/refunds/{refund_id}")) or {
+                    "status": "?"
+                }
         self.final = final
         return final
 
@@ -158,7 +168,7 @@ async def check_refunds(
         expected = -int(refund["amount"]) if refund["status"] == "succeeded" else 0
         if wallet_moves.get(refund_id, 0) != expected:
             findings.found("refund moved the wallet other than once", refund_id)
-        state = await _workflow_state(temporal, refund_id)
+        state = await workflow_state(temporal, refund_id, wait_while_running=30)
         canceled = refund["failure_code"] == "canceled"
         if state not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CANCELED) or (
             (state == WorkflowExecutionStatus.CANCELED) != canceled
@@ -180,53 +190,3 @@ async def _refund_wallet_moves(pool: AsyncConnectionPool, refund_ids: list[str])
             (refund_ids,),
         )
         return {refund_id: int(net) for refund_id, net in await cur.fetchall()}
-
-
-async def _final_payment(api: httpx.AsyncClient, payment_id: str) -> dict[str, Any] | None:
-    """The payment once it is terminal (a minute at most)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        payment = await _get(api, f"/v1/payments/{payment_id}")
-        if payment and payment["status"] in ("succeeded", "failed", "canceled"):
-            return payment
-        await asyncio.sleep(0.5)
-    return None
-
-
-async def _get(api: httpx.AsyncClient, path: str) -> dict[str, Any] | None:
-    try:
-        response = await api.get(path)
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def _cancel(temporal: Client, workflow_id: str) -> str:
-    """A cancel request to the refund's workflow, as the Temporal UI sends it."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            await temporal.get_workflow_handle(workflow_id).cancel()
-            return "requested"
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return "closed"
-        await asyncio.sleep(0.5)
-    return "no answer"
-
-
-async def _workflow_state(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    deadline = time.monotonic() + 30  # a saga may take a moment to close after its last write
-    while True:
-        try:
-            status = (await temporal.get_workflow_handle(workflow_id).describe()).status
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return None
-        if status != WorkflowExecutionStatus.RUNNING or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.5)
