@@ -1,8 +1,9 @@
 """The disputes of `make chaos`: chargebacks of the load's deposits while processes crash, then proof.
 
 Some succeeded deposits of the load are disputed at the sandbox PSP (as a card network opens a
-dispute: any amount up to the deposit, a fee or none, a planted verdict, a short due date); the
-merchant's operator then submits evidence, accepts, or lets the due date pass. When everything
+dispute: any amount up to the deposit, a fee or none, a planted verdict, a short due date), and
+so are deposits that ended failed while their provider kept a charge of them; the merchant's
+operator then submits evidence, accepts, or lets the due date pass. When everything
 settled it checks that every dispute the provider opened was recorded once and ended, that its
 status agrees with the provider's (won, or lost), that its money moved once (one withdrawal of
 the amount and fee against the provider's clearing, one reinstatement of the amount if and only
@@ -25,6 +26,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from domain.disputes import dispute_id_for
 from paysaga.devstack.chaos_findings import Findings, api_get, final_payment, workflow_state
 from paysaga.settings import DEV_OPS_KEY
+from providers.registry import PROVIDER_NAMES
 
 if TYPE_CHECKING:
     from paysaga.devstack.chaos import Load
@@ -44,6 +46,7 @@ class Planted:
     fee: int
     plan: str
     answer: str = "-"  # how the API answered the operator
+    of_failed: bool = False  # the deposit had ended failed
 
 
 @dataclass
@@ -56,15 +59,25 @@ class DisputeLoad:
     final: dict[str, dict[str, Any]] = field(default_factory=dict)  # as they ended (`settle`)
     answers: Counter[str] = field(default_factory=Counter)
 
-    async def dispute_later(self, load: Load, deposit_id: str | None) -> None:
-        """Once the deposit succeeded: a dispute of it, then the operator's plan for it."""
+    async def dispute_later(
+        self, load: Load, deposit_id: str | None, ended: str = "succeeded"
+    ) -> None:
+        """Once the deposit ended `ended`: a dispute of it, then the operator's plan for it.
+
+        A deposit that ended `failed` is disputed too when its provider holds a succeeded charge
+        of it not refunded (an operator resolved it failed while the charge was pending, say):
+        the provider answers anything else 404 or 422, counted as `plant failed <status>`.
+        """
         if deposit_id is None:
             return
         deposit = await final_payment(load.api, deposit_id)
-        if deposit is None or deposit["status"] != "succeeded":
+        if deposit is None or deposit["status"] != ended:
             return
-        planted = await self._plant(deposit)
-        if planted is None:
+        for provider in [deposit["provider"]] if deposit.get("provider") else PROVIDER_NAMES:
+            planted = await self._plant(deposit, str(provider), of_failed=ended == "failed")
+            if planted is not None:
+                break
+        else:
             return
         dispute_id = dispute_id_for(planted.provider, planted.provider_dispute_id)
         self.planted[dispute_id] = planted
@@ -74,9 +87,10 @@ class DisputeLoad:
         planted.answer = await self._answer(dispute_id, planted.plan)
         self.answers[f"{planted.plan} {planted.answer}"] += 1
 
-    async def _plant(self, deposit: dict[str, Any]) -> Planted | None:
+    async def _plant(
+        self, deposit: dict[str, Any], provider: str, of_failed: bool = False
+    ) -> Planted | None:
         """Open a dispute at the deposit's provider, once, whatever the PSP's freezes do."""
-        provider = str(deposit["provider"])
         amount = random.randint(1, int(deposit["amount"]))
         body = {
             "reference": deposit["id"],
@@ -85,6 +99,7 @@ class DisputeLoad:
             "outcome": random.choice(["won", "lost"]),
             "evidence_due_in_seconds": random.uniform(6, 20),
         }
+        label = "plant failed" if of_failed else "plant"
         deadline = time.monotonic() + 120
         async with httpx.AsyncClient(base_url=self.psp_url, timeout=5) as psp:
             while time.monotonic() < deadline:
@@ -94,17 +109,26 @@ class DisputeLoad:
                         listed = await psp.get(
                             f"/{provider}/disputes", params={"reference": deposit["id"]}
                         )
-                        response = httpx.Response(201, json=listed.json()["data"][0])
+                        if listed.json()["data"]:
+                            response = httpx.Response(201, json=listed.json()["data"][0])
                 except httpx.HTTPError:
                     await asyncio.sleep(0.5)
                     continue
                 if response.status_code != 201:
-                    self.answers[f"plant {response.status_code}"] += 1
+                    self.answers[f"{label} {response.status_code}"] += 1
                     return None
+                if of_failed:
+                    self.answers[f"{label} 201"] += 1
                 opened = response.json()
                 plan = random.choice(PLANS)
                 return Planted(
-                    deposit["id"], provider, opened["id"], opened["amount"], opened["fee"], plan
+                    deposit["id"],
+                    provider,
+                    opened["id"],
+                    opened["amount"],
+                    opened["fee"],
+                    plan,
+                    of_failed=of_failed,
                 )
         self.answers["gave up"] += 1
         return None
