@@ -14,7 +14,11 @@ that nothing was charged, paid or credited twice or kept after a cancel (the san
 against the ledger's), that no hold dangles, and that the ledger audit is clean. Succeeded
 deposits are refunded meanwhile, in full, in parts or beyond what is left, and their refunds
 checked too (`chaos_refunds`); others are disputed at the provider, answered or left to their
-due date, and their disputes checked (`chaos_disputes`). Exit status 0 only if so.
+due date, and their disputes checked (`chaos_disputes`). The operator also terminates and resets
+sagas from Temporal, cancels from the API again and again while a step is in flight, resolves
+`failed` deposits still polling their provider, and disputes deposits that ended failed; after
+the orphan sweep has run, the money those must never move is counted (`chaos_operator`). Exit
+status 0 only if every count is zero.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from paysaga.devstack.chaos_findings import (
     cancel_from_temporal,
     workflow_state,
 )
+from paysaga.devstack.chaos_operator import Operator, check_operator, run_orphan_sweep
 from paysaga.devstack.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
 from paysaga.devstack.stack import (
     ProcessGroup,
@@ -59,10 +64,12 @@ from paysaga.devstack.stack import (
     wait_for_port,
 )
 from paysaga.reconciliation import ReconciliationBooks, find_mismatches, provider_nets
-from paysaga.settings import DEV_MERCHANT_KEY
+from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from providers.base import SettlementLine
 from providers.registry import PROVIDER_NAMES
 
+TASK_QUEUE = "paysaga-chaos"
+SWEEP_GRACE_SECONDS = 5  # the sweep run after the load: every payment is older than that
 IBAN = "DE89 3704 0044 0532 0130 00"  # a destination the sandbox refuses as invalid (422)
 DEPOSIT_METHODS = [
     "pm_ok",
@@ -149,7 +156,7 @@ def start_stack(root: Path, workers: int) -> Stack:
         "PAYSAGA_ENVIRONMENT": "development",
         "PAYSAGA_DATABASE_URL": stack.database_url,
         "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{stack.temporal_port}",
-        "PAYSAGA_TASK_QUEUE": "paysaga-chaos",
+        "PAYSAGA_TASK_QUEUE": TASK_QUEUE,
         "PAYSAGA_DATA_DIR": str(root),
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_PSP_PORT": str(psp_port),
@@ -182,12 +189,14 @@ class Load:
 
     api: httpx.AsyncClient
     temporal: Client
+    operator: Operator
     payments: dict[str, str] = field(default_factory=dict)  # payment id -> kind
     retries: int = 0
     retry_reasons: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     rejected: set[str] = field(default_factory=set)  # sent with what the provider refuses
     pending_forever: set[str] = field(default_factory=set)  # the provider never settles them
+    spared: set[str] = field(default_factory=set)  # of those: never resolved, left parked
     canceled_by: dict[str, str] = field(default_factory=dict)  # payment id -> "api", "temporal"
     cancel_answers: Counter[str] = field(default_factory=Counter)
     disputes: DisputeLoad = field(default_factory=DisputeLoad)  # of some succeeded deposits
@@ -204,8 +213,12 @@ class Load:
             )
         )
         self.canceled_by[payment_id] = via
+        if via == "api" and random.random() < 0.5:  # again and again, while a step runs
+            await self.operator.cancel_repeatedly(payment_id, random.randint(2, 4))
         answer = await (self.cancel_by_api if via == "api" else self.cancel_by_temporal)(payment_id)
         self.cancel_answers[f"{via} {answer}"] += 1
+        if via == "api" and answer == "200":
+            self.operator.cancel_accepted.add(payment_id)
 
     async def cancel_by_api(self, payment_id: str) -> str:
         """POST .../cancel until it is answered (200, or 409 when too late) or a minute passed."""
@@ -298,42 +311,64 @@ class Load:
 
 
 async def send_one(load: Load, n: int, customers: list[str]) -> None:
-    """The n-th payment of the load, and maybe an operator's cancel of it.
+    """The n-th payment of the load, and maybe an operator's action on it.
 
     Deposits, withdrawals and transfers in turn; one in seven deposits and withdrawals carries a
     payment method or destination the provider rejects; one payment in three gets a cancel, from
-    the API or from Temporal. Sagas pass their point of no return within a second, so one
-    withdrawal in three is large enough to wait for a review, and is cancelled while it waits
-    (or rejected at the review deadline): cancels before the point of no return happen too.
+    the API (half of those again and again) or from Temporal. Sagas pass their point of no return
+    within a second, so one withdrawal in three is large enough to wait for a review, and is
+    cancelled while it waits (or rejected at the review deadline): cancels before the point of no
+    return happen too. One payment in twelve is terminated from Temporal, another reset; half the
+    `pm_pending_forever` deposits are resolved `failed` while they poll, then disputed.
     """
     customer = random.choice(customers)
     cancel_via = {1: "api", 4: "temporal"}.get(n % 6)
     rejected = n % 7 == 3
     reviewed = n % 15 == 8 and not rejected  # a withdrawal
+    body: dict[str, Any] = {"customer_id": customer, "currency": "EUR"}
+    path = "/v1/transfers"
     if n % 5 == 4:
         receiver = random.choice([c for c in customers if c != customer])
-        await load.cancel_later(await load.transfer(customer, receiver), cancel_via)
-        return
-    body: dict[str, Any] = {"customer_id": customer, "currency": "EUR"}
-    if n % 5 < 3:
-        path = "/v1/deposits"
-        body["amount"] = random.randint(100, 5_000)
-        body["payment_method"] = f"pm_bogus_{n}" if rejected else random.choice(DEPOSIT_METHODS)
+        payment_id = await load.transfer(customer, receiver)
     else:
-        path = "/v1/withdrawals"
-        body["amount"] = REVIEWED_AMOUNT if reviewed else random.randint(100, 3_000)
-        body["destination"] = IBAN if rejected else random.choice(PAYOUT_DESTINATIONS)
-        cancel_via = random.choice(["api", "temporal"]) if reviewed else cancel_via
-    payment_id = await load.submit(path, body)
-    if payment_id is not None and rejected:
+        if n % 5 < 3:
+            path = "/v1/deposits"
+            body["amount"] = random.randint(100, 5_000)
+            body["payment_method"] = f"pm_bogus_{n}" if rejected else random.choice(DEPOSIT_METHODS)
+        else:
+            path = "/v1/withdrawals"
+            body["amount"] = REVIEWED_AMOUNT if reviewed else random.randint(100, 3_000)
+            body["destination"] = IBAN if rejected else random.choice(PAYOUT_DESTINATIONS)
+            cancel_via = random.choice(["api", "temporal"]) if reviewed else cancel_via
+        payment_id = await load.submit(path, body)
+    if payment_id is None:
+        return
+    if rejected and path != "/v1/transfers":
         load.rejected.add(payment_id)
-    if payment_id is not None and body.get("payment_method") == "pm_pending_forever":
+    actions = [load.cancel_later(payment_id, cancel_via)]
+    if n % 12 == 2:
+        actions.append(load.operator.terminate_later(payment_id))
+    if n % 12 == 5:
+        actions.append(load.operator.reset_later(payment_id))
+    if body.get("payment_method") == "pm_pending_forever":
         load.pending_forever.add(payment_id)
-    await load.cancel_later(payment_id, cancel_via)
+        if len(load.pending_forever) % 2:
+            load.spared.add(payment_id)
+        else:
+            actions.append(resolve_then_dispute(load, payment_id))
+    await asyncio.gather(*actions)
     if path == "/v1/deposits" and n % 4 == 1:  # a chargeback of it (chaos_disputes)
         await load.disputes.dispute_later(load, payment_id)
+    if path == "/v1/deposits" and n % 4 == 3:  # a chargeback, if it failed with money taken
+        await load.disputes.dispute_later(load, payment_id, ended="failed")
     if path == "/v1/deposits" and n % 2 == 0:  # in full, in two parts, or beyond (chaos_refunds)
         await load.refunds.refund_later(load, payment_id, n // 2)
+
+
+async def resolve_then_dispute(load: Load, payment_id: str) -> None:
+    """The operator's `failed` on a deposit still polling; once taken, a chargeback of it."""
+    if await load.operator.resolve_failed_while_polling(payment_id):
+        await load.disputes.dispute_later(load, payment_id, ended="failed")
 
 
 async def run_load(load: Load, customers: list[str], duration: float, rate: float) -> None:
@@ -381,6 +416,8 @@ async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
         for payment_id in [p for p in load.payments if p not in final]:
             payment = await load.get(f"/v1/payments/{payment_id}")
             settled = SETTLED if payment_id in load.pending_forever else TERMINAL
+            if payment_id in load.operator.terminated:  # left as it was, until the sweep
+                settled = {payment["status"]} if payment else set()
             if payment and payment["status"] in settled:
                 final[payment_id] = payment
         progress(f"settling: {len(final)}/{len(load.payments)} settled")
@@ -399,20 +436,21 @@ async def check_books(
 ) -> None:
     """Lost, duplicated, kept after a cancel, dangling, mismatched, audit failures."""
     findings.checking(
-        "not terminal nor requires_intervention",
         "wallet moved other than once",
         "canceled, yet money moved at a provider",
         "rejected, not failed provider_rejected",
     )
+    # Parked for an operator (a terminated saga, a provider that never answered): its holds are
+    # kept and its provider's word not booked yet, until the operator's resolve.
+    parked = {p for p, payment in final.items() if payment["status"] == "requires_intervention"}
     for payment_id, payment in final.items():
-        if payment["status"] not in SETTLED:
-            findings.found("not terminal nor requires_intervention", payment_id)
         outcome = (payment["status"], payment.get("failure_code"))
         canceled = payment["status"] == "canceled" and payment_id in load.canceled_by
         if (
             payment_id in load.rejected
             and outcome != ("failed", "provider_rejected")
             and not canceled
+            and payment_id not in load.operator.terminated  # parked before the provider answered
         ):
             findings.found("rejected, not failed provider_rejected", payment_id)
     async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:
@@ -461,6 +499,8 @@ async def check_books(
             pending_holds = [key for (key,) in await cur.fetchall()]
         findings.checking("dangling holds", "rejected withdrawal, hold not released")
         for key in pending_holds:
+            if key.split(":")[0] in parked:
+                continue
             findings.found("dangling holds", key)
             if key.split(":")[0] in load.rejected:
                 findings.found("rejected withdrawal, hold not released", key)
@@ -469,6 +509,8 @@ async def check_books(
             expected = sign * payment.get("amount", 0) if payment["status"] == "succeeded" else 0
             if wallet_moves.get(payment_id, 0) != expected:
                 findings.found("wallet moved other than once", payment_id)
+            if payment_id in parked:
+                continue
             if payment_id.startswith("tr_"):  # internal ones never reach a provider
                 paid_out = succeeded_ops[(payment_id, "payout")]
                 if payment["status"] != "succeeded" and paid_out:
@@ -489,9 +531,11 @@ async def check_books(
                 provider, provider_nets(lines[provider]), await books.ledger_nets(provider), set()
             )
             for mismatch in mismatches:
-                findings.found("sandbox vs ledger mismatches", mismatch.reference)
+                if mismatch.reference not in parked:
+                    findings.found("sandbox vs ledger mismatches", mismatch.reference)
         await check_refunds(pool, load.temporal, load.refunds.final, final, operations, findings)
         await check_disputes(pool, load.temporal, load.disputes, findings)
+        await check_operator(pool, load.operator, operations, findings)
         report = await audit_books(pool)
         findings.counts["audit failures"] = len(report.failures)
     finally:
@@ -499,9 +543,10 @@ async def check_books(
 
 
 async def check_workflows(
-    temporal: Client, final: dict[str, dict[str, Any]], findings: Findings
+    temporal: Client, final: dict[str, dict[str, Any]], terminated: set[str], findings: Findings
 ) -> None:
-    """The payments whose Temporal workflow says otherwise than the payment row."""
+    """The payments whose Temporal workflow says otherwise than the payment row (an operator's
+    terminate ends its workflow so: its payment is counted by `check_operator`)."""
     findings.checking(
         "workflow failed, terminated or timed out",
         "workflow missing",
@@ -525,6 +570,8 @@ async def check_workflows(
             state = await workflow_state(temporal, payment_id)
         if state is None:
             findings.found("workflow missing", payment_id)
+        elif payment_id in terminated:
+            continue
         elif state in broken:
             findings.found("workflow failed, terminated or timed out", payment_id)
         elif state == WorkflowExecutionStatus.RUNNING:
@@ -542,8 +589,12 @@ async def chaos(args: argparse.Namespace) -> int:
     try:
         headers = {"Authorization": f"Bearer {DEV_MERCHANT_KEY}"}
         temporal = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
-        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api:
-            load = Load(api, temporal)
+        ops_headers = {"Authorization": f"Bearer {DEV_OPS_KEY}"}
+        async with (
+            httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api,
+            httpx.AsyncClient(base_url=stack.api_url, headers=ops_headers, timeout=10) as ops,
+        ):
+            load = Load(api, temporal, Operator(ops, temporal))
             load.disputes.api_url, load.disputes.psp_url = stack.api_url, stack.psp_url
             customers = []
             for i in range(args.customers):
@@ -572,17 +623,32 @@ async def chaos(args: argparse.Namespace) -> int:
             if any(p["status"] != "succeeded" for p in funding.values()):
                 raise RuntimeError(f"the customers' funding deposits did not succeed: {funding}")
             step(f"load for {args.duration:.0f} s at {args.rate}/s with faults")
+            stop_resolving = asyncio.Event()
+
+            async def dispute_failed(payment_id: str) -> None:
+                await load.disputes.dispute_later(load, payment_id, ended="failed")
+
+            resolver = asyncio.create_task(
+                load.operator.resolve_stuck_deposits(stop_resolving, load.spared, dispute_failed)
+            )
             await asyncio.gather(
                 run_load(load, customers, args.duration, args.rate),
                 run_faults(stack, args.duration),
             )
             step("waiting for every payment to settle")
-            final = await settle(load, args.settle_timeout)
+            await settle(load, args.settle_timeout)
+            stop_resolving.set()
+            await resolver
             await load.disputes.settle(api, args.settle_timeout)
             await load.refunds.settle(api, args.settle_timeout)
+            await asyncio.sleep(SWEEP_GRACE_SECONDS)
+            step(
+                f"orphan sweep: {await run_orphan_sweep(temporal, TASK_QUEUE, SWEEP_GRACE_SECONDS)}"
+            )
+            final = await settle(load, 30)  # as the sweep left them
             findings = Findings()
             await check_books(stack, final, load, findings)
-            await check_workflows(temporal, final, findings)
+            await check_workflows(temporal, final, load.operator.terminated, findings)
         by_outcome = Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items())
         print(
             "\npayments accepted:",
@@ -602,6 +668,7 @@ async def chaos(args: argparse.Namespace) -> int:
             f"{r['status']} {r.get('failure_code') or ''}".strip()
             for r in load.refunds.final.values()
         )
+        print("operator tools:", load.operator.summary())
         print("refunds:", dict(sorted(refunds_by_outcome.items())))
         print("refund requests:", dict(sorted(load.refunds.answers.items())))
         print(
