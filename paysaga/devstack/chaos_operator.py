@@ -150,6 +150,9 @@ class Operator:
             if payment is not None and payment["status"] in TERMINAL:
                 self.answers[f"resolve failed: {response.status_code}, then ended"] += 1
                 return False
+            if await self._running(payment_id) is None:  # terminated, then parked by the sweep
+                self.answers[f"resolve failed: {response.status_code}, workflow closed"] += 1
+                return False
         self.answers[f"resolve failed: never taken (last {last})"] += 1
         return False
 
@@ -174,7 +177,7 @@ class Operator:
                 self.api, "/v1/payments?kind=deposit&status=requires_intervention&limit=100"
             )
             for payment in (listed or {}).get("data", []):
-                if payment["id"] not in tried | spared:
+                if payment["id"] not in tried | spared | self.terminated:
                     tried.add(payment["id"])
                     resolving.append(asyncio.create_task(resolve(payment["id"])))
             with contextlib.suppress(TimeoutError):
