@@ -7,6 +7,7 @@ type as a string literal, so renaming an error is a change in one place.
     ├── PROVIDER_NOT_PROCESSED    the provider certainly did nothing: retry, then fail over
     ├── PROVIDER_OUTCOME_PENDING  no final outcome yet: poll again later (retried by Temporal)
     ├── PROVIDER_REJECTED         the provider refused the request as invalid: final
+    ├── REFUND_DECLINED           the provider declined a compensating refund: an operator decides
     ├── INSUFFICIENT_FUNDS        the ledger refused a hold: the funds are not there
     ├── CUSTOMER_NOT_FOUND        KYC or risk of a customer that does not exist
     └── DISPUTED_PAYMENT_NOT_FOUND / DISPUTE_MISMATCH  a dispute the saga cannot book
@@ -25,6 +26,7 @@ from ledger.errors import InsufficientFunds
 PROVIDER_NOT_PROCESSED = "ProviderNotProcessed"
 PROVIDER_OUTCOME_PENDING = "ProviderOutcomePending"
 PROVIDER_REJECTED = "ProviderRequestRejected"
+REFUND_DECLINED = "RefundDeclined"
 # Ledger refusals are typed by the ledger error's class name (activities/ledger.py).
 INSUFFICIENT_FUNDS = InsufficientFunds.__name__
 # A posting refused by the ledger in a step that writes a status with it: nothing was written.

@@ -21,7 +21,7 @@ from ledger.errors import LedgerError
 from ledger.models import AccountKind, Hold, HoldStatus, LineSpec, Split, Transaction
 
 if TYPE_CHECKING:  # the engine (psycopg) stays out of workflow modules that import the inputs
-    from ledger.engine import Ledger
+    from ledger.engine import Alongside, Ledger
 
 T = TypeVar("T")
 
@@ -113,16 +113,27 @@ class LedgerActivities:
     @activity.defn(name="ledger.post_transaction")
     async def post_transaction(self, data: PostTransactionInput) -> Transaction:
         """Post a balanced transaction; a replay of the key returns the first one."""
+        return await self.post(data)
+
+    async def post(
+        self, data: PostTransactionInput, alongside: Alongside | None = None
+    ) -> Transaction:
+        """`post_transaction`, with the caller's own writes in its database transaction."""
         split = data.split
         if split is not None:  # decided under the accounts' locks
             return await _refusals_final(
                 lambda: self._ledger.post_split(
-                    data.idempotency_key, data.lines, split, data.description, data.metadata
+                    data.idempotency_key,
+                    data.lines,
+                    split,
+                    data.description,
+                    data.metadata,
+                    alongside,
                 )
             )
         return await _refusals_final(
             lambda: self._ledger.post_transaction(
-                data.idempotency_key, data.lines, data.description, data.metadata
+                data.idempotency_key, data.lines, data.description, data.metadata, alongside
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -11,6 +12,7 @@ from activities import failures
 from activities.ledger import LedgerActivities, PostTransactionInput
 from domain.payments import PaymentStatus, RecordedStatus
 from paysaga.store import PaymentRow, Store
+from paysaga.store.payments import update_payment_in
 
 # Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address).
 PAYMENTS_TOTAL = "paysaga_payments_total"
@@ -80,16 +82,48 @@ class BookingActivities:
 
     @activity.defn(name="payments.post_and_record_status")
     async def post_and_record_status(self, booking: PostAndRecordInput) -> RecordedStatus | None:
-        """`ledger.post_transaction`, then `payments.record_status`; each is idempotent, so a
-        retry after either is safe. A ledger refusal fails the step, typed `PostingRefused`, before
-        any status is written: only then may the saga take the posting as not made."""
+        """The posting and the status change in one database transaction, under the payment
+        row's lock: a row already final (failed by a lost workflow task, or by an operator
+        meanwhile) gets no posting, and its final status is the answer, which the saga adopts.
+        Idempotent: a retry after the commit finds the row final and the posting made. A ledger
+        refusal fails the step, typed `PostingRefused`, and writes nothing: only then may the
+        saga take the posting as not made."""
+        change = booking.change
+        written: list[PaymentRow] = []
+
+        async def write_status_first(conn: Any) -> None:
+            written.clear()  # a transaction retried after a serialization failure starts over
+            row = await update_payment_in(
+                conn,
+                change.payment_id,
+                change.status,
+                change.provider,
+                change.failure_code,
+                change.failure_reason,
+            )
+            if row is None:
+                raise _AlreadyFinal  # rolls the transaction back: nothing is posted
+            written.append(row)
+
         try:
-            await self._ledger.post_transaction(booking.posting)
+            await self._ledger.post(booking.posting, alongside=write_status_first)
+        except _AlreadyFinal:
+            return await self._payments.record_status(change)  # answers the final status
         except ApplicationError as refusal:  # the ledger's refusals, already non-retryable
             raise ApplicationError(
                 f"{refusal.type}: {refusal}", type=failures.POSTING_REFUSED, non_retryable=True
             ) from refusal
-        return await self._payments.record_status(booking.change)
+        row = written[0]
+        activity.logger.info(
+            "payment %s is %s, with %s", row.id, row.status, booking.posting.idempotency_key
+        )
+        if PaymentStatus(row.status).is_terminal:
+            count_finished_payment(row)
+        return RecordedStatus(row.status, row.failure_code)
+
+
+class _AlreadyFinal(Exception):
+    """The payment row is final: its transaction is rolled back, nothing posted."""
 
 
 def count_finished_payment(payment: PaymentRow) -> None:

@@ -140,8 +140,9 @@ class ProviderActivities:
     async def refund_charge(self, refund: RefundInput) -> ProviderResult | None:
         """Refund the charge if it succeeded; None if it never took money.
 
-        The deposit saga's compensation: it must end with the money back, so a declined refund
-        is retried (as pending) until an operator steps in. The Refund saga uses `refund`.
+        The deposit saga's compensation. A declined refund is final for its request: it fails
+        for good (`RefundDeclined`), and the saga parks the payment for an operator rather than
+        retrying it forever. The Refund saga uses `refund`.
         """
         provider = self._provider(refund.provider)
         charge = await provider.status(refund.charge_idempotency_key)
@@ -156,6 +157,12 @@ class ProviderActivities:
                 charge_idempotency_key=refund.charge_idempotency_key,
                 amount=refund.amount,
                 currency=refund.currency,
+            )
+        if result.outcome == Outcome.declined:
+            raise ApplicationError(
+                f"{refund.provider} declined refund {refund.idempotency_key}",
+                type=failures.REFUND_DECLINED,
+                non_retryable=True,
             )
         if result.outcome not in (Outcome.succeeded, Outcome.pending):
             raise ApplicationError(f"refund {result.outcome}", type=OUTCOME_PENDING)

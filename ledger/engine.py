@@ -43,6 +43,9 @@ from ledger.postings import MAX_ATTEMPTS, AccountKey, Conn, account_key
 T = TypeVar("T")
 Pool: TypeAlias = AsyncConnectionPool[Any]
 Work: TypeAlias = Callable[[Conn], Awaitable[dict[str, Any]]]
+# The caller's own writes, made first in a posting's database transaction: if they raise, nothing
+# is posted; if the posting is refused, they are rolled back with it.
+Alongside: TypeAlias = Callable[[Conn], Awaitable[None]]
 
 
 class Ledger:
@@ -172,9 +175,11 @@ class Ledger:
         lines: Sequence[LineSpec],
         description: str = "",
         metadata: dict[str, Any] | None = None,
+        alongside: Alongside | None = None,
     ) -> Transaction:
         """Post balanced lines of one merchant atomically; accounts are created on demand.
 
+        `alongside`: the caller's writes, in the same database transaction, made first.
         Raises UnbalancedTransaction, CrossMerchantTransaction, InvalidAmount, InvalidCurrency,
         InsufficientFunds, IdempotencyConflict.
         """
@@ -192,7 +197,9 @@ class Ledger:
             tx = await postings.post(conn, idempotency_key, legs, description, metadata)
             return tx.to_dict()
 
-        result = await self._write(idempotency_key, "post_transaction", content, work, keys)
+        result = await self._write(
+            idempotency_key, "post_transaction", content, work, keys, alongside
+        )
         return Transaction.from_dict(result)
 
     async def post_split(
@@ -202,6 +209,7 @@ class Ledger:
         split: Split,
         description: str = "",
         metadata: dict[str, Any] | None = None,
+        alongside: Alongside | None = None,
     ) -> Transaction:
         """Post fixed lines and a `Split` of one amount between two accounts, atomically.
 
@@ -228,7 +236,7 @@ class Ledger:
             return tx.to_dict()
 
         result = await self._write(
-            idempotency_key, "post_split", content, work, [*keys, first, rest]
+            idempotency_key, "post_split", content, work, [*keys, first, rest], alongside
         )
         return Transaction.from_dict(result)
 
@@ -398,13 +406,17 @@ class Ledger:
         content: dict[str, Any],
         work: Work,
         account_keys: Sequence[AccountKey],
+        alongside: Alongside | None = None,
     ) -> dict[str, Any]:
-        """Run `work` once per idempotency key: a replay returns the first result."""
+        """Run `work` once per idempotency key: a replay returns the first result. `alongside`
+        runs first in the same transaction, on a replay too."""
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise InvalidIdempotencyKey("an idempotency key must be a non-empty string")
         request_hash = postings.request_hash(operation, content)
 
         async def claim_and_work(conn: Conn) -> dict[str, Any]:
+            if alongside is not None:
+                await alongside(conn)
             first = await postings.claim(conn, idempotency_key, operation, request_hash)
             if first is not None:
                 return first

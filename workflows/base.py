@@ -4,8 +4,11 @@ A saga's `run` is decorated with `@clear_end`, which makes three promises for ev
 
 - Cancels. Before the saga's point of no return, a cancel (the API's `cancel` update or a cancel
   from the Temporal UI) interrupts the saga's steps; its compensations run and it ends `canceled`.
-  After it, the API's cancel is refused and a Temporal cancel is recorded (log line and memo) but
-  does not stop the saga: its steps are shielded, and it finishes what it started.
+  A cancel once accepted is kept: a step it reached may complete anyway (a commit already sent),
+  and then every later local step, and the point of no return itself, honour the cancel instead
+  of going on (`honour_cancel`). After the point of no return, the API's cancel is refused and a
+  Temporal cancel is recorded (log line and memo) but does not stop the saga: its steps are
+  shielded, and it finishes what it started.
 - Failures. Any step failure the saga did not plan for ends it clearly: before the point of no
   return it compensates and fails (`provider_rejected` or `internal_error`); after it, the payment
   waits in `requires_intervention` for an operator's `resolve`, never in silence.
@@ -182,6 +185,7 @@ class PaymentSaga:
         self._resolution: ResolveDecision | None = None
         self._past_no_return = False
         self._cancel_requested = False
+        self._ending = False  # the saga's steps are over: it is compensating or ending
         self._canceled_in_temporal = False
         self._steps: asyncio.Task[PaymentState] | None = None
         self.compensations = Compensations()
@@ -195,17 +199,42 @@ class PaymentSaga:
     # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
 
     def point_of_no_return(self) -> None:
-        """From here the saga finishes what it started: no cancel, no guessing on failure."""
+        """From here the saga finishes what it started: no cancel, no guessing on failure.
+
+        A cancel accepted before it is honoured here, even one that interrupted nothing.
+        """
+        self.honour_cancel()
         self._past_no_return = True
+
+    def honour_cancel(self) -> None:
+        """End the steps (CancelledError) if a cancel was accepted that no step has obeyed yet.
+
+        A cancel that reaches a running local step which then completes anyway (its effect was
+        already on its way) is not raised by the SDK: the step's result comes back. Every local
+        step before the point of no return is followed by this check, and so is the point itself.
+        """
+        accepted = self._cancel_requested and not (self._past_no_return or self._ending)
+        if accepted and workflow.patched("honour-accepted-cancel"):
+            raise asyncio.CancelledError("a cancel was accepted before the point of no return")
+
+    async def local_step(self, step: Callable[[Any, Any], Awaitable[T]], arg: Any) -> T:
+        """Run a local step (`LOCAL_STEP`), then honour a cancel accepted meanwhile."""
+        result: T = await workflow.execute_local_activity_method(step, arg, **LOCAL_STEP)
+        self.honour_cancel()
+        return result
 
     async def run_to_clear_end(self, steps: Coroutine[Any, Any, PaymentState]) -> PaymentState:
         """Run the saga's steps; whatever happens, end with a clear status (see the module doc)."""
         self._steps = asyncio.ensure_future(steps)
+        if self._cancel_requested:  # accepted before the steps were set: they never run
+            self._steps.cancel()
         try:
             state = await self._shielded(self._steps)
         except asyncio.CancelledError:  # the steps were interrupted by a cancel in time
+            self._ending = True
             state = await self._shielded(self._end_canceled())
         except Exception as err:  # any unplanned failure gets a clear end
+            self._ending = True
             if self._cancel_requested and not self._past_no_return:
                 # A step interrupted by the cancel reports it as its own failure.
                 state = await self._shielded(self._end_canceled())
@@ -229,8 +258,15 @@ class PaymentSaga:
                 self.request_cancel("temporal")
 
     def request_cancel(self, source: str) -> bool:
-        """Interrupt the saga's steps if it is still before its point of no return."""
-        if self._past_no_return or self._state.status.is_terminal or self._steps is None:
+        """Interrupt the saga's steps if it is still before its point of no return.
+
+        A cancel in the saga's first workflow task may come before its steps are set: it is
+        accepted, and the steps are canceled as soon as they are set (`run_to_clear_end`).
+        """
+        too_late = self._past_no_return or self._state.status.is_terminal
+        if not too_late and self._steps is None:
+            too_late = not workflow.patched("cancel-before-steps")
+        if too_late:
             workflow.logger.warning(
                 "cancel from %s ignored: %s is past its point of no return",
                 source,
@@ -241,7 +277,8 @@ class PaymentSaga:
         if not self._cancel_requested:
             self._cancel_requested = True
             workflow.logger.info("cancel from %s: compensating %s", source, self._payment_id)
-            self._steps.cancel()
+            if self._steps is not None:
+                self._steps.cancel()
         return True
 
     async def _end_canceled(self) -> PaymentState:
@@ -473,6 +510,8 @@ class PaymentSaga:
             workflow.logger.warning("%s was already %s", self._payment_id, recorded.status)
             status, failure_code = PaymentStatus(recorded.status), recorded.failure_code
         self._state = PaymentState(status, provider or self._state.provider, failure_code)
+        if not status.is_terminal:
+            self.honour_cancel()  # a cancel that reached the write but did not stop it
         updates = [*self._attributes_unmirrored, sa.PAYMENT_STATUS.value_set(status.value)]
         self._attributes_unmirrored = []
         if provider:
@@ -618,7 +657,15 @@ class PaymentSaga:
             if polled != Outcome.not_processed:
                 return polled
             resends += 1
-            result = await self.with_failover([result.provider], call)
+            provider = result.provider
+            result = await self.with_failover([provider], call)
+            if result.outcome == Outcome.not_processed and workflow.patched(
+                "resend-not-processed-keeps-polling"
+            ):
+                # "Not processed" answers the resend only: the first call, unanswered, may
+                # still land. Keep polling (an operator once unknown too long), never give up.
+                result = ProviderResult(provider, Outcome.unknown, detail=result.detail)
+                continue
             if result.outcome in (Outcome.not_processed, Outcome.rejected):
                 return result.outcome
         return result.outcome
@@ -715,16 +762,12 @@ class PaymentSaga:
 
     async def check_kyc(self, customer_id: str) -> tuple[str, str | None] | None:
         """KYC and sanctions on the customer: None if approved, else (failure code, reason)."""
-        kyc = await workflow.execute_local_activity_method(
-            RiskActivities.check_kyc, KycInput(customer_id), **LOCAL_STEP
-        )
+        kyc = await self.local_step(RiskActivities.check_kyc, KycInput(customer_id))
         return None if kyc.approved else (kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason)
 
     async def assess_risk(self, payment: RiskInput) -> RiskResult:
         """The fraud rules' decision (approve, review, decline), shown as a search attribute."""
-        risk: RiskResult = await workflow.execute_local_activity_method(
-            RiskActivities.assess_payment, payment, **LOCAL_STEP
-        )
+        risk: RiskResult = await self.local_step(RiskActivities.assess_payment, payment)
         self._mirror_risk_decision(risk)
         return risk
 
@@ -738,9 +781,7 @@ class PaymentSaga:
     async def screen(self, payment: RiskInput) -> tuple[str, str | None] | None:
         """KYC, then the fraud rules, in one local step: None if both approve, else (failure
         code, reason). The decision is mirrored like `assess_risk`'s."""
-        screening: Screening = await workflow.execute_local_activity_method(
-            RiskActivities.screen_payment, payment, **LOCAL_STEP
-        )
+        screening: Screening = await self.local_step(RiskActivities.screen_payment, payment)
         kyc, risk = screening.kyc, screening.risk
         if not kyc.approved or risk is None:
             return kyc.failure_code or FailureCode.KYC_REJECTED, kyc.reason
@@ -752,9 +793,7 @@ class PaymentSaga:
     async def hold_funds(self, hold_request: HoldFundsInput) -> Hold | None:
         """Reserve the funds; None when they are not there (its release: `releases_hold`)."""
         try:
-            return await workflow.execute_local_activity_method(
-                LedgerActivities.hold_funds, hold_request, **LOCAL_STEP
-            )
+            return await self.local_step(LedgerActivities.hold_funds, hold_request)
         except STEP_FAILED as err:
             if error_type(err) == failures.INSUFFICIENT_FUNDS:
                 return None

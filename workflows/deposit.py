@@ -47,8 +47,14 @@ class DepositWorkflow(PaymentSaga):
     """Money in: the wallet is credited exactly once, and only for a charge that succeeded.
 
     Point of no return: the charge request is sent. Before it a cancel ends `canceled`; after it
-    the saga resolves the charge's outcome (webhook, polling, or an operator) and books it.
+    the saga resolves the charge's outcome (webhook, polling, or an operator) and books it. A
+    charge that took money without a credit is refunded; a refund the provider declines parks
+    the payment in `requires_intervention`, where the operator's `failed` sends a new refund.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refunds_declined = 0  # each new refund request has a key of its own
 
     batch_status_writes = True
 
@@ -83,6 +89,10 @@ class DepositWorkflow(PaymentSaga):
         self.point_of_no_return()
         provider, outcome = await self.call_provider(deposit.providers, charge_at, charge)
         if outcome != Outcome.succeeded:
+            if self._resolution is not None and workflow.patched("refund-charge-resolved-failed"):
+                # An operator's `failed` while the charge's outcome was unknown: the provider
+                # may still take the money. The refund waits for the charge's final word.
+                await self.compensations.run()
             return await self.fail(*self.failure_of(outcome))
 
         credit_key = f"{deposit.payment_id}:credit"
@@ -123,12 +133,27 @@ class DepositWorkflow(PaymentSaga):
             return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
 
     async def _refund_if_charged(self, deposit: DepositInput, provider: str) -> None:
-        """Compensation of a charge: refund it at the provider if (and only if) it took money."""
+        """Compensation of a charge: refund it at the provider if (and only if) it took money.
+
+        A declined refund fails the compensation (the payment is parked for an operator); the
+        next attempt, on the operator's `failed`, is a new refund request with a key of its own.
+        """
+        key = f"{deposit.payment_id}:refund"
+        if self._refunds_declined:
+            key = f"{key}-{self._refunds_declined + 1}"
+        try:
+            await self._refund_charge(deposit, provider, key)
+        except STEP_FAILED as err:
+            if error_type(err) == failures.REFUND_DECLINED:
+                self._refunds_declined += 1
+            raise
+
+    async def _refund_charge(self, deposit: DepositInput, provider: str, key: str) -> None:
         await workflow.execute_activity_method(
             psp.ProviderActivities.refund_charge,
             psp.RefundInput(
                 provider,
-                f"{deposit.payment_id}:refund",
+                key,
                 deposit.payment_id,
                 f"{deposit.payment_id}:charge",
                 deposit.amount,

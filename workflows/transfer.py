@@ -45,10 +45,9 @@ class TransferWorkflow(PaymentSaga):
             return await self.fail(FailureCode.QUOTE_EXPIRED, f"quote {tr.quote_id} expired")
         if (kyc_failure := await self.check_kyc(tr.customer_id)) is not None:
             return await self.fail(*kyc_failure)
-        screening = await workflow.execute_local_activity_method(
+        screening = await self.local_step(
             RiskActivities.screen_beneficiary,
             ScreeningInput(tr.beneficiary.name, tr.beneficiary.country),
-            **LOCAL_STEP,
         )
         if not screening.approved:
             return await self.fail(FailureCode.SANCTIONS_HIT, screening.reason)

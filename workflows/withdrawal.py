@@ -30,10 +30,9 @@ class WithdrawalWorkflow(PaymentSaga):
         if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
             return await self.fail(*kyc_failure)
         if workflow.patched("refuse-customer-in-debt"):
-            debt = await workflow.execute_local_activity_method(
+            debt = await self.local_step(
                 LedgerActivities.customer_debt,
                 CustomerDebtInput(wd.merchant_id, wd.customer_id, wd.currency),
-                **LOCAL_STEP,
             )
             if debt > 0:
                 return await self.fail(

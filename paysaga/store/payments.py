@@ -164,33 +164,9 @@ class Payments(Tables):
         write that repeats the status (a retried activity) appends nothing.
         """
         async with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT status FROM payments WHERE id = %s AND status <> ALL(%s) FOR UPDATE",
-                (payment_id, TERMINAL),
+            return await update_payment_in(
+                conn, payment_id, status, provider, failure_code, failure_reason
             )
-            before = await cur.fetchone()
-            if before is None:
-                return None
-            await cur.execute(
-                "UPDATE payments SET status = %s, provider = COALESCE(%s, provider),"
-                " failure_code = %s, failure_reason = %s, updated_at = now()"
-                " WHERE id = %s RETURNING *",
-                (status, provider, failure_code, failure_reason, payment_id),
-            )
-            updated = await cur.fetchone()
-            assert updated is not None
-            row = PaymentRow.from_row(updated)
-            if before["status"] != status:
-                await append_event(
-                    conn,
-                    row.merchant_id,
-                    f"payment.{status}",
-                    "payment",
-                    row.id,
-                    payment_object(row),
-                )
-        return row
 
     async def list_payments(
         self,
@@ -247,3 +223,42 @@ WHERE EXISTS (SELECT 1 FROM customers WHERE id = %(customer_id)s AND merchant_id
 ON CONFLICT (id) DO NOTHING
 RETURNING *
 """
+
+
+async def update_payment_in(
+    conn: Any,
+    payment_id: str,
+    status: str,
+    provider: str | None = None,
+    failure_code: str | None = None,
+    failure_reason: str | None = None,
+) -> PaymentRow | None:
+    """`Store.update_payment` inside the caller's transaction, the row locked until it ends (a
+    ledger posting that makes the status true goes in the same transaction)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT status FROM payments WHERE id = %s AND status <> ALL(%s) FOR UPDATE",
+        (payment_id, TERMINAL),
+    )
+    before = await cur.fetchone()
+    if before is None:
+        return None
+    await cur.execute(
+        "UPDATE payments SET status = %s, provider = COALESCE(%s, provider),"
+        " failure_code = %s, failure_reason = %s, updated_at = now()"
+        " WHERE id = %s RETURNING *",
+        (status, provider, failure_code, failure_reason, payment_id),
+    )
+    updated = await cur.fetchone()
+    assert updated is not None
+    row = PaymentRow.from_row(updated)
+    if before["status"] != status:
+        await append_event(
+            conn,
+            row.merchant_id,
+            f"payment.{status}",
+            "payment",
+            row.id,
+            payment_object(row),
+        )
+    return row
