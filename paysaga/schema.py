@@ -425,8 +425,11 @@ class Refund(SQLModel, table=True):
 
 class Dispute(SQLModel, table=True):
     """A dispute (chargeback) of a deposit; its Dispute saga (the workflow of the same id) writes
-    it. `customer_part` is what the withdrawal takes from the customer, `receivable` the part of
-    it the wallet could not cover (the customer's debt)."""
+    it. `customer_part` is what the withdrawal takes from the customer, fixed once when it is
+    recorded: 0 unless the deposit succeeded; for a succeeded one, the disputed amount capped at
+    what the deposit gave less its refunds succeeded or in flight and the customer parts of its
+    other disputes not won. The merchant bears the rest, and the fee. `receivable` is the part
+    of `customer_part` the wallet could not cover (the customer's debt)."""
 
     __tablename__ = "disputes"
     __table_args__ = (

@@ -1,11 +1,14 @@
 """Disputes (chargebacks) of deposits: one row per provider dispute, kept by its Dispute saga.
 
 A dispute's id is its Dispute workflow's id (`dsp_...`), derived from the provider's dispute id,
-which is unique per provider. `customer_part` is what the withdrawal takes from the customer
-(the disputed amount, less what was already refunded); `receivable` the part of it the wallet
-could not cover, booked as the customer's debt. `provider_sequence` is the sequence of the newest
-provider event taken: older ones change nothing. `withdrawn_at` is set with `receivable` once the
-withdrawal is booked (and `dispute.created` is announced).
+which is unique per provider. `customer_part` is what the withdrawal takes from the customer,
+fixed once when the dispute is recorded: 0 unless the deposit succeeded; for a succeeded one, the
+disputed amount capped at what the deposit gave less its refunds succeeded or in flight and the
+customer parts of its other disputes not won. The merchant bears the rest, and the fee.
+`receivable` is the part of `customer_part` the wallet could not cover, booked as the customer's
+debt. `provider_sequence` is the sequence of the newest provider event taken: older ones change
+nothing. `withdrawn_at` is set with `receivable` once the withdrawal is booked (and
+`dispute.created` is announced).
 
 Revision ID: 0011_disputes
 Revises: 0010_refunds
