@@ -7,7 +7,11 @@ payment's status and failure code, the wallet, the provider's books, the workflo
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 
 from activities import failures
 from domain.payments import PaymentState, ResolveDecision
@@ -218,3 +222,28 @@ async def test_no_credit_on_a_deposit_whose_row_is_already_failed(saga: SagaHarn
     saga.faults.release("provider.charge")
     assert await saga.finished(payment) == Seen("failed", "resolved_by_operator", charged=AMOUNT)
     assert await saga.ledger.find_transaction_by_key(f"{payment.id}:credit") is None
+
+
+async def test_deposit_resolved_failed_whose_refund_is_declined_waits_for_a_new_decision(
+    saga: SagaHarness,
+) -> None:
+    """The operator's `failed` refunds the charge, and the provider declines that refund: the
+    resolve answers that it could not be booked and the payment waits, parked, for the next
+    decision (no second refund is sent by itself); the next `failed` sends a new refund."""
+    saga.faults.fail("provider.final_status")
+    payment = await saga.deposit(
+        await saga.customer(), method="pm_pending", refund_token="pm_decline"
+    )
+    await saga.wait_status(payment, "requires_intervention")
+    saga.books.settle(payment.id, Outcome.succeeded)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await payment.handle.execute_update("resolve", ResolveDecision("failed", "not paid"))
+    assert await saga.seen(payment) == Seen(
+        "requires_intervention", charged=AMOUNT, workflow=WorkflowExecutionStatus.RUNNING
+    )
+    assert saga.faults.calls("provider.refund_charge") == 2  # one per provider, none again
+    saga.books.refund_tokens[f"{payment.id}:charge"] = "pm_ok"
+    await payment.handle.execute_update("resolve", ResolveDecision("failed", "refund retried"))
+    assert await saga.finished(payment) == Seen(
+        "failed", "resolved_by_operator", charged=AMOUNT, refunded=AMOUNT
+    )
