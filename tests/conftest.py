@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
@@ -32,6 +34,25 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def db_pool(postgres_url: str) -> AsyncIterator[AsyncConnectionPool]:
     """An async psycopg pool on the session database."""
     pool = await open_pool(postgres_url, min_size=2, max_size=40)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sweep_db_pool(postgres_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A database of the test module's own, on the session's server, migrated.
+
+    The payment sweep scans every row of its database: run against the session's, it would park
+    other tests' payments and start timers for their bonuses on the shared Temporal server
+    (whose time then no longer skips). Its tests get a database that holds only their rows.
+    """
+    name = f"sweep_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(postgres_url)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    run_migrations(url)
+    pool = await open_pool(url, min_size=1, max_size=10)
     yield pool
     await pool.close()
 

@@ -90,6 +90,8 @@ FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 # How often a call the provider has no record of is sent again (same key) before the saga only
 # polls: each round waits for the webhook first, so resends never spin.
 MAX_RESENDS = 3
+# How long an operator's `resolve` waits for its booking before answering that it was taken.
+RESOLVE_ANSWER_WAIT = timedelta(seconds=10)
 
 
 # Why a provider operation that did not succeed failed the payment, by its final outcome.
@@ -310,6 +312,10 @@ class PaymentSaga:
 
     async def await_resolution(self, reason: str) -> PaymentState:
         """Wait in `requires_intervention` until an operator's resolution can be booked."""
+        if self._resolution is not None and workflow.patched("resolution-that-failed-parks"):
+            # The decision being booked led here (its compensation failed): it is not taken
+            # again by itself; its update is told it failed, and a new decision is awaited.
+            self._resolution = None
         state = await self.set_status(PaymentStatus.REQUIRES_INTERVENTION, reason=reason)
         if state.status.is_terminal:  # ended by a lost workflow task: nothing left to resolve
             return state
@@ -421,11 +427,25 @@ class PaymentSaga:
 
     @workflow.update(name="resolve")
     async def resolve(self, decision: ResolveDecision) -> PaymentState:
-        """An operator's resolution of a payment in `requires_intervention`."""
+        """An operator's resolution of a payment in `requires_intervention`.
+
+        Answered once booked (the final state), or once its booking failed (refused); a booking
+        that waits on the provider (a refund waiting for its charge's final word) is answered
+        after `RESOLVE_ANSWER_WAIT` with the payment still `requires_intervention`: the decision
+        is taken, and the payment ends when the provider answers.
+        """
         self._resolution = decision
-        await workflow.wait_condition(
-            lambda: self._state.status.is_terminal or self._resolution is not decision
-        )
+
+        def answered() -> bool:
+            return self._state.status.is_terminal or self._resolution is not decision
+
+        if workflow.patched("resolve-answers-while-booking"):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(answered, timeout=RESOLVE_ANSWER_WAIT)
+            if self._resolution is decision:  # booked, or still being booked
+                return self._state
+        else:
+            await workflow.wait_condition(answered)
         if not self._state.status.is_terminal:
             raise ApplicationError(
                 "the resolution could not be booked; see the workflow's log",

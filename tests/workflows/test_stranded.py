@@ -20,17 +20,33 @@ from temporalio.testing import WorkflowEnvironment
 from domain.errors import Conflict
 from domain.refunds import refund_key_prefix
 from ledger.models import AccountKind, HoldStatus
-from tests.workflows.harness import AMOUNT, PROVIDERS, Payment, SagaHarness
+from tests.workflows.harness import (
+    AMOUNT,
+    PROVIDERS,
+    Payment,
+    SagaHarness,
+    start_time_skipping_server,
+)
 from tests.workflows.stranded_harness import StrandedHarness, resolve, sweep
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def terminating_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own. Terminating a workflow while one of its
+    activities runs stops that server's clock for good (its count of work in progress is never
+    decremented): on the session's server, every later test waiting on a timer would hang."""
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def saga(
-    time_skipping_env: WorkflowEnvironment, db_pool: AsyncConnectionPool[Any], task_queue: str
+    terminating_env: WorkflowEnvironment, sweep_db_pool: AsyncConnectionPool[Any], task_queue: str
 ) -> AsyncIterator[StrandedHarness]:
-    harness = StrandedHarness(time_skipping_env, db_pool, task_queue)
+    harness = StrandedHarness(terminating_env, sweep_db_pool, task_queue)
     async with harness.workers():
         yield harness
 
@@ -122,10 +138,10 @@ async def test_terminated_withdrawal_resolved_succeeded_posts_its_hold(
 
 async def test_terminated_deposit_after_its_charge_is_credited_once(saga: StrandedHarness) -> None:
     """Charged, then terminated before its credit: resolved succeeded, credited exactly once."""
-    saga.faults.hang("payments.post_and_record_status", times=1, after_effect=False)
+    saga.faults.block("provider.charge")  # the charge is made, its answer held
     customer = await saga.customer()
     payment = await saga.deposit(customer)
-    await saga.faults.entered("payments.post_and_record_status")
+    await saga.faults.entered("provider.charge")
     assert saga.books.total("charge", payment.id) == AMOUNT
 
     await terminate_and_sweep(saga, payment)
@@ -145,10 +161,10 @@ async def test_terminated_deposit_after_its_charge_is_credited_once(saga: Strand
 async def test_terminated_deposit_after_its_charge_resolved_failed_is_refunded(
     saga: StrandedHarness,
 ) -> None:
-    saga.faults.hang("payments.post_and_record_status", times=1, after_effect=False)
+    saga.faults.block("provider.charge")  # charged, terminated before its credit
     customer = await saga.customer()
     payment = await saga.deposit(customer)
-    await saga.faults.entered("payments.post_and_record_status")
+    await saga.faults.entered("provider.charge")
     await terminate_and_sweep(saga, payment)
 
     await resolve(saga, payment, "failed")
