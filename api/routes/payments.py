@@ -88,6 +88,12 @@ async def _update_saga(
     try:
         await handle.execute_update(update, args=args, rpc_timeout=UPDATE_RPC_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == failures.RESOLVE_FAILED:
+            # Taken, then its booking failed (a compensation refused): still parked.
+            raise Conflict(
+                f"the resolution could not be booked: {cause}", code="resolve_failed"
+            ) from exc
         raise refusal from exc
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise ServiceUnavailable("the payment's saga did not answer in time; retry") from exc

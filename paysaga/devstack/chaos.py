@@ -319,7 +319,8 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
     within a second, so one withdrawal in three is large enough to wait for a review, and is
     cancelled while it waits (or rejected at the review deadline): cancels before the point of no
     return happen too. One payment in twelve is terminated from Temporal, another reset; half the
-    `pm_pending_forever` deposits are resolved `failed` while they poll, then disputed.
+    `pm_pending_forever` deposits (the run's first deposit is one) are resolved `failed` while
+    they poll, then disputed.
     """
     customer = random.choice(customers)
     cancel_via = {1: "api", 4: "temporal"}.get(n % 6)
@@ -334,7 +335,9 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
         if n % 5 < 3:
             path = "/v1/deposits"
             body["amount"] = random.randint(100, 5_000)
-            body["payment_method"] = f"pm_bogus_{n}" if rejected else random.choice(DEPOSIT_METHODS)
+            # The first deposit of every run polls forever: the operator always resolves one.
+            method = "pm_pending_forever" if n == 0 else random.choice(DEPOSIT_METHODS)
+            body["payment_method"] = f"pm_bogus_{n}" if rejected else method
         else:
             path = "/v1/withdrawals"
             body["amount"] = REVIEWED_AMOUNT if reviewed else random.randint(100, 3_000)
@@ -352,7 +355,7 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
         actions.append(load.operator.reset_later(payment_id))
     if body.get("payment_method") == "pm_pending_forever":
         load.pending_forever.add(payment_id)
-        if len(load.pending_forever) % 2:
+        if len(load.pending_forever) % 2 == 0:  # the first is resolved, the second spared, ...
             load.spared.add(payment_id)
         else:
             actions.append(resolve_then_dispute(load, payment_id))
