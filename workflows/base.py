@@ -91,7 +91,7 @@ FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
 # polls: each round waits for the webhook first, so resends never spin.
 MAX_RESENDS = 3
 # How long an operator's `resolve` waits for its booking before answering that it was taken.
-RESOLVE_ANSWER_WAIT = timedelta(seconds=10)
+RESOLVE_ANSWER_WAIT = timedelta(seconds=5)
 
 
 # Why a provider operation that did not succeed failed the payment, by its final outcome.

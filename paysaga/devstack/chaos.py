@@ -598,7 +598,7 @@ async def chaos(args: argparse.Namespace) -> int:
         ops_headers = {"Authorization": f"Bearer {DEV_OPS_KEY}"}
         async with (
             httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=10) as api,
-            httpx.AsyncClient(base_url=stack.api_url, headers=ops_headers, timeout=10) as ops,
+            httpx.AsyncClient(base_url=stack.api_url, headers=ops_headers, timeout=30) as ops,
         ):
             load = Load(api, temporal, Operator(ops, temporal))
             load.disputes.api_url, load.disputes.psp_url = stack.api_url, stack.psp_url
