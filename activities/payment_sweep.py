@@ -21,7 +21,10 @@ workflow, which expires it at once if it is past its `expires_at`, else waits fo
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -51,6 +54,37 @@ SAGA_NOT_STARTED_WORKFLOW = "SagaNotStarted"
 MERCHANT_NOTIFICATION_WORKFLOW = "MerchantNotification"
 BONUS_WORKFLOW = "Bonus"
 PAGE = 200
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class _Checked(Protocol):
+    checked: int
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+async def _each_row(
+    page: Callable[[str, int], Awaitable[Sequence[RowT]]], result: _Checked
+) -> AsyncIterator[RowT]:
+    """Every row `page(after_id, limit)` returns, PAGE at a time in id order; each page's rows
+    are counted in `result.checked` and heartbeated once the caller has handled them."""
+    after = ""
+    while True:
+        rows = await page(after, PAGE)
+        for row in rows:
+            yield row
+        result.checked += len(rows)
+        activity.heartbeat(result.checked)
+        if len(rows) < PAGE:
+            return
+        after = rows[-1].id
+
+
 BOOKED_WITHOUT_WORKFLOW = (
     "its workflow never started, yet the ledger holds records under its keys;"
     " its holds are kept for an operator's resolve"
@@ -146,31 +180,17 @@ class PaymentSweepActivities:
         """Fail every payment and refund past the grace period whose saga never started;
         idempotent."""
         result = FailOrphansResult()
-        after = ""
-        while True:
-            rows = await self._books.untouched_processing_payments(sweep.grace_seconds, after, PAGE)
-            for row in rows:
-                if await self._take_workflow_id(Orphan.of_payment(row)) and await self._fail(row):
-                    result.failed.append(row.id)
-            result.checked += len(rows)
-            activity.heartbeat(result.checked)
-            if len(rows) < PAGE:
-                break
-            after = rows[-1].id
-        after = ""
-        while True:
-            refunds = await self._books.untouched_processing_refunds(
-                sweep.grace_seconds, after, PAGE
-            )
-            for refund in refunds:
-                orphan = Orphan.of_refund(refund)
-                if await self._take_workflow_id(orphan) and await self._fail_refund(refund):
-                    result.failed.append(refund.id)
-            result.checked += len(refunds)
-            activity.heartbeat(result.checked)
-            if len(refunds) < PAGE:
-                return result
-            after = refunds[-1].id
+        grace = sweep.grace_seconds
+        payments = functools.partial(self._books.untouched_processing_payments, grace)
+        async for row in _each_row(payments, result):
+            if await self._take_workflow_id(Orphan.of_payment(row)) and await self._fail(row):
+                result.failed.append(row.id)
+        refunds = functools.partial(self._books.untouched_processing_refunds, grace)
+        async for refund in _each_row(refunds, result):
+            orphan = Orphan.of_refund(refund)
+            if await self._take_workflow_id(orphan) and await self._fail_refund(refund):
+                result.failed.append(refund.id)
+        return result
 
     async def _take_workflow_id(self, payment: Orphan) -> bool:
         """True when no saga ever ran for the payment and the sweep now holds its workflow id."""
@@ -250,32 +270,19 @@ class PaymentSweepActivities:
     async def park_stranded(self, sweep: ParkStrandedInput) -> ParkStrandedResult:
         """Park every payment and refund in flight whose workflow has no running run; idempotent."""
         result = ParkStrandedResult()
-        after = ""
-        while True:
-            rows = await self._books.quiet_payments_in_flight(sweep.quiet_seconds, after, PAGE)
-            for row in rows:
-                touched = row.updated_at != row.created_at
-                reason = await self._closed_saga(row.id, row.status, touched)
-                if reason is not None and await self._park(row.id, row.kind, reason):
-                    result.parked.append(row.id)
-            result.checked += len(rows)
-            activity.heartbeat(result.checked)
-            if len(rows) < PAGE:
-                break
-            after = rows[-1].id
-        after = ""
-        while True:
-            refunds = await self._books.quiet_refunds_in_flight(sweep.quiet_seconds, after, PAGE)
-            for refund in refunds:
-                touched = refund.updated_at != refund.created_at
-                reason = await self._closed_saga(refund.id, refund.status, touched)
-                if reason is not None and await self._park(refund.id, REFUND_KIND, reason):
-                    result.parked.append(refund.id)
-            result.checked += len(refunds)
-            activity.heartbeat(result.checked)
-            if len(refunds) < PAGE:
-                return result
-            after = refunds[-1].id
+        payments = functools.partial(self._books.quiet_payments_in_flight, sweep.quiet_seconds)
+        async for row in _each_row(payments, result):
+            touched = row.updated_at != row.created_at
+            reason = await self._closed_saga(row.id, row.status, touched)
+            if reason is not None and await self._park(row.id, row.kind, reason):
+                result.parked.append(row.id)
+        refunds = functools.partial(self._books.quiet_refunds_in_flight, sweep.quiet_seconds)
+        async for refund in _each_row(refunds, result):
+            touched = refund.updated_at != refund.created_at
+            reason = await self._closed_saga(refund.id, refund.status, touched)
+            if reason is not None and await self._park(refund.id, REFUND_KIND, reason):
+                result.parked.append(refund.id)
+        return result
 
     async def _closed_saga(self, payment_id: str, status: str, touched: bool) -> str | None:
         """Why the payment must be parked (how its workflow closed); None while a run of it runs,
@@ -341,19 +348,13 @@ class PaymentSweepActivities:
         """Start the Bonus workflow of every active bonus that has none running; idempotent.
         One past its expiry is expired by it at once, as its timer would have."""
         result = BonusTimersResult()
-        after = ""
-        while True:
-            bonuses = await self._books.bonuses_to_time(
-                sweep.grace_seconds, sweep.lookback_seconds, after, PAGE
-            )
-            for bonus in bonuses:
-                if await self._start_bonus_timer(bonus):
-                    result.started.append(bonus.id)
-            result.checked += len(bonuses)
-            activity.heartbeat(result.checked)
-            if len(bonuses) < PAGE:
-                return result
-            after = bonuses[-1].id
+        bonuses = functools.partial(
+            self._books.bonuses_to_time, sweep.grace_seconds, sweep.lookback_seconds
+        )
+        async for bonus in _each_row(bonuses, result):
+            if await self._start_bonus_timer(bonus):
+                result.started.append(bonus.id)
+        return result
 
     async def _start_bonus_timer(self, bonus: ActiveBonus) -> bool:
         """Start the bonus's workflow unless a run of it is running; True if started."""
