@@ -177,6 +177,15 @@ class TransferCreate(StrictBody):
     beneficiary: InternalBeneficiary | ExternalBeneficiary
 
 
+# An http(s) URL every client parses as written: an IPv4 address or a DNS name whose last label
+# starts with a letter (no credentials, no IPv6 literal), a port that exists, then printable ASCII
+# (percent-encode the rest).
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}|(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?)"
+HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
+
+
 class MerchantCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
 
@@ -194,9 +203,7 @@ class MerchantUpdate(StrictBody):
     """Where the merchant's webhooks go and the secret they are signed with; omitted: unchanged,
     null: removed (no URL: no webhooks, the events stay in the feed)."""
 
-    webhook_url: str | None = Field(
-        default=None, max_length=2048, pattern=r"^https?://[^\x00-\x20/?#]+[^\x00-\x20]*$"
-    )
+    webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
 
 
