@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     # http://<address>/metrics; empty or port 0 disables it. Give each worker process on one
     # machine its own PAYSAGA_WORKER_METRICS_ADDRESS (a worker whose port is taken runs without).
     worker_metrics_address: str = "127.0.0.1:9464"
+    # The bearer token a scraper sends for the API's /metrics (Prometheus: `authorization:
+    # {credentials: ...}`). Required once set; in production, /metrics serves nobody without it.
+    metrics_token: str = ""
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
     # "console"; empty: no tracing at all.
     otel_exporter_endpoint: str = ""
