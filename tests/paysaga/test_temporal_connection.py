@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,8 +24,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from paysaga.settings import Settings
 from paysaga.temporal_connection import connect_temporal
-
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,11 +86,11 @@ async def tls_front(temporal_env: WorkflowEnvironment, certs: Path) -> AsyncIter
             await server.wait_closed()
 
 
-def settings_for(front: TlsFront, **tls: object) -> Settings:
+def settings_for(front: TlsFront, **tls: Any) -> Settings:
     return Settings(environment="development", temporal_address=front.address, **tls)
 
 
-def mutual_tls(front: TlsFront) -> dict[str, object]:
+def mutual_tls(front: TlsFront) -> dict[str, Any]:
     return {
         "temporal_tls_cert": front.certs / "client.crt",
         "temporal_tls_key": front.certs / "client.key",
@@ -100,6 +99,7 @@ def mutual_tls(front: TlsFront) -> dict[str, object]:
     }
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_client_with_the_settings_certificate_reaches_temporal(tls_front: TlsFront) -> None:
     client = await connect_temporal(settings_for(tls_front, **mutual_tls(tls_front)))
 
@@ -107,6 +107,7 @@ async def test_client_with_the_settings_certificate_reaches_temporal(tls_front: 
     assert (await client.count_workflows()).count >= 0
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_client_without_a_certificate_is_refused(tls_front: TlsFront) -> None:
     server_only = {
         "temporal_tls_ca": tls_front.certs / "ca.crt",
@@ -116,11 +117,13 @@ async def test_client_without_a_certificate_is_refused(tls_front: TlsFront) -> N
         await connect_temporal(settings_for(tls_front, **server_only))
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_client_without_tls_is_refused(tls_front: TlsFront) -> None:
     with pytest.raises(RuntimeError):
         await connect_temporal(settings_for(tls_front))
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_client_trusting_another_ca_is_refused(
     tls_front: TlsFront, other_certs: Path
 ) -> None:
@@ -129,6 +132,7 @@ async def test_client_trusting_another_ca_is_refused(
         await connect_temporal(settings_for(tls_front, **wrong_ca))
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_api_key_is_sent_over_tls(temporal_env: WorkflowEnvironment) -> None:
     # The dev server ignores the key; what matters is that the client carries it, over TLS.
     settings = Settings(
