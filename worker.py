@@ -45,6 +45,7 @@ from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.temporal_connection import connect_temporal
 from paysaga.webhook_delivery import WebhookDispatcher
 from providers.registry import PROVIDER_NAMES, build_dispute_providers, build_providers
 from providers.routing import provider_task_queue
@@ -238,11 +239,7 @@ async def run_worker(settings: Settings) -> None:
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-    )
+    client = await connect_temporal(settings, data_converter=data_converter(settings))
     async with httpx.AsyncClient() as http, contextlib.AsyncExitStack() as workers:
         store = Store(pool)
         local, provider_calls = activities_for(settings, Ledger(pool), store, http)

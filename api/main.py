@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from temporalio.client import Client
 
 from api.deps import Services
 from api.input_guard import InputGuard
@@ -39,6 +38,7 @@ from paysaga.database import open_pool
 from paysaga.observability.tracing import setup_tracing
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.temporal_connection import connect_temporal
 from wallet.engine import WalletEngine
 
 
@@ -53,11 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await open_pool(
             settings.database_url, settings.database_pool_min, settings.database_pool_max
         )
-        temporal = await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=data_converter(settings),
-            interceptors=interceptors,
+        temporal = await connect_temporal(
+            settings, data_converter=data_converter(settings), interceptors=interceptors
         )
         store = Store(pool)
         for grant in settings.api_keys.values():  # the merchants the configured keys name

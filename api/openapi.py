@@ -61,6 +61,7 @@ TITLES = {
     403: "The API key lacks the scope for this call",
     404: "Not found",
     409: "Conflict with the current state",
+    413: "The body is too large",
     422: "The request is not valid",
     503: "A dependency is unavailable; retry later",
 }
@@ -271,7 +272,10 @@ def _complete(
 
     codes = _raises(InvalidRequest, ServiceUnavailable)
     if "requestBody" in operation:
-        codes[400] = ["invalid_json", "bad_request"]
+        # A raw body (a provider's event) is the route's to judge; others are api.input_guard's.
+        codes[400] = ["bad_request"] if key in RAW_BODIES else ["invalid_json", "json_too_deep"]
+        codes[400].append("bad_request")
+        codes[413] = ["payload_too_large"]
     if authenticated:
         codes |= _raises(Unauthorized, Forbidden)
     if idempotent:

@@ -37,7 +37,10 @@ class KeyGrant(BaseModel):
 class Settings(BaseSettings):
     """Configuration of every paysaga process (API, worker, sandbox PSP, dev stack)."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYSAGA_", env_file=".env", extra="ignore")
+    # populate_by_name: code and tests may name an aliased field as any other (`temporal_address=`).
+    model_config = SettingsConfigDict(
+        env_prefix="PAYSAGA_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     # Production unless told otherwise: a deployment that forgets this setting refuses to start
     # with the public development keys and secrets instead of running with them.
@@ -56,6 +59,32 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = Field(
         "default", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
+    )
+    # Temporal over mutual TLS (PEM files) and/or with an API key (README, "Production"); the
+    # `temporal` CLI's variables are honoured too. Any of the TLS settings turns TLS on; without a
+    # CA the system's roots check the server. An API key alone is sent over TLS, never in clear.
+    temporal_tls_cert: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_TLS_CERT", "TEMPORAL_TLS_CLIENT_CERT_PATH"),
+    )
+    temporal_tls_key: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CLIENT_KEY_PATH"),
+    )
+    temporal_tls_ca: Path | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "PAYSAGA_TEMPORAL_TLS_CA", "TEMPORAL_TLS_SERVER_CA_CERT_PATH"
+        ),
+    )
+    temporal_tls_server_name: str = Field(
+        "",
+        validation_alias=AliasChoices(
+            "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS_SERVER_NAME"
+        ),
+    )
+    temporal_api_key: str = Field(
+        "", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_API_KEY", "TEMPORAL_API_KEY")
     )
     temporal_ui_port: int = 8233
     task_queue: str = "paysaga-payments"
@@ -182,6 +211,9 @@ class Settings(BaseSettings):
     # http://<address>/metrics; empty or port 0 disables it. Give each worker process on one
     # machine its own PAYSAGA_WORKER_METRICS_ADDRESS (a worker whose port is taken runs without).
     worker_metrics_address: str = "127.0.0.1:9464"
+    # The bearer token a scraper sends for the API's /metrics (Prometheus: `authorization:
+    # {credentials: ...}`). Required once set; in production, /metrics serves nobody without it.
+    metrics_token: str = ""
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
     # "console"; empty: no tracing at all.
     otel_exporter_endpoint: str = ""
@@ -213,6 +245,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PAYSAGA_WEBHOOK_DELIVERY_LEASE_SECONDS must be longer than"
                 " PAYSAGA_WEBHOOK_DELIVERY_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _temporal_certificate_with_its_key(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "PAYSAGA_TEMPORAL_TLS_CERT and PAYSAGA_TEMPORAL_TLS_KEY go together (mutual TLS)"
             )
         return self
 

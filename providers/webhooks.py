@@ -170,6 +170,8 @@ def _envelope(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except ValueError as exc:
         raise InvalidEvent("event body is not JSON") from exc
+    except RecursionError as exc:  # how Python's parser refuses a document nested too deep
+        raise InvalidEvent("event body is nested too deep") from exc
     if not isinstance(payload, dict):
         raise InvalidEvent("event body is not a JSON object")
     return payload

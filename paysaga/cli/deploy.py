@@ -17,6 +17,7 @@ from temporalio.client import Client
 from domain import search_attributes
 from paysaga.database import run_migrations
 from paysaga.settings import Settings
+from paysaga.temporal_connection import connect_temporal
 
 
 class DeployError(RuntimeError):
@@ -116,5 +117,5 @@ def run_deploy_step(command: str, settings: Settings) -> int:
 
 
 async def _register(settings: Settings) -> RegistrationResult:
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_temporal(settings)
     return await register_search_attributes(client, settings.temporal_namespace)
