@@ -37,6 +37,7 @@ from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
 from paysaga.observability.tracing import setup_tracing
+from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from wallet.engine import WalletEngine
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data_converter=data_converter(settings),
             interceptors=interceptors,
         )
-        store = Store(pool)
+        store = Store(pool, PersonalDataCipher.from_settings(settings))
         for grant in settings.api_keys.values():  # the merchants the configured keys name
             if grant.merchant is not None:
                 await store.ensure_merchant(grant.merchant, grant.merchant)

@@ -34,6 +34,7 @@ from domain.errors import (
     Unauthorized,
 )
 from fx.errors import InvalidSourceAmount, QuoteTooSmall, UnsupportedCurrencyPair
+from paysaga.personal_data import PersonalDataUnreadable
 from providers.base import InvalidEvent, WebhookSignatureInvalid
 from wallet.errors import (
     BetNotFound,
@@ -269,7 +270,7 @@ def _complete(
     if authenticated:
         operation["security"] = [{BEARER: []}]
 
-    codes = _raises(InvalidRequest, ServiceUnavailable)
+    codes = _raises(InvalidRequest, ServiceUnavailable, PersonalDataUnreadable)
     if "requestBody" in operation:
         codes[400] = ["invalid_json", "bad_request"]
     if authenticated:
