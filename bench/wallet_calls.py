@@ -123,7 +123,8 @@ async def create_customers(conn: AsyncConnection[Any], merchant_id: str, count: 
     ids = [f"cus_bench{uuid.uuid4().hex[:20]}" for _ in range(count)]
     cipher = PersonalDataCipher.from_settings(get_settings())
     sealed = [
-        sealed_customer(cipher, merchant_id, id, "Ada Lovelace", date(1990, 12, 10)) for id in ids
+        sealed_customer(cipher, merchant_id, customer_id, "Ada Lovelace", date(1990, 12, 10))
+        for customer_id in ids
     ]
     async with conn.transaction():
         await conn.execute(

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
 
 from domain.merchants import DEV_MERCHANT_ID
-from paysaga.database import open_pool, run_migrations
+from paysaga.database import MIGRATIONS_DIR, open_pool, run_migrations, sqlalchemy_url
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.store import Store
 
@@ -187,3 +189,28 @@ async def test_migration_seals_the_rows_a_deployment_had(database: str) -> None:
     assert deposit == {"payment_method": "pm_ok"}
     assert withdrawal == {"destination": "DE89370400440532013000"}
     assert transfer is not None and transfer.details["target_currency"] == "USD"
+
+
+async def test_migration_downgrade_opens_the_rows_back(database: str) -> None:
+    run_migrations(database)
+    async with await open_pool(database, 1, 2) as pool:
+        await Store(pool).create_customer(
+            DEV_MERCHANT_ID, "cus_down", "down", "Ada Lovelace", date(1990, 12, 10), "DE"
+        )
+        await Store(pool).insert_payment(
+            DEV_MERCHANT_ID, "dep_down", "deposit", "cus_down", 100, "EUR", None,
+            {"payment_method": "pm_ok", "provider_hint": "cards"},
+        )  # fmt: skip
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database))
+
+    command.downgrade(config, BEFORE_SEALING)
+
+    with psycopg.connect(database) as conn:
+        customer = conn.execute(
+            "SELECT full_name, birth_date FROM customers WHERE id = 'cus_down'"
+        ).fetchone()
+        details = conn.execute("SELECT details FROM payments WHERE id = 'dep_down'").fetchone()
+    assert customer == ("Ada Lovelace", date(1990, 12, 10))
+    assert details == ({"payment_method": "pm_ok", "provider_hint": "cards"},)
