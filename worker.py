@@ -42,6 +42,7 @@ from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
 from paysaga.observability.tracing import setup_tracing
 from paysaga.payment_sweep import SweepBooks
+from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
@@ -241,7 +242,7 @@ async def run_worker(settings: Settings) -> None:
     )
     client = await connect_temporal(settings, data_converter=data_converter(settings))
     async with httpx.AsyncClient() as http, contextlib.AsyncExitStack() as workers:
-        store = Store(pool)
+        store = Store(pool, PersonalDataCipher.from_settings(settings))
         local, provider_calls = activities_for(settings, Ledger(pool), store, http)
         # Bonus expiries and forfeits go through the wallet's engine, as every wallet write does.
         wallet = WalletEngine(

@@ -36,6 +36,7 @@ from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
 from paysaga.observability.tracing import setup_tracing
+from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
 from paysaga.temporal_connection import connect_temporal
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         temporal = await connect_temporal(
             settings, data_converter=data_converter(settings), interceptors=interceptors
         )
-        store = Store(pool)
+        store = Store(pool, PersonalDataCipher.from_settings(settings))
         for grant in settings.api_keys.values():  # the merchants the configured keys name
             if grant.merchant is not None:
                 await store.ensure_merchant(grant.merchant, grant.merchant)

@@ -34,6 +34,7 @@ from domain.errors import (
     Unauthorized,
 )
 from fx.errors import InvalidSourceAmount, QuoteTooSmall, UnsupportedCurrencyPair
+from paysaga.personal_data import PersonalDataUnreadable
 from providers.base import InvalidEvent, WebhookSignatureInvalid
 from wallet.errors import (
     BetNotFound,
@@ -270,7 +271,7 @@ def _complete(
     if authenticated:
         operation["security"] = [{BEARER: []}]
 
-    codes = _raises(InvalidRequest, ServiceUnavailable)
+    codes = _raises(InvalidRequest, ServiceUnavailable, PersonalDataUnreadable)
     if "requestBody" in operation:
         # A raw body (a provider's event) is the route's to judge; others are api.input_guard's.
         codes[400] = ["bad_request"] if key in RAW_BODIES else ["invalid_json", "json_too_deep"]

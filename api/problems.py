@@ -28,6 +28,7 @@ from domain.errors import (
     Unauthorized,
 )
 from fx.errors import FxError
+from paysaga.personal_data import PersonalDataUnreadable
 from providers.base import InvalidEvent, WebhookSignatureInvalid
 from wallet.errors import (
     BetNotFound,
@@ -79,6 +80,11 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     ),
     ServiceUnavailable: Problem(
         503, "service_unavailable", "A dependency is unavailable; retry later"
+    ),
+    # The server's own data does not open (a data key dropped too early, a row altered): the
+    # answer names no data; the log names the row and the key id.
+    PersonalDataUnreadable: Problem(
+        503, "personal_data_unreadable", "Stored personal data cannot be read"
     ),
     WebhookSignatureInvalid: Problem(
         401, "invalid_signature", "Webhook signature verification failed"

@@ -13,6 +13,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -20,6 +21,9 @@ from psycopg import AsyncConnection
 from ledger.batch import BatchTransaction, lock_accounts, post_batch
 from ledger.models import AccountKind
 from ledger.postings import create_accounts
+from paysaga.personal_data import PersonalDataCipher
+from paysaga.settings import get_settings
+from paysaga.store import sealed_customer
 
 GAME_PROVIDER = "bench-provider"
 CURRENCY = "EUR"
@@ -117,10 +121,17 @@ async def fund_customers(
 async def create_customers(conn: AsyncConnection[Any], merchant_id: str, count: int) -> list[str]:
     """`count` customers of the merchant, straight into the customers table."""
     ids = [f"cus_bench{uuid.uuid4().hex[:20]}" for _ in range(count)]
+    cipher = PersonalDataCipher.from_settings(get_settings())
+    sealed = [
+        sealed_customer(cipher, merchant_id, customer_id, "Ada Lovelace", date(1990, 12, 10))
+        for customer_id in ids
+    ]
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
-            " SELECT id, %s, id, 'Ada Lovelace', '1990-12-10', 'DE' FROM unnest(%s::text[]) id",
-            (merchant_id, ids),
+            "INSERT INTO customers (id, merchant_id, external_id, full_name_sealed,"
+            " birth_date_sealed, country)"
+            " SELECT id, %s, id, name, birth, 'DE'"
+            " FROM unnest(%s::text[], %s::text[], %s::text[]) AS c(id, name, birth)",
+            (merchant_id, ids, [name for name, _ in sealed], [birth for _, birth in sealed]),
         )
     return ids

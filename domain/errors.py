@@ -15,6 +15,7 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     ├── IdempotencyKeyReused
     ├── IdempotencyKeyInFlight
     ├── ServiceUnavailable        a dependency is down; retry later
+    ├── PersonalDataUnreadable    paysaga/personal_data.py: a sealed value does not open
     ├── LedgerError               ledger/errors.py: a refusal of the ledger
     │   ├── InvalidAmount
     │   ├── InvalidCurrency

@@ -3,7 +3,7 @@ the game wallet's calls, bets, tombstones, closed rounds and bonuses, refunds an
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -52,8 +52,10 @@ class Customer(SQLModel, table=True):
     id: str = Field(primary_key=True)
     merchant_id: str = Field(foreign_key="merchants.id")
     external_id: str
-    full_name: str
-    birth_date: date
+    # Sealed with the installation's data key, bound to the row (`paysaga.personal_data`);
+    # the birth date as YYYY-MM-DD before sealing.
+    full_name_sealed: str
+    birth_date_sealed: str
     country: str = Field(max_length=2)
     kyc_status: str = "pending"
     kyc_reason: str | None = None
@@ -99,6 +101,8 @@ class Payment(SQLModel, table=True):
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
     )
+    # The personal entries of the details (payment method, destination), sealed as JSON.
+    personal_details_sealed: str | None = None
     # What the deposit's refunds in flight or succeeded take from it (migration 0010).
     refunded_amount: int = Field(
         default=0,

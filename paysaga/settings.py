@@ -19,6 +19,8 @@ DEV_MERCHANT_2_KEY = "sk_test_merchant_2"
 DEV_PLATFORM_KEY = "sk_test_platform"
 DEV_CODEC_KEY_ID = "dev-2026-11"
 DEV_CODEC_KEY = "5612A476m8MaeIWSr/E2A17DJqY1V8vZ3xq0XjJZ2dk="
+DEV_DATA_KEY_ID = "dev-data-2026-12"
+DEV_DATA_KEY = "22OBSbL4Fl+hwd9xLDqUdj9H8TQ+TjFTmgxTyokE180="
 DEV_PSP_WEBHOOK_SECRETS = {
     "sandbox-cards": "whsec_sandbox_cards_dev",
     "sandbox-bank": "whsec_sandbox_bank_dev",
@@ -124,6 +126,12 @@ class Settings(BaseSettings):
     # the current key; every listed key decrypts, so rotation adds a key and moves the current id.
     codec_keys: dict[str, str] = {DEV_CODEC_KEY_ID: DEV_CODEC_KEY}
     codec_current_key_id: str = DEV_CODEC_KEY_ID
+    # Personal data at rest (names, birth dates, payment methods and destinations): AES-256-GCM
+    # keys (32 bytes, base64) by key id, apart from the codec's. The current key seals; every
+    # listed key opens, so rotation adds a key, moves the current id, then `paysaga data
+    # reencrypt` moves every row to it before the old key is dropped.
+    data_keys: dict[str, str] = {DEV_DATA_KEY_ID: DEV_DATA_KEY}
+    data_current_key_id: str = DEV_DATA_KEY_ID
     # Origins of the Temporal Web UI allowed to call the API's codec endpoint; default: the UI's.
     codec_cors_origins: list[str] = []
     # Development only: the local Temporal UI (which sends no API key) may decode from loopback.
@@ -281,6 +289,9 @@ def default_secrets_in_use(settings: Settings) -> list[str]:
     dev_codec = sorted(k for k, v in settings.codec_keys.items() if v == DEV_CODEC_KEY)
     if dev_codec:
         found.append(f"PAYSAGA_CODEC_KEYS ({', '.join(dev_codec)})")
+    dev_data = sorted(k for k, v in settings.data_keys.items() if v == DEV_DATA_KEY)
+    if dev_data:
+        found.append(f"PAYSAGA_DATA_KEYS ({', '.join(dev_data)})")
     dev_psp = sorted(
         provider
         for provider, secret in settings.psp_webhook_secrets.items()

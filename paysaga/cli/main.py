@@ -1,4 +1,4 @@
-"""The `paysaga` command: the dev stack, the ledger audit, API keys, and other operator tools."""
+"""The `paysaga` command: the dev stack, the ledger audit, API keys, data keys, other operator tools."""
 
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver merchants' webhooks from the event feed, in the foreground (workers do too)",
     )
 
+    data = commands.add_parser("data", help="personal data sealed at rest")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    reencrypt = data_commands.add_parser(
+        "reencrypt",
+        help="re-seal every row under the current data key (PAYSAGA_DATA_CURRENT_KEY_ID), in"
+        " batches; safe to interrupt and run again; reports the rows left under old keys",
+    )
+    reencrypt.add_argument(
+        "--batch-size", type=int, default=500, help="rows per transaction (default 500)"
+    )
+
     merchants = commands.add_parser("merchants", help="the merchants of this installation")
     merchants_commands = merchants.add_subparsers(dest="merchants_command", required=True)
     new_merchant = merchants_commands.add_parser("create", help="create a merchant")
@@ -88,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         database_url = settings.database_url or _dev_database_url(settings)
         asyncio.run(deliver_webhooks(settings, database_url))
         return 0
+    if args.command == "data":
+        from paysaga.cli.data import describe_left, reencrypt
+        from paysaga.personal_data import PersonalDataCipher
+
+        database_url = settings.database_url or _dev_database_url(settings)
+        cipher = PersonalDataCipher.from_settings(settings)
+        left = reencrypt(database_url, cipher, max(1, args.batch_size))
+        print(describe_left(left))
+        return 0 if not left else 1
     if args.command == "merchants":
         from paysaga.cli.keys import create_merchant
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from paysaga.store.api_keys import ApiKeyRow, ApiKeys
-from paysaga.store.customers import CustomerRow, Customers
+from paysaga.store.customers import CustomerRow, Customers, sealed_customer
 from paysaga.store.deliveries import Deliveries
 from paysaga.store.disputes import DisputeRow, Disputes, dispute_object
 from paysaga.store.events import EventRow, Events
@@ -37,6 +37,7 @@ __all__ = [
     "dispute_object",
     "payment_object",
     "refund_object",
+    "sealed_customer",
 ]
 
 

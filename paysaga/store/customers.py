@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
-from paysaga.store.sql import TableRow, Tables
+from paysaga.personal_data import PersonalDataCipher, sealed_at
+from paysaga.store.sql import Params, TableRow, Tables
 
 
 @dataclass(frozen=True)
 class CustomerRow(TableRow):
-    """A row of `customers`."""
+    """A row of `customers`, its personal data opened (the table holds it sealed)."""
 
     id: str
     merchant_id: str
@@ -25,8 +28,31 @@ class CustomerRow(TableRow):
     updated_at: datetime
 
 
+CustomerT = TypeVar("CustomerT", bound=CustomerRow)
+
+
+def sealed_customer(
+    cipher: PersonalDataCipher,
+    merchant_id: str,
+    customer_id: str,
+    full_name: str,
+    birth_date: date,
+) -> tuple[str, str]:
+    """The values of `full_name_sealed` and `birth_date_sealed` for a customer's row."""
+    return (
+        cipher.seal(
+            full_name, sealed_at("customers", "full_name_sealed", merchant_id, customer_id)
+        ),
+        cipher.seal(
+            birth_date.isoformat(),
+            sealed_at("customers", "birth_date_sealed", merchant_id, customer_id),
+        ),
+    )
+
+
 class Customers(Tables):
-    """Reads and writes of `customers`."""
+    """Reads and writes of `customers`; the name and birth date are sealed on their way in and
+    opened on their way out, bound to their row (`paysaga.personal_data`)."""
 
     async def create_customer(
         self,
@@ -38,22 +64,54 @@ class Customers(Tables):
         country: str,
     ) -> CustomerRow | None:
         """Insert a customer; None when the merchant already has one with this external id."""
-        return await self._one(
+        name, birth = sealed_customer(
+            self.personal_data, merchant_id, customer_id, full_name, birth_date
+        )
+        return await self._one_customer(
             CustomerRow,
-            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO customers (id, merchant_id, external_id, full_name_sealed,"
+            " birth_date_sealed, country) VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING *",
-            (customer_id, merchant_id, external_id, full_name, birth_date, country),
+            (customer_id, merchant_id, external_id, name, birth, country),
         )
 
-    async def get_customer(self, customer_id: str) -> CustomerRow | None:
-        """A customer by id, whoever's it is (for the worker; the API reads through
-        `MerchantStore`)."""
-        return await self._one(CustomerRow, "SELECT * FROM customers WHERE id = %s", (customer_id,))
+    async def get_customer(
+        self, customer_id: str, merchant_id: str | None = None
+    ) -> CustomerRow | None:
+        """A customer by id: the merchant's, or (for the worker) whoever's it is."""
+        return await self._one_customer(
+            CustomerRow,
+            "SELECT * FROM customers WHERE id = %s AND merchant_id = COALESCE(%s::text, merchant_id)",
+            (customer_id, merchant_id),
+        )
 
     async def record_kyc(self, customer_id: str, status: str, reason: str | None) -> None:
         await self._execute(
             "UPDATE customers SET kyc_status = %s, kyc_reason = %s, updated_at = now()"
             " WHERE id = %s RETURNING id",
             (status, reason, customer_id),
+        )
+
+    async def _one_customer(
+        self, row_type: type[CustomerT], sql: str, params: Params
+    ) -> CustomerT | None:
+        """The customer a statement returns, its personal data opened."""
+        row = await self._fetch_one(sql, params)
+        return None if row is None else self.open_customer(row_type, row)
+
+    def open_customer(self, row_type: type[CustomerT], row: Mapping[str, Any]) -> CustomerT:
+        """A `customers` row as read, its sealed columns opened (PersonalDataUnreadable if not)."""
+        merchant_id, customer_id = row["merchant_id"], row["id"]
+        where = sealed_at("customers", "birth_date_sealed", merchant_id, customer_id)
+        return row_type.from_row(
+            {
+                **row,
+                "full_name": self.personal_data.open(
+                    row["full_name_sealed"],
+                    sealed_at("customers", "full_name_sealed", merchant_id, customer_id),
+                ),
+                "birth_date": date.fromisoformat(
+                    self.personal_data.open(row["birth_date_sealed"], where)
+                ),
+            }
         )

@@ -110,20 +110,18 @@ class MerchantStore:
         return row
 
     async def get_customer(self, customer_id: str) -> CustomerRow | None:
-        return await self._tables._one(
-            CustomerRow,
-            "SELECT * FROM customers WHERE id = %s AND merchant_id = %s",
-            (customer_id, self.merchant_id),
-        )
+        row: CustomerRow | None = await self._store.get_customer(customer_id, self.merchant_id)
+        return row
 
     async def set_customer_status(self, customer_id: str, status: str) -> CustomerStatusRow | None:
         """Block or unblock the customer's bets; None if the merchant has no such customer."""
-        return await self._tables._one(
+        row: CustomerStatusRow | None = await self._store._one_customer(
             CustomerStatusRow,
             "UPDATE customers SET status = %s, updated_at = now()"
             " WHERE id = %s AND merchant_id = %s RETURNING *",
             (status, customer_id, self.merchant_id),
         )
+        return row
 
     # ------------------------------------------------------------------ the game wallet
 

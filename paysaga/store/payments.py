@@ -10,10 +10,14 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from domain.payments import PaymentStatus
+from paysaga.personal_data import sealed_at
 from paysaga.store.events import NewEvent, append_event, insert_events
 from paysaga.store.sql import TableRow, Tables, one_trip
 
 TERMINAL = [s.value for s in PaymentStatus if s.is_terminal]
+# The entries of a payment's details that are personal: sealed in `personal_details_sealed`,
+# never in the `details` JSON.
+PERSONAL_DETAILS = ("payment_method", "destination")
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,13 @@ class Payments(Tables):
         details: dict[str, Any],
     ) -> PaymentRow:
         """Insert a payment in `processing` (event `payment.created`), or return the one there."""
+        public, sealed = self._split_details(merchant_id, payment_id, details)
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount,"
-                " currency, provider, details)"
-                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s)"
+                " currency, provider, details, personal_details_sealed)"
+                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING RETURNING *",
                 (
                     payment_id,
@@ -82,7 +87,8 @@ class Payments(Tables):
                     amount,
                     currency,
                     provider,
-                    json.dumps(details),
+                    public,
+                    sealed,
                 ),
             )
             inserted = await cur.fetchone()
@@ -110,6 +116,7 @@ class Payments(Tables):
         """`insert_payment`, if the merchant has the customer (None when it has not), in two
         round trips: the customer check is in the INSERT, which travels with BEGIN and the read
         of a payment already there; the event (built from the inserted row) with the COMMIT."""
+        public, sealed = self._split_details(merchant_id, payment_id, details)
         async with self.pool.connection() as conn:
             async with one_trip(conn):
                 inserted = conn.cursor(row_factory=dict_row)
@@ -123,7 +130,8 @@ class Payments(Tables):
                         "amount": amount,
                         "currency": currency,
                         "provider": provider,
-                        "details": json.dumps(details),
+                        "details": public,
+                        "sealed": sealed,
                     },
                 )
                 there = conn.cursor(row_factory=dict_row)
@@ -144,6 +152,35 @@ class Payments(Tables):
             if len(await appended.fetchall()) != 1:
                 raise LookupError(f"no merchant {merchant_id}")
             return row
+
+    def _split_details(
+        self, merchant_id: str, payment_id: str, details: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """The details as JSON without their personal entries, and those entries sealed (None
+        when there are none)."""
+        personal = {k: v for k, v in details.items() if k in PERSONAL_DETAILS}
+        public = {k: v for k, v in details.items() if k not in PERSONAL_DETAILS}
+        if not personal:
+            return json.dumps(public), None
+        where = sealed_at("payments", "personal_details_sealed", merchant_id, payment_id)
+        return json.dumps(public), self.personal_data.seal(json.dumps(personal), where)
+
+    async def payment_personal_details(self, payment_id: str) -> dict[str, Any] | None:
+        """The personal entries of a payment's details (its method or destination), opened;
+        None when there is no such payment."""
+        row = await self._fetch_one(
+            "SELECT merchant_id, personal_details_sealed FROM payments WHERE id = %s",
+            (payment_id,),
+        )
+        if row is None:
+            return None
+        if row["personal_details_sealed"] is None:
+            return {}
+        where = sealed_at("payments", "personal_details_sealed", row["merchant_id"], payment_id)
+        opened: dict[str, Any] = json.loads(
+            self.personal_data.open(row["personal_details_sealed"], where)
+        )
+        return opened
 
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
         """A payment by its id, whoever's it is (for the worker; the API reads through
@@ -216,9 +253,9 @@ class Payments(Tables):
 # The payment in `processing`, only if its customer is the merchant's; nothing if the id is there.
 _INSERT_CUSTOMER_PAYMENT = """
 INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency, provider,
-                      details)
+                      details, personal_details_sealed)
 SELECT %(id)s, %(merchant_id)s, %(kind)s, 'processing', %(customer_id)s, %(amount)s,
-       %(currency)s, %(provider)s, %(details)s::jsonb
+       %(currency)s, %(provider)s, %(details)s::jsonb, %(sealed)s::text
 WHERE EXISTS (SELECT 1 FROM customers WHERE id = %(customer_id)s AND merchant_id = %(merchant_id)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING *

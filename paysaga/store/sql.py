@@ -12,6 +12,9 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from paysaga.personal_data import PersonalDataCipher
+from paysaga.settings import get_settings
+
 Params = tuple[Any, ...] | dict[str, Any]
 
 
@@ -29,17 +32,25 @@ RowT = TypeVar("RowT", bound=TableRow)
 
 
 class Tables:
-    """The pool the store's resources share, and the two ways they read it."""
+    """The pool the store's resources share, the ways they read it, and the cipher of the
+    personal data they keep (the installation's data keys unless told)."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, personal_data: PersonalDataCipher | None = None
+    ) -> None:
         self.pool = pool
+        self.personal_data = personal_data or PersonalDataCipher.from_settings(get_settings())
 
     async def _one(self, row_type: type[RowT], sql: str, params: Params) -> RowT | None:
+        row = await self._fetch_one(sql, params)
+        return None if row is None else row_type.from_row(row)
+
+    async def _fetch_one(self, sql: str, params: Params) -> dict[str, Any] | None:
+        """The first result row as PostgreSQL holds it, by column name."""
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(sql, params)
-            row = await cur.fetchone()
-        return None if row is None else row_type.from_row(row)
+            return await cur.fetchone()
 
     async def _all(self, row_type: type[RowT], sql: str, params: Params) -> list[RowT]:
         async with self.pool.connection() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import psycopg
 import pytest
@@ -11,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from domain.merchants import DEV_MERCHANT_ID
 from ledger.audit import run_audit_cli
 from paysaga.audit import FX_POSITIONS_MATCH_QUOTES, SERVICE_AUDIT_CHECKS, audit_books
+from paysaga.store import Store, sealed_customer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -54,10 +56,17 @@ async def test_audit_finds_fx_position_legs_that_differ_from_the_quote(
     house, customer = f"house-{uuid.uuid4().hex[:8]}", f"cus_{uuid.uuid4().hex[:16]}"
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         # Planted in a transaction that is rolled back: ledger rows cannot be deleted.
+        name, birth = sealed_customer(
+            Store(db_pool).personal_data,
+            DEV_MERCHANT_ID,
+            customer,
+            "Ada Lovelace",
+            date(1990, 12, 10),
+        )
         await conn.execute(
-            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
-            " VALUES (%s, %s, %s, 'Ada Lovelace', '1990-12-10', 'DE')",
-            (customer, DEV_MERCHANT_ID, customer),
+            "INSERT INTO customers (id, merchant_id, external_id, full_name_sealed,"
+            " birth_date_sealed, country) VALUES (%s, %s, %s, %s, %s, 'DE')",
+            (customer, DEV_MERCHANT_ID, customer, name, birth),
         )
         exact = await plant_conversion(conn, house, customer, {"EUR": 9_970, "USD": -10_700})
         bad = [

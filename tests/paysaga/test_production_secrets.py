@@ -18,6 +18,8 @@ LIVE = {
     "PAYSAGA_API_KEYS": '{"sk_live_a": ["payments"]}',
     "PAYSAGA_CODEC_KEYS": json.dumps({"prod-1": base64.b64encode(b"k" * 32).decode()}),
     "PAYSAGA_CODEC_CURRENT_KEY_ID": "prod-1",
+    "PAYSAGA_DATA_KEYS": json.dumps({"data-1": base64.b64encode(b"d" * 32).decode()}),
+    "PAYSAGA_DATA_CURRENT_KEY_ID": "data-1",
     "PAYSAGA_PSP_WEBHOOK_SECRETS": '{"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"}',
     "PAYSAGA_MERCHANT_WEBHOOK_SECRET": "whsec_m",
 }
@@ -40,11 +42,11 @@ def start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("module", ["api", "worker"])
 def test_production_start_with_a_default_secret_refuses_and_names_it(module: str) -> None:
     for variable in LIVE:
-        if variable == "PAYSAGA_CODEC_CURRENT_KEY_ID":
+        if variable.endswith("_CURRENT_KEY_ID"):
             continue
         env = {k: v for k, v in LIVE.items() if k != variable}
-        if variable == "PAYSAGA_CODEC_KEYS":
-            env.pop("PAYSAGA_CODEC_CURRENT_KEY_ID")
+        if variable.endswith("_KEYS") and variable != "PAYSAGA_API_KEYS":
+            env.pop(variable.replace("_KEYS", "_CURRENT_KEY_ID"))
 
         run = start(module, {**env, "PAYSAGA_ENVIRONMENT": "production"})
 
@@ -59,18 +61,26 @@ def test_unset_environment_is_production() -> None:
     run = start("worker", {})
 
     assert run.returncode != 0
-    for variable in ("API_KEYS", "CODEC_KEYS", "PSP_WEBHOOK_SECRETS", "MERCHANT_WEBHOOK_SECRET"):
+    for variable in (
+        "API_KEYS",
+        "CODEC_KEYS",
+        "DATA_KEYS",
+        "PSP_WEBHOOK_SECRETS",
+        "MERCHANT_WEBHOOK_SECRET",
+    ):
         assert f"PAYSAGA_{variable}" in run.stderr
 
 
 def test_development_said_explicitly_accepts_the_defaults() -> None:
     refuse_default_secrets(Settings(environment="development"))
-    assert len(default_secrets_in_use(Settings(environment="development"))) == 4
+    assert len(default_secrets_in_use(Settings(environment="development"))) == 5
     live = Settings(
         environment="production",
         api_keys={"sk_live_a": ["payments"]},
         codec_keys={"prod-1": base64.b64encode(b"k" * 32).decode()},
         codec_current_key_id="prod-1",
+        data_keys={"data-1": base64.b64encode(b"d" * 32).decode()},
+        data_current_key_id="data-1",
         psp_webhook_secrets={"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"},
         merchant_webhook_secret="whsec_m",
     )

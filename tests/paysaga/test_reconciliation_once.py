@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from paysaga.reconciliation import Mismatch, ReconciliationBooks
+from paysaga.store import Store
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -23,12 +25,10 @@ async def test_the_same_mismatch_seen_by_every_run_is_listed_once(
         await books.record_run(f"run-{uuid.uuid4()}-{run}", "sandbox-cards", 1, [seen])
     await books.record_run(f"run-{uuid.uuid4()}", "sandbox-cards", 1, [changed])
 
+    await Store(db_pool).create_customer(
+        "mer_dev", f"cus_{reference}", reference, "A B", date(1990, 1, 1), "DE"
+    )
     async with db_pool.connection() as conn:  # the mismatches are listed by their payment
-        await conn.execute(
-            "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date, country)"
-            " VALUES (%s, 'mer_dev', %s, 'A B', '1990-01-01', 'DE')",
-            (f"cus_{reference}", reference),
-        )
         await conn.execute(
             "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency)"
             " VALUES (%s, 'mer_dev', 'deposit', 'succeeded', %s, 1000, 'EUR')",

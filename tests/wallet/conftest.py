@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest_asyncio
@@ -12,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
 from ledger.models import AccountKind, AuditReport, LineSpec
+from paysaga.store import Store
 from wallet.audit import WALLET_AUDIT_CHECKS
 from wallet.engine import WalletEngine
 
@@ -50,12 +52,9 @@ class Books:
     async def customer(self, merchant_id: str, cash: int = 0, currency: str = "EUR") -> str:
         """A new customer of the merchant with a cash wallet holding `cash`."""
         customer_id = f"cus_{uuid.uuid4().hex[:24]}"
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date,"
-                " country) VALUES (%s, %s, %s, 'Ada Lovelace', '1990-12-10', 'DE')",
-                (customer_id, merchant_id, customer_id),
-            )
+        await Store(self.pool).create_customer(
+            merchant_id, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+        )
         await self.deposit(merchant_id, customer_id, cash, currency)
         return customer_id
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -21,6 +21,7 @@ from api.routes.wallet import start_bonus_timer
 from api.schemas import Bonus
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
+from paysaga.store import Store
 from wallet.engine import WalletEngine
 from wallet.models import Bet, GrantBonus, Win
 from workflows.bonus import BonusWorkflow
@@ -60,12 +61,9 @@ class BonusHarness:
 
     async def customer(self, cash: int = 0) -> str:
         customer_id = f"cus_{uuid.uuid4().hex[:24]}"
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO customers (id, merchant_id, external_id, full_name, birth_date,"
-                " country) VALUES (%s, %s, %s, 'Ada Lovelace', '1990-12-10', 'DE')",
-                (customer_id, self.merchant_id, customer_id),
-            )
+        await Store(self.pool).create_customer(
+            self.merchant_id, customer_id, customer_id, "Ada Lovelace", date(1990, 12, 10), "DE"
+        )
         if cash:
             await self.ledger.post_transaction(
                 f"seed-{customer_id}",
