@@ -61,11 +61,10 @@ class Answer:
 
 
 def endpoint_of(delivery: ClaimedDelivery, settings: Settings) -> Endpoint | str:
-    """The merchant's endpoint, or why it has none. The installation's `merchant_webhook_*`
-    settings stand in for the development merchant's own only."""
+    """The merchant's own endpoint, or why it has none. The installation's
+    `merchant_webhook_secret` stands in for the development merchant's secret only."""
     url, secret = delivery.webhook_url, delivery.webhook_secret
     if delivery.merchant_id == DEV_MERCHANT_ID:
-        url = url or settings.merchant_webhook_url
         secret = secret or settings.merchant_webhook_secret
     if not url:
         return "the merchant has no webhook_url"

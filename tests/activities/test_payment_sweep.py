@@ -127,7 +127,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
             ),
         ],
     )
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -224,7 +224,7 @@ async def test_sweep_fails_refunds_whose_saga_never_started(
             (refunds,),
         )
     orphan, running = refunds
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -267,7 +267,7 @@ async def test_sweep_parks_a_payment_whose_saga_was_reset_then_terminated(
     )
     stranded = await payment(store, customer_id, "reset", age=timedelta(minutes=10))
     await store.update_payment(stranded.id, "processing", provider="sandbox-cards")  # touched
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -342,7 +342,7 @@ async def test_sweep_starts_missing_bonus_timers_and_expires_overdue_bonuses(
                 "UPDATE bonuses SET expires_at = now() - interval '1 minute' WHERE id = %s",
                 (bonus_ids["overdue"],),
             )
-        sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+        sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
         async with Worker(
             temporal_client,
             task_queue=task_queue,

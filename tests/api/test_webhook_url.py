@@ -58,5 +58,5 @@ def test_a_usable_url_is_taken_as_written(url: str) -> None:
 def test_every_url_the_pattern_accepts_parses(url: str) -> None:
     parts = urlsplit(url)
     assert parts.scheme in ("http", "https") and parts.hostname
-    parts.port  # raises on a port out of range
+    _ = parts.port  # raises on a port out of range
     assert httpx.URL(url).host

@@ -34,7 +34,6 @@ MERCHANT_SECRET = "whsec_merchant_test_0123456789"
 # Quick retries and short leases, so that a test sees several attempts in a second or two.
 FAST = {
     "environment": "development",
-    "merchant_webhook_url": "",
     "webhook_delivery_poll_interval_seconds": 0.05,
     "webhook_delivery_lease_seconds": 5.0,
     "webhook_delivery_timeout_seconds": 2.0,

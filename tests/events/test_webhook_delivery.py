@@ -192,8 +192,7 @@ async def test_merchant_without_endpoint_gets_no_endpoint_and_nothing_is_sent(
     await emit(store, no_url, 2)
     await emit(store, no_secret, 1)
 
-    # The installation's endpoint stands in for the development merchant only.
-    async with dispatching(store, fast_settings(merchant_webhook_url=endpoint.url)):
+    async with dispatching(store, fast_settings()):
         without_url = await settled(store, no_url, 2)
         without_secret = await settled(store, no_secret, 1)
 
@@ -203,14 +202,18 @@ async def test_merchant_without_endpoint_gets_no_endpoint_and_nothing_is_sent(
     assert endpoint.received() == []
 
 
-async def test_development_merchant_without_its_own_endpoint_uses_the_installations(
+async def test_development_merchant_without_its_own_secret_signs_with_the_installations(
     store: Store, endpoint: MerchantEndpoint
 ) -> None:
+    """Its own endpoint, as every merchant's: there is no installation-wide one."""
     before = len(await delivery_states(store, DEV_MERCHANT_ID))
-    [event] = await emit(store, DEV_MERCHANT_ID, 1)
-
-    async with dispatching(store, fast_settings(merchant_webhook_url=endpoint.url)):
-        states = await settled(store, DEV_MERCHANT_ID, before + 1)
+    await store.set_merchant_webhook(DEV_MERCHANT_ID, endpoint.url, None)
+    try:
+        [event] = await emit(store, DEV_MERCHANT_ID, 1)
+        async with dispatching(store, fast_settings()):
+            states = await settled(store, DEV_MERCHANT_ID, before + 1)
+    finally:
+        await store.set_merchant_webhook(DEV_MERCHANT_ID, None, None)
 
     assert states[-1]["status"] == "delivered"
     [request] = endpoint.received()
