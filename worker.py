@@ -269,7 +269,7 @@ async def run_worker(settings: Settings) -> None:
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
         # Beside the sagas: it stops with them, each merchant's send in flight finished first.
-        webhooks = asyncio.create_task(WebhookDispatcher(store, http, settings).run(stop))
+        webhooks = asyncio.create_task(WebhookDispatcher(store, settings).run(stop))
         await stop.wait()
         await webhooks
     await pool.close()

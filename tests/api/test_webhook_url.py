@@ -68,6 +68,7 @@ def test_every_url_the_pattern_accepts_parses(url: str) -> None:
     assert parts.scheme in ("http", "https") and parts.hostname
     _ = parts.port  # raises on a port out of range
     assert httpx.URL(url).host
+    assert MerchantUpdate(webhook_url=url).webhook_url == url  # the schema's parsers take it too
 
 
 @contextlib.asynccontextmanager
