@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -167,3 +168,19 @@ async def test_failed_deliveries_keep_a_coarse_error_never_the_connections_words
 
     assert {e: s["last_error"] for e, s in errors.items()} == {e: e for e in urls}
     assert {s["status"] for s in errors.values()} == {"pending"}
+
+
+async def test_a_name_that_does_not_resolve_is_a_failed_attempt(
+    store: Store, endpoint: MerchantEndpoint
+) -> None:
+    merchant_id = await new_merchant(store, on_name(endpoint.url, "hooks.gone.example"))
+    await emit(store, merchant_id, 1)
+
+    async def no_such_name(host: str, port: int) -> list[Address]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async with dispatching(store, fast_settings(environment="production"), resolve=no_such_name):
+        state = await first_attempt(store, merchant_id)
+    await forget(store, merchant_id)
+
+    assert (state["status"], state["last_error"]) == ("pending", "dns_error")
