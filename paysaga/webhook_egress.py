@@ -116,7 +116,10 @@ class PublicAddressBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:  # socket.gaierror: httpx knows only httpcore's errors
+            raise httpcore.ConnectError(f"{host} does not resolve") from exc
         if not addresses:
             raise httpcore.ConnectError(f"{host} has no address")
         if not self._allow_any and not all(address_allowed(a) for a in addresses):
