@@ -286,3 +286,35 @@ async def test_dispatcher_stops_cleanly_and_gives_back_what_it_did_not_send(
         ("pending", None),
     ]
     assert endpoint.sequences() == [1]
+
+
+async def test_more_slow_endpoints_than_connections_of_a_pool_hold_up_no_other_merchant(
+    store: Store,
+) -> None:
+    """Twelve merchants' endpoints keep their requests waiting; a thirteenth merchant's events are
+    taken meanwhile, each at its first attempt (no send waits for another's connection)."""
+    slow, quick = MerchantEndpoint(), MerchantEndpoint()
+    for each in (slow, quick):
+        each.start()
+    slow.hold(1)
+    try:
+        slow_ids = [await new_merchant(store, slow.url) for _ in range(12)]
+        quick_id = await new_merchant(store, quick.url)
+        for merchant_id in slow_ids:
+            await emit(store, merchant_id, 1)
+        await emit(store, quick_id, 3)
+
+        async with dispatching(
+            store,
+            fast_settings(webhook_delivery_timeout_seconds=30, webhook_delivery_lease_seconds=60),
+        ):
+            await eventually(lambda: len(slow.received()) == 12)
+            quick_states = await settled(store, quick_id, 3)
+            slow.release()
+            for merchant_id in slow_ids:
+                await settled(store, merchant_id, 1)
+    finally:
+        slow.stop()
+        quick.stop()
+
+    assert [(s["status"], s["attempts"]) for s in quick_states] == [("delivered", 1)] * 3
