@@ -152,8 +152,13 @@ def webhook_client(production: bool, resolve: Resolve | None = None) -> httpx.As
     no proxy from the environment (it would connect for us, unchecked), no redirects."""
     transport = httpx.AsyncHTTPTransport()
     # httpx builds its pool without a network backend of our choosing: the same pool, with one.
+    # httpcore's own pool limit (10) would make lanes wait for each other: the dispatcher bounds
+    # its sends itself (`webhook_delivery_concurrency`); keep-alive as httpx's defaults.
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(),
+        max_connections=None,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
         network_backend=PublicAddressBackend(allow_any=not production, resolve=resolve),
     )
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
