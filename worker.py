@@ -25,7 +25,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
-from activities.merchant import MerchantActivities
 from activities.payment_sweep import PaymentSweepActivities
 from activities.payments import BookingActivities, PaymentActivities
 from activities.providers import ProviderActivities
@@ -57,10 +56,6 @@ from workflows.bonus import BonusWorkflow
 from workflows.deposit import DepositWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.legacy.deposit_v1 import DepositV1Workflow
-from workflows.merchant_notification import (
-    MerchantNotificationWorkflow,
-    MerchantRedeliveryWorkflow,
-)
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
     PaymentSweepInput,
@@ -80,8 +75,6 @@ WORKFLOWS = [
     WithdrawalWorkflow,
     TransferWorkflow,
     ReconciliationWorkflow,
-    MerchantNotificationWorkflow,
-    MerchantRedeliveryWorkflow,
     RetentionWorkflow,
     PaymentSweepWorkflow,
     SagaNotStartedWorkflow,
@@ -121,18 +114,13 @@ def activities_for(
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
     provider_activities = ProviderActivities(providers)
-    merchant = MerchantActivities(
-        store, http, settings.merchant_webhook_url, settings.merchant_webhook_secret
-    )
     reconciliation = ReconciliationActivities(
         ReconciliationBooks(store.pool),
         providers,
         timedelta(seconds=settings.reconciliation_grace_seconds),
     )
     payments = PaymentActivities(store)
-    sweep = PaymentSweepActivities(
-        store, SweepBooks(store.pool), merchant_webhooks=bool(settings.merchant_webhook_url)
-    )
+    sweep = PaymentSweepActivities(store, SweepBooks(store.pool))
     local: list[Callable[..., Any]] = [
         risk.check_kyc,
         risk.assess_payment,
@@ -150,9 +138,6 @@ def activities_for(
         RefundActivities(store).record_status,
         *dispute_activities(ledger_activities, store),
         reconciliation.reconcile_provider,
-        merchant.notify,
-        merchant.dead_letter,
-        merchant.redelivered,
         RetentionActivities(store.pool, settings.event_retention_days).purge_idempotency,
         sweep.fail_orphans,
         sweep.park_stranded,
@@ -282,7 +267,7 @@ async def run_worker(settings: Settings) -> None:
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
         # Beside the sagas: it stops with them, each merchant's send in flight finished first.
-        webhooks = asyncio.create_task(WebhookDispatcher(store, http, settings).run(stop))
+        webhooks = asyncio.create_task(WebhookDispatcher(store, settings).run(stop))
         await stop.wait()
         await webhooks
     await pool.close()

@@ -20,7 +20,6 @@ workflow, which expires it at once if it is past its `expires_at`, else waits fo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.payments import count_finished_payment
 from domain import search_attributes as sa
 from domain.bonuses import BonusInput
-from domain.payments import FailureCode, MerchantEvent, PaymentStatus
+from domain.payments import FailureCode, PaymentStatus
 from domain.refunds import SEARCH_KIND as REFUND_KIND
 from domain.refunds import RefundStatus, refund_key_prefix
 from paysaga.payment_sweep import ActiveBonus, SweepBooks
@@ -49,9 +48,8 @@ from paysaga.store import PaymentRow, RefundRow, Store
 SAGA_NOT_STARTED = FailureCode.SAGA_NOT_STARTED.value  # nothing was ever sent to a provider
 NOT_STARTED_REASON = "the payment's workflow never started"
 REFUND_NOT_STARTED_REASON = "the refund's workflow never started"
-# Workflow names, as registered by their modules (workflows/payment_sweep.py, the notification).
+# Workflow names, as registered by their modules (workflows/payment_sweep.py, workflows/bonus.py).
 SAGA_NOT_STARTED_WORKFLOW = "SagaNotStarted"
-MERCHANT_NOTIFICATION_WORKFLOW = "MerchantNotification"
 BONUS_WORKFLOW = "Bonus"
 PAGE = 200
 
@@ -170,10 +168,9 @@ class Orphan:
 
 
 class PaymentSweepActivities:
-    def __init__(self, store: Store, books: SweepBooks, merchant_webhooks: bool) -> None:
+    def __init__(self, store: Store, books: SweepBooks) -> None:
         self._store = store
         self._books = books
-        self._merchant_webhooks = merchant_webhooks
 
     @activity.defn(name="payment_sweep.fail_orphans")
     async def fail_orphans(self, sweep: FailOrphansInput) -> FailOrphansResult:
@@ -248,15 +245,13 @@ class PaymentSweepActivities:
         return True
 
     async def _fail(self, payment: PaymentRow) -> bool:
-        """Announce the failure to the merchant, then write it as the sagas do; False if done before.
-
-        The announcement goes first: both steps are idempotent, and once the row is failed a retry
-        of this activity would no longer find the payment to announce it.
-        """
-        status = PaymentStatus.FAILED.value
-        await self._announce(payment.id, status, SAGA_NOT_STARTED)
+        """Fail the payment as the sagas do, its event (`payment.failed`) in the same transaction:
+        the merchant hears of it through its own feed and webhook; False if done before."""
         row = await self._store.update_payment(
-            payment.id, status, failure_code=SAGA_NOT_STARTED, failure_reason=NOT_STARTED_REASON
+            payment.id,
+            PaymentStatus.FAILED.value,
+            failure_code=SAGA_NOT_STARTED,
+            failure_reason=NOT_STARTED_REASON,
         )
         if row is None:
             return False  # already terminal: an earlier attempt of this sweep failed it
@@ -320,7 +315,6 @@ class PaymentSweepActivities:
             payment = await self._store.get_payment(payment_id)
             if payment is None or payment.status == status:
                 return False
-            await self._announce(payment_id, status, None)
             parked = (
                 await self._store.update_payment(payment_id, status, failure_reason=reason)
                 is not None
@@ -328,18 +322,6 @@ class PaymentSweepActivities:
         if parked:
             activity.logger.warning("%s %s is parked: %s", kind, payment_id, reason)
         return parked
-
-    async def _announce(self, payment_id: str, status: str, failure_code: str | None) -> None:
-        """The merchant's notification of a status change, as the sagas start it (if enabled)."""
-        if not self._merchant_webhooks:
-            return
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await activity.client().start_workflow(
-                MERCHANT_NOTIFICATION_WORKFLOW,
-                MerchantEvent(f"evt_{payment_id}_{status}", payment_id, status, failure_code),
-                id=f"{payment_id}:notify:{status}",  # the id the sagas give this event
-                task_queue=activity.info().task_queue,
-            )
 
     # -- bonuses whose expiry timer is not running ------------------------------------------------
 

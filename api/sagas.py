@@ -92,6 +92,4 @@ def saga_timings(settings: Settings) -> SagaTimings:
         poll_interval_max_seconds=settings.poll_interval_max_seconds,
         requires_intervention_after_seconds=settings.requires_intervention_after_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
-        # Merchant webhooks are delivered from the event feed now, never by the saga.
-        merchant_webhooks=False,
     )

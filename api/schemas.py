@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+import httpx
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from domain.money import CURRENCY_EXPONENTS
 from providers.registry import PROVIDER_NAMES
@@ -184,6 +194,7 @@ _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}|(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?)"
 HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
+_HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
 class MerchantCreate(StrictBody):
@@ -205,6 +216,19 @@ class MerchantUpdate(StrictBody):
 
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def url_parses(cls, url: str | None) -> str | None:
+        """The pattern (kept for the OpenAPI document) and a real URL parser, both pydantic's and
+        the one the deliveries use, must take it; it is kept as the merchant wrote it."""
+        if url is not None:
+            try:
+                _HTTP_URL.validate_python(url)
+                httpx.URL(url)
+            except (ValidationError, httpx.InvalidURL) as exc:
+                raise ValueError("webhook_url is not a URL an HTTP client can use") from exc
+        return url
 
 
 class ApiKeyCreate(StrictBody):

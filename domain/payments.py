@@ -67,7 +67,6 @@ class SagaTimings:
     webhook_wait_seconds: float = 30.0
     poll_interval_seconds: float = 2.0
     provider_call_seconds: float = 15.0  # one provider HTTP call, its client timeout included
-    merchant_webhooks: bool = False  # announce every status change to the merchant's URL
     # Polling an unknown outcome backs off up to this interval, with no overall deadline.
     poll_interval_max_seconds: float = 600.0
     # An outcome still unknown this long after the call parks the payment for an operator.
@@ -185,13 +184,3 @@ class TransferInput:
     timings: SagaTimings
     review_deadline_seconds: float = 86_400.0
     merchant_id: str = DEV_MERCHANT_ID  # default: histories recorded before merchants existed
-
-
-@dataclass
-class MerchantEvent:
-    """A payment status change to announce to the merchant."""
-
-    event_id: str
-    payment_id: str
-    status: str
-    failure_code: str | None = None

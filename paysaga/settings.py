@@ -174,9 +174,8 @@ class Settings(BaseSettings):
     # never started (Temporal was down and the client never retried) end failed/saga_not_started.
     payment_sweep_interval_seconds: int = 60
     payment_sweep_grace_seconds: int = 120
-    # The development merchant's webhook endpoint while its own row names none (empty: none);
-    # every other merchant sets its own (PATCH /v1/merchant).
-    merchant_webhook_url: str = ""
+    # The secret that signs the development merchant's webhooks while its own row names none;
+    # every merchant sets its own endpoint (PATCH /v1/merchant), there is no installation-wide one.
     merchant_webhook_secret: str = DEV_MERCHANT_WEBHOOK_SECRET
     # Delivery of the event feed to merchants' webhooks, by every worker (and by `paysaga
     # deliver-webhooks`): each merchant's events one at a time in sequence order, merchants side

@@ -10,9 +10,14 @@ so that a receiver can drop a duplicate before it parses the body.
 
 An answer that says the request itself is wrong (a 4xx other than 408 and 429) is final: the
 same bytes cannot do better, so the event is dead-lettered at once. Anything else (5xx, 408, 429,
-a redirect, no answer) is retried with exponential backoff and jitter, for up to
-`webhook_delivery_give_up_days` after the event; then it is dead-lettered. An operator redelivers
-a dead letter (`POST /v1/ops/notifications/dead-letters/{event_id}/redeliver`).
+a redirect, no answer, an address refused) is retried with exponential backoff and jitter, for up
+to `webhook_delivery_give_up_days` after the event; then it is dead-lettered. An operator
+redelivers a dead letter (`POST /v1/ops/notifications/dead-letters/{event_id}/redeliver`).
+
+Requests go through `paysaga.webhook_egress`: in production only to public addresses, checked
+when connecting. A failure is stored as a coarse word (`http_503`, `timeout`,
+`address_not_allowed`...), never the exception's text, which would make the merchant's URL a
+port scanner.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import httpx
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.settings import Settings
 from paysaga.store.deliveries import ClaimedDelivery, Deliveries
+from paysaga.webhook_egress import Resolve, delivery_error, webhook_client
 from providers.webhooks import sign
 
 log = logging.getLogger("paysaga.webhooks")
@@ -61,11 +67,10 @@ class Answer:
 
 
 def endpoint_of(delivery: ClaimedDelivery, settings: Settings) -> Endpoint | str:
-    """The merchant's endpoint, or why it has none. The installation's `merchant_webhook_*`
-    settings stand in for the development merchant's own only."""
+    """The merchant's own endpoint, or why it has none. The installation's
+    `merchant_webhook_secret` stands in for the development merchant's secret only."""
     url, secret = delivery.webhook_url, delivery.webhook_secret
     if delivery.merchant_id == DEV_MERCHANT_ID:
-        url = url or settings.merchant_webhook_url
         secret = secret or settings.merchant_webhook_secret
     if not url:
         return "the merchant has no webhook_url"
@@ -96,17 +101,18 @@ def request_of(delivery: ClaimedDelivery, secret: str, now: int) -> tuple[bytes,
 
 
 class WebhookDispatcher:
-    """Claims due deliveries and sends them, until told to stop."""
+    """Claims due deliveries and sends them, until told to stop; its HTTP client is its own
+    (`webhook_client`), closed when it stops. `resolve` replaces the system's DNS (tests)."""
 
     def __init__(
         self,
         deliveries: Deliveries,
-        http: httpx.AsyncClient,
         settings: Settings,
         uniform: Callable[..., float] = random.uniform,
+        resolve: Resolve | None = None,
     ) -> None:
         self._deliveries = deliveries
-        self._http = http
+        self._http = webhook_client(settings.environment == "production", resolve)
         self._settings = settings
         self._uniform = uniform
 
@@ -138,6 +144,7 @@ class WebhookDispatcher:
             for task in lanes:
                 task.cancel()  # its leases run out: sent again later, never lost
             await asyncio.gather(*lanes, return_exceptions=True)
+            await self._http.aclose()
 
     async def _claim(self, free_lanes: int) -> list[list[ClaimedDelivery]]:
         """Claim up to `free_lanes` merchants' due deliveries; one list per merchant."""
@@ -186,7 +193,7 @@ class WebhookDispatcher:
         if answer.delivered:
             await self._deliveries.mark_delivered(delivery)
             return True
-        error = answer.error or "no answer"
+        error = answer.error or "connection_error"
         if answer.final:
             if await self._deliveries.mark_dead(delivery, error):
                 self._gave_up(delivery, error)
@@ -215,15 +222,15 @@ class WebhookDispatcher:
                 headers=headers,
                 timeout=self._settings.webhook_delivery_timeout_seconds,
             )
-        except httpx.InvalidURL as exc:  # retried: the merchant may correct it in time
-            return Answer(False, False, f"invalid webhook_url: {exc}")
+        except httpx.InvalidURL:  # retried: the merchant may correct it in time
+            return Answer(False, False, "invalid_url")
         except httpx.HTTPError as exc:
-            return Answer(False, False, f"no answer: {type(exc).__name__}")
+            return Answer(False, False, delivery_error(exc))
         status = response.status_code
         if 200 <= status < 300:
             return Answer(True, False, None)
         final = 400 <= status < 500 and status not in RETRYABLE_4XX
-        return Answer(False, final, f"the merchant answered {status}")
+        return Answer(False, final, f"http_{status}")
 
     def _gave_up(self, delivery: ClaimedDelivery, reason: str) -> None:
         log.warning(
@@ -247,9 +254,8 @@ async def deliver_webhooks(settings: Settings, database_url: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with httpx.AsyncClient() as http:
-            log.info("delivering merchant webhooks")
-            await WebhookDispatcher(Deliveries(pool), http, settings).run(stop)
+        log.info("delivering merchant webhooks")
+        await WebhookDispatcher(Deliveries(pool), settings).run(stop)
     finally:
         with contextlib.suppress(Exception):
             await pool.close()

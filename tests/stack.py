@@ -142,6 +142,7 @@ def stack(
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_DATA_DIR": str(logs),
         "PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics,
+        # A setting of earlier releases, left set as an upgraded deployment may: nothing reaches it.
         "PAYSAGA_MERCHANT_WEBHOOK_URL": f"{webhook_receiver.url}/merchant",
     }
     worker = Service("worker", [sys.executable, "-m", "worker"], env, logs / "worker.log")

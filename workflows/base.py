@@ -31,8 +31,6 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import (
     ActivityCancellationType,
-    ChildWorkflowCancellationType,
-    ParentClosePolicy,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -55,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.payments import (
         FailureCode,
-        MerchantEvent,
         PaymentState,
         PaymentStatus,
         ProviderEventSignal,
@@ -67,7 +64,6 @@ with workflow.unsafe.imports_passed_through():
     from ledger.models import Hold
     from providers.base import Outcome, ProviderResult
     from providers.routing import provider_task_queue
-    from workflows.merchant_notification import MerchantNotificationWorkflow
 
 # Local steps (database, rules) run as local activities: in the worker that runs the workflow,
 # with no round trip through the Temporal server; they are idempotent, so a retry after a crash
@@ -537,24 +533,6 @@ class PaymentSaga:
         if provider:
             updates.append(sa.PROVIDER.value_set(provider))
         workflow.upsert_search_attributes(updates)
-        if self._timings.merchant_webhooks:
-            # Shielded and abandoned: a cancel of the saga never reaches the merchant's
-            # notification (cancelling a child still starting stalled the cancel until the
-            # saga's next timer).
-            await asyncio.shield(
-                workflow.start_child_workflow(
-                    MerchantNotificationWorkflow.run,
-                    MerchantEvent(
-                        f"evt_{self._payment_id}_{status.value}",
-                        self._payment_id,
-                        status.value,
-                        failure_code,
-                    ),
-                    id=f"{self._payment_id}:notify:{status.value}",
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                    cancellation_type=ChildWorkflowCancellationType.ABANDON,
-                )
-            )
         return self._state
 
     async def record_status(self, change: RecordStatusInput) -> RecordedStatus | None:

@@ -10,6 +10,7 @@ from domain.errors import InvalidRequest, NotFound
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.keys import issue_key, new_merchant_id
 from paysaga.store import MerchantRow
+from paysaga.webhook_egress import NOT_ALLOWED_CODE, webhook_url_refusal
 
 router = APIRouter(tags=["merchants"])
 
@@ -56,13 +57,20 @@ async def get_own_merchant(books: MerchantData) -> Merchant:
 
 
 @router.patch("/v1/merchant", response_model=Merchant)
-async def update_own_merchant(body: MerchantUpdate, books: MerchantData, key: OpsKey) -> Merchant:
+async def update_own_merchant(
+    body: MerchantUpdate, books: MerchantData, key: OpsKey, svc: ServicesDep
+) -> Merchant:
     """Set where the merchant's webhooks go and their signing secret (ops scope); audited.
 
     A URL needs a secret to sign with (the development merchant falls back to the
-    installation's)."""
+    installation's); in production it must be https to a public host (422
+    `webhook_url_not_allowed`)."""
     current = await books.merchant()
     sent = body.model_fields_set
+    if body.webhook_url is not None:
+        production = svc.settings.environment == "production"
+        if refusal := webhook_url_refusal(body.webhook_url, production):
+            raise InvalidRequest(refusal, code=NOT_ALLOWED_CODE)
     url = body.webhook_url if "webhook_url" in sent else current.webhook_url
     secret = body.webhook_secret if "webhook_secret" in sent else current.webhook_secret
     if url and not secret and books.merchant_id != DEV_MERCHANT_ID:

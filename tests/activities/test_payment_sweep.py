@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio import workflow
@@ -24,7 +26,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.payment_sweep import PaymentSweepActivities
 from activities.wallet import WalletActivities
@@ -32,10 +34,14 @@ from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
 from paysaga.payment_sweep import SweepBooks
+from paysaga.settings import Settings
 from paysaga.store import PaymentRow, Store
+from paysaga.store.merchant_store import MerchantStore
+from tests.events.receiver import MerchantEndpoint
 from tests.stack import Stack, worker_schedule
 from wallet.engine import WalletEngine
 from wallet.models import GrantBonus
+from worker import WORKFLOWS, activities_for
 from workflows.bonus import BonusWorkflow
 from workflows.payment_sweep import (
     SWEEP_SCHEDULE_ID,
@@ -56,11 +62,18 @@ class StandInSaga:
         await workflow.wait_condition(lambda: False)
 
 
-async def payment(store: Store, customer_id: str, name: str, *, age: timedelta) -> PaymentRow:
+async def payment(
+    store: Store,
+    customer_id: str,
+    name: str,
+    *,
+    age: timedelta,
+    merchant_id: str = DEV_MERCHANT_ID,
+) -> PaymentRow:
     """A `processing` deposit row, inserted `age` ago, as the API writes it before its saga starts."""
     payment_id = f"dep_{name}_{uuid.uuid4().hex[:12]}"
     await store.insert_payment(
-        DEV_MERCHANT_ID, payment_id, "deposit", customer_id, 2_500, "EUR", None, {}
+        merchant_id, payment_id, "deposit", customer_id, 2_500, "EUR", None, {}
     )
     async with store.pool.connection() as conn:
         await conn.execute(
@@ -114,7 +127,7 @@ async def test_sweep_fails_only_payments_whose_saga_never_started(
             ),
         ],
     )
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -211,7 +224,7 @@ async def test_sweep_fails_refunds_whose_saga_never_started(
             (refunds,),
         )
     orphan, running = refunds
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -254,7 +267,7 @@ async def test_sweep_parks_a_payment_whose_saga_was_reset_then_terminated(
     )
     stranded = await payment(store, customer_id, "reset", age=timedelta(minutes=10))
     await store.update_payment(stranded.id, "processing", provider="sandbox-cards")  # touched
-    sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+    sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
     async with Worker(
         temporal_client,
         task_queue=task_queue,
@@ -329,7 +342,7 @@ async def test_sweep_starts_missing_bonus_timers_and_expires_overdue_bonuses(
                 "UPDATE bonuses SET expires_at = now() - interval '1 minute' WHERE id = %s",
                 (bonus_ids["overdue"],),
             )
-        sweep = PaymentSweepActivities(store, SweepBooks(db_pool), merchant_webhooks=False)
+        sweep = PaymentSweepActivities(store, SweepBooks(db_pool))
         async with Worker(
             temporal_client,
             task_queue=task_queue,
@@ -366,3 +379,73 @@ async def test_sweep_starts_missing_bonus_timers_and_expires_overdue_bonuses(
     assert seen[bonus_ids["young"]] == ("active", 1_000)
     with pytest.raises(RPCError):  # too young: its grant may still be starting it
         await temporal_client.get_workflow_handle(bonus_ids["young"]).describe()
+
+
+async def test_sweep_sends_another_merchants_payments_to_no_installation_endpoint(
+    sweep_db_pool: AsyncConnectionPool,
+    temporal_client: Client,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The installation-wide URL of earlier releases set, a merchant's orphaned and stranded
+    payments are swept as the worker wires the sweep: nothing of them reaches that URL (another
+    merchant's customer, amount and failure), and each change is in the merchant's own feed."""
+    installation = MerchantEndpoint()
+    installation.start()
+    monkeypatch.setenv("PAYSAGA_MERCHANT_WEBHOOK_URL", installation.url)
+    settings = Settings(environment="development")
+    store = Store(sweep_db_pool)
+    merchant_id = f"mer_sweep_{uuid.uuid4().hex[:12]}"
+    await store.create_merchant(merchant_id, "Brand B")
+    customer_id = f"cus_sweep_{uuid.uuid4().hex[:12]}"
+    await store.create_customer(
+        merchant_id, customer_id, customer_id, "Grace Hopper", date(1986, 12, 9), "DE"
+    )
+    old = timedelta(minutes=10)
+    orphan = await payment(store, customer_id, "orphan_b", age=old, merchant_id=merchant_id)
+    stranded = await payment(store, customer_id, "stranded_b", age=old, merchant_id=merchant_id)
+    try:
+        async with httpx.AsyncClient() as http:
+            local, _ = activities_for(settings, Ledger(sweep_db_pool), store, http)
+            async with Worker(
+                temporal_client,
+                task_queue=task_queue,
+                workflows=[*WORKFLOWS, StandInSaga],
+                activities=local,
+                workflow_runner=UnsandboxedWorkflowRunner(),
+            ):
+                saga = await temporal_client.start_workflow(
+                    StandInSaga.run, id=stranded.id, task_queue=task_queue
+                )
+                await saga.terminate()  # closed unfinished, as from the Temporal UI
+                await temporal_client.execute_workflow(
+                    PaymentSweepWorkflow.run,
+                    PaymentSweepInput(grace_seconds=300),
+                    id=f"sweep-{uuid.uuid4()}",
+                    task_queue=task_queue,
+                )
+                # Whatever the sweep started on the side runs to its end before the endpoint is
+                # read (the notification workflows of earlier releases, under these ids).
+                for started in (
+                    f"{orphan.id}:notify:failed",
+                    f"{stranded.id}:notify:requires_intervention",
+                ):
+                    with contextlib.suppress(RPCError):
+                        await temporal_client.get_workflow_handle(started).result()
+    finally:
+        installation.stop()
+
+    assert installation.received() == []
+    swept = {p.id: await store.get_payment(p.id) for p in (orphan, stranded)}
+    assert {i: (p.status if p else None) for i, p in swept.items()} == {
+        orphan.id: "failed",
+        stranded.id: "requires_intervention",
+    }
+    feed, _ = await MerchantStore(store, merchant_id).list_events(
+        after=0, event_type=None, limit=100
+    )
+    changes = {(e.aggregate_id, e.type) for e in feed}
+    assert {
+        (orphan.id, "payment.failed"),
+        (stranded.id, "payment.requires_intervention"),
+    } <= changes

@@ -84,7 +84,7 @@ async def test_refused_event_is_dead_lettered_listed_and_redelivered_once(
     assert (dead["status"], dead["attempts"], dead["reason"]) == (
         "dead",
         1,
-        "the merchant answered 410",
+        "http_410",
     )
     assert forbidden.status_code == 403  # ops scope only
     assert someone_else.status_code == 404  # another merchant's event is nobody's

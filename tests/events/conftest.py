@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psycopg
 import pytest
 import pytest_asyncio
@@ -27,6 +26,7 @@ from paysaga.settings import Settings
 from paysaga.store import EventRow, Store
 from paysaga.store.events import append_event
 from paysaga.webhook_delivery import WebhookDispatcher
+from paysaga.webhook_egress import Resolve
 from tests.events.receiver import MerchantEndpoint
 
 MERCHANT_SECRET = "whsec_merchant_test_0123456789"
@@ -34,7 +34,6 @@ MERCHANT_SECRET = "whsec_merchant_test_0123456789"
 # Quick retries and short leases, so that a test sees several attempts in a second or two.
 FAST = {
     "environment": "development",
-    "merchant_webhook_url": "",
     "webhook_delivery_poll_interval_seconds": 0.05,
     "webhook_delivery_lease_seconds": 5.0,
     "webhook_delivery_timeout_seconds": 2.0,
@@ -155,14 +154,15 @@ def endpoint() -> Iterator[MerchantEndpoint]:
 
 
 @asynccontextmanager
-async def dispatching(store: Store, settings: Settings | None = None) -> AsyncIterator[None]:
+async def dispatching(
+    store: Store, settings: Settings | None = None, resolve: Resolve | None = None
+) -> AsyncIterator[None]:
     """A webhook dispatcher at work for the block's duration, stopped cleanly after it."""
     stop = asyncio.Event()
-    async with httpx.AsyncClient() as http:
-        dispatcher = WebhookDispatcher(store, http, settings or fast_settings())
-        task = asyncio.create_task(dispatcher.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, timeout=30)
+    dispatcher = WebhookDispatcher(store, settings or fast_settings(), resolve=resolve)
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

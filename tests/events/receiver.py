@@ -29,6 +29,7 @@ class Received:
     signature: str
     body: bytes
     answered: int = 0
+    host: str = ""  # the Host header: the name the sender was given, whatever it connected to
 
     @property
     def event(self) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class MerchantEndpoint:
             int(handler.headers.get(EVENT_SEQUENCE_HEADER, "0")),
             handler.headers.get(SIGNATURE_HEADER, ""),
             body,
+            host=handler.headers.get("Host", ""),
         )
         with self._lock:
             self._received.append(request)

@@ -38,7 +38,6 @@ class Dispatchers:
             "PAYSAGA_DATABASE_URL": database_url,
             "PAYSAGA_DATABASE_POOL_MIN": "1",
             "PAYSAGA_DATABASE_POOL_MAX": "4",
-            "PAYSAGA_MERCHANT_WEBHOOK_URL": "",
             "PAYSAGA_LOG_FORMAT": "text",
             # A short lease: the killed process's claim is taken over within seconds.
             "PAYSAGA_WEBHOOK_DELIVERY_LEASE_SECONDS": "2",

@@ -3,10 +3,9 @@
 Run it after a deliberate change of a saga (`make histories`): it runs each path on Temporal's
 time-skipping server and a throwaway PostgreSQL, with the harness of tests/workflows (real ledger,
 fake providers, faults on demand), and overwrites the JSON files. Commit them with the change.
-The workflows beside the sagas (merchant notifications and redeliveries, the orphan sweep and
-the SagaNotStarted workflow it starts, reconciliation, retention) are recorded the same way, with
-their real activities, a local HTTP endpoint playing the merchant and providers whose settlement
-reports are planted.
+The workflows beside the sagas (the orphan sweep and the SagaNotStarted workflow it starts,
+reconciliation, retention) are recorded the same way, with their real activities and providers
+whose settlement reports are planted.
 
     .venv/bin/python -m tests.histories.capture [path-name-filter]
 """
@@ -18,30 +17,26 @@ import contextlib
 import json
 import sys
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import failures
-from activities.merchant import MerchantActivities
 from activities.payment_sweep import PaymentSweepActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
 from domain.bonuses import BonusEnd, ForfeitRequest
 from domain.disputes import DisputeAnswer, DisputeView
 from domain.merchants import DEV_MERCHANT_ID
-from domain.payments import MerchantEvent, ResolveDecision, ReviewDecision
+from domain.payments import ResolveDecision, ReviewDecision
 from ledger.models import AccountKind, LineSpec
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.payment_sweep import SweepBooks
@@ -58,10 +53,6 @@ from tests.workflows.harness import (
     start_time_skipping_server,
 )
 from tests.workflows.stranded_harness import StrandedHarness, resolution_handle, resolve, sweep
-from workflows.merchant_notification import (
-    MerchantNotificationWorkflow,
-    MerchantRedeliveryWorkflow,
-)
 from workflows.payment_sweep import PaymentSweepInput, PaymentSweepWorkflow, SagaNotStartedWorkflow
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.retention import RetentionInput, RetentionWorkflow
@@ -475,36 +466,7 @@ async def _bonus_completed(bonuses: BonusHarness) -> WorkflowHandle[Any, str]:
     return handle
 
 
-# -- the workflows beside the sagas: notifications, the sweep, reconciliation, retention --------
-
-
-class MerchantEndpoint:
-    """A local HTTP endpoint playing the merchant: each POST answered with the next planned
-    status (then the last one again)."""
-
-    def __init__(self) -> None:
-        self.plan: list[int] = [200]
-        self.received = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = endpoint.plan[min(endpoint.received, len(endpoint.plan) - 1)]
-                endpoint.received += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, *statuses: int) -> None:
-        self.plan, self.received = list(statuses), 0
+# -- the workflows beside the sagas: the sweep, reconciliation, retention ------------------------
 
 
 class PlantedReport:
@@ -529,7 +491,6 @@ class Housekeeping:
     env: WorkflowEnvironment
     pool: AsyncConnectionPool[Any]
     task_queue: str
-    merchant: MerchantEndpoint
     reports: dict[str, PlantedReport] = field(
         default_factory=lambda: {name: PlantedReport([]) for name in RECONCILED}
     )
@@ -540,39 +501,30 @@ class Housekeeping:
 
     @contextlib.asynccontextmanager
     async def workers(self) -> AsyncIterator[None]:
-        async with httpx.AsyncClient() as http:
-            merchant = MerchantActivities(self.store, http, self.merchant.url, "whsec_histories")
-            sweep = PaymentSweepActivities(
-                self.store, SweepBooks(self.pool), merchant_webhooks=False
-            )
-            reconciliation = ReconciliationActivities(
-                ReconciliationBooks(self.pool),
-                self.reports,  # type: ignore[arg-type]
-                timedelta(hours=1),
-            )
-            async with Worker(
-                self.env.client,
-                task_queue=self.task_queue,
-                workflows=[
-                    MerchantNotificationWorkflow,
-                    MerchantRedeliveryWorkflow,
-                    PaymentSweepWorkflow,
-                    SagaNotStartedWorkflow,
-                    ReconciliationWorkflow,
-                    RetentionWorkflow,
-                ],
-                activities=[
-                    merchant.notify,
-                    merchant.dead_letter,
-                    merchant.redelivered,
-                    sweep.fail_orphans,
-                    sweep.park_stranded,
-                    sweep.start_bonus_timers,
-                    reconciliation.reconcile_provider,
-                    RetentionActivities(self.pool).purge_idempotency,
-                ],
-            ):
-                yield
+        sweep = PaymentSweepActivities(self.store, SweepBooks(self.pool))
+        reconciliation = ReconciliationActivities(
+            ReconciliationBooks(self.pool),
+            self.reports,  # type: ignore[arg-type]
+            timedelta(hours=1),
+        )
+        async with Worker(
+            self.env.client,
+            task_queue=self.task_queue,
+            workflows=[
+                PaymentSweepWorkflow,
+                SagaNotStartedWorkflow,
+                ReconciliationWorkflow,
+                RetentionWorkflow,
+            ],
+            activities=[
+                sweep.fail_orphans,
+                sweep.park_stranded,
+                sweep.start_bonus_timers,
+                reconciliation.reconcile_provider,
+                RetentionActivities(self.pool).purge_idempotency,
+            ],
+        ):
+            yield
 
     async def payment(self, age: timedelta = timedelta(0)) -> str:
         """A `processing` deposit row of a new customer, inserted `age` ago (as the API writes
@@ -603,12 +555,6 @@ class Housekeeping:
             workflow, arg, id=workflow_id, task_queue=self.task_queue
         )
 
-    async def notify(self, workflow: str, *statuses: int) -> WorkflowHandle[Any, Any]:
-        """A payment's `succeeded` event sent to the merchant, who answers `statuses` in turn."""
-        self.merchant.answer(*statuses)
-        event = MerchantEvent(f"evt_{uuid.uuid4().hex}", await self.payment(), "succeeded")
-        return await self.start(workflow, event, f"{event.payment_id}:notify:{workflow}")
-
 
 HousekeepingPath = Callable[[Housekeeping], Awaitable[WorkflowHandle[Any, Any]]]
 HOUSEKEEPING_PATHS: dict[str, HousekeepingPath] = {}
@@ -620,31 +566,6 @@ def housekeeping_path(name: str) -> Callable[[HousekeepingPath], HousekeepingPat
         return run
 
     return register
-
-
-@housekeeping_path("notification_delivered")
-async def _notification_delivered(house: Housekeeping) -> WorkflowHandle[Any, Any]:
-    return await house.notify("MerchantNotification", 503, 200)  # taken at the second attempt
-
-
-@housekeeping_path("notification_refused")
-async def _notification_refused(house: Housekeeping) -> WorkflowHandle[Any, Any]:
-    return await house.notify("MerchantNotification", 410)  # a final 4xx: dead letter at once
-
-
-@housekeeping_path("notification_given_up")
-async def _notification_given_up(house: Housekeeping) -> WorkflowHandle[Any, Any]:
-    return await house.notify("MerchantNotification", 503)  # not taken within 3 days
-
-
-@housekeeping_path("redelivery_delivered")
-async def _redelivery_delivered(house: Housekeeping) -> WorkflowHandle[Any, Any]:
-    return await house.notify("MerchantRedelivery", 200)
-
-
-@housekeeping_path("redelivery_refused")
-async def _redelivery_refused(house: Housekeeping) -> WorkflowHandle[Any, Any]:
-    return await house.notify("MerchantRedelivery", 410)  # back to the dead letters
 
 
 async def sweep_an_orphan(house: Housekeeping) -> tuple[WorkflowHandle[Any, Any], str]:
@@ -753,11 +674,10 @@ async def capture(selected: list[str]) -> None:
             run_migrations(url)
             pool = await open_pool(url, max_size=16)
             env = await start_time_skipping_server()
-            merchant = MerchantEndpoint()
             try:
                 for name in selected:
                     if name in HOUSEKEEPING_PATHS:
-                        house = Housekeeping(env, pool, f"histories-{uuid.uuid4()}", merchant)
+                        house = Housekeeping(env, pool, f"histories-{uuid.uuid4()}")
                         async with house.workers():
                             handle = await HOUSEKEEPING_PATHS[name](house)
                             outcome = await handle.result()
@@ -802,7 +722,6 @@ async def capture(selected: list[str]) -> None:
                         f"{name}: {seen.status} {seen.failure_code or ''} ({len(history.events)} events)"
                     )
             finally:
-                merchant.server.shutdown()
                 await env.shutdown()
                 await pool.close()
         finally:

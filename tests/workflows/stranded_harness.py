@@ -25,7 +25,7 @@ class StrandedHarness(SagaHarness):
 
     def _activities(self) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         local, calls = super()._activities()
-        sweep = PaymentSweepActivities(self.store, SweepBooks(self.store.pool), False)
+        sweep = PaymentSweepActivities(self.store, SweepBooks(self.store.pool))
         resolution = ResolutionActivities(self.store, self.ledger)
         return [
             *local,
