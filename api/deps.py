@@ -110,9 +110,20 @@ async def any_key(
 AnyKey = Annotated[ApiKey, Depends(any_key)]
 
 
-def current_key(key: AnyKey) -> ApiKey:
-    """A merchant's key with the `payments` scope (a platform key moves no money, reads none)."""
-    if Scope.PAYMENTS not in key.scopes or key.merchant_id is None:
+def merchant_key(key: AnyKey) -> ApiKey:
+    """A merchant's key, `payments` or `ops`: either reads the merchant's objects (a platform key
+    reads none); what else it may do is its scopes' say."""
+    if key.merchant_id is None or not key.scopes & {Scope.PAYMENTS, Scope.OPS}:
+        raise Forbidden("this call needs a merchant's key with the 'payments' or 'ops' scope")
+    return key
+
+
+MerchantKey = Annotated[ApiKey, Depends(merchant_key)]
+
+
+def current_key(key: MerchantKey) -> ApiKey:
+    """A merchant's key with the `payments` scope: the only kind that moves money."""
+    if Scope.PAYMENTS not in key.scopes:
         raise Forbidden("this key lacks the 'payments' scope")
     return key
 
@@ -147,8 +158,8 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
-def ops_key(key: CurrentKey) -> ApiKey:
-    """A merchant's API key with the `ops` scope."""
+def ops_key(key: MerchantKey) -> ApiKey:
+    """A merchant's API key with the `ops` scope (with or without `payments`)."""
     if Scope.OPS not in key.scopes:
         raise Forbidden("this call needs a key with the 'ops' scope")
     return key
@@ -168,12 +179,22 @@ PlatformKey = Annotated[ApiKey, Depends(platform_key)]
 
 
 def merchant_store(svc: ServicesDep, key: CurrentKey) -> MerchantStore:
-    """The tables as the caller's merchant sees them: the only way routes read them."""
-    assert key.merchant_id is not None  # current_key refuses platform keys
+    """The tables as the caller's merchant sees them, for a key that moves money (`payments`)."""
+    assert key.merchant_id is not None  # merchant_key refuses platform keys
     return svc.store.for_merchant(key.merchant_id)
 
 
 MerchantData = Annotated[MerchantStore, Depends(merchant_store)]
+
+
+def merchant_view(svc: ServicesDep, key: MerchantKey) -> MerchantStore:
+    """The tables as the caller's merchant sees them, for any of its keys: for reads, and for
+    operator actions (which also ask for `OpsKey`). An ops-only key moves no money."""
+    assert key.merchant_id is not None  # merchant_key refuses platform keys
+    return svc.store.for_merchant(key.merchant_id)
+
+
+MerchantView = Annotated[MerchantStore, Depends(merchant_view)]
 
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:

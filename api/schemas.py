@@ -208,6 +208,9 @@ class MerchantUpdate(StrictBody):
 
 
 class ApiKeyCreate(StrictBody):
+    """`payments` moves money and reads; `ops` reads and takes the operator's actions (reviews,
+    resolutions, disputes, blocks, the merchant's settings) but moves no money on its own."""
+
     scopes: list[Literal["payments", "ops"]] = Field(min_length=1, max_length=2)
     name: str = Field(default="", max_length=200)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import BIGINT_MAX, MerchantData
+from api.deps import BIGINT_MAX, MerchantView
 from api.schemas import Event, EventList
 from domain.errors import NotFound
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 
 @router.get("", response_model=EventList)
 async def list_events(
-    books: MerchantData,
+    books: MerchantView,
     after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
     type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -27,7 +27,7 @@ async def list_events(
 
 
 @router.get("/{event_id}", response_model=Event)
-async def get_event(event_id: str, books: MerchantData) -> Event:
+async def get_event(event_id: str, books: MerchantView) -> Event:
     """One event, as the feed and the webhook show it."""
     row = await books.get_event(event_id)
     if row is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import MerchantData, OpsKey, PlatformKey, ServicesDep
+from api.deps import MerchantView, OpsKey, PlatformKey, ServicesDep
 from api.schemas import ApiKeyCreate, ApiKeyCreated, Merchant, MerchantCreate, MerchantUpdate
 from domain.errors import InvalidRequest, NotFound
 from domain.merchants import DEV_MERCHANT_ID
@@ -50,13 +50,13 @@ async def create_merchant_key(
 
 
 @router.get("/v1/merchant", response_model=Merchant)
-async def get_own_merchant(books: MerchantData) -> Merchant:
+async def get_own_merchant(books: MerchantView) -> Merchant:
     """The merchant of the calling key."""
     return merchant_view(await books.merchant())
 
 
 @router.patch("/v1/merchant", response_model=Merchant)
-async def update_own_merchant(body: MerchantUpdate, books: MerchantData, key: OpsKey) -> Merchant:
+async def update_own_merchant(body: MerchantUpdate, books: MerchantView, key: OpsKey) -> Merchant:
     """Set where the merchant's webhooks go and their signing secret (ops scope); audited.
 
     A URL needs a secret to sign with (the development merchant falls back to the
