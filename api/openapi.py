@@ -108,6 +108,8 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("get", "/v1/payments/{payment_id}/refunds"): {404: ["cursor_not_found"]},
     ("post", "/v1/refunds/{refund_id}/resolve"): {409: ["refund_not_requiring_intervention"]},
     ("get", "/v1/disputes"): {404: ["cursor_not_found"]},
+    ("get", "/v1/merchants/{merchant_id}/api-keys"): {404: ["cursor_not_found"]},
+    ("get", "/v1/merchant/api-keys"): {404: ["cursor_not_found"]},
     ("post", "/v1/disputes/{dispute_id}/evidence"): {409: ["dispute_not_open"]},
     ("post", "/v1/disputes/{dispute_id}/accept"): {409: ["dispute_not_open"]},
     ("post", "/v1/webhooks/providers/{provider}"): {

@@ -224,6 +224,23 @@ class ApiKeyCreated(BaseModel):
     scopes: list[str]
 
 
+class ApiKeyView(BaseModel):
+    """A key as listed: never its secret, only the secret's first characters (`prefix`)."""
+
+    id: str
+    merchant_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKeyView]
+    has_more: bool
+
+
 class Event(BaseModel):
     """A change of one of the merchant's objects; `sequence` numbers them from 1 with no gap."""
 

@@ -6,6 +6,8 @@ Revises: 0011_disputes
 
 from collections.abc import Sequence
 
+from alembic import op
+
 revision: str = "0012_keys_and_secrets"
 down_revision: str | None = "0011_disputes"
 branch_labels: str | Sequence[str] | None = None
@@ -13,8 +15,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # A merchant's keys, listed oldest first (GET /v1/merchant/api-keys).
+    op.execute("CREATE INDEX ix_api_keys_merchant ON api_keys (merchant_id, created_at, id)")
 
 
 def downgrade() -> None:
-    pass
+    op.execute("DROP INDEX ix_api_keys_merchant")

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import pytest_asyncio
 
 from paysaga.cli import keys
 from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_PLATFORM_KEY
+from paysaga.store.api_keys import REVOKED_CHANNEL
 from tests.events.api_merchants import client
 from tests.stack import Service, Stack
 
@@ -221,3 +223,31 @@ async def test_a_key_revoked_in_one_api_process_is_refused_by_the_next_request_i
 
     for refused in (next_on_b, next_on_a, cli_next_on_b, cli_next_on_a):
         assert_problem(refused, 401, "unauthorized")
+
+
+async def test_a_key_revoked_while_the_api_processes_cannot_hear_it_is_still_refused(
+    stack: Stack, platform: httpx.AsyncClient, two_api_processes: tuple[ApiProcess, ApiProcess]
+) -> None:
+    a, b = two_api_processes
+    merchant = await new_merchant(platform, ["payments"])
+    ((key_id, secret),) = merchant.secrets.items()
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with (
+        httpx.AsyncClient(base_url=a.url, headers=headers, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.url, headers=headers, timeout=30) as on_b,
+    ):
+        for remembered in (on_a, on_b, on_a, on_b):
+            assert (await remembered.get("/v1/payments")).status_code == 200
+
+        # Every process's listening connection cut, then the key revoked before any reconnects.
+        async with await psycopg.AsyncConnection.connect(stack.database_url) as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+                (f"LISTEN {REVOKED_CHANNEL}",),
+            )
+        assert await keys.revoke_key(stack.database_url, key_id) is not None
+        next_on_b = await on_b.get("/v1/payments")
+        next_on_a = await on_a.get("/v1/payments")
+
+    assert_problem(next_on_b, 401, "unauthorized")
+    assert_problem(next_on_a, 401, "unauthorized")
