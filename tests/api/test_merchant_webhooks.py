@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,9 +16,9 @@ import pytest
 
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.settings import Settings
-from providers.webhooks import verify
+from providers.webhooks import WebhookSignatureInvalid, sign, verify
 from tests.events.api_merchants import WEBHOOK_SECRET, merchant_with_endpoint, read_feed
-from tests.events.receiver import MerchantEndpoint
+from tests.events.receiver import MerchantEndpoint, Received
 from tests.psp_fixtures import WebhookReceiver
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
@@ -136,3 +137,88 @@ async def test_development_merchants_events_go_to_the_installations_endpoint(
         verify(
             secret, delivery.signature, delivery.body, now=int(time.time()), tolerance_seconds=300
         )
+
+
+def signatures(header: str) -> list[str]:
+    """The `v1` signatures of a `Paysaga-Signature` header, in the order sent."""
+    parts = [part.partition("=") for part in header.split(",")]
+    return [value for key, _, value in parts if key == "v1"]
+
+
+def signature_of(secret: str, request: Received) -> str:
+    """The `v1` signature the secret makes over this request's body and timestamp."""
+    timestamp = int(dict(part.split("=", 1) for part in request.signature.split(","))["t"])
+    (value,) = signatures(sign(secret, request.body, timestamp))
+    return value
+
+
+async def deliveries_of(endpoint: MerchantEndpoint, payment: dict[str, Any]) -> list[Received]:
+    """The payment's events as the endpoint took them (answered 200), once it has its last."""
+
+    def taken() -> list[Received]:
+        found = [
+            r
+            for r in endpoint.received()
+            if r.answered == 200 and r.event["data"]["object"].get("id") == payment["id"]
+        ]
+        types = [r.event["type"] for r in found]
+        return found if "payment.succeeded" in types else []
+
+    found: list[Received] = await eventually(taken)
+    return found
+
+
+async def test_a_rotated_webhook_secret_signs_beside_the_new_one_until_its_grace_ends(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    new_secret = "whsec_rotated_secret_9876543210"
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        before = datetime.now(UTC)
+        rotated = await merchant.ops.patch("/v1/merchant", json={"webhook_secret": new_secret})
+        assert rotated.status_code == 200, rotated.text
+        grace_ends = datetime.fromisoformat(rotated.json()["previous_webhook_secret_expires_at"])
+        assert before + timedelta(hours=23) < grace_ends < before + timedelta(hours=25)
+        during_grace = await deliveries_of(endpoint, await deposit(merchant.payments))
+
+        async with await psycopg.AsyncConnection.connect(stack.database_url) as conn:
+            await conn.execute(  # the grace has run out
+                "UPDATE merchants SET previous_webhook_secret_expires_at = now() - interval '1s'"
+                " WHERE id = %s",
+                (merchant.id,),
+            )
+        after_grace = await deliveries_of(endpoint, await deposit(merchant.payments))
+        shown = await merchant.ops.get("/v1/merchant")
+
+    for request in during_grace:
+        assert signatures(request.signature) == [
+            signature_of(new_secret, request),
+            signature_of(WEBHOOK_SECRET, request),
+        ]
+        request.verify(new_secret)
+        request.verify(WEBHOOK_SECRET)  # a receiver that has not rolled yet still verifies
+    for request in after_grace:
+        assert signatures(request.signature) == [signature_of(new_secret, request)]
+        request.verify(new_secret)
+        with pytest.raises(WebhookSignatureInvalid):
+            request.verify(WEBHOOK_SECRET)
+    assert shown.json()["previous_webhook_secret_expires_at"] is None
+
+
+async def test_a_webhook_secret_rotated_with_no_grace_stops_signing_at_once(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    new_secret = "whsec_compromised_old_0123456789"
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        rotated = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret": new_secret, "webhook_secret_grace_seconds": 0}
+        )
+        no_secret = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret_grace_seconds": 60}
+        )
+        assert rotated.status_code == 200, rotated.text
+        taken = await deliveries_of(endpoint, await deposit(merchant.payments))
+
+    assert rotated.json()["previous_webhook_secret_expires_at"] is None
+    assert no_secret.status_code == 422, no_secret.text  # a grace is for a new secret only
+    for request in taken:
+        assert signatures(request.signature) == [signature_of(new_secret, request)]
