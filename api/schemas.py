@@ -186,6 +186,9 @@ _HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}|(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9
 HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
 
 
+WEEK_SECONDS = 7 * 24 * 3600
+
+
 class MerchantCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
 
@@ -197,6 +200,8 @@ class Merchant(BaseModel):
     name: str
     webhook_url: str | None = None  # the secret is never shown
     created_at: datetime
+    # While a rotated-out secret still signs beside the new one: when it stops.
+    previous_webhook_secret_expires_at: datetime | None = None
 
 
 class MerchantUpdate(StrictBody):
@@ -205,6 +210,9 @@ class MerchantUpdate(StrictBody):
 
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
+    # How long the secret being replaced keeps signing beside the new one (default 24 h; 0:
+    # not at all, e.g. when it leaked). Only with a new `webhook_secret`.
+    webhook_secret_grace_seconds: int | None = Field(default=None, ge=0, le=WEEK_SECONDS)
 
 
 class ApiKeyCreate(StrictBody):

@@ -3,6 +3,7 @@ listed and revoked by the platform (any merchant's) or by an ops key (its own me
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -25,9 +26,20 @@ from paysaga.store import ApiKeyRow, MerchantRow
 router = APIRouter(tags=["merchants"])
 
 
+# How long a replaced webhook secret keeps signing when the merchant does not say.
+WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600
+
+
 def merchant_view(row: MerchantRow) -> Merchant:
+    grace_ends = row.previous_webhook_secret_expires_at
     return Merchant(
-        id=row.id, name=row.name, webhook_url=row.webhook_url, created_at=row.created_at
+        id=row.id,
+        name=row.name,
+        webhook_url=row.webhook_url,
+        created_at=row.created_at,
+        previous_webhook_secret_expires_at=(
+            grace_ends if grace_ends and grace_ends > datetime.now(UTC) else None
+        ),
     )
 
 
@@ -71,15 +83,27 @@ async def update_own_merchant(body: MerchantUpdate, books: MerchantView, key: Op
     """Set where the merchant's webhooks go and their signing secret (ops scope); audited.
 
     A URL needs a secret to sign with (the development merchant falls back to the
-    installation's)."""
+    installation's). A new secret signs at once; the one it replaces signs beside it for the
+    grace period, so that the merchant's receiver can take either while it rolls over."""
     current = await books.merchant()
     sent = body.model_fields_set
+    if body.webhook_secret_grace_seconds is not None and body.webhook_secret is None:
+        raise InvalidRequest("webhook_secret_grace_seconds comes with a new webhook_secret")
     url = body.webhook_url if "webhook_url" in sent else current.webhook_url
     secret = body.webhook_secret if "webhook_secret" in sent else current.webhook_secret
     if url and not secret and books.merchant_id != DEV_MERCHANT_ID:
         raise InvalidRequest("a webhook_url needs a webhook_secret to sign the webhooks with")
-    row = await books.set_webhook(url, secret)
-    detail = {"webhook_url": url, "secret_changed": "webhook_secret" in sent}
+    grace = body.webhook_secret_grace_seconds
+    row = await books.set_webhook(
+        url, secret, WEBHOOK_SECRET_GRACE_SECONDS if grace is None else grace
+    )
+    detail = {
+        "webhook_url": url,
+        "secret_changed": "webhook_secret" in sent,
+    }
+    grace_ends = merchant_view(row).previous_webhook_secret_expires_at
+    if "webhook_secret" in sent and grace_ends is not None:
+        detail["previous_secret_signs_until"] = grace_ends.isoformat()
     await books.record_ops_action(key.actor, "merchant.update", books.merchant_id, detail)
     return merchant_view(row)
 

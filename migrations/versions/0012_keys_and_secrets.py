@@ -17,7 +17,16 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # A merchant's keys, listed oldest first (GET /v1/merchant/api-keys).
     op.execute("CREATE INDEX ix_api_keys_merchant ON api_keys (merchant_id, created_at, id)")
+    # The secret a rotation replaced keeps signing, beside the new one, until it expires.
+    op.execute(
+        "ALTER TABLE merchants ADD COLUMN previous_webhook_secret text,"
+        " ADD COLUMN previous_webhook_secret_expires_at timestamptz"
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        "ALTER TABLE merchants DROP COLUMN previous_webhook_secret,"
+        " DROP COLUMN previous_webhook_secret_expires_at"
+    )
     op.execute("DROP INDEX ix_api_keys_merchant")

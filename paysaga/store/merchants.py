@@ -18,6 +18,29 @@ class MerchantRow(TableRow):
     webhook_secret: str | None
     last_event_sequence: int
     created_at: datetime
+    # The secret a rotation replaced, signing beside the new one until it expires (a grace in
+    # which the merchant's receiver rolls over); past its expiry it signs nothing.
+    previous_webhook_secret: str | None
+    previous_webhook_secret_expires_at: datetime | None
+
+
+# Every SET expression reads the row as it was: `webhook_secret` below is the one replaced.
+SET_WEBHOOK = """
+WITH sent AS (SELECT %s::text AS secret, make_interval(secs => %s) AS grace)
+UPDATE merchants m SET
+    previous_webhook_secret = CASE
+        WHEN m.webhook_secret IS NOT DISTINCT FROM sent.secret THEN m.previous_webhook_secret
+        WHEN sent.secret IS NOT NULL AND sent.grace > interval '0' THEN m.webhook_secret END,
+    previous_webhook_secret_expires_at = CASE
+        WHEN m.webhook_secret IS NOT DISTINCT FROM sent.secret
+            THEN m.previous_webhook_secret_expires_at
+        WHEN sent.secret IS NOT NULL AND sent.grace > interval '0' AND m.webhook_secret IS NOT NULL
+            THEN now() + sent.grace END,
+    webhook_url = %s,
+    webhook_secret = sent.secret
+FROM sent WHERE m.id = %s
+RETURNING m.*
+"""
 
 
 class Merchants(Tables):
@@ -44,11 +67,8 @@ class Merchants(Tables):
         return await self._one(MerchantRow, "SELECT * FROM merchants WHERE id = %s", (merchant_id,))
 
     async def set_merchant_webhook(
-        self, merchant_id: str, url: str | None, secret: str | None
+        self, merchant_id: str, url: str | None, secret: str | None, grace_seconds: float = 0
     ) -> MerchantRow | None:
-        """Set the webhook URL and secret (None: none)."""
-        return await self._one(
-            MerchantRow,
-            "UPDATE merchants SET webhook_url = %s, webhook_secret = %s WHERE id = %s RETURNING *",
-            (url, secret, merchant_id),
-        )
+        """Set the webhook URL and secret (None: none). A new secret replacing one keeps the old
+        signing for `grace_seconds` (0: not at all); an unchanged secret keeps any grace running."""
+        return await self._one(MerchantRow, SET_WEBHOOK, (secret, grace_seconds, url, merchant_id))
