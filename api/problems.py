@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
     Conflict,
+    CursorExpired,
     Forbidden,
     IdempotencyKeyInFlight,
     IdempotencyKeyMissing,
@@ -80,6 +81,7 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     ServiceUnavailable: Problem(
         503, "service_unavailable", "A dependency is unavailable; retry later"
     ),
+    CursorExpired: Problem(410, "cursor_expired", "The cursor is older than the retention"),
     WebhookSignatureInvalid: Problem(
         401, "invalid_signature", "Webhook signature verification failed"
     ),

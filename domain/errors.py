@@ -15,6 +15,7 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     ├── IdempotencyKeyReused
     ├── IdempotencyKeyInFlight
     ├── ServiceUnavailable        a dependency is down; retry later
+    ├── CursorExpired             the feed's events after the cursor were purged by retention
     ├── LedgerError               ledger/errors.py: a refusal of the ledger
     │   ├── InvalidAmount
     │   ├── InvalidCurrency
@@ -116,3 +117,8 @@ class IdempotencyKeyInFlight(PaysagaError):
 
 class ServiceUnavailable(PaysagaError):
     """A dependency (database, Temporal) is unavailable; the client may retry later."""
+
+
+class CursorExpired(PaysagaError):
+    """The events right after the feed cursor are gone (purged by retention): reading on would
+    skip them silently, so the consumer is told to resynchronise."""

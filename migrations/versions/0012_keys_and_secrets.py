@@ -1,4 +1,4 @@
-"""API keys revocable and listable, and a merchant's webhook secret that rotates with a grace period (issue 22, item 7).
+"""API keys revocable and listable, a merchant's webhook secret that rotates with a grace period, and the feed's purge mark (issue 22, item 7).
 
 Revision ID: 0012_keys_and_secrets
 Revises: 0011_disputes
@@ -22,9 +22,12 @@ def upgrade() -> None:
         "ALTER TABLE merchants ADD COLUMN previous_webhook_secret text,"
         " ADD COLUMN previous_webhook_secret_expires_at timestamptz"
     )
+    # The highest sequence retention has purged: a feed cursor below it would skip events (410).
+    op.execute("ALTER TABLE merchants ADD COLUMN events_purged_through bigint NOT NULL DEFAULT 0")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE merchants DROP COLUMN events_purged_through")
     op.execute(
         "ALTER TABLE merchants DROP COLUMN previous_webhook_secret,"
         " DROP COLUMN previous_webhook_secret_expires_at"

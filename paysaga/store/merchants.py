@@ -22,6 +22,7 @@ class MerchantRow(TableRow):
     # which the merchant's receiver rolls over); past its expiry it signs nothing.
     previous_webhook_secret: str | None
     previous_webhook_secret_expires_at: datetime | None
+    events_purged_through: int  # the highest sequence retention has purged (0: none)
 
 
 # Every SET expression reads the row as it was: `webhook_secret` below is the one replaced.
