@@ -212,13 +212,32 @@ async def test_a_webhook_secret_rotated_with_no_grace_stops_signing_at_once(
         rotated = await merchant.ops.patch(
             "/v1/merchant", json={"webhook_secret": new_secret, "webhook_secret_grace_seconds": 0}
         )
-        no_secret = await merchant.ops.patch(
-            "/v1/merchant", json={"webhook_secret_grace_seconds": 60}
-        )
         assert rotated.status_code == 200, rotated.text
         taken = await deliveries_of(endpoint, await deposit(merchant.payments))
 
     assert rotated.json()["previous_webhook_secret_expires_at"] is None
-    assert no_secret.status_code == 422, no_secret.text  # a grace is for a new secret only
     for request in taken:
         assert signatures(request.signature) == [signature_of(new_secret, request)]
+
+
+async def test_a_running_grace_is_ended_or_retimed_without_a_new_secret(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    second = {"webhook_secret": "whsec_second_secret_012345678"}
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        rotated = await merchant.ops.patch("/v1/merchant", json=second)
+        before = datetime.now(UTC)
+        retimed = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret_grace_seconds": 600}
+        )
+        ended = await merchant.ops.patch("/v1/merchant", json={"webhook_secret_grace_seconds": 0})
+        revived = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret_grace_seconds": 600}
+        )
+
+    assert rotated.json()["previous_webhook_secret_expires_at"] is not None, rotated.text
+    assert retimed.status_code == 200, retimed.text
+    grace_ends = datetime.fromisoformat(retimed.json()["previous_webhook_secret_expires_at"])
+    assert before + timedelta(minutes=9) < grace_ends < before + timedelta(minutes=11)
+    assert ended.status_code == 200 and ended.json()["previous_webhook_secret_expires_at"] is None
+    assert revived.json()["previous_webhook_secret_expires_at"] is None  # an ended grace stays so
