@@ -210,8 +210,9 @@ class MerchantUpdate(StrictBody):
 
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
-    # How long the secret being replaced keeps signing beside the new one (default 24 h; 0:
-    # not at all, e.g. when it leaked). Only with a new `webhook_secret`.
+    # How long, from now, the secret being replaced keeps signing beside the new one (default
+    # 24 h; 0: not at all, e.g. when it leaked). Without a new secret: re-times the running
+    # grace (0 ends it once the receivers have rolled over).
     webhook_secret_grace_seconds: int | None = Field(default=None, ge=0, le=WEEK_SECONDS)
 
 

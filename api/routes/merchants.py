@@ -84,26 +84,24 @@ async def update_own_merchant(body: MerchantUpdate, books: MerchantView, key: Op
 
     A URL needs a secret to sign with (the development merchant falls back to the
     installation's). A new secret signs at once; the one it replaces signs beside it for the
-    grace period, so that the merchant's receiver can take either while it rolls over."""
+    grace period, so that the merchant's receiver can take either while it rolls over; a grace
+    sent alone re-times the running one from now (0 ends it)."""
     current = await books.merchant()
     sent = body.model_fields_set
-    if body.webhook_secret_grace_seconds is not None and body.webhook_secret is None:
-        raise InvalidRequest("webhook_secret_grace_seconds comes with a new webhook_secret")
     url = body.webhook_url if "webhook_url" in sent else current.webhook_url
     secret = body.webhook_secret if "webhook_secret" in sent else current.webhook_secret
     if url and not secret and books.merchant_id != DEV_MERCHANT_ID:
         raise InvalidRequest("a webhook_url needs a webhook_secret to sign the webhooks with")
-    grace = body.webhook_secret_grace_seconds
     row = await books.set_webhook(
-        url, secret, WEBHOOK_SECRET_GRACE_SECONDS if grace is None else grace
+        url, secret, body.webhook_secret_grace_seconds, WEBHOOK_SECRET_GRACE_SECONDS
     )
     detail = {
         "webhook_url": url,
         "secret_changed": "webhook_secret" in sent,
     }
     grace_ends = merchant_view(row).previous_webhook_secret_expires_at
-    if "webhook_secret" in sent and grace_ends is not None:
-        detail["previous_secret_signs_until"] = grace_ends.isoformat()
+    if grace_ends is not None or "webhook_secret_grace_seconds" in sent:
+        detail["previous_secret_signs_until"] = grace_ends.isoformat() if grace_ends else None
     await books.record_ops_action(key.actor, "merchant.update", books.merchant_id, detail)
     return merchant_view(row)
 

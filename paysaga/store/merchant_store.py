@@ -92,10 +92,14 @@ class MerchantStore:
         return row
 
     async def set_webhook(
-        self, url: str | None, secret: str | None, grace_seconds: float = 0
+        self,
+        url: str | None,
+        secret: str | None,
+        grace_seconds: float | None,
+        default_grace_seconds: float,
     ) -> MerchantRow:
         row: MerchantRow | None = await self._store.set_merchant_webhook(
-            self.merchant_id, url, secret, grace_seconds
+            self.merchant_id, url, secret, grace_seconds, default_grace_seconds
         )
         assert row is not None
         return row

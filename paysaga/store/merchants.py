@@ -25,21 +25,33 @@ class MerchantRow(TableRow):
     events_purged_through: int  # the highest sequence retention has purged (0: none)
 
 
-# Every SET expression reads the row as it was: `webhook_secret` below is the one replaced.
+# Every SET expression reads the row as it was: `m.webhook_secret` is the one being replaced. A
+# NULL grace is "not said": the default for a rotation, no change for a running grace.
 SET_WEBHOOK = """
-WITH sent AS (SELECT %s::text AS secret, make_interval(secs => %s) AS grace)
+WITH sent AS (
+    SELECT %(secret)s::text AS secret, make_interval(secs => %(grace)s::float8) AS grace,
+        make_interval(secs => %(default_grace)s::float8) AS default_grace
+)
 UPDATE merchants m SET
     previous_webhook_secret = CASE
-        WHEN m.webhook_secret IS NOT DISTINCT FROM sent.secret THEN m.previous_webhook_secret
-        WHEN sent.secret IS NOT NULL AND sent.grace > interval '0' THEN m.webhook_secret END,
+        WHEN m.webhook_secret IS DISTINCT FROM sent.secret THEN CASE
+            WHEN sent.secret IS NOT NULL
+                AND COALESCE(sent.grace, sent.default_grace) > interval '0'
+            THEN m.webhook_secret END
+        WHEN sent.grace = interval '0' THEN NULL
+        ELSE m.previous_webhook_secret END,
     previous_webhook_secret_expires_at = CASE
-        WHEN m.webhook_secret IS NOT DISTINCT FROM sent.secret
-            THEN m.previous_webhook_secret_expires_at
-        WHEN sent.secret IS NOT NULL AND sent.grace > interval '0' AND m.webhook_secret IS NOT NULL
-            THEN now() + sent.grace END,
-    webhook_url = %s,
+        WHEN m.webhook_secret IS DISTINCT FROM sent.secret THEN CASE
+            WHEN sent.secret IS NOT NULL AND m.webhook_secret IS NOT NULL
+                AND COALESCE(sent.grace, sent.default_grace) > interval '0'
+            THEN now() + COALESCE(sent.grace, sent.default_grace) END
+        WHEN sent.grace = interval '0' THEN NULL
+        WHEN sent.grace IS NOT NULL AND m.previous_webhook_secret_expires_at > now()
+            THEN now() + sent.grace
+        ELSE m.previous_webhook_secret_expires_at END,
+    webhook_url = %(url)s,
     webhook_secret = sent.secret
-FROM sent WHERE m.id = %s
+FROM sent WHERE m.id = %(merchant_id)s
 RETURNING m.*
 """
 
@@ -68,8 +80,21 @@ class Merchants(Tables):
         return await self._one(MerchantRow, "SELECT * FROM merchants WHERE id = %s", (merchant_id,))
 
     async def set_merchant_webhook(
-        self, merchant_id: str, url: str | None, secret: str | None, grace_seconds: float = 0
+        self,
+        merchant_id: str,
+        url: str | None,
+        secret: str | None,
+        grace_seconds: float | None = None,
+        default_grace_seconds: float = 0,
     ) -> MerchantRow | None:
         """Set the webhook URL and secret (None: none). A new secret replacing one keeps the old
-        signing for `grace_seconds` (0: not at all); an unchanged secret keeps any grace running."""
-        return await self._one(MerchantRow, SET_WEBHOOK, (secret, grace_seconds, url, merchant_id))
+        signing for `grace_seconds` (None: `default_grace_seconds`; 0: not at all). With the
+        same secret, `grace_seconds` re-times a running grace from now (0 ends it)."""
+        params = {
+            "secret": secret,
+            "grace": grace_seconds,
+            "default_grace": default_grace_seconds,
+            "url": url,
+            "merchant_id": merchant_id,
+        }
+        return await self._one(MerchantRow, SET_WEBHOOK, params)
