@@ -213,7 +213,9 @@ class MerchantUpdate(StrictBody):
     # How long, from now, the secret being replaced keeps signing beside the new one (default
     # 24 h; 0: not at all, e.g. when it leaked). Without a new secret: re-times the running
     # grace (0 ends it once the receivers have rolled over).
-    webhook_secret_grace_seconds: int | None = Field(default=None, ge=0, le=WEEK_SECONDS)
+    webhook_secret_grace_seconds: float | None = Field(
+        default=None, ge=0, le=WEEK_SECONDS, strict=True, allow_inf_nan=False
+    )
 
 
 class ApiKeyCreate(StrictBody):
