@@ -62,33 +62,38 @@ class RevocationListener:
                 await self._task
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     conninfo_of(self._database_url), autocommit=True
                 )
             except (psycopg.Error, OSError):
-                log.warning("could not listen for revoked API keys; the key cache is off")
+                log.warning("cannot listen for revoked API keys: the key cache is off; retrying")
                 await asyncio.sleep(self._retry_seconds)
                 continue
             try:
                 await conn.execute(f"LISTEN {REVOKED_CHANNEL}")
-                self._conn, fd = conn, conn.fileno()
-                self._lost.clear()
-                loop.add_reader(fd, self.drain)
-                self._cache.listen(self.drain)  # empty: nothing was heard while not listening
-                try:
-                    await self._lost.wait()
-                finally:
-                    self._cache.stop_listening()
-                    loop.remove_reader(fd)
-                    self._conn = None
+                await self._hear_until_lost(conn)
             except psycopg.Error:
-                log.warning("lost the connection listening for revoked API keys; reconnecting")
+                pass  # the connection is gone: listen again on a new one
             finally:
                 await conn.close()
+            log.warning("stopped hearing revoked API keys: the key cache is off; reconnecting")
             await asyncio.sleep(self._retry_seconds)
+
+    async def _hear_until_lost(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Drain revocations as they arrive, the cache on, until the connection is lost."""
+        loop, fd = asyncio.get_running_loop(), conn.fileno()
+        self._conn = conn
+        self._lost.clear()
+        loop.add_reader(fd, self.drain)
+        self._cache.listen(self.drain)  # emptied: nothing was heard while not listening
+        try:
+            await self._lost.wait()
+        finally:
+            self._cache.stop_listening()
+            loop.remove_reader(fd)
+            self._conn = None
 
     def drain(self) -> None:
         """Evict every key whose revocation has arrived; never waits (a read of what the socket
