@@ -215,14 +215,14 @@ def merchant_store(svc: ServicesDep, key: CurrentKey) -> MerchantStore:
 MerchantData = Annotated[MerchantStore, Depends(merchant_store)]
 
 
-def merchant_view(svc: ServicesDep, key: MerchantKey) -> MerchantStore:
+def merchant_store_any_scope(svc: ServicesDep, key: MerchantKey) -> MerchantStore:
     """The tables as the caller's merchant sees them, for any of its keys: for reads, and for
     operator actions (which also ask for `OpsKey`). An ops-only key moves no money."""
     assert key.merchant_id is not None  # merchant_key refuses platform keys
     return svc.store.for_merchant(key.merchant_id)
 
 
-MerchantView = Annotated[MerchantStore, Depends(merchant_view)]
+MerchantView = Annotated[MerchantStore, Depends(merchant_store_any_scope)]
 
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
