@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -52,27 +53,53 @@ class ApiKey:
 
 @dataclass
 class KeyCache:
-    """Database keys by the sha256 of their secret, remembered for a few seconds.
+    """Database keys by the sha256 of their secret, remembered for a while off the hot path.
 
-    It keeps the hot path off the database; a revoked key is refused once its entry expires.
+    Trusted only while its process hears revocations (`api.key_revocations`): `listen` turns it
+    on with the function that reads them, which runs before every hit. `generation` moves at each
+    eviction, so that a key looked up before its revocation was heard is not remembered after it.
     """
 
     max_entries: int = 10_000
     entries: dict[str, tuple[float, ApiKey]] = field(default_factory=dict)
+    generation: int = 0
+    drain: Callable[[], None] | None = None  # None: not listening, nothing is remembered
 
     def get(self, secret_hash: str) -> ApiKey | None:
+        if self.drain is None:
+            return None
+        self.drain()  # revocations that arrived since the last request
         hit = self.entries.get(secret_hash)
         if hit is None or hit[0] <= time.monotonic():
             self.entries.pop(secret_hash, None)
             return None
         return hit[1]
 
-    def put(self, secret_hash: str, key: ApiKey, ttl_seconds: float) -> None:
-        if ttl_seconds <= 0:
+    def put(self, secret_hash: str, key: ApiKey, ttl_seconds: float, generation: int) -> None:
+        """Remember a key looked up when the cache was at `generation`, unless a revocation
+        (of any key) was heard since."""
+        if ttl_seconds <= 0 or self.drain is None or generation != self.generation:
             return
         if len(self.entries) >= self.max_entries:
             self.entries.clear()  # crude, but bounded; misses only cost a lookup
         self.entries[secret_hash] = (time.monotonic() + ttl_seconds, key)
+
+    def evict(self, key_id: str) -> None:
+        """Forget a revoked key."""
+        self.generation += 1
+        for secret_hash, (_, key) in list(self.entries.items()):
+            if key.key_id == key_id:
+                del self.entries[secret_hash]
+
+    def listen(self, drain: Callable[[], None]) -> None:
+        self.entries.clear()
+        self.generation += 1
+        self.drain = drain
+
+    def stop_listening(self) -> None:
+        self.entries.clear()
+        self.generation += 1
+        self.drain = None
 
 
 @dataclass
@@ -110,9 +137,20 @@ async def any_key(
 AnyKey = Annotated[ApiKey, Depends(any_key)]
 
 
-def current_key(key: AnyKey) -> ApiKey:
-    """A merchant's key with the `payments` scope (a platform key moves no money, reads none)."""
-    if Scope.PAYMENTS not in key.scopes or key.merchant_id is None:
+def merchant_key(key: AnyKey) -> ApiKey:
+    """A merchant's key, `payments` or `ops`: either reads the merchant's objects (a platform key
+    reads none); what else it may do is its scopes' say."""
+    if key.merchant_id is None or not key.scopes & {Scope.PAYMENTS, Scope.OPS}:
+        raise Forbidden("this call needs a merchant's key with the 'payments' or 'ops' scope")
+    return key
+
+
+MerchantKey = Annotated[ApiKey, Depends(merchant_key)]
+
+
+def current_key(key: MerchantKey) -> ApiKey:
+    """A merchant's key with the `payments` scope: the only kind that moves money."""
+    if Scope.PAYMENTS not in key.scopes:
         raise Forbidden("this key lacks the 'payments' scope")
     return key
 
@@ -133,6 +171,7 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
     key = svc.key_cache.get(secret_hash)
     if key is not None:
         return key
+    generation = svc.key_cache.generation
     try:
         row = await svc.store.find_api_key_by_hash(secret_hash)
     except psycopg.Error as exc:
@@ -140,15 +179,15 @@ async def _find_key(svc: Services, secret: str) -> ApiKey | None:
     if row is None:
         return None
     key = ApiKey(row.id, row.merchant_id, frozenset(row.scopes), key_id=row.id, name=row.name)
-    svc.key_cache.put(secret_hash, key, svc.settings.api_key_cache_seconds)
+    svc.key_cache.put(secret_hash, key, svc.settings.api_key_cache_seconds, generation)
     return key
 
 
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
-def ops_key(key: CurrentKey) -> ApiKey:
-    """A merchant's API key with the `ops` scope."""
+def ops_key(key: MerchantKey) -> ApiKey:
+    """A merchant's API key with the `ops` scope (with or without `payments`)."""
     if Scope.OPS not in key.scopes:
         raise Forbidden("this call needs a key with the 'ops' scope")
     return key
@@ -168,12 +207,22 @@ PlatformKey = Annotated[ApiKey, Depends(platform_key)]
 
 
 def merchant_store(svc: ServicesDep, key: CurrentKey) -> MerchantStore:
-    """The tables as the caller's merchant sees them: the only way routes read them."""
-    assert key.merchant_id is not None  # current_key refuses platform keys
+    """The tables as the caller's merchant sees them, for a key that moves money (`payments`)."""
+    assert key.merchant_id is not None  # merchant_key refuses platform keys
     return svc.store.for_merchant(key.merchant_id)
 
 
 MerchantData = Annotated[MerchantStore, Depends(merchant_store)]
+
+
+def merchant_store_any_scope(svc: ServicesDep, key: MerchantKey) -> MerchantStore:
+    """The tables as the caller's merchant sees them, for any of its keys: for reads, and for
+    operator actions (which also ask for `OpsKey`). An ops-only key moves no money."""
+    assert key.merchant_id is not None  # merchant_key refuses platform keys
+    return svc.store.for_merchant(key.merchant_id)
+
+
+MerchantView = Annotated[MerchantStore, Depends(merchant_store_any_scope)]
 
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:

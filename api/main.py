@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.input_guard import InputGuard
+from api.key_revocations import RevocationListener
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
@@ -67,10 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             house_owner_id=settings.house_owner_id,
         )
         await wallet_engine.start()
-        app.state.services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine)
+        services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine)
+        app.state.services = services
+        revocations = RevocationListener(settings.database_url, services.key_cache)
+        if settings.api_key_cache_seconds > 0:
+            revocations.start()  # no listener, no cache: every request looks its key up
         try:
             yield
         finally:
+            await revocations.stop()
             await wallet_engine.stop()
             await pool.close()
 

@@ -24,6 +24,7 @@ from api.deps import any_key, current_key, idempotency_key, ops_key
 from api.problems import PROBLEM_JSON, lookup
 from api.routes.codec import codec_reader
 from domain.errors import (
+    CursorExpired,
     Forbidden,
     IdempotencyKeyInFlight,
     IdempotencyKeyMissing,
@@ -62,6 +63,7 @@ TITLES = {
     403: "The API key lacks the scope for this call",
     404: "Not found",
     409: "Conflict with the current state",
+    410: "The cursor is older than the retention",
     413: "The body is too large",
     422: "The request is not valid",
     503: "A dependency is unavailable; retry later",
@@ -110,6 +112,9 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("get", "/v1/payments/{payment_id}/refunds"): {404: ["cursor_not_found"]},
     ("post", "/v1/refunds/{refund_id}/resolve"): {409: ["refund_not_requiring_intervention"]},
     ("get", "/v1/disputes"): {404: ["cursor_not_found"]},
+    ("get", "/v1/events"): _raises(CursorExpired),
+    ("get", "/v1/merchants/{merchant_id}/api-keys"): {404: ["cursor_not_found"]},
+    ("get", "/v1/merchant/api-keys"): {404: ["cursor_not_found"]},
     ("post", "/v1/disputes/{dispute_id}/evidence"): {409: ["dispute_not_open"]},
     ("post", "/v1/disputes/{dispute_id}/accept"): {409: ["dispute_not_open"]},
     ("post", "/v1/webhooks/providers/{provider}"): {

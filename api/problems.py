@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
     Conflict,
+    CursorExpired,
     Forbidden,
     IdempotencyKeyInFlight,
     IdempotencyKeyMissing,
@@ -86,6 +87,7 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     PersonalDataUnreadable: Problem(
         503, "personal_data_unreadable", "Stored personal data cannot be read"
     ),
+    CursorExpired: Problem(410, "cursor_expired", "The cursor is older than the retention"),
     WebhookSignatureInvalid: Problem(
         401, "invalid_signature", "Webhook signature verification failed"
     ),

@@ -197,6 +197,9 @@ HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
+WEEK_SECONDS = 7 * 24 * 3600
+
+
 class MerchantCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
 
@@ -208,6 +211,8 @@ class Merchant(BaseModel):
     name: str
     webhook_url: str | None = None  # the secret is never shown
     created_at: datetime
+    # While a rotated-out secret still signs beside the new one: when it stops.
+    previous_webhook_secret_expires_at: datetime | None = None
 
 
 class MerchantUpdate(StrictBody):
@@ -216,6 +221,12 @@ class MerchantUpdate(StrictBody):
 
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=255)
+    # How long, from now, the secret being replaced keeps signing beside the new one (default
+    # 24 h; 0: not at all, e.g. when it leaked). Without a new secret: re-times the running
+    # grace (0 ends it once the receivers have rolled over).
+    webhook_secret_grace_seconds: float | None = Field(
+        default=None, ge=0, le=WEEK_SECONDS, strict=True, allow_inf_nan=False
+    )
 
     @field_validator("webhook_url")
     @classmethod
@@ -232,6 +243,9 @@ class MerchantUpdate(StrictBody):
 
 
 class ApiKeyCreate(StrictBody):
+    """`payments` moves money and reads; `ops` reads and takes the operator's actions (reviews,
+    resolutions, disputes, blocks, the merchant's settings) but moves no money on its own."""
+
     scopes: list[Literal["payments", "ops"]] = Field(min_length=1, max_length=2)
     name: str = Field(default="", max_length=200)
 
@@ -243,6 +257,23 @@ class ApiKeyCreated(BaseModel):
     merchant_id: str
     secret: str
     scopes: list[str]
+
+
+class ApiKeyView(BaseModel):
+    """A key as listed: never its secret, only the secret's first characters (`prefix`)."""
+
+    id: str
+    merchant_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKeyView]
+    has_more: bool
 
 
 class Event(BaseModel):

@@ -16,6 +16,7 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     ├── IdempotencyKeyInFlight
     ├── ServiceUnavailable        a dependency is down; retry later
     ├── PersonalDataUnreadable    paysaga/personal_data.py: a sealed value does not open
+    ├── CursorExpired             the feed's events after the cursor were purged by retention
     ├── LedgerError               ledger/errors.py: a refusal of the ledger
     │   ├── InvalidAmount
     │   ├── InvalidCurrency
@@ -117,3 +118,8 @@ class IdempotencyKeyInFlight(PaysagaError):
 
 class ServiceUnavailable(PaysagaError):
     """A dependency (database, Temporal) is unavailable; the client may retry later."""
+
+
+class CursorExpired(PaysagaError):
+    """The events right after the feed cursor are gone (purged by retention): reading on would
+    skip them silently, so the consumer is told to resynchronise."""

@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform"]),
     }
     # Keys made by `paysaga keys create` live (hashed) in the database; the API remembers a
-    # looked-up key this long, so a revoked key may keep working for up to this many seconds.
+    # looked-up key this long. A revocation reaches every API process at once (LISTEN/NOTIFY,
+    # see api.key_revocations), so this only bounds memory; 0 looks every key up each request.
     api_key_cache_seconds: float = 30.0
     idempotency_key_ttl_hours: int = 24
     # The game wallet's writers, each with its own connection: batches commit in parallel, a

@@ -5,7 +5,8 @@ deliver-webhooks` runs it alone); they share `event_deliveries` through leases (
 `paysaga.store.deliveries`). A merchant's events go one at a time in sequence order; merchants go
 side by side, so one slow endpoint holds up its own events only. The body is the event exactly
 as `GET /v1/events` shows it, signed like the providers' webhooks (`Paysaga-Signature:
-t=<unix>,v1=<HMAC-SHA256 of "t.body">`), with `Paysaga-Event-Id` and `Paysaga-Event-Sequence`
+t=<unix>,v1=<HMAC-SHA256 of "t.body">`, and a second `v1` by the secret a rotation replaced, for
+its grace period), with `Paysaga-Event-Id` and `Paysaga-Event-Sequence`
 so that a receiver can drop a duplicate before it parses the body.
 
 An answer that says the request itself is wrong (a 4xx other than 408 and 429) is final: the
@@ -55,6 +56,7 @@ class Endpoint:
 
     url: str
     secret: str
+    previous_secret: str | None = None  # rotated out, still signing during its grace
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def endpoint_of(delivery: ClaimedDelivery, settings: Settings) -> Endpoint | str
         return "the merchant has no webhook_url"
     if not secret:
         return "the merchant has a webhook_url but no webhook_secret: nothing is sent unsigned"
-    return Endpoint(url, secret)
+    return Endpoint(url, secret, delivery.previous_webhook_secret)
 
 
 def retry_delay(
@@ -88,12 +90,16 @@ def retry_delay(
     return uniform(ceiling / 2, ceiling)
 
 
-def request_of(delivery: ClaimedDelivery, secret: str, now: int) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a delivery, signed at `now` (unix seconds)."""
+def request_of(
+    delivery: ClaimedDelivery, endpoint: Endpoint, now: int
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a delivery, signed at `now` (unix seconds) with the endpoint's
+    secret and, during a rotation's grace, the one it replaced."""
     body = delivery.body.encode()
+    previous = (endpoint.previous_secret,) if endpoint.previous_secret else ()
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(secret, body, now),
+        SIGNATURE_HEADER: sign(endpoint.secret, body, now, *previous),
         EVENT_ID_HEADER: delivery.event_id,
         EVENT_SEQUENCE_HEADER: str(delivery.sequence),
     }
@@ -214,7 +220,7 @@ class WebhookDispatcher:
 
     async def send(self, delivery: ClaimedDelivery, endpoint: Endpoint) -> Answer:
         """POST the event; never raises for what the merchant's side does."""
-        body, headers = request_of(delivery, endpoint.secret, int(time.time()))
+        body, headers = request_of(delivery, endpoint, int(time.time()))
         try:
             response = await self._http.post(
                 endpoint.url,

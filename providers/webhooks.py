@@ -40,9 +40,12 @@ def _mac(secret: str, body: bytes, timestamp: int) -> str:
     return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The `Sandbox-Signature` header value for `body` sent at `timestamp` (unix seconds)."""
-    return f"t={timestamp},v1={_mac(secret, body, timestamp)}"
+def sign(secret: str, body: bytes, timestamp: int, *previous_secrets: str) -> str:
+    """The `Sandbox-Signature` header value for `body` sent at `timestamp` (unix seconds): one
+    `v1` per secret, the current one first, so that a receiver verifies with either during a
+    rotation (as Stripe does)."""
+    signatures = ",".join(f"v1={_mac(s, body, timestamp)}" for s in (secret, *previous_secrets))
+    return f"t={timestamp},{signatures}"
 
 
 def verify(secret: str, header: str, body: bytes, *, now: int, tolerance_seconds: int) -> None:

@@ -6,7 +6,7 @@ import secrets
 
 from fastapi import APIRouter
 
-from api.deps import MerchantData, ServicesDep
+from api.deps import MerchantData, MerchantView, ServicesDep
 from api.schemas import Balance, BalanceList, Customer, CustomerCreate
 from domain.errors import Conflict, NotFound
 from ledger.models import AccountKind, CurrencyBalance
@@ -32,7 +32,7 @@ async def create_customer(body: CustomerCreate, books: MerchantData) -> Customer
 
 
 @router.get("/{customer_id}", response_model=Customer)
-async def get_customer(customer_id: str, books: MerchantData) -> Customer:
+async def get_customer(customer_id: str, books: MerchantView) -> Customer:
     """One customer."""
     row = await books.get_customer(customer_id)
     if row is None:
@@ -41,7 +41,7 @@ async def get_customer(customer_id: str, books: MerchantData) -> Customer:
 
 
 @router.get("/{customer_id}/balances", response_model=BalanceList)
-async def get_balances(customer_id: str, svc: ServicesDep, books: MerchantData) -> BalanceList:
+async def get_balances(customer_id: str, svc: ServicesDep, books: MerchantView) -> BalanceList:
     """The customer's wallet balances, one per currency: posted, held and available, and what
     the customer owes (`receivable`)."""
     if await books.get_customer(customer_id) is None:

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import failures
-from api.deps import ApiKey, MerchantData, OpsKey, Services, ServicesDep
+from api.deps import ApiKey, MerchantView, OpsKey, Services, ServicesDep
 from api.routes.payments import UPDATE_RPC_TIMEOUT
 from api.sagas import saga_timings
 from api.schemas import Dispute, DisputeEvidence, DisputeList
@@ -42,7 +42,7 @@ def dispute_from_row(row: DisputeRow) -> Dispute:
 
 @router.get("", response_model=DisputeList)
 async def list_disputes(
-    books: MerchantData,
+    books: MerchantView,
     payment_id: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -58,7 +58,7 @@ async def list_disputes(
 
 
 @router.get("/{dispute_id}", response_model=Dispute)
-async def get_dispute(dispute_id: str, books: MerchantData) -> Dispute:
+async def get_dispute(dispute_id: str, books: MerchantView) -> Dispute:
     """One dispute; its id is also its Temporal workflow id."""
     row = await books.get_dispute(dispute_id)
     if row is None:
@@ -68,7 +68,7 @@ async def get_dispute(dispute_id: str, books: MerchantData) -> Dispute:
 
 @router.post("/{dispute_id}/evidence", response_model=Dispute)
 async def submit_evidence(
-    dispute_id: str, body: DisputeEvidence, svc: ServicesDep, books: MerchantData, key: OpsKey
+    dispute_id: str, body: DisputeEvidence, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Dispute:
     """Contest a dispute in `needs_response` (ops scope): forwarded to the provider, `under_review`."""
     answer = DisputeAnswer("evidence", body.text, operator=key.actor)
@@ -77,7 +77,7 @@ async def submit_evidence(
 
 @router.post("/{dispute_id}/accept", response_model=Dispute)
 async def accept_dispute(
-    dispute_id: str, svc: ServicesDep, books: MerchantData, key: OpsKey
+    dispute_id: str, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Dispute:
     """Accept a dispute in `needs_response` (ops scope): `lost`, the withdrawal stays."""
     return await _answer(svc, books, key, dispute_id, DisputeAnswer("accept", operator=key.actor))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 
-from api.deps import MerchantData, ServicesDep
+from api.deps import MerchantData, MerchantView, ServicesDep
 from api.schemas import Quote, QuoteCreate
 from domain.errors import NotFound
 from fx import SandboxRates, format_rate, price_quote
@@ -53,7 +53,7 @@ async def create_quote(body: QuoteCreate, svc: ServicesDep, books: MerchantData)
 
 
 @router.get("/quotes/{quote_id}", response_model=Quote)
-async def get_quote(quote_id: str, books: MerchantData) -> Quote:
+async def get_quote(quote_id: str, books: MerchantView) -> Quote:
     """One quote: its locked price, expiry, and whether a transfer used it."""
     row = await books.get_quote(quote_id)
     if row is None:

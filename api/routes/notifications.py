@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import MerchantData, OpsKey
+from api.deps import MerchantView, OpsKey
 from domain.errors import Conflict, NotFound
 from paysaga.store import DeadDeliveryRow
 
@@ -50,7 +50,7 @@ def dead_letter(row: DeadDeliveryRow) -> DeadLetter:
 
 @router.get("/dead-letters", response_model=DeadLetterList)
 async def list_dead_letters(
-    books: MerchantData,
+    books: MerchantView,
     _key: OpsKey,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(max_length=128)] = None,
@@ -61,7 +61,7 @@ async def list_dead_letters(
 
 
 @router.post("/dead-letters/{event_id}/redeliver", status_code=202, response_model=DeadLetter)
-async def redeliver(event_id: str, books: MerchantData, key: OpsKey) -> DeadLetter:
+async def redeliver(event_id: str, books: MerchantView, key: OpsKey) -> DeadLetter:
     """Send a dead-lettered event again, with a fresh 3-day retry budget (ops scope); audited."""
     row = await books.redeliver(event_id)
     if row is None:

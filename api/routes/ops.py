@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, MerchantData, OpsKey
+from api.deps import BIGINT_MAX, MerchantView, OpsKey
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
@@ -31,7 +31,7 @@ class OpsActionList(BaseModel):
 
 @router.get("/audit-log", response_model=OpsActionList)
 async def list_audit_log(
-    books: MerchantData,
+    books: MerchantView,
     _key: OpsKey,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import failures
-from api.deps import MerchantData, OpsKey, Services, ServicesDep
+from api.deps import MerchantData, MerchantView, OpsKey, Services, ServicesDep
 from api.sagas import payment_from_row, saga_timings
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
 from domain import search_attributes as sa
@@ -38,7 +38,7 @@ Status = Literal[
 
 
 @router.get("/{payment_id}", response_model=Payment)
-async def get_payment(payment_id: str, books: MerchantData) -> Payment:
+async def get_payment(payment_id: str, books: MerchantView) -> Payment:
     """One payment; its id is also its Temporal workflow id."""
     row = await books.get_payment(payment_id)
     if row is None:
@@ -48,7 +48,7 @@ async def get_payment(payment_id: str, books: MerchantData) -> Payment:
 
 @router.get("", response_model=PaymentList)
 async def list_payments(
-    books: MerchantData,
+    books: MerchantView,
     customer_id: str | None = None,
     kind: Literal["deposit", "withdrawal", "transfer"] | None = None,
     status: Status | None = None,
@@ -115,7 +115,7 @@ async def cancel_payment(payment_id: str, svc: ServicesDep, books: MerchantData)
 
 @router.post("/{payment_id}/review", response_model=Payment)
 async def review_payment(
-    payment_id: str, body: ReviewCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
+    payment_id: str, body: ReviewCreate, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Payment:
     """An operator approves or rejects a payment in `requires_review` (ops scope); audited."""
     decision = ReviewDecision(body.decision, body.reason, reviewer=key.actor)
@@ -130,7 +130,7 @@ async def review_payment(
 
 @router.post("/{payment_id}/resolve", response_model=Payment)
 async def resolve_payment(
-    payment_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
+    payment_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Payment:
     """An operator ends a payment in `requires_intervention` after checking with the provider."""
     decision = ResolveDecision(body.outcome, body.reason, operator=key.actor)

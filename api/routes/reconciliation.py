@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, MerchantData, OpsKey, ServicesDep
+from api.deps import BIGINT_MAX, MerchantView, OpsKey, ServicesDep
 from paysaga.reconciliation import ReconciliationBooks
 
 router = APIRouter(prefix="/v1/ops/reconciliation", tags=["ops"])
@@ -33,7 +33,7 @@ class MismatchList(BaseModel):
 @router.get("/mismatches", response_model=MismatchList)
 async def list_mismatches(
     svc: ServicesDep,
-    books: MerchantData,
+    books: MerchantView,
     _key: OpsKey,
     provider: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -11,7 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import IdempotencyKey, MerchantData, OpsKey, Services, ServicesDep
+from api.deps import IdempotencyKey, MerchantData, MerchantView, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.routes.payments import (
     UPDATE_RPC_TIMEOUT,
@@ -108,7 +108,7 @@ async def start_refund_saga(
 @router.get("/v1/payments/{payment_id}/refunds", response_model=RefundList)
 async def list_refunds(
     payment_id: str,
-    books: MerchantData,
+    books: MerchantView,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: str | None = None,
 ) -> RefundList:
@@ -124,7 +124,7 @@ async def list_refunds(
 
 
 @router.get("/v1/refunds/{refund_id}", response_model=Refund)
-async def get_refund(refund_id: str, books: MerchantData) -> Refund:
+async def get_refund(refund_id: str, books: MerchantView) -> Refund:
     """One refund; its id is also its Temporal workflow id."""
     row = await books.get_refund(refund_id)
     if row is None:
@@ -134,7 +134,7 @@ async def get_refund(refund_id: str, books: MerchantData) -> Refund:
 
 @router.post("/v1/refunds/{refund_id}/resolve", response_model=Refund)
 async def resolve_refund(
-    refund_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantData, key: OpsKey
+    refund_id: str, body: ResolveCreate, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Refund:
     """An operator ends a refund in `requires_intervention` after checking with the provider."""
     refund = await books.get_refund(refund_id)

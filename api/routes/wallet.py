@@ -23,7 +23,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import IdempotencyKey, MerchantData, OpsKey, Services, ServicesDep
+from api.deps import IdempotencyKey, MerchantData, MerchantView, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.problems import domain_problem
 from api.schemas import (
@@ -98,7 +98,7 @@ def _answer(decision: Decision) -> Response:
 @router.get("/v1/customers/{customer_id}/wallet", response_model=Wallet)
 async def get_wallet(
     customer_id: str,
-    books: MerchantData,
+    books: MerchantView,
     currency: Annotated[
         str,
         Query(
@@ -205,7 +205,7 @@ def bonus_summary(bonus: Bonus) -> str:
 
 
 @router.get("/v1/bonuses/{bonus_id}", response_model=Bonus)
-async def get_bonus(bonus_id: str, books: MerchantData) -> Bonus:
+async def get_bonus(bonus_id: str, books: MerchantView) -> Bonus:
     """One bonus: while active, `remaining` is the customer's bonus balance."""
     row = await books.get_bonus(bonus_id)
     if row is None:
@@ -215,7 +215,7 @@ async def get_bonus(bonus_id: str, books: MerchantData) -> Bonus:
 
 @router.post("/v1/bonuses/{bonus_id}/forfeit", response_model=Bonus)
 async def forfeit_bonus(
-    bonus_id: str, body: OpsReason, svc: ServicesDep, books: MerchantData, key: OpsKey
+    bonus_id: str, body: OpsReason, svc: ServicesDep, books: MerchantView, key: OpsKey
 ) -> Bonus:
     """An operator takes an active bonus back (ops scope); what remains returns to the funding."""
     row = await books.get_bonus(bonus_id)
@@ -261,7 +261,7 @@ async def _forfeit(
 
 @router.post("/v1/customers/{customer_id}/block", response_model=CustomerWithStatus)
 async def block_customer(
-    customer_id: str, body: OpsReason, books: MerchantData, key: OpsKey
+    customer_id: str, body: OpsReason, books: MerchantView, key: OpsKey
 ) -> CustomerWithStatus:
     """Refuse the customer's bets from now on; its wins and rollbacks are still taken (ops)."""
     return await _set_status(books, key.actor, key.name, customer_id, "blocked", body.reason)
@@ -269,7 +269,7 @@ async def block_customer(
 
 @router.post("/v1/customers/{customer_id}/unblock", response_model=CustomerWithStatus)
 async def unblock_customer(
-    customer_id: str, body: OpsReason, books: MerchantData, key: OpsKey
+    customer_id: str, body: OpsReason, books: MerchantView, key: OpsKey
 ) -> CustomerWithStatus:
     """Take the customer's bets again (ops)."""
     return await _set_status(books, key.actor, key.name, customer_id, "active", body.reason)

@@ -32,15 +32,15 @@ async def create_merchant(database_url: str, name: str) -> MerchantRow:
 
 
 async def revoke_key(database_url: str, key_id: str) -> ApiKeyRow | None:
-    """Revoke a key; None when there is no key with this id."""
+    """Revoke a key, refused at once by every API process; None when there is no such key."""
     async with await open_pool(database_url, 1, 1) as pool:
         return await Store(pool).revoke_api_key(key_id)
 
 
-async def list_keys(database_url: str) -> list[ApiKeyRow]:
-    """Every key, revoked ones included."""
+async def list_keys(database_url: str, merchant_id: str | None = None) -> list[ApiKeyRow]:
+    """Every key (or every key of one merchant), revoked ones included."""
     async with await open_pool(database_url, 1, 1) as pool:
-        return await Store(pool).list_api_keys()
+        return await Store(pool).list_api_keys(merchant_id)
 
 
 def format_keys(rows: list[ApiKeyRow]) -> str:

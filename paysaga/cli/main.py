@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke = keys_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the key's id (key_...)")
-    keys_commands.add_parser("list", help="every key: id, merchant, name, prefix, scopes, dates")
+    listing = keys_commands.add_parser(
+        "list", help="every key: id, merchant, name, prefix, scopes, dates"
+    )
+    listing.add_argument("--merchant", help="only this merchant's keys (mer_...)")
 
     commands.add_parser(
         "deliver-webhooks",
@@ -146,7 +149,7 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
         assert row.revoked_at is not None  # revoking sets it
         print(f"revoked {row.id} ({row.name}) at {row.revoked_at.isoformat()}")
         return 0
-    print(keys.format_keys(asyncio.run(keys.list_keys(database_url))))
+    print(keys.format_keys(asyncio.run(keys.list_keys(database_url, args.merchant))))
     return 0
 
 

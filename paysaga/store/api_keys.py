@@ -1,4 +1,5 @@
-"""API keys: only the sha256 of each secret is stored, never the secret."""
+"""API keys: only the sha256 of each secret is stored, never the secret; a revocation is
+announced on `REVOKED_CHANNEL` so that every API process forgets the key at once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from paysaga.store.sql import TableRow, Tables
+
+# NOTIFY channel of revocations; the payload is the revoked key's id (never its hash).
+REVOKED_CHANNEL = "api_key_revoked"
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,46 @@ class ApiKeys(Tables):
         assert row is not None
         return row
 
-    async def revoke_api_key(self, key_id: str) -> ApiKeyRow | None:
-        """Revoke a key (again: no change); None when there is no such key."""
+    async def revoke_api_key(self, key_id: str, merchant_id: str | None = None) -> ApiKeyRow | None:
+        """Revoke a key (again: no change) and tell every API process, on commit; None when there
+        is no such key, or, given a merchant, no such key of that merchant."""
         return await self._one(
             ApiKeyRow,
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
-            " WHERE id = %s RETURNING *",
-            (key_id,),
+            " WHERE id = %(id)s AND (%(merchant)s::text IS NULL OR merchant_id = %(merchant)s)"
+            " RETURNING *, pg_notify(%(channel)s, id)",
+            {"id": key_id, "merchant": merchant_id, "channel": REVOKED_CHANNEL},
         )
 
-    async def list_api_keys(self) -> list[ApiKeyRow]:
-        """Every key, revoked ones included, oldest first."""
-        return await self._all(ApiKeyRow, "SELECT * FROM api_keys ORDER BY created_at, id", ())
+    async def list_api_keys(self, merchant_id: str | None = None) -> list[ApiKeyRow]:
+        """Every key (or every key of one merchant), revoked ones included, oldest first."""
+        return await self._all(
+            ApiKeyRow,
+            "SELECT * FROM api_keys WHERE %(merchant)s::text IS NULL OR merchant_id = %(merchant)s"
+            " ORDER BY created_at, id",
+            {"merchant": merchant_id},
+        )
+
+    async def list_merchant_api_keys(
+        self, merchant_id: str, *, limit: int, starting_after: str | None
+    ) -> tuple[list[ApiKeyRow], bool]:
+        """A page of the merchant's keys, oldest first, after the key `starting_after`."""
+        rows = await self._all(
+            ApiKeyRow,
+            "SELECT * FROM api_keys WHERE merchant_id = %(merchant)s AND (%(after)s::text IS NULL"
+            " OR (created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = %(after)s))"
+            " ORDER BY created_at, id LIMIT %(limit)s",
+            {"merchant": merchant_id, "after": starting_after, "limit": limit + 1},
+        )
+        return rows[:limit], len(rows) > limit
+
+    async def get_merchant_api_key(self, merchant_id: str, key_id: str) -> ApiKeyRow | None:
+        """The merchant's key with this id, revoked or not."""
+        return await self._one(
+            ApiKeyRow,
+            "SELECT * FROM api_keys WHERE id = %s AND merchant_id = %s",
+            (key_id, merchant_id),
+        )
 
     async def find_api_key_by_hash(self, secret_hash: str) -> ApiKeyRow | None:
         """The unrevoked key whose secret has this sha256 hex."""

@@ -49,7 +49,9 @@ SET lease_until = now() + make_interval(secs => %(lease_seconds)s), updated_at =
 FROM lane, events e, merchants m
 WHERE lane.open AND d.event_id = lane.event_id AND e.id = d.event_id AND m.id = d.merchant_id
 RETURNING d.event_id, d.merchant_id, d.sequence, d.attempts, d.lease_until,
-    e.payload::text AS body, m.webhook_url, m.webhook_secret
+    e.payload::text AS body, m.webhook_url, m.webhook_secret,
+    CASE WHEN m.previous_webhook_secret_expires_at > now() THEN m.previous_webhook_secret END
+        AS previous_webhook_secret
 """
 
 # A failed attempt: try again after `delay` (never later than the give-up time), or give up when
@@ -85,6 +87,7 @@ class ClaimedDelivery(TableRow):
     body: str
     webhook_url: str | None
     webhook_secret: str | None
+    previous_webhook_secret: str | None  # a rotated-out secret still in its grace
 
 
 @dataclass(frozen=True)

@@ -154,19 +154,34 @@ SELECT * FROM event ORDER BY sequence
 """
 
 
+# The mark is the highest purged sequence, not "the oldest kept minus one": an event's time and
+# its sequence need not agree, so a purge may leave an older sequence and take a newer one.
+PURGE_EVENTS = """
+WITH purged AS (
+    DELETE FROM events WHERE id IN (
+        SELECT id FROM events WHERE created_at < now() - make_interval(days => %s) LIMIT %s
+    ) RETURNING merchant_id, sequence
+), marked AS (
+    UPDATE merchants m SET events_purged_through = GREATEST(m.events_purged_through, p.top)
+    FROM (SELECT merchant_id, max(sequence) AS top FROM purged GROUP BY merchant_id) p
+    WHERE m.id = p.merchant_id
+)
+SELECT count(*) FROM purged
+"""
+
+
 class Events(Tables):
     """The feed's reads that are not a merchant's own (those are in `MerchantStore`)."""
 
     async def purge_events(self, older_than_days: int, batch: int = 1000) -> int:
-        """Delete events (and their deliveries) older than the retention; how many went."""
+        """Delete events (and their deliveries) older than the retention, and raise each
+        merchant's purge mark in the same transaction; how many went."""
         purged = 0
         while True:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events"
-                    " WHERE created_at < now() - make_interval(days => %s) LIMIT %s)",
-                    (older_than_days, batch),
-                )
-                purged += cur.rowcount
-            if cur.rowcount < batch:
+                cur = await conn.execute(PURGE_EVENTS, (older_than_days, batch))
+                row = await cur.fetchone()
+                count = int(row[0]) if row else 0
+                purged += count
+            if count < batch:
                 return purged

@@ -91,9 +91,15 @@ class MerchantStore:
             raise LookupError(f"no merchant {self.merchant_id}")
         return row
 
-    async def set_webhook(self, url: str | None, secret: str | None) -> MerchantRow:
+    async def set_webhook(
+        self,
+        url: str | None,
+        secret: str | None,
+        grace_seconds: float | None,
+        default_grace_seconds: float,
+    ) -> MerchantRow:
         row: MerchantRow | None = await self._store.set_merchant_webhook(
-            self.merchant_id, url, secret
+            self.merchant_id, url, secret, grace_seconds, default_grace_seconds
         )
         assert row is not None
         return row

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +14,9 @@ import psycopg
 import pytest
 
 from domain.merchants import DEV_MERCHANT_ID
+from providers.webhooks import WebhookSignatureInvalid, sign
 from tests.events.api_merchants import WEBHOOK_SECRET, merchant_with_endpoint, read_feed
-from tests.events.receiver import MerchantEndpoint
+from tests.events.receiver import MerchantEndpoint, Received
 from tests.psp_fixtures import WebhookReceiver
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
@@ -137,3 +139,107 @@ async def test_development_merchants_events_go_to_no_installation_wide_endpoint(
     assert statuses == ["no_endpoint"] * len(ids)
     leaked = [d for d in webhook_receiver.deliveries() if d.provider == "merchant"]
     assert leaked == []
+
+
+def signatures(header: str) -> list[str]:
+    """The `v1` signatures of a `Paysaga-Signature` header, in the order sent."""
+    parts = [part.partition("=") for part in header.split(",")]
+    return [value for key, _, value in parts if key == "v1"]
+
+
+def signature_of(secret: str, request: Received) -> str:
+    """The `v1` signature the secret makes over this request's body and timestamp."""
+    timestamp = int(dict(part.split("=", 1) for part in request.signature.split(","))["t"])
+    (value,) = signatures(sign(secret, request.body, timestamp))
+    return value
+
+
+async def deliveries_of(endpoint: MerchantEndpoint, payment: dict[str, Any]) -> list[Received]:
+    """The payment's events as the endpoint took them (answered 200), once it has its last."""
+
+    def taken() -> list[Received]:
+        found = [
+            r
+            for r in endpoint.received()
+            if r.answered == 200 and r.event["data"]["object"].get("id") == payment["id"]
+        ]
+        types = [r.event["type"] for r in found]
+        return found if "payment.succeeded" in types else []
+
+    found: list[Received] = await eventually(taken)
+    return found
+
+
+async def test_a_rotated_webhook_secret_signs_beside_the_new_one_until_its_grace_ends(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    new_secret = "whsec_rotated_secret_9876543210"
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        before = datetime.now(UTC)
+        rotated = await merchant.ops.patch("/v1/merchant", json={"webhook_secret": new_secret})
+        assert rotated.status_code == 200, rotated.text
+        grace_ends = datetime.fromisoformat(rotated.json()["previous_webhook_secret_expires_at"])
+        assert before + timedelta(hours=23) < grace_ends < before + timedelta(hours=25)
+        during_grace = await deliveries_of(endpoint, await deposit(merchant.payments))
+
+        async with await psycopg.AsyncConnection.connect(stack.database_url) as conn:
+            await conn.execute(  # the grace has run out
+                "UPDATE merchants SET previous_webhook_secret_expires_at = now() - interval '1s'"
+                " WHERE id = %s",
+                (merchant.id,),
+            )
+        after_grace = await deliveries_of(endpoint, await deposit(merchant.payments))
+        shown = await merchant.ops.get("/v1/merchant")
+
+    for request in during_grace:
+        assert signatures(request.signature) == [
+            signature_of(new_secret, request),
+            signature_of(WEBHOOK_SECRET, request),
+        ]
+        request.verify(new_secret)
+        request.verify(WEBHOOK_SECRET)  # a receiver that has not rolled yet still verifies
+    for request in after_grace:
+        assert signatures(request.signature) == [signature_of(new_secret, request)]
+        request.verify(new_secret)
+        with pytest.raises(WebhookSignatureInvalid):
+            request.verify(WEBHOOK_SECRET)
+    assert shown.json()["previous_webhook_secret_expires_at"] is None
+
+
+async def test_a_webhook_secret_rotated_with_no_grace_stops_signing_at_once(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    new_secret = "whsec_compromised_old_0123456789"
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        rotated = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret": new_secret, "webhook_secret_grace_seconds": 0}
+        )
+        assert rotated.status_code == 200, rotated.text
+        taken = await deliveries_of(endpoint, await deposit(merchant.payments))
+
+    assert rotated.json()["previous_webhook_secret_expires_at"] is None
+    for request in taken:
+        assert signatures(request.signature) == [signature_of(new_secret, request)]
+
+
+async def test_a_running_grace_is_ended_or_retimed_without_a_new_secret(
+    stack: Stack, endpoint: MerchantEndpoint
+) -> None:
+    second = {"webhook_secret": "whsec_second_secret_012345678"}
+    async with merchant_with_endpoint(stack, endpoint.url) as merchant:
+        rotated = await merchant.ops.patch("/v1/merchant", json=second)
+        before = datetime.now(UTC)
+        retimed = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret_grace_seconds": 600}
+        )
+        ended = await merchant.ops.patch("/v1/merchant", json={"webhook_secret_grace_seconds": 0})
+        revived = await merchant.ops.patch(
+            "/v1/merchant", json={"webhook_secret_grace_seconds": 600}
+        )
+
+    assert rotated.json()["previous_webhook_secret_expires_at"] is not None, rotated.text
+    assert retimed.status_code == 200, retimed.text
+    grace_ends = datetime.fromisoformat(retimed.json()["previous_webhook_secret_expires_at"])
+    assert before + timedelta(minutes=9) < grace_ends < before + timedelta(minutes=11)
+    assert ended.status_code == 200 and ended.json()["previous_webhook_secret_expires_at"] is None
+    assert revived.json()["previous_webhook_secret_expires_at"] is None  # an ended grace stays so

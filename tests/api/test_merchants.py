@@ -31,6 +31,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 # Routes whose path parameter is not a merchant's object: the platform's and the providers'.
 NOT_A_MERCHANT_OBJECT = {
     "/v1/merchants/{merchant_id}/api-keys",
+    "/v1/merchants/{merchant_id}/api-keys/{key_id}",
     "/v1/webhooks/providers/{provider}",
 }
 # A valid body for each action that needs one, so that B reaches the lookup, not validation.
@@ -77,7 +78,7 @@ async def platform(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
     """Merchant A's objects by the path parameter that names them: a withdrawal waiting for
     review (so that every action would still be allowed to A), its customer, a quote, an event,
-    a refund of its deposit."""
+    a refund of its deposit, an API key."""
     customer = await funded_customer(api, 800_000, "EUR")
     (deposit,) = (await api.get("/v1/payments", params={"customer_id": customer["id"]})).json()[
         "data"
@@ -115,6 +116,9 @@ async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
     )
     assert bonus.status_code == 201, bonus.text
     dispute_id = await open_dispute_of_a(api, stack)
+    async with client(stack, DEV_PLATFORM_KEY) as platform:
+        key = await platform.post("/v1/merchants/mer_dev/api-keys", json={"scopes": ["payments"]})
+    assert key.status_code == 201, key.text
     return {
         "customer_id": customer["id"],
         "payment_id": withdrawal.json()["id"],
@@ -123,6 +127,7 @@ async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
         "bonus_id": bonus.json()["id"],
         "refund_id": refund.json()["id"],
         "dispute_id": dispute_id,
+        "key_id": key.json()["id"],
     }
 
 

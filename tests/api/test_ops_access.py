@@ -12,7 +12,14 @@ import pytest
 from paysaga.cli import keys
 from paysaga.database import open_pool
 from paysaga.store import Store
-from tests.stack import Stack, funded_customer, post_payment, wait_status, wait_terminal
+from tests.stack import (
+    Stack,
+    create_customer,
+    funded_customer,
+    post_payment,
+    wait_status,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -67,6 +74,52 @@ async def test_unknown_and_revoked_keys_are_refused(
     assert_problem(unknown, 401, "unauthorized")
 
 
+async def test_ops_only_key_acts_and_reads_as_an_operator_but_moves_no_money(
+    api: httpx.AsyncClient, client_with_key: ClientWithKey
+) -> None:
+    customer = await create_customer(api)
+    reason = {"reason": "chargeback pattern"}
+    deposit = {
+        "customer_id": customer["id"],
+        "amount": 1_000,
+        "currency": "EUR",
+        "payment_method": "pm_ok",
+    }
+    async with client_with_key("ops") as (ops, _key_id):
+        reads = [
+            await ops.get(path)
+            for path in (
+                "/v1/merchant",
+                "/v1/payments",
+                f"/v1/customers/{customer['id']}",
+                f"/v1/customers/{customer['id']}/balances",
+                "/v1/disputes",
+                "/v1/events",
+                "/v1/ops/audit-log",
+            )
+        ]
+        blocked = await ops.post(f"/v1/customers/{customer['id']}/block", json=reason)
+        unblocked = await ops.post(f"/v1/customers/{customer['id']}/unblock", json=reason)
+        merchant = await ops.patch("/v1/merchant", json={})
+        moved = await post_payment(ops, "/v1/deposits", deposit)
+        new_customer = await ops.post(
+            "/v1/customers",
+            json={
+                "external_id": "x",
+                "full_name": "A B",
+                "birth_date": "1990-01-01",
+                "country": "DE",
+            },
+        )
+
+    assert [r.status_code for r in reads] == [200] * len(reads), [r.text for r in reads]
+    assert (blocked.status_code, blocked.json()["status"]) == (200, "blocked")
+    assert (unblocked.status_code, unblocked.json()["status"]) == (200, "active")
+    assert merchant.status_code == 200, merchant.text
+    assert_problem(moved, 403, "forbidden")
+    assert_problem(new_customer, 403, "forbidden")
+
+
 async def test_ops_key_review_is_in_the_audit_log(
     api: httpx.AsyncClient, client_with_key: ClientWithKey
 ) -> None:
@@ -77,7 +130,7 @@ async def test_ops_key_review_is_in_the_audit_log(
     payment_id = created.json()["id"]
     await wait_status(api, payment_id, {"requires_review"})
 
-    async with client_with_key("payments", "ops") as (ops, key_id):
+    async with client_with_key("ops") as (ops, key_id):  # an operator's key moves no money
         review = {"decision": "reject", "reason": "source of funds unclear"}
         reviewed = await ops.post(f"/v1/payments/{payment_id}/review", json=review)
         assert reviewed.status_code == 200, reviewed.text

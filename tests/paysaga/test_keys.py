@@ -109,3 +109,14 @@ async def test_revoked_key_is_not_found_by_its_hash(postgres_url: str) -> None:
         assert found is not None and found.id == created.key_id
         await keys.revoke_key(postgres_url, created.key_id)
         assert await store.find_api_key_by_hash(secret_hash) is None
+
+
+async def test_cli_lists_one_merchants_keys(postgres_url: str) -> None:
+    merchant = await keys.create_merchant(postgres_url, "Brand K")
+    own = await keys.create_key(postgres_url, "till", ["ops"], merchant.id)
+    other = await keys.create_key(postgres_url, "elsewhere", ["payments"], "mer_dev")
+
+    listed = paysaga_cli(postgres_url, "keys", "list", "--merchant", merchant.id)
+
+    assert listed.returncode == 0, listed.stderr
+    assert own.key_id in listed.stdout and other.key_id not in listed.stdout
