@@ -222,6 +222,11 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 async def run_worker(settings: Settings) -> None:
     """Poll the task queue until SIGTERM or SIGINT, then finish in-flight tasks and stop."""
     refuse_default_secrets(settings)
+    # From the start: a SIGTERM while connecting stops the worker as cleanly as one while polling.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )
@@ -258,10 +263,6 @@ async def run_worker(settings: Settings) -> None:
             )
             for provider in PROVIDER_NAMES
         ]
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         logging.info("worker polling task queue %s", settings.task_queue)
         await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):

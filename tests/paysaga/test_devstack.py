@@ -24,6 +24,7 @@ class DevStack:
     """`paysaga dev` in a child process, on free ports, with its data under a test folder."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.api_port, self.psp_port = free_port(), free_port()
         self.temporal_port, self.ui_port = free_port(), free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -109,6 +110,13 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     assert len(running) >= 5  # temporal, psp, worker, api, postgres (+ its helpers)
 
     worker = next(p for p in running if "worker" in " ".join(p.cmdline()))
+    # A worker still importing dies of a SIGTERM as any process does (status -15): on a busy
+    # machine the API can answer before the worker polls, so wait for the worker to say it does.
+    worker_log = dev_stack.data_dir / "logs" / "worker-1.log"
+    deadline = time.monotonic() + 60
+    while "worker polling task queue" not in worker_log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, worker_log.read_text(errors="replace")[-2000:]
+        time.sleep(0.1)
     worker.send_signal(signal.SIGTERM)  # a worker leaves gracefully; the stack carries on
     worker.wait(30)  # not our child: its status shows in the dev stack's output below
     time.sleep(1)
