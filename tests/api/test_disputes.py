@@ -99,7 +99,9 @@ async def events_of(
         types, after = [], 0
         while True:
             page = (await api.get("/v1/events", params={"after": after, "limit": 100})).json()
-            types += [e["type"] for e in page["data"] if e["data"]["object"]["id"] == dispute_id]
+            types += [
+                e["type"] for e in page["data"] if e["data"]["object"].get("id") == dispute_id
+            ]
             if not page["has_more"]:
                 break
             after = page["data"][-1]["sequence"]
