@@ -73,12 +73,12 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the
     # development merchant (the form before merchants existed); `"merchant": null` with
-    # `["platform"]` is a platform key. The API creates the merchants named here at its start.
+    # `["platform"]` is a platform key (add "codec" for the installation's operators). The API creates the merchants named here at its start.
     api_keys: dict[str, KeyGrant] = {
         DEV_MERCHANT_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments"]),
         DEV_OPS_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments", "ops"]),
         DEV_MERCHANT_2_KEY: KeyGrant(merchant=DEV_MERCHANT_2_ID, scopes=["payments", "ops"]),
-        DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform"]),
+        DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform", "codec"]),
     }
     # Keys made by `paysaga keys create` live (hashed) in the database; the API remembers a
     # looked-up key this long, so a revoked key may keep working for up to this many seconds.
