@@ -1,0 +1,166 @@
+"""Money decisions sent straight to Temporal do not count: only those the API signed do.
+
+Whoever reaches Temporal could otherwise approve a review or resolve a payment without the ops
+scope and the audit log, or fake a provider's webhook without its HMAC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from domain.payments import ProviderEventSignal, ResolveDecision, ReviewDecision
+from paysaga.codec import data_converter
+from paysaga.settings import Settings
+from tests.stack import (
+    balance_of,
+    create_customer,
+    funded_customer,
+    post_payment,
+    wait_status,
+    wait_terminal,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FORGED_TOKEN = "0" * 64  # the shape of a real token, signed by no key of ours
+
+
+def forged(decision: Any) -> dict[str, Any]:
+    """The decision with a token no key of ours made."""
+    return {**dataclasses.asdict(decision), "token": FORGED_TOKEN}
+
+
+@pytest.fixture
+async def temporal(temporal_env: WorkflowEnvironment) -> Client:
+    """A client of the stack's Temporal that even holds the codec key: tokens still stop it."""
+    return await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=temporal_env.client.namespace,
+        data_converter=data_converter(Settings()),
+    )
+
+
+async def signal_handled(client: Client, workflow_id: str, signal_name: str) -> None:
+    """Wait until a workflow task has completed after the workflow's last `signal_name`."""
+    handle = client.get_workflow_handle(workflow_id)
+    while True:
+        events = (await handle.fetch_history()).events
+        signaled = [
+            n
+            for n, event in enumerate(events)
+            if event.HasField("workflow_execution_signaled_event_attributes")
+            and event.workflow_execution_signaled_event_attributes.signal_name == signal_name
+        ]
+        if signaled and any(
+            event.HasField("workflow_task_completed_event_attributes")
+            for event in events[signaled[-1] :]
+        ):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def deposit(api: httpx.AsyncClient, customer_id: str, amount: int, method: str) -> str:
+    body = {"customer_id": customer_id, "amount": amount, "currency": "EUR"}
+    response = await post_payment(api, "/v1/deposits", {**body, "payment_method": method})
+    assert response.status_code == 202, response.text
+    payment_id: str = response.json()["id"]
+    return payment_id
+
+
+async def test_review_sent_straight_to_temporal_is_refused(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, temporal: Client
+) -> None:
+    customer = await funded_customer(api, 600_000)
+    body = {"customer_id": customer["id"], "amount": 500_000, "currency": "EUR"}
+    created = await post_payment(api, "/v1/withdrawals", {**body, "destination": "pm_ok"})
+    assert created.status_code == 202, created.text
+    payment_id = created.json()["id"]
+    await wait_status(api, payment_id, {"requires_review"})
+    saga = temporal.get_workflow_handle(payment_id)
+    approval = ReviewDecision("approve", "straight to Temporal", reviewer="key_nobody")
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("review", approval)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("review", forged(approval))
+    still = await api.get(f"/v1/payments/{payment_id}")
+    reviewed = await ops_api.post(
+        f"/v1/payments/{payment_id}/review", json={"decision": "approve", "reason": "checked"}
+    )
+
+    assert still.json()["status"] == "requires_review"
+    assert reviewed.status_code == 200, reviewed.text
+    assert (await wait_terminal(api, payment_id))["status"] == "succeeded"
+
+
+async def test_resolve_sent_straight_to_temporal_is_refused(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, temporal: Client
+) -> None:
+    customer = await create_customer(api)
+    payment_id = await deposit(api, customer["id"], 2_500, "pm_pending_forever")
+    await wait_status(api, payment_id, {"requires_intervention"}, timeout=30)
+    saga = temporal.get_workflow_handle(payment_id)
+    resolution = ResolveDecision("succeeded", "straight to Temporal", operator="key_nobody")
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("resolve", resolution)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("resolve", forged(resolution))
+    still = await api.get(f"/v1/payments/{payment_id}")
+    untouched = await balance_of(api, customer["id"], "EUR")
+    resolved = await ops_api.post(
+        f"/v1/payments/{payment_id}/resolve",
+        json={"outcome": "succeeded", "reason": "the provider's dashboard shows it paid"},
+    )
+
+    assert still.json()["status"] == "requires_intervention"
+    assert untouched["posted"] == 0
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "succeeded"
+    assert (await balance_of(api, customer["id"], "EUR"))["posted"] == 2_500
+
+
+async def test_provider_event_signalled_straight_to_temporal_changes_nothing(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, temporal: Client
+) -> None:
+    customer = await create_customer(api)
+    payment_id = await deposit(api, customer["id"], 2_500, "pm_pending_forever")
+    await wait_status(api, payment_id, {"requires_intervention"}, timeout=30)
+    saga = temporal.get_workflow_handle(payment_id)
+    paid = ProviderEventSignal(
+        event_id="evt_forged",
+        provider="sandbox-cards",
+        operation_kind="charge",
+        idempotency_key=f"{payment_id}:charge",
+        status="succeeded",
+        sequence=99,
+        amount=2_500,
+        currency="EUR",
+    )
+
+    await saga.signal("provider_event", paid)
+    await signal_handled(temporal, payment_id, "provider_event")
+    unsigned_taken = await api.get(f"/v1/payments/{payment_id}")
+    assert unsigned_taken.json()["status"] == "requires_intervention"
+    await saga.signal("provider_event", forged(dataclasses.replace(paid, event_id="evt_forged_2")))
+    await signal_handled(temporal, payment_id, "provider_event")
+    still = await api.get(f"/v1/payments/{payment_id}")
+    untouched = await balance_of(api, customer["id"], "EUR")
+    resolved = await ops_api.post(
+        f"/v1/payments/{payment_id}/resolve", json={"outcome": "failed", "reason": "not paid"}
+    )
+
+    assert still.json()["status"] == "requires_intervention"
+    assert untouched["posted"] == 0
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["failure_code"]) == (
+        "failed",
+        "resolved_by_operator",
+    )
