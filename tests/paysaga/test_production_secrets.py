@@ -20,6 +20,7 @@ LIVE = {
     "PAYSAGA_CODEC_CURRENT_KEY_ID": "prod-1",
     "PAYSAGA_PSP_WEBHOOK_SECRETS": '{"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"}',
     "PAYSAGA_MERCHANT_WEBHOOK_SECRET": "whsec_m",
+    "PAYSAGA_DECISION_SIGNING_KEYS": json.dumps(["d" * 64]),
 }
 
 
@@ -59,13 +60,19 @@ def test_unset_environment_is_production() -> None:
     run = start("worker", {})
 
     assert run.returncode != 0
-    for variable in ("API_KEYS", "CODEC_KEYS", "PSP_WEBHOOK_SECRETS", "MERCHANT_WEBHOOK_SECRET"):
+    for variable in (
+        "API_KEYS",
+        "CODEC_KEYS",
+        "PSP_WEBHOOK_SECRETS",
+        "MERCHANT_WEBHOOK_SECRET",
+        "DECISION_SIGNING_KEYS",
+    ):
         assert f"PAYSAGA_{variable}" in run.stderr
 
 
 def test_development_said_explicitly_accepts_the_defaults() -> None:
     refuse_default_secrets(Settings(environment="development"))
-    assert len(default_secrets_in_use(Settings(environment="development"))) == 4
+    assert len(default_secrets_in_use(Settings(environment="development"))) == 5
     live = Settings(
         environment="production",
         api_keys={"sk_live_a": ["payments"]},
@@ -73,6 +80,7 @@ def test_development_said_explicitly_accepts_the_defaults() -> None:
         codec_current_key_id="prod-1",
         psp_webhook_secrets={"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"},
         merchant_webhook_secret="whsec_m",
+        decision_signing_keys=["d" * 64],
     )
     assert default_secrets_in_use(live) == []
     refuse_default_secrets(live)
