@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -11,11 +11,14 @@ from temporalio.service import RPCError
 from api.deps import Services
 from api.schemas import Payment
 from domain import search_attributes as sa
+from domain.decisions import signed
 from domain.errors import NotFound, ServiceUnavailable
 from domain.payments import DEPOSIT_WORKFLOW, PaymentKind, PaymentStatus, SagaTimings
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, PaymentRow
+
+Decision = TypeVar("Decision")
 
 TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
@@ -95,3 +98,9 @@ def saga_timings(settings: Settings) -> SagaTimings:
         # Merchant webhooks are delivered from the event feed now, never by the saga.
         merchant_webhooks=False,
     )
+
+
+def signed_decision(svc: Services, workflow_id: str, handler: str, decision: Decision) -> Decision:
+    """The decision with the API's token: a saga takes no money decision without it, so that
+    reaching Temporal is not enough to make one (domain.decisions, paysaga.decision_guard)."""
+    return signed(svc.settings.decision_signing_keys, workflow_id, handler, decision)

@@ -103,6 +103,8 @@ class ProviderEventSignal:
     # What the provider says it moved: an event is taken only if it matches the call.
     amount: int | None = None
     currency: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass
@@ -136,6 +138,8 @@ class ReviewDecision:
     decision: str  # approve or reject
     reason: str | None = None
     reviewer: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass
@@ -153,6 +157,8 @@ class ResolveDecision:
     outcome: str  # succeeded or failed
     reason: str | None = None
     operator: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass

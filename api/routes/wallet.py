@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import IdempotencyKey, MerchantData, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.problems import domain_problem
+from api.sagas import signed_decision
 from api.schemas import (
     Bonus,
     BonusCreate,
@@ -242,7 +243,11 @@ async def _forfeit(
     (its start failed and was never retried), so that an operator is never stuck."""
     handle = svc.temporal.get_workflow_handle(bonus_id)
     try:
-        await handle.execute_update("forfeit", request, rpc_timeout=UPDATE_RPC_TIMEOUT)
+        await handle.execute_update(
+            "forfeit",
+            signed_decision(svc, bonus_id, "forfeit", request),
+            rpc_timeout=UPDATE_RPC_TIMEOUT,
+        )
     except WorkflowUpdateFailedError:
         return  # refused: the bonus is expiring
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:

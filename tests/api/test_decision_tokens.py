@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from domain.payments import ProviderEventSignal, ResolveDecision, ReviewDecision
 from paysaga.codec import data_converter
-from paysaga.settings import Settings
+from paysaga.decision_guard import DecisionGuard
+from paysaga.settings import DEV_PSP_WEBHOOK_SECRETS, Settings
+from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
 from tests.stack import (
     balance_of,
     create_customer,
@@ -26,6 +32,7 @@ from tests.stack import (
     wait_status,
     wait_terminal,
 )
+from worker import WORKFLOWS
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -66,6 +73,17 @@ async def signal_handled(client: Client, workflow_id: str, signal_name: str) -> 
         await asyncio.sleep(0.05)
 
 
+async def replay_with_other_keys(temporal: Client, workflow_id: str) -> None:
+    """Replay the saga's history on a worker whose keys have all rotated since: verdicts on its
+    decisions are in the history, so the replay needs none of the keys that made them."""
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    rotated = DecisionGuard(["a key made after every decision of this saga" + "!" * 8])
+    replayer = Replayer(
+        workflows=WORKFLOWS, interceptors=[rotated], data_converter=temporal.data_converter
+    )
+    await replayer.replay_workflow(history)
+
+
 async def deposit(api: httpx.AsyncClient, customer_id: str, amount: int, method: str) -> str:
     body = {"customer_id": customer_id, "amount": amount, "currency": "EUR"}
     response = await post_payment(api, "/v1/deposits", {**body, "payment_method": method})
@@ -98,6 +116,7 @@ async def test_review_sent_straight_to_temporal_is_refused(
     assert still.json()["status"] == "requires_review"
     assert reviewed.status_code == 200, reviewed.text
     assert (await wait_terminal(api, payment_id))["status"] == "succeeded"
+    await replay_with_other_keys(temporal, payment_id)
 
 
 async def test_resolve_sent_straight_to_temporal_is_refused(
@@ -128,8 +147,10 @@ async def test_resolve_sent_straight_to_temporal_is_refused(
 
 
 async def test_provider_event_signalled_straight_to_temporal_changes_nothing(
-    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, temporal: Client
+    api: httpx.AsyncClient, temporal: Client
 ) -> None:
+    """A charge the provider still has pending: a faked `succeeded` event is ignored, unsigned
+    or forged; the provider's own signed webhook, through the API, is taken."""
     customer = await create_customer(api)
     payment_id = await deposit(api, customer["id"], 2_500, "pm_pending_forever")
     await wait_status(api, payment_id, {"requires_intervention"}, timeout=30)
@@ -153,14 +174,42 @@ async def test_provider_event_signalled_straight_to_temporal_changes_nothing(
     await signal_handled(temporal, payment_id, "provider_event")
     still = await api.get(f"/v1/payments/{payment_id}")
     untouched = await balance_of(api, customer["id"], "EUR")
-    resolved = await ops_api.post(
-        f"/v1/payments/{payment_id}/resolve", json={"outcome": "failed", "reason": "not paid"}
-    )
+    webhook = await signed_webhook(api, paid, reference=payment_id)
 
     assert still.json()["status"] == "requires_intervention"
     assert untouched["posted"] == 0
-    assert resolved.status_code == 200, resolved.text
-    assert (resolved.json()["status"], resolved.json()["failure_code"]) == (
-        "failed",
-        "resolved_by_operator",
+    assert webhook.status_code == 200, webhook.text
+    assert (await wait_terminal(api, payment_id))["status"] == "succeeded"
+    assert (await balance_of(api, customer["id"], "EUR"))["posted"] == 2_500
+    await replay_with_other_keys(temporal, payment_id)
+
+
+async def signed_webhook(
+    api: httpx.AsyncClient, event: ProviderEventSignal, *, reference: str
+) -> httpx.Response:
+    """The provider's own webhook of the event, signed with its secret, posted to the API."""
+    body = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": f"{event.operation_kind}.{event.status}",
+        "created": int(time.time()),
+        "sequence": event.sequence,
+        "data": {
+            "operation": {
+                "id": "ch_from_the_provider",
+                "kind": event.operation_kind,
+                "provider": event.provider,
+                "idempotency_key": event.idempotency_key,
+                "reference": reference,
+                "amount": event.amount,
+                "currency": event.currency,
+                "status": event.status,
+                "decline_code": None,
+            }
+        },
+    }
+    content = json.dumps(body).encode()
+    secret = DEV_PSP_WEBHOOK_SECRETS[event.provider]
+    headers = {SIGNATURE_HEADER: signature_header(secret, content, int(time.time()))}
+    return await api.post(
+        f"/v1/webhooks/providers/{event.provider}", content=content, headers=headers
     )
