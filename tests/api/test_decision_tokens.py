@@ -19,12 +19,22 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from domain.payments import ProviderEventSignal, ResolveDecision, ReviewDecision
+from domain.bonuses import ForfeitRequest
+from domain.disputes import WORKFLOW_NAME as DISPUTE_WORKFLOW_NAME
+from domain.disputes import DisputeAnswer, DisputeEventSignal, DisputeInput, dispute_id_for
+from domain.payments import (
+    ProviderEventSignal,
+    ResolveDecision,
+    ReviewDecision,
+    SagaTimings,
+)
 from paysaga.codec import data_converter
 from paysaga.decision_guard import DecisionGuard
 from paysaga.settings import DEV_PSP_WEBHOOK_SECRETS, Settings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
+from tests.api.test_disputes import deposit_of, opened, plant
 from tests.stack import (
+    Stack,
     balance_of,
     create_customer,
     funded_customer,
@@ -213,3 +223,98 @@ async def signed_webhook(
     return await api.post(
         f"/v1/webhooks/providers/{event.provider}", content=content, headers=headers
     )
+
+
+async def test_forfeit_sent_straight_to_temporal_is_refused(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, temporal: Client
+) -> None:
+    customer = await create_customer(api)
+    grant = {"amount": 500, "currency": "EUR", "wagering_multiplier": 10}
+    granted = await post_payment(
+        api, f"/v1/customers/{customer['id']}/bonuses", {**grant, "expires_in_seconds": 3600}
+    )
+    assert granted.status_code == 201, granted.text
+    bonus_id = granted.json()["id"]
+    bonus = temporal.get_workflow_handle(bonus_id)
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await bonus.execute_update("forfeit", ForfeitRequest("straight to Temporal", "key_nobody"))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await bonus.execute_update("forfeit", forged(ForfeitRequest("forged", "key_nobody")))
+    still = await api.get(f"/v1/bonuses/{bonus_id}")
+    forfeited = await ops_api.post(f"/v1/bonuses/{bonus_id}/forfeit", json={"reason": "abuse"})
+
+    assert still.json()["status"] == "active"
+    assert forfeited.status_code == 200, forfeited.text
+    assert forfeited.json()["status"] == "forfeited"
+
+
+async def test_dispute_answer_sent_straight_to_temporal_is_refused(
+    api: httpx.AsyncClient, ops_api: httpx.AsyncClient, stack: Stack, temporal: Client
+) -> None:
+    payment = await deposit_of(api, 3_000)
+    await plant(stack, payment, 3_000, "won")
+    dispute = await opened(api, payment["id"])
+    saga = temporal.get_workflow_handle(dispute["id"])
+    acceptance = DisputeAnswer("accept", operator="key_nobody")
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("respond", acceptance)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await saga.execute_update("respond", forged(acceptance))
+    still = await api.get(f"/v1/disputes/{dispute['id']}")
+    accepted = await ops_api.post(f"/v1/disputes/{dispute['id']}/accept")
+
+    assert still.json()["status"] == "needs_response"
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "lost"
+
+
+async def test_dispute_event_signalled_straight_to_temporal_opens_nothing(
+    api: httpx.AsyncClient, stack: Stack, temporal: Client
+) -> None:
+    """A chargeback the provider never reported, started with its event by whoever reaches
+    Temporal: nothing is recorded or withdrawn."""
+    payment = await deposit_of(api, 3_000)
+    provider = payment["provider"]
+    dispute_id = dispute_id_for(provider, f"dp_forged_{uuid.uuid4().hex}")
+    facts = DisputeInput(
+        dispute_id,
+        "mer_dev",
+        payment["id"],
+        payment["customer_id"],
+        "EUR",
+        provider,
+        dispute_id,
+        "house",
+        SagaTimings(),
+    )
+    event = DisputeEventSignal(
+        "evt_forged",
+        "dispute.created",
+        1,
+        "needs_response",
+        3_000,
+        "EUR",
+        0,
+        "fraudulent",
+        "2099-01-01T00:00:00+00:00",
+    )
+
+    saga = await temporal.start_workflow(
+        DISPUTE_WORKFLOW_NAME,
+        facts,
+        id=dispute_id,
+        task_queue=stack.task_queue,
+        start_signal="dispute_event",
+        start_signal_args=[event],
+    )
+    await signal_handled(temporal, dispute_id, "dispute_event")
+    await saga.signal("dispute_event", forged(dataclasses.replace(event, event_id="evt_forged_2")))
+    await signal_handled(temporal, dispute_id, "dispute_event")
+    disputes = await api.get("/v1/disputes", params={"payment_id": payment["id"]})
+    balance = await balance_of(api, payment["customer_id"], "EUR")
+    await saga.terminate("test over")
+
+    assert disputes.json()["data"] == []
+    assert balance["posted"] == 3_000
