@@ -50,9 +50,10 @@ class DecisionGuard(Interceptor):
 
     Whoever reaches Temporal can send a saga any update or signal: without this, an operator's
     review or resolution would skip the API's ops scope and audit log, and a provider event its
-    webhook's HMAC. An update is checked before it is accepted, as its validator is: validators
-    do not run on replay, so a refusal leaves nothing in the history and a rotated key cannot
-    break a replay. A signal has no validator and is always recorded: its token is checked by a
+    webhook's HMAC. An update is checked before it is accepted, with its validator (Temporal
+    runs that step only for an update that has one: every signed update must): validators do
+    not run on replay, so a refusal leaves nothing in the history and a rotated key cannot break
+    a replay. A signal has no validator and is always recorded: its token is checked by a
     local step whose answer the history keeps, so that its replay never needs the key again;
     one that fails is logged and ignored.
     """
