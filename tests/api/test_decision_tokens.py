@@ -11,6 +11,8 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,10 +32,12 @@ from domain.payments import (
 )
 from paysaga.codec import data_converter
 from paysaga.decision_guard import DecisionGuard
-from paysaga.settings import DEV_PSP_WEBHOOK_SECRETS, Settings
+from paysaga.devstack.stack import free_port
+from paysaga.settings import DEV_OPS_KEY, DEV_PSP_WEBHOOK_SECRETS, Settings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
 from tests.api.test_disputes import deposit_of, opened, plant
 from tests.stack import (
+    Service,
     Stack,
     balance_of,
     create_customer,
@@ -318,3 +322,45 @@ async def test_dispute_event_signalled_straight_to_temporal_opens_nothing(
 
     assert disputes.json()["data"] == []
     assert balance["posted"] == 3_000
+
+
+@pytest.fixture
+def api_with_other_key(stack: Stack, tmp_path: Path) -> Iterator[httpx.AsyncClient]:
+    """A second API process whose decision signing key the workers do not hold (a rotation done
+    in the wrong order): an ops client of it."""
+    port = free_port()
+    env = {
+        **stack.api.env,
+        "PAYSAGA_API_PORT": str(port),
+        "PAYSAGA_DECISION_SIGNING_KEYS": json.dumps(["a key that no worker of this stack holds"]),
+    }
+    url = f"http://127.0.0.1:{port}"
+    other = Service("api-other-key", stack.api.argv, env, tmp_path / "api.log", f"{url}/healthz")
+    other.start()
+    headers = {"Authorization": f"Bearer {DEV_OPS_KEY}"}
+    try:
+        yield httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
+    finally:
+        other.stop()
+
+
+async def test_review_signed_with_a_key_the_workers_lack_is_unavailable(
+    api: httpx.AsyncClient, api_with_other_key: httpx.AsyncClient
+) -> None:
+    customer = await funded_customer(api, 600_000)
+    body = {"customer_id": customer["id"], "amount": 500_000, "currency": "EUR"}
+    created = await post_payment(api, "/v1/withdrawals", {**body, "destination": "pm_ok"})
+    assert created.status_code == 202, created.text
+    payment_id = created.json()["id"]
+    await wait_status(api, payment_id, {"requires_review"})
+
+    async with api_with_other_key as ops:
+        reviewed = await ops.post(
+            f"/v1/payments/{payment_id}/review", json={"decision": "approve", "reason": "checked"}
+        )
+    still = await api.get(f"/v1/payments/{payment_id}")
+
+    assert reviewed.status_code == 503, reviewed.text
+    assert reviewed.json()["code"] == "service_unavailable"
+    assert "PAYSAGA_DECISION_SIGNING_KEYS" in reviewed.json()["detail"]
+    assert still.json()["status"] == "requires_review"
