@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import failures
 from api.deps import ApiKey, MerchantData, OpsKey, Services, ServicesDep
 from api.routes.payments import UPDATE_RPC_TIMEOUT
-from api.sagas import saga_timings, signed_decision
+from api.sagas import raise_if_not_signed, saga_timings, signed_decision
 from api.schemas import Dispute, DisputeEvidence, DisputeList
 from domain import search_attributes as sa
 from domain.disputes import (
@@ -98,6 +98,7 @@ async def _answer(
             rpc_timeout=UPDATE_RPC_TIMEOUT,
         )
     except WorkflowUpdateFailedError as exc:
+        raise_if_not_signed(exc)
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == failures.DISPUTE_ANSWER_FAILED:
             raise ServiceUnavailable("the provider could not be reached; retry") from exc
