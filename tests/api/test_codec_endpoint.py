@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from paysaga.cli import keys
 from paysaga.cli.main import build_parser
 from paysaga.codec import ENCODING, KEY_ID_METADATA, data_converter
+from paysaga.devstack.stack import installed_binary
 from paysaga.settings import (
     DEV_MERCHANT_2_KEY,
     DEV_MERCHANT_KEY,
@@ -241,3 +243,41 @@ async def test_cli_creates_a_platform_key_with_the_codec_scope() -> None:
     )
 
     assert (args.platform, args.scopes) == (True, ["platform", "codec"])
+
+
+async def test_temporal_cli_reads_a_history_through_the_codec_with_the_platform_key(
+    api: httpx.AsyncClient, stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    """The README's `temporal workflow show --codec-endpoint ... --codec-auth` works, with the
+    installation operator's key, and only with it."""
+    payment, customer = await started_deposit(api)
+
+    async def show(secret: str) -> tuple[int, str, str]:
+        """`temporal workflow show` as JSON: its exit status, output and errors."""
+        process = await asyncio.create_subprocess_exec(
+            installed_binary("temporal"),
+            "workflow",
+            "show",
+            "-w",
+            payment["id"],
+            "--address",
+            temporal_env.client.service_client.config.target_host,
+            "--codec-endpoint",
+            f"{stack.api_url}/codec",
+            "--codec-auth",
+            f"Bearer {secret}",
+            "-o",
+            "json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    operator, merchant = await show(DEV_PLATFORM_KEY), await show(DEV_OPS_KEY)
+
+    assert operator[0] == 0, operator[2]
+    assert customer["id"] in operator[1]
+    assert merchant[0] != 0
+    assert customer["id"] not in merchant[1]
