@@ -115,7 +115,7 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
         **_raises(WebhookSignatureInvalid, InvalidEvent),
     },
     ("post", "/codec/encode"): {422: ["codec_error"]},
-    ("post", "/codec/decode"): {422: ["codec_error", "payload_not_encrypted"]},
+    ("post", "/codec/decode"): {422: ["codec_error"]},
     ("post", "/v1/ops/notifications/dead-letters/{event_id}/redeliver"): {
         409: ["dead_letter_redelivering"]
     },

@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload
 
 from api.deps import ServicesDep, any_key, codec_key
 from domain.errors import InvalidRequest
-from paysaga.codec import ENCODING, CodecError, EncryptionCodec
+from paysaga.codec import CodecError, EncryptionCodec
 
 router = APIRouter(prefix="/codec", tags=["ops"])
 
@@ -78,13 +78,11 @@ async def decode_payloads(
 ) -> CodecPayloads:
     """Decrypt payloads with the key each names (the codec server protocol's `/decode`).
 
-    Only our ciphertext is taken: the endpoint is no general-purpose decoder (422 otherwise).
+    A payload our codec did not encrypt comes back as it is, as the protocol expects: every
+    history holds Temporal's own plaintext payloads (search attributes, local-activity and patch
+    markers, tracing headers), which the UI and the CLI send here with the rest and would fail
+    on a refusal. Returning them reveals nothing their sender does not hold.
     """
-    for payload in body.payloads:
-        if base64.b64decode(payload.metadata.get("encoding", "")) != ENCODING:
-            raise InvalidRequest(
-                "a payload is not encrypted by the paysaga codec", code="payload_not_encrypted"
-            )
     return await _apply(EncryptionCodec.from_settings(svc.settings).decode, body)
 
 

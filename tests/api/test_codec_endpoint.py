@@ -194,12 +194,14 @@ async def test_platform_key_needs_the_codec_scope(stack: Stack) -> None:
     assert operator.row.scopes == ["platform", "codec"]
 
 
-async def test_decode_refuses_a_payload_not_encrypted(codec_api: httpx.AsyncClient) -> None:
-    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"full_name": "Ada Lovelace"}')
+async def test_decode_returns_temporal_plaintext_as_it_is(codec_api: httpx.AsyncClient) -> None:
+    """Search attributes and markers are never encrypted: the UI and the CLI send them too."""
+    attribute = Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=b'"EUR"')
 
-    response = await codec_api.post("/codec/decode", json=as_json([plain]))
+    response = await codec_api.post("/codec/decode", json=as_json([attribute]))
 
-    assert_problem(response, 422, "payload_not_encrypted")
+    assert response.status_code == 200, response.text
+    assert response.json() == as_json([attribute])
 
 
 async def test_decode_payload_of_unknown_key_is_rejected(codec_api: httpx.AsyncClient) -> None:
@@ -278,6 +280,8 @@ async def test_temporal_cli_reads_a_history_through_the_codec_with_the_platform_
     operator, merchant = await show(DEV_PLATFORM_KEY), await show(DEV_OPS_KEY)
 
     assert operator[0] == 0, operator[2]
-    assert customer["id"] in operator[1]
+    started = json.loads(operator[1])["events"][0]["workflowExecutionStartedEventAttributes"]
+    [payload] = started["input"]["payloads"]
+    assert json.loads(base64.b64decode(payload["data"]))["customer_id"] == customer["id"]
     assert merchant[0] != 0
     assert customer["id"] not in merchant[1]
