@@ -35,7 +35,7 @@ from paysaga.decision_guard import DecisionGuard
 from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_OPS_KEY, DEV_PSP_WEBHOOK_SECRETS, Settings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
-from tests.api.test_disputes import deposit_of, opened, plant
+from tests.api.test_disputes import deposit_of, dispute_of, plant
 from tests.stack import (
     Service,
     Stack,
@@ -96,6 +96,20 @@ async def replay_with_other_keys(temporal: Client, workflow_id: str) -> None:
         workflows=WORKFLOWS, interceptors=[rotated], data_converter=temporal.data_converter
     )
     await replayer.replay_workflow(history)
+
+
+async def announced(api: httpx.AsyncClient, event_type: str, object_id: str) -> None:
+    """Wait until the event feed holds an event of this type about the object."""
+    after = 0
+    while True:
+        params: dict[str, str | int] = {"type": event_type, "limit": 100, "after": after}
+        page = (await api.get("/v1/events", params=params)).json()
+        if any(e["data"]["object"].get("id") == object_id for e in page["data"]):
+            return
+        if page["data"]:
+            after = page["data"][-1]["sequence"]
+        if not page["has_more"]:
+            await asyncio.sleep(0.05)
 
 
 async def deposit(api: httpx.AsyncClient, customer_id: str, amount: int, method: str) -> str:
@@ -258,7 +272,8 @@ async def test_dispute_answer_sent_straight_to_temporal_is_refused(
 ) -> None:
     payment = await deposit_of(api, 3_000)
     await plant(stack, payment, 3_000, "won")
-    dispute = await opened(api, payment["id"])
+    dispute = await dispute_of(api, payment["id"])
+    await announced(api, "dispute.created", dispute["id"])  # withdrawn: its answer is awaited
     saga = temporal.get_workflow_handle(dispute["id"])
     acceptance = DisputeAnswer("accept", operator="key_nobody")
 

@@ -110,6 +110,7 @@ def test_production_start_refuses_the_dev_codec_key() -> None:
         "api_keys": {"sk_live_x": ["payments"]},
         "psp_webhook_secrets": {"sandbox-cards": "whsec_live_a", "sandbox-bank": "whsec_live_b"},
         "merchant_webhook_secret": "whsec_live_m",
+        "decision_signing_keys": ["d" * 64],
     }
 
     with pytest.raises(RuntimeError, match="PAYSAGA_CODEC_KEYS"):
