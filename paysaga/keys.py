@@ -48,9 +48,10 @@ async def issue_key(
     """
     allowed = MERCHANT_SCOPES if merchant_id is not None else PLATFORM_SCOPES
     unknown = sorted(set(scopes) - set(allowed))
-    # A key without a merchant is a platform key (the table's check): it says so in its scopes.
-    unplaced = merchant_id is None and Scope.PLATFORM.value not in scopes
-    if unknown or not scopes or unplaced:
+    if merchant_id is None and not unknown and Scope.PLATFORM.value not in scopes:
+        # A key without a merchant is a platform key (the table's check): its scopes say so.
+        raise ValueError("a platform key carries the 'platform' scope; add 'codec' beside it")
+    if unknown or not scopes:
         whose = f"a key of {merchant_id}" if merchant_id else "a platform key"
         raise ValueError(f"the scopes of {whose} must be among {', '.join(allowed)}; got {scopes}")
     if merchant_id is not None and await store.get_merchant(merchant_id) is None:
