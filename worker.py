@@ -37,6 +37,7 @@ from activities.wallet import WalletActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
+from paysaga.decision_guard import DecisionActivities, DecisionGuard
 from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
 from paysaga.observability.tracing import setup_tracing
@@ -143,6 +144,7 @@ def activities_for(
         sweep.park_stranded,
         sweep.start_bonus_timers,
         ResolutionActivities(store, ledger).facts,
+        DecisionActivities(settings.decision_signing_keys).verify_decision,
     ]
     provider_calls: list[Callable[..., Any]] = [
         provider_activities.charge,
@@ -249,7 +251,8 @@ async def run_worker(settings: Settings) -> None:
             max_cached_workflows=settings.max_cached_workflows,
             activities=local,
             graceful_shutdown_timeout=timedelta(seconds=10),
-            interceptors=interceptors,
+            # The sagas take only the money decisions the API signed.
+            interceptors=[*interceptors, DecisionGuard(settings.decision_signing_keys)],
         )
         # One queue and slot pool per provider: a slow provider cannot starve the others.
         provider_workers = [

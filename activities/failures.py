@@ -17,6 +17,9 @@ type as a string literal, so renaming an error is a change in one place.
     ├── NOT_IN_REVIEW / REVIEW_TOO_LATE / INVALID_DECISION
     ├── NOT_REQUIRING_INTERVENTION / INVALID_OUTCOME / RESOLVE_FAILED
     └── DISPUTE_NOT_OPEN / DISPUTE_ANSWER_FAILED / INVALID_DISPUTE_ANSWER
+
+    Raised by the worker's decision guard (paysaga.decision_guard) before any validator:
+    └── DECISION_NOT_SIGNED       a money decision without the API's token (sent straight to Temporal)
 """
 
 from __future__ import annotations
@@ -45,3 +48,4 @@ RESOLVE_FAILED = "ResolveFailed"
 DISPUTE_NOT_OPEN = "DisputeNotOpen"  # the dispute no longer takes evidence or an acceptance
 DISPUTE_ANSWER_FAILED = "DisputeAnswerFailed"  # the provider could not be reached: not sent
 INVALID_DISPUTE_ANSWER = "InvalidDisputeAnswer"
+DECISION_NOT_SIGNED = "DecisionNotSigned"

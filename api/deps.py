@@ -206,6 +206,17 @@ def platform_key(key: AnyKey) -> ApiKey:
 PlatformKey = Annotated[ApiKey, Depends(platform_key)]
 
 
+def codec_key(key: AnyKey) -> ApiKey:
+    """A platform key with the `codec` scope: the installation's operator, never a merchant's.
+
+    The codec's keys are installation-wide, so a merchant's key (even `ops`) would read every
+    other merchant's customers in the Temporal histories.
+    """
+    if Scope.CODEC not in key.scopes or key.merchant_id is not None:
+        raise Forbidden("this call needs a platform key with the 'codec' scope")
+    return key
+
+
 def merchant_store(svc: ServicesDep, key: CurrentKey) -> MerchantStore:
     """The tables as the caller's merchant sees them, for a key that moves money (`payments`)."""
     assert key.merchant_id is not None  # merchant_key refuses platform keys

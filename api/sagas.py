@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities import failures
 from api.deps import Services
 from api.schemas import Payment
 from domain import search_attributes as sa
+from domain.decisions import signed
 from domain.errors import NotFound, ServiceUnavailable
 from domain.payments import DEPOSIT_WORKFLOW, PaymentKind, PaymentStatus, SagaTimings
 from paysaga.observability.metrics import PAYMENTS_STARTED
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, PaymentRow
+
+Decision = TypeVar("Decision")
 
 TERMINAL_STATUSES = {status.value for status in PaymentStatus if status.is_terminal}
 WORKFLOW_NAMES = {
@@ -93,3 +98,19 @@ def saga_timings(settings: Settings) -> SagaTimings:
         requires_intervention_after_seconds=settings.requires_intervention_after_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
     )
+
+
+def signed_decision(svc: Services, workflow_id: str, handler: str, decision: Decision) -> Decision:
+    """The decision with the API's token: a saga takes no money decision without it, so that
+    reaching Temporal is not enough to make one (domain.decisions, paysaga.decision_guard)."""
+    return signed(svc.settings.decision_signing_keys, workflow_id, handler, decision)
+
+
+def raise_if_not_signed(exc: WorkflowUpdateFailedError) -> None:
+    """A saga refused the API's own token: the workers do not hold the API's signing key."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type == failures.DECISION_NOT_SIGNED:
+        raise ServiceUnavailable(
+            "the workers refused this API's decision token: give every worker the API's"
+            " PAYSAGA_DECISION_SIGNING_KEYS (rotate workers first)"
+        ) from exc

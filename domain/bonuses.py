@@ -23,6 +23,8 @@ class ForfeitRequest:
 
     reason: str
     operator: str = ""
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass

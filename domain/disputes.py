@@ -59,6 +59,8 @@ class DisputeEventSignal:
     fee: int
     reason: str
     evidence_due_by: str  # ISO 8601 with offset
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass
@@ -83,6 +85,8 @@ class DisputeAnswer:
     action: str
     text: str = ""
     operator: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass

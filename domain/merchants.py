@@ -12,8 +12,10 @@ DEV_MERCHANT_2_ID = "mer_dev_2"
 
 class Scope(StrEnum):
     """What an API key may do: move money and read (`payments`), act as the merchant's operator
-    (`ops`), or, on a platform key that belongs to no merchant, create merchants and their keys."""
+    (`ops`), or, on a platform key that belongs to no merchant, create merchants and their keys
+    (`platform`) and decrypt Temporal payloads of every merchant through the codec (`codec`)."""
 
     PAYMENTS = "payments"
     OPS = "ops"
     PLATFORM = "platform"
+    CODEC = "codec"

@@ -102,6 +102,8 @@ class ProviderEventSignal:
     # What the provider says it moved: an event is taken only if it matches the call.
     amount: int | None = None
     currency: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass
@@ -135,6 +137,8 @@ class ReviewDecision:
     decision: str  # approve or reject
     reason: str | None = None
     reviewer: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass
@@ -152,6 +156,8 @@ class ResolveDecision:
     outcome: str  # succeeded or failed
     reason: str | None = None
     operator: str | None = None
+    # The API's HMAC over the decision (domain.decisions): a saga takes no decision without it.
+    token: str = ""
 
 
 @dataclass

@@ -13,6 +13,8 @@ from domain.merchants import Scope
 from paysaga.store import ApiKeyRow, Store
 
 MERCHANT_SCOPES = (Scope.PAYMENTS.value, Scope.OPS.value)
+# The codec decrypts every merchant's payloads: only the installation's operators hold it.
+PLATFORM_SCOPES = (Scope.PLATFORM.value, Scope.CODEC.value)
 SECRET_PREFIX = "sk_live_"
 DISPLAY_PREFIX_LENGTH = 12
 
@@ -39,12 +41,16 @@ def new_secret() -> str:
 async def issue_key(
     store: Store, merchant_id: str | None, name: str, scopes: list[str]
 ) -> CreatedKey:
-    """A new key of the merchant (`payments`, `ops`) or, with no merchant, a platform key.
+    """A new key of the merchant (`payments`, `ops`) or, with no merchant, a platform key
+    (`platform`, and `codec` for the installation's operators).
 
     ValueError for scopes that do not fit, LookupError for a merchant that does not exist.
     """
-    allowed = MERCHANT_SCOPES if merchant_id is not None else (Scope.PLATFORM.value,)
+    allowed = MERCHANT_SCOPES if merchant_id is not None else PLATFORM_SCOPES
     unknown = sorted(set(scopes) - set(allowed))
+    if merchant_id is None and not unknown and Scope.PLATFORM.value not in scopes:
+        # A key without a merchant is a platform key (the table's check): its scopes say so.
+        raise ValueError("a platform key carries the 'platform' scope; add 'codec' beside it")
     if unknown or not scopes:
         whose = f"a key of {merchant_id}" if merchant_id else "a platform key"
         raise ValueError(f"the scopes of {whose} must be among {', '.join(allowed)}; got {scopes}")

@@ -26,6 +26,8 @@ DEV_PSP_WEBHOOK_SECRETS = {
     "sandbox-bank": "whsec_sandbox_bank_dev",
 }
 DEV_MERCHANT_WEBHOOK_SECRET = "whsec_merchant_dev"
+DEV_DECISION_SIGNING_KEY = "dsk_dev_paysaga_decisions_public_key"
+DECISION_SIGNING_KEY_LENGTH_MIN = 32
 EVENT_RETENTION_DAYS_MIN = 30  # PRODUCT.md, Events: kept at least 30 days
 
 
@@ -104,12 +106,12 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the
     # development merchant (the form before merchants existed); `"merchant": null` with
-    # `["platform"]` is a platform key. The API creates the merchants named here at its start.
+    # `["platform"]` is a platform key (add "codec" for the installation's operators). The API creates the merchants named here at its start.
     api_keys: dict[str, KeyGrant] = {
         DEV_MERCHANT_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments"]),
         DEV_OPS_KEY: KeyGrant(merchant=DEV_MERCHANT_ID, scopes=["payments", "ops"]),
         DEV_MERCHANT_2_KEY: KeyGrant(merchant=DEV_MERCHANT_2_ID, scopes=["payments", "ops"]),
-        DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform"]),
+        DEV_PLATFORM_KEY: KeyGrant(merchant=None, scopes=["platform", "codec"]),
     }
     # Keys made by `paysaga keys create` live (hashed) in the database; the API remembers a
     # looked-up key this long. A revocation reaches every API process at once (LISTEN/NOTIFY,
@@ -137,6 +139,12 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = []
     # Development only: the local Temporal UI (which sends no API key) may decode from loopback.
     codec_open_to_local_ui: bool = False
+    # Money decisions sent to sagas (reviews, resolutions, dispute answers, forfeits, provider
+    # events) carry the API's HMAC (domain.decisions), so that nobody who merely reaches Temporal
+    # makes one. The API and every worker hold the same list: the first key signs, every key
+    # verifies. To rotate, give every process [new, old], then drop the old key once no request
+    # signed with it is in flight (a verdict is recorded in the histories: replays need no key).
+    decision_signing_keys: list[str] = Field([DEV_DECISION_SIGNING_KEY], min_length=1)
 
     # Sandbox PSP (the service, and the adapter that talks to it).
     psp_host: str = "127.0.0.1"
@@ -236,6 +244,16 @@ class Settings(BaseSettings):
             }
         return value
 
+    @field_validator("decision_signing_keys")
+    @classmethod
+    def _decision_keys_are_long(cls, value: list[str]) -> list[str]:
+        if any(len(key) < DECISION_SIGNING_KEY_LENGTH_MIN for key in value):
+            raise ValueError(
+                f"each decision signing key needs {DECISION_SIGNING_KEY_LENGTH_MIN} characters"
+                " or more (e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
     @field_validator("event_retention_days")
     @classmethod
     def _events_kept_as_promised(cls, value: int) -> int:
@@ -301,6 +319,8 @@ def default_secrets_in_use(settings: Settings) -> list[str]:
         found.append(f"PAYSAGA_PSP_WEBHOOK_SECRETS ({', '.join(dev_psp)})")
     if settings.merchant_webhook_secret == DEV_MERCHANT_WEBHOOK_SECRET:
         found.append("PAYSAGA_MERCHANT_WEBHOOK_SECRET")
+    if DEV_DECISION_SIGNING_KEY in settings.decision_signing_keys:
+        found.append("PAYSAGA_DECISION_SIGNING_KEYS")
     return found
 
 

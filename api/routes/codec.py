@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
-from api.deps import ServicesDep, any_key, current_key, ops_key
+from api.deps import ServicesDep, any_key, codec_key
 from domain.errors import InvalidRequest
 from paysaga.codec import CodecError, EncryptionCodec
 
@@ -46,7 +46,9 @@ async def codec_reader(
     svc: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
-    """An ops key, or (development only, when enabled) the local Temporal UI on loopback."""
+    """A platform key with the `codec` scope, or (development only, when enabled) the local
+    Temporal UI on loopback. Merchant keys, `ops` included, are refused: the codec's keys are
+    the installation's, not a merchant's."""
     settings = svc.settings
     local = request.client is not None and request.client.host in ("127.0.0.1", "::1")
     if (
@@ -56,8 +58,7 @@ async def codec_reader(
         and settings.environment == "development"
     ):
         return "local-dev-ui"
-    key = await any_key(svc, authorization)
-    return ops_key(current_key(key)).actor
+    return codec_key(await any_key(svc, authorization)).actor
 
 
 CodecReader = Annotated[str, Depends(codec_reader)]
@@ -75,7 +76,13 @@ async def encode_payloads(
 async def decode_payloads(
     body: CodecPayloads, svc: ServicesDep, _reader: CodecReader
 ) -> CodecPayloads:
-    """Decrypt payloads with the key each names (the codec server protocol's `/decode`)."""
+    """Decrypt payloads with the key each names (the codec server protocol's `/decode`).
+
+    A payload our codec did not encrypt comes back as it is, as the protocol expects: every
+    history holds Temporal's own plaintext payloads (search attributes, local-activity and patch
+    markers, tracing headers), which the UI and the CLI send here with the rest and would fail
+    on a refusal. Returning them reveals nothing their sender does not hold.
+    """
     return await _apply(EncryptionCodec.from_settings(svc.settings).decode, body)
 
 

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import failures
 from api.deps import ApiKey, MerchantView, OpsKey, Services, ServicesDep
 from api.routes.payments import UPDATE_RPC_TIMEOUT
-from api.sagas import saga_timings
+from api.sagas import raise_if_not_signed, saga_timings, signed_decision
 from api.schemas import Dispute, DisputeEvidence, DisputeList
 from domain import search_attributes as sa
 from domain.disputes import (
@@ -92,8 +92,13 @@ async def _answer(
     not_open = Conflict(f"{dispute_id} does not need a response", code="dispute_not_open")
     handle = svc.temporal.get_workflow_handle(dispute_id)
     try:
-        await handle.execute_update("respond", answer, rpc_timeout=UPDATE_RPC_TIMEOUT)
+        await handle.execute_update(
+            "respond",
+            signed_decision(svc, dispute_id, "respond", answer),
+            rpc_timeout=UPDATE_RPC_TIMEOUT,
+        )
     except WorkflowUpdateFailedError as exc:
+        raise_if_not_signed(exc)
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == failures.DISPUTE_ANSWER_FAILED:
             raise ServiceUnavailable("the provider could not be reached; retry") from exc
@@ -172,7 +177,7 @@ async def deliver_dispute_event(svc: Services, provider: str, event: ProviderDis
             static_summary=f"dispute of {event.amount} {event.currency} minor units"
             f" on {payment.id}",
             start_signal="dispute_event",
-            start_signal_args=[signal],
+            start_signal_args=[signed_decision(svc, dispute_id, "dispute_event", signal)],
         )
     except WorkflowAlreadyStartedError:
         pass  # its saga has ended: nothing about it changes any more

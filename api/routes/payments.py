@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import failures
 from api.deps import MerchantData, MerchantView, OpsKey, Services, ServicesDep
-from api.sagas import payment_from_row, saga_timings
+from api.sagas import payment_from_row, raise_if_not_signed, saga_timings, signed_decision
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
 from domain import search_attributes as sa
 from domain.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
@@ -84,10 +84,11 @@ async def _update_saga(
     if await books.get_payment(payment_id) is None:
         raise NotFound(f"no payment {payment_id}")
     handle = svc.temporal.get_workflow_handle(payment_id)
-    args = [] if arg is None else [arg]
+    args = [] if arg is None else [signed_decision(svc, payment_id, update, arg)]
     try:
         await handle.execute_update(update, args=args, rpc_timeout=UPDATE_RPC_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
+        raise_if_not_signed(exc)
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == failures.RESOLVE_FAILED:
             # Taken, then its booking failed (a compensation refused): still parked.

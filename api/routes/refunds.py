@@ -19,7 +19,7 @@ from api.routes.payments import (
     resolve_without_saga,
     saga_is_running,
 )
-from api.sagas import saga_timings
+from api.sagas import raise_if_not_signed, saga_timings, signed_decision
 from api.schemas import Refund, RefundCreate, RefundList, ResolveCreate
 from domain import search_attributes as sa
 from domain.errors import Conflict, NotFound, ServiceUnavailable
@@ -161,8 +161,13 @@ async def _update_refund_saga(
     """Send the resolve update to the refund's running saga."""
     handle = svc.temporal.get_workflow_handle(refund_id)
     try:
-        await handle.execute_update("resolve", decision, rpc_timeout=UPDATE_RPC_TIMEOUT)
+        await handle.execute_update(
+            "resolve",
+            signed_decision(svc, refund_id, "resolve", decision),
+            rpc_timeout=UPDATE_RPC_TIMEOUT,
+        )
     except WorkflowUpdateFailedError as exc:
+        raise_if_not_signed(exc)
         raise refusal from exc
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise ServiceUnavailable("the refund's saga did not answer in time; retry") from exc

@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import IdempotencyKey, MerchantData, MerchantView, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.problems import domain_problem
+from api.sagas import raise_if_not_signed, signed_decision
 from api.schemas import (
     Bonus,
     BonusCreate,
@@ -242,8 +243,13 @@ async def _forfeit(
     (its start failed and was never retried), so that an operator is never stuck."""
     handle = svc.temporal.get_workflow_handle(bonus_id)
     try:
-        await handle.execute_update("forfeit", request, rpc_timeout=UPDATE_RPC_TIMEOUT)
-    except WorkflowUpdateFailedError:
+        await handle.execute_update(
+            "forfeit",
+            signed_decision(svc, bonus_id, "forfeit", request),
+            rpc_timeout=UPDATE_RPC_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise_if_not_signed(exc)
         return  # refused: the bonus is expiring
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise ServiceUnavailable("the bonus's workflow did not answer in time; retry") from exc

@@ -10,6 +10,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ServicesDep
 from api.routes.disputes import deliver_dispute_event
+from api.sagas import signed_decision
 from domain.errors import NotFound, ServiceUnavailable
 from domain.payments import ProviderEventSignal
 from domain.refunds import refund_of_key
@@ -93,7 +94,9 @@ async def receive_provider_event(
         currency=event.currency,
     )
     try:
-        await svc.temporal.get_workflow_handle(saga_id).signal("provider_event", signal)
+        await svc.temporal.get_workflow_handle(saga_id).signal(
+            "provider_event", signed_decision(svc, saga_id, "provider_event", signal)
+        )
     except RPCError as exc:
         # A finished or unknown payment needs nothing more: acknowledge so the PSP stops retrying.
         if exc.status != RPCStatusCode.NOT_FOUND:

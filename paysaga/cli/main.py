@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope",
         dest="scopes",
         action="append",
-        choices=["payments", "ops", "platform"],
-        help="a scope of the key (repeat for several; default: payments, or platform)",
+        choices=["payments", "ops", "platform", "codec"],
+        help="a scope of the key (repeat for several; default: payments, or platform); "
+        "`codec` (platform keys only) decrypts Temporal payloads for the UI and the CLI",
     )
     revoke = keys_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the key's id (key_...)")

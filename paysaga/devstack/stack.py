@@ -248,7 +248,7 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
 
   API            {api}           (docs: {api}/docs)
   Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}
-  Codec endpoint {api}/codec     (decrypts payloads: an ops key, or the local UI)
+  Codec endpoint {api}/codec     (decrypts payloads: {DEV_PLATFORM_KEY}, or the local UI)
   Temporal gRPC  {settings.temporal_address}
   Sandbox PSP    {settings.psp_url}
   PostgreSQL     {database_url}

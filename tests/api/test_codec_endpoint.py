@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from paysaga.cli import keys
+from paysaga.cli.main import build_parser
 from paysaga.codec import ENCODING, KEY_ID_METADATA, data_converter
-from paysaga.settings import Settings
+from paysaga.devstack.stack import installed_binary
+from paysaga.settings import (
+    DEV_MERCHANT_2_KEY,
+    DEV_MERCHANT_KEY,
+    DEV_OPS_KEY,
+    DEV_PLATFORM_KEY,
+    Settings,
+)
 from tests.stack import Stack, create_customer, post_payment, wait_terminal
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 UI_ORIGIN = f"http://127.0.0.1:{Settings().temporal_ui_port}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def codec_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the codec endpoint as the installation's operator: the dev platform key,
+    which carries the `codec` scope."""
+    headers = {"Authorization": f"Bearer {DEV_PLATFORM_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
+        yield client
 
 
 async def started_deposit(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -42,6 +63,12 @@ async def start_input(client: Client, workflow_id: str) -> list[Payload]:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     return list(started.input.payloads)
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code
 
 
 def as_json(payloads: list[Payload]) -> dict[str, Any]:
@@ -91,15 +118,15 @@ async def test_history_reads_with_the_codec(
     assert deposit["customer_id"] == customer["id"]
 
 
-async def test_decode_history_payloads_with_ops_key(
+async def test_decode_history_payloads_with_codec_key(
     api: httpx.AsyncClient,
-    ops_api: httpx.AsyncClient,
+    codec_api: httpx.AsyncClient,
     temporal_env: WorkflowEnvironment,
 ) -> None:
     payment, _ = await started_deposit(api)
     payloads = await start_input(temporal_env.client, payment["id"])
 
-    response = await ops_api.post(
+    response = await codec_api.post(
         "/codec/decode", json=as_json(payloads), headers={"X-Namespace": "default"}
     )
 
@@ -109,33 +136,80 @@ async def test_decode_history_payloads_with_ops_key(
     assert json.loads(base64.b64decode(decoded["data"]))["payment_id"] == payment["id"]
 
 
-async def test_encode_then_decode_round_trip(ops_api: httpx.AsyncClient) -> None:
+async def test_encode_then_decode_round_trip(codec_api: httpx.AsyncClient) -> None:
     plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"full_name": "Ada Lovelace"}')
 
-    encoded = await ops_api.post("/codec/encode", json=as_json([plain]))
+    encoded = await codec_api.post("/codec/encode", json=as_json([plain]))
     assert encoded.status_code == 200, encoded.text
     [sealed] = encoded.json()["payloads"]
     assert b"Ada Lovelace" not in base64.b64decode(sealed["data"])
-    decoded = await ops_api.post("/codec/decode", json=encoded.json())
+    decoded = await codec_api.post("/codec/decode", json=encoded.json())
 
     assert decoded.json() == as_json([plain])
 
 
-async def test_decode_with_merchant_key_is_forbidden(api: httpx.AsyncClient, stack: Stack) -> None:
-    response = await api.post("/codec/decode", json={"payloads": []})
+@pytest.mark.parametrize("secret", [DEV_MERCHANT_KEY, DEV_OPS_KEY, DEV_MERCHANT_2_KEY])
+async def test_codec_refuses_every_merchant_key(
+    api: httpx.AsyncClient, stack: Stack, temporal_env: WorkflowEnvironment, secret: str
+) -> None:
+    """One merchant's operators never read another's customers: the codec key is installation-wide."""
+    payment, _ = await started_deposit(api)
+    payloads = await start_input(temporal_env.client, payment["id"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers) as client:
+        decoded = await client.post("/codec/decode", json=as_json(payloads))
+        encoded = await client.post("/codec/encode", json={"payloads": []})
+
+    assert_problem(decoded, 403, "forbidden")
+    assert_problem(encoded, 403, "forbidden")
+
+
+async def test_decode_without_key_is_unauthorized(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.api_url) as client:
         anonymous = await client.post("/codec/decode", json={"payloads": []})
 
-    assert response.status_code == 403
-    assert anonymous.status_code == 401
+    assert_problem(anonymous, 401, "unauthorized")
 
 
-async def test_decode_payload_of_unknown_key_is_rejected(ops_api: httpx.AsyncClient) -> None:
+async def test_platform_key_needs_the_codec_scope(stack: Stack) -> None:
+    plain = await keys.create_key(stack.database_url, "merchant admin", ["platform"], None)
+    operator = await keys.create_key(
+        stack.database_url, "installation operator", ["platform", "codec"], None
+    )
+
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        refused = await client.post(
+            "/codec/decode",
+            json={"payloads": []},
+            headers={"Authorization": f"Bearer {plain.secret}"},
+        )
+        served = await client.post(
+            "/codec/decode",
+            json={"payloads": []},
+            headers={"Authorization": f"Bearer {operator.secret}"},
+        )
+
+    assert_problem(refused, 403, "forbidden")
+    assert served.status_code == 200, served.text
+    assert operator.row.scopes == ["platform", "codec"]
+
+
+async def test_decode_returns_temporal_plaintext_as_it_is(codec_api: httpx.AsyncClient) -> None:
+    """Search attributes and markers are never encrypted: the UI and the CLI send them too."""
+    attribute = Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=b'"EUR"')
+
+    response = await codec_api.post("/codec/decode", json=as_json([attribute]))
+
+    assert response.status_code == 200, response.text
+    assert response.json() == as_json([attribute])
+
+
+async def test_decode_payload_of_unknown_key_is_rejected(codec_api: httpx.AsyncClient) -> None:
     foreign = Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: b"retired"}, data=b"x" * 40)
 
-    response = await ops_api.post("/codec/decode", json=as_json([foreign]))
+    response = await codec_api.post("/codec/decode", json=as_json([foreign]))
 
-    assert response.status_code == 422
+    assert_problem(response, 422, "codec_error")
     assert "retired" in response.json()["detail"]
 
 
@@ -163,3 +237,51 @@ async def test_cors_preflight_from_temporal_ui_is_allowed(stack: Stack) -> None:
     assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-origin" not in foreign.headers
     assert "access-control-allow-origin" not in other_route.headers
+
+
+async def test_cli_creates_a_platform_key_with_the_codec_scope() -> None:
+    args = build_parser().parse_args(
+        ["keys", "create", "--platform", "--name", "ops", "--scope", "platform", "--scope", "codec"]
+    )
+
+    assert (args.platform, args.scopes) == (True, ["platform", "codec"])
+
+
+async def test_temporal_cli_reads_a_history_through_the_codec_with_the_platform_key(
+    api: httpx.AsyncClient, stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    """The README's `temporal workflow show --codec-endpoint ... --codec-auth` works, with the
+    installation operator's key, and only with it."""
+    payment, customer = await started_deposit(api)
+
+    async def show(secret: str) -> tuple[int, str, str]:
+        """`temporal workflow show` as JSON: its exit status, output and errors."""
+        process = await asyncio.create_subprocess_exec(
+            installed_binary("temporal"),
+            "workflow",
+            "show",
+            "-w",
+            payment["id"],
+            "--address",
+            temporal_env.client.service_client.config.target_host,
+            "--codec-endpoint",
+            f"{stack.api_url}/codec",
+            "--codec-auth",
+            f"Bearer {secret}",
+            "-o",
+            "json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    operator, merchant = await show(DEV_PLATFORM_KEY), await show(DEV_OPS_KEY)
+
+    assert operator[0] == 0, operator[2]
+    started = json.loads(operator[1])["events"][0]["workflowExecutionStartedEventAttributes"]
+    [payload] = started["input"]["payloads"]
+    assert json.loads(base64.b64decode(payload["data"]))["customer_id"] == customer["id"]
+    assert merchant[0] != 0
+    assert customer["id"] not in merchant[1]

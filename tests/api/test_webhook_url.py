@@ -89,6 +89,7 @@ async def merchant_api(
         codec_current_key_id="live-1",
         data_keys={"data-live-1": base64.b64encode(os.urandom(32)).decode()},
         data_current_key_id="data-live-1",
+        decision_signing_keys=[os.urandom(32).hex()],
         psp_webhook_secrets={"sandbox-cards": "whsec_live_a", "sandbox-bank": "whsec_live_b"},
         merchant_webhook_secret="whsec_live_merchant",
     )

@@ -112,6 +112,7 @@ def test_production_start_refuses_the_dev_codec_key() -> None:
         "merchant_webhook_secret": "whsec_live_m",
         "data_keys": {"data-1": base64.b64encode(b"d" * 32).decode()},
         "data_current_key_id": "data-1",
+        "decision_signing_keys": ["d" * 64],
     }
 
     with pytest.raises(RuntimeError, match="PAYSAGA_CODEC_KEYS"):

@@ -22,6 +22,7 @@ LIVE = {
     "PAYSAGA_DATA_CURRENT_KEY_ID": "data-1",
     "PAYSAGA_PSP_WEBHOOK_SECRETS": '{"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"}',
     "PAYSAGA_MERCHANT_WEBHOOK_SECRET": "whsec_m",
+    "PAYSAGA_DECISION_SIGNING_KEYS": json.dumps(["d" * 64]),
 }
 
 
@@ -45,8 +46,7 @@ def test_production_start_with_a_default_secret_refuses_and_names_it(module: str
         if variable.endswith("_CURRENT_KEY_ID"):
             continue
         env = {k: v for k, v in LIVE.items() if k != variable}
-        if variable.endswith("_KEYS") and variable != "PAYSAGA_API_KEYS":
-            env.pop(variable.replace("_KEYS", "_CURRENT_KEY_ID"))
+        env.pop(variable.replace("_KEYS", "_CURRENT_KEY_ID"), None)  # a key set with its current id
 
         run = start(module, {**env, "PAYSAGA_ENVIRONMENT": "production"})
 
@@ -67,13 +67,14 @@ def test_unset_environment_is_production() -> None:
         "DATA_KEYS",
         "PSP_WEBHOOK_SECRETS",
         "MERCHANT_WEBHOOK_SECRET",
+        "DECISION_SIGNING_KEYS",
     ):
         assert f"PAYSAGA_{variable}" in run.stderr
 
 
 def test_development_said_explicitly_accepts_the_defaults() -> None:
     refuse_default_secrets(Settings(environment="development"))
-    assert len(default_secrets_in_use(Settings(environment="development"))) == 5
+    assert len(default_secrets_in_use(Settings(environment="development"))) == 6
     live = Settings(
         environment="production",
         api_keys={"sk_live_a": ["payments"]},
@@ -83,6 +84,7 @@ def test_development_said_explicitly_accepts_the_defaults() -> None:
         data_current_key_id="data-1",
         psp_webhook_secrets={"sandbox-cards": "whsec_a", "sandbox-bank": "whsec_b"},
         merchant_webhook_secret="whsec_m",
+        decision_signing_keys=["d" * 64],
     )
     assert default_secrets_in_use(live) == []
     refuse_default_secrets(live)

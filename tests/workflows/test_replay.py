@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from paysaga.decision_guard import DecisionGuard
+from paysaga.settings import Settings
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -42,4 +44,7 @@ def test_record_a_history_of_every_workflow() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_replay_recorded_history(path: Path) -> None:
-    await Replayer(workflows=WORKFLOWS).replay_workflow(load(path))
+    # With the worker's decision guard: a verdict on a signal is in the history (none in those
+    # recorded before the guard), and update validators do not run on replay.
+    guard = DecisionGuard(Settings().decision_signing_keys)
+    await Replayer(workflows=WORKFLOWS, interceptors=[guard]).replay_workflow(load(path))
