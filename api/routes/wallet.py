@@ -172,18 +172,10 @@ async def start_bonus_timer(
             SearchAttributePair(sa.AMOUNT_MINOR, bonus.amount),
         ]
     )
-    timer = BonusInput(
-        bonus.id,
-        merchant_id,
-        bonus.customer_id,
-        bonus.currency,
-        bonus.amount,
-        bonus.expires_at.isoformat(),
-    )
     try:
         return await temporal.start_workflow(
             "Bonus",
-            timer,
+            bonus_input(merchant_id, bonus),
             id=bonus.id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -195,6 +187,18 @@ async def start_bonus_timer(
         return None  # the first attempt of this request started it
     except RPCError as exc:
         raise ServiceUnavailable(f"could not start the bonus's workflow: {exc}") from exc
+
+
+def bonus_input(merchant_id: str, bonus: Bonus) -> BonusInput:
+    """What the bonus's workflow starts with."""
+    return BonusInput(
+        bonus.id,
+        merchant_id,
+        bonus.customer_id,
+        bonus.currency,
+        bonus.amount,
+        bonus.expires_at.isoformat(),
+    )
 
 
 def bonus_summary(bonus: Bonus) -> str:

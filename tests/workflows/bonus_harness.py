@@ -76,6 +76,15 @@ class BonusHarness:
             )
         return customer_id
 
+    async def grant_without_timer(self, customer_id: str, amount: int, lasts: timedelta) -> Bonus:
+        """Grant a bonus in the wallet only (its workflow not started)."""
+        expires_at = await self.env.get_current_time() + lasts
+        bonus_id = f"bon_{uuid.uuid4().hex[:24]}"
+        call = GrantBonus(self.merchant_id, customer_id, bonus_id, amount, "EUR", 10, expires_at)
+        decision = await self.engine.submit(call)
+        assert decision.accepted, decision.answer
+        return Bonus.model_validate(decision.answer)
+
     async def grant(
         self, customer_id: str, amount: int, multiplier: int, lasts: timedelta
     ) -> WorkflowHandle[Any, str]:

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from api.routes.wallet import bonus_input
 from domain import search_attributes as sa
 from domain.bonuses import BonusEnd, ForfeitRequest
 from tests.workflows.bonus_harness import BonusHarness
@@ -61,6 +64,32 @@ async def test_a_forfeit_ends_the_bonus_before_its_expiry(bonuses: BonusHarness)
     assert await bonuses.funding() == 0
     with pytest.raises(RPCError):  # the workflow has ended with its bonus
         await handle.execute_update("forfeit", ForfeitRequest("twice"), result_type=BonusEnd)
+
+
+async def test_a_forfeit_in_the_bonus_workflows_first_task_ends_it(bonuses: BonusHarness) -> None:
+    """A forfeit that reaches the workflow with its start (update-with-start, or a busy worker that
+    takes both in one task) finds the bonus it forfeits."""
+    customer = await bonuses.customer()
+    bonus = await bonuses.grant_without_timer(customer, 500, lasts=timedelta(days=7))
+    start: WithStartWorkflowOperation[Any, str] = WithStartWorkflowOperation(
+        "Bonus",
+        bonus_input(bonuses.merchant_id, bonus),
+        id=bonus.id,
+        task_queue=bonuses.queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=str,
+    )
+
+    ended = await bonuses.env.client.execute_update_with_start_workflow(
+        "forfeit",
+        ForfeitRequest("abuse", "ops"),
+        start_workflow_operation=start,
+        result_type=BonusEnd,
+    )
+
+    assert ended.status == "forfeited"
+    assert await (await start.workflow_handle()).result() == "forfeited"
+    assert await bonuses.bonus(bonus.id) == ("forfeited", 0)
 
 
 async def test_a_bonus_wagered_before_its_expiry_is_left_completed(bonuses: BonusHarness) -> None:
