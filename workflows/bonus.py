@@ -25,15 +25,17 @@ RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 @workflow.defn(name="Bonus")
 class BonusWorkflow:
-    def __init__(self) -> None:
-        self._bonus: BonusInput | None = None
+    @workflow.init
+    def __init__(self, bonus: BonusInput) -> None:
+        # The bonus from the start: a forfeit can come in the workflow's first task, with the
+        # start itself (update-with-start, or a busy worker taking both at once), before `run`.
+        self._bonus = bonus
         self._forfeit: ForfeitRequest | None = None
         self._expiring = False
         self._end: BonusEnd | None = None
 
     @workflow.run
     async def run(self, bonus: BonusInput) -> str:
-        self._bonus = bonus
         left = datetime.fromisoformat(bonus.expires_at) - workflow.now()
         if left > timedelta(0):
             with contextlib.suppress(TimeoutError):  # the expiry came first
@@ -68,7 +70,6 @@ class BonusWorkflow:
             raise ValueError("the bonus is expiring")
 
     async def _end_as(self, status: str, reason: str) -> BonusEnd:
-        assert self._bonus is not None
         end: BonusEnd = await workflow.execute_activity_method(
             WalletActivities.end_bonus,
             EndBonusInput(
