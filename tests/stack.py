@@ -40,7 +40,7 @@ STACK_ENV = {
     "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
     "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "1",
     "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "4",
-    "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans in each process's log, for the trace test
+    "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans on each process's stdout, for the trace test
     "PAYSAGA_DATABASE_POOL_MIN": "1",
     "PAYSAGA_DATABASE_POOL_MAX": "8",
     "PYTHONUNBUFFERED": "1",
@@ -58,14 +58,21 @@ class Service:
     ready_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def stdout_path(self) -> Path:
+        """What the process prints (the console exporter's spans); its logs are in `log_path`.
+
+        Apart, so that a span's indented JSON never sits between the log's JSON lines."""
+        return self.log_path.with_suffix(".stdout")
+
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, self.stdout_path.open("ab") as out:
             self.process = subprocess.Popen(
                 self.argv,
                 cwd=REPO_ROOT,
                 env={**os.environ, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=out,
+                stderr=log,
             )
         if self.ready_url:
             wait_until(self._ready, timeout=60, interval=0.05)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def spans(log: str) -> list[dict[str, Any]]:
-    """The spans the console exporter wrote into a process's log (indented JSON objects)."""
+    """The spans the console exporter printed (indented JSON objects)."""
     found, decoder, at = [], json.JSONDecoder(), 0
     while (at := log.find('{\n    "name": ', at)) != -1:
         span, end = decoder.raw_decode(log, at)
@@ -41,8 +41,8 @@ async def test_one_trace_spans_api_workflow_and_activities(
 
     deadline = time.monotonic() + 30  # the batch processor exports every few seconds
     while True:
-        api_spans = spans(stack.api.log_path.read_text())
-        worker_spans = spans(stack.worker.log_path.read_text())
+        api_spans = spans(stack.api.stdout_path.read_text())
+        worker_spans = spans(stack.worker.stdout_path.read_text())
         started = [
             s
             for s in api_spans
