@@ -23,6 +23,7 @@ from paysaga.settings import (
     DEV_OPS_KEY,
     DEV_PLATFORM_KEY,
     Settings,
+    get_settings,
 )
 
 # SQLite in WAL mode and faster history polling: about 2.5x the workflow throughput of the
@@ -210,6 +211,10 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
             database_url = settings.database_url
         else:
             postgres, database_url = start_embedded_postgres(data_dir / "postgres")
+        # The migrations run in this process: as the stack's own processes, in development (the
+        # data-at-rest migration would otherwise warn about sealing with the development key).
+        os.environ["PAYSAGA_ENVIRONMENT"] = "development"
+        get_settings.cache_clear()
         run_migrations(database_url)
 
         host, _, port = settings.temporal_address.rpartition(":")
