@@ -125,9 +125,8 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
 
     assert dev_stack.interrupt() == 0
     assert "worker-1 exited with status 0" in "".join(dev_stack.output)
-    assert "warning" not in "".join(
-        dev_stack.output
-    )  # the stack is development: nothing to warn of
+    # The stack is development: nothing to warn of.
+    assert "warning" not in "".join(dev_stack.output)
     psutil.wait_procs(running, timeout=10)
     assert [p.pid for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
 
