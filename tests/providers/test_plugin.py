@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.providers import ChargeInput, ProviderActivities
+from activities.providers import ChargeInput, PayoutInput, ProviderActivities
 from providers.adapter import AdapterConfig, Capabilities
 from providers.conformance import settled
 from providers.registry import build_adapter, discover_adapters
@@ -62,3 +63,20 @@ def test_unknown_adapter_refused(http: httpx.AsyncClient) -> None:
 
     with pytest.raises(ProviderConfigurationError, match="no adapter 'nowhere'"):
         build_adapter("nowhere", AdapterConfig("x", "http://psp.invalid", http, 1.0))
+
+
+async def test_payout_to_adapter_without_payouts_fails_for_good(
+    example_plugin: Path, http: httpx.AsyncClient
+) -> None:
+    adapter = build_adapter(
+        "example", AdapterConfig("example-cards", "http://psp.invalid", http, 1.0)
+    )
+    payout = PayoutInput("example-cards", "wd_1:payout", "wd_1", 700, "EUR", "acct_1")
+
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(
+            ProviderActivities({"example-cards": adapter}).payout, payout
+        )
+
+    # Final, as a rejection is: retrying an operation the adapter does not offer cannot help.
+    assert (raised.value.type, raised.value.non_retryable) == ("ProviderRequestRejected", True)
