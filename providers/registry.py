@@ -25,13 +25,16 @@ def discover_adapters() -> dict[str, AdapterFactory]:
 
 def build_adapter(adapter: str, config: AdapterConfig) -> ProviderAdapter:
     """The adapter registered as `adapter`, built for one account."""
-    factories = discover_adapters()
-    if adapter not in factories:
+    # Only the named entry point is loaded: another adapter's broken import stays its own problem.
+    found = entry_points(group=ADAPTER_GROUP, name=adapter)
+    if not found:
         # The sandbox's own entry point is missing when paysaga was not installed (pip install -e).
+        installed = sorted(entry.name for entry in entry_points(group=ADAPTER_GROUP))
         raise ProviderConfigurationError(
-            f"no adapter {adapter!r} installed (group {ADAPTER_GROUP!r}: {sorted(factories)})"
+            f"no adapter {adapter!r} installed (group {ADAPTER_GROUP!r}: {installed})"
         )
-    return factories[adapter](config)
+    factory: AdapterFactory = next(iter(found)).load()
+    return factory(config)
 
 
 def build_providers(

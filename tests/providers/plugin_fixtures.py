@@ -1,4 +1,4 @@
-"""Provider test fixtures: the example adapter package, built and installed into a temp dir."""
+"""Pytest plugin: the example adapter package (tests/providers/plugin_example), built and installed into a temp dir."""
 
 from __future__ import annotations
 
