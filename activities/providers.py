@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import failures
 from providers.base import (
+    CapabilityAbsent,
     Outcome,
     PaymentProvider,
     ProviderConfigurationError,
@@ -171,11 +172,16 @@ class ProviderActivities:
 
 @contextlib.contextmanager
 def _rejections_final() -> Iterator[None]:
-    """A request the provider rejected as invalid fails for good: retrying it cannot help."""
+    """A request the provider rejected as invalid fails for good: retrying it cannot help. So
+    does one the adapter does not offer (nothing was sent)."""
     try:
         yield
     except ProviderRequestRejected as exc:
         raise ApplicationError(str(exc), exc.code, type=REJECTED, non_retryable=True) from exc
+    except CapabilityAbsent as exc:
+        raise ApplicationError(
+            str(exc), "capability_absent", type=REJECTED, non_retryable=True
+        ) from exc
 
 
 def _raise_if_not_processed(result: ProviderResult) -> ProviderResult:

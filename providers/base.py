@@ -1,4 +1,7 @@
-"""The provider interface: outcomes of a provider call, its result, disputes, and the errors."""
+"""The provider interface's types: outcomes and their classification, results, disputes, errors.
+
+Adapter authors start at `providers.adapter`, which re-exports what they need from here.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,47 @@ from typing import Protocol
 from domain.errors import PaysagaError
 
 
+class Answer(StrEnum):
+    """How a provider's answer is classified: what failover, breakers and `requires_intervention`
+    may do after it.
+
+    | answer      | money may have moved | fail over to another provider | counts against health |
+    |-------------|----------------------|-------------------------------|-----------------------|
+    | succeeded   | yes                  | no                            | no                    |
+    | pending     | yes (outcome later)  | no                            | no                    |
+    | declined    | no (final)           | no: the customer's answer     | no                    |
+    | rejected    | no (final)           | no: the request is invalid    | no                    |
+    | unavailable | no (certainly)       | yes                           | yes                   |
+    | unknown     | maybe: read `status` | never                         | yes                   |
+    """
+
+    succeeded = "succeeded"
+    pending = "pending"
+    declined = "declined"
+    rejected = "rejected"
+    unavailable = "unavailable"
+    unknown = "unknown"
+
+    @property
+    def failover_safe(self) -> bool:
+        """Whether the provider certainly did nothing, so another one may be asked instead."""
+        return self == Answer.unavailable
+
+    @property
+    def may_have_landed(self) -> bool:
+        """Whether money may have moved: the call's outcome must then be read, never re-sent
+        elsewhere."""
+        return self in (Answer.succeeded, Answer.pending, Answer.unknown)
+
+    @property
+    def is_health_failure(self) -> bool:
+        """Whether it counts as a failure for the provider's circuit breaker: a decline or a
+        rejection is an answer, a refusal or a time-out is not."""
+        return self in (Answer.unavailable, Answer.unknown)
+
+
 class Outcome(StrEnum):
-    """What a provider call tells the saga about the money."""
+    """What a provider call tells the saga about the money (its `answer` classifies it)."""
 
     succeeded = "succeeded"
     declined = "declined"
@@ -22,6 +64,11 @@ class Outcome(StrEnum):
     unknown = "unknown"
     # Refused as invalid (e.g. an unsupported destination): certainly not processed, and final.
     rejected = "rejected"
+
+    @property
+    def answer(self) -> Answer:
+        """The classification failover and breakers act on (`not_processed` is `unavailable`)."""
+        return Answer.unavailable if self == Outcome.not_processed else Answer(self.value)
 
 
 @dataclass
@@ -126,6 +173,11 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderConfigurationError(ProviderError):
     """The provider is not configured (unknown name, or the PSP does not serve it)."""
+
+
+class CapabilityAbsent(ProviderError):
+    """The adapter does not offer this operation (authentication, payouts, disputes...): its
+    `Capabilities` say so, and nothing was sent to the provider."""
 
 
 class WebhookSignatureInvalid(ProviderError):

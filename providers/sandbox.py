@@ -6,14 +6,24 @@ for a 4xx refusal, `ProviderUnavailable` for network trouble, 429 and 5xx).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from domain.money import CURRENCY_EXPONENTS
+from providers.adapter import (
+    AdapterConfig,
+    Capabilities,
+    CustomerAuthentication,
+    ProviderAdapter,
+    header_value,
+)
 from providers.base import (
     SETTLEMENT_DIRECTIONS,
+    CapabilityAbsent,
     DisputeState,
     DisputeStatus,
     Outcome,
@@ -23,6 +33,23 @@ from providers.base import (
     ProviderResult,
     ProviderUnavailable,
     SettlementLine,
+)
+from providers.webhooks import (
+    SIGNATURE_HEADER,
+    ProviderDisputeEvent,
+    ProviderEvent,
+    parse_any_event,
+    verify,
+)
+
+# Both sandbox providers take every token on every currency paysaga knows (failover needs it).
+SANDBOX_CAPABILITIES = Capabilities(
+    methods=frozenset({"card", "bank"}),
+    currencies=frozenset(CURRENCY_EXPONENTS),
+    payouts=True,
+    refunds=True,
+    disputes=True,
+    authentication=False,
 )
 
 _STATUS_OUTCOMES = {
@@ -47,6 +74,34 @@ class SandboxProvider:
     def name(self) -> str:
         """The provider's name, as in webhook paths and settings."""
         return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the sandbox serves: everything but customer authentication."""
+        return SANDBOX_CAPABILITIES
+
+    async def authenticate(
+        self, *, idempotency_key: str, return_url: str
+    ) -> CustomerAuthentication:
+        """The sandbox does not authenticate customers (yet): `CapabilityAbsent`."""
+        raise CapabilityAbsent(f"{self._name} does not authenticate customers")
+
+    def verify_webhook(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        secret: str,
+        now: int,
+        tolerance_seconds: int,
+    ) -> None:
+        """Check the `Sandbox-Signature` header (HMAC-SHA256 over `timestamp.body`)."""
+        signature = header_value(headers, SIGNATURE_HEADER)
+        verify(secret, signature, body, now=now, tolerance_seconds=tolerance_seconds)
+
+    def parse_webhook(self, body: bytes) -> ProviderEvent | ProviderDisputeEvent:
+        """An operation's or a dispute's event, as `providers.webhooks` reads them."""
+        return parse_any_event(body)
 
     async def charge(
         self,
@@ -267,3 +322,9 @@ def _error_code(response: httpx.Response) -> str:
 
 def _error_message(response: httpx.Response) -> str:
     return str(_error_body(response).get("message", ""))
+
+
+def sandbox_adapter(config: AdapterConfig) -> ProviderAdapter:
+    """The `sandbox` entry point: the account's name is the sandbox provider's
+    (`sandbox-cards`, `sandbox-bank`), the endpoint the sandbox PSP's URL."""
+    return SandboxProvider(config.name, config.endpoint, config.http, config.timeout_seconds)
