@@ -133,7 +133,8 @@ def open_breakers(stack: Stack, *providers: str) -> None:
         for provider in providers:
             conn.execute(
                 "INSERT INTO provider_health (provider_account, state, recent, opened_at)"
-                " VALUES (%s, 'open', 'fffff', now())",
+                " VALUES (%s, 'open', 'fffff', now()) ON CONFLICT (provider_account) DO UPDATE"
+                " SET state = 'open', recent = 'fffff', opened_at = now()",
                 (provider,),
             )
 
