@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from paysaga.database import run_migrations
 from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
+from tests.api.test_observability import sample
 from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess
 from tests.stack import (
     STACK_ENV,
@@ -58,6 +59,7 @@ def breaker_stack(
     )
     psp.start()
     task_queue = f"paysaga-breakers-{uuid.uuid4()}"
+    worker_metrics = f"127.0.0.1:{free_port()}"
     env = {
         **STACK_ENV,
         "PAYSAGA_BREAKER_MINIMUM_CALLS": "5",
@@ -68,7 +70,7 @@ def breaker_stack(
         "PAYSAGA_PSP_URL": psp.url,
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_DATA_DIR": str(logs),
-        "PAYSAGA_WORKER_METRICS_ADDRESS": "",
+        "PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics,
         "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "",
     }
     worker = Service("worker", [sys.executable, "-m", "worker"], env, logs / "worker.log")
@@ -76,6 +78,7 @@ def breaker_stack(
         "api", [sys.executable, "-m", "api"], env, logs / "api.log", ready_url=f"{api_url}/healthz"
     )
     the_stack = Stack(api_url, database_url, task_queue, psp, api, worker)
+    the_stack.worker_metrics_url = f"http://{worker_metrics}/metrics"
     try:
         worker.start()
         api.start()
@@ -185,6 +188,22 @@ async def test_provider_down_opens_its_breaker_is_skipped_then_probed_and_closed
         assert (paid["status"], paid["provider"]) == ("succeeded", CARDS)
     assert calls_received(breaker_stack, CARDS) == refused_so_far + 3
     assert health(breaker_stack, CARDS)["state"] == "closed"
+
+
+async def test_worker_metrics_show_breaker_state_and_calls(
+    bapi: httpx.AsyncClient, breaker_stack: Stack
+) -> None:
+    customer = await create_customer(bapi)
+    set_mode(breaker_stack, CARDS, "down")
+
+    for _ in range(2):
+        assert (await deposit(bapi, customer, "pm_ok"))["provider"] == BANK
+
+    page = (await bapi.get(breaker_stack.worker_metrics_url)).text
+    assert sample(page, "paysaga_provider_breaker_state", provider_account=CARDS) == 2  # open
+    assert sample(page, "paysaga_provider_breaker_state", provider_account=BANK) == 0  # closed
+    skipped = sample(page, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped")
+    assert (skipped or 0) >= 1
 
 
 async def test_failed_probe_opens_the_breaker_again(
