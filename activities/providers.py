@@ -29,6 +29,10 @@ OUTCOME_PENDING = failures.PROVIDER_OUTCOME_PENDING
 REJECTED = failures.PROVIDER_REJECTED
 # In the details of a NOT_PROCESSED failure: the account was skipped, open this long still.
 BREAKER_OPEN_SECONDS_LEFT = "breaker_open_seconds_left"
+# On the worker's metrics endpoint: the breaker state this worker last saw, and calls by outcome.
+BREAKER_STATE = "paysaga_provider_breaker_state"
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+PROVIDER_CALLS_TOTAL = "paysaga_provider_calls_total"
 
 
 @dataclass
@@ -205,6 +209,7 @@ class ProviderActivities:
             return await call()
         admission = await self._breakers.admit(account)
         if not admission.admitted:
+            _count_call(account, "skipped", "open")
             raise ApplicationError(
                 f"{account} is skipped: its circuit breaker is open",
                 {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
@@ -214,10 +219,25 @@ class ProviderActivities:
         try:
             result = await call()
         except ProviderRequestRejected:
-            await self._breakers.record(account, ANSWERED, probe=admission.probe)
+            state = await self._breakers.record(account, ANSWERED, probe=admission.probe)
+            _count_call(account, "answered", state)
             raise
-        await self._breakers.record(account, call_mark(result.outcome), probe=admission.probe)
+        mark = call_mark(result.outcome)
+        state = await self._breakers.record(account, mark, probe=admission.probe)
+        _count_call(account, "answered" if mark == ANSWERED else "unavailable", state)
         return result
+
+
+def _count_call(account: str, outcome: str, state: str) -> None:
+    """Count a call by outcome (answered, unavailable, skipped) and show the breaker's state."""
+    meter = activity.metric_meter()
+    labels = {"provider_account": account}
+    meter.create_counter(PROVIDER_CALLS_TOTAL, "Provider calls, by outcome.").add(
+        1, {**labels, "outcome": outcome}
+    )
+    meter.create_gauge(
+        BREAKER_STATE, "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open."
+    ).set(BREAKER_STATE_VALUES[state], labels)
 
 
 @contextlib.contextmanager
