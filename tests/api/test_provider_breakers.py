@@ -25,6 +25,7 @@ from paysaga.database import run_migrations
 from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from tests.api.test_observability import sample
+from tests.api.test_refunds import refund, wait_refund
 from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess
 from tests.stack import (
     STACK_ENV,
@@ -202,7 +203,9 @@ async def test_worker_metrics_show_breaker_state_and_calls(
     page = (await bapi.get(breaker_stack.worker_metrics_url)).text
     assert sample(page, "paysaga_provider_breaker_state", provider_account=CARDS) == 2  # open
     assert sample(page, "paysaga_provider_breaker_state", provider_account=BANK) == 0  # closed
-    skipped = sample(page, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped")
+    skipped = sample(
+        page, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped"
+    )
     assert (skipped or 0) >= 1
 
 
@@ -250,15 +253,20 @@ async def withdrawal_waiting(
     response = await post_payment(api, "/v1/withdrawals", body)
     assert response.status_code == 202, response.text
     payment_id: str = response.json()["id"]
-    handle = temporal_env.client.get_workflow_handle(payment_id)
+    await wait_for_timer(temporal_env, payment_id)
+    assert calls_to_both(stack) == calls_before
+    return customer, payment_id
+
+
+async def wait_for_timer(temporal_env: WorkflowEnvironment, workflow_id: str) -> None:
+    """Until the saga waits on a timer (the breaker's): its history shows one started."""
+    handle = temporal_env.client.get_workflow_handle(workflow_id)
 
     async def timer_started() -> bool:
         history = await handle.fetch_history()
         return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
 
     await wait_until_async(timer_started)
-    assert calls_to_both(stack) == calls_before
-    return customer, payment_id
 
 
 async def wait_until_async(condition: Any, timeout: float = 60.0) -> None:
@@ -305,3 +313,23 @@ async def test_withdrawal_waiting_for_a_breaker_can_be_canceled(
     assert done["status"] == "canceled"
     balance = (await bapi.get(f"/v1/customers/{customer['id']}/balances")).json()["data"]
     assert [(b["posted"], b["held"]) for b in balance if b["currency"] == "EUR"] == [(1_000, 0)]
+
+
+async def test_refund_waits_for_its_providers_breaker_then_refunds_once(
+    bapi: httpx.AsyncClient, breaker_stack: Stack, temporal_env: WorkflowEnvironment
+) -> None:
+    customer = await create_customer(bapi)
+    paid = await deposit(bapi, customer, "pm_ok")
+    assert paid["provider"] == CARDS
+    open_breakers(breaker_stack, CARDS)
+    calls_before = calls_to_both(breaker_stack)
+
+    response = await refund(bapi, paid["id"], amount=300)
+    assert response.status_code == 202, response.text
+    refund_id = response.json()["id"]
+    await wait_for_timer(temporal_env, refund_id)
+    assert calls_to_both(breaker_stack) == calls_before
+    end_open_period(breaker_stack)
+
+    assert (await wait_refund(bapi, refund_id))["status"] == "succeeded"
+    assert calls_to_both(breaker_stack) == calls_before + 1
