@@ -94,18 +94,27 @@ class ProviderBreakers(Tables):
         )
         if row is None or row["state"] == BreakerState.closed:
             return Admission(True)
-        open_for = self._open_interval()
-        taken = await self._fetch_one(
-            _TAKE_PROBE_LEASE,
-            {"account": account, "open": open_for, "probes": self.policy.probe_calls},
-        )
-        if taken is not None:
-            if taken["was"] == BreakerState.open:
-                await self._announce(account, BreakerState.half_open)
+        if await self._take_probe_lease(account):
             return Admission(True, probe=True)
         since = row["opened_at"] if row["state"] == BreakerState.open else row["probes_leased_at"]
         left = seconds_left_open(since or row["now"], row["now"], self.policy)
         return Admission(False, seconds_left_open=max(left, 1.0))
+
+    async def _take_probe_lease(self, account: str) -> bool:
+        """Whether a half-open probe lease was ours; the first one turns the breaker half-open,
+        announced in the same transaction."""
+        lease = {
+            "account": account,
+            "open": self._open_interval(),
+            "probes": self.policy.probe_calls,
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_TAKE_PROBE_LEASE, lease)
+            taken = await cur.fetchone()
+            if taken is not None and taken["was"] == BreakerState.open:
+                await self._announce_in(conn, account, BreakerState.half_open)
+        return taken is not None
 
     async def record(self, account: str, mark: str, *, probe: bool) -> BreakerState:
         """Count one call's outcome (`mark`); open, close or keep the breaker. Its new state."""
@@ -170,10 +179,6 @@ class ProviderBreakers(Tables):
 
     def _open_interval(self) -> timedelta:
         return timedelta(seconds=self.policy.open_seconds)
-
-    async def _announce(self, account: str, state: BreakerState) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            await self._announce_in(conn, account, state)
 
     async def _announce_in(
         self, conn: AsyncConnection[Any], account: str, state: BreakerState

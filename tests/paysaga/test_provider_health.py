@@ -114,15 +114,22 @@ async def test_breaker_changes_are_announced_in_every_merchants_feed(
     account = an_account()
     for _ in range(5):
         await breakers.record(account, FAILED, probe=False)
+    await until_probes_may_go(breakers, account)
+    assert (await breakers.admit(account)).probe
 
     async with db_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT merchant_id, payload FROM events"
-            " WHERE type = 'provider.health_changed' AND aggregate_id = %s",
+            " WHERE type = 'provider.health_changed' AND aggregate_id = %s ORDER BY sequence",
             (account,),
         )
         events = await cur.fetchall()
         merchants = await (await conn.execute("SELECT count(*) FROM merchants")).fetchone()
     assert merchants is not None
-    assert len(events) == merchants[0] >= 1
-    assert {payload["data"]["object"]["health"]["state"] for _, payload in events} == {"open"}
+    assert len(events) == 2 * merchants[0] >= 2
+    states = [
+        payload["data"]["object"]["health"]["state"]
+        for merchant_id, payload in events
+        if merchant_id == "mer_dev"
+    ]
+    assert states == ["open", "half_open"]
