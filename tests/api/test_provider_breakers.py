@@ -46,7 +46,8 @@ CARDS, BANK = "sandbox-cards", "sandbox-bank"
 def breaker_stack(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, temporal_env: WorkflowEnvironment
 ) -> Iterator[Stack]:
-    """A stack of the module's own, its breakers open an hour once opened."""
+    """A stack of the module's own, with two worker processes sharing the provider calls (and
+    the breakers, through PostgreSQL); its breakers open an hour once opened."""
     name = f"breakers_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -78,10 +79,18 @@ def breaker_stack(
     api = Service(
         "api", [sys.executable, "-m", "api"], env, logs / "api.log", ready_url=f"{api_url}/healthz"
     )
-    the_stack = Stack(api_url, database_url, task_queue, psp, api, worker)
+    second_metrics = f"127.0.0.1:{free_port()}"
+    second = Service(
+        "worker-2",
+        [sys.executable, "-m", "worker"],
+        {**env, "PAYSAGA_WORKER_METRICS_ADDRESS": second_metrics},
+        logs / "worker-2.log",
+    )
+    the_stack = Stack(api_url, database_url, task_queue, psp, api, worker, [second])
     the_stack.worker_metrics_url = f"http://{worker_metrics}/metrics"
     try:
         worker.start()
+        second.start()
         api.start()
         yield the_stack
     finally:
@@ -100,6 +109,12 @@ async def bapi(breaker_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         base_url=breaker_stack.api_url, headers=headers, timeout=30
     ) as client:
         yield client
+
+
+def worker_metrics_urls(stack: Stack) -> list[str]:
+    """Both workers' Prometheus pages."""
+    second = stack.extra_workers[0].env["PAYSAGA_WORKER_METRICS_ADDRESS"]
+    return [stack.worker_metrics_url, f"http://{second}/metrics"]
 
 
 def set_mode(stack: Stack, provider: str, mode: str) -> None:
