@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -268,10 +270,10 @@ async def run_worker(settings: Settings) -> None:
             )
             for provider in PROVIDER_NAMES
         ]
-        logging.info("worker polling task queue %s", settings.task_queue)
         await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):
             await workers.enter_async_context(each)
+        logging.info("worker polling task queue %s", settings.task_queue)
         # Beside the sagas: it stops with them, each merchant's send in flight finished first.
         webhooks = asyncio.create_task(WebhookDispatcher(store, settings).run(stop))
         await stop.wait()
@@ -285,6 +287,14 @@ def main() -> None:
     if served := install_worker_runtime(settings.worker_metrics_address):
         logging.info("worker metrics at http://%s/metrics", served)
     asyncio.run(run_worker(settings))
+    # Everything is closed by now (workers shut down, pool closed). Leave without interpreter
+    # finalization: a thread of Temporal's core that calls back into Python while the interpreter
+    # finalizes aborts the process (SIGABRT, "PyGILState_Release: thread state ... must be
+    # current"), which one CI run saw on a SIGTERM a moment after start.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
