@@ -35,6 +35,8 @@ class DevStack:
             "PAYSAGA_PSP_PORT": str(self.psp_port),
             "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
             "PAYSAGA_TEMPORAL_UI_PORT": str(self.ui_port),
+            # Not the default 9464, which a `make dev` running beside the tests holds.
+            "PAYSAGA_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         }
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
