@@ -25,7 +25,6 @@ from api.routes import (
     notifications,
     ops,
     payments,
-    providers,
     reconciliation,
     refunds,
     transfers,
@@ -107,7 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications,
         webhooks,
         reconciliation,
-        providers,
         metrics,
     ):
         app.include_router(module.router)
