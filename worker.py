@@ -42,7 +42,7 @@ from paysaga.database import open_pool
 from paysaga.decision_guard import DecisionActivities, DecisionGuard
 from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
-from paysaga.observability.tracing import setup_tracing
+from paysaga.observability.tracing import flush_tracing, setup_tracing, tracing_enabled
 from paysaga.payment_sweep import SweepBooks
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
@@ -288,7 +288,10 @@ def main() -> None:
     # Everything is closed by now (workers shut down, pool closed). Leave without interpreter
     # finalization: a thread of Temporal's core that calls back into Python while the interpreter
     # finalizes aborts the process (SIGABRT, "PyGILState_Release: thread state ... must be
-    # current"), which one CI run saw on a SIGTERM a moment after start.
+    # current"), which one CI run saw on a SIGTERM a moment after start. What atexit hooks would
+    # have done is done here: the last spans exported, the logs flushed.
+    if tracing_enabled(settings):
+        flush_tracing()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -44,3 +44,14 @@ def setup_tracing(settings: Settings, service_name: str) -> list[TracingIntercep
 
 def tracing_enabled(settings: Settings) -> bool:
     return bool(settings.otel_exporter_endpoint)
+
+
+def flush_tracing() -> None:
+    """Export the spans still batched, and stop the exporter (a process that leaves without
+    interpreter finalization runs no atexit hook that would)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
