@@ -48,6 +48,7 @@ from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.store.provider_health import ProviderBreakers, breaker_policy
 from paysaga.temporal_connection import connect_temporal
 from paysaga.webhook_delivery import WebhookDispatcher
 from providers.registry import PROVIDER_NAMES, build_dispute_providers, build_providers
@@ -116,7 +117,8 @@ def activities_for(
     risk = risk_activities(settings, store)
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
-    provider_activities = ProviderActivities(providers)
+    breakers = ProviderBreakers(store.pool, breaker_policy(settings))
+    provider_activities = ProviderActivities(providers, breakers)
     reconciliation = ReconciliationActivities(
         ReconciliationBooks(store.pool),
         providers,

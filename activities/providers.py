@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -18,11 +19,21 @@ from providers.base import (
     ProviderRequestRejected,
     ProviderResult,
 )
+from providers.health import ANSWERED, call_mark
+
+if TYPE_CHECKING:  # workflows import this module: they need none of the SQL
+    from paysaga.store.provider_health import ProviderBreakers
 
 # ApplicationError types the sagas branch on (activities/failures.py).
 NOT_PROCESSED = failures.PROVIDER_NOT_PROCESSED
 OUTCOME_PENDING = failures.PROVIDER_OUTCOME_PENDING
 REJECTED = failures.PROVIDER_REJECTED
+# In the details of a NOT_PROCESSED failure: the account was skipped, open this long still.
+BREAKER_OPEN_SECONDS_LEFT = "breaker_open_seconds_left"
+# On the worker's metrics endpoint: the breaker state this worker last saw, and calls by outcome.
+BREAKER_STATE = "paysaga_provider_breaker_state"
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+PROVIDER_CALLS_TOTAL = "paysaga_provider_calls_total"
 
 
 @dataclass
@@ -66,8 +77,11 @@ class RefundInput:
 class ProviderActivities:
     """Calls to the providers; every call carries the saga's idempotency key for its step."""
 
-    def __init__(self, providers: dict[str, PaymentProvider]) -> None:
+    def __init__(
+        self, providers: dict[str, PaymentProvider], breakers: ProviderBreakers | None = None
+    ) -> None:
         self._providers = providers
+        self._breakers = breakers  # None: every call goes through, none is counted
 
     def _provider(self, name: str) -> PaymentProvider:
         try:
@@ -82,26 +96,34 @@ class ProviderActivities:
     @activity.defn(name="provider.charge")
     async def charge(self, charge: ChargeInput) -> ProviderResult:
         """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
+        provider = self._provider(charge.provider)
         with _rejections_final():
-            result = await self._provider(charge.provider).charge(
-                idempotency_key=charge.idempotency_key,
-                reference=charge.reference,
-                amount=charge.amount,
-                currency=charge.currency,
-                payment_method=charge.payment_method,
+            result = await self._through_breaker(
+                charge.provider,
+                lambda: provider.charge(
+                    idempotency_key=charge.idempotency_key,
+                    reference=charge.reference,
+                    amount=charge.amount,
+                    currency=charge.currency,
+                    payment_method=charge.payment_method,
+                ),
             )
         return _raise_if_not_processed(result)
 
     @activity.defn(name="provider.payout")
     async def payout(self, payout: PayoutInput) -> ProviderResult:
         """Pay out once; same outcome rules as a charge."""
+        provider = self._provider(payout.provider)
         with _rejections_final():
-            result = await self._provider(payout.provider).payout(
-                idempotency_key=payout.idempotency_key,
-                reference=payout.reference,
-                amount=payout.amount,
-                currency=payout.currency,
-                destination=payout.destination,
+            result = await self._through_breaker(
+                payout.provider,
+                lambda: provider.payout(
+                    idempotency_key=payout.idempotency_key,
+                    reference=payout.reference,
+                    amount=payout.amount,
+                    currency=payout.currency,
+                    destination=payout.destination,
+                ),
             )
         return _raise_if_not_processed(result)
 
@@ -127,13 +149,17 @@ class ProviderActivities:
     async def refund(self, refund: RefundInput) -> ProviderResult:
         """Refund (part of) a charge once (the Refund saga): a decline is final, `not processed`
         is raised (retry), `unknown` returned (poll); same outcome rules as a charge."""
+        provider = self._provider(refund.provider)
         with _rejections_final():
-            result = await self._provider(refund.provider).refund(
-                idempotency_key=refund.idempotency_key,
-                reference=refund.reference,
-                charge_idempotency_key=refund.charge_idempotency_key,
-                amount=refund.amount,
-                currency=refund.currency,
+            result = await self._through_breaker(
+                refund.provider,
+                lambda: provider.refund(
+                    idempotency_key=refund.idempotency_key,
+                    reference=refund.reference,
+                    charge_idempotency_key=refund.charge_idempotency_key,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                ),
             )
         return _raise_if_not_processed(result)
 
@@ -168,6 +194,51 @@ class ProviderActivities:
         if result.outcome not in (Outcome.succeeded, Outcome.pending):
             raise ApplicationError(f"refund {result.outcome}", type=OUTCOME_PENDING)
         return result
+
+    # -- circuit breakers (paysaga/store/provider_health.py) ------------------------------------
+
+    async def _through_breaker(
+        self, account: str, call: Callable[[], Awaitable[ProviderResult]]
+    ) -> ProviderResult:
+        """Make the call if the account's breaker lets it through, and count its outcome.
+
+        An open breaker sends nothing: the call fails at once as certainly not processed
+        (failing over past it is safe), non-retryable, carrying how long it stays open so that
+        a saga that must wait (a payout, a refund) waits that long on a durable timer.
+        """
+        if self._breakers is None:
+            return await call()
+        admission = await self._breakers.admit(account)
+        if not admission.admitted:
+            _count_call(account, "skipped", "open")
+            raise ApplicationError(
+                f"{account} is skipped: its circuit breaker is open",
+                {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
+                type=NOT_PROCESSED,
+                non_retryable=True,
+            )
+        try:
+            result = await call()
+        except ProviderRequestRejected:
+            state = await self._breakers.record(account, ANSWERED, probe=admission.probe)
+            _count_call(account, "answered", state)
+            raise
+        mark = call_mark(result.outcome)
+        state = await self._breakers.record(account, mark, probe=admission.probe)
+        _count_call(account, "answered" if mark == ANSWERED else "unavailable", state)
+        return result
+
+
+def _count_call(account: str, outcome: str, state: str) -> None:
+    """Count a call by outcome (answered, unavailable, skipped) and show the breaker's state."""
+    meter = activity.metric_meter()
+    labels = {"provider_account": account}
+    meter.create_counter(PROVIDER_CALLS_TOTAL, "Provider calls, by outcome.").add(
+        1, {**labels, "outcome": outcome}
+    )
+    meter.create_gauge(
+        BREAKER_STATE, "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open."
+    ).set(BREAKER_STATE_VALUES[state], labels)
 
 
 @contextlib.contextmanager

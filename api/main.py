@@ -25,6 +25,7 @@ from api.routes import (
     notifications,
     ops,
     payments,
+    providers,
     reconciliation,
     refunds,
     transfers,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications,
         webhooks,
         reconciliation,
+        providers,
         metrics,
     ):
         app.include_router(module.router)

@@ -213,6 +213,15 @@ class Settings(BaseSettings):
     provider_max_concurrent_calls: int = 50  # per provider and worker process
     provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider
+    # Circuit breakers per provider account (PRODUCT.md, "Providers: adapters, accounts, health"):
+    # over its last `breaker_window_calls` calls, at least `breaker_minimum_calls` of them and
+    # this share or more unavailable, routing skips it for `breaker_open_seconds`, then lets
+    # `breaker_probe_calls` probes through.
+    breaker_window_calls: int = Field(20, ge=1, le=1000)
+    breaker_minimum_calls: int = Field(5, ge=1)
+    breaker_failure_rate: float = Field(0.5, gt=0.0, le=1.0)
+    breaker_open_seconds: float = Field(30.0, gt=0.0)
+    breaker_probe_calls: int = Field(3, ge=1)
     poll_interval_seconds: float = 2.0
     poll_interval_max_seconds: float = 600.0  # polling an unknown outcome backs off up to this
     # An outcome still unknown this long after the provider call parks the payment in

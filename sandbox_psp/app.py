@@ -34,6 +34,8 @@ from sandbox_psp.behaviours import (
 from sandbox_psp.deps import Amount, Currency, ProviderDep, PSPError, StoreDep, Text
 from sandbox_psp.disputes import dispute_settlement_lines
 from sandbox_psp.disputes import router as disputes_router
+from sandbox_psp.outages import ProviderModes
+from sandbox_psp.outages import router as outages_router
 from sandbox_psp.settings import SandboxSettings
 from sandbox_psp.store import Operation, OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
@@ -200,6 +202,29 @@ async def _create(
     token: str | None,
 ) -> JSONResponse:
     settings: SandboxSettings = request.app.state.settings
+    modes: ProviderModes = request.app.state.modes
+    try:
+        answer = await _create_once(request, store, provider, kind, body, token, settings, modes)
+    except PSPError as exc:
+        unavailable = exc.status_code in (429, 503)
+        modes.count(provider, kind, "unavailable" if unavailable else "answered")
+        raise
+    modes.count(provider, kind, "answered")
+    return answer
+
+
+async def _create_once(
+    request: Request,
+    store: OperationStore,
+    provider: str,
+    kind: str,
+    body: BaseModel,
+    token: str | None,
+    settings: SandboxSettings,
+    modes: ProviderModes,
+) -> JSONResponse:
+    if provider in modes.down:
+        raise PSPError(503, "provider_unavailable", f"{provider} is down (sandbox mode)")
     fields = body.model_dump()
     key: str = fields["idempotency_key"]
     request_hash = hashlib.sha256(json.dumps([kind, fields], sort_keys=True).encode()).hexdigest()
@@ -336,6 +361,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         async with httpx.AsyncClient() as client:
             dispatcher = WebhookDispatcher(settings, store, client)
             app.state.settings, app.state.store, app.state.dispatcher = settings, store, dispatcher
+            app.state.modes = ProviderModes()
             task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
             try:
                 yield
@@ -348,6 +374,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app = FastAPI(title="paysaga sandbox PSP", lifespan=lifespan)
     app.include_router(router)
     app.include_router(disputes_router)
+    app.include_router(outages_router)
     app.add_exception_handler(PSPError, _psp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

@@ -170,6 +170,9 @@ class PaymentSaga:
     # saga's next status change (one local step, one upsert) rather than each on its own. A saga
     # type sets it from its first release on: it changes the commands its histories record.
     batch_status_writes = False
+    # When every provider was skipped by an open circuit breaker: wait for one to close (a
+    # payout or a refund, which has nowhere else to go) rather than fail `provider_unavailable`.
+    waits_for_open_breakers = False
 
     def __init__(self) -> None:
         self._state = PaymentState(PaymentStatus.PROCESSING)
@@ -193,6 +196,8 @@ class PaymentSaga:
         # The posting that makes `succeeded` true, if the saga books it with that status: an
         # operator's `succeeded` books it too (found by its key: made at most once).
         self._posting_for_success: PostTransactionInput | None = None
+        # How long the soonest of the breakers that skipped the last call stays open, if any did.
+        self._breaker_open_seconds: float | None = None
 
     # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
 
@@ -579,6 +584,14 @@ class PaymentSaga:
         the provider as soon as one took the call.
         """
         result = await self.with_failover(providers, call)
+        while (
+            result.outcome == Outcome.not_processed
+            and self.waits_for_open_breakers
+            and self._breaker_open_seconds is not None
+            and workflow.patched("wait-for-open-breakers")
+        ):
+            await self._wait_for_a_breaker(self._breaker_open_seconds)
+            result = await self.with_failover(providers, call)
         if result.outcome in (Outcome.not_processed, Outcome.rejected):
             return "", result.outcome
         if self.batch_status_writes and result.outcome in (Outcome.succeeded, Outcome.declined):
@@ -586,6 +599,20 @@ class PaymentSaga:
             return result.provider, result.outcome
         await self.set_provider(result.provider)
         return result.provider, await self.await_outcome(result, call, operation)
+
+    async def _wait_for_a_breaker(self, seconds: float) -> None:
+        """Wait on a durable timer until the soonest breaker lets a probe through.
+
+        Nothing was sent, so the customer may cancel meanwhile: the point of no return is
+        lifted for the wait, and taken again after it.
+        """
+        workflow.logger.info("every provider is skipped: waiting %.1f s for a breaker", seconds)
+        self._past_no_return = False
+        # Never longer than the polling cap: a breaker's time left is a forecast, and an
+        # operator who shortens it (PAYSAGA_BREAKER_OPEN_SECONDS) should not wait on old timers.
+        wait = min(seconds, self._timings.poll_interval_max_seconds)
+        await workflow.sleep(timedelta(seconds=wait))
+        self.point_of_no_return()
 
     def pay_out_to(
         self, payout: ProviderOperation, destination: str
@@ -617,6 +644,7 @@ class PaymentSaga:
         says only after checking the provider has no record of the call). An unknown outcome
         stays with that provider, to be resolved by polling; a rejection as invalid is final.
         """
+        self._breaker_open_seconds = None
         for provider in providers:
             try:
                 return await call(provider)
@@ -626,7 +654,19 @@ class PaymentSaga:
                 if error_type(err) != failures.PROVIDER_NOT_PROCESSED:
                     # Attempts exhausted with no answer (timeouts): it may have been done.
                     return ProviderResult(provider, Outcome.unknown, detail=str(err))
+                self._note_open_breaker(err)
         return ProviderResult("", Outcome.not_processed)
+
+    def _note_open_breaker(self, err: BaseException) -> None:
+        """Remember how long the breaker that skipped this call stays open, if one did."""
+        cause = err.cause if isinstance(err, ActivityError) else err
+        details = cause.details if isinstance(cause, ApplicationError) else ()
+        if not details or not isinstance(details[0], dict):
+            return  # refused by the provider itself, not skipped
+        left = details[0].get(psp.BREAKER_OPEN_SECONDS_LEFT)
+        if left is not None:
+            soonest = self._breaker_open_seconds
+            self._breaker_open_seconds = float(left) if soonest is None else min(soonest, left)
 
     async def await_outcome(
         self,

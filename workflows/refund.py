@@ -38,6 +38,8 @@ class RefundWorkflow(PaymentSaga):
     (`refund_key_prefix`), so that reconciliation finds the refund under the deposit.
     """
 
+    waits_for_open_breakers = True  # a payout or refund has nowhere else to go
+
     def begin(self, refund: RefundInput) -> None:  # type: ignore[override]
         self.identify(refund.refund_id, refund.timings, refund.key_prefix)
         self._state = PaymentState(PaymentStatus.PROCESSING, refund.provider)

@@ -23,6 +23,8 @@ class WithdrawalWorkflow(PaymentSaga):
     `canceled`; after it the saga resolves the payout's outcome and posts or voids the hold.
     """
 
+    waits_for_open_breakers = True  # a payout or refund has nowhere else to go
+
     @workflow.run
     @clear_end
     async def run(self, wd: WithdrawalInput) -> PaymentState:
