@@ -212,16 +212,27 @@ async def test_worker_metrics_show_breaker_state_and_calls(
     customer = await create_customer(bapi)
     set_mode(breaker_stack, CARDS, "down")
 
-    for _ in range(2):
+    # Failed calls until the breaker opens (earlier tests of the module may have left some in
+    # its window), then one more deposit, which skips cards.
+    for _ in range(10):
         assert (await deposit(bapi, customer, "pm_ok"))["provider"] == BANK
+        if health(breaker_stack, CARDS)["state"] == "open":
+            break
+    assert health(breaker_stack, CARDS)["state"] == "open"
+    assert (await deposit(bapi, customer, "pm_ok"))["provider"] == BANK
 
-    page = (await bapi.get(breaker_stack.worker_metrics_url)).text
-    assert sample(page, "paysaga_provider_breaker_state", provider_account=CARDS) == 2  # open
-    assert sample(page, "paysaga_provider_breaker_state", provider_account=BANK) == 0  # closed
-    skipped = sample(
-        page, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped"
-    )
-    assert (skipped or 0) >= 1
+    # Two workers, each showing the state it last saw: the one that opened the breaker shows it
+    # open, neither shows the bank other than closed; the skipped call is on one of them.
+    pages = [(await bapi.get(url)).text for url in worker_metrics_urls(breaker_stack)]
+    cards = [sample(p, "paysaga_provider_breaker_state", provider_account=CARDS) for p in pages]
+    bank = [sample(p, "paysaga_provider_breaker_state", provider_account=BANK) for p in pages]
+    skipped = [
+        sample(p, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped")
+        for p in pages
+    ]
+    assert 2 in cards  # open
+    assert set(bank) <= {None, 0}  # closed
+    assert sum(n or 0 for n in skipped) >= 1
 
 
 async def test_failed_probe_opens_the_breaker_again(
