@@ -208,23 +208,29 @@ class ProviderActivities:
         """
         if self._breakers is None:
             return await call()
-        admission = await self._breakers.admit(account)
-        if not admission.admitted:
-            _count_call(account, "skipped", "open")
-            raise ApplicationError(
-                f"{account} is skipped: its circuit breaker is open",
-                {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
-                type=NOT_PROCESSED,
-                non_retryable=True,
-            )
+        # Only a first attempt can be skipped. A retry may follow a call that reached the
+        # provider (its worker died before it answered): it goes to the same account under the
+        # same key whatever the breaker says, since failing over from it could move money twice.
+        probe = False
+        if activity.info().attempt == 1:
+            admission = await self._breakers.admit(account)
+            if not admission.admitted:
+                _count_call(account, "skipped", "open")
+                raise ApplicationError(
+                    f"{account} is skipped: its circuit breaker is open",
+                    {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
+                    type=NOT_PROCESSED,
+                    non_retryable=True,
+                )
+            probe = admission.probe
         try:
             result = await call()
         except ProviderRequestRejected:
-            state = await self._breakers.record(account, ANSWERED, probe=admission.probe)
+            state = await self._breakers.record(account, ANSWERED, probe=probe)
             _count_call(account, "answered", state)
             raise
         mark = call_mark(result.outcome)
-        state = await self._breakers.record(account, mark, probe=admission.probe)
+        state = await self._breakers.record(account, mark, probe=probe)
         _count_call(account, "answered" if mark == ANSWERED else "unavailable", state)
         return result
 
