@@ -54,6 +54,7 @@ from ledger.models import AccountKind, Hold, LineSpec
 from paysaga.devstack.stack import installed_binary
 from paysaga.settings import Settings
 from paysaga.store import Store
+from paysaga.store.provider_health import ProviderBreakers
 from providers.base import (
     Outcome,
     PaymentProvider,
@@ -381,9 +382,15 @@ class SagaHarness:
     """The sagas of one test: its task queue, workers, customers, fake providers and faults."""
 
     def __init__(
-        self, env: WorkflowEnvironment, pool: AsyncConnectionPool[Any], task_queue: str
+        self,
+        env: WorkflowEnvironment,
+        pool: AsyncConnectionPool[Any],
+        task_queue: str,
+        breakers: ProviderBreakers | None = None,
     ) -> None:
         self.env = env
+        # The providers' circuit breakers, on the test database; None (most tests): none.
+        self.breakers = breakers
         self.client = env.client
         self.store = Store(pool)
         self.ledger = Ledger(pool)
@@ -400,7 +407,7 @@ class SagaHarness:
         fakes: dict[str, PaymentProvider] = {
             name: FakeProvider(name, self.books) for name in PROVIDERS
         }
-        provider = ProviderActivities(fakes)
+        provider = ProviderActivities(fakes, self.breakers)
         local: list[Callable[..., Awaitable[Any]]] = [
             risk.check_kyc,
             risk.assess_payment,
