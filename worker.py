@@ -29,7 +29,11 @@ from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.payment_sweep import PaymentSweepActivities
 from activities.payments import BookingActivities, PaymentActivities
-from activities.providers import ProviderActivities
+from activities.providers import (
+    PROVIDER_LATENCY_BUCKETS,
+    PROVIDER_REQUEST_DURATION,
+    ProviderActivities,
+)
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.resolution import ResolutionActivities
@@ -284,7 +288,8 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
-    if served := install_worker_runtime(settings.worker_metrics_address):
+    buckets = {PROVIDER_REQUEST_DURATION: PROVIDER_LATENCY_BUCKETS}
+    if served := install_worker_runtime(settings.worker_metrics_address, buckets):
         logging.info("worker metrics at http://%s/metrics", served)
     asyncio.run(run_worker(settings))
     # Everything is closed by now (workers shut down, pool closed). Leave without interpreter

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from temporalio import activity
+from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
 from providers.base import (
+    Answer,
     CapabilityAbsent,
     Outcome,
     PaymentProvider,
@@ -22,7 +27,9 @@ from providers.base import (
 from providers.health import ANSWERED, call_mark
 
 if TYPE_CHECKING:  # workflows import this module: they need none of the SQL
-    from paysaga.store.provider_health import ProviderBreakers
+    from paysaga.store.provider_health import Admission, ProviderBreakers, Recorded
+
+T = TypeVar("T")
 
 # ApplicationError types the sagas branch on (activities/failures.py).
 NOT_PROCESSED = failures.PROVIDER_NOT_PROCESSED
@@ -30,10 +37,19 @@ OUTCOME_PENDING = failures.PROVIDER_OUTCOME_PENDING
 REJECTED = failures.PROVIDER_REJECTED
 # In the details of a NOT_PROCESSED failure: the account was skipped, open this long still.
 BREAKER_OPEN_SECONDS_LEFT = "breaker_open_seconds_left"
-# On the worker's metrics endpoint: the breaker state this worker last saw, and calls by outcome.
-BREAKER_STATE = "paysaga_provider_breaker_state"
+
+# On the worker's metrics endpoint (labels bounded: accounts are configured, operations and
+# answers are closed sets). Counters carry `_total` in their names: the SDK's exporter adds none.
+PROVIDER_REQUESTS_TOTAL = "paysaga_provider_requests_total"  # {provider_account, operation, answer}
+PROVIDER_REQUEST_DURATION = "paysaga_provider_request_duration_seconds"  # histogram, seconds
+PROVIDER_CALLS_SKIPPED_TOTAL = "paysaga_provider_calls_skipped_total"  # {..., operation, reason}
+BREAKER_STATE = "paysaga_provider_breaker_state"  # as this worker last saw it
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-PROVIDER_CALLS_TOTAL = "paysaga_provider_calls_total"
+BREAKER_TRANSITIONS_TOTAL = "paysaga_provider_breaker_transitions_total"  # {..., from, to}
+# Latency buckets of PROVIDER_REQUEST_DURATION, in seconds (paysaga/observability/metrics.py).
+PROVIDER_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +116,8 @@ class ProviderActivities:
         with _rejections_final():
             result = await self._through_breaker(
                 charge.provider,
+                "charge",
+                charge.idempotency_key,
                 lambda: provider.charge(
                     idempotency_key=charge.idempotency_key,
                     reference=charge.reference,
@@ -117,6 +135,8 @@ class ProviderActivities:
         with _rejections_final():
             result = await self._through_breaker(
                 payout.provider,
+                "payout",
+                payout.idempotency_key,
                 lambda: provider.payout(
                     idempotency_key=payout.idempotency_key,
                     reference=payout.reference,
@@ -133,7 +153,10 @@ class ProviderActivities:
 
         Raises (to be retried with backoff) while the outcome is pending or the status unknown.
         """
-        result = await self._provider(query.provider).status(query.idempotency_key)
+        provider = self._provider(query.provider)
+        result = await _observed(
+            query.provider, "status", lambda: provider.status(query.idempotency_key)
+        )
         final = (Outcome.succeeded, Outcome.declined)
         if result.outcome in final or (
             result.outcome == Outcome.not_processed and not query.record_expected
@@ -153,6 +176,8 @@ class ProviderActivities:
         with _rejections_final():
             result = await self._through_breaker(
                 refund.provider,
+                "refund",
+                refund.idempotency_key,
                 lambda: provider.refund(
                     idempotency_key=refund.idempotency_key,
                     reference=refund.reference,
@@ -172,18 +197,27 @@ class ProviderActivities:
         retrying it forever. The Refund saga uses `refund`.
         """
         provider = self._provider(refund.provider)
-        charge = await provider.status(refund.charge_idempotency_key)
+        charge = await _observed(
+            refund.provider, "status", lambda: provider.status(refund.charge_idempotency_key)
+        )
         if charge.outcome in (Outcome.declined, Outcome.not_processed):
             return None
         if charge.outcome != Outcome.succeeded:
             raise ApplicationError(f"charge outcome still {charge.outcome}", type=OUTCOME_PENDING)
+        probe = await self._compensation_admitted(refund.provider)
         with _rejections_final():
-            result = await provider.refund(
-                idempotency_key=refund.idempotency_key,
-                reference=refund.reference,
-                charge_idempotency_key=refund.charge_idempotency_key,
-                amount=refund.amount,
-                currency=refund.currency,
+            result = await self._counted(
+                refund.provider,
+                "refund",
+                probe,
+                None,
+                lambda: provider.refund(
+                    idempotency_key=refund.idempotency_key,
+                    reference=refund.reference,
+                    charge_idempotency_key=refund.charge_idempotency_key,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                ),
             )
         if result.outcome == Outcome.declined:
             raise ApplicationError(
@@ -198,53 +232,152 @@ class ProviderActivities:
     # -- circuit breakers (paysaga/store/provider_health.py) ------------------------------------
 
     async def _through_breaker(
-        self, account: str, call: Callable[[], Awaitable[ProviderResult]]
+        self,
+        account: str,
+        operation: str,
+        idempotency_key: str,
+        call: Callable[[], Awaitable[ProviderResult]],
     ) -> ProviderResult:
         """Make the call if the account's breaker lets it through, and count its outcome.
 
-        An open breaker sends nothing: the call fails at once as certainly not processed
-        (failing over past it is safe), non-retryable, carrying how long it stays open so that
-        a saga that must wait (a payout, a refund) waits that long on a durable timer.
+        A skipped call sends nothing and fails at once, non-retryable, as certainly not
+        processed (failing over past it is safe): the breaker is open (the failure carries how
+        long still, so that a saga that must wait, a payout or a refund, waits that long on a
+        durable timer), or its key was sent to another account (where it must go). Skipping is
+        decided against the key's record (`provider_calls`), never the attempt number: a key sent
+        to this account before (a retry, a resend, a saga reset from the Temporal UI) may have
+        landed, so it is sent again whatever the breaker says.
         """
         if self._breakers is None:
-            return await call()
-        # Only a first attempt can be skipped. A retry may follow a call that reached the
-        # provider (its worker died before it answered): it goes to the same account under the
-        # same key whatever the breaker says, since failing over from it could move money twice.
-        probe = False
-        if activity.info().attempt == 1:
-            admission = await self._breakers.admit(account)
-            if not admission.admitted:
-                _count_call(account, "skipped", "open")
+            return await _observed(account, operation, call)
+        admission = await self._admission(account, idempotency_key)
+        if not admission.admitted:
+            _count_skipped(
+                account, operation, "sent_elsewhere" if admission.sent_elsewhere else "open"
+            )
+            if admission.sent_elsewhere:
                 raise ApplicationError(
-                    f"{account} is skipped: its circuit breaker is open",
-                    {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
+                    f"{idempotency_key} was sent to {admission.sent_elsewhere}: not sent to {account}",
                     type=NOT_PROCESSED,
                     non_retryable=True,
                 )
-            probe = admission.probe
+            raise ApplicationError(
+                f"{account} is skipped: its circuit breaker is open",
+                {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
+                type=NOT_PROCESSED,
+                non_retryable=True,
+            )
+        return await self._counted(account, operation, admission.probe, idempotency_key, call)
+
+    async def _admission(self, account: str, idempotency_key: str) -> Admission:
+        assert self._breakers is not None
         try:
-            result = await call()
+            admission = await self._breakers.admit(account, idempotency_key)
+        except Exception as exc:  # the database, before anything was sent: retried
+            log.warning("breaker of %s unreadable, %s not sent: %r", account, idempotency_key, exc)
+            raise ApplicationError(
+                f"{account}'s circuit breaker could not be read: not sent", type=NOT_PROCESSED
+            ) from exc
+        if admission.turned_half_open:
+            _count_transition(account, "open", "half_open")
+        return admission
+
+    async def _compensation_admitted(self, account: str) -> bool:
+        """A deposit's compensating refund asks the breaker too, but never fails over and must
+        not be given up: while the breaker is open it is retried (by Temporal) once the time left
+        open has passed, not before. Whether it goes as a probe."""
+        if self._breakers is None:
+            return False
+        admission = await self._breakers.admit_unkeyed(account)
+        if admission.turned_half_open:
+            _count_transition(account, "open", "half_open")
+        if not admission.admitted:
+            _count_skipped(account, "refund", "open")
+            left = admission.seconds_left_open
+            raise ApplicationError(
+                f"{account} is skipped: its circuit breaker is open; retried in {left:.0f} s",
+                {BREAKER_OPEN_SECONDS_LEFT: left},
+                type=NOT_PROCESSED,
+                next_retry_delay=timedelta(seconds=left),
+            )
+        return admission.probe
+
+    async def _counted(
+        self,
+        account: str,
+        operation: str,
+        probe: bool,
+        idempotency_key: str | None,
+        call: Callable[[], Awaitable[ProviderResult]],
+    ) -> ProviderResult:
+        """Make an admitted call; count its outcome in the breaker (a rejection is an answer)."""
+        try:
+            result = await _observed(account, operation, call)
         except ProviderRequestRejected:
-            state = await self._breakers.record(account, ANSWERED, probe=probe)
-            _count_call(account, "answered", state)
+            await self._record(account, ANSWERED, probe, None)
             raise
-        mark = call_mark(result.outcome)
-        state = await self._breakers.record(account, mark, probe=probe)
-        _count_call(account, "answered" if mark == ANSWERED else "unavailable", state)
+        refused = idempotency_key if result.outcome == Outcome.not_processed else None
+        await self._record(account, call_mark(result.outcome), probe, refused)
         return result
 
+    async def _record(self, account: str, mark: str, probe: bool, refused_key: str | None) -> None:
+        """Count the outcome; a failure to count loses a count, never the call's answer."""
+        assert self._breakers is not None
+        try:
+            recorded: Recorded = await self._breakers.record(
+                account, mark, probe=probe, refused_key=refused_key
+            )
+        except Exception as exc:
+            log.warning("outcome of a call to %s not counted: %r", account, exc)
+            return
+        if recorded.changed:
+            _count_transition(account, recorded.previous.value, recorded.state.value)
+        _meter().create_gauge(
+            BREAKER_STATE,
+            "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open.",
+        ).set(BREAKER_STATE_VALUES[recorded.state.value], {"provider_account": account})
 
-def _count_call(account: str, outcome: str, state: str) -> None:
-    """Count a call by outcome (answered, unavailable, skipped) and show the breaker's state."""
-    meter = activity.metric_meter()
-    labels = {"provider_account": account}
-    meter.create_counter(PROVIDER_CALLS_TOTAL, "Provider calls, by outcome.").add(
-        1, {**labels, "outcome": outcome}
-    )
-    meter.create_gauge(
-        BREAKER_STATE, "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open."
-    ).set(BREAKER_STATE_VALUES[state], labels)
+
+async def _observed(
+    account: str, operation: str, call: Callable[[], Awaitable[ProviderResult]]
+) -> ProviderResult:
+    """Make the call; count it by its answer's classification and time it."""
+    started = time.monotonic()
+    try:
+        result = await call()
+    except ProviderRequestRejected:
+        _count_request(account, operation, Answer.rejected, started)
+        raise
+    _count_request(account, operation, result.outcome.answer, started)
+    return result
+
+
+def _meter() -> MetricMeter:
+    return activity.metric_meter()
+
+
+def _count_request(account: str, operation: str, answer: Answer, started: float) -> None:
+    labels = {"provider_account": account, "operation": operation}
+    meter = _meter()
+    meter.create_counter(
+        PROVIDER_REQUESTS_TOTAL, "Provider requests, by the classification of their answer."
+    ).add(1, {**labels, "answer": answer.value})
+    meter.create_histogram_float(
+        PROVIDER_REQUEST_DURATION, "Time a provider request took, answer or not.", "s"
+    ).record(time.monotonic() - started, labels)
+
+
+def _count_skipped(account: str, operation: str, reason: str) -> None:
+    _meter().create_counter(
+        PROVIDER_CALLS_SKIPPED_TOTAL,
+        "Provider calls not sent: the breaker is open, or the key was sent to another account.",
+    ).add(1, {"provider_account": account, "operation": operation, "reason": reason})
+
+
+def _count_transition(account: str, previous: str, state: str) -> None:
+    _meter().create_counter(
+        BREAKER_TRANSITIONS_TOTAL, "Breaker state changes seen by this worker."
+    ).add(1, {"provider_account": account, "from": previous, "to": state})
 
 
 @contextlib.contextmanager

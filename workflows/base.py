@@ -600,19 +600,30 @@ class PaymentSaga:
         await self.set_provider(result.provider)
         return result.provider, await self.await_outcome(result, call, operation)
 
-    async def _wait_for_a_breaker(self, seconds: float) -> None:
-        """Wait on a durable timer until the soonest breaker lets a probe through.
+    async def _wait_for_a_breaker(
+        self, seconds: float, settled: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait on a durable timer until the soonest breaker lets a probe through, or until
+        `settled()`; whether it was settled.
 
-        Nothing was sent, so the customer may cancel meanwhile: the point of no return is
-        lifted for the wait, and taken again after it.
+        Without `settled`, nothing was ever sent: the customer may cancel meanwhile (the point
+        of no return is lifted for the wait, and taken again after it). With it, an earlier
+        call may have landed: the point of no return stays.
         """
         workflow.logger.info("every provider is skipped: waiting %.1f s for a breaker", seconds)
-        self._past_no_return = False
         # Never longer than the polling cap: a breaker's time left is a forecast, and an
         # operator who shortens it (PAYSAGA_BREAKER_OPEN_SECONDS) should not wait on old timers.
-        wait = min(seconds, self._timings.poll_interval_max_seconds)
-        await workflow.sleep(timedelta(seconds=wait))
+        wait = timedelta(seconds=min(seconds, self._timings.poll_interval_max_seconds))
+        if settled is not None:
+            try:
+                await workflow.wait_condition(settled, timeout=wait)
+            except TimeoutError:
+                return False
+            return True
+        self._past_no_return = False
+        await workflow.sleep(wait)
         self.point_of_no_return()
+        return False
 
     def pay_out_to(
         self, payout: ProviderOperation, destination: str
@@ -696,7 +707,7 @@ class PaymentSaga:
                 return polled
             resends += 1
             provider = result.provider
-            result = await self.with_failover([provider], call)
+            result = await self._resend(provider, call, operation)
             if result.outcome == Outcome.not_processed and workflow.patched(
                 "resend-not-processed-keeps-polling"
             ):
@@ -707,6 +718,37 @@ class PaymentSaga:
             if result.outcome in (Outcome.not_processed, Outcome.rejected):
                 return result.outcome
         return result.outcome
+
+    async def _resend(
+        self,
+        provider: str,
+        call: Callable[[str], Awaitable[ProviderResult]],
+        operation: ProviderOperation,
+    ) -> ProviderResult:
+        """Send the call to `provider` again, under its key.
+
+        While the provider's breaker skips it (nothing sent, so no resend after which the
+        provider should have a record), wait on a durable timer for the time it stays open, or
+        until the operation's final event or an operator's resolution comes, and send it again:
+        never poll, as if it had gone, for a request that was not sent.
+        """
+        result = await self.with_failover([provider], call)
+        while (
+            result.outcome == Outcome.not_processed
+            and self._breaker_open_seconds is not None
+            and workflow.patched("skipped-resend-waits-for-breaker")
+        ):
+            settled = await self._wait_for_a_breaker(
+                self._breaker_open_seconds,
+                lambda: (
+                    self.final_event(provider, operation) is not None
+                    or self._resolution is not None
+                ),
+            )
+            if settled:  # the first call's outcome came: polling reads it
+                return ProviderResult(provider, Outcome.unknown, detail="settled meanwhile")
+            result = await self.with_failover([provider], call)
+        return result
 
     async def _poll_outcome(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import Counter, Histogram
 from temporalio.runtime import (
@@ -36,10 +37,13 @@ PAYMENTS_STARTED = Counter(
 # served by the worker's SDK Prometheus endpoint next to the SDK's own metrics.
 
 
-def install_worker_runtime(bind_address: str) -> str | None:
+def install_worker_runtime(
+    bind_address: str, histogram_buckets: Mapping[str, Sequence[float]] | None = None
+) -> str | None:
     """Set the process's Temporal runtime: SDK logs through `logging`, metrics on Prometheus.
 
     The metrics (the SDK's and the activities' own) are served at http://<bind_address>/metrics.
+    `histogram_buckets`: the bucket bounds of the activities' own histograms, by metric name.
     Call it before any client connects. Returns the address served, or None when disabled (empty
     address, or port 0) or when the port is taken (another worker on this machine has it: give
     each worker process its own PAYSAGA_WORKER_METRICS_ADDRESS).
@@ -53,7 +57,9 @@ def install_worker_runtime(bind_address: str) -> str | None:
     runtime: Runtime | None = None
     if served:
         try:
-            metrics = PrometheusConfig(bind_address=served)
+            metrics = PrometheusConfig(
+                bind_address=served, histogram_bucket_overrides=histogram_buckets
+            )
             runtime = Runtime(telemetry=TelemetryConfig(logging=logs, metrics=metrics))
         except ValueError as exc:  # "Failed starting Prometheus exporter: Address already in use"
             log.warning("worker metrics disabled: %s", exc)

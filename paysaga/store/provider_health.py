@@ -47,13 +47,49 @@ class ProviderHealthRow(TableRow):
 
 @dataclass(frozen=True)
 class Admission:
-    """Whether a call may go to the account: `probe` if it holds a half-open lease; if not
-    admitted, how long the breaker stays open (at least a moment)."""
+    """Whether a call may go to the account now.
+
+    `probe`: it holds a half-open lease. Not admitted: `sent_elsewhere` names the account its
+    key was sent to (it must go there, never here), else the breaker is open for
+    `seconds_left_open` more (at least a moment). `turned_half_open`: this call's lease moved the
+    breaker from open to half-open.
+    """
 
     admitted: bool
     probe: bool = False
     seconds_left_open: float = 0.0
+    sent_elsewhere: str | None = None
+    turned_half_open: bool = False
 
+
+@dataclass(frozen=True)
+class Recorded:
+    """The breaker's state before and after one call's outcome was counted."""
+
+    previous: BreakerState
+    state: BreakerState
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.state
+
+
+# The key's row is locked (by an advisory lock on the key, since it may not exist yet) for the
+# whole decision: two attempts of one call (a stale one of a reset run, say) decide one at a time.
+_LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_SENT_TO = "SELECT provider_account, state FROM provider_calls WHERE idempotency_key = %s"
+_MARK_SENT = """
+INSERT INTO provider_calls (idempotency_key, provider_account, state) VALUES (%s, %s, 'sent')
+ON CONFLICT (idempotency_key) DO UPDATE
+SET provider_account = excluded.provider_account, state = 'sent', updated_at = now()
+"""
+_MARK_REFUSED = """
+UPDATE provider_calls SET state = 'refused', updated_at = now()
+WHERE idempotency_key = %s AND provider_account = %s AND state = 'sent'
+"""
+# A decision waits this long at most for the database: past it the call is not sent (and is
+# retried), well within the provider call's own time-out.
+DECISION_TIMEOUT_SECONDS = 5.0
 
 # Take a probe lease: an open breaker whose time is up turns half-open with the first lease; a
 # half-open one gives leases until `probe_calls` are out, or again once they are stale (a probe
@@ -85,41 +121,78 @@ class ProviderBreakers(Tables):
         super().__init__(pool)
         self.policy = policy
 
-    async def admit(self, account: str) -> Admission:
-        """Whether a call may go to `account` now (see the module doc)."""
-        row = await self._fetch_one(
+    async def admit(self, account: str, idempotency_key: str) -> Admission:
+        """Whether the call under `idempotency_key` may go to `account` now; if so, it is
+        marked sent there before this returns (see the module doc)."""
+        async with (
+            self.pool.connection(timeout=DECISION_TIMEOUT_SECONDS) as conn,
+            conn.transaction(),
+        ):
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_LOCK_KEY, (idempotency_key,))
+            await cur.execute(_SENT_TO, (idempotency_key,))
+            sent = await cur.fetchone()
+            if sent is not None and sent["state"] == "sent":
+                if sent["provider_account"] != account:
+                    return Admission(False, sent_elsewhere=sent["provider_account"])
+                # Sent here before (a retry, a resend, a reset run): it may have landed, so it
+                # goes again under its key, whatever the breaker says.
+                return Admission(True)
+            admission = await self._breaker_admits(conn, account)
+            if admission.admitted:
+                await cur.execute(_MARK_SENT, (idempotency_key, account))
+        return admission
+
+    async def _breaker_admits(self, conn: AsyncConnection[Any], account: str) -> Admission:
+        """The breaker's answer alone, in the caller's transaction."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
             "SELECT state, opened_at, probes_leased_at, now() AS now FROM provider_health"
             " WHERE provider_account = %s",
             (account,),
         )
+        row = await cur.fetchone()
         if row is None or row["state"] == BreakerState.closed:
             return Admission(True)
-        if await self._take_probe_lease(account):
-            return Admission(True, probe=True)
-        since = row["opened_at"] if row["state"] == BreakerState.open else row["probes_leased_at"]
-        left = seconds_left_open(since or row["now"], row["now"], self.policy)
-        return Admission(False, seconds_left_open=max(left, 1.0))
-
-    async def _take_probe_lease(self, account: str) -> bool:
-        """Whether a half-open probe lease was ours; the first one turns the breaker half-open,
-        announced in the same transaction."""
         lease = {
             "account": account,
             "open": self._open_interval(),
             "probes": self.policy.probe_calls,
         }
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_TAKE_PROBE_LEASE, lease)
-            taken = await cur.fetchone()
-            if taken is not None and taken["was"] == BreakerState.open:
+        await cur.execute(_TAKE_PROBE_LEASE, lease)
+        taken = await cur.fetchone()
+        if taken is not None:
+            turned = taken["was"] == BreakerState.open
+            if turned:
                 await self._announce_in(conn, account, BreakerState.half_open)
-        return taken is not None
+            return Admission(True, probe=True, turned_half_open=turned)
+        since = row["opened_at"] if row["state"] == BreakerState.open else row["probes_leased_at"]
+        left = seconds_left_open(since or row["now"], row["now"], self.policy)
+        return Admission(False, seconds_left_open=max(left, 1.0))
 
-    async def record(self, account: str, mark: str, *, probe: bool) -> BreakerState:
-        """Count one call's outcome (`mark`); open, close or keep the breaker. Its new state."""
+    async def admit_unkeyed(self, account: str) -> Admission:
+        """The breaker's answer for a call that never fails over (a deposit's compensating
+        refund): nothing is marked."""
+        async with (
+            self.pool.connection(timeout=DECISION_TIMEOUT_SECONDS) as conn,
+            conn.transaction(),
+        ):
+            return await self._breaker_admits(conn, account)
+
+    async def record(
+        self,
+        account: str,
+        mark: str,
+        *,
+        probe: bool,
+        refused_key: str | None = None,
+    ) -> Recorded:
+        """Count one call's outcome (`mark`); open, close or keep the breaker. `refused_key`:
+        the call's key, which the account certainly did nothing with (another may take it)."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
+            if refused_key is not None:
+                await cur.execute(_MARK_REFUSED, (refused_key, account))
             await cur.execute(
                 "INSERT INTO provider_health (provider_account) VALUES (%s)"
                 " ON CONFLICT (provider_account) DO NOTHING",
@@ -131,10 +204,11 @@ class ProviderBreakers(Tables):
             found = await cur.fetchone()
             assert found is not None
             row = ProviderHealthRow.from_row(found)
+            previous = BreakerState(row.state)
             state, recent, answered = after_call(
-                BreakerState(row.state), row.recent, row.probes_answered, mark, probe, self.policy
+                previous, row.recent, row.probes_answered, mark, probe, self.policy
             )
-            changed = state != row.state
+            changed = state != previous
             await cur.execute(
                 "UPDATE provider_health SET state = %s, recent = %s, probes_answered = %s,"
                 " opened_at = CASE WHEN %s THEN now() WHEN %s THEN NULL ELSE opened_at END,"
@@ -150,7 +224,7 @@ class ProviderBreakers(Tables):
             )
             if changed:
                 await self._announce_in(conn, account, state)
-        return state
+        return Recorded(previous, state)
 
     async def health_of(self, accounts: list[str]) -> dict[str, Health]:
         """Each account's health as shown (a closed, empty breaker for one never called)."""

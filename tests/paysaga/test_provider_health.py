@@ -33,6 +33,11 @@ def an_account() -> str:
     return f"test-psp-{uuid.uuid4().hex[:8]}"
 
 
+def a_key() -> str:
+    """A call's idempotency key, never seen before."""
+    return f"dep_{uuid.uuid4().hex[:16]}:charge"
+
+
 async def until_probes_may_go(breakers: ProviderBreakers, account: str) -> None:
     while (await breakers.health_of([account]))[account].state == BreakerState.open:
         await asyncio.sleep(0.05)
@@ -44,10 +49,10 @@ async def test_breaker_opened_by_one_worker_skips_the_account_in_another(
     first, second = (ProviderBreakers(pool, POLICY) for pool in two_pools)
     account = an_account()
     for _ in range(5):
-        assert (await first.admit(account)).admitted
+        assert (await first.admit(account, a_key())).admitted
         await first.record(account, FAILED, probe=False)
 
-    skipped = await second.admit(account)
+    skipped = await second.admit(account, a_key())
 
     assert not skipped.admitted
     assert skipped.seconds_left_open > 0
@@ -64,7 +69,7 @@ async def test_declines_never_open_the_breaker(
     for _ in range(30):
         await breakers.record(account, ANSWERED, probe=False)
 
-    assert (await breakers.admit(account)).admitted
+    assert (await breakers.admit(account, a_key())).admitted
     assert (await breakers.health_of([account]))[account].state == BreakerState.closed
 
 
@@ -77,7 +82,7 @@ async def test_half_open_gives_exactly_the_probe_leases_however_many_workers_ask
         await first.record(account, FAILED, probe=False)
     await until_probes_may_go(first, account)
 
-    asked = await asyncio.gather(*(b.admit(account) for b in (first, second) * 5))
+    asked = await asyncio.gather(*(b.admit(account, a_key()) for b in (first, second) * 5))
 
     assert sum(admission.probe for admission in asked) == POLICY.probe_calls
     assert all(admission.admitted == admission.probe for admission in asked)
@@ -91,15 +96,16 @@ async def test_probes_answered_close_the_breaker_and_a_failed_probe_opens_it_aga
     for _ in range(5):
         await first.record(account, FAILED, probe=False)
     await until_probes_may_go(first, account)
-    assert (await first.admit(account)).probe
-    assert await second.record(account, FAILED, probe=True) == BreakerState.open
-    assert not (await second.admit(account)).admitted
+    assert (await first.admit(account, a_key())).probe
+    assert (await second.record(account, FAILED, probe=True)).state == BreakerState.open
+    assert not (await second.admit(account, a_key())).admitted
 
     await until_probes_may_go(first, account)
     for worker in (first, second, first):
-        assert (await worker.admit(account)).probe
+        assert (await worker.admit(account, a_key())).probe
     states = [
-        await worker.record(account, ANSWERED, probe=True) for worker in (first, second, first)
+        (await worker.record(account, ANSWERED, probe=True)).state
+        for worker in (first, second, first)
     ]
 
     assert states == ["half_open", "half_open", "closed"]
@@ -115,7 +121,7 @@ async def test_breaker_changes_are_announced_in_every_merchants_feed(
     for _ in range(5):
         await breakers.record(account, FAILED, probe=False)
     await until_probes_may_go(breakers, account)
-    assert (await breakers.admit(account)).probe
+    assert (await breakers.admit(account, a_key())).probe
 
     async with db_pool.connection() as conn:
         cur = await conn.execute(
@@ -133,3 +139,40 @@ async def test_breaker_changes_are_announced_in_every_merchants_feed(
         if merchant_id == "mer_dev"
     ]
     assert states == ["open", "half_open"]
+
+
+async def open_now(breakers: ProviderBreakers, account: str) -> None:
+    for _ in range(5):
+        await breakers.record(account, FAILED, probe=False)
+
+
+async def test_key_sent_to_an_account_goes_there_again_whatever_its_breaker(
+    db_pool: AsyncConnectionPool,
+) -> None:
+    """A retry, a resend or a saga reset from the Temporal UI asks again for a key that may have
+    landed: skipping it as "not processed" would let the saga charge elsewhere."""
+    breakers = ProviderBreakers(db_pool, BreakerPolicy(open_seconds=3_600))
+    account, key = an_account(), a_key()
+    assert (await breakers.admit(account, key)).admitted
+    await open_now(breakers, account)
+
+    again = await breakers.admit(account, key)
+
+    assert (again.admitted, again.probe) == (True, False)
+    assert not (await breakers.admit(account, a_key())).admitted  # a new key is skipped
+
+
+async def test_key_sent_to_one_account_is_never_sent_to_another_unless_refused_there(
+    db_pool: AsyncConnectionPool,
+) -> None:
+    breakers = ProviderBreakers(db_pool, POLICY)
+    first, second, key = an_account(), an_account(), a_key()
+    assert (await breakers.admit(first, key)).admitted
+
+    elsewhere = await breakers.admit(second, key)
+    assert (elsewhere.admitted, elsewhere.sent_elsewhere) == (False, first)
+
+    # The first account answered that it certainly did nothing with it: the other may have it.
+    await breakers.record(first, FAILED, probe=False, refused_key=key)
+    assert (await breakers.admit(second, key)).admitted
+    assert (await breakers.admit(first, key)).sent_elsewhere == second
