@@ -311,6 +311,8 @@ class ProviderActivities:
         call: Callable[[], Awaitable[ProviderResult]],
     ) -> ProviderResult:
         """Make an admitted call; count its outcome in the breaker (a rejection is an answer)."""
+        if self._breakers is None:
+            return await _observed(account, operation, call)
         try:
             result = await _observed(account, operation, call)
         except ProviderRequestRejected:

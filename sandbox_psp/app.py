@@ -234,6 +234,8 @@ async def _create_once(
             raise PSPError(
                 422, "idempotency_key_reused", "this idempotency key was used with another request"
             )
+        if provider in modes.slow:
+            await asyncio.sleep(settings.psp_stall_seconds)
         return JSONResponse(existing.view(time.time()), headers={"Idempotent-Replayed": "true"})
 
     if token is None:
@@ -270,7 +272,7 @@ async def _create_once(
     store.record(operation, _webhook_events(operation, behaviour))
     dispatcher: WebhookDispatcher = request.app.state.dispatcher
     dispatcher.wake()
-    if behaviour.stall:
+    if behaviour.stall or provider in modes.slow:
         # Processed and recorded, but the answer comes after the client has given up.
         await asyncio.sleep(settings.psp_stall_seconds)
     return JSONResponse(operation.view(time.time()), status_code=201)

@@ -1,8 +1,9 @@
 """Sandbox only: a provider's outage switch and the calls it received, for breaker tests and demos.
 
 `POST /{provider}/_sandbox/mode` `{"mode": "down"}` makes the provider answer every charge,
-payout and refund 503 without processing it (its status endpoint still answers); `ok` restores
-it. `GET /{provider}/_sandbox/stats` counts the calls asked since the process started, refused
+payout and refund 503 without processing it (its status endpoint still answers); `{"mode":
+"slow"}` makes it process them, but answer only after `PAYSAGA_PSP_STALL_SECONDS` (as `pm_timeout`
+does: a client with a shorter time-out does not know whether it was done); `ok` restores it. `GET /{provider}/_sandbox/stats` counts the calls asked since the process started, refused
 ones included, by operation and outcome (`answered`: processed, declined or rejected;
 `unavailable`: refused 503/429).
 """
@@ -27,6 +28,7 @@ class ProviderModes:
 
     def __init__(self) -> None:
         self.down: set[str] = set()
+        self.slow: set[str] = set()
         self.calls: Counter[tuple[str, str, str]] = Counter()  # (provider, operation, outcome)
 
     def count(self, provider: str, operation: str, outcome: str) -> None:
@@ -45,9 +47,10 @@ class ProviderModes:
 
 
 class ModeRequest(BaseModel):
-    """Take the provider down (every call refused 503) or bring it back."""
+    """Take the provider down (every call refused 503), slow it down (every call processed, its
+    answer late), or bring it back."""
 
-    mode: Literal["down", "ok"]
+    mode: Literal["down", "slow", "ok"]
 
 
 def provider_modes(request: Request) -> ProviderModes:
@@ -58,12 +61,14 @@ def provider_modes(request: Request) -> ProviderModes:
 
 @router.post("/{provider}/_sandbox/mode")
 async def set_mode(provider: ProviderDep, body: ModeRequest, request: Request) -> dict[str, str]:
-    """Sandbox only: take the provider down or bring it back."""
+    """Sandbox only: take the provider down, slow it down, or bring it back."""
     modes = provider_modes(request)
+    modes.down.discard(provider)
+    modes.slow.discard(provider)
     if body.mode == "down":
         modes.down.add(provider)
-    else:
-        modes.down.discard(provider)
+    elif body.mode == "slow":
+        modes.slow.add(provider)
     return {"provider": provider, "mode": body.mode}
 
 

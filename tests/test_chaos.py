@@ -41,6 +41,9 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         "restart the Temporal dev server",
         "restart PostgreSQL",
         "freeze the PSP",
+        "sandbox-cards down",
+        "sandbox-bank slow",
+        "sandbox-cards and sandbox-bank down",
     ):
         assert fault in out
     for check in (
@@ -76,6 +79,8 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         assert line.split()[-1] == "0", line
     cancels = next(line for line in out.splitlines() if line.startswith("operator cancels:"))
     assert "'api " in cancels and "'temporal " in cancels, cancels  # both kinds were sent
+    providers = next(line for line in out.splitlines() if line.startswith("providers:"))
+    assert "'open'" in providers and "'closed'" in providers, providers  # outages tripped them
     refunds = next(line for line in out.splitlines() if line.startswith("refunds:"))
     assert "'succeeded'" in refunds, refunds  # the load refunded deposits
     disputes = next(line for line in out.splitlines() if line.startswith("disputes:"))

@@ -3,25 +3,50 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import logging
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from activities.providers import BREAKER_STATE_VALUES
 from api.deps import ServicesDep
 from domain.errors import Unauthorized
+from paysaga.observability.metrics import PROVIDER_BREAKER_FAILURE_RATE, PROVIDER_BREAKER_STATE
 from paysaga.settings import Settings
+from paysaga.store.provider_health import ProviderBreakers, breaker_policy
+from providers.registry import PROVIDER_NAMES
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(svc: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> Response:
+async def metrics(
+    svc: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Response:
     """The Prometheus text format of every metric of this process."""
     if not scrape_allowed(svc.settings, authorization):
         raise Unauthorized("send Authorization: Bearer <PAYSAGA_METRICS_TOKEN>")
+    await show_breakers(svc.pool, svc.settings)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def show_breakers(pool: Any, settings: Settings) -> None:
+    """Each provider account's breaker as PostgreSQL holds it, the state every process sees
+    (a worker's own page shows the state that worker last saw)."""
+    try:
+        shown = await ProviderBreakers(pool, breaker_policy(settings)).health_of(
+            list(PROVIDER_NAMES)
+        )
+    except Exception as exc:  # the database: the rest of the page is still worth serving
+        log.warning("breaker states not read for /metrics: %r", exc)
+        return
+    for account, health in shown.items():
+        PROVIDER_BREAKER_STATE.labels(account).set(BREAKER_STATE_VALUES[health.state.value])
+        PROVIDER_BREAKER_FAILURE_RATE.labels(account).set(health.failure_rate)
 
 
 def scrape_allowed(settings: Settings, authorization: str | None) -> bool:

@@ -7,7 +7,9 @@ payment methods and destinations the provider rejects as invalid and some it nev
 (`requires_intervention`), while an operator cancels payments at random moments (from the API or
 from Temporal, as the Temporal UI does). Meanwhile it kills a worker with SIGKILL and restarts it,
 restarts the Temporal dev server (its SQLite file persists), restarts PostgreSQL, and freezes the
-PSP (SIGSTOP) so that its calls time out for a while. When the load is done and everything settled
+PSP (SIGSTOP) so that its calls time out for a while; each provider goes down (every call refused
+503: its circuit breaker opens) and slow (every call answered after the client gave up) in turn,
+then both at once. When the load is done and everything settled
 it checks, and prints, that every payment is terminal or waits in `requires_intervention`, that
 each Temporal workflow agrees with its payment, that rejected payments failed `provider_rejected`,
 that nothing was charged, paid or credited twice or kept after a cancel (the sandbox's books
@@ -170,6 +172,8 @@ def start_stack(root: Path, workers: int) -> Stack:
         "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "5",
         "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
         "PAYSAGA_VELOCITY_MAX_PAYMENTS": "100000",
+        # Breakers open a few seconds only: each outage of the run opens, probes and closes them.
+        "PAYSAGA_BREAKER_OPEN_SECONDS": "3",
         "PAYSAGA_WORKER_METRICS_ADDRESS": "",
         "PYTHONUNBUFFERED": "1",
     }
@@ -407,6 +411,65 @@ async def run_faults(stack: Stack, duration: float) -> None:
     stack.signal("sandbox-psp", signal.SIGCONT)
 
 
+# Provider outages and slowdowns, per provider, as (start, length) shares of the load's duration:
+# a provider refusing every call 503 (`down`: its breaker opens, routing skips it, payouts and
+# refunds wait), or processing them but answering after the client gave up (`slow`: outcomes
+# unknown, polled). The last one takes both down at once: deposits fail fast, the rest wait.
+PROVIDER_FAULTS = [
+    (0.05, 0.25, ("sandbox-cards",), "down"),
+    (0.35, 0.15, ("sandbox-bank",), "slow"),
+    (0.55, 0.15, ("sandbox-cards",), "slow"),
+    (0.75, 0.10, ("sandbox-cards", "sandbox-bank"), "down"),
+]
+
+
+async def run_provider_faults(stack: Stack, duration: float) -> None:
+    """The provider fault schedule, beside the process faults (every provider `ok` at its end)."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=stack.psp_url, timeout=10) as psp:
+
+        async def set_mode(providers: tuple[str, ...], mode: str) -> None:
+            for provider in providers:
+                while True:  # the PSP may be frozen (SIGSTOP) for a moment: ask again
+                    with contextlib.suppress(httpx.HTTPError):
+                        await psp.post(f"/{provider}/_sandbox/mode", json={"mode": mode})
+                        break
+                    await asyncio.sleep(0.5)
+
+        try:
+            for start, length, providers, mode in PROVIDER_FAULTS:
+                await asyncio.sleep(max(0.0, started + start * duration - time.monotonic()))
+                seconds = max(2.0, length * duration)
+                note(f"{' and '.join(providers)} {mode} for {seconds:.0f} s")
+                await set_mode(providers, mode)
+                await asyncio.sleep(seconds)
+                await set_mode(providers, "ok")
+        finally:
+            await set_mode(tuple(PROVIDER_NAMES), "ok")
+
+
+async def provider_summary(stack: Stack) -> str:
+    """The calls each provider was asked (refused ones included) and its breaker's changes."""
+    parts = []
+    async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:
+        for provider in PROVIDER_NAMES:
+            stats = (await psp.get(f"/{provider}/_sandbox/stats")).json()
+            refused = sum(o["unavailable"] for o in stats["by_operation"].values())
+            parts.append(f"{provider} {stats['requests']} asked, {refused} refused 503")
+    pool = await open_pool(stack.database_url, 1, 1)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT payload #>> '{data,object,health,state}', count(*) FROM events"
+                " WHERE type = 'provider.health_changed' AND merchant_id = 'mer_dev'"
+                " GROUP BY 1 ORDER BY 1"
+            )
+            changes = {state: n for state, n in await cur.fetchall()}
+    finally:
+        await pool.close()
+    return f"{'; '.join(parts)} | breaker changes to: {changes}"
+
+
 async def settle(load: Load, timeout: float) -> dict[str, dict[str, Any]]:
     """Wait until every accepted payment is in its final state (or the timeout); that state.
 
@@ -640,6 +703,7 @@ async def chaos(args: argparse.Namespace) -> int:
             await asyncio.gather(
                 run_load(load, customers, args.duration, args.rate),
                 run_faults(stack, args.duration),
+                run_provider_faults(stack, args.duration),
             )
             step("waiting for every payment to settle")
             await settle(load, args.settle_timeout)
@@ -674,6 +738,7 @@ async def chaos(args: argparse.Namespace) -> int:
             f"{r['status']} {r.get('failure_code') or ''}".strip()
             for r in load.refunds.final.values()
         )
+        print("providers:", await provider_summary(stack))
         print("operator tools:", load.operator.summary())
         print("refunds:", dict(sorted(refunds_by_outcome.items())))
         print("refund requests:", dict(sorted(load.refunds.answers.items())))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -31,6 +31,17 @@ PAYMENTS_STARTED = Counter(
     "paysaga_payments_started",
     "Payment sagas started by the API (a replayed idempotent request starts none).",
     ["kind"],
+)
+# Read from PostgreSQL at each scrape (api/routes/metrics.py): the state every process sees.
+PROVIDER_BREAKER_STATE = Gauge(
+    "paysaga_provider_breaker_state",
+    "Each provider account's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    ["provider_account"],
+)
+PROVIDER_BREAKER_FAILURE_RATE = Gauge(
+    "paysaga_provider_breaker_failure_rate",
+    "The share of the breaker's window of calls that failed as unavailable.",
+    ["provider_account"],
 )
 
 # The worker's payment metrics go through the Temporal SDK's meter (activities/payments.py), to be

@@ -222,17 +222,65 @@ async def test_worker_metrics_show_breaker_state_and_calls(
     assert (await deposit(bapi, customer, "pm_ok"))["provider"] == BANK
 
     # Two workers, each showing the state it last saw: the one that opened the breaker shows it
-    # open, neither shows the bank other than closed; the skipped call is on one of them.
+    # open, neither shows the bank other than closed; the skipped call is on one of them, the
+    # refused ones counted as unavailable and timed.
     pages = [(await bapi.get(url)).text for url in worker_metrics_urls(breaker_stack)]
     cards = [sample(p, "paysaga_provider_breaker_state", provider_account=CARDS) for p in pages]
     bank = [sample(p, "paysaga_provider_breaker_state", provider_account=BANK) for p in pages]
-    skipped = [
-        sample(p, "paysaga_provider_calls_total", provider_account=CARDS, outcome="skipped")
-        for p in pages
-    ]
+
+    def total(name: str, **labels: str) -> float:
+        return sum(sample(p, name, provider_account=CARDS, **labels) or 0 for p in pages)
+
     assert 2 in cards  # open
     assert set(bank) <= {None, 0}  # closed
-    assert sum(n or 0 for n in skipped) >= 1
+    assert total("paysaga_provider_calls_skipped_total", operation="charge", reason="open") >= 1
+    unavailable = total("paysaga_provider_requests_total", operation="charge", answer="unavailable")
+    assert unavailable >= 5
+    timed = total("paysaga_provider_request_duration_seconds_count", operation="charge")
+    assert timed >= unavailable
+    assert total("paysaga_provider_breaker_transitions_total", to="open") >= 1
+    # The API shows the state every process sees, from PostgreSQL.
+    api_page = (await bapi.get("/metrics")).text
+    assert sample(api_page, "paysaga_provider_breaker_state", provider_account=CARDS) == 2
+    assert sample(api_page, "paysaga_provider_breaker_state", provider_account=BANK) == 0
+
+
+async def test_breaker_changes_reach_the_merchants_event_feed(
+    bapi: httpx.AsyncClient, breaker_stack: Stack
+) -> None:
+    customer = await create_customer(bapi)
+    last = await last_event_sequence(bapi)
+    set_mode(breaker_stack, CARDS, "down")
+    for _ in range(10):
+        assert (await deposit(bapi, customer, "pm_ok"))["provider"] == BANK
+        if health(breaker_stack, CARDS)["state"] == "open":
+            break
+    set_mode(breaker_stack, CARDS, "ok")
+    end_open_period(breaker_stack)
+    for _ in range(3):
+        assert (await deposit(bapi, customer, "pm_ok"))["provider"] == CARDS
+
+    response = await bapi.get(
+        "/v1/events", params={"after": last, "type": "provider.health_changed", "limit": 100}
+    )
+    assert response.status_code == 200, response.text
+    changes = [
+        (e["data"]["object"]["id"], e["data"]["object"]["health"]["state"])
+        for e in response.json()["data"]
+    ]
+    assert changes == [(CARDS, "open"), (CARDS, "half_open"), (CARDS, "closed")]
+
+
+async def last_event_sequence(api: httpx.AsyncClient) -> int:
+    """The merchant's newest event's sequence (0 with none)."""
+    after, last = 0, 0
+    while True:
+        page = (await api.get("/v1/events", params={"after": after, "limit": 100})).json()
+        if page["data"]:
+            last = page["data"][-1]["sequence"]
+            after = last
+        if not page["has_more"]:
+            return last
 
 
 async def test_failed_probe_opens_the_breaker_again(

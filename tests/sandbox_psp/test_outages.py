@@ -60,3 +60,20 @@ def test_unknown_mode_is_refused(psp: httpx.Client) -> None:  # noqa: F811
 
     assert answer.status_code == 422
     assert answer.json()["error"] == "invalid_request"
+
+
+def test_provider_set_slow_processes_calls_but_answers_after_the_client_gave_up(
+    psp: httpx.Client,  # noqa: F811
+) -> None:
+    assert psp.post(f"/{CARDS}/_sandbox/mode", json={"mode": "slow"}).status_code == 200
+    try:
+        body = charge_body("pm_ok")
+        with pytest.raises(httpx.ReadTimeout):
+            psp.post(f"/{CARDS}/charges", json=body, timeout=0.3)
+
+        # Done all the same: the provider's books have it.
+        assert operation(psp, CARDS, body["idempotency_key"]).status_code == 200
+        # The other provider is not affected.
+        assert psp.post(f"/{BANK}/charges", json=charge_body("pm_ok"), timeout=0.3).is_success
+    finally:
+        psp.post(f"/{CARDS}/_sandbox/mode", json={"mode": "ok"})
