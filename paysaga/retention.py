@@ -5,7 +5,8 @@ then purged by a schedule.
 `ledger_idempotency` records are kept `ledger_idempotency_retention_days`, longer than any saga
 can run (30 days), so that no activity retry can outlive the record that makes it idempotent.
 `events` are kept `event_retention_days` (the contract: at least 30 days); their webhook
-deliveries go with them.
+deliveries go with them. `provider_calls` (where each provider call's key was sent) are kept as
+long as ledger records.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PURGES = {
     "ledger_idempotency": (
         "result IS NOT NULL AND created_at < now() - make_interval(days => %(ledger_days)s)"
     ),
+    # Where a provider call's key was sent (the breakers' proof of "not sent"): as long as a
+    # ledger write's record, longer than any saga's retries and resends run.
+    "provider_calls": "updated_at < now() - make_interval(days => %(ledger_days)s)",
 }
 
 
