@@ -122,6 +122,15 @@ def charged_at(saga: SagaHarness, payment: Payment) -> list[str]:
     )
 
 
+async def wait_charged(
+    saga: SagaHarness, payment: Payment, providers: list[str], timeout: float = 30.0
+) -> None:
+    """Until the providers' books hold the payment's charge (a blocked step made its effect)."""
+    async with asyncio.timeout(timeout):
+        while charged_at(saga, payment) != providers:
+            await asyncio.sleep(0.05)
+
+
 async def wait_calls(saga: SagaHarness, step: str, n: int, timeout: float = 30.0) -> None:
     """Until the provider step was called at least `n` times (faulted or not)."""
     async with asyncio.timeout(timeout):
@@ -138,6 +147,7 @@ async def test_reset_deposit_whose_charge_landed_is_not_skipped_and_charged_else
     saga.faults.block("provider.charge")
     deposit = await saga.deposit(await saga.customer())
     await saga.faults.entered("provider.charge")
+    await wait_charged(saga, deposit, [CARDS])
     await open_breaker(db_pool, CARDS)
     deposit = await reset_to_start(saga, deposit)
     saga.faults.release("provider.charge")
@@ -162,7 +172,7 @@ async def test_reset_deposit_after_failover_is_not_charged_at_the_first_provider
     saga.faults.then("provider.charge", "block")
     deposit = await saga.deposit(await saga.customer())
     await saga.faults.entered("provider.charge")
-    await wait_calls(saga, "provider.charge", 2)
+    await wait_charged(saga, deposit, [BANK])
     deposit = await reset_to_start(saga, deposit)
     saga.faults.release("provider.charge")
 
