@@ -514,7 +514,9 @@ async def check_books(
         canceled = payment["status"] == "canceled" and payment_id in load.canceled_by
         if (
             payment_id in load.rejected
-            and outcome != ("failed", "provider_rejected")
+            # No provider answered it (an outage: refused 503, or skipped by an open breaker):
+            # none could reject it either.
+            and outcome not in (("failed", "provider_rejected"), ("failed", "provider_unavailable"))
             and not canceled
             and payment_id not in load.operator.terminated  # parked before the provider answered
         ):

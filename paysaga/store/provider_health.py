@@ -1,9 +1,15 @@
 """The providers' circuit breakers in PostgreSQL: shared by every worker and API process.
 
-A call asks `admit` first: a closed breaker lets it through; an open one whose time is up gives
-it one of the half-open probe leases, taken by a conditional UPDATE so that however many workers
-ask at once, at most `probe_calls` probes go out. The call's outcome comes back to `record`,
-which applies the rules of providers/health.py under the row's lock. A change of state is logged
+A call asks `admit` first, with its idempotency key, under a lock on that key. A key already
+sent to this account (`provider_calls`) goes again whatever the breaker says: it may have landed
+(a retry, a resend, a saga reset from the Temporal UI whose new run asks again as a first
+attempt). A key sent to another account, which has not answered that it certainly did nothing
+with it, is refused unsent: the saga must not charge twice. Otherwise the breaker decides: a
+closed one lets it through; an open one whose time is up gives it one of the half-open probe
+leases, taken by a conditional UPDATE so that however many workers ask at once, at most
+`probe_calls` probes go out; a call let through is marked sent before `admit` returns. The
+call's outcome comes back to `record`, which applies the rules of providers/health.py under the
+row's lock (and marks the key refused by an account that certainly did nothing with it). A change of state is logged
 and announced as `provider.health_changed` in every merchant's feed (an account is
 installation-wide today).
 """
