@@ -42,12 +42,15 @@ from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.store import Store
+from paysaga.store.provider_health import ProviderBreakers
 from providers.base import DisputeStatus, Outcome, SettlementLine
+from providers.health import BreakerPolicy
 from tests.workflows.bonus_harness import BonusHarness
 from tests.workflows.dispute_harness import DisputeHarness
 from tests.workflows.harness import (
     AMOUNT,
     BIG_AMOUNT,
+    PROVIDERS,
     Payment,
     SagaHarness,
     start_time_skipping_server,
@@ -263,6 +266,43 @@ async def _refund_internal_error(saga: SagaHarness) -> Payment:
 async def _refund_provider_timeout(saga: SagaHarness) -> Payment:
     saga.faults.hang("provider.refund", times=2)
     return await refund(saga)
+
+
+# -- through an open circuit breaker: it stays open a moment of real time, while the saga waits
+# on timers the time-skipping server skips; then its probe goes through.
+
+BREAKER_POLICY = BreakerPolicy(open_seconds=1.0)
+BREAKER_PATHS = {"withdrawal_breaker_wait", "refund_resend_breaker_wait"}
+
+
+async def open_breakers(saga: SagaHarness, *accounts: str) -> None:
+    async with saga.store.pool.connection() as conn:
+        for account in accounts:
+            await conn.execute(
+                "INSERT INTO provider_health (provider_account, state, recent, opened_at)"
+                " VALUES (%s, 'open', 'fffff', now()) ON CONFLICT (provider_account) DO UPDATE"
+                " SET state = 'open', recent = 'fffff', opened_at = now()",
+                (account,),
+            )
+
+
+@path("withdrawal_breaker_wait")
+async def _withdrawal_breaker_wait(saga: SagaHarness) -> Payment:
+    """Every provider's breaker open: the payout waits for one to let a probe through."""
+    await open_breakers(saga, *PROVIDERS)
+    return await start(saga, "withdrawal")
+
+
+@path("refund_resend_breaker_wait")
+async def _refund_resend_breaker_wait(saga: SagaHarness) -> Payment:
+    """The refund call times out before reaching the provider; its resends are skipped by the
+    open breaker and wait for it, then one is sent."""
+    saga.faults.hang("provider.refund", times=2, after_effect=False)
+    payment = await refund(saga)
+    while saga.faults.calls("provider.refund") < 2:  # both attempts of the first call hang
+        await asyncio.sleep(0.05)
+    await open_breakers(saga, PROVIDERS[0])
+    return payment
 
 
 @path("refund_late_answer")
@@ -712,7 +752,11 @@ async def capture(selected: list[str]) -> None:
                         _write(name, history.to_json())
                         print(f"{name}: {outcome} ({len(history.events)} events)")
                         continue
-                    saga = SagaHarness(env, pool, f"histories-{uuid.uuid4()}")
+                    # The paths through an open breaker, with breakers on the capture's database.
+                    breakers = (
+                        ProviderBreakers(pool, BREAKER_POLICY) if name in BREAKER_PATHS else None
+                    )
+                    saga = SagaHarness(env, pool, f"histories-{uuid.uuid4()}", breakers)
                     async with saga.workers():
                         payment = await PATHS[name](saga)
                         seen = await saga.finished(payment)
