@@ -42,15 +42,19 @@ async def start_payment(
     provider: str | None,
     details: dict[str, Any],
     workflow_input: Any,
+    routing: dict[str, Any] | None = None,
 ) -> Payment:
     """Record the payment as `processing` and start its saga; a repeated call starts nothing new.
+
+    `routing`, why the payment goes to its providers in that order, is kept on the row and as the
+    workflow's memo `routing` (seen in the Temporal UI beside the saga).
 
     A customer the merchant does not have is refused (404 `customer_not_found`) by the INSERT
     itself (no lookup of its own). The row is committed before the workflow starts, never
     concurrently: the saga's first local steps update it.
     """
     row = await books.insert_customer_payment(
-        payment_id, kind.value, customer_id, amount, currency, provider, details
+        payment_id, kind.value, customer_id, amount, currency, provider, details, routing
     )
     if row is None:
         raise NotFound(f"no customer {customer_id}", code="customer_not_found")
@@ -74,6 +78,7 @@ async def start_payment(
             task_queue=svc.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
+            memo=None if row.routing is None else {"routing": row.routing},
             # No execution timeout: a saga ends by its own steps, never cut off mid-way.
             static_summary=f"{kind.value} of {amount} {currency} minor units for {customer_id}",
         )

@@ -37,6 +37,11 @@ class Candidate:
     priority: int
 
 
+def ranked(account_ids: Sequence[str]) -> list[Candidate]:
+    """Accounts given in priority order (the static routing setting), ranked 0, 1, ..."""
+    return [Candidate(account_id, rank) for rank, account_id in enumerate(account_ids)]
+
+
 @dataclass(frozen=True)
 class RoutingPolicy:
     """The rule's numbers (settings `routing_exploration_share`, `routing_min_attempts`,
@@ -51,22 +56,25 @@ class RoutingPolicy:
 class RoutingDecision:
     """The accounts in the order to try them, and why the first is first.
 
-    `rates`: the authorization rates that were judged (accounts with enough attempts), by account.
+    `rates`: the authorization rates that were judged (accounts with enough attempts), by account;
+    `method`: the method family they are rates of, recorded with the payment (whose method itself
+    is sealed) so that the next decisions find its outcome.
     """
 
     order: list[Candidate]
     reason: RoutingReason
     rates: dict[str, float] = field(default_factory=dict)
+    method: str | None = None
 
     @property
     def account_ids(self) -> list[str]:
         return [candidate.account_id for candidate in self.order]
 
-    def record(self, method: str) -> dict[str, Any]:
-        """What the payment keeps of it (its `routing`), with the method family rated."""
+    def record(self) -> dict[str, Any]:
+        """What the payment keeps of it: its `routing`, also the saga's memo."""
         return {
             "reason": self.reason.value,
-            "method": method,
+            "method": self.method,
             "candidates": [{"id": c.account_id, "priority": c.priority} for c in self.order],
             "rates": {account: round(rate, 4) for account, rate in self.rates.items()},
         }
@@ -78,22 +86,25 @@ def decide_route(
     policy: RoutingPolicy,
     rng: random.Random,
     requested: str | None = None,
+    method: str | None = None,
 ) -> RoutingDecision:
     """Order the eligible `candidates` (given in the merchant's priority order) for one payment.
 
     `stats`: each account's recent answered attempts for the payment's method family and
     currency (an account absent has none). `requested`: the provider the merchant named.
+    `method`: the family the stats are for, only recorded.
     """
     if requested is not None:
         named = [c for c in candidates if c.account_id == requested]
-        return RoutingDecision(named or [Candidate(requested, 0)], RoutingReason.REQUESTED)
+        order = named or [Candidate(requested, 0)]
+        return RoutingDecision(order, RoutingReason.REQUESTED, method=method)
     rates = {
         c.account_id: stats[c.account_id].rate
         for c in candidates
         if c.account_id in stats and stats[c.account_id].attempts >= policy.min_attempts
     }
     if len(candidates) <= 1:
-        return RoutingDecision(list(candidates), RoutingReason.PRIORITY, rates)
+        return RoutingDecision(list(candidates), RoutingReason.PRIORITY, rates, method)
     demoted = {account for account in rates if _well_below_peers(account, rates, policy.margin)}
     order = [c for c in candidates if c.account_id not in demoted]
     order += [c for c in candidates if c.account_id in demoted]
@@ -102,7 +113,7 @@ def decide_route(
         explored = rng.choice(order[1:])
         order = [explored, *(c for c in order if c != explored)]
         reason = RoutingReason.EXPLORATION
-    return RoutingDecision(order, reason, rates)
+    return RoutingDecision(order, reason, rates, method)
 
 
 def _well_below_peers(account: str, rates: Mapping[str, float], margin: float) -> bool:

@@ -7,11 +7,13 @@ from fastapi.responses import Response
 
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.routing import route_deposit
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
 from providers.routing import route
+from providers.success_rate import ranked
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -35,13 +37,17 @@ async def create_deposit(
                 raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
             raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
+        candidates = ranked(routing)  # eligible accounts, in the merchant's priority order
+        decision = await route_deposit(
+            svc, books, payment_id, candidates, body.currency, body.payment_method, body.provider
+        )
         deposit = DepositInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
             payment_method=body.payment_method,
-            providers=[body.provider] if body.provider else list(routing),
+            providers=decision.account_ids,
             timings=saga_timings(svc.settings),
             merchant_id=books.merchant_id,
         )
@@ -56,6 +62,7 @@ async def create_deposit(
             provider=body.provider,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
+            routing=decision.record(),
         )
 
     return await run_once(

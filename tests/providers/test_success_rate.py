@@ -128,8 +128,10 @@ def test_route_named_provider_is_first_whatever_the_rates() -> None:
 
 def test_route_record_shows_order_reason_and_rates() -> None:
     rates = {"sandbox-cards": stats(30, 10), "sandbox-bank": stats(30, 29)}
-    decision = decide_route([CARDS, BANK], rates, NO_EXPLORATION, random.Random(1))
-    assert decision.record("card") == {
+    decision = decide_route(
+        [CARDS, BANK], rates, NO_EXPLORATION, random.Random(1), method=MethodFamily.CARD
+    )
+    assert decision.record() == {
         "reason": "success_rate",
         "method": "card",
         "candidates": [
