@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -11,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.store import Store
 
-CARD = {"reason": "priority", "method": "card", "candidates": [], "rates": {}}
+CARD: dict[str, Any] = {"reason": "priority", "method": "card", "candidates": [], "rates": {}}
 BANK = {**CARD, "method": "bank"}
 
 
@@ -34,7 +35,7 @@ async def deposit(
     provider: str | None = None,
     failure_code: str | None = None,
     currency: str = "EUR",
-    routing: dict[str, object] | None = None,
+    routing: dict[str, Any] | None = None,
     kind: str = "deposit",
 ) -> str:
     """A payment written as the API and its saga write it: inserted, then its final status."""
@@ -55,7 +56,7 @@ async def test_authorization_stats_count_approvals_and_declines_per_account(
     store = Store(db_pool)
     merchant_id, customer = await merchant_with_customer(store)
     other_merchant, other_customer = await merchant_with_customer(store)
-    declined = {"status": "failed", "failure_code": "provider_declined"}
+    declined: dict[str, Any] = {"status": "failed", "failure_code": "provider_declined"}
 
     # Counted: cards approved once and declined twice, bank approved once.
     await deposit(store, merchant_id, customer, status="succeeded", provider="sandbox-cards")
@@ -109,7 +110,7 @@ async def test_authorization_stats_count_approvals_and_declines_per_account(
 async def test_payment_keeps_its_routing_record(db_pool: AsyncConnectionPool) -> None:
     store = Store(db_pool)
     merchant_id, customer = await merchant_with_customer(store)
-    routing = {
+    routing: dict[str, Any] = {
         "reason": "success_rate",
         "method": "card",
         "candidates": [
