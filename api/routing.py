@@ -32,8 +32,7 @@ async def route_deposit(
 ) -> RoutingDecision:
     """The order to try `candidates` (eligible, in priority order) for one deposit, and why.
 
-    The exploration draw is seeded by the payment id: a retried request (same id) draws the same,
-    so the saga it starts follows the routing its payment row recorded the first time.
+    The exploration draw is seeded by the payment id: a retried request (same id) draws the same.
     """
     method = method_family(payment_method)
     stats = {}
