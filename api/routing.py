@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from api.deps import Services
 from domain.routing import method_family
+from paysaga.observability.metrics import ROUTING_DECISIONS
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore
 from providers.success_rate import Candidate, RoutingDecision, RoutingPolicy, decide_route
@@ -40,7 +41,7 @@ async def route_deposit(
         stats = await books.authorization_stats(
             currency, method, svc.settings.routing_window_seconds
         )
-    return decide_route(
+    decision = decide_route(
         candidates,
         stats,
         routing_policy(svc.settings),
@@ -48,3 +49,5 @@ async def route_deposit(
         requested=requested,
         method=method.value,
     )
+    ROUTING_DECISIONS.labels(decision.reason.value).inc()
+    return decision

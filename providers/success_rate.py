@@ -37,11 +37,6 @@ class Candidate:
     priority: int
 
 
-def ranked(account_ids: Sequence[str]) -> list[Candidate]:
-    """Accounts given in priority order (the static routing setting), ranked 0, 1, ..."""
-    return [Candidate(account_id, rank) for rank, account_id in enumerate(account_ids)]
-
-
 @dataclass(frozen=True)
 class RoutingPolicy:
     """The rule's numbers (settings `routing_exploration_share`, `routing_min_attempts`,

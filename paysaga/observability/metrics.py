@@ -31,6 +31,12 @@ PAYMENTS_STARTED = Counter(
     "Payment sagas started by the API (a replayed idempotent request starts none).",
     ["kind"],
 )
+ROUTING_DECISIONS = Counter(
+    "paysaga_routing_decisions",
+    "Deposits routed by the API, by the reason their first provider account is first"
+    " (requested, priority, success_rate, exploration).",
+    ["reason"],
+)
 
 # The worker's payment metrics go through the Temporal SDK's meter (activities/payments.py), to be
 # served by the worker's SDK Prometheus endpoint next to the SDK's own metrics.

@@ -356,4 +356,7 @@ async def test_an_own_account_is_reconciled_against_its_own_settlement_report(
         found = await mismatches_for(books, paid["id"])
 
     assert paid["provider"] == account["id"]
-    assert [(m["provider"], m["provider_amount"]) for m in found] == [(account["id"], 4_242)]
+    # The provider's amount is the deposit's and the planted line's; the ledger knows the deposit.
+    assert [(m["provider"], m["provider_amount"], m["ledger_amount"]) for m in found] == [
+        (account["id"], 1_500 + 4_242, 1_500)
+    ]

@@ -109,8 +109,8 @@ async def test_deposit_goes_to_other_provider_after_declines_at_first(
         "reason": "priority",
         "method": "card",
         "candidates": [
-            {"id": "sandbox-cards", "priority": 0},
-            {"id": "sandbox-bank", "priority": 1},
+            {"id": "sandbox-cards", "priority": 1},
+            {"id": "sandbox-bank", "priority": 2},
         ],
         "rates": {"sandbox-bank": 1.0},  # cards had no attempts yet: not judged
     }
@@ -120,8 +120,8 @@ async def test_deposit_goes_to_other_provider_after_declines_at_first(
         "reason": "success_rate",
         "method": "card",
         "candidates": [
-            {"id": "sandbox-bank", "priority": 1},
-            {"id": "sandbox-cards", "priority": 0},
+            {"id": "sandbox-bank", "priority": 2},
+            {"id": "sandbox-cards", "priority": 1},
         ],
         "rates": {"sandbox-cards": 0.0, "sandbox-bank": 1.0},
     }
@@ -149,8 +149,8 @@ async def test_retried_deposit_follows_routing_recorded_first(
         "reason": "exploration",
         "method": "card",
         "candidates": [
-            {"id": "sandbox-bank", "priority": 1},
-            {"id": "sandbox-cards", "priority": 0},
+            {"id": "sandbox-bank", "priority": 2},
+            {"id": "sandbox-cards", "priority": 1},
         ],
         "rates": {},
     }
