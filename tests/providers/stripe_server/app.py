@@ -43,6 +43,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from starlette.applications import Starlette
@@ -132,7 +133,8 @@ class StripeServer:
                 )
             pairs = list(request.query_params.multi_items())
             if request.method == "POST":
-                pairs += [(k, str(v)) for k, v in (await request.form()).multi_items()]
+                form = (await request.body()).decode()
+                pairs += parse_qsl(form, keep_blank_values=True)
             params = forms.decode(pairs)
             key = request.headers.get("idempotency-key") if request.method == "POST" else None
             if key is None:
@@ -285,7 +287,9 @@ class StripeServer:
         )
         self.store.event("payment_intent.succeeded", intent)
 
-    def _fail(self, intent: StripeObject, code: str, decline_code: str | None, message: str) -> None:
+    def _fail(
+        self, intent: StripeObject, code: str, decline_code: str | None, message: str
+    ) -> None:
         intent.update(
             status="requires_payment_method",
             next_action=None,
@@ -748,9 +752,7 @@ def create_app(settings: ServerSettings) -> Starlette:
         Route("/v1/payment_intents", api(server.create_payment_intent), methods=["POST"]),
         Route("/v1/payment_intents", api(server.list_payment_intents), methods=["GET"]),
         Route("/v1/payment_intents/search", api(server.search_payment_intents), methods=["GET"]),
-        Route(
-            "/v1/payment_intents/{intent}", api(server.retrieve_payment_intent), methods=["GET"]
-        ),
+        Route("/v1/payment_intents/{intent}", api(server.retrieve_payment_intent), methods=["GET"]),
         Route(
             "/v1/payment_intents/{intent}/confirm",
             api(server.confirm_payment_intent),
@@ -762,9 +764,7 @@ def create_app(settings: ServerSettings) -> Starlette:
         Route("/v1/disputes/{dispute}", api(server.retrieve_dispute), methods=["GET"]),
         Route("/v1/disputes/{dispute}", api(server.update_dispute), methods=["POST"]),
         Route("/v1/disputes/{dispute}/close", api(server.close_dispute), methods=["POST"]),
-        Route(
-            "/v1/balance_transactions", api(server.list_balance_transactions), methods=["GET"]
-        ),
+        Route("/v1/balance_transactions", api(server.list_balance_transactions), methods=["GET"]),
         Route("/_test/health", _health, methods=["GET"]),
         Route("/_test/3ds/{intent}", _three_d_secure_page, methods=["GET"]),
         Route("/_test/3ds/{intent}", api(server.authenticate_customer), methods=["POST"]),

@@ -122,7 +122,14 @@ class Store:
         """Record money moving on the account's balance (settled at once, here)."""
         now = int(time.time())
         fee_details = (
-            [{"amount": fee, "currency": currency, "type": "stripe_fee", "description": description}]
+            [
+                {
+                    "amount": fee,
+                    "currency": currency,
+                    "type": "stripe_fee",
+                    "description": description,
+                }
+            ]
             if fee
             else []
         )
