@@ -160,7 +160,15 @@ class SharedHTTPXClient(stripe.HTTPXClient):
 
     def __init__(self, http: httpx.AsyncClient, timeout_seconds: float) -> None:
         super().__init__(timeout=timeout_seconds)
-        self._client_async = http
+        self._client_async = http  # the SDK's attribute (stripe 16); its own client is unused
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        # The SDK hands httpx the encoded form as `data=`, which httpx deprecates for raw text.
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        kwargs["content"] = kwargs.pop("data") or None
+        return [args, kwargs]
 
 
 class StripeAdapter:
