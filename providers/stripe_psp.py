@@ -179,7 +179,6 @@ class StripeAdapter:
         if not secret_key:
             raise ProviderConfigurationError(f"{config.name}: no credentials['secret_key']")
         self._name = config.name
-        self._timeout = config.timeout_seconds
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": config.endpoint.rstrip("/")},
