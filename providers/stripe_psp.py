@@ -299,7 +299,7 @@ class StripeAdapter:
         except _Uncertain as exc:
             raise ProviderUnavailable(f"{self._name}: charge not found yet ({exc})") from exc
         except stripe.StripeError as exc:
-            raise self._dispute_error(exc) from exc
+            raise self._call_error(exc) from exc
         if intent is None:
             raise ProviderRequestRejected(self._name, 404, "charge_not_found")
         if intent["status"] == "requires_action" and _redirect(intent, return_url) is None:
@@ -312,7 +312,7 @@ class StripeAdapter:
                     {"idempotency_key": f"{idempotency_key}:authenticate:{digest}"},
                 )
             except stripe.StripeError as exc:
-                raise self._dispute_error(exc) from exc
+                raise self._call_error(exc) from exc
             intent = _plain(confirmed)
         return self._authentication(idempotency_key, intent, return_url)
 
@@ -357,7 +357,7 @@ class StripeAdapter:
                 dispute_id, {"expand": ["payment_intent"]}
             )
         except stripe.StripeError as exc:
-            raise self._dispute_error(exc) from exc
+            raise self._call_error(exc) from exc
         return self._dispute_state(_plain(dispute))
 
     async def submit_dispute_evidence(self, dispute_id: str, text: str) -> DisputeState:
@@ -374,7 +374,7 @@ class StripeAdapter:
                 params,  # type: ignore[arg-type]
             )
         except stripe.StripeError as exc:
-            raise self._dispute_error(exc) from exc
+            raise self._call_error(exc) from exc
         return self._dispute_state(_plain(dispute))
 
     async def accept_dispute(self, dispute_id: str) -> DisputeState:
@@ -385,7 +385,7 @@ class StripeAdapter:
                 dispute_id, {"expand": ["payment_intent"]}
             )
         except stripe.StripeError as exc:
-            raise self._dispute_error(exc) from exc
+            raise self._call_error(exc) from exc
         return self._dispute_state(_plain(dispute))
 
     async def complete_dispute_event(self, event: ProviderDisputeEvent) -> ProviderDisputeEvent:
@@ -421,7 +421,7 @@ class StripeAdapter:
             evidence_submitted_at=None,  # Stripe keeps a submission count, not a time
         )
 
-    def _dispute_error(self, exc: stripe.StripeError) -> Exception:
+    def _call_error(self, exc: stripe.StripeError) -> Exception:
         if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
             return ProviderConfigurationError(f"{self._name}: Stripe refused the secret key")
         if isinstance(exc, stripe.InvalidRequestError):

@@ -96,8 +96,10 @@ def verified(adapter: StripeAdapter, received: StripeDelivery) -> object:
 # -- building ------------------------------------------------------------------------------
 
 
-def test_build_adapter_without_secret_key_refused(stripe_server: StripeServerProcess) -> None:
-    config = AdapterConfig("stripe-eu", stripe_server.url, httpx.AsyncClient(), 5.0, {})
+async def test_build_adapter_without_secret_key_refused(
+    stripe_server: StripeServerProcess, http: httpx.AsyncClient
+) -> None:
+    config = AdapterConfig("stripe-eu", stripe_server.url, http, 5.0, {})
     with pytest.raises(ProviderConfigurationError, match="secret_key"):
         build_adapter("stripe", config)
 
@@ -109,6 +111,21 @@ async def test_charge_with_wrong_secret_key_is_a_configuration_error(
     with pytest.raises(ProviderConfigurationError) as raised:
         await charge(adapter, "pm_card_visa")
     assert classify(raised.value) == Answer.rejected
+
+
+async def test_calls_go_through_the_shared_http_client(
+    stripe_server: StripeServerProcess,
+) -> None:
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as shared:
+        adapter = account(stripe_server.url, shared)
+        _, _, outcome = await charge(adapter, "pm_card_visa")
+    assert outcome == Outcome.succeeded
+    assert sent[0] == "POST /v1/payment_intents"
 
 
 async def test_payout_absent_nothing_sent(adapter: StripeAdapter) -> None:
