@@ -244,6 +244,9 @@ class StripeAdapter:
             return self._result(Outcome.not_processed, detail=f"charge not found yet: {exc!r}")
         if intent is None:
             raise ProviderRequestRejected(self._name, 404, "charge_not_found")
+        if intent["currency"] != currency.lower():
+            # Stripe refunds in the charge's currency whatever we say: the amount would be wrong.
+            raise ProviderRequestRejected(self._name, 400, "currency_mismatch")
         params: dict[str, Any] = {
             "payment_intent": intent["id"],
             "amount": self._stripe_amount(amount, currency),

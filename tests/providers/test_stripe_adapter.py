@@ -366,6 +366,21 @@ async def test_refund_beyond_charge_rejected(adapter: StripeAdapter) -> None:
         )
 
 
+async def test_refund_in_another_currency_rejected_unsent(adapter: StripeAdapter) -> None:
+    charge_key, reference, _ = await charge(adapter, "pm_card_visa", amount=1000, currency="EUR")
+    refund_key = f"{reference}:refund"
+    with pytest.raises(ProviderRequestRejected) as raised:
+        await adapter.refund(
+            idempotency_key=refund_key,
+            reference=reference,
+            charge_idempotency_key=charge_key,
+            amount=1000,
+            currency="JPY",
+        )
+    assert raised.value.code == "currency_mismatch"
+    assert (await adapter.status(refund_key)).outcome == Outcome.not_processed
+
+
 async def test_refund_of_unknown_charge_rejected(adapter: StripeAdapter) -> None:
     charge_key, reference = new_payment()
     with pytest.raises(ProviderRequestRejected) as raised:
