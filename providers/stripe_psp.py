@@ -8,7 +8,8 @@ SDK's own: the sagas retry, with the same idempotency key.
 What it does with Stripe's API:
 - `charge`: `POST /v1/payment_intents` with `confirm=true` and the payment method, card only.
   The saga's key is Stripe's `Idempotency-Key` AND the PaymentIntent's metadata
-  (`paysaga_idempotency_key`, with `paysaga_reference`): the header makes a retry one payment,
+  (`paysaga_idempotency_key`, with `paysaga_reference`): the header makes a retry one payment
+  (for 24 hours: Stripe then forgets the key, and the same key would make a second payment),
   the metadata lets `status` find it. `requires_action` is `pending`; `authenticate` then
   confirms it again with the customer's `return_url` and answers the `redirect_to_url`.
 - `refund`: `POST /v1/refunds` on the PaymentIntent its charge key names, key and metadata alike.
