@@ -48,10 +48,11 @@ from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.store.provider_accounts import provider_directory
 from paysaga.temporal_connection import connect_temporal
 from paysaga.webhook_delivery import WebhookDispatcher
-from providers.registry import PROVIDER_NAMES, build_dispute_providers, build_providers
-from providers.routing import provider_task_queue
+from providers.registry import PROVIDER_NAMES, build_providers
+from providers.routing import OWN_ACCOUNTS_QUEUE, provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from wallet.engine import WalletEngine
@@ -116,11 +117,13 @@ def activities_for(
     risk = risk_activities(settings, store)
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
-    provider_activities = ProviderActivities(providers)
+    directory = provider_directory(settings, store, providers, http)
+    provider_activities = ProviderActivities(directory)
     reconciliation = ReconciliationActivities(
         ReconciliationBooks(store.pool),
-        providers,
+        directory,
         timedelta(seconds=settings.reconciliation_grace_seconds),
+        store.own_account_ids,
     )
     payments = PaymentActivities(store)
     sweep = PaymentSweepActivities(store, SweepBooks(store.pool))
@@ -141,6 +144,7 @@ def activities_for(
         RefundActivities(store).record_status,
         *dispute_activities(ledger_activities, store),
         reconciliation.reconcile_provider,
+        reconciliation.own_accounts,
         RetentionActivities(store.pool, settings.event_retention_days).purge_idempotency,
         sweep.fail_orphans,
         sweep.park_stranded,
@@ -155,8 +159,7 @@ def activities_for(
         provider_activities.refund_charge,
         provider_activities.refund,
     ]
-    disputes = build_dispute_providers(settings.psp_url, settings.psp_timeout_seconds, http)
-    dispute_calls = DisputeProviderActivities(disputes)
+    dispute_calls = DisputeProviderActivities(directory)
     provider_calls += [dispute_calls.answer, dispute_calls.verdict]
     return local, provider_calls
 
@@ -266,7 +269,7 @@ async def run_worker(settings: Settings) -> None:
                 graceful_shutdown_timeout=timedelta(seconds=10),
                 interceptors=interceptors,
             )
-            for provider in PROVIDER_NAMES
+            for provider in [*PROVIDER_NAMES, OWN_ACCOUNTS_QUEUE]
         ]
         await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):

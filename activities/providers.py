@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from temporalio import activity
@@ -18,6 +18,7 @@ from providers.base import (
     ProviderRequestRejected,
     ProviderResult,
 )
+from providers.directory import ProviderDirectory
 
 # ApplicationError types the sagas branch on (activities/failures.py).
 NOT_PROCESSED = failures.PROVIDER_NOT_PROCESSED
@@ -66,24 +67,27 @@ class RefundInput:
 class ProviderActivities:
     """Calls to the providers; every call carries the saga's idempotency key for its step."""
 
-    def __init__(self, providers: dict[str, PaymentProvider]) -> None:
-        self._providers = providers
+    def __init__(self, providers: ProviderDirectory | Mapping[str, PaymentProvider]) -> None:
+        self._providers = (
+            providers
+            if isinstance(providers, ProviderDirectory)
+            else ProviderDirectory.of(providers)
+        )
 
-    def _provider(self, name: str) -> PaymentProvider:
+    async def _provider(self, account_id: str) -> PaymentProvider:
         try:
-            return self._providers[name]
-        except KeyError:
+            return await self._providers.get(account_id)
+        except ProviderConfigurationError as exc:
             raise ApplicationError(
-                f"no provider {name!r}",
-                type=ProviderConfigurationError.__name__,
-                non_retryable=True,
+                str(exc), type=ProviderConfigurationError.__name__, non_retryable=True
             ) from None
 
     @activity.defn(name="provider.charge")
     async def charge(self, charge: ChargeInput) -> ProviderResult:
         """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
+        provider = await self._provider(charge.provider)
         with _rejections_final():
-            result = await self._provider(charge.provider).charge(
+            result = await provider.charge(
                 idempotency_key=charge.idempotency_key,
                 reference=charge.reference,
                 amount=charge.amount,
@@ -95,8 +99,9 @@ class ProviderActivities:
     @activity.defn(name="provider.payout")
     async def payout(self, payout: PayoutInput) -> ProviderResult:
         """Pay out once; same outcome rules as a charge."""
+        provider = await self._provider(payout.provider)
         with _rejections_final():
-            result = await self._provider(payout.provider).payout(
+            result = await provider.payout(
                 idempotency_key=payout.idempotency_key,
                 reference=payout.reference,
                 amount=payout.amount,
@@ -111,7 +116,8 @@ class ProviderActivities:
 
         Raises (to be retried with backoff) while the outcome is pending or the status unknown.
         """
-        result = await self._provider(query.provider).status(query.idempotency_key)
+        provider = await self._provider(query.provider)
+        result = await provider.status(query.idempotency_key)
         final = (Outcome.succeeded, Outcome.declined)
         if result.outcome in final or (
             result.outcome == Outcome.not_processed and not query.record_expected
@@ -127,8 +133,9 @@ class ProviderActivities:
     async def refund(self, refund: RefundInput) -> ProviderResult:
         """Refund (part of) a charge once (the Refund saga): a decline is final, `not processed`
         is raised (retry), `unknown` returned (poll); same outcome rules as a charge."""
+        provider = await self._provider(refund.provider)
         with _rejections_final():
-            result = await self._provider(refund.provider).refund(
+            result = await provider.refund(
                 idempotency_key=refund.idempotency_key,
                 reference=refund.reference,
                 charge_idempotency_key=refund.charge_idempotency_key,
@@ -145,7 +152,7 @@ class ProviderActivities:
         for good (`RefundDeclined`), and the saga parks the payment for an operator rather than
         retrying it forever. The Refund saga uses `refund`.
         """
-        provider = self._provider(refund.provider)
+        provider = await self._provider(refund.provider)
         charge = await provider.status(refund.charge_idempotency_key)
         if charge.outcome in (Outcome.declined, Outcome.not_processed):
             return None

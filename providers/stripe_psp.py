@@ -1,7 +1,7 @@
 """The Stripe adapter: PaymentIntents, refunds, disputes and webhooks through the official SDK.
 
-Registered as the `stripe` entry point; an account's `AdapterConfig` carries `endpoint` (Stripe's
-API base, `https://api.stripe.com`, or a test server's) and `credentials["secret_key"]`. Calls go
+Registered as the `stripe` entry point; an account's `AdapterConfig` carries `endpoint` (a test
+server's; empty for Stripe's own, `https://api.stripe.com`) and `credentials["secret_key"]`. Calls go
 through `stripe.StripeClient` over the process's shared httpx client, with no retries of the
 SDK's own: the sagas retry, with the same idempotency key.
 
@@ -182,7 +182,8 @@ class StripeAdapter:
         self._name = config.name
         self._client = stripe.StripeClient(
             secret_key,
-            base_addresses={"api": config.endpoint.rstrip("/")},
+            # No endpoint (an account's, in production): Stripe's own API.
+            base_addresses={"api": config.endpoint.rstrip("/") or stripe.DEFAULT_API_BASE},
             max_network_retries=0,
             http_client=SharedHTTPXClient(config.http, config.timeout_seconds),
         )

@@ -20,7 +20,7 @@ SCHEDULE_ID = "paysaga-reconciliation"
 
 @dataclass
 class ReconciliationInput:
-    providers: list[str]
+    providers: list[str]  # the installation's; the merchants' own accounts are read at each run
 
 
 @workflow.defn(name="Reconciliation")
@@ -28,7 +28,14 @@ class ReconciliationWorkflow:
     @workflow.run
     async def run(self, job: ReconciliationInput) -> list[ReconcileResult]:
         results = []
-        for provider in job.providers:
+        providers = list(job.providers)
+        if workflow.patched("reconcile-own-accounts"):
+            providers += await workflow.execute_activity_method(
+                ReconciliationActivities.own_accounts,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            )
+        for provider in providers:
             results.append(
                 await workflow.execute_activity_method(
                     ReconciliationActivities.reconcile_provider,

@@ -7,11 +7,12 @@ from fastapi.responses import Response
 
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.routes.providers import candidates_for
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
-from providers.routing import route
+from providers.accounts import CHARGE
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -28,12 +29,22 @@ async def create_deposit(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        routing = route(svc.settings.provider_routing, "charge", body.currency)
-        if body.provider is not None and body.provider not in routing:
-            # An unknown customer is told first, as always; else the INSERT checks it.
-            if await books.get_customer(body.customer_id) is None:
-                raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
-            raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
+        eligible = await candidates_for(
+            svc, books, CHARGE, body.currency, payment_method=body.payment_method
+        )
+        routing = [account.id for account in eligible]
+        if body.provider is not None:
+            # The merchant named an account (by id or name): that one only.
+            named = [a.id for a in eligible if body.provider in (a.id, a.name)]
+            if not named:
+                # An unknown customer is told first, as always; else the INSERT checks it.
+                if await books.get_customer(body.customer_id) is None:
+                    raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
+                raise InvalidRequest(
+                    f"no provider account {body.provider!r} takes this deposit; eligible:"
+                    f" {[a.name for a in eligible]}"
+                )
+            routing = named
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
         deposit = DepositInput(
             payment_id=payment_id,
@@ -41,7 +52,7 @@ async def create_deposit(
             amount=body.amount,
             currency=body.currency,
             payment_method=body.payment_method,
-            providers=[body.provider] if body.provider else list(routing),
+            providers=routing,
             timings=saga_timings(svc.settings),
             merchant_id=books.merchant_id,
         )
@@ -53,7 +64,7 @@ async def create_deposit(
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
-            provider=body.provider,
+            provider=routing[0] if body.provider is not None else None,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
         )

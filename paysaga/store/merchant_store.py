@@ -19,9 +19,11 @@ from paysaga.store.idempotency import IdempotencyRow
 from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
 from paysaga.store.payments import PaymentRow
+from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
 from paysaga.store.refunds import RefundableDeposit, RefundRow
 from paysaga.store.sql import TableRow, Tables
+from providers.accounts import ProviderAccount
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,36 @@ class MerchantStore:
             self.merchant_id, url, secret, grace_seconds, default_grace_seconds
         )
         assert row is not None
+        return row
+
+    # ------------------------------------------------------------------ provider accounts
+
+    async def stored_provider_accounts(self) -> list[ProviderAccountRow]:
+        """The merchant's own accounts and its versions of the built-in ones."""
+        rows: list[ProviderAccountRow] = await self._store.list_provider_accounts(self.merchant_id)
+        return rows
+
+    async def create_provider_account(
+        self, account_id: str, **fields: Any
+    ) -> ProviderAccountRow | None:
+        """Insert an own account; None when the merchant has one of that name already."""
+        row: ProviderAccountRow | None = await self._store.create_provider_account(
+            self.merchant_id, account_id, **fields
+        )
+        return row
+
+    async def update_provider_account(
+        self, account_id: str, **changes: Any
+    ) -> ProviderAccountRow | None:
+        """Change a stored account of the merchant; None when it has none with this id."""
+        row: ProviderAccountRow | None = await self._store.update_provider_account(
+            self.merchant_id, account_id, **changes
+        )
+        return row
+
+    async def save_builtin_account(self, account: ProviderAccount) -> ProviderAccountRow:
+        """Store the merchant's version of a built-in account."""
+        row: ProviderAccountRow = await self._store.save_builtin_account(self.merchant_id, account)
         return row
 
     # ------------------------------------------------------------------ customers

@@ -128,6 +128,20 @@ async def test_calls_go_through_the_shared_http_client(
     assert sent[0] == "POST /v1/payment_intents"
 
 
+async def test_account_without_endpoint_calls_stripe_api() -> None:
+    called: list[str] = []
+
+    def stripe_api(request: httpx.Request) -> httpx.Response:
+        called.append(f"{request.url.scheme}://{request.url.host}{request.url.path}")
+        return httpx.Response(429, json={"error": {"type": "invalid_request_error"}})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(stripe_api)) as shared:
+        adapter = account("", shared)
+        _, _, outcome = await charge(adapter, "pm_card_visa")
+    assert outcome == Outcome.unknown  # 429, and status could not read Stripe's books either
+    assert called[0] == "https://api.stripe.com/v1/payment_intents"
+
+
 async def test_payout_absent_nothing_sent(adapter: StripeAdapter) -> None:
     assert not adapter.capabilities.payouts
     key, reference = new_payment("payout")
