@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from providers.adapter import (
     classify,
 )
 from providers.conformance import settled
+from providers.directory import OwnAccount, ProviderDirectory
 from providers.registry import build_adapter
 from providers.stripe_psp import StripeAdapter
 from tests.providers.stripe_fixtures import (
@@ -37,6 +39,7 @@ from tests.providers.stripe_fixtures import (
 )
 
 TOLERANCE = 300
+NOW = datetime.now(UTC)
 
 
 @pytest.fixture
@@ -140,6 +143,30 @@ async def test_account_without_endpoint_calls_stripe_api() -> None:
         _, _, outcome = await charge(adapter, "pm_card_visa")
     assert outcome == Outcome.unknown  # 429, and status could not read Stripe's books either
     assert called[0] == "https://api.stripe.com/v1/payment_intents"
+
+
+async def test_merchant_stripe_account_through_provider_directory(
+    stripe_server: StripeServerProcess, http: httpx.AsyncClient
+) -> None:
+    # A merchant's own account as the provider-accounts API stores it: adapter and secret key.
+    own = OwnAccount(
+        "pa_stripe1", "stripe", "my-stripe", stripe_server.url, {"secret_key": SECRET_KEY}, NOW
+    )
+
+    async def load(account_id: str) -> OwnAccount | None:
+        return own if account_id == own.id else None
+
+    directory = ProviderDirectory({}, load, http, 5.0)
+    adapter = await directory.get("pa_stripe1")
+    key, reference = new_payment()
+    result = await adapter.charge(
+        idempotency_key=key,
+        reference=reference,
+        amount=1500,
+        currency="EUR",
+        payment_method="pm_card_visa",
+    )
+    assert (result.provider, result.outcome) == ("pa_stripe1", Outcome.succeeded)
 
 
 async def test_payout_absent_nothing_sent(adapter: StripeAdapter) -> None:
