@@ -102,6 +102,34 @@ class DepositCreate(StrictBody):
     _currency = field_validator("currency")(_supported)
 
 
+class RoutingCandidate(BaseModel):
+    id: str = Field(description="the provider account")
+    priority: int = Field(description="its place in the merchant's priority order")
+
+
+class PaymentRouting(BaseModel):
+    """Why the payment went where it did, decided when it was created."""
+
+    reason: Literal["requested", "priority", "success_rate", "exploration"] = Field(
+        description="why the first candidate is first: the merchant named it (`requested`), its"
+        " priority (`priority`), an account before it had an authorization rate well below a"
+        " peer's and was moved later (`success_rate`), or a random eligible account was tried"
+        " first to keep every rate known (`exploration`)"
+    )
+    method: str | None = Field(
+        description="the payment method family the rates are of (`card`, `bank`)",
+        examples=["card"],
+    )
+    candidates: list[RoutingCandidate] = Field(
+        description="the accounts in the order they are tried (failover only when one certainly"
+        " did not process the payment)"
+    )
+    rates: dict[str, float] = Field(
+        description="recent authorization rates (approved / approved + declined) by account, of"
+        " the accounts with enough attempts to be judged"
+    )
+
+
 class Payment(BaseModel):
     id: str
     kind: Literal["deposit", "withdrawal", "transfer"]
@@ -112,6 +140,11 @@ class Payment(BaseModel):
     provider: str | None
     failure_code: str | None
     failure_reason: str | None = None
+    routing: PaymentRouting | None = Field(
+        default=None,
+        description="why it went to its providers in that order (deposits; null for withdrawals"
+        " and transfers, which follow the priority order)",
+    )
     created_at: datetime
     updated_at: datetime
 

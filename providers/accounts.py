@@ -21,13 +21,6 @@ SANDBOX_ADAPTER = "sandbox"
 CHARGE, PAYOUT = "charge", "payout"
 
 
-def payment_method_family(payment_method: str) -> str:
-    """The method family ("card", "bank") a deposit's payment method belongs to: accounts
-    declare the families they serve. The sandbox's `pm_bank_redirect` pays by bank; every other
-    token stands for a card."""
-    return "bank" if payment_method == "pm_bank_redirect" else "card"
-
-
 def is_own_account(account_id: str) -> bool:
     """Whether `account_id` names a merchant's own account (else a built-in provider)."""
     return account_id.startswith(OWN_ACCOUNT_PREFIX)

@@ -8,11 +8,13 @@ from fastapi.responses import Response
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
 from api.routes.providers import candidates_for
+from api.routing import route_deposit
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
 from providers.accounts import CHARGE
+from providers.success_rate import Candidate
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -46,13 +48,18 @@ async def create_deposit(
                 )
             routing = named
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
+        candidates = [Candidate(a.id, a.priority) for a in eligible if a.id in routing]
+        requested = routing[0] if body.provider is not None else None
+        decision = await route_deposit(
+            svc, books, payment_id, candidates, body.currency, body.payment_method, requested
+        )
         deposit = DepositInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
             payment_method=body.payment_method,
-            providers=routing,
+            providers=decision.account_ids,
             timings=saga_timings(svc.settings),
             merchant_id=books.merchant_id,
         )
@@ -64,9 +71,10 @@ async def create_deposit(
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
-            provider=routing[0] if body.provider is not None else None,
+            provider=requested,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
+            routing=decision.record(),
         )
 
     return await run_once(

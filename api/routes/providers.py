@@ -18,13 +18,13 @@ from api.schemas import (
     ProviderHealth,
 )
 from domain.errors import Conflict, InvalidRequest, NotFound
+from domain.routing import method_family
 from paysaga.store import MerchantStore
 from providers.accounts import (
     OWN_ACCOUNT_PREFIX,
     SANDBOX_ADAPTER,
     candidates,
     merchant_accounts,
-    payment_method_family,
 )
 from providers.accounts import (
     ProviderAccount as RoutedAccount,
@@ -51,7 +51,7 @@ async def candidates_for(
 ) -> list[RoutedAccount]:
     """The accounts that may take a payment (a charge in `payment_method`, or a payout), in the
     order the saga tries them."""
-    method = None if payment_method is None else payment_method_family(payment_method)
+    method = None if payment_method is None else method_family(payment_method).value
     accounts = await accounts_of(svc, books)
     order = candidates(svc.settings.provider_routing, accounts, operation, currency, method)
     by_id = {account.id: account for account in accounts}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.store.customers import CustomerRow
 from paysaga.store.disputes import DisputeRow
 from paysaga.store.events import EventRow
@@ -190,13 +191,31 @@ class MerchantStore:
         currency: str,
         provider: str | None,
         details: dict[str, Any],
+        routing: dict[str, Any] | None = None,
     ) -> PaymentRow | None:
         """Insert a payment in `processing` (event `payment.created`), or return the one there;
         None if the merchant has no such customer."""
         row: PaymentRow | None = await self._store.insert_customer_payment(
-            self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
+            self.merchant_id,
+            payment_id,
+            kind,
+            customer_id,
+            amount,
+            currency,
+            provider,
+            details,
+            routing,
         )
         return row
+
+    async def authorization_stats(
+        self, currency: str, method: MethodFamily, window_seconds: float
+    ) -> dict[str, AuthorizationStats]:
+        """Per provider account, this merchant's recent approved and declined deposits."""
+        stats: dict[str, AuthorizationStats] = await self._store.authorization_stats(
+            self.merchant_id, currency, method, window_seconds
+        )
+        return stats
 
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
         return await self._tables._one(

@@ -136,7 +136,8 @@ async def test_every_merchant_has_the_sandbox_accounts_one_created_later_include
     for books in (ops_api, merchant):
         listed = await books.get("/v1/providers")
         assert listed.status_code == 200, listed.text
-        accounts = listed.json()["data"]
+        # (the development merchant may have own accounts of other tests: disabled ones)
+        accounts = [a for a in listed.json()["data"] if a["builtin"] or a["enabled"]]
         assert [a["id"] for a in accounts] == BUILTIN
         assert [(a["priority"], a["enabled"], a["builtin"]) for a in accounts] == [
             (1, True, True),
@@ -319,6 +320,22 @@ async def test_an_own_account_is_reconciled_against_its_own_settlement_report(
     _, books = await new_merchant(stack)
     async with books:
         account, _ = await open_own_account(stack, books, "reconciled", priority=1)
+        # An account the PSP does not know (its reports fail): it must not hold back the other.
+        broken = await books.post(
+            "/v1/providers",
+            json={
+                "adapter": "sandbox",
+                "name": "unknown-at-the-psp",
+                "credentials": {},
+                "webhook_secret": "whsec_0123456789abcdef",
+                "priority": 1000,
+            },
+        )
+        assert broken.status_code == 201, broken.text
+        disabled = await books.patch(
+            f"/v1/providers/{broken.json()['id']}", json={"enabled": False}
+        )
+        assert disabled.status_code == 200, disabled.text
         paid = await deposit(books)
         # The account's books at the PSP say it charged 42.42 EUR more than the ledger knows.
         async with httpx.AsyncClient(base_url=stack.psp.url) as psp:
