@@ -48,7 +48,13 @@ async def verified_event(
     adapter.verify_webhook(
         headers, body, secret=found.webhook_secret, now=now, tolerance_seconds=tolerance
     )
-    return adapter.parse_webhook(body), found.row.merchant_id
+    event = adapter.parse_webhook(body)
+    # A PSP whose dispute names its own charge, not our payment, completes the event by its API
+    # (an adapter's optional `complete_dispute_event`, e.g. Stripe's).
+    complete = getattr(adapter, "complete_dispute_event", None)
+    if isinstance(event, ProviderDisputeEvent) and complete is not None:
+        event = await complete(event)
+    return event, found.row.merchant_id
 
 
 @router.post("/providers/{provider}")

@@ -120,6 +120,12 @@ class StripeServerProcess:
         }
         self._process: subprocess.Popen[bytes] | None = None
 
+    def deliver_to(self, webhook_url: str, webhook_secret: str) -> None:
+        """Send the webhooks to `webhook_url`, signed with `webhook_secret` (before `start`), as
+        an endpoint configured in Stripe's dashboard."""
+        self._env["STRIPE_SERVER_WEBHOOK_URL"] = webhook_url
+        self._env["STRIPE_SERVER_WEBHOOK_SECRET"] = webhook_secret
+
     def start(self) -> None:
         """Start the process and wait until it answers."""
         with self.log_path.open("ab") as log:
