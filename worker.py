@@ -52,11 +52,12 @@ from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.store.provider_accounts import provider_directory
 from paysaga.store.provider_health import ProviderBreakers, breaker_policy
 from paysaga.temporal_connection import connect_temporal
 from paysaga.webhook_delivery import WebhookDispatcher
-from providers.registry import PROVIDER_NAMES, build_dispute_providers, build_providers
-from providers.routing import provider_task_queue
+from providers.registry import PROVIDER_NAMES, build_providers
+from providers.routing import OWN_ACCOUNTS_QUEUE, provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from wallet.engine import WalletEngine
@@ -121,12 +122,14 @@ def activities_for(
     risk = risk_activities(settings, store)
     ledger_activities = LedgerActivities(ledger)
     providers = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
+    directory = provider_directory(settings, store, providers, http)
     breakers = ProviderBreakers(store.pool, breaker_policy(settings))
-    provider_activities = ProviderActivities(providers, breakers)
+    provider_activities = ProviderActivities(directory, breakers)
     reconciliation = ReconciliationActivities(
         ReconciliationBooks(store.pool),
-        providers,
+        directory,
         timedelta(seconds=settings.reconciliation_grace_seconds),
+        store.own_account_ids,
     )
     payments = PaymentActivities(store)
     sweep = PaymentSweepActivities(store, SweepBooks(store.pool))
@@ -147,6 +150,7 @@ def activities_for(
         RefundActivities(store).record_status,
         *dispute_activities(ledger_activities, store),
         reconciliation.reconcile_provider,
+        reconciliation.own_accounts,
         RetentionActivities(store.pool, settings.event_retention_days).purge_idempotency,
         sweep.fail_orphans,
         sweep.park_stranded,
@@ -161,8 +165,7 @@ def activities_for(
         provider_activities.refund_charge,
         provider_activities.refund,
     ]
-    disputes = build_dispute_providers(settings.psp_url, settings.psp_timeout_seconds, http)
-    dispute_calls = DisputeProviderActivities(disputes)
+    dispute_calls = DisputeProviderActivities(directory)
     provider_calls += [dispute_calls.answer, dispute_calls.verdict]
     return local, provider_calls
 
@@ -272,7 +275,7 @@ async def run_worker(settings: Settings) -> None:
                 graceful_shutdown_timeout=timedelta(seconds=10),
                 interceptors=interceptors,
             )
-            for provider in PROVIDER_NAMES
+            for provider in [*PROVIDER_NAMES, OWN_ACCOUNTS_QUEUE]
         ]
         await ensure_schedules(client, settings)
         for each in (worker, *provider_workers):

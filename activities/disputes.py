@@ -10,7 +10,7 @@ what the provider shows, never from the refusal alone.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from providers.base import (
     ProviderRequestRejected,
     ProviderUnavailable,
 )
+from providers.directory import ProviderDirectory
 
 DISPUTE_NOT_OPEN = "dispute_not_open"  # the provider's code: the dispute needs no response
 
@@ -129,17 +130,19 @@ class DisputeActivities:
 class DisputeProviderActivities:
     """Calls to the providers' dispute APIs, on each provider's task queue."""
 
-    def __init__(self, providers: dict[str, DisputeProvider]) -> None:
-        self._providers = providers
+    def __init__(self, providers: ProviderDirectory | Mapping[str, DisputeProvider]) -> None:
+        self._providers = (
+            providers
+            if isinstance(providers, ProviderDirectory)
+            else ProviderDirectory.of(providers)
+        )
 
-    def _provider(self, name: str) -> DisputeProvider:
+    async def _provider(self, account_id: str) -> DisputeProvider:
         try:
-            return self._providers[name]
-        except KeyError:
+            return await self._providers.get(account_id)
+        except ProviderConfigurationError as exc:
             raise ApplicationError(
-                f"no provider {name!r}",
-                type=ProviderConfigurationError.__name__,
-                non_retryable=True,
+                str(exc), type=ProviderConfigurationError.__name__, non_retryable=True
             ) from None
 
     @activity.defn(name="provider.answer_dispute")
@@ -149,7 +152,7 @@ class DisputeProviderActivities:
         Once the dispute is no longer open (answered by an earlier attempt, or closed by the
         provider at its due date), the answer is its current state. Network trouble is retried.
         """
-        provider = self._provider(answer.provider)
+        provider = await self._provider(answer.provider)
         try:
             with _unavailable_retried():
                 if answer.action == "evidence":
@@ -173,10 +176,11 @@ class DisputeProviderActivities:
             )
         return state
 
-    async def current(self, provider: str, dispute_id: str) -> DisputeState:
+    async def current(self, account_id: str, dispute_id: str) -> DisputeState:
+        provider = await self._provider(account_id)
         try:
             with _unavailable_retried():
-                return await self._provider(provider).dispute_status(dispute_id)
+                return await provider.dispute_status(dispute_id)
         except ProviderRequestRejected as exc:
             raise _rejection(exc) from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -24,6 +24,7 @@ from providers.base import (
     ProviderRequestRejected,
     ProviderResult,
 )
+from providers.directory import ProviderDirectory
 from providers.health import ANSWERED, call_mark
 
 if TYPE_CHECKING:  # workflows import this module: they need none of the SQL
@@ -94,25 +95,29 @@ class ProviderActivities:
     """Calls to the providers; every call carries the saga's idempotency key for its step."""
 
     def __init__(
-        self, providers: dict[str, PaymentProvider], breakers: ProviderBreakers | None = None
+        self,
+        providers: ProviderDirectory | Mapping[str, PaymentProvider],
+        breakers: ProviderBreakers | None = None,
     ) -> None:
-        self._providers = providers
+        self._providers = (
+            providers
+            if isinstance(providers, ProviderDirectory)
+            else ProviderDirectory.of(providers)
+        )
         self._breakers = breakers  # None: every call goes through, none is counted
 
-    def _provider(self, name: str) -> PaymentProvider:
+    async def _provider(self, account_id: str) -> PaymentProvider:
         try:
-            return self._providers[name]
-        except KeyError:
+            return await self._providers.get(account_id)
+        except ProviderConfigurationError as exc:
             raise ApplicationError(
-                f"no provider {name!r}",
-                type=ProviderConfigurationError.__name__,
-                non_retryable=True,
+                str(exc), type=ProviderConfigurationError.__name__, non_retryable=True
             ) from None
 
     @activity.defn(name="provider.charge")
     async def charge(self, charge: ChargeInput) -> ProviderResult:
         """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
-        provider = self._provider(charge.provider)
+        provider = await self._provider(charge.provider)
         with _rejections_final():
             result = await self._through_breaker(
                 charge.provider,
@@ -131,7 +136,7 @@ class ProviderActivities:
     @activity.defn(name="provider.payout")
     async def payout(self, payout: PayoutInput) -> ProviderResult:
         """Pay out once; same outcome rules as a charge."""
-        provider = self._provider(payout.provider)
+        provider = await self._provider(payout.provider)
         with _rejections_final():
             result = await self._through_breaker(
                 payout.provider,
@@ -153,7 +158,7 @@ class ProviderActivities:
 
         Raises (to be retried with backoff) while the outcome is pending or the status unknown.
         """
-        provider = self._provider(query.provider)
+        provider = await self._provider(query.provider)
         result = await _observed(
             query.provider, "status", lambda: provider.status(query.idempotency_key)
         )
@@ -172,7 +177,7 @@ class ProviderActivities:
     async def refund(self, refund: RefundInput) -> ProviderResult:
         """Refund (part of) a charge once (the Refund saga): a decline is final, `not processed`
         is raised (retry), `unknown` returned (poll); same outcome rules as a charge."""
-        provider = self._provider(refund.provider)
+        provider = await self._provider(refund.provider)
         with _rejections_final():
             result = await self._through_breaker(
                 refund.provider,
@@ -196,7 +201,7 @@ class ProviderActivities:
         for good (`RefundDeclined`), and the saga parks the payment for an operator rather than
         retrying it forever. The Refund saga uses `refund`.
         """
-        provider = self._provider(refund.provider)
+        provider = await self._provider(refund.provider)
         charge = await _observed(
             refund.provider, "status", lambda: provider.status(refund.charge_idempotency_key)
         )

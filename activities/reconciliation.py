@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
 from paysaga.reconciliation import ReconciliationBooks, RecordedRun, SettlementWindow
-from providers.base import PaymentProvider
+from providers.base import CapabilityAbsent, PaymentProvider
+from providers.directory import ProviderDirectory
 
 
 @dataclass
@@ -31,12 +33,24 @@ class ReconciliationActivities:
     def __init__(
         self,
         books: ReconciliationBooks,
-        providers: dict[str, PaymentProvider],
+        providers: ProviderDirectory | Mapping[str, PaymentProvider],
         grace: timedelta = timedelta(days=1),
+        own_accounts: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> None:
         self._books = books
-        self._providers = providers
+        self._providers = (
+            providers
+            if isinstance(providers, ProviderDirectory)
+            else ProviderDirectory.of(providers)
+        )
         self._grace = grace
+        self._own_accounts = own_accounts
+
+    @activity.defn(name="reconciliation.own_accounts")
+    async def own_accounts(self) -> list[str]:
+        """The merchants' own provider accounts (`pa_...`), each reconciled like the
+        installation's providers: disabled ones too, whose payments still settle."""
+        return [] if self._own_accounts is None else await self._own_accounts()
 
     @activity.defn(name="reconciliation.reconcile_provider")
     async def reconcile_provider(self, run: ReconcileInput) -> ReconcileResult:
@@ -45,9 +59,13 @@ class ReconciliationActivities:
             return _result(recorded)  # a retry of a run that was recorded
         since = await self._books.last_window_end(run.provider)
         window = SettlementWindow(run.provider, since, datetime.now(UTC))
-        lines = await self._providers[run.provider].settlement_report(
-            since=window.since, until=window.until
-        )
+        provider = await self._providers.get(run.provider)
+        try:
+            lines = await provider.settlement_report(since=window.since, until=window.until)
+        except CapabilityAbsent:
+            # An adapter without settlement reports: nothing to match, no window recorded.
+            activity.logger.info("%s has no settlement report to reconcile", run.provider)
+            return ReconcileResult(run.provider, 0, 0, None, None)
         # A concurrent run that recorded a window first makes this one fail (WindowMoved) and
         # retry from the new end; a retry after this one was recorded answers the first result.
         mismatches = await self._books.record_window(run.run_key, window, lines, self._grace)

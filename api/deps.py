@@ -25,6 +25,7 @@ from domain.merchants import Scope
 from ledger.engine import Ledger
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, Store
+from providers.directory import ProviderDirectory
 from wallet.engine import WalletEngine
 
 # The largest id a cursor can name (PostgreSQL bigint); a larger one is refused as invalid.
@@ -112,6 +113,7 @@ class Services:
     ledger: Ledger
     temporal: Client
     wallet: WalletEngine  # the game wallet's writers (group commit), started with the app
+    providers: ProviderDirectory  # adapters by account id: verifies own accounts' webhooks
     key_cache: KeyCache = field(default_factory=KeyCache)
 
 

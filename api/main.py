@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from api.deps import Services
@@ -41,7 +42,9 @@ from paysaga.observability.tracing import setup_tracing
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
+from paysaga.store.provider_accounts import provider_directory
 from paysaga.temporal_connection import connect_temporal
+from providers.registry import build_providers
 from wallet.engine import WalletEngine
 
 
@@ -69,7 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             house_owner_id=settings.house_owner_id,
         )
         await wallet_engine.start()
-        services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine)
+        http = httpx.AsyncClient()
+        builtin = build_providers(settings.psp_url, settings.psp_timeout_seconds, http)
+        directory = provider_directory(settings, store, builtin, http)
+        services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine, directory)
         app.state.services = services
         revocations = RevocationListener(settings.database_url, services.key_cache)
         if settings.api_key_cache_seconds > 0:
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await revocations.stop()
             await wallet_engine.stop()
+            await http.aclose()
             await pool.close()
 
     app = FastAPI(
@@ -104,10 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wallet,
         events,
         ops,
+        providers,
         notifications,
         webhooks,
         reconciliation,
-        providers,
         metrics,
     ):
         app.include_router(module.router)

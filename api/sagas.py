@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypeVar
 
 from temporalio.client import WorkflowUpdateFailedError
@@ -42,20 +43,26 @@ async def start_payment(
     provider: str | None,
     details: dict[str, Any],
     workflow_input: Any,
+    routing: dict[str, Any] | None = None,
 ) -> Payment:
     """Record the payment as `processing` and start its saga; a repeated call starts nothing new.
+
+    `routing`, why the payment goes to its providers in that order, is kept on the row and as the
+    workflow's memo `routing` (seen in the Temporal UI beside the saga). A retried request whose
+    first attempt recorded the payment but started no saga follows the routing recorded then.
 
     A customer the merchant does not have is refused (404 `customer_not_found`) by the INSERT
     itself (no lookup of its own). The row is committed before the workflow starts, never
     concurrently: the saga's first local steps update it.
     """
     row = await books.insert_customer_payment(
-        payment_id, kind.value, customer_id, amount, currency, provider, details
+        payment_id, kind.value, customer_id, amount, currency, provider, details, routing
     )
     if row is None:
         raise NotFound(f"no customer {customer_id}", code="customer_not_found")
     if row.status in TERMINAL_STATUSES:
         return payment_from_row(row)  # already ended (e.g. swept as never started): start nothing
+    workflow_input = as_routed(workflow_input, routing, row.routing)
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(sa.MERCHANT_ID, books.merchant_id),
@@ -74,6 +81,7 @@ async def start_payment(
             task_queue=svc.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
+            memo=None if row.routing is None else {"routing": row.routing},
             # No execution timeout: a saga ends by its own steps, never cut off mid-way.
             static_summary=f"{kind.value} of {amount} {currency} minor units for {customer_id}",
         )
@@ -83,6 +91,17 @@ async def start_payment(
     except RPCError as exc:
         raise ServiceUnavailable(f"could not start the payment workflow: {exc}") from exc
     return payment_from_row(row)
+
+
+def as_routed(
+    workflow_input: Any, routing: dict[str, Any] | None, recorded: dict[str, Any] | None
+) -> Any:
+    """The saga's input with the providers in the order the payment recorded: the rates may
+    have moved since a first attempt of the same request decided it."""
+    if routing is None or recorded is None or recorded == routing:
+        return workflow_input
+    providers = [candidate["id"] for candidate in recorded["candidates"]]
+    return dataclasses.replace(workflow_input, providers=providers)
 
 
 def payment_from_row(row: PaymentRow) -> Payment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import (
@@ -18,7 +18,6 @@ from pydantic import (
 )
 
 from domain.money import CURRENCY_EXPONENTS
-from providers.registry import PROVIDER_NAMES
 
 # The schema states what the validators below enforce: a currency paysaga supports, a provider
 # it knows (any other answers 422, which a client should be able to tell from the schema).
@@ -93,12 +92,42 @@ class DepositCreate(StrictBody):
     payment_method: str = Field(min_length=1, max_length=64, examples=["pm_ok"])
     provider: str | None = Field(
         default=None,
+        min_length=1,
         max_length=64,
         examples=["sandbox-cards"],
-        json_schema_extra={"enum": list[JsonValue]([*PROVIDER_NAMES, None])},
+        description="a provider account's id or name (`GET /v1/providers`) to charge at, and no"
+        " other; default: routing over the merchant's accounts",
     )
 
     _currency = field_validator("currency")(_supported)
+
+
+class RoutingCandidate(BaseModel):
+    id: str = Field(description="the provider account")
+    priority: int = Field(description="its place in the merchant's priority order")
+
+
+class PaymentRouting(BaseModel):
+    """Why the payment went where it did, decided when it was created."""
+
+    reason: Literal["requested", "priority", "success_rate", "exploration"] = Field(
+        description="why the first candidate is first: the merchant named it (`requested`), its"
+        " priority (`priority`), an account before it had an authorization rate well below a"
+        " peer's and was moved later (`success_rate`), or a random eligible account was tried"
+        " first to keep every rate known (`exploration`)"
+    )
+    method: str | None = Field(
+        description="the payment method family the rates are of (`card`, `bank`)",
+        examples=["card"],
+    )
+    candidates: list[RoutingCandidate] = Field(
+        description="the accounts in the order they are tried (failover only when one certainly"
+        " did not process the payment)"
+    )
+    rates: dict[str, float] = Field(
+        description="recent authorization rates (approved / approved + declined) by account, of"
+        " the accounts with enough attempts to be judged"
+    )
 
 
 class Payment(BaseModel):
@@ -111,6 +140,11 @@ class Payment(BaseModel):
     provider: str | None
     failure_code: str | None
     failure_reason: str | None = None
+    routing: PaymentRouting | None = Field(
+        default=None,
+        description="why it went to its providers in that order (deposits; null for withdrawals"
+        " and transfers, which follow the priority order)",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -473,3 +507,76 @@ class DisputeEvidence(StrictBody):
     """The merchant's evidence against a dispute, forwarded to the provider."""
 
     text: str = Field(min_length=1, max_length=20_000)
+
+
+# ---------------------------------------------------------------------- provider accounts
+
+AccountName = Field(
+    min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$", examples=["stripe-eu"]
+)
+MethodFamily = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Credentials = Field(
+    max_length=20,
+    description='the adapter\'s credentials, e.g. `{"secret_key": "sk_test_..."}`: sealed'
+    " at rest, never shown again",
+)
+
+
+class ProviderAccountCreate(StrictBody):
+    """A merchant's own PSP account: the adapter (an installed `paysaga.providers` entry point),
+    its credentials and webhook secret, what it serves (empty: all its adapter serves), and its
+    place in routing (1 first)."""
+
+    adapter: str = Field(min_length=1, max_length=64, examples=["stripe"])
+    name: str = AccountName
+    credentials: dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=4096)]
+    ] = Credentials
+    webhook_secret: str = Field(min_length=16, max_length=255)
+    methods: list[MethodFamily] = Field(default_factory=list, max_length=16, examples=[["card"]])
+    currencies: list[CurrencyCode] = Field(default_factory=list, max_length=200)
+    priority: int = Field(default=10, ge=1, le=1000, strict=True)
+    # The PSP's base URL; development only (in production each adapter calls its PSP's own).
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
+
+
+class ProviderAccountUpdate(StrictBody):
+    """What changes; omitted: unchanged. `credentials` only on a merchant's own account."""
+
+    enabled: bool | None = Field(default=None, strict=True)
+    priority: int | None = Field(default=None, ge=1, le=1000, strict=True)
+    methods: list[MethodFamily] | None = Field(default=None, max_length=16)
+    currencies: list[CurrencyCode] | None = Field(default=None, max_length=200)
+    credentials: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=4096)]] | None
+    ) = Field(default=None, max_length=20)
+
+
+class ProviderHealth(BaseModel):
+    """The account's circuit breaker over its last calls (`calls` of them, `failure_rate` of
+    them unavailable); `opened_at` while it is open or half-open."""
+
+    state: Literal["closed", "open", "half_open"]
+    failure_rate: float
+    calls: int
+    opened_at: datetime | None = None
+
+
+class ProviderAccount(BaseModel):
+    """A provider account payments are routed over; empty `methods` or `currencies`: all its
+    adapter serves. Credentials and webhook secret are never shown."""
+
+    id: str
+    adapter: str
+    name: str
+    methods: list[str]
+    currencies: list[str]
+    priority: int
+    enabled: bool
+    builtin: bool
+    health: ProviderHealth
+
+
+class ProviderAccountList(BaseModel):
+    data: list[ProviderAccount]

@@ -472,3 +472,40 @@ class Dispute(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
+
+
+class ProviderAccountRecord(SQLModel, table=True):
+    """A merchant's own PSP account (`pa_...`), or its changes to a built-in one (`builtin`, id
+    the provider's name); credentials and webhook secret sealed (`paysaga.personal_data`)."""
+
+    __tablename__ = "provider_accounts"
+    __table_args__ = (
+        PrimaryKeyConstraint("merchant_id", "id"),
+        UniqueConstraint("merchant_id", "name"),
+        CheckConstraint("builtin OR id LIKE 'pa\\_%'"),
+        Index(
+            "ux_provider_accounts_own_id", "id", unique=True, postgresql_where=text("NOT builtin")
+        ),
+    )
+
+    merchant_id: str = Field(foreign_key="merchants.id")
+    id: str
+    adapter: str
+    name: str
+    builtin: bool = False
+    endpoint: str | None = None
+    credentials_sealed: str | None = None
+    webhook_secret_sealed: str | None = None
+    methods: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    currencies: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    priority: int
+    enabled: bool = True
+    payouts: bool = True
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())

@@ -210,6 +210,15 @@ class Settings(BaseSettings):
         "charge": ["sandbox-cards", "sandbox-bank"],
         "payout": ["sandbox-cards", "sandbox-bank"],
     }
+    # Success-rate routing (providers/success_rate.py): a deposit's accounts in that order, except
+    # that one whose authorization rate (approved / approved + declined) over the window, for the
+    # deposit's method family and currency, is more than the margin below a peer's goes later;
+    # only an account with the minimum of attempts has a rate. A share of deposits tries another
+    # account first, at random (exploration), so that every account's rate stays known.
+    routing_window_seconds: float = Field(900.0, gt=0)
+    routing_min_attempts: int = Field(20, ge=1)
+    routing_rate_margin: float = Field(0.2, ge=0, le=1)
+    routing_exploration_share: float = Field(0.05, ge=0, le=1)
     provider_max_concurrent_calls: int = 50  # per provider and worker process
     provider_attempts: int = 3  # calls to one provider answering "not processed" before failover
     webhook_wait_seconds: float = 30.0  # then the saga polls the provider

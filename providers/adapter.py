@@ -16,7 +16,10 @@ a shared httpx client and a time-out) and returns an object that satisfies `Prov
 - `authenticate`: start the customer's authentication (3-D Secure, the bank's approval); raise
   `CapabilityAbsent` if the PSP has none (and declare `authentication=False`).
 - `verify_webhook` over the RAW body bytes as received (never re-serialized JSON), then
-  `parse_webhook` into paysaga's `ProviderEvent` or `ProviderDisputeEvent`.
+  `parse_webhook` into paysaga's `ProviderEvent` or `ProviderDisputeEvent`. A PSP whose dispute
+  events do not name paysaga's payment may also offer the optional
+  `async complete_dispute_event(event) -> ProviderDisputeEvent`, which fills `reference` and
+  `charge_idempotency_key` from its API; the webhook route calls it when it is there.
 - `settlement_report`: the money the PSP says moved, for reconciliation.
 - `submit_dispute_evidence`, `accept_dispute`, `dispute_status`: answering chargebacks.
 - `capabilities`: the methods, currencies and operations it serves.

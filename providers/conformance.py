@@ -199,18 +199,21 @@ class AdapterConformance:
             currency = three_decimal_currency(adapter)
         if currency not in adapter.capabilities.currencies:
             pytest.skip(f"the adapter does not declare {currency}")
-        # 12,345 minor units: ¥12,345, €123.45, 12.345 dinars; a unit slip shows as a factor of 10.
+        # 12,345 minor units: ¥12,345, €123.45; a unit slip shows as a factor of 10. In a
+        # 3-decimal currency 12,340 (12.340 dinars): PSPs such as Stripe take only multiples of
+        # 10 there, and a slip still shows (1,234 or 123,400).
+        amount = 12340 if CURRENCY_EXPONENTS[currency] == 3 else 12345
         key, reference = new_key()
         await self.charge(
-            adapter, scenarios.succeeds, key, reference, amount=12345, currency=currency
+            adapter, scenarios.succeeds, key, reference, amount=amount, currency=currency
         )
         assert (await settled(adapter, key)).outcome == Outcome.succeeded
         _, body = await received_webhook(reference)
         event = adapter.parse_webhook(body)
         assert isinstance(event, ProviderEvent)
-        assert (event.amount, event.currency) == (12345, currency)
+        assert (event.amount, event.currency) == (amount, currency)
         lines = [line for line in await adapter.settlement_report() if line.reference == reference]
-        assert [(line.amount, line.currency) for line in lines] == [(12345, currency)]
+        assert [(line.amount, line.currency) for line in lines] == [(amount, currency)]
 
     async def test_refund_same_key_twice_one_refund(
         self, adapter: ProviderAdapter, scenarios: Scenarios
@@ -252,6 +255,20 @@ class AdapterConformance:
         ]
         assert answers[0].operation_id == answers[1].operation_id
         assert (await settled(adapter, key)).outcome == Outcome.succeeded
+
+    async def test_payout_absent_as_declared(self, adapter: ProviderAdapter) -> None:
+        if adapter.capabilities.payouts:
+            pytest.skip("the adapter declares payouts: test_payout_same_key_twice_one_payout")
+        key, reference = new_key("payout")
+        # Nothing is sent: a saga may then choose another provider without paying twice.
+        with pytest.raises(CapabilityAbsent):
+            await adapter.payout(
+                idempotency_key=key,
+                reference=reference,
+                amount=700,
+                currency="EUR",
+                destination="pm_ok",
+            )
 
     async def test_authentication_as_declared(self, adapter: ProviderAdapter) -> None:
         if adapter.capabilities.authentication:

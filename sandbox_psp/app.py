@@ -27,6 +27,7 @@ from sandbox_psp.behaviours import (
     DECLINE_CODES,
     FLAKY_REFUSALS,
     PRIMARY_PROVIDER,
+    PROVIDERS,
     STALE_EVENT_LAG_SECONDS,
     TOKENS,
     Behaviour,
@@ -179,6 +180,25 @@ class SettlementAdjustment(BaseModel):
     reference: Text
     amount: Amount
     currency: Currency
+
+
+class SandboxAccount(BaseModel):
+    """An account a merchant opens at the sandbox PSP: its id is the provider path segment its
+    calls use (paysaga's provider account id), and its webhooks, sent to `<webhook url>/<id>`,
+    are signed with `webhook_secret`."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=255)]
+
+
+@router.post("/_sandbox/accounts", status_code=201)
+async def open_account(body: SandboxAccount, store: StoreDep) -> dict[str, str]:
+    """Sandbox only: open an account (or give it a new webhook secret), as a merchant does in a
+    PSP's dashboard."""
+    if body.id in PROVIDERS:
+        raise PSPError(409, "account_exists", f"{body.id!r} is one of this PSP's own providers")
+    store.open_account(body.id, body.webhook_secret)
+    return {"id": body.id}
 
 
 @router.post("/{provider}/_sandbox/settlement-adjustments", status_code=201)

@@ -45,14 +45,17 @@ def get_dispatcher(request: Request) -> WebhookDispatcher:
     return dispatcher
 
 
-def known_provider(provider: str) -> str:
-    """The `{provider}` path segment, if the sandbox serves it."""
-    if provider not in PROVIDERS:
+StoreDep = Annotated[OperationStore, Depends(get_store)]
+
+
+def known_provider(provider: str, store: StoreDep) -> str:
+    """The `{provider}` path segment, if the sandbox serves it: one of its own two providers, or
+    an account a merchant opened here (`POST /_sandbox/accounts`)."""
+    if provider not in PROVIDERS and store.account_secret(provider) is None:
         raise PSPError(404, "unknown_provider", f"this PSP does not serve {provider!r}")
     return provider
 
 
-StoreDep = Annotated[OperationStore, Depends(get_store)]
 SettingsDep = Annotated[SandboxSettings, Depends(get_settings)]
 DispatcherDep = Annotated[WebhookDispatcher, Depends(get_dispatcher)]
 ProviderDep = Annotated[str, Depends(known_provider)]

@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS operations (
     PRIMARY KEY (provider, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS operations_by_reference ON operations (provider, reference);
+-- Accounts merchants opened at this PSP beside its own two providers: each signs its webhooks
+-- with its own secret.
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    webhook_secret TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS refused_attempts (
     provider TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -244,6 +250,21 @@ class OperationStore:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+    def open_account(self, account_id: str, webhook_secret: str) -> None:
+        """Open (or re-key) an account: its webhooks are signed with `webhook_secret`."""
+        self._db.execute(
+            "INSERT INTO accounts (id, webhook_secret) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET webhook_secret = excluded.webhook_secret",
+            (account_id, webhook_secret),
+        )
+
+    def account_secret(self, account_id: str) -> str | None:
+        """The webhook secret of an account opened here; None if there is none."""
+        row = self._db.execute(
+            "SELECT webhook_secret FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def get(self, provider: str, idempotency_key: str) -> Operation | None:
         """The operation recorded under this key, if any."""

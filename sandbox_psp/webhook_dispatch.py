@@ -76,7 +76,9 @@ class WebhookDispatcher:
 
     async def _deliver(self, event: OutboxEvent) -> bool:
         url = f"{self._settings.psp_webhook_url.rstrip('/')}/{event.provider}"
-        secret = self._settings.psp_webhook_secrets.get(event.provider)
+        secret = self._settings.psp_webhook_secrets.get(
+            event.provider
+        ) or self._store.account_secret(event.provider)
         body = event.body.encode()
         error: str | None
         if secret is None:

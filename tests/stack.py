@@ -41,6 +41,10 @@ STACK_ENV = {
     "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "1",
     "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "4",
     "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans on each process's stdout, for the trace test
+    # Deposits follow the priority order (tests say where they go): no exploration, and no
+    # account ever has the attempts to be judged. tests/api/test_routing.py runs an API of its own.
+    "PAYSAGA_ROUTING_EXPLORATION_SHARE": "0",
+    "PAYSAGA_ROUTING_MIN_ATTEMPTS": "1000000000",
     "PAYSAGA_DATABASE_POOL_MIN": "1",
     "PAYSAGA_DATABASE_POOL_MAX": "8",
     # Breakers off in the shared stack (a minimum its 20-call window never reaches): `pm_flaky`

@@ -7,11 +7,14 @@ from fastapi.responses import Response
 
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.routes.providers import candidates_for
+from api.routing import route_deposit
 from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
-from providers.routing import route
+from providers.accounts import CHARGE
+from providers.success_rate import Candidate
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -28,20 +31,35 @@ async def create_deposit(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
-        routing = route(svc.settings.provider_routing, "charge", body.currency)
-        if body.provider is not None and body.provider not in routing:
-            # An unknown customer is told first, as always; else the INSERT checks it.
-            if await books.get_customer(body.customer_id) is None:
-                raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
-            raise InvalidRequest(f"unknown provider {body.provider!r}; known: {routing}")
+        eligible = await candidates_for(
+            svc, books, CHARGE, body.currency, payment_method=body.payment_method
+        )
+        routing = [account.id for account in eligible]
+        if body.provider is not None:
+            # The merchant named an account (by id or name): that one only.
+            named = [a.id for a in eligible if body.provider in (a.id, a.name)]
+            if not named:
+                # An unknown customer is told first, as always; else the INSERT checks it.
+                if await books.get_customer(body.customer_id) is None:
+                    raise NotFound(f"no customer {body.customer_id}", code="customer_not_found")
+                raise InvalidRequest(
+                    f"no provider account {body.provider!r} takes this deposit; eligible:"
+                    f" {[a.name for a in eligible]}"
+                )
+            routing = named
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
+        candidates = [Candidate(a.id, a.priority) for a in eligible if a.id in routing]
+        requested = routing[0] if body.provider is not None else None
+        decision = await route_deposit(
+            svc, books, payment_id, candidates, body.currency, body.payment_method, requested
+        )
         deposit = DepositInput(
             payment_id=payment_id,
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
             payment_method=body.payment_method,
-            providers=[body.provider] if body.provider else list(routing),
+            providers=decision.account_ids,
             timings=saga_timings(svc.settings),
             merchant_id=books.merchant_id,
         )
@@ -53,9 +71,10 @@ async def create_deposit(
             customer_id=body.customer_id,
             amount=body.amount,
             currency=body.currency,
-            provider=body.provider,
+            provider=requested,
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
+            routing=decision.record(),
         )
 
     return await run_once(

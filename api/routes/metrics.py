@@ -36,11 +36,12 @@ async def metrics(
 
 async def show_breakers(pool: Any, settings: Settings) -> None:
     """Each provider account's breaker as PostgreSQL holds it, the state every process sees
-    (a worker's own page shows the state that worker last saw)."""
+    (a worker's own page shows the state that worker last saw): the installation's providers,
+    and every account whose breaker has counted a call."""
+    breakers = ProviderBreakers(pool, breaker_policy(settings))
     try:
-        shown = await ProviderBreakers(pool, breaker_policy(settings)).health_of(
-            list(PROVIDER_NAMES)
-        )
+        called = await breakers.accounts_called()
+        shown = await breakers.health_of(sorted({*PROVIDER_NAMES, *called}))
     except Exception as exc:  # the database: the rest of the page is still worth serving
         log.warning("breaker states not read for /metrics: %r", exc)
         return

@@ -177,12 +177,16 @@ async def _resolve_closed_saga(
     settings: Settings = svc.settings
     currency = str(row.details.get("target_currency") or row.currency)
     operation = "charge" if row.kind == "deposit" else "payout"
+    # Where the saga may have sent it: the installation's route, and the account it took.
+    providers = route(settings.provider_routing, operation, currency)
+    if row.provider and row.provider not in providers:
+        providers.insert(0, row.provider)
     resolution = ResolutionInput(
         row.id,
         decision.outcome,
         decision.reason,
         decision.operator,
-        route(settings.provider_routing, operation, currency),
+        providers,
         saga_timings(settings),
     )
     attributes = resolution_attributes(row.merchant_id, row.kind, row.customer_id)

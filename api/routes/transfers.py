@@ -7,12 +7,13 @@ from fastapi.responses import Response
 
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.routes.providers import candidates_for
 from api.sagas import saga_timings, start_payment
 from api.schemas import ExternalBeneficiary, Payment, TransferCreate
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.payments import Beneficiary, PaymentKind, TransferInput
 from paysaga.store import MerchantStore
-from providers.routing import route
+from providers.accounts import PAYOUT
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
@@ -49,7 +50,9 @@ async def create_transfer(
             expires_at=quote.expires_at.isoformat(),
             beneficiary=beneficiary,
             house_owner_id=svc.settings.house_owner_id,
-            providers=route(svc.settings.provider_routing, "payout", quote.target_currency),
+            providers=[
+                a.id for a in await candidates_for(svc, books, PAYOUT, quote.target_currency)
+            ],
             timings=saga_timings(svc.settings),
             review_deadline_seconds=svc.settings.review_deadline_seconds,
             merchant_id=books.merchant_id,

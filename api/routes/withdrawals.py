@@ -7,10 +7,11 @@ from fastapi.responses import Response
 
 from api.deps import IdempotencyKey, MerchantData, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.routes.providers import candidates_for
 from api.sagas import saga_timings, start_payment
 from api.schemas import Payment, WithdrawalCreate
 from domain.payments import PaymentKind, WithdrawalInput
-from providers.routing import route
+from providers.accounts import PAYOUT
 
 router = APIRouter(prefix="/v1/withdrawals", tags=["withdrawals"])
 
@@ -34,7 +35,7 @@ async def create_withdrawal(
             amount=body.amount,
             currency=body.currency,
             destination=body.destination,
-            providers=route(svc.settings.provider_routing, "payout", body.currency),
+            providers=[a.id for a in await candidates_for(svc, books, PAYOUT, body.currency)],
             timings=saga_timings(svc.settings),
             review_deadline_seconds=svc.settings.review_deadline_seconds,
             merchant_id=books.merchant_id,

@@ -5,10 +5,10 @@ One row per idempotency key of a charge, payout or refund, written before the re
 there), or `refused` (that account answered that it certainly did nothing with it). An open
 breaker may skip a call only for a key never sent to that account; a key `sent` to one account
 is never sent to another (a saga reset from the Temporal UI must not charge twice). The key
-decides; the numbers 0016 and 0017 are taken by other work.
+decides.
 
 Revision ID: 0018_provider_calls
-Revises: 0015_provider_health
+Revises: 0015_provider_health, 0017_payment_routing
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018_provider_calls"
-down_revision: str | None = "0015_provider_health"
+# Also the merge of the two lines that left 0014: 0015 (the breakers) and 0016-0017 (provider
+# accounts, routing), which were written side by side.
+down_revision: str | tuple[str, ...] | None = ("0015_provider_health", "0017_payment_routing")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

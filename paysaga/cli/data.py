@@ -17,6 +17,7 @@ from paysaga.personal_data import PersonalDataCipher, PersonalDataUnreadable, se
 SEALED_COLUMNS = {
     "customers": ("full_name_sealed", "birth_date_sealed"),
     "payments": ("personal_details_sealed",),
+    "provider_accounts": ("credentials_sealed", "webhook_secret_sealed"),
 }
 
 

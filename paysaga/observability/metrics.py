@@ -32,6 +32,12 @@ PAYMENTS_STARTED = Counter(
     "Payment sagas started by the API (a replayed idempotent request starts none).",
     ["kind"],
 )
+ROUTING_DECISIONS = Counter(
+    "paysaga_routing_decisions",
+    "Deposits routed by the API, by the reason their first provider account is first"
+    " (requested, priority, success_rate, exploration).",
+    ["reason"],
+)
 # Read from PostgreSQL at each scrape (api/routes/metrics.py): the state every process sees.
 PROVIDER_BREAKER_STATE = Gauge(
     "paysaga_provider_breaker_state",

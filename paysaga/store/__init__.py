@@ -15,11 +15,13 @@ from paysaga.store.merchant_store import DeadDeliveryRow, MerchantStore
 from paysaga.store.merchants import MerchantRow, Merchants
 from paysaga.store.ops_audit import OpsActionRow, OpsAudit
 from paysaga.store.payments import PaymentRow, Payments, payment_object
+from paysaga.store.provider_accounts import AccountSecrets, ProviderAccountRow, ProviderAccounts
 from paysaga.store.quotes import QuoteRow, Quotes
 from paysaga.store.refunds import RefundRow, Refunds, refund_object
 from paysaga.store.webhooks import ProviderWebhooks, WebhookArrival
 
 __all__ = [
+    "AccountSecrets",
     "ApiKeyRow",
     "CustomerRow",
     "DeadDeliveryRow",
@@ -30,6 +32,7 @@ __all__ = [
     "MerchantStore",
     "OpsActionRow",
     "PaymentRow",
+    "ProviderAccountRow",
     "QuoteRow",
     "RefundRow",
     "Store",
@@ -54,6 +57,7 @@ class Store(
     OpsAudit,
     Events,
     Deliveries,
+    ProviderAccounts,
 ):
     """Reads and writes of the service's tables, whoever's they are: for the worker and the
     platform. The API reads a merchant's objects only through `for_merchant`."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.store.customers import CustomerRow
 from paysaga.store.disputes import DisputeRow
 from paysaga.store.events import EventRow
@@ -19,9 +20,11 @@ from paysaga.store.idempotency import IdempotencyRow
 from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
 from paysaga.store.payments import PaymentRow
+from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
 from paysaga.store.refunds import RefundableDeposit, RefundRow
 from paysaga.store.sql import TableRow, Tables
+from providers.accounts import ProviderAccount
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,36 @@ class MerchantStore:
         assert row is not None
         return row
 
+    # ------------------------------------------------------------------ provider accounts
+
+    async def stored_provider_accounts(self) -> list[ProviderAccountRow]:
+        """The merchant's own accounts and its versions of the built-in ones."""
+        rows: list[ProviderAccountRow] = await self._store.list_provider_accounts(self.merchant_id)
+        return rows
+
+    async def create_provider_account(
+        self, account_id: str, **fields: Any
+    ) -> ProviderAccountRow | None:
+        """Insert an own account; None when the merchant has one of that name already."""
+        row: ProviderAccountRow | None = await self._store.create_provider_account(
+            self.merchant_id, account_id, **fields
+        )
+        return row
+
+    async def update_provider_account(
+        self, account_id: str, **changes: Any
+    ) -> ProviderAccountRow | None:
+        """Change a stored account of the merchant; None when it has none with this id."""
+        row: ProviderAccountRow | None = await self._store.update_provider_account(
+            self.merchant_id, account_id, **changes
+        )
+        return row
+
+    async def save_builtin_account(self, account: ProviderAccount) -> ProviderAccountRow:
+        """Store the merchant's version of a built-in account."""
+        row: ProviderAccountRow = await self._store.save_builtin_account(self.merchant_id, account)
+        return row
+
     # ------------------------------------------------------------------ customers
 
     async def create_customer(
@@ -158,13 +191,31 @@ class MerchantStore:
         currency: str,
         provider: str | None,
         details: dict[str, Any],
+        routing: dict[str, Any] | None = None,
     ) -> PaymentRow | None:
         """Insert a payment in `processing` (event `payment.created`), or return the one there;
         None if the merchant has no such customer."""
         row: PaymentRow | None = await self._store.insert_customer_payment(
-            self.merchant_id, payment_id, kind, customer_id, amount, currency, provider, details
+            self.merchant_id,
+            payment_id,
+            kind,
+            customer_id,
+            amount,
+            currency,
+            provider,
+            details,
+            routing,
         )
         return row
+
+    async def authorization_stats(
+        self, currency: str, method: MethodFamily, window_seconds: float
+    ) -> dict[str, AuthorizationStats]:
+        """Per provider account, this merchant's recent approved and declined deposits."""
+        stats: dict[str, AuthorizationStats] = await self._store.authorization_stats(
+            self.merchant_id, currency, method, window_seconds
+        )
+        return stats
 
     async def get_payment(self, payment_id: str) -> PaymentRow | None:
         return await self._tables._one(

@@ -9,7 +9,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from domain.payments import PaymentStatus
+from domain.payments import FailureCode, PaymentKind, PaymentStatus
+from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.personal_data import sealed_at
 from paysaga.store.events import NewEvent, append_event, insert_events
 from paysaga.store.sql import TableRow, Tables, one_trip
@@ -37,6 +38,9 @@ class PaymentRow(TableRow):
     details: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    routing: (
+        dict[str, Any] | None
+    )  # why it went where (providers/success_rate.py); null: not routed
 
 
 def payment_object(row: PaymentRow) -> dict[str, Any]:
@@ -51,6 +55,7 @@ def payment_object(row: PaymentRow) -> dict[str, Any]:
         "provider": row.provider,
         "failure_code": row.failure_code,
         "failure_reason": row.failure_reason,
+        "routing": row.routing,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -69,6 +74,7 @@ class Payments(Tables):
         currency: str,
         provider: str | None,
         details: dict[str, Any],
+        routing: dict[str, Any] | None = None,
     ) -> PaymentRow:
         """Insert a payment in `processing` (event `payment.created`), or return the one there."""
         public, sealed = self._split_details(merchant_id, payment_id, details)
@@ -76,8 +82,8 @@ class Payments(Tables):
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount,"
-                " currency, provider, details, personal_details_sealed)"
-                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s)"
+                " currency, provider, details, personal_details_sealed, routing)"
+                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING RETURNING *",
                 (
                     payment_id,
@@ -89,6 +95,7 @@ class Payments(Tables):
                     provider,
                     public,
                     sealed,
+                    _json_or_null(routing),
                 ),
             )
             inserted = await cur.fetchone()
@@ -112,6 +119,7 @@ class Payments(Tables):
         currency: str,
         provider: str | None,
         details: dict[str, Any],
+        routing: dict[str, Any] | None = None,
     ) -> PaymentRow | None:
         """`insert_payment`, if the merchant has the customer (None when it has not), in two
         round trips: the customer check is in the INSERT, which travels with BEGIN and the read
@@ -132,6 +140,7 @@ class Payments(Tables):
                         "provider": provider,
                         "details": public,
                         "sealed": sealed,
+                        "routing": _json_or_null(routing),
                     },
                 )
                 there = conn.cursor(row_factory=dict_row)
@@ -240,6 +249,33 @@ class Payments(Tables):
         )
         return rows[:limit], len(rows) > limit
 
+    async def authorization_stats(
+        self, merchant_id: str, currency: str, method: MethodFamily, window_seconds: float
+    ) -> dict[str, AuthorizationStats]:
+        """Per provider account, the merchant's deposits of the last `window_seconds` in this
+        currency and method family that got the provider's answer: approved (`succeeded`) or
+        declined (`provider_declined`). Unavailability, rejections and payments still in flight
+        count for nothing; a deposit counts for the account that took its charge (`provider`).
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                _AUTHORIZATION_STATS,
+                {
+                    "merchant_id": merchant_id,
+                    "kind": PaymentKind.DEPOSIT.value,
+                    "currency": currency,
+                    "method": method.value,
+                    "window_seconds": window_seconds,
+                    "succeeded": PaymentStatus.SUCCEEDED.value,
+                    "declined": FailureCode.PROVIDER_DECLINED.value,
+                },
+            )
+            rows = await cur.fetchall()
+        return {
+            provider: AuthorizationStats(attempts, approvals)
+            for provider, attempts, approvals in rows
+        }
+
     async def count_recent_payments(self, customer_id: str, since: datetime) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
@@ -253,13 +289,34 @@ class Payments(Tables):
 # The payment in `processing`, only if its customer is the merchant's; nothing if the id is there.
 _INSERT_CUSTOMER_PAYMENT = """
 INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency, provider,
-                      details, personal_details_sealed)
+                      details, personal_details_sealed, routing)
 SELECT %(id)s, %(merchant_id)s, %(kind)s, 'processing', %(customer_id)s, %(amount)s,
-       %(currency)s, %(provider)s, %(details)s::jsonb, %(sealed)s::text
+       %(currency)s, %(provider)s, %(details)s::jsonb, %(sealed)s::text, %(routing)s::jsonb
 WHERE EXISTS (SELECT 1 FROM customers WHERE id = %(customer_id)s AND merchant_id = %(merchant_id)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING *
 """
+
+
+# By `ix_payments_merchant_created`; the method family is known only from the payment's routing
+# record (the payment method itself is sealed).
+_AUTHORIZATION_STATS = """
+SELECT provider,
+       count(*) AS attempts,
+       count(*) FILTER (WHERE status = %(succeeded)s) AS approvals
+FROM payments
+WHERE merchant_id = %(merchant_id)s
+  AND created_at >= now() - make_interval(secs => %(window_seconds)s)
+  AND kind = %(kind)s AND currency = %(currency)s
+  AND routing->>'method' = %(method)s
+  AND provider IS NOT NULL
+  AND (status = %(succeeded)s OR failure_code = %(declined)s)
+GROUP BY provider
+"""
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 async def update_payment_in(

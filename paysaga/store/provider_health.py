@@ -10,8 +10,8 @@ leases, taken by a conditional UPDATE so that however many workers ask at once, 
 `probe_calls` probes go out; a call let through is marked sent before `admit` returns. The
 call's outcome comes back to `record`, which applies the rules of providers/health.py under the
 row's lock (and marks the key refused by an account that certainly did nothing with it). A change of state is logged
-and announced as `provider.health_changed` in every merchant's feed (an account is
-installation-wide today).
+and announced as `provider.health_changed` in the feed of every merchant that has the account: a
+merchant's own account (`pa_...`) in its merchant's only, an installation's provider in all.
 """
 
 from __future__ import annotations
@@ -117,6 +117,17 @@ WHERE breaker.provider_account = before.locked AND (
     OR (state = 'half_open'
         AND (probes_leased < %(probes)s OR probes_leased_at <= now() - %(open)s)))
 RETURNING before.was
+"""
+
+
+# Whose feed hears of an account's breaker: a merchant's own account (`pa_...`), its merchant's
+# only; an installation's provider (a built-in account of every merchant), every merchant's.
+_FEEDS_OF_ACCOUNT = """
+SELECT merchant_id FROM provider_accounts WHERE id = %(account)s AND NOT builtin
+UNION
+SELECT id FROM merchants WHERE NOT EXISTS
+    (SELECT 1 FROM provider_accounts WHERE id = %(account)s AND NOT builtin)
+ORDER BY 1
 """
 
 
@@ -232,6 +243,13 @@ class ProviderBreakers(Tables):
                 await self._announce_in(conn, account, state)
         return Recorded(previous, state)
 
+    async def accounts_called(self) -> list[str]:
+        """Every account whose breaker has counted a call."""
+        rows = await self._all(
+            ProviderHealthRow, "SELECT * FROM provider_health ORDER BY provider_account", ()
+        )
+        return [row.provider_account for row in rows]
+
     async def health_of(self, accounts: list[str]) -> dict[str, Health]:
         """Each account's health as shown (a closed, empty breaker for one never called)."""
         rows = await self._all(
@@ -267,7 +285,7 @@ class ProviderBreakers(Tables):
         transaction that made it."""
         log.warning("provider %s breaker is now %s", account, state)
         shown = (await self._health_in(conn, account)) or {}
-        cur = await conn.execute("SELECT id FROM merchants ORDER BY id")
+        cur = await conn.execute(_FEEDS_OF_ACCOUNT, {"account": account})
         for (merchant_id,) in await cur.fetchall():
             await append_event(
                 conn, merchant_id, "provider.health_changed", "provider", account, shown

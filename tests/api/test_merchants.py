@@ -46,6 +46,7 @@ ACTION_BODIES: dict[str, dict[str, Any]] = {
     },
     "/v1/bonuses/{bonus_id}/forfeit": {"reason": "checked"},
     "/v1/disputes/{dispute_id}/evidence": {"text": "receipt"},
+    "/v1/providers/{account_id}": {"enabled": True, "priority": 1},
     "/v1/customers/{customer_id}/block": {"reason": "checked"},
     "/v1/customers/{customer_id}/unblock": {"reason": "checked"},
     "/v1/payments/{payment_id}/refunds": {"amount": 100, "reason": "checked"},
@@ -119,6 +120,20 @@ async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
     async with client(stack, DEV_PLATFORM_KEY) as platform:
         key = await platform.post("/v1/merchants/mer_dev/api-keys", json={"scopes": ["payments"]})
     assert key.status_code == 201, key.text
+    account = await api.post(
+        "/v1/providers",
+        json={
+            "adapter": "sandbox",
+            "name": f"a-{uuid.uuid4().hex[:12]}",
+            "credentials": {},
+            "webhook_secret": "whsec_0123456789abcdef",
+            "priority": 1000,
+        },
+    )
+    assert account.status_code == 201, account.text
+    # Disabled at once: A's deposits in the other tests keep going to the sandbox's accounts.
+    disabled = await api.patch(f"/v1/providers/{account.json()['id']}", json={"enabled": False})
+    assert disabled.status_code == 200, disabled.text
     return {
         "customer_id": customer["id"],
         "payment_id": withdrawal.json()["id"],
@@ -128,6 +143,7 @@ async def objects_of_a(api: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
         "refund_id": refund.json()["id"],
         "dispute_id": dispute_id,
         "key_id": key.json()["id"],
+        "account_id": account.json()["id"],
     }
 
 

@@ -57,6 +57,7 @@ async def test_metrics_count_requests_and_started_deposits(
     payment_route = {"method": "GET", "route": "/v1/payments/{payment_id}"}
     assert (sample(page, "paysaga_http_request_duration_seconds_count", **payment_route) or 0) >= 1
     assert (sample(page, "paysaga_payments_started_total", kind="deposit") or 0) >= 1
+    assert (sample(page, "paysaga_routing_decisions_total", reason="priority") or 0) >= 1
     assert "/v1/payments/dep_" not in page  # route templates, never raw paths
 
 

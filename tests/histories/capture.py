@@ -561,6 +561,7 @@ class Housekeeping:
                 sweep.park_stranded,
                 sweep.start_bonus_timers,
                 reconciliation.reconcile_provider,
+                reconciliation.own_accounts,
                 RetentionActivities(self.pool).purge_idempotency,
             ],
         ):
