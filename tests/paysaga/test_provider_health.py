@@ -176,3 +176,34 @@ async def test_key_sent_to_one_account_is_never_sent_to_another_unless_refused_t
     await breakers.record(first, FAILED, probe=False, refused_key=key)
     assert (await breakers.admit(second, key)).admitted
     assert (await breakers.admit(first, key)).sent_elsewhere == second
+
+
+async def test_own_accounts_breaker_changes_reach_its_merchants_feed_only(
+    db_pool: AsyncConnectionPool,
+) -> None:
+    """A merchant's own account (`pa_...`) is nobody else's business."""
+    breakers = ProviderBreakers(db_pool, POLICY)
+    account = f"pa_{uuid.uuid4().hex[:24]}"
+    owner = (f"mer_{uuid.uuid4().hex[:12]}",)
+    async with db_pool.connection() as conn:
+        for merchant_id in (owner[0], f"mer_{uuid.uuid4().hex[:12]}"):  # the owner, and another
+            await conn.execute(
+                "INSERT INTO merchants (id, name) VALUES (%s, %s)", (merchant_id, merchant_id)
+            )
+        await conn.execute(
+            "INSERT INTO provider_accounts (merchant_id, id, adapter, name, priority)"
+            " VALUES (%s, %s, 'sandbox', %s, 1)",
+            (owner[0], account, account),
+        )
+    await open_now(breakers, account)
+
+    async with db_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT merchant_id, payload FROM events"
+            " WHERE type = 'provider.health_changed' AND aggregate_id = %s",
+            (account,),
+        )
+        events = await cur.fetchall()
+    assert [(merchant_id, p["data"]["object"]["health"]["state"]) for merchant_id, p in events] == [
+        (owner[0], "open")
+    ]
