@@ -141,7 +141,8 @@ class FakeProvider:
     """An in-memory PSP. The payment method or destination picks its behaviour:
 
     `pm_ok` succeeds at once, `pm_decline` is declined, `pm_pending` stays pending until the
-    books settle it, `pm_reject` is refused as invalid (422).
+    books settle it, `pm_reject` is refused as invalid (422), `pm_unavailable` is refused
+    unprocessed (503: "not processed") every time.
     """
 
     def __init__(self, name: str, books: ProviderBooks) -> None:
@@ -155,6 +156,8 @@ class FakeProvider:
     def _take(self, key: str, operation: Operation, token: str) -> ProviderResult:
         if token == "pm_reject":
             raise ProviderRequestRejected(self._name, 422, "invalid_request", token)
+        if token == "pm_unavailable":
+            return ProviderResult(self._name, Outcome.not_processed, detail="503")
         seen = self._books.operations.setdefault((self._name, key), operation)
         if (seen.kind, seen.amount, seen.currency) != (
             operation.kind,

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.failures import PROVIDER_NOT_PROCESSED
 from activities.providers import ChargeInput
-from domain.payments import PaymentState
+from domain.payments import PaymentState, ResolveDecision
 from paysaga.store.provider_health import ProviderBreakers
 from providers.base import Outcome
 from providers.health import BreakerPolicy
@@ -208,3 +208,32 @@ async def test_resend_skipped_by_an_open_breaker_waits_for_it_then_completes_onc
     assert seen.status == "succeeded"
     moved = seen.refunded if kind == "refund" else seen.paid_out
     assert (moved, seen.wallet_posted, seen.wallet_held) == (AMOUNT, 0, 0)
+
+
+async def test_resends_refused_while_their_breaker_flaps_reach_requires_intervention(
+    breaker_saga: SagaHarness,
+) -> None:
+    """Found by make chaos: a deposit whose charge timed out at cards (outcome unknown), and
+    whose every resend cards refused (503) while its breaker opened and reopened, resent for
+    ever, never shown to an operator: each resend's retry was skipped by the breaker its own
+    refusal opened, and a skipped resend waits for the breaker. A resend refused at the
+    provider is a resend that left no record: after a few, the operator decides."""
+    saga = breaker_saga
+    assert saga.breakers is not None
+    saga.breakers.policy = BreakerPolicy(minimum_calls=1, open_seconds=3_600.0)
+    # The charge never reaches cards (every attempt times out first), and cards refuses it.
+    saga.faults.hang("provider.charge", times=TIMINGS.provider_attempts, after_effect=False)
+    timings = dataclasses.replace(QUICK, requires_intervention_after_seconds=2.0)
+    deposit = await saga.deposit(await saga.customer(), method="pm_unavailable", timings=timings)
+
+    await saga.wait_status(deposit, "requires_intervention", timeout=30.0)
+    await deposit.handle.execute_update(
+        "resolve", ResolveDecision("failed", "cards never took it"), result_type=PaymentState
+    )
+    seen = await saga.finished(deposit)
+
+    assert (seen.status, seen.failure_code, seen.charged) == (
+        "failed",
+        "resolved_by_operator",
+        0,
+    )
