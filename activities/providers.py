@@ -36,8 +36,10 @@ T = TypeVar("T")
 NOT_PROCESSED = failures.PROVIDER_NOT_PROCESSED
 OUTCOME_PENDING = failures.PROVIDER_OUTCOME_PENDING
 REJECTED = failures.PROVIDER_REJECTED
-# In the details of a NOT_PROCESSED failure: the account was skipped, open this long still.
+# In the details of a NOT_PROCESSED failure: the account was skipped, open this long still; and
+# whether the key had been sent there before and refused unprocessed (a resend that was made).
 BREAKER_OPEN_SECONDS_LEFT = "breaker_open_seconds_left"
+BREAKER_SKIPPED_AFTER_REFUSAL = "refused_here_before"
 
 # On the worker's metrics endpoint (labels bounded: accounts are configured, operations and
 # answers are closed sets). Counters carry `_total` in their names: the SDK's exporter adds none.
@@ -268,7 +270,10 @@ class ProviderActivities:
                 )
             raise ApplicationError(
                 f"{account} is skipped: its circuit breaker is open",
-                {BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open},
+                {
+                    BREAKER_OPEN_SECONDS_LEFT: admission.seconds_left_open,
+                    BREAKER_SKIPPED_AFTER_REFUSAL: admission.refused_here,
+                },
                 type=NOT_PROCESSED,
                 non_retryable=True,
             )

@@ -196,8 +196,10 @@ class PaymentSaga:
         # The posting that makes `succeeded` true, if the saga books it with that status: an
         # operator's `succeeded` books it too (found by its key: made at most once).
         self._posting_for_success: PostTransactionInput | None = None
-        # How long the soonest of the breakers that skipped the last call stays open, if any did.
+        # How long the soonest of the breakers that skipped the last call stays open, if any did;
+        # and whether one skipped it after the provider had refused it unprocessed.
         self._breaker_open_seconds: float | None = None
+        self._skipped_after_refusal = False
 
     # -- the saga's frame: clear ends on cancel and on unplanned failure ---------------------
 
@@ -656,6 +658,7 @@ class PaymentSaga:
         stays with that provider, to be resolved by polling; a rejection as invalid is final.
         """
         self._breaker_open_seconds = None
+        self._skipped_after_refusal = False
         for provider in providers:
             try:
                 return await call(provider)
@@ -675,6 +678,8 @@ class PaymentSaga:
         if not details or not isinstance(details[0], dict):
             return  # refused by the provider itself, not skipped
         left = details[0].get(psp.BREAKER_OPEN_SECONDS_LEFT)
+        if details[0].get(psp.BREAKER_SKIPPED_AFTER_REFUSAL):
+            self._skipped_after_refusal = True
         if left is not None:
             soonest = self._breaker_open_seconds
             self._breaker_open_seconds = float(left) if soonest is None else min(soonest, left)
@@ -727,8 +732,8 @@ class PaymentSaga:
     ) -> ProviderResult:
         """Send the call to `provider` again, under its key.
 
-        While the provider's breaker skips it (nothing sent, so no resend after which the
-        provider should have a record), wait on a durable timer for the time it stays open, or
+        While the provider's breaker skips it (nothing sent since the first call, so no resend
+        after which the provider should have a record), wait on a durable timer for the time it stays open, or
         until the operation's final event or an operator's resolution comes, and send it again:
         never poll, as if it had gone, for a request that was not sent.
         """
@@ -736,6 +741,9 @@ class PaymentSaga:
         while (
             result.outcome == Outcome.not_processed
             and self._breaker_open_seconds is not None
+            # Skipped after the provider refused it unprocessed (this resend's first attempt,
+            # say, whose refusal opened the breaker): a resend made, that left no record.
+            and not self._skipped_after_refusal
             and workflow.patched("skipped-resend-waits-for-breaker")
         ):
             settled = await self._wait_for_a_breaker(

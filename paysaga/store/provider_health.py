@@ -16,6 +16,7 @@ merchant's own account (`pa_...`) in its merchant's only, an installation's prov
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,8 @@ class Admission:
     seconds_left_open: float = 0.0
     sent_elsewhere: str | None = None
     turned_half_open: bool = False
+    # Skipped, but sent here before and refused unprocessed: a resend that left no record.
+    refused_here: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class ProviderBreakers(Tables):
             admission = await self._breaker_admits(conn, account)
             if admission.admitted:
                 await cur.execute(_MARK_SENT, (idempotency_key, account))
+            elif sent is not None and sent["provider_account"] == account:
+                admission = dataclasses.replace(admission, refused_here=True)
         return admission
 
     async def _breaker_admits(self, conn: AsyncConnection[Any], account: str) -> Admission:
