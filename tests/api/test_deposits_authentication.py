@@ -28,6 +28,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RETURN_URL = "http://127.0.0.1:9/shop/deposit-done?order=7"  # http: a development stack
 AMOUNT = 12_345
+FORM_CONTENT = {"content-type": "application/x-www-form-urlencoded"}
 
 
 async def waiting_deposit(
@@ -59,7 +60,7 @@ async def customer_answers(page_url: str, outcome: str) -> httpx.Response:
         return await browser.post(
             page_url,
             content=f"outcome={outcome}",
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers=FORM_CONTENT,
         )
 
 
@@ -136,8 +137,13 @@ async def test_cancel_deposit_waiting_for_its_customer(
     assert canceled.json()["status"] == "canceled"
     [charge] = psp_operations(stack, "sandbox-cards", payment["id"])
     assert (charge["status"], charge["decline_code"]) == ("declined", "canceled")
-    # The customer, late on the page, changes nothing: sent back, the deposit stays canceled.
-    late = await customer_answers(payment["next_action"]["redirect_to_url"]["url"], "authenticated")
+    # The customer, late on the page, finds nothing to do; a form sent from a page opened
+    # before the cancel changes nothing either: sent back, the deposit stays canceled.
+    page_url = payment["next_action"]["redirect_to_url"]["url"]
+    async with httpx.AsyncClient(timeout=10) as browser:
+        page = await browser.get(page_url)
+        late = await browser.post(page_url, content="outcome=authenticated", headers=FORM_CONTENT)
+    assert "This payment was canceled." in page.text and "<button" not in page.text
     assert late.status_code == 303
     assert (await wait_terminal(api, payment["id"]))["status"] == "canceled"
     assert (await balance_of(api, payment["customer_id"], "EUR"))["posted"] == 0

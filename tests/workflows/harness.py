@@ -44,6 +44,7 @@ from domain.payments import (
     Beneficiary,
     DepositInput,
     PaymentState,
+    ProviderEventSignal,
     SagaTimings,
     TransferInput,
     WithdrawalInput,
@@ -748,6 +749,23 @@ class SagaHarness:
                 if state.status.value == status:
                     return
                 await asyncio.sleep(0.05)
+
+    async def charge_event(
+        self, payment: Payment, status: str, decline_code: str | None = None, sequence: int = 2
+    ) -> None:
+        """The first provider's event about the deposit's charge, as the webhook route signals it."""
+        event = ProviderEventSignal(
+            f"evt_{uuid.uuid4().hex[:12]}",
+            PROVIDERS[0],
+            "charge",
+            f"{payment.id}:charge",
+            status,
+            sequence,
+            decline_code,
+            amount=AMOUNT,
+            currency="EUR",
+        )
+        await payment.handle.signal("provider_event", event)
 
     async def cancel(self, payment: Payment, source: str) -> str | None:
         """Cancel as the API does (update) or as the Temporal UI does; the update's refusal type."""

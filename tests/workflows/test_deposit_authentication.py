@@ -9,7 +9,6 @@ payment's status, `next_action` and events, the wallet, the provider's books.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
 
 from activities import failures
 from domain import search_attributes as sa
-from domain.payments import ProviderEventSignal
 from providers.base import AUTHENTICATION_FAILED, Outcome
 from tests.workflows.harness import AMOUNT, PROVIDERS, TIMINGS, Payment, SagaHarness, Seen
 
@@ -38,24 +36,6 @@ async def waiting_deposit(saga: SagaHarness, **options: Any) -> Payment:
     )
     await saga.wait_status(payment, "requires_action")
     return payment
-
-
-async def webhook(
-    payment: Payment, status: str, decline_code: str | None = None, sequence: int = 2
-) -> None:
-    """The provider's signed event about the charge, as the API's webhook route signals it."""
-    event = ProviderEventSignal(
-        f"evt_{uuid.uuid4().hex[:12]}",
-        PROVIDERS[0],
-        "charge",
-        f"{payment.id}:charge",
-        status,
-        sequence,
-        decline_code,
-        amount=AMOUNT,
-        currency="EUR",
-    )
-    await payment.handle.signal("provider_event", event)
 
 
 async def event_types(saga: SagaHarness, payment: Payment) -> list[str]:
@@ -93,7 +73,7 @@ async def test_deposit_waits_in_requires_action_with_next_action(saga: SagaHarne
 async def test_complete_deposit_authenticated(saga: SagaHarness) -> None:
     payment = await waiting_deposit(saga)
     saga.books.settle(payment.id, Outcome.succeeded)
-    await webhook(payment, "succeeded")
+    await saga.charge_event(payment, "succeeded")
     assert await saga.finished(payment) == CHARGED
     row = await saga.store.get_payment(payment.id)
     assert row is not None and row.next_action is None
@@ -107,14 +87,14 @@ async def test_complete_deposit_authenticated(saga: SagaHarness) -> None:
 async def test_fail_deposit_authenticated_then_declined(saga: SagaHarness) -> None:
     payment = await waiting_deposit(saga)
     saga.books.settle(payment.id, Outcome.declined, "card_declined")
-    await webhook(payment, "declined", "card_declined")
+    await saga.charge_event(payment, "declined", "card_declined")
     assert await saga.finished(payment) == Seen("failed", "provider_declined")
 
 
 async def test_fail_deposit_whose_authentication_failed(saga: SagaHarness) -> None:
     payment = await waiting_deposit(saga)
     saga.books.settle(payment.id, Outcome.declined, AUTHENTICATION_FAILED)
-    await webhook(payment, "declined", AUTHENTICATION_FAILED)
+    await saga.charge_event(payment, "declined", AUTHENTICATION_FAILED)
     assert await saga.finished(payment) == Seen("failed", "authentication_failed")
 
 
@@ -137,9 +117,9 @@ async def test_credit_deposit_once_when_webhook_comes_twice(saga: SagaHarness) -
     """The final event twice and a stale one after it: one credit."""
     payment = await waiting_deposit(saga)
     saga.books.settle(payment.id, Outcome.succeeded)
-    await webhook(payment, "succeeded")
-    await webhook(payment, "succeeded")
-    await webhook(payment, "pending", sequence=1)
+    await saga.charge_event(payment, "succeeded")
+    await saga.charge_event(payment, "succeeded")
+    await saga.charge_event(payment, "pending", sequence=1)
     assert await saga.finished(payment) == CHARGED
 
 
@@ -203,7 +183,7 @@ async def test_cancel_deposit_when_webhook_arrives_during_the_cancel(saga: SagaH
         "cancel", wait_for_stage=WorkflowUpdateStage.ACCEPTED
     )
     await saga.faults.entered("provider.cancel_authorization")
-    await webhook(payment, "succeeded")
+    await saga.charge_event(payment, "succeeded")
     saga.faults.release("provider.cancel_authorization")
     await update.result()
     assert await saga.finished(payment) == Seen("canceled", **REFUNDED)
@@ -214,7 +194,7 @@ async def test_refuse_cancel_of_deposit_once_authenticated(saga: SagaHarness) ->
     saga.faults.block("payments.post_and_record_status")
     payment = await waiting_deposit(saga)
     saga.books.settle(payment.id, Outcome.succeeded)
-    await webhook(payment, "succeeded")
+    await saga.charge_event(payment, "succeeded")
     await saga.faults.entered("payments.post_and_record_status")
     assert await saga.cancel(payment, "api") == failures.TOO_LATE_TO_CANCEL
     saga.faults.release("payments.post_and_record_status")
