@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -230,17 +230,18 @@ class DepositWorkflow(PaymentSaga):
         """The charge's final outcome and decline code, by webhook or else by polling; None if
         neither came by the deadline."""
 
-        def remaining() -> timedelta:
-            return max(deadline - workflow.now(), timedelta(0))
-
         def got_event() -> bool:
             return self.final_event(provider, charge) is not None
 
-        with contextlib.suppress(TimeoutError):
-            wait = min(timedelta(seconds=self._timings.webhook_wait_seconds), remaining())
-            await workflow.wait_condition(got_event, timeout=wait)
-        poll: Any = None
-        if not got_event() and remaining():
+        async def wait_until(done: Callable[[], bool], longest: timedelta) -> None:
+            wait = min(longest, deadline - workflow.now())
+            if wait > timedelta(0) and not done():
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(done, timeout=wait)
+
+        await wait_until(got_event, timedelta(seconds=self._timings.webhook_wait_seconds))
+        polled: ProviderResult | None = None
+        if not got_event() and workflow.now() < deadline:
             poll = workflow.start_activity_method(
                 psp.ProviderActivities.final_status,
                 psp.StatusInput(provider, charge.idempotency_key, record_expected=True),
@@ -252,24 +253,21 @@ class DepositWorkflow(PaymentSaga):
                     maximum_interval=timedelta(seconds=self._timings.poll_interval_max_seconds),
                 ),
             )
-        try:
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: got_event() or (poll is not None and poll.done()), timeout=remaining()
-                )
-            if poll is not None and poll.done() and poll.exception() is not None:
+            try:
+                await wait_until(lambda: got_event() or poll.done(), deadline - workflow.now())
+            finally:
+                if not poll.done():
+                    poll.cancel()  # the webhook came first, the deadline passed, or a cancel
+            if poll.done() and not poll.cancelled() and poll.exception() is None:
+                polled = poll.result()
+            elif poll.done() and not poll.cancelled():
                 # The status cannot be read at all: only the webhook can still tell, in time.
                 workflow.logger.error("status of %s unreadable: %s", provider, poll.exception())
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(got_event, timeout=remaining())
-        finally:
-            if poll is not None and not poll.done():
-                poll.cancel()
+                await wait_until(got_event, deadline - workflow.now())
         event = self.final_event(provider, charge)
         if event is not None:
             return Outcome(event.status), event.decline_code
-        if poll is not None and poll.done() and poll.exception() is None:
-            polled: ProviderResult = poll.result()
+        if polled is not None:
             return polled.outcome, polled.decline_code
         return None
 
