@@ -4,7 +4,8 @@ A charge made with `pm_3ds_required`, `pm_3ds_required_declined` or `pm_bank_red
 latter not on `sandbox-cards`) answers `requires_action` and waits for its customer:
 
 - `POST /{provider}/charges/{key}/authentication` `{return_url}`: where to send the customer
-  (`{status: "required", url}`), or how it ended (`authenticated`, `failed`).
+  (`{status: "required", url}`, under `psp_public_url` if set, else the address called), or how
+  it ended (`authenticated`, `failed`).
 - `GET {url}` (`/{provider}/authenticate/{charge id}`): the page, an HTML form with the amount,
   the merchant's account and two buttons, Authenticate and Fail, that `POST` the same url with
   `outcome` = `authenticated` or `failed`; the answer is `303` to `return_url?payment_id=<the
@@ -63,12 +64,14 @@ async def start_authentication(
     body: AuthenticationRequest,
     request: Request,
     store: StoreDep,
+    settings: SettingsDep,
 ) -> dict[str, str | None]:
     """Where to send the customer of a charge waiting for them, or how the authentication ended."""
     charge = _charge(store, provider, idempotency_key)
     if charge.final_status == REQUIRES_ACTION:
         store.set_return_url(provider, idempotency_key, body.return_url)
-        url = f"{str(request.base_url).rstrip('/')}/{provider}/authenticate/{charge.id}"
+        public = settings.psp_public_url or str(request.base_url)
+        url = f"{public.rstrip('/')}/{provider}/authenticate/{charge.id}"
         return {"status": "required", "url": url}
     _, outcome = store.authentication(provider, idempotency_key)
     failed = outcome in ("failed", "canceled")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -167,3 +168,25 @@ def test_authentication_of_unknown_charge_is_not_found(psp: httpx.Client) -> Non
     missing = psp.post(f"/{CARDS}/charges/nope/authentication", json={})
     assert missing.status_code == 404 and missing.json()["error"] == "operation_not_found"
     assert psp.get(f"/{CARDS}/authenticate/ch_nope").status_code == 404
+
+
+def test_page_url_under_the_public_address(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """Behind a name browsers do not reach (a container's), the page is under `psp_public_url`."""
+    public = "https://psp.example:8443/"
+    process = SandboxPSPProcess(
+        tmp_path / "psp.sqlite3",
+        f"{webhook_receiver.url}/psp",
+        env={"PAYSAGA_PSP_PUBLIC_URL": public},
+    )
+    process.start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=10.0) as client:
+            body = charge_body("pm_3ds_required")
+            assert client.post(f"/{CARDS}/charges", json=body).status_code == 201
+            key = body["idempotency_key"]
+            asked = client.post(f"/{CARDS}/charges/{key}/authentication", json={}).json()
+    finally:
+        process.stop()
+    assert asked["url"].startswith(f"https://psp.example:8443/{CARDS}/authenticate/ch_")
