@@ -206,3 +206,14 @@ async def test_deposit_without_authentication_keeps_its_path(saga: SagaHarness) 
     payment = await saga.deposit(await saga.customer())
     assert await saga.finished(payment) == CHARGED
     assert "payment.requires_action" not in await event_types(saga, payment)
+
+
+async def test_complete_deposit_by_webhook_when_status_unreadable(saga: SagaHarness) -> None:
+    """Polling fails for good (the status cannot be read): the webhook still tells, in time."""
+    saga.faults.fail("provider.final_status")
+    payment = await waiting_deposit(saga)
+    await saga.env.sleep(timedelta(seconds=60))  # past the webhook wait: the poll has failed
+    assert saga.faults.calls("provider.final_status") == 1
+    saga.books.settle(payment.id, Outcome.succeeded)
+    await saga.charge_event(payment, "succeeded")
+    assert await saga.finished(payment) == CHARGED
