@@ -164,6 +164,8 @@ def activities_for(
         provider_activities.final_status,
         provider_activities.refund_charge,
         provider_activities.refund,
+        provider_activities.authenticate,
+        provider_activities.cancel_authorization,
     ]
     dispute_calls = DisputeProviderActivities(directory)
     provider_calls += [dispute_calls.answer, dispute_calls.verdict]

@@ -26,6 +26,8 @@ class RecordStatusInput:
     provider: str | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
+    # What the customer must do while `requires_action` (the Payment's `next_action`).
+    next_action: dict[str, Any] | None = None
 
 
 class PaymentActivities:
@@ -47,6 +49,7 @@ class PaymentActivities:
             provider=change.provider,
             failure_code=change.failure_code,
             failure_reason=change.failure_reason,
+            next_action=change.next_action,
         )
         if row is None:
             current = await self._store.get_payment(change.payment_id)

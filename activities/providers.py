@@ -8,13 +8,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from temporalio import activity
 from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
+from providers.adapter import CustomerAuthentication, ProviderAdapter
 from providers.base import (
     Answer,
     CapabilityAbsent,
@@ -81,6 +82,13 @@ class StatusInput:
     idempotency_key: str
     # True once the call was sent again and again: "no record" then means "not yet", not "never".
     record_expected: bool = False
+
+
+@dataclass
+class AuthenticateInput:
+    provider: str
+    idempotency_key: str  # the charge's
+    return_url: str
 
 
 @dataclass
@@ -234,6 +242,28 @@ class ProviderActivities:
             )
         if result.outcome not in (Outcome.succeeded, Outcome.pending):
             raise ApplicationError(f"refund {result.outcome}", type=OUTCOME_PENDING)
+        return result
+
+    @activity.defn(name="provider.authenticate")
+    async def authenticate(self, request: AuthenticateInput) -> CustomerAuthentication:
+        """Where to send the customer a charge waits for (or how its authentication ended)."""
+        provider = cast(ProviderAdapter, await self._provider(request.provider))
+        with _rejections_final():
+            return await provider.authenticate(
+                idempotency_key=request.idempotency_key, return_url=request.return_url
+            )
+
+    @activity.defn(name="provider.cancel_authorization")
+    async def cancel_authorization(self, query: StatusInput) -> ProviderResult:
+        """Withdraw a charge still waiting for its customer; the charge's state afterwards.
+
+        Retried (same key: cancelling twice is harmless) while the provider answers nothing.
+        """
+        provider = cast(ProviderAdapter, await self._provider(query.provider))
+        with _rejections_final():
+            result = await provider.cancel_authorization(query.idempotency_key)
+        if result.outcome == Outcome.unknown:
+            raise ApplicationError(f"cancel of {query.idempotency_key}: no answer yet")
         return result
 
     # -- circuit breakers (paysaga/store/provider_health.py) ------------------------------------

@@ -116,6 +116,7 @@ def saga_timings(settings: Settings) -> SagaTimings:
         poll_interval_max_seconds=settings.poll_interval_max_seconds,
         requires_intervention_after_seconds=settings.requires_intervention_after_seconds,
         provider_call_seconds=settings.psp_timeout_seconds + 5,
+        authentication_timeout_seconds=settings.authentication_timeout_seconds,
     )
 
 

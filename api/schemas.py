@@ -75,6 +75,28 @@ class BalanceList(BaseModel):
     data: list[Balance]
 
 
+# An http(s) URL every client parses as written: an IPv4 address or a DNS name whose last label
+# starts with a letter (no credentials, no IPv6 literal), a port that exists, then printable ASCII
+# (percent-encode the rest).
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}|(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?)"
+HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
+_HTTP_URL = TypeAdapter(AnyHttpUrl)
+
+
+def _usable_url(url: str | None, name: str) -> str | None:
+    """The pattern (kept for the OpenAPI document) and a real URL parser, both pydantic's and
+    httpx's, must take it; it is kept as the merchant wrote it."""
+    if url is not None:
+        try:
+            _HTTP_URL.validate_python(url)
+            httpx.URL(url)
+        except (ValidationError, httpx.InvalidURL) as exc:
+            raise ValueError(f"{name} is not a URL an HTTP client can use") from exc
+    return url
+
+
 def _supported(currency: str) -> str:
     if currency not in CURRENCY_EXPONENTS:
         raise ValueError(f"currency {currency} is not supported")
@@ -98,8 +120,22 @@ class DepositCreate(StrictBody):
         description="a provider account's id or name (`GET /v1/providers`) to charge at, and no"
         " other; default: routing over the merchant's accounts",
     )
+    return_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL_PATTERN,
+        examples=["https://shop.example/deposits/done"],
+        description="where the customer comes back after an authentication the provider asks"
+        " for (3-D Secure, the bank's approval); its query gains `payment_id`. https in"
+        " production (http in development); echoed in `next_action`",
+    )
 
     _currency = field_validator("currency")(_supported)
+
+    @field_validator("return_url")
+    @classmethod
+    def return_url_parses(cls, url: str | None) -> str | None:
+        return _usable_url(url, "return_url")
 
 
 class RoutingCandidate(BaseModel):
@@ -130,6 +166,20 @@ class PaymentRouting(BaseModel):
     )
 
 
+class RedirectToUrl(BaseModel):
+    url: str = Field(description="the provider's page where the customer authenticates")
+    return_url: str | None = Field(
+        description="where the provider sends the customer back (the deposit's `return_url`)"
+    )
+
+
+class NextAction(BaseModel):
+    """What the customer must do for a payment in `requires_action`."""
+
+    type: Literal["redirect_to_url"]
+    redirect_to_url: RedirectToUrl
+
+
 class Payment(BaseModel):
     id: str
     kind: Literal["deposit", "withdrawal", "transfer"]
@@ -144,6 +194,11 @@ class Payment(BaseModel):
         default=None,
         description="why it went to its providers in that order (deposits; null for withdrawals"
         " and transfers, which follow the priority order)",
+    )
+    next_action: NextAction | None = Field(
+        default=None,
+        description="while `requires_action`: send the customer to `redirect_to_url.url`; the"
+        " provider's outcome then moves the payment on",
     )
     created_at: datetime
     updated_at: datetime
@@ -221,16 +276,6 @@ class TransferCreate(StrictBody):
     beneficiary: InternalBeneficiary | ExternalBeneficiary
 
 
-# An http(s) URL every client parses as written: an IPv4 address or a DNS name whose last label
-# starts with a letter (no credentials, no IPv6 literal), a port that exists, then printable ASCII
-# (percent-encode the rest).
-_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}|(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?)"
-HTTP_URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
-_HTTP_URL = TypeAdapter(AnyHttpUrl)
-
-
 WEEK_SECONDS = 7 * 24 * 3600
 
 
@@ -265,15 +310,7 @@ class MerchantUpdate(StrictBody):
     @field_validator("webhook_url")
     @classmethod
     def url_parses(cls, url: str | None) -> str | None:
-        """The pattern (kept for the OpenAPI document) and a real URL parser, both pydantic's and
-        the one the deliveries use, must take it; it is kept as the merchant wrote it."""
-        if url is not None:
-            try:
-                _HTTP_URL.validate_python(url)
-                httpx.URL(url)
-            except (ValidationError, httpx.InvalidURL) as exc:
-                raise ValueError("webhook_url is not a URL an HTTP client can use") from exc
-        return url
+        return _usable_url(url, "webhook_url")
 
 
 class ApiKeyCreate(StrictBody):

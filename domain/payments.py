@@ -20,6 +20,8 @@ DEPOSIT_WORKFLOW = "Deposit.v2"
 
 class PaymentStatus(StrEnum):
     PROCESSING = "processing"
+    # The provider waits for the customer (3-D Secure, the bank's approval): see `next_action`.
+    REQUIRES_ACTION = "requires_action"
     REQUIRES_REVIEW = "requires_review"
     # The outcome could not be resolved automatically in time: an operator resolves it.
     REQUIRES_INTERVENTION = "requires_intervention"
@@ -44,6 +46,10 @@ class FailureCode(StrEnum):
     QUOTE_EXPIRED = "quote_expired"
     CREDIT_FAILED = "credit_failed"
     RESOLVED_BY_OPERATOR = "resolved_by_operator"
+    # The customer failed the provider's authentication (3-D Secure, the bank's approval).
+    AUTHENTICATION_FAILED = "authentication_failed"
+    # The customer did not complete the authentication in time; it was cancelled at the provider.
+    AUTHENTICATION_ABANDONED = "authentication_abandoned"
     # The customer owes the merchant (a chargeback's receivable): no withdrawal until repaid.
     CUSTOMER_IN_DEBT = "customer_in_debt"
     # A step failed in a way the saga had no plan for; everything before it was undone.
@@ -71,6 +77,8 @@ class SagaTimings:
     poll_interval_max_seconds: float = 600.0
     # An outcome still unknown this long after the call parks the payment for an operator.
     requires_intervention_after_seconds: float = 86_400.0
+    # How long a charge waits for its customer's authentication before it is abandoned.
+    authentication_timeout_seconds: float = 900.0
 
 
 @dataclass
@@ -85,6 +93,8 @@ class DepositInput:
     providers: list[str]  # in order of preference: fail over only when one certainly did not charge
     timings: SagaTimings
     merchant_id: str = DEV_MERCHANT_ID  # default: histories recorded before merchants existed
+    # Where the customer comes back after an authentication the provider asks for ("": none given).
+    return_url: str = ""
 
 
 @dataclass

@@ -236,6 +236,10 @@ class Settings(BaseSettings):
     # An outcome still unknown this long after the provider call parks the payment in
     # `requires_intervention` (polling goes on; an operator may resolve it).
     requires_intervention_after_seconds: float = 86_400.0
+    # A deposit whose customer has not completed the provider's authentication (3-D Secure, the
+    # bank's approval) this long after it was asked is cancelled at the provider and fails
+    # `authentication_abandoned`.
+    authentication_timeout_seconds: float = Field(default=900.0, gt=0)
     review_deadline_seconds: float = 86_400.0  # a payment in review is rejected after this
 
     # Observability.

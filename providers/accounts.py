@@ -63,13 +63,18 @@ def all_builtin_names(routing: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(name for names in routing.values() for name in names))
 
 
+# The method families of a built-in provider that serves fewer than its adapter: the sandbox's
+# cards provider takes no pay-by-bank (`pm_bank_redirect` goes to `sandbox-bank`).
+BUILTIN_METHODS = {"sandbox-cards": ("card",)}
+
+
 def builtin_account(name: str, priority: int) -> ProviderAccount:
     """A built-in account as a merchant has it before changing it."""
     return ProviderAccount(
         id=name,
         adapter=SANDBOX_ADAPTER,
         name=name,
-        methods=(),
+        methods=BUILTIN_METHODS.get(name, ()),
         currencies=(),
         priority=priority,
         enabled=True,

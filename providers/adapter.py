@@ -13,8 +13,14 @@ a shared httpx client and a time-out) and returns an object that satisfies `Prov
   same key sent twice must make one operation at the PSP, never two: sagas retry.
 - `status(idempotency_key)`: the operation's outcome as the PSP records it, `not_processed` if it
   has no record. Sagas resolve every `unknown` or `pending` outcome with it.
-- `authenticate`: start the customer's authentication (3-D Secure, the bank's approval); raise
-  `CapabilityAbsent` if the PSP has none (and declare `authentication=False`).
+- customer authentication (3-D Secure, the bank's approval): a charge that waits for the
+  customer answers `pending` with `requires_action=True`; `authenticate(idempotency_key,
+  return_url)` then gives the `url` to send the customer to (and, read again, how it ended); the
+  outcome comes as the charge's own webhook or `status`: `succeeded`, or `declined` (with the
+  decline code `AUTHENTICATION_FAILED` when the customer failed it);
+  `cancel_authorization(idempotency_key)` withdraws a charge still waiting for its customer
+  (an abandoned or cancelled payment) and answers the charge's state after it. Raise
+  `CapabilityAbsent` from both if the PSP has none (and declare `authentication=False`).
 - `verify_webhook` over the RAW body bytes as received (never re-serialized JSON), then
   `parse_webhook` into paysaga's `ProviderEvent` or `ProviderDisputeEvent`. A PSP whose dispute
   events do not name paysaga's payment may also offer the optional
@@ -54,6 +60,7 @@ import httpx
 
 from domain.money import CURRENCY_EXPONENTS
 from providers.base import (
+    AUTHENTICATION_FAILED,
     SETTLEMENT_DIRECTIONS,
     Answer,
     CapabilityAbsent,
@@ -75,6 +82,7 @@ from providers.webhooks import ProviderDisputeEvent, ProviderEvent
 
 __all__ = [
     "ADAPTER_GROUP",
+    "AUTHENTICATION_FAILED",
     "SETTLEMENT_DIRECTIONS",
     "AdapterConfig",
     "AdapterFactory",
@@ -162,6 +170,15 @@ class ProviderAdapter(PaymentProvider, DisputeProvider, Protocol):
         """Start (or read) the customer authentication of the charge `idempotency_key`.
 
         Raises `CapabilityAbsent` when the PSP does not authenticate customers.
+        """
+        ...
+
+    async def cancel_authorization(self, idempotency_key: str) -> ProviderResult:
+        """Cancel the charge `idempotency_key` while it waits for its customer's authentication.
+
+        Answers the charge as it is afterwards: `declined` once cancelled; whatever it became if
+        the customer was faster (`succeeded`, or `pending` while it completes). Raises
+        `CapabilityAbsent` when the PSP does not authenticate customers.
         """
         ...
 

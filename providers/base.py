@@ -80,6 +80,14 @@ class ProviderResult:
     operation_id: str | None = None
     decline_code: str | None = None
     detail: str | None = None
+    # A `pending` charge that waits for the customer's authentication (`authenticate` gives the
+    # redirect): 3-D Secure, the bank's approval.
+    requires_action: bool = False
+
+
+# The decline code of a charge whose customer failed (or never completed) the authentication:
+# adapters translate their PSP's own code to it, and the deposit fails `authentication_failed`.
+AUTHENTICATION_FAILED = "authentication_failed"
 
 
 @dataclass

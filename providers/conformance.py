@@ -59,6 +59,8 @@ class Scenarios:
     times_out: str  # the charge is made, but its answer comes after the adapter's time-out
     unavailable: str  # the first call is refused without being processed (503, 429)
     payout_destination: str | None = None  # a payout that succeeds, if payouts are declared
+    # A charge that waits for its customer's authentication, if authentication is declared.
+    authenticates: str | None = None
 
 
 def new_key(step: str = "charge") -> tuple[str, str]:
@@ -272,7 +274,35 @@ class AdapterConformance:
 
     async def test_authentication_as_declared(self, adapter: ProviderAdapter) -> None:
         if adapter.capabilities.authentication:
-            pytest.skip("checked by the authentication scenarios of the adapter's own tests")
+            pytest.skip("declared: test_charge_waiting_for_customer_redirects_and_cancels")
         key, _ = new_key()
         with pytest.raises(CapabilityAbsent):
             await adapter.authenticate(idempotency_key=key, return_url="https://example.test/r")
+        with pytest.raises(CapabilityAbsent):
+            await adapter.cancel_authorization(key)
+
+    async def test_charge_waiting_for_customer_redirects_and_cancels(
+        self, adapter: ProviderAdapter, scenarios: Scenarios
+    ) -> None:
+        if not adapter.capabilities.authentication:
+            pytest.skip("the adapter declares no customer authentication")
+        assert scenarios.authenticates, "Scenarios.authenticates: a charge needing the customer"
+        key, reference = new_key()
+        answer = await adapter.charge(
+            idempotency_key=key,
+            reference=reference,
+            amount=1500,
+            currency="EUR",
+            payment_method=scenarios.authenticates,
+        )
+        # The saga waits for the customer only on this flag; the money has not moved yet.
+        assert (answer.outcome, answer.requires_action) == (Outcome.pending, True)
+        asked = await adapter.authenticate(
+            idempotency_key=key, return_url="https://example.test/back"
+        )
+        assert (asked.status, asked.idempotency_key) == ("required", key)
+        assert asked.url and asked.url.startswith(("https://", "http://"))
+        # Abandoned: cancelled at the provider, declined for good; cancelling again is harmless.
+        assert (await adapter.cancel_authorization(key)).outcome == Outcome.declined
+        assert (await adapter.cancel_authorization(key)).outcome == Outcome.declined
+        assert (await settled(adapter, key)).outcome == Outcome.declined

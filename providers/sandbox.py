@@ -23,7 +23,6 @@ from providers.adapter import (
 )
 from providers.base import (
     SETTLEMENT_DIRECTIONS,
-    CapabilityAbsent,
     DisputeState,
     DisputeStatus,
     Outcome,
@@ -49,13 +48,14 @@ SANDBOX_CAPABILITIES = Capabilities(
     payouts=True,
     refunds=True,
     disputes=True,
-    authentication=False,
+    authentication=True,
 )
 
 _STATUS_OUTCOMES = {
     "succeeded": Outcome.succeeded,
     "declined": Outcome.declined,
     "pending": Outcome.pending,
+    "requires_action": Outcome.pending,  # waits for the customer (`authenticate`)
 }
 
 
@@ -77,14 +77,52 @@ class SandboxProvider:
 
     @property
     def capabilities(self) -> Capabilities:
-        """What the sandbox serves: everything but customer authentication."""
+        """What the sandbox serves: everything, customer authentication included."""
         return SANDBOX_CAPABILITIES
 
     async def authenticate(
         self, *, idempotency_key: str, return_url: str
     ) -> CustomerAuthentication:
-        """The sandbox does not authenticate customers (yet): `CapabilityAbsent`."""
-        raise CapabilityAbsent(f"{self._name} does not authenticate customers")
+        """The authentication page of a charge that waits for its customer (3-D Secure for a
+        card, the bank's approval for `pm_bank_redirect`), or how it ended."""
+        url = f"{self._charge_url(idempotency_key)}/authentication"
+        try:
+            response = await self._client.post(
+                url, json={"return_url": return_url}, timeout=self._timeout
+            )
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"{self._name} authentication: {exc!r}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ProviderUnavailable(f"{self._name} answered {response.status_code}")
+        if response.status_code >= 400:
+            self._reject(response)
+        try:
+            body = response.json()
+            return CustomerAuthentication(
+                self._name, idempotency_key, str(body["status"]), body.get("url")
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderUnavailable(f"{self._name} sent an unreadable authentication") from exc
+
+    async def cancel_authorization(self, idempotency_key: str) -> ProviderResult:
+        """Cancel a charge still waiting for its customer; the charge as it is afterwards."""
+        try:
+            response = await self._client.post(
+                f"{self._charge_url(idempotency_key)}/cancel", timeout=self._timeout
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return self._result(Outcome.unknown, detail=f"not sent: {exc!r}")
+        except httpx.TransportError as exc:
+            return self._result(Outcome.unknown, detail=f"no answer: {exc!r}")
+        if response.status_code == 404 and _error_code(response) == "operation_not_found":
+            return self._result(Outcome.not_processed, detail="operation_not_found")
+        result = self._interpret(response)
+        if result.outcome == Outcome.not_processed:  # 429/503: nothing cancelled yet
+            return self._result(Outcome.unknown, detail=result.detail)
+        return result
+
+    def _charge_url(self, idempotency_key: str) -> str:
+        return f"{self._base_url}/{self._name}/charges/{quote(idempotency_key, safe='')}"
 
     def verify_webhook(
         self,
@@ -278,11 +316,13 @@ class SandboxProvider:
             outcome = _STATUS_OUTCOMES[operation["status"]]
         except (ValueError, KeyError, TypeError):
             return self._result(Outcome.unknown, detail=f"unreadable {code} answer")
-        return self._result(
+        result = self._result(
             outcome,
             operation_id=operation.get("id"),
             decline_code=operation.get("decline_code"),
         )
+        result.requires_action = operation["status"] == "requires_action"
+        return result
 
     def _reject(self, response: httpx.Response) -> None:
         error = _error_code(response) or str(response.status_code)

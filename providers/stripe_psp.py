@@ -10,8 +10,11 @@ What it does with Stripe's API:
   The saga's key is Stripe's `Idempotency-Key` AND the PaymentIntent's metadata
   (`paysaga_idempotency_key`, with `paysaga_reference`): the header makes a retry one payment
   (for 24 hours: Stripe then forgets the key, and the same key would make a second payment),
-  the metadata lets `status` find it. `requires_action` is `pending`; `authenticate` then
-  confirms it again with the customer's `return_url` and answers the `redirect_to_url`.
+  the metadata lets `status` find it. `requires_action` is `pending` (`requires_action=True`);
+  `authenticate` then confirms it again with the customer's `return_url` and answers the
+  `redirect_to_url`; a failed authentication (`payment_intent_authentication_failure`) is
+  declined `authentication_failed`; `cancel_authorization` cancels a PaymentIntent still
+  waiting for its customer (`POST /v1/payment_intents/{id}/cancel`).
 - `refund`: `POST /v1/refunds` on the PaymentIntent its charge key names, key and metadata alike.
 - `payout`: Stripe does not pay out to customers here: `payouts=False`, `CapabilityAbsent`.
 - disputes: `GET|POST /v1/disputes/{id}` (evidence as `uncategorized_text`, submitted at once),
@@ -88,6 +91,7 @@ from providers.adapter import (
     header_value,
 )
 from providers.base import (
+    AUTHENTICATION_FAILED,
     CapabilityAbsent,
     DisputeState,
     DisputeStatus,
@@ -320,6 +324,29 @@ class StripeAdapter:
                 raise self._call_error(exc) from exc
             intent = _plain(confirmed)
         return self._authentication(idempotency_key, intent, return_url)
+
+    async def cancel_authorization(self, idempotency_key: str) -> ProviderResult:
+        """Cancel the PaymentIntent while it waits for its customer (`requires_action`); the
+        PaymentIntent as it is afterwards (a customer faster than the cancel: as they left it)."""
+        try:
+            intent = await self._find_intent(idempotency_key)
+        except (_Uncertain, stripe.StripeError) as exc:
+            return self._result(Outcome.unknown, detail=f"charge not found yet: {exc!r}")
+        if intent is None:
+            return self._result(Outcome.not_processed, detail="no record of the key")
+        if intent["status"] not in ("requires_action", "requires_confirmation"):
+            return self._intent_result(intent)
+        try:
+            canceled = await self._client.v1.payment_intents.cancel_async(
+                intent["id"],
+                {"cancellation_reason": "abandoned"},
+                {"idempotency_key": f"{idempotency_key}:cancel"},
+            )
+        except stripe.InvalidRequestError:
+            return await self.status(idempotency_key)  # no longer cancellable: read it again
+        except stripe.StripeError as exc:
+            return self._result(Outcome.unknown, detail=f"cancel: {type(exc).__name__}")
+        return self._intent_result(_plain(canceled))
 
     def _authentication(
         self, idempotency_key: str, intent: dict[str, Any], return_url: str
@@ -607,10 +634,14 @@ class StripeAdapter:
         if status == "succeeded":
             return self._result(Outcome.succeeded, operation_id=intent["id"])
         if status in _INTENT_PENDING:
-            return self._result(Outcome.pending, operation_id=intent["id"], detail=status)
+            result = self._result(Outcome.pending, operation_id=intent["id"], detail=status)
+            result.requires_action = status == "requires_action"
+            return result
         error = intent.get("last_payment_error")
         if status == "canceled" or (status == "requires_payment_method" and error):
             decline = (error or {}).get("decline_code") or (error or {}).get("code") or status
+            if decline == "payment_intent_authentication_failure":
+                decline = AUTHENTICATION_FAILED
             return self._result(Outcome.declined, operation_id=intent["id"], decline_code=decline)
         return self._result(Outcome.pending, operation_id=intent["id"], detail=status)
 

@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
+from sandbox_psp.authentication import awaiting_customer
+from sandbox_psp.authentication import router as authentication_router
 from sandbox_psp.behaviours import (
     DECLINE_CODES,
     FLAKY_REFUSALS,
@@ -268,6 +270,8 @@ async def _create_once(
         behaviour, method = TOKENS[token], token
     if behaviour.primary_down and provider == PRIMARY_PROVIDER:
         raise PSPError(503, "provider_unavailable", f"{provider} is down for {token}")
+    if behaviour.bank_only and provider == PRIMARY_PROVIDER:
+        raise PSPError(422, "unsupported_payment_method", f"{provider} does not take pay by bank")
     if behaviour.flaky and store.count_refusal(provider, key) <= FLAKY_REFUSALS:
         raise PSPError(503, "temporarily_unavailable", "try again with the same idempotency key")
 
@@ -289,7 +293,11 @@ async def _create_once(
         created_at=now,
         settles_at=_settles_at(kind, behaviour, now, settings.psp_webhook_delay_seconds),
     )
-    store.record(operation, _webhook_events(operation, behaviour))
+    if behaviour.authentication and kind == "charge":
+        operation = awaiting_customer(operation)  # decided on its authentication page
+        store.record(operation, [])
+    else:
+        store.record(operation, _webhook_events(operation, behaviour))
     dispatcher: WebhookDispatcher = request.app.state.dispatcher
     dispatcher.wake()
     if behaviour.stall or provider in modes.slow:
@@ -397,6 +405,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(disputes_router)
     app.include_router(outages_router)
+    app.include_router(authentication_router)
     app.add_exception_handler(PSPError, _psp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

@@ -30,6 +30,10 @@ class Behaviour:
     primary_down: bool = False
     pending_forever: bool = False  # taken, but the outcome never settles: no webhook, no result
     refunds_declined: bool = False  # the charge succeeds; every refund of it is declined
+    # A charge that waits for its customer's authentication (the page of sandbox_psp.
+    # authentication); `succeeds` is its outcome once authenticated.
+    authentication: bool = False
+    bank_only: bool = False  # pay by bank: `sandbox-bank` (or a merchant's own account), not cards
 
 
 TOKENS = {
@@ -42,4 +46,7 @@ TOKENS = {
     "pm_primary_down": Behaviour(primary_down=True),
     "pm_pending_forever": Behaviour(webhook=False, pending_forever=True),
     "pm_no_refund": Behaviour(refunds_declined=True),
+    "pm_3ds_required": Behaviour(authentication=True),
+    "pm_3ds_required_declined": Behaviour(succeeds=False, authentication=True),
+    "pm_bank_redirect": Behaviour(authentication=True, bank_only=True),
 }

@@ -40,6 +40,10 @@ class SandboxSettings(BaseSettings):
     # How long the provider takes to decide a dispute once evidence is in.
     psp_dispute_decision_seconds: float = Field(default=2.0, ge=0)
 
+    # Where customers' browsers reach this PSP (its authentication pages), when not at the
+    # address the merchant's calls come to (e.g. a container's name); empty: that address.
+    psp_public_url: str = ""
+
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
 

@@ -86,6 +86,15 @@ CREATE TABLE IF NOT EXISTS disputes (
 CREATE INDEX IF NOT EXISTS disputes_by_reference ON disputes (provider, reference);
 CREATE UNIQUE INDEX IF NOT EXISTS disputes_by_charge
     ON disputes (provider, charge_idempotency_key);
+-- Charges that waited for their customer's authentication: where the customer goes back, and
+-- how it ended (authenticated, failed, canceled; null while waiting).
+CREATE TABLE IF NOT EXISTS authentications (
+    provider TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    return_url TEXT NOT NULL DEFAULT '',
+    outcome TEXT,
+    PRIMARY KEY (provider, idempotency_key)
+);
 """
 
 
@@ -489,3 +498,58 @@ class OperationStore:
             " WHERE seq = ?",
             (next_attempt_at, error[:500], seq),
         )
+
+    # -- customer authentication (sandbox_psp.authentication) -------------------------------
+
+    def get_by_id(self, operation_id: str) -> Operation | None:
+        """The operation with this id (the authentication page's URL carries it)."""
+        row = self._db.execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE id = ?", (operation_id,)
+        ).fetchone()
+        return Operation(*row) if row else None
+
+    def set_return_url(self, provider: str, idempotency_key: str, return_url: str) -> None:
+        """Where the customer of a charge waiting for authentication goes back afterwards."""
+        self._db.execute(
+            "INSERT INTO authentications (provider, idempotency_key, return_url) VALUES (?, ?, ?)"
+            " ON CONFLICT (provider, idempotency_key) DO UPDATE SET return_url = excluded.return_url",
+            (provider, idempotency_key, return_url),
+        )
+
+    def authentication(self, provider: str, idempotency_key: str) -> tuple[str, str | None]:
+        """The charge's return URL ('' if none) and its authentication's outcome (None while
+        waiting, or if it never waited)."""
+        row = self._db.execute(
+            "SELECT return_url, outcome FROM authentications"
+            " WHERE provider = ? AND idempotency_key = ?",
+            (provider, idempotency_key),
+        ).fetchone()
+        return ("", None) if row is None else (str(row[0]), row[1])
+
+    def decide_authentication(
+        self, decided: Operation, outcome: str, events: list[tuple[str, str, float]]
+    ) -> bool:
+        """Record how a charge's authentication ended (`decided` carries its final status and
+        when it settles) and its webhook events, atomically; False (nothing written) if it was
+        no longer waiting for its customer."""
+        with self._transaction():
+            updated = self._db.execute(
+                "UPDATE operations SET final_status = ?, decline_code = ?, settles_at = ?"
+                " WHERE provider = ? AND idempotency_key = ? AND final_status = 'requires_action'",
+                (
+                    decided.final_status,
+                    decided.decline_code,
+                    decided.settles_at,
+                    decided.provider,
+                    decided.idempotency_key,
+                ),
+            ).rowcount
+            if not updated:
+                return False
+            self._db.execute(
+                "INSERT INTO authentications (provider, idempotency_key, outcome) VALUES (?, ?, ?)"
+                " ON CONFLICT (provider, idempotency_key) DO UPDATE SET outcome = excluded.outcome",
+                (decided.provider, decided.idempotency_key, outcome),
+            )
+            self._add_events(decided.provider, events)
+        return True

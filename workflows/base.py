@@ -211,6 +211,12 @@ class PaymentSaga:
         self.honour_cancel()
         self._past_no_return = True
 
+    def cancellable_again(self) -> None:
+        """Take cancels again after the point of no return, while no money can move without the
+        customer (a charge waiting for their authentication): the saga's compensations then undo
+        what was sent. The next `point_of_no_return` closes it again."""
+        self._past_no_return = False
+
     def honour_cancel(self) -> None:
         """End the steps (CancelledError) if a cancel was accepted that no step has obeyed yet.
 
@@ -501,6 +507,7 @@ class PaymentSaga:
         failure_code: str | None = None,
         reason: str | None = None,
         posting: PostTransactionInput | None = None,
+        next_action: dict[str, Any] | None = None,
     ) -> PaymentState:
         """Record a status change on the payment, then in the saga's state and search attributes.
 
@@ -515,7 +522,9 @@ class PaymentSaga:
             return self._state
         if status.is_terminal:
             self.point_of_no_return()  # a cancel must not overtake the final write
-        change = RecordStatusInput(self._payment_id, status.value, provider, failure_code, reason)
+        change = RecordStatusInput(
+            self._payment_id, status.value, provider, failure_code, reason, next_action
+        )
         if posting is not None and status == PaymentStatus.SUCCEEDED:
             self._posting_for_success = posting
         if posting is None:
@@ -585,6 +594,13 @@ class PaymentSaga:
         rejected (refused as invalid: certainly not done), or not_processed. The payment shows
         the provider as soon as one took the call.
         """
+        return await self.outcome_of(await self.failover_waiting(providers, call), call, operation)
+
+    async def failover_waiting(
+        self, providers: list[str], call: Callable[[str], Awaitable[ProviderResult]]
+    ) -> ProviderResult:
+        """`with_failover`; for a saga that waits for open breakers (payouts, refunds), again
+        after the time they stay open, for as long as every account skipped the call."""
         result = await self.with_failover(providers, call)
         while (
             result.outcome == Outcome.not_processed
@@ -594,6 +610,15 @@ class PaymentSaga:
         ):
             await self._wait_for_a_breaker(self._breaker_open_seconds)
             result = await self.with_failover(providers, call)
+        return result
+
+    async def outcome_of(
+        self,
+        result: ProviderResult,
+        call: Callable[[str], Awaitable[ProviderResult]],
+        operation: ProviderOperation,
+    ) -> tuple[str, Outcome]:
+        """`call_provider` after its call: the final outcome of the answer `result`."""
         if result.outcome in (Outcome.not_processed, Outcome.rejected):
             return "", result.outcome
         if self.batch_status_writes and result.outcome in (Outcome.succeeded, Outcome.declined):

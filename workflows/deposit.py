@@ -10,9 +10,11 @@ attribute upsert (README, "Benchmark").
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,9 +30,11 @@ with workflow.unsafe.imports_passed_through():
         FailureCode,
         PaymentState,
         PaymentStatus,
+        SagaTimings,
     )
     from ledger.models import AccountKind, LineSpec, Split
-    from providers.base import Outcome, ProviderResult
+    from providers.adapter import CustomerAuthentication
+    from providers.base import AUTHENTICATION_FAILED, Outcome, ProviderResult
     from workflows.base import (
         STEP_FAILED,
         PaymentSaga,
@@ -42,6 +46,29 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# The deposit's shape since it waits for a customer's authentication (README, "Changing a saga").
+CUSTOMER_AUTHENTICATION = "customer-authentication"
+AUTHENTICATION_REASONS: dict[str, str] = {
+    FailureCode.AUTHENTICATION_FAILED: "the customer failed the provider's authentication",
+    FailureCode.AUTHENTICATION_ABANDONED: "no authentication in time; cancelled at the provider",
+}
+
+
+def provider_step(timings: SagaTimings, provider: str) -> dict[str, Any]:
+    """Options of a provider call that must get an answer: retried with backoff for as long as
+    it takes (each attempt is harmless to repeat), unless the provider rejects it."""
+    return {
+        "task_queue": provider_queue(provider),
+        "start_to_close_timeout": timedelta(seconds=timings.provider_call_seconds),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=timings.poll_interval_seconds),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=timings.poll_interval_max_seconds),
+            non_retryable_error_types=[failures.PROVIDER_REJECTED],
+        ),
+    }
+
+
 @workflow.defn(name=DEPOSIT_WORKFLOW)
 class DepositWorkflow(PaymentSaga):
     """Money in: the wallet is credited exactly once, and only for a charge that succeeded.
@@ -50,11 +77,22 @@ class DepositWorkflow(PaymentSaga):
     the saga resolves the charge's outcome (webhook, polling, or an operator) and books it. A
     charge that took money without a credit is refunded; a refund the provider declines parks
     the payment in `requires_intervention`, where the operator's `failed` sends a new refund.
+
+    Customer authentication (3-D Secure, the bank's approval; patch `customer-authentication`):
+    a charge that answers it waits for the customer reopens the cancel. While `requires_action`
+    no money can move without the customer, so a cancel (API or Temporal UI) is taken: the
+    pending authorization is cancelled at the provider, a success that beat it is refunded, and
+    the payment ends `canceled`. The point of no return comes back once the provider's outcome
+    is known (webhook or poll): authenticated, the charge completes and the wallet is credited;
+    failed, the payment fails `authentication_failed`. With no outcome in
+    `authentication_timeout_seconds`, the authorization is cancelled at the provider (a late
+    success refunded, never credited) and the payment fails `authentication_abandoned`.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._refunds_declined = 0  # each new refund request has a key of its own
+        self._customer_waiting = False  # the charge waits for its customer's authentication
 
     batch_status_writes = True
 
@@ -87,7 +125,17 @@ class DepositWorkflow(PaymentSaga):
             )
 
         self.point_of_no_return()
-        provider, outcome = await self.call_provider(deposit.providers, charge_at, charge)
+        answer = await self.with_failover(deposit.providers, charge_at)
+        if answer.requires_action and workflow.patched(CUSTOMER_AUTHENTICATION):
+            provider = answer.provider
+            outcome, failure_code = await self.await_customer(deposit, provider, charge)
+            if failure_code == FailureCode.AUTHENTICATION_ABANDONED:
+                # Cancelled at the provider first; a success that beat it is refunded.
+                await self.compensations.run()
+            if failure_code is not None:
+                return await self.fail(failure_code, AUTHENTICATION_REASONS[failure_code])
+        else:
+            provider, outcome = await self.outcome_of(answer, charge_at, charge)
         if outcome != Outcome.succeeded:
             if self._resolution is not None and workflow.patched("refund-charge-resolved-failed"):
                 # An operator's `failed` while the charge's outcome was unknown: the provider
@@ -131,6 +179,108 @@ class DepositWorkflow(PaymentSaga):
             # The ledger refused the credit (nothing was posted): give the money back.
             await self.compensations.run()
             return await self.fail(FailureCode.CREDIT_FAILED, str(err.cause or err))
+
+    # -- customer authentication ----------------------------------------------------------------
+
+    async def await_customer(
+        self, deposit: DepositInput, provider: str, charge: ProviderOperation
+    ) -> tuple[Outcome, str | None]:
+        """Wait in `requires_action` for the provider's outcome of the customer's authentication.
+
+        Returns the charge's outcome and, if the payment must fail for the authentication, its
+        failure code: `authentication_failed`, or `authentication_abandoned` (no outcome in
+        time: the caller cancels at the provider). A cancel meanwhile interrupts the wait.
+        """
+        self._customer_waiting = True
+        self.compensations.add(functools.partial(self._withdraw_authorization, provider, charge))
+        self.cancellable_again()
+        authentication: CustomerAuthentication = await workflow.execute_activity_method(
+            psp.ProviderActivities.authenticate,
+            psp.AuthenticateInput(provider, charge.idempotency_key, deposit.return_url),
+            **provider_step(deposit.timings, provider),
+        )
+        if authentication.status == "required" and authentication.url:
+            await self.set_status(
+                PaymentStatus.REQUIRES_ACTION,
+                provider=provider,
+                next_action={
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {
+                        "url": authentication.url,
+                        "return_url": deposit.return_url or None,
+                    },
+                },
+            )
+        else:
+            await self.set_provider(provider)
+        timeout = timedelta(seconds=deposit.timings.authentication_timeout_seconds)
+        final = await self._customer_outcome(provider, charge, workflow.now() + timeout)
+        self.point_of_no_return()  # a cancel accepted meanwhile is honoured here
+        if final is None:  # still waiting: the caller's compensations cancel it at the provider
+            return Outcome.declined, FailureCode.AUTHENTICATION_ABANDONED
+        self._customer_waiting = False
+        outcome, decline_code = final
+        if outcome == Outcome.declined and decline_code == AUTHENTICATION_FAILED:
+            return outcome, FailureCode.AUTHENTICATION_FAILED
+        return outcome, None
+
+    async def _customer_outcome(
+        self, provider: str, charge: ProviderOperation, deadline: datetime
+    ) -> tuple[Outcome, str | None] | None:
+        """The charge's final outcome and decline code, by webhook or else by polling; None if
+        neither came by the deadline."""
+
+        def got_event() -> bool:
+            return self.final_event(provider, charge) is not None
+
+        async def wait_until(done: Callable[[], bool], longest: timedelta) -> None:
+            wait = min(longest, deadline - workflow.now())
+            if wait > timedelta(0) and not done():
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(done, timeout=wait)
+
+        await wait_until(got_event, timedelta(seconds=self._timings.webhook_wait_seconds))
+        polled: ProviderResult | None = None
+        if not got_event() and workflow.now() < deadline:
+            poll = workflow.start_activity_method(
+                psp.ProviderActivities.final_status,
+                psp.StatusInput(provider, charge.idempotency_key, record_expected=True),
+                task_queue=provider_queue(provider),
+                start_to_close_timeout=timedelta(seconds=self._timings.provider_call_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=self._timings.poll_interval_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=self._timings.poll_interval_max_seconds),
+                ),
+            )
+            try:
+                await wait_until(lambda: got_event() or poll.done(), deadline - workflow.now())
+            finally:
+                if not poll.done():
+                    poll.cancel()  # the webhook came first, the deadline passed, or a cancel
+            if poll.done() and not poll.cancelled() and poll.exception() is None:
+                polled = poll.result()
+            elif poll.done() and not poll.cancelled():
+                # The status cannot be read at all: only the webhook can still tell, in time.
+                workflow.logger.error("status of %s unreadable: %s", provider, poll.exception())
+                await wait_until(got_event, deadline - workflow.now())
+        event = self.final_event(provider, charge)
+        if event is not None:
+            return Outcome(event.status), event.decline_code
+        if polled is not None:
+            return polled.outcome, polled.decline_code
+        return None
+
+    async def _withdraw_authorization(self, provider: str, charge: ProviderOperation) -> None:
+        """Compensation of a charge waiting for its customer: cancel it at the provider, unless
+        the saga already knows its outcome (then the refund, if any, undoes it)."""
+        if not self._customer_waiting:
+            return
+        await workflow.execute_activity_method(
+            psp.ProviderActivities.cancel_authorization,
+            psp.StatusInput(provider, charge.idempotency_key),
+            **provider_step(self._timings, provider),
+        )
 
     async def _refund_if_charged(self, deposit: DepositInput, provider: str) -> None:
         """Compensation of a charge: refund it at the provider if (and only if) it took money.

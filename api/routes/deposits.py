@@ -28,6 +28,9 @@ async def create_deposit(
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Start a deposit saga; the answer is the payment in `processing`."""
+    production = svc.settings.environment == "production"
+    if body.return_url and production and not body.return_url.startswith("https://"):
+        raise InvalidRequest("return_url must be https", code="return_url_not_allowed")
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
@@ -62,6 +65,7 @@ async def create_deposit(
             providers=decision.account_ids,
             timings=saga_timings(svc.settings),
             merchant_id=books.merchant_id,
+            return_url=body.return_url or "",
         )
         return await start_payment(
             svc,

@@ -33,7 +33,13 @@ from workflows.resolution import RESOLUTION_WORKFLOW, ResolutionInput, resolutio
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 Status = Literal[
-    "processing", "requires_review", "requires_intervention", "succeeded", "failed", "canceled"
+    "processing",
+    "requires_action",
+    "requires_review",
+    "requires_intervention",
+    "succeeded",
+    "failed",
+    "canceled",
 ]
 
 

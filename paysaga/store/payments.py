@@ -41,6 +41,8 @@ class PaymentRow(TableRow):
     routing: (
         dict[str, Any] | None
     )  # why it went where (providers/success_rate.py); null: not routed
+    # What the customer must do while `requires_action` (redirect_to_url); null otherwise.
+    next_action: dict[str, Any] | None = None
 
 
 def payment_object(row: PaymentRow) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def payment_object(row: PaymentRow) -> dict[str, Any]:
         "failure_code": row.failure_code,
         "failure_reason": row.failure_reason,
         "routing": row.routing,
+        "next_action": row.next_action,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -203,15 +206,17 @@ class Payments(Tables):
         provider: str | None = None,
         failure_code: str | None = None,
         failure_reason: str | None = None,
+        next_action: dict[str, Any] | None = None,
     ) -> PaymentRow | None:
         """Move a payment to `status`; a terminal payment never changes again (None).
 
         A change of status appends its event (`payment.<status>`) in the same transaction; a
-        write that repeats the status (a retried activity) appends nothing.
+        write that repeats the status (a retried activity) appends nothing. `next_action` is
+        kept with the status it came with, and cleared by the next write without one.
         """
         async with self.pool.connection() as conn, conn.transaction():
             return await update_payment_in(
-                conn, payment_id, status, provider, failure_code, failure_reason
+                conn, payment_id, status, provider, failure_code, failure_reason, next_action
             )
 
     async def list_payments(
@@ -326,6 +331,7 @@ async def update_payment_in(
     provider: str | None = None,
     failure_code: str | None = None,
     failure_reason: str | None = None,
+    next_action: dict[str, Any] | None = None,
 ) -> PaymentRow | None:
     """`Store.update_payment` inside the caller's transaction, the row locked until it ends (a
     ledger posting that makes the status true goes in the same transaction)."""
@@ -339,9 +345,9 @@ async def update_payment_in(
         return None
     await cur.execute(
         "UPDATE payments SET status = %s, provider = COALESCE(%s, provider),"
-        " failure_code = %s, failure_reason = %s, updated_at = now()"
+        " failure_code = %s, failure_reason = %s, next_action = %s, updated_at = now()"
         " WHERE id = %s RETURNING *",
-        (status, provider, failure_code, failure_reason, payment_id),
+        (status, provider, failure_code, failure_reason, _json_or_null(next_action), payment_id),
     )
     updated = await cur.fetchone()
     assert updated is not None

@@ -43,7 +43,7 @@ from paysaga.payment_sweep import SweepBooks
 from paysaga.reconciliation import ReconciliationBooks
 from paysaga.store import Store
 from paysaga.store.provider_health import ProviderBreakers
-from providers.base import DisputeStatus, Outcome, SettlementLine
+from providers.base import AUTHENTICATION_FAILED, DisputeStatus, Outcome, SettlementLine
 from providers.health import BreakerPolicy
 from tests.workflows.bonus_harness import BonusHarness
 from tests.workflows.dispute_harness import DisputeHarness
@@ -219,6 +219,80 @@ async def _transfer_quote_expired_in_review(saga: SagaHarness) -> Payment:
     await saga.env.sleep(700)
     await payment.handle.execute_update("review", ReviewDecision("approve", "late"))
     return payment
+
+
+# -- a deposit whose charge waits for its customer (tests/workflows/test_deposit_authentication.py)
+
+
+async def waiting_for_customer(saga: SagaHarness) -> Payment:
+    payment = await saga.deposit(
+        await saga.customer(), method="pm_3ds", return_url="https://shop.example/done"
+    )
+    await saga.wait_status(payment, "requires_action")
+    return payment
+
+
+@path("deposit_authentication_succeeded")
+async def _deposit_authentication_succeeded(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    saga.books.settle(payment.id, Outcome.succeeded)
+    await saga.charge_event(payment, "succeeded")
+    return payment
+
+
+@path("deposit_authentication_failed")
+async def _deposit_authentication_failed(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    saga.books.settle(payment.id, Outcome.declined, AUTHENTICATION_FAILED)
+    await saga.charge_event(payment, "declined", AUTHENTICATION_FAILED)
+    return payment
+
+
+@path("deposit_authentication_declined")
+async def _deposit_authentication_declined(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    saga.books.settle(payment.id, Outcome.declined, "card_declined")
+    await saga.charge_event(payment, "declined", "card_declined")
+    return payment
+
+
+@path("deposit_authentication_polled")
+async def _deposit_authentication_polled(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    saga.books.settle(payment.id, Outcome.succeeded)  # no webhook
+    return payment
+
+
+@path("deposit_authentication_abandoned")
+async def _deposit_authentication_abandoned(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    await saga.env.sleep(timedelta(seconds=901))
+    return payment
+
+
+@path("deposit_authentication_abandoned_late_success")
+async def _deposit_authentication_abandoned_late_success(saga: SagaHarness) -> Payment:
+    payment = await waiting_for_customer(saga)
+    saga.books.customer_first.add(f"{payment.id}:charge")
+    await saga.env.sleep(timedelta(seconds=901))
+    return payment
+
+
+async def authentication_canceled(saga: SagaHarness, source: str, first: bool) -> Payment:
+    payment = await waiting_for_customer(saga)
+    if first:
+        saga.books.customer_first.add(f"{payment.id}:charge")
+    await saga.cancel(payment, source)
+    return payment
+
+
+for source_ in ("api", "temporal"):
+    path(f"deposit_authentication_cancel_{source_}")(
+        lambda saga, s=source_: authentication_canceled(saga, s, False)  # type: ignore[misc]
+    )
+path("deposit_authentication_cancel_customer_first")(
+    lambda saga: authentication_canceled(saga, "api", True)
+)
 
 
 # -- the refund saga's paths (tests/workflows/test_refund.py tells each) ----------------------

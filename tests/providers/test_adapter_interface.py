@@ -67,16 +67,18 @@ def test_capabilities_refuse_a_currency_paysaga_does_not_know() -> None:
     assert capabilities.serves("card", "EUR") and not capabilities.serves("card", "JPY")
 
 
-async def test_sandbox_adapter_declares_and_refuses_authentication() -> None:
+async def test_sandbox_adapter_declares_authentication() -> None:
     async with httpx.AsyncClient() as http:
         adapter = sandbox_adapter(AdapterConfig("sandbox-bank", "http://psp.invalid", http, 1.0))
         assert isinstance(adapter, SandboxProvider) and adapter.name == "sandbox-bank"
         capabilities = adapter.capabilities
         assert capabilities.payouts and capabilities.refunds and capabilities.disputes
-        assert not capabilities.authentication
+        assert capabilities.authentication
         assert {"JPY", "EUR", "KWD"} <= capabilities.currencies
-        with pytest.raises(CapabilityAbsent):
+        # Unreachable: the authentication is retried (unavailable), the cancel's outcome unknown.
+        with pytest.raises(ProviderUnavailable):
             await adapter.authenticate(idempotency_key="dep_1:charge", return_url="https://r")
+        assert (await adapter.cancel_authorization("dep_1:charge")).outcome == Outcome.unknown
 
 
 async def test_sandbox_adapter_verifies_webhook_headers_in_any_case() -> None:

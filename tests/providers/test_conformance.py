@@ -22,6 +22,7 @@ SANDBOX_SCENARIOS = Scenarios(
     times_out="pm_timeout",
     unavailable="pm_flaky",
     payout_destination="pm_ok",
+    authenticates="pm_3ds_required",
 )
 IMPATIENT_SECONDS = 0.5
 

@@ -14,6 +14,7 @@ import pytest
 import providers.stripe_psp as stripe_psp
 from paysaga.devstack.stack import free_port
 from providers.adapter import (
+    AUTHENTICATION_FAILED,
     AdapterConfig,
     Answer,
     CapabilityAbsent,
@@ -362,12 +363,44 @@ async def test_failed_authentication_is_declined(
     await adapter.authenticate(idempotency_key=key, return_url="https://shop.test/back")
     stripe_server.control(f"3ds/{(await adapter.status(key)).operation_id}", outcome="fail")
     final = await adapter.status(key)
-    assert (final.outcome, final.decline_code) == (
-        Outcome.declined,
-        "payment_intent_authentication_failure",
-    )
+    # Stripe's `payment_intent_authentication_failure`, as paysaga names it.
+    assert (final.outcome, final.decline_code) == (Outcome.declined, AUTHENTICATION_FAILED)
     ended = await adapter.authenticate(idempotency_key=key, return_url="https://shop.test/back")
     assert ended.status == "failed"
+
+
+async def test_charge_waiting_for_customer_says_so(adapter: StripeAdapter) -> None:
+    key, _ = new_payment()
+    result = await adapter.charge(
+        idempotency_key=key,
+        reference=key.split(":")[0],
+        amount=1500,
+        currency="EUR",
+        payment_method="pm_card_threeDSecure2Required",
+    )
+    assert (result.outcome, result.requires_action) == (Outcome.pending, True)
+    assert (await adapter.status(key)).requires_action
+    paid, _, _ = await charge(adapter, "pm_card_visa")
+    assert not (await adapter.status(paid)).requires_action
+
+
+async def test_cancel_authorization_of_charge_waiting_for_customer(
+    adapter: StripeAdapter, stripe_server: StripeServerProcess
+) -> None:
+    key, _, _ = await charge(adapter, "pm_card_threeDSecure2Required")
+    await adapter.authenticate(idempotency_key=key, return_url="https://shop.test/back")
+    canceled = await adapter.cancel_authorization(key)
+    assert (canceled.outcome, canceled.decline_code) == (Outcome.declined, "canceled")
+    assert (await adapter.cancel_authorization(key)).outcome == Outcome.declined  # again: same
+
+
+async def test_cancel_authorization_leaves_charge_the_customer_authenticated(
+    adapter: StripeAdapter, stripe_server: StripeServerProcess
+) -> None:
+    key, _, _ = await charge(adapter, "pm_card_threeDSecure2Required")
+    await adapter.authenticate(idempotency_key=key, return_url="https://shop.test/back")
+    stripe_server.control(f"3ds/{(await adapter.status(key)).operation_id}", outcome="authenticate")
+    assert (await adapter.cancel_authorization(key)).outcome == Outcome.succeeded
 
 
 # -- refunds -------------------------------------------------------------------------------

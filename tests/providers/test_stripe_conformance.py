@@ -25,6 +25,7 @@ STRIPE_SCENARIOS = Scenarios(
     declines="pm_card_chargeDeclined",
     times_out="pm_local_slow",
     unavailable="pm_local_rate_limited",
+    authenticates="pm_card_threeDSecure2Required",
 )
 IMPATIENT_SECONDS = 0.5
 

@@ -44,6 +44,7 @@ from domain.payments import (
     Beneficiary,
     DepositInput,
     PaymentState,
+    ProviderEventSignal,
     SagaTimings,
     TransferInput,
     WithdrawalInput,
@@ -55,6 +56,7 @@ from paysaga.devstack.stack import installed_binary
 from paysaga.settings import Settings
 from paysaga.store import Store
 from paysaga.store.provider_health import ProviderBreakers
+from providers.adapter import CustomerAuthentication
 from providers.base import (
     Outcome,
     PaymentProvider,
@@ -112,6 +114,10 @@ class Operation:
     amount: int
     currency: str
     outcome: Outcome
+    decline_code: str | None = None
+    # Waits for its customer's authentication (while `pending`); `cancel_authorization` ends it.
+    requires_action: bool = False
+    return_url: str | None = None  # where the customer was told to come back
 
 
 @dataclass
@@ -121,6 +127,9 @@ class ProviderBooks:
     operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
     # How the refunds of a charge go, by the charge's idempotency key: a token as for charges.
     refund_tokens: dict[str, str] = field(default_factory=dict)
+    # Charges (by key) whose customer completes the authentication just before a cancel of it
+    # reaches the provider: the cancel finds the charge succeeded.
+    customer_first: set[str] = field(default_factory=set)
 
     def total(self, kind: str, reference: str) -> int:
         """The money moved by succeeded operations of a kind for a payment, all providers."""
@@ -130,11 +139,12 @@ class ProviderBooks:
             if op.kind == kind and op.reference == reference and op.outcome == Outcome.succeeded
         )
 
-    def settle(self, reference: str, outcome: Outcome) -> None:
-        """The provider decides a pending operation of this payment (as its back office would)."""
+    def settle(self, reference: str, outcome: Outcome, decline_code: str | None = None) -> None:
+        """The provider decides a pending operation of this payment (as its back office would,
+        or as the customer's authentication does)."""
         for op in self.operations.values():
             if op.reference == reference and op.outcome == Outcome.pending:
-                op.outcome = outcome
+                op.outcome, op.decline_code = outcome, decline_code
 
 
 class FakeProvider:
@@ -165,7 +175,13 @@ class FakeProvider:
             operation.currency,
         ):
             raise ProviderRequestRejected(self._name, 422, "idempotency_key_reused", key)
-        return ProviderResult(self._name, seen.outcome, operation_id=f"op_{key}")
+        return ProviderResult(
+            self._name,
+            seen.outcome,
+            operation_id=f"op_{key}",
+            decline_code=seen.decline_code,
+            requires_action=seen.requires_action and seen.outcome == Outcome.pending,
+        )
 
     async def charge(
         self,
@@ -180,7 +196,29 @@ class FakeProvider:
             payment_method, Outcome.succeeded
         )
         operation = Operation("charge", reference, amount, currency, outcome)
+        if payment_method == "pm_3ds":  # waits for the customer's authentication
+            operation.outcome, operation.requires_action = Outcome.pending, True
         return self._take(idempotency_key, operation, payment_method)
+
+    async def authenticate(
+        self, *, idempotency_key: str, return_url: str
+    ) -> CustomerAuthentication:
+        seen = self._books.operations[(self._name, idempotency_key)]
+        seen.return_url = return_url
+        status = {Outcome.pending: "required", Outcome.succeeded: "authenticated"}
+        url = f"https://{self._name}.test/authenticate/op_{idempotency_key}"
+        return CustomerAuthentication(
+            self._name, idempotency_key, status.get(seen.outcome, "failed"), url
+        )
+
+    async def cancel_authorization(self, idempotency_key: str) -> ProviderResult:
+        seen = self._books.operations.get((self._name, idempotency_key))
+        if seen is not None and seen.outcome == Outcome.pending:
+            if idempotency_key in self._books.customer_first:
+                seen.outcome = Outcome.succeeded
+            else:
+                seen.outcome, seen.decline_code = Outcome.declined, "canceled"
+        return await self.status(idempotency_key)
 
     async def payout(
         self, *, idempotency_key: str, reference: str, amount: int, currency: str, destination: str
@@ -209,8 +247,9 @@ class FakeProvider:
 
     async def status(self, idempotency_key: str) -> ProviderResult:
         seen = self._books.operations.get((self._name, idempotency_key))
-        outcome = Outcome.not_processed if seen is None else seen.outcome
-        return ProviderResult(self._name, outcome)
+        if seen is None:
+            return ProviderResult(self._name, Outcome.not_processed)
+        return ProviderResult(self._name, seen.outcome, decline_code=seen.decline_code)
 
     async def settlement_report(
         self, *, since: datetime | None = None, until: datetime | None = None
@@ -432,6 +471,8 @@ class SagaHarness:
             provider.final_status,
             provider.refund_charge,
             provider.refund,
+            provider.authenticate,
+            provider.cancel_authorization,
         ]
         return (
             [with_faults(each, self.faults) for each in local],
@@ -527,6 +568,7 @@ class SagaHarness:
         amount: int = AMOUNT,
         timings: SagaTimings = TIMINGS,
         refund_token: str = "pm_ok",
+        return_url: str = "",
     ) -> Payment:
         """A deposit; `refund_token` picks how the provider answers a refund of its charge."""
         payment_id = f"dep_{uuid.uuid4().hex[:16]}"
@@ -540,6 +582,7 @@ class SagaHarness:
             list(PROVIDERS),
             timings,
             merchant_id=self.merchant_id,
+            return_url=return_url,
         )
         return await self._start(
             DEPOSIT_WORKFLOW, "deposit", payment_id, customer_id, amount, "EUR", data
@@ -716,6 +759,23 @@ class SagaHarness:
                 if state.status.value == status:
                     return
                 await asyncio.sleep(0.05)
+
+    async def charge_event(
+        self, payment: Payment, status: str, decline_code: str | None = None, sequence: int = 2
+    ) -> None:
+        """The first provider's event about the deposit's charge, as the webhook route signals it."""
+        event = ProviderEventSignal(
+            f"evt_{uuid.uuid4().hex[:12]}",
+            PROVIDERS[0],
+            "charge",
+            f"{payment.id}:charge",
+            status,
+            sequence,
+            decline_code,
+            amount=AMOUNT,
+            currency="EUR",
+        )
+        await payment.handle.signal("provider_event", event)
 
     async def cancel(self, payment: Payment, source: str) -> str | None:
         """Cancel as the API does (update) or as the Temporal UI does; the update's refusal type."""

@@ -317,6 +317,33 @@ class StripeServer:
         intent.update(status="requires_action", next_action=next_action)
         self.store.event("payment_intent.requires_action", intent)
 
+    async def cancel_payment_intent(
+        self, request: Request, params: Params, execution: Execution
+    ) -> tuple[int, StripeObject]:
+        intent = self.store.get("payment_intent", request.path_params["intent"])
+        if intent["status"] not in (
+            "requires_payment_method",
+            "requires_confirmation",
+            "requires_action",
+            "requires_capture",
+        ):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "This PaymentIntent's status is "
+                f"{intent['status']}, which does not allow it to be canceled.",
+                code="payment_intent_unexpected_state",
+                payment_intent=public(intent),
+            )
+        execution.began = True
+        intent.update(
+            status="canceled",
+            next_action=None,
+            cancellation_reason=params.get("cancellation_reason"),
+        )
+        self.store.event("payment_intent.canceled", intent)
+        return 200, public(intent)
+
     async def retrieve_payment_intent(
         self, request: Request, params: Params, execution: Execution
     ) -> tuple[int, StripeObject]:
@@ -756,6 +783,11 @@ def create_app(settings: ServerSettings) -> Starlette:
         Route(
             "/v1/payment_intents/{intent}/confirm",
             api(server.confirm_payment_intent),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/payment_intents/{intent}/cancel",
+            api(server.cancel_payment_intent),
             methods=["POST"],
         ),
         Route("/v1/refunds", api(server.create_refund), methods=["POST"]),

@@ -121,6 +121,9 @@ class ExampleAdapter:
     ) -> CustomerAuthentication:
         raise CapabilityAbsent("the example PSP does not authenticate customers")
 
+    async def cancel_authorization(self, idempotency_key: str) -> ProviderResult:
+        raise CapabilityAbsent("the example PSP does not authenticate customers")
+
     async def submit_dispute_evidence(self, dispute_id: str, text: str) -> DisputeState:
         raise CapabilityAbsent("the example PSP has no dispute API")
 
