@@ -40,10 +40,10 @@ TERMINAL = ("succeeded", "failed", "canceled")
 # How long the checkout waits for the provider's answer before showing the status page instead.
 LEAVES_PROCESSING_SECONDS = 20.0
 METHODS = {
-    "pm_3ds_required": "Card with 3-D Secure (authenticated, it succeeds)",
-    "pm_3ds_required_declined": "Card with 3-D Secure (authenticated, the issuer declines)",
-    "pm_bank_redirect": "Pay by bank (approve the payment at your bank)",
-    "pm_ok": "Card without authentication",
+    "pm_3ds_required": "Card, 3-D Secure: authenticated, it succeeds",
+    "pm_3ds_required_declined": "Card, 3-D Secure: authenticated, then declined",
+    "pm_bank_redirect": "Pay by bank: approve it at your bank",
+    "pm_ok": "Card, no authentication",
 }
 HEADLINES = {
     "processing": "Processing your deposit...",

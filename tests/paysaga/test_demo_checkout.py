@@ -34,7 +34,7 @@ from tests.psp_fixtures import wait_until
 from tests.stack import TERMINAL, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WINDOW = (1000, 700)  # the screenshots' size
+WINDOW = (1000, 700)  # the page's viewport: the screenshots' size
 WAIT_SECONDS = 30
 MISSING_BROWSER = (
     "the demo checkout's browser test needs Debian's Chromium and its driver: "
@@ -89,9 +89,12 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
-    options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
     driver = webdriver.Chrome(options=options, service=Service(chromedriver, port=free_port()))
     try:
+        # The page's viewport at WINDOW, whatever the browser's own frame takes.
+        driver.set_window_size(*WINDOW)
+        frame = driver.execute_script("return window.outerHeight - window.innerHeight;")
+        driver.set_window_size(WINDOW[0], WINDOW[1] + int(frame))
         yield driver
     finally:
         driver.quit()
