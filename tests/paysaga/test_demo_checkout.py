@@ -170,6 +170,42 @@ def test_failed_authentication_in_the_demo_checkout_credits_nothing(
     assert balance(api, payment["customer_id"]) == {"posted": 0, "held": 0, "available": 0}
 
 
+def test_3ds_deposit_declined_after_authentication_credits_nothing(
+    browser: WebDriver, demo_url: str, api: httpx.Client
+) -> None:
+    start_checkout(browser, demo_url, "5.00", "pm_3ds_required_declined")
+    on_authentication_page(browser, "3-D Secure: confirm it is you", "5.00 EUR")
+
+    payment_id = answer(browser, demo_url, "authenticated")
+    assert shown_when_terminal(browser) == ("failed", "provider_declined", "0.00 EUR")
+    payment = api.get(f"/v1/payments/{payment_id}").json()
+    assert (payment["status"], payment["failure_code"]) == ("failed", "provider_declined")
+    assert balance(api, payment["customer_id"])["posted"] == 0
+
+
+def test_card_without_authentication_goes_straight_to_the_status_page(
+    browser: WebDriver, demo_url: str, api: httpx.Client
+) -> None:
+    start_checkout(browser, demo_url, "3.10", "pm_ok")
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.url_contains(f"{demo_url}/?payment_id=")
+    )
+    assert shown_when_terminal(browser) == ("succeeded", "", "3.10 EUR")
+    [payment_id] = parse_qs(urlsplit(browser.current_url).query)["payment_id"]
+    payment = api.get(f"/v1/payments/{payment_id}").json()
+    assert (payment["status"], payment["amount"]) == ("succeeded", 310)
+
+
+def test_checkout_refuses_an_amount_it_cannot_take(browser: WebDriver, demo_url: str) -> None:
+    for amount in ("ten", "0", "1.005", "50000.01"):
+        start_checkout(browser, demo_url, amount, "pm_ok")
+        error = WebDriverWait(browser, WAIT_SECONDS).until(
+            expected_conditions.visibility_of_element_located((By.ID, "error"))
+        )
+        assert "Enter an amount between 0.01 and 50,000 EUR" in error.text
+        assert browser.find_element(By.ID, "amount").get_attribute("value") == amount
+
+
 def test_status_page_follows_a_deposit_approved_elsewhere(
     browser: WebDriver, demo_url: str, api: httpx.Client, screenshots: Path
 ) -> None:
