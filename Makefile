@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories
+.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,30 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/paysaga dev --workers $(WORKERS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The demo checkout's browser test (tests/paysaga/test_demo_checkout.py) drives Debian's
+# Chromium through its chromedriver. Installed here when missing and we are root; otherwise the
+# test fails saying what to install.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) (apt-get) for the demo checkout's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; }; \
+	else \
+		echo "note: chromium and chromedriver are missing; as root: apt-get install $(BROWSER_PACKAGES)" \
+			"(the demo checkout's browser test fails without them)"; \
+	fi
+
+# Re-takes docs/demo/*.png: the demo checkout's browser test, saving a screenshot of each step.
+screenshots: $(STAMP) browser
+	PAYSAGA_DEMO_SCREENSHOTS=docs/demo $(BIN)/pytest tests/paysaga/test_demo_checkout.py -q -p no:randomly
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # HTTP services.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The dev stack's demo checkout (paysaga/devstack/demo_checkout.py), a merchant's page of its
+    # own beside the API: `make dev` serves it on this port.
+    demo_port: int = 8300
     # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the
     # development merchant (the form before merchants existed); `"merchant": null` with
     # `["platform"]` is a platform key (add "codec" for the installation's operators). The API creates the merchants named here at its start.

@@ -40,6 +40,9 @@ TEMPORAL_DEV_SERVER_FLAGS = [
 ]
 
 
+DEMO_CHECKOUT = "paysaga.devstack.demo_checkout"
+
+
 class StackError(RuntimeError):
     """A component of the stack did not come up."""
 
@@ -247,6 +250,13 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         group.start("api", [sys.executable, "-m", "api"], env)
         wait_for_http(f"{api}/healthz", timeout=60)
 
+        # A merchant's checkout page, apart from the API: README, "Try a 3-D Secure deposit".
+        step("Demo checkout", "starting")
+        demo = f"http://127.0.0.1:{settings.demo_port}"
+        demo_argv = ["--port", str(settings.demo_port), "--api-url", api]
+        group.start("demo-checkout", [sys.executable, "-m", DEMO_CHECKOUT, *demo_argv], env)
+        wait_for_http(demo)
+
         print(
             f"""
 paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
@@ -256,6 +266,7 @@ paysaga is running. Ctrl-C stops everything; data stays in {data_dir}.
   Codec endpoint {api}/codec     (decrypts payloads: {DEV_PLATFORM_KEY}, or the local UI)
   Temporal gRPC  {settings.temporal_address}
   Sandbox PSP    {settings.psp_url}
+  Demo checkout  {demo}           (a deposit through 3-D Secure or pay by bank, in a browser)
   PostgreSQL     {database_url}
   Workers        {workers} on task queue {settings.task_queue}; metrics from {settings.worker_metrics_address}
   Logs           {group.log_dir}/

@@ -27,6 +27,7 @@ class DevStack:
         self.data_dir = data_dir
         self.api_port, self.psp_port = free_port(), free_port()
         self.temporal_port, self.ui_port = free_port(), free_port()
+        self.demo_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.env = {
             **os.environ,
@@ -35,6 +36,7 @@ class DevStack:
             "PAYSAGA_PSP_PORT": str(self.psp_port),
             "PAYSAGA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
             "PAYSAGA_TEMPORAL_UI_PORT": str(self.ui_port),
+            "PAYSAGA_DEMO_PORT": str(self.demo_port),
             # Not the default 9464, which a `make dev` running beside the tests holds.
             "PAYSAGA_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         }
@@ -94,6 +96,8 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     assert httpx.get(f"{dev_stack.api}/healthz").json()["status"] == "ok"
     assert httpx.get(f"{dev_stack.api}/docs").status_code == 200
     assert httpx.get(f"http://127.0.0.1:{dev_stack.ui_port}/").status_code == 200
+    demo = httpx.get(f"http://127.0.0.1:{dev_stack.demo_port}/")  # the demo checkout's form
+    assert demo.status_code == 200 and 'value="pm_3ds_required"' in demo.text
     # The local Temporal UI sends no key; in development it may decode through the codec.
     decoded = httpx.post(f"{dev_stack.api}/codec/decode", json={"payloads": []})
     assert decoded.status_code == 200, decoded.text
@@ -109,7 +113,7 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
     )
     assert created.status_code == 201, created.text
     running = dev_stack.processes()
-    assert len(running) >= 5  # temporal, psp, worker, api, postgres (+ its helpers)
+    assert len(running) >= 6  # temporal, psp, worker, api, demo, postgres (+ its helpers)
 
     worker = next(p for p in running if "worker" in " ".join(p.cmdline()))
     # A worker still importing dies of a SIGTERM as any process does (status -15): on a busy
