@@ -47,6 +47,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from paysaga.audit import audit_books
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
+from paysaga.devstack.chaos_customers import (
+    AUTHENTICATION_METHODS,
+    RETURN_URL,
+    CustomerLoad,
+    check_customers,
+)
 from paysaga.devstack.chaos_disputes import DisputeLoad, check_disputes
 from paysaga.devstack.chaos_findings import (
     SETTLED,
@@ -84,6 +90,7 @@ DEPOSIT_METHODS = [
     "pm_primary_down",
     "pm_pending_forever",
     "pm_no_refund",  # succeeds; the provider declines its refunds
+    *AUTHENTICATION_METHODS,  # wait for their customer (chaos_customers)
 ]
 PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline", "pm_primary_down"]
 CANCEL_DELAY_SECONDS_MAX = 2.5  # an operator's cancel comes at a random moment up to this late
@@ -171,6 +178,7 @@ def start_stack(root: Path, workers: int) -> Stack:
         "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "2",
         "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "5",
         "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
+        "PAYSAGA_AUTHENTICATION_TIMEOUT_SECONDS": "8",  # customers who walk away, abandoned
         "PAYSAGA_VELOCITY_MAX_PAYMENTS": "100000",
         # Breakers open a few seconds only: each outage of the run opens, probes and closes them.
         "PAYSAGA_BREAKER_OPEN_SECONDS": "3",
@@ -205,6 +213,7 @@ class Load:
     cancel_answers: Counter[str] = field(default_factory=Counter)
     disputes: DisputeLoad = field(default_factory=DisputeLoad)  # of some succeeded deposits
     refunds: RefundLoad = field(default_factory=RefundLoad)  # of the succeeded deposits
+    customers: CustomerLoad = field(default_factory=CustomerLoad)  # deposits waiting for them
 
     async def cancel_later(self, payment_id: str | None, via: str | None) -> None:
         """An operator's cancel, at a random moment after the payment was accepted."""
@@ -342,6 +351,7 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
             # The first deposit of every run polls forever: the operator always resolves one.
             method = "pm_pending_forever" if n == 0 else random.choice(DEPOSIT_METHODS)
             body["payment_method"] = f"pm_bogus_{n}" if rejected else method
+            body["return_url"] = RETURN_URL
         else:
             path = "/v1/withdrawals"
             body["amount"] = REVIEWED_AMOUNT if reviewed else random.randint(100, 3_000)
@@ -353,6 +363,8 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
     if rejected and path != "/v1/transfers":
         load.rejected.add(payment_id)
     actions = [load.cancel_later(payment_id, cancel_via)]
+    if body.get("payment_method") in AUTHENTICATION_METHODS:
+        actions.append(load.customers.act_later(load, payment_id, body["payment_method"]))
     if n % 12 == 2:
         actions.append(load.operator.terminate_later(payment_id))
     if n % 12 == 5:
@@ -605,6 +617,8 @@ async def check_books(
                 if mismatch.reference not in parked:
                     findings.found("sandbox vs ledger mismatches", mismatch.reference)
         await check_refunds(pool, load.temporal, load.refunds.final, final, operations, findings)
+        touched = load.operator.terminated | load.operator.reset
+        check_customers(load.customers, final, touched, findings)
         await check_disputes(pool, load.temporal, load.disputes, findings)
         await check_operator(pool, load.operator, operations, findings)
         report = await audit_books(pool)
@@ -744,6 +758,9 @@ async def chaos(args: argparse.Namespace) -> int:
         print("operator tools:", load.operator.summary())
         print("refunds:", dict(sorted(refunds_by_outcome.items())))
         print("refund requests:", dict(sorted(load.refunds.answers.items())))
+        print(
+            "customers at the page:", dict(sorted(Counter(load.customers.acted.values()).items()))
+        )
         print(
             "disputes:",
             dict(sorted(Counter(d["status"] for d in load.disputes.final.values()).items())),

@@ -96,7 +96,7 @@ async def assert_books_clean(
 ) -> None:
     """The audit passes, and each deposit nets to zero against the provider's settlement report."""
     report = await audit_books(db_pool)
-    assert report.ok, report
+    assert report.ok, report.failures
     ledger = ReconciliationBooks(db_pool)
     async with httpx.AsyncClient(base_url=stack.psp.url) as psp:
         for deposit in deposits:
