@@ -531,6 +531,8 @@ async def check_books(
             and outcome not in (("failed", "provider_rejected"), ("failed", "provider_unavailable"))
             and not canceled
             and payment_id not in load.operator.terminated  # parked before the provider answered
+            # parked while the PSP was frozen (its answer lost), then resolved by the operator
+            and payment_id not in load.operator.resolved_failed
         ):
             findings.found("rejected, not failed provider_rejected", payment_id)
     async with httpx.AsyncClient(base_url=stack.psp_url, timeout=30) as psp:

@@ -47,7 +47,13 @@ class CustomerLoad:
         if payment is None:  # it ended first (a cancel, a terminate, a crash's resolution)
             self.answers["ended before its customer acted"] += 1
             return
-        choice = random.choices(list(CHOICES), weights=list(CHOICES.values()))[0]
+        # The first customers take each choice in turn, so that every run has them all.
+        first = list(CHOICES)
+        choice = (
+            first[len(self.acted)]
+            if len(self.acted) < len(first)
+            else random.choices(first, weights=list(CHOICES.values()))[0]
+        )
         self.acted[payment_id] = choice
         if choice == "walked away":
             return
