@@ -53,11 +53,6 @@ class ProviderAccount:
         return not (method and self.methods and method not in self.methods)
 
 
-def builtin_accounts(routing: dict[str, list[str]], operation: str, currency: str) -> list[str]:
-    """The installation's providers for `operation` in `currency`, in its configured order."""
-    return route(routing, operation, currency)
-
-
 def all_builtin_names(routing: dict[str, list[str]]) -> list[str]:
     """Every provider the installation configures, in first-seen order."""
     return list(dict.fromkeys(name for names in routing.values() for name in names))
@@ -108,7 +103,7 @@ def candidates(
     A built-in provider is a candidate only where the installation routes the operation and
     currency to it (`PAYSAGA_PROVIDER_ROUTING`), in that order unless the merchant set a priority.
     """
-    routed = builtin_accounts(routing, operation, currency)
+    routed = route(routing, operation, currency)
     eligible: list[ProviderAccount] = []
     for account in accounts:
         if account.builtin:

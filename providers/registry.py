@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 import httpx
 
 from providers.adapter import ADAPTER_GROUP, AdapterConfig, AdapterFactory, ProviderAdapter
-from providers.base import DisputeProvider, PaymentProvider, ProviderConfigurationError
+from providers.base import PaymentProvider, ProviderConfigurationError
 
 SANDBOX_CARDS = "sandbox-cards"
 SANDBOX_BANK = "sandbox-bank"
@@ -44,21 +44,6 @@ def build_providers(
     names: tuple[str, ...] = PROVIDER_NAMES,
 ) -> dict[str, PaymentProvider]:
     """The providers `names` at `psp_url`, by name in routing order, sharing one HTTP client."""
-    return {
-        name: build_adapter(
-            PROVIDER_ADAPTERS[name], AdapterConfig(name, psp_url, client, timeout_seconds)
-        )
-        for name in names
-    }
-
-
-def build_dispute_providers(
-    psp_url: str,
-    timeout_seconds: float,
-    client: httpx.AsyncClient,
-    names: tuple[str, ...] = PROVIDER_NAMES,
-) -> dict[str, DisputeProvider]:
-    """The same providers as `build_providers`, seen through their dispute API."""
     return {
         name: build_adapter(
             PROVIDER_ADAPTERS[name], AdapterConfig(name, psp_url, client, timeout_seconds)

@@ -25,7 +25,6 @@ from providers.base import (
     ProviderRequestRejected,
     ProviderUnavailable,
 )
-from providers.registry import build_dispute_providers
 from providers.sandbox import SandboxProvider
 from tests.providers.test_sandbox_adapter import settled
 from tests.psp_fixtures import SandboxPSPProcess
@@ -236,8 +235,3 @@ async def test_settlement_report_with_unknown_kind_refused() -> None:
     async with httpx.AsyncClient(transport=answer) as client:
         with pytest.raises(ProviderError, match="mystery"):
             await SandboxProvider(CARDS, "http://psp.invalid", client, 1.0).settlement_report()
-
-
-async def test_build_dispute_providers_for_both_sandboxes(client: httpx.AsyncClient) -> None:
-    providers = build_dispute_providers("http://psp.invalid", 1.0, client)
-    assert [psp.name for psp in providers.values()] == [CARDS, BANK]
