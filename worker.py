@@ -61,6 +61,7 @@ from providers.routing import OWN_ACCOUNTS_QUEUE, provider_task_queue
 from risk.fraud import FraudRules
 from risk.kyc import SandboxKyc
 from wallet.engine import WalletEngine
+from wallet.limits import wallet_limits
 from workflows.bonus import BonusWorkflow
 from workflows.deposit import DepositWorkflow
 from workflows.dispute import DisputeWorkflow
@@ -251,7 +252,10 @@ async def run_worker(settings: Settings) -> None:
         local, provider_calls = activities_for(settings, Ledger(pool), store, http)
         # Bonus expiries and forfeits go through the wallet's engine, as every wallet write does.
         wallet = WalletEngine(
-            settings.database_url, writers=1, house_owner_id=settings.house_owner_id
+            settings.database_url,
+            writers=1,
+            house_owner_id=settings.house_owner_id,
+            limits=wallet_limits(settings),
         )
         await workers.enter_async_context(wallet)
         local.append(WalletActivities(wallet).end_bonus)

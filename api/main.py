@@ -46,6 +46,7 @@ from paysaga.store.provider_accounts import provider_directory
 from paysaga.temporal_connection import connect_temporal
 from providers.registry import build_providers
 from wallet.engine import WalletEngine
+from wallet.limits import wallet_limits
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             writers=settings.wallet_writers,
             house_owner_id=settings.house_owner_id,
+            limits=wallet_limits(settings),
         )
         await wallet_engine.start()
         http = httpx.AsyncClient()

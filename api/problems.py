@@ -161,7 +161,10 @@ def domain_problem(exc: PaysagaError) -> JSONResponse:
     code = exc.code or entry.code
     if entry.status >= 500:
         log.warning("%s (%s): %s", code, entry.status, exc.detail, exc_info=exc.__cause__)
-        return problem(entry.status, code, entry.title, "retry later")
+        headers = None
+        if isinstance(exc, ServiceUnavailable) and exc.retry_after_seconds is not None:
+            headers = {"Retry-After": str(exc.retry_after_seconds)}
+        return problem(entry.status, code, entry.title, "retry later", headers=headers)
     return problem(entry.status, code, entry.title, exc.detail, **exc.extra)
 
 

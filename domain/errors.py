@@ -14,7 +14,11 @@ activities type their ApplicationErrors by the ledger class name and sagas branc
     ├── IdempotencyKeyMissing
     ├── IdempotencyKeyReused
     ├── IdempotencyKeyInFlight
-    ├── ServiceUnavailable        a dependency is down; retry later
+    ├── ServiceUnavailable        a dependency is down; retry later (perhaps after Retry-After)
+    │   └── WalletUnavailable     wallet/errors.py: a writer could not book the call now
+    │       ├── WalletBusy        its queue is full
+    │       ├── WalletTimeout     its batch hit the lock or statement time-out
+    │       └── WalletStopped     the writers stopped before answering
     ├── PersonalDataUnreadable    paysaga/personal_data.py: a sealed value does not open
     ├── CursorExpired             the feed's events after the cursor were purged by retention
     ├── LedgerError               ledger/errors.py: a refusal of the ledger
@@ -117,7 +121,11 @@ class IdempotencyKeyInFlight(PaysagaError):
 
 
 class ServiceUnavailable(PaysagaError):
-    """A dependency (database, Temporal) is unavailable; the client may retry later."""
+    """A dependency (database, Temporal) is unavailable; the client may retry later.
+
+    `retry_after_seconds`, when set, is answered as the `Retry-After` header."""
+
+    retry_after_seconds: int | None = None
 
 
 class CursorExpired(PaysagaError):

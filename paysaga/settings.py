@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     # The game wallet's writers, each with its own connection: batches commit in parallel, a
     # customer's calls always go to the same one (in arrival order).
     wallet_writers: int = Field(4, ge=1, le=64)
+    # A writer's limits: its batch waits this long for a row lock / for any statement, and for a
+    # new connection; this many calls wait per writer (beyond, 503 wallet_busy with Retry-After).
+    wallet_lock_timeout_ms: int = Field(2_000, ge=1)
+    wallet_statement_timeout_ms: int = Field(5_000, ge=1)
+    wallet_connect_timeout_seconds: int = Field(5, ge=1)
+    wallet_queue_max: int = Field(2_048, ge=1)
     # Ledger write keys outlive any saga (30 days at most) so that no retry finds its key gone.
     ledger_idempotency_retention_days: int = 45
     retention_purge_interval_seconds: int = 3600  # how often expired idempotency records go

@@ -16,6 +16,12 @@ to `batch_max`) and runs it in one transaction of two round trips (psycopg pipel
 A batch the database refuses as a race (a transaction id taken meanwhile by another customer's
 writer, a deadlock, a lost connection) is read and decided again: every write is keyed, so a
 committed batch replays. Any other failure splits the batch, so that it fails only its culprit.
+
+Writers have limits (`WriterLimits`): a lock and a statement time-out on their connections, a
+connect time-out, and a bounded queue. A batch that hits a time-out is split by customer, so
+that only the stuck customer's calls fail (`wallet_timeout`); a full queue refuses the call at
+once (`wallet_busy`); `stop()` fails the calls it leaves (`wallet_stopped`). Each is a 503 with
+`Retry-After`: the call, sent again, is booked once (or replayed, if it was booked after all).
 """
 
 from __future__ import annotations
@@ -30,13 +36,21 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolation
+from psycopg.errors import (
+    DeadlockDetected,
+    LockNotAvailable,
+    QueryCanceled,
+    SerializationFailure,
+    UniqueViolation,
+)
 
 from ledger.batch import BatchTransaction
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, create_accounts
 from paysaga.store.events import NewEvent
 from wallet import rules, storage
+from wallet.errors import WalletBusy, WalletStopped, WalletTimeout, WalletUnavailable
+from wallet.limits import WriterLimits
 from wallet.models import (
     BONUS,
     BONUS_FUNDING,
@@ -53,9 +67,14 @@ from wallet.models import (
 
 log = logging.getLogger("paysaga.wallet")
 
+TIMEOUTS = (LockNotAvailable, QueryCanceled)
+"""The writer's own time-outs (checked before RACES: they are OperationalErrors too)."""
 RACES = (UniqueViolation, DeadlockDetected, SerializationFailure, psycopg.OperationalError)
 """Failures after which the same batch, read again, can succeed."""
 MAX_ATTEMPTS = 8
+TIMEOUTS_BEFORE_GIVING_UP = 2
+"""Customers of a split batch that may time out before the rest of it fails at once: one stuck
+customer costs its neighbours one more wait, a database slow for everyone not one per customer."""
 
 
 @dataclass
@@ -66,6 +85,8 @@ class EngineStats:
     calls: int = 0
     retries: int = 0
     splits: int = 0
+    timeouts: int = 0  # batches that hit the lock or statement time-out
+    busy: int = 0  # calls refused because their writer's queue was full
 
     @property
     def mean_batch(self) -> float:
@@ -83,6 +104,12 @@ def _retrieved(future: asyncio.Future[Decision]) -> None:
         future.exception()
 
 
+def _caused(error: Exception, cause: BaseException) -> Exception:
+    """`error`, raised from `cause` (logged with it)."""
+    error.__cause__ = cause
+    return error
+
+
 class WalletEngine:
     """The wallet's writers over `database_url`; `start()` before use, `stop()` after."""
 
@@ -93,32 +120,47 @@ class WalletEngine:
         writers: int = 4,
         batch_max: int = 512,
         house_owner_id: str = "house",
+        limits: WriterLimits | None = None,
     ) -> None:
         self._url = database_url
         self._house = house_owner_id
         self._batch_max = batch_max
-        self._queues: list[asyncio.Queue[_Pending]] = [asyncio.Queue() for _ in range(writers)]
+        self.limits = limits or WriterLimits()
+        self._queues: list[asyncio.Queue[_Pending]] = [
+            asyncio.Queue(self.limits.queue_max) for _ in range(writers)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._accounts: dict[AccountKey, Account] = {}  # merchant-wide accounts never change
         self.stats = EngineStats()
 
     async def start(self) -> None:
         """Start the writers (each connects on its first batch, and again after a failure)."""
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(self._writer(queue), name=f"wallet-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
 
     async def stop(self) -> None:
-        """Finish what is queued (for a few seconds at most), then stop the writers."""
+        """Refuse new calls, let the queued ones commit (for `stop_grace_seconds` at most), then
+        stop the writers. A call left unanswered fails `wallet_stopped` at once: its caller does
+        not wait for an answer that will never come (sent again, it is booked or replayed)."""
+        self._stopping = True
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(self.limits.stop_grace_seconds):
                 for queue in self._queues:
                     await queue.join()
         for task in self._tasks:
-            task.cancel()
+            task.cancel()  # a writer's batch in flight fails in `_writer`
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for queue in self._queues:
+            left: list[_Pending] = []
+            while not queue.empty():
+                left.append(queue.get_nowait())
+                queue.task_done()
+            self._abandon(left)
 
     async def __aenter__(self) -> WalletEngine:
         await self.start()
@@ -129,14 +171,25 @@ class WalletEngine:
 
     async def submit(self, call: Call) -> Decision:
         """Decide and commit one call; its decision once its batch committed."""
+        if self._stopping:
+            raise WalletStopped("the wallet is stopping: send the call again")
         if not self._tasks:
             raise RuntimeError("the wallet engine is not started")
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieved)  # a caller that gave up leaves no unread error
-        writer = hash((call.merchant_id, call.customer_id)) % len(self._queues)
-        self._queues[writer].put_nowait(_Pending(call, future))
+        queue = self._queues[self.writer_of(call.merchant_id, call.customer_id)]
+        try:
+            queue.put_nowait(_Pending(call, future))
+        except asyncio.QueueFull:
+            self.stats.busy += 1
+            future.cancel()
+            raise WalletBusy("the wallet's writer of this customer is busy: retry") from None
         # Shielded: a caller that gives up (a client's timeout) leaves its call to commit.
         return await asyncio.shield(future)
+
+    def writer_of(self, merchant_id: str, customer_id: str) -> int:
+        """The writer (0 to writers - 1) that books the customer's calls, in arrival order."""
+        return hash((merchant_id, customer_id)) % len(self._queues)
 
     # ------------------------------------------------------------------ a writer
 
@@ -150,6 +203,7 @@ class WalletEngine:
                 try:
                     conn = await self._commit(conn, batch)
                 finally:
+                    self._abandon(batch)  # stopped mid-batch: its answers will never come
                     for _ in batch:
                         queue.task_done()
         finally:
@@ -164,11 +218,19 @@ class WalletEngine:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 conn = await self._connected(conn)
+            except psycopg.Error as exc:  # no database: the next batch tries again
+                self._fail(batch, _caused(WalletUnavailable("the wallet's database is down"), exc))
+                return None
+            try:
                 decisions = await self._run_batch(conn, calls)
+            except TIMEOUTS as exc:
+                conn = await self._after_failure(conn)
+                self.stats.timeouts += 1
+                return await self._split_timed_out(conn, batch, exc)
             except RACES as exc:
                 conn = await self._after_failure(conn)
                 if attempt == MAX_ATTEMPTS - 1:
-                    self._fail(batch, exc)
+                    self._fail(batch, _caused(WalletUnavailable("the batch kept racing"), exc))
                     return conn
                 self.stats.retries += 1
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
@@ -196,6 +258,32 @@ class WalletEngine:
             conn = await self._commit(conn, [pending])
         return conn
 
+    async def _split_timed_out(
+        self, conn: AsyncConnection[Any] | None, batch: list[_Pending], exc: Exception
+    ) -> AsyncConnection[Any] | None:
+        """A batch that hit a time-out: each customer's calls apart, so that a customer whose
+        rows another transaction holds fails alone. After TIMEOUTS_BEFORE_GIVING_UP customers
+        timed out, the database is slow for everyone: the rest fails at once."""
+        groups: dict[tuple[str, str], list[_Pending]] = {}
+        for pending in batch:
+            groups.setdefault((pending.call.merchant_id, pending.call.customer_id), []).append(
+                pending
+            )
+        error = _caused(WalletTimeout("the wallet's database did not answer in time"), exc)
+        if len(groups) == 1:
+            self._fail(batch, error)
+            return conn
+        self.stats.splits += 1
+        timed_out = 0
+        for group in groups.values():
+            if timed_out >= TIMEOUTS_BEFORE_GIVING_UP:
+                self._fail(group, error)
+                continue
+            timeouts_before = self.stats.timeouts
+            conn = await self._commit(conn, group)
+            timed_out += self.stats.timeouts - timeouts_before
+        return conn
+
     @staticmethod
     def _fail(batch: list[_Pending], exc: Exception) -> None:
         log.warning("%d wallet call(s) failed: %r", len(batch), exc, exc_info=exc)
@@ -203,10 +291,31 @@ class WalletEngine:
             if not pending.future.done():
                 pending.future.set_exception(exc)
 
+    @classmethod
+    def _abandon(cls, batch: list[_Pending]) -> None:
+        """Fail the calls of `batch` still unanswered: the writers stopped."""
+        left = [pending for pending in batch if not pending.future.done()]
+        if left:
+            cls._fail(left, WalletStopped("the wallet stopped before answering: send it again"))
+
     async def _connected(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any]:
+        """The writer's connection, opened with its time-outs if it has none."""
         if conn is not None and not conn.closed:
             return conn
-        return await AsyncConnection.connect(self._url, autocommit=True)
+        limits = self.limits
+        conn = await AsyncConnection.connect(
+            self._url, autocommit=True, connect_timeout=limits.connect_timeout_seconds
+        )
+        try:
+            await conn.execute(
+                "SELECT set_config('lock_timeout', %s, false),"
+                " set_config('statement_timeout', %s, false)",
+                (f"{limits.lock_timeout_ms}ms", f"{limits.statement_timeout_ms}ms"),
+            )
+        except psycopg.Error:
+            await conn.close()
+            raise
+        return conn
 
     async def _after_failure(
         self, conn: AsyncConnection[Any] | None

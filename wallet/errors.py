@@ -7,7 +7,7 @@ replay answers it again) and the API answers it as problem+json with the custome
 
 from __future__ import annotations
 
-from domain.errors import PaysagaError
+from domain.errors import PaysagaError, ServiceUnavailable
 
 
 class WalletError(PaysagaError):
@@ -105,3 +105,33 @@ REFUSALS: dict[str, type[WalletError]] = {
     if cls.code is not None
 }
 """Each refusal class by its code: how a stored refusal becomes an error again."""
+
+
+# ---------------------------------------------------------------------- the writers' limits
+
+
+class WalletUnavailable(ServiceUnavailable):
+    """The wallet could not book the call now (503 with `Retry-After`). Nothing is lost by
+    sending the same call again: if it was booked after all, its transaction id replays it."""
+
+    code = "wallet_unavailable"
+    retry_after_seconds = 1
+
+
+class WalletBusy(WalletUnavailable):
+    """The writer of the call's customer has a full queue: the call was not taken."""
+
+    code = "wallet_busy"
+
+
+class WalletTimeout(WalletUnavailable):
+    """The call's batch waited longer than the writer's lock or statement time-out (a row
+    locked by another transaction, a slow database): it was not booked."""
+
+    code = "wallet_timeout"
+
+
+class WalletStopped(WalletUnavailable):
+    """The wallet's writers stopped (the process is shutting down) before answering the call."""
+
+    code = "wallet_stopped"
