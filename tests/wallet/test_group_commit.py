@@ -232,6 +232,7 @@ async def test_two_engines_on_the_same_customers_book_each_call_once(
         WalletEngine(postgres_url, writers=2) as one,
         WalletEngine(postgres_url, writers=3) as two,
     ):
+        calls: Sequence[Call]
         for calls in (bets, wins):  # every call sent to both, at once
             pairs = await asyncio.gather(
                 *(asyncio.gather(one.submit(call), two.submit(call)) for call in calls)
@@ -242,8 +243,8 @@ async def test_two_engines_on_the_same_customers_book_each_call_once(
                 assert sorted([a.replayed, b.replayed]) == [False, True]
     for c in customers:
         assert await books.balance(m, c, CASH) == 10_000 + sum(100 + i for i in range(10))
-    for call in [*bets, *wins]:
-        assert await ledger_transactions(db_pool, m, call.transaction_id) == 1
+    for tx_id in [call.transaction_id for call in bets] + [call.transaction_id for call in wins]:
+        assert await ledger_transactions(db_pool, m, tx_id) == 1
     assert await event_count(db_pool, m) == len(bets) + len(wins)
     report = await wallet_audit(db_pool)
     assert report.ok, report.format()
