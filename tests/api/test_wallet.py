@@ -280,8 +280,14 @@ async def test_a_call_timed_out_on_the_client_and_replayed_posts_once(
         with pytest.raises(httpx.ReadTimeout):
             await Game(impatient, game.customer_id).bet(1_200, tx=bet_id)
 
-    replay = ok(await game.bet(1_200, tx=bet_id))
+    for _ in range(1_000):  # the abandoned request commits on its own: wait for its posting
+        if await postings(db_pool, bet_id):
+            break
+        await asyncio.sleep(0.01)
+    answer = await game.bet(1_200, tx=bet_id)
+    replay = ok(answer)
 
+    assert answer.headers["Idempotent-Replayed"] == "true"  # the caller's first answer
     assert replay["balance"]["cash"] == 1_800
     assert replay["transaction_id"] == bet_id
     assert await postings(db_pool, bet_id) == [("customer_wallet", -1_200), ("game", 1_200)]

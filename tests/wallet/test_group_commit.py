@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -25,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey
 from tests.wallet.conftest import Books, wallet_audit
+from tests.wallet.locks import holding_accounts, until_a_writer_waits_on_a_lock
 from wallet import storage
 from wallet.engine import WalletEngine
 from wallet.errors import WalletBusy, WalletStopped, WalletTimeout
@@ -65,35 +65,6 @@ async def event_count(pool: AsyncConnectionPool[Any], m: str) -> int:
         row = await cur.fetchone()
         assert row is not None
         return int(row[0])
-
-
-@asynccontextmanager
-async def holding_accounts(
-    pool: AsyncConnectionPool[Any], m: str, customer_id: str
-) -> AsyncIterator[None]:
-    """A transaction of the test's own holding the customer's wallet accounts locked, as a
-    stuck session (an operator's open transaction, a slow saga step) would."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT id FROM ledger_accounts WHERE merchant_id = %s AND owner_id = %s FOR UPDATE",
-            (m, customer_id),
-        )
-        yield
-
-
-async def until_a_writer_waits_on_a_lock(pool: AsyncConnectionPool[Any]) -> None:
-    """Return once a wallet writer's connection waits on a row lock (pg_stat_activity)."""
-    for _ in range(2_000):
-        async with pool.connection() as conn:  # a transaction each: a new statistics snapshot
-            cur = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF a%'"
-            )
-            row = await cur.fetchone()
-        if row is not None and row[0] > 0:
-            return
-        await asyncio.sleep(0.01)  # polling an observed state, not a guess of its timing
-    raise AssertionError("no wallet writer waits on a lock")
 
 
 async def customer_on_writer(books: Books, engine: WalletEngine, m: str, writer: int) -> str:
@@ -167,6 +138,7 @@ async def test_a_database_error_fails_only_its_call_and_the_batch_commits_the_re
         # gathered calls are all queued before the writer they wake runs: one batch
         results = await asyncio.gather(*(engine.submit(c) for c in calls), return_exceptions=True)
     assert isinstance(results[2], psycopg.DataError)  # the API answers it 422
+    assert results[2].sqlstate is not None  # refused by the database, not by the driver
     assert [r.outcome for r in results if isinstance(r, Decision)] == ["accepted"] * 4
     assert engine.stats.splits == 1
     assert [await books.balance(m, c, CASH) for c in customers] == [900, 800, 700, 600]
