@@ -47,7 +47,11 @@ from wallet.errors import (
     CustomerNotFound,
     DuplicateTransaction,
     RoundClosed,
+    WalletBusy,
     WalletInsufficientFunds,
+    WalletStopped,
+    WalletTimeout,
+    WalletUnavailable,
     WrongCurrency,
 )
 
@@ -154,6 +158,15 @@ REPLAYED_BY_TRANSACTION_ID = {
     ("post", "/v1/wallet/bets"),
     ("post", "/v1/wallet/wins"),
     ("post", "/v1/wallet/rollbacks"),
+}
+# Calls booked by the wallet's writers: 503 with Retry-After when a writer cannot book them now.
+WALLET_WRITER_OPERATIONS = REPLAYED_BY_TRANSACTION_ID | {
+    ("post", "/v1/customers/{customer_id}/bonuses")
+}
+WALLET_WRITER_CODES = _raises(WalletBusy, WalletTimeout, WalletStopped, WalletUnavailable)
+RETRY_AFTER = {
+    "description": "seconds to wait before sending the same call again",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
 
 # Operations whose request body the route reads itself (raw bytes), documented here.
@@ -292,11 +305,16 @@ def _complete(
         codes[404] = ["not_found"]
     for status, domain in DOMAIN_CODES.get(key, {}).items():
         codes[status] = [*codes.get(status, []), *domain]
+    if key in WALLET_WRITER_OPERATIONS:
+        for status, domain in WALLET_WRITER_CODES.items():
+            codes[status] = [*codes.get(status, []), *domain]
     responses = operation.setdefault("responses", {})
     for status, listed in sorted(codes.items()):
         if str(status) in responses and status != 422:
             continue  # the route documents this answer itself (e.g. /healthz's 503)
         responses[str(status)] = _problem_response(status, listed)
+    if key in WALLET_WRITER_OPERATIONS:
+        responses["503"].setdefault("headers", {})["Retry-After"] = RETRY_AFTER
     operation["responses"] = responses = dict(sorted(responses.items()))
     if idempotent or key in REPLAYED_BY_TRANSACTION_ID:
         for status, response in responses.items():
