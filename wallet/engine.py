@@ -131,6 +131,7 @@ class WalletEngine:
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._connections: set[AsyncConnection[Any]] = set()  # the writers' (closed by stop)
         self._accounts: dict[AccountKey, Account] = {}  # merchant-wide accounts never change
         self.stats = EngineStats()
 
@@ -155,6 +156,9 @@ class WalletEngine:
             task.cancel()  # a writer's batch in flight fails in `_writer`
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for conn in self._connections:  # one a writer opened while it was being stopped
+            await conn.close()
+        self._connections.clear()
         for queue in self._queues:
             left: list[_Pending] = []
             while not queue.empty():
@@ -306,6 +310,7 @@ class WalletEngine:
         conn = await AsyncConnection.connect(
             self._url, autocommit=True, connect_timeout=limits.connect_timeout_seconds
         )
+        self._connections = {c for c in self._connections if not c.closed} | {conn}
         try:
             await conn.execute(
                 "SELECT set_config('lock_timeout', %s, false),"
