@@ -12,6 +12,7 @@ the test, asyncio running gathered calls in order before the writer they wake): 
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from tests.wallet.conftest import Books, wallet_audit
 from tests.wallet.locks import holding_accounts, until_a_writer_waits_on_a_lock
 from wallet import storage
 from wallet.engine import WalletEngine
-from wallet.errors import WalletBusy, WalletStopped, WalletTimeout
+from wallet.errors import WalletBusy, WalletStopped, WalletTimeout, WalletUnavailable
 from wallet.limits import WriterLimits
 from wallet.models import Bet, Call, Decision, Win
 
@@ -261,6 +262,44 @@ async def test_a_writer_stalled_on_a_row_lock_times_out_and_its_neighbours_are_b
     assert await books.balance(m, elsewhere, CASH) == 700
     assert await books.balance(m, stuck, CASH) == 900
     assert await event_count(db_pool, m) == 4
+
+
+async def test_a_batch_with_two_stuck_customers_fails_the_rest_at_once(
+    books: Books, postgres_url: str, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    """Two customers of a split batch timed out: the database is taken to be slow for everyone,
+    and the batch's other calls fail at once rather than each after its own wait."""
+    m = await books.merchant()
+    limits = WriterLimits(lock_timeout_ms=300, statement_timeout_ms=60_000)
+    async with WalletEngine(postgres_url, writers=1, limits=limits) as engine:
+        stuck = [await books.customer(m, cash=1_000) for _ in range(2)]
+        neighbour = await books.customer(m, cash=1_000)
+        async with holding_accounts(db_pool, m, stuck[0]), holding_accounts(db_pool, m, stuck[1]):
+            results = await asyncio.gather(
+                *(engine.submit(bet(m, c, 100)) for c in [*stuck, neighbour]),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, WalletTimeout) for r in results), results
+            assert engine.stats.timeouts == 3  # the batch, then each stuck customer alone
+            later = await engine.submit(bet(m, neighbour, 100))  # its own batch: booked
+        assert later.accepted
+    assert [await books.balance(m, c, CASH) for c in [*stuck, neighbour]] == [1_000, 1_000, 900]
+
+
+async def test_a_database_that_does_not_answer_fails_the_call_after_the_connect_timeout() -> None:
+    """A writer whose database accepts the connection but never answers (a hung server, a dead
+    proxy): the call fails `wallet_unavailable` after the connect time-out, with no answer lost
+    (nothing was sent)."""
+    with socket.socket() as silent:  # listens, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://wallet@127.0.0.1:{silent.getsockname()[1]}/paysaga"
+        limits = WriterLimits(connect_timeout_seconds=2)
+        async with WalletEngine(url, writers=1, limits=limits) as engine:
+            with pytest.raises(WalletUnavailable) as refused:
+                await engine.submit(bet("mer_x", "cus_x", 100))
+    assert refused.value.code == "wallet_unavailable"
+    assert refused.value.retry_after_seconds == 1
 
 
 # ---------------------------------------------------------------------- a full queue
