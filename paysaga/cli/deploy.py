@@ -118,4 +118,4 @@ def run_deploy_step(command: str, settings: Settings) -> int:
 
 async def _register(settings: Settings) -> RegistrationResult:
     client = await connect_temporal(settings)
-    return await register_search_attributes(client, settings.temporal_namespace)
+    return await register_search_attributes(client, client.namespace)

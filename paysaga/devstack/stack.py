@@ -183,6 +183,9 @@ def service_env(settings: Settings, database_url: str) -> dict[str, str]:
         "PAYSAGA_DATABASE_URL": database_url,
         "PAYSAGA_TEMPORAL_ADDRESS": settings.temporal_address,
         "PAYSAGA_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        # The stack's own dev server: plain, whatever Temporal profile this machine has.
+        "PAYSAGA_TEMPORAL_TLS": "false",
+        "PAYSAGA_TEMPORAL_API_KEY": "",
         "PAYSAGA_TASK_QUEUE": settings.task_queue,
         "PAYSAGA_DATA_DIR": str(settings.data_dir.resolve()),
         "PAYSAGA_PSP_URL": settings.psp_url,
