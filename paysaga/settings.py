@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # HTTP services.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # On SIGTERM the API stops accepting connections and finishes the requests in flight for at
+    # most this long; the worker finishes its activities for at most worker_shutdown_seconds.
+    # Both stay below the orchestrator's grace period (Kubernetes' terminationGracePeriodSeconds,
+    # compose's stop_grace_period), which then kills.
+    api_shutdown_seconds: float = Field(20.0, gt=0)
+    worker_shutdown_seconds: float = Field(10.0, gt=0)
     # The dev stack's demo checkout (paysaga/devstack/demo_checkout.py), a merchant's page of its
     # own beside the API: `make dev` serves it on this port.
     demo_port: int = 8300
