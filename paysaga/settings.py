@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_pool_min: int = 2
     database_pool_max: int = 8
+    # `paysaga migrate` waits this long at most for a lock held by running processes, then fails
+    # (run it again) instead of stalling every query queued behind it.
+    migration_lock_timeout_seconds: float = Field(10.0, gt=0)
 
     # Temporal: the connection comes from Temporal's own configuration (a profile of
     # TEMPORAL_CONFIG_FILE and the TEMPORAL_* variables, paysaga.temporal_connection); each of

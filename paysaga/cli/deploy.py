@@ -48,7 +48,9 @@ def schema_revision(database_url: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def migrate(database_url: str) -> MigrationResult:
+def migrate(
+    database_url: str, lock_timeout_seconds: float = 10.0, revision: str = "head"
+) -> MigrationResult:
     """Bring the ledger database to the latest revision; safe to run on every deployment."""
     if not database_url:
         raise DeployError(
@@ -58,7 +60,7 @@ def migrate(database_url: str) -> MigrationResult:
         )
     require_database(database_url)
     before = schema_revision(database_url)
-    run_migrations(database_url)
+    run_migrations(database_url, revision, lock_timeout_seconds)
     return MigrationResult(before, schema_revision(database_url))
 
 
@@ -109,11 +111,14 @@ async def register_search_attributes(client: Client, namespace: str) -> Registra
     return result
 
 
-def run_deploy_step(command: str, settings: Settings) -> int:
+def run_deploy_step(command: str, settings: Settings, revision: str = "head") -> int:
     """`paysaga migrate` or `paysaga search-attributes`: print what was done, 1 on failure."""
     try:
         if command == "migrate":
-            print(migrate(settings.database_url).describe(), flush=True)
+            result = migrate(
+                settings.database_url, settings.migration_lock_timeout_seconds, revision
+            )
+            print(result.describe(), flush=True)
         else:
             print(asyncio.run(_register(settings)).describe(), flush=True)
     except Exception as exc:  # a one-shot job: one line saying why, and a failing status

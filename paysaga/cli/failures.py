@@ -13,6 +13,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from sqlalchemy.exc import DBAPIError
 
 from paysaga.secret_files import SecretFileError
 from paysaga.settings import Settings
@@ -75,6 +76,17 @@ def describe_failure(command: str, exc: BaseException) -> str:
         text = f"{exc}; fix the variable"
     elif isinstance(exc, TemporalConfigError):
         text = f"{exc}; fix the Temporal profile or the TEMPORAL_* variables"
+    elif isinstance(exc, DBAPIError) and isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+        text = (
+            "the migration waited too long for a table that running processes hold:"
+            f" {_first_line(exc.orig)}; run it again at a quieter time, or raise"
+            " PAYSAGA_MIGRATION_LOCK_TIMEOUT_SECONDS"
+        )
+    elif isinstance(exc, DBAPIError):
+        text = (
+            f"the ledger database failed: {_first_line(exc.orig or exc)};"
+            " check PAYSAGA_DATABASE_URL and the database's state"
+        )
     elif isinstance(exc, psycopg.Error | PoolTimeout):
         text = (
             f"the ledger database failed: {_first_line(exc)};"

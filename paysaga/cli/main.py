@@ -20,7 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the whole stack locally (make dev)")
     dev.add_argument("--workers", type=int, default=1, help="number of worker processes")
 
-    commands.add_parser("migrate", help="migrate the ledger database at PAYSAGA_DATABASE_URL")
+    migrate = commands.add_parser(
+        "migrate", help="migrate the ledger database at PAYSAGA_DATABASE_URL"
+    )
+    migrate.add_argument(
+        "--revision", default="head", help="the schema revision to reach (default: the latest)"
+    )
     commands.add_parser(
         "search-attributes", help="register the custom search attributes on the Temporal cluster"
     )
@@ -104,7 +109,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("migrate", "search-attributes"):
         from paysaga.cli.deploy import run_deploy_step
 
-        return run_deploy_step(args.command, settings)
+        return run_deploy_step(args.command, settings, getattr(args, "revision", "head"))
     if args.command == "dev":
         from paysaga.devstack.stack import run_dev_stack
 
