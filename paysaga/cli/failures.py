@@ -12,7 +12,6 @@ import traceback
 import psycopg
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from sqlalchemy.exc import DBAPIError
 
 from paysaga.secret_files import SecretFileError
@@ -20,6 +19,7 @@ from paysaga.settings import Settings
 from paysaga.temporal_connection import TemporalConfigError
 
 CONNECT_TIMEOUT_SECONDS = 5
+UNPARSED_SETTING = re.compile(r'error parsing value for field "(\w+)"')
 
 
 class CliFailure(Exception):
@@ -68,12 +68,12 @@ def describe_failure(command: str, exc: BaseException) -> str:
         error = exc.errors()[0]
         name = "PAYSAGA_" + "_".join(str(part) for part in error["loc"][:1]).upper()
         text = f"invalid setting {name}: {error['msg']}; fix the variable (README, Configuration)"
-    elif isinstance(exc, SettingsError):  # a value that is not JSON where JSON is needed
-        field = re.search(r'field "(\w+)"', str(exc))
-        name = f"PAYSAGA_{field.group(1).upper()}" if field else "a PAYSAGA_* variable"
-        text = f"invalid setting {name}: not valid JSON; fix the variable (README, Configuration)"
     elif isinstance(exc, SecretFileError):
         text = f"{exc}; fix the variable"
+    elif isinstance(exc, ValueError) and (unparsed := UNPARSED_SETTING.search(str(exc))):
+        # pydantic-settings' SettingsError (its module moved between releases): not JSON
+        name = f"PAYSAGA_{unparsed.group(1).upper()}"
+        text = f"invalid setting {name}: not valid JSON; fix the variable (README, Configuration)"
     elif isinstance(exc, TemporalConfigError):
         text = f"{exc}; fix the Temporal profile or the TEMPORAL_* variables"
     elif isinstance(exc, DBAPIError) and isinstance(exc.orig, psycopg.errors.LockNotAvailable):

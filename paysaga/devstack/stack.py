@@ -141,7 +141,10 @@ def installed_binary(name: str) -> str:
         return str(beside_python)
     found = shutil.which(name)
     if found is None:
-        raise StackError(f"{name} is not installed; run `make dev` or `make test` to install it")
+        raise StackError(
+            f"{name} is not installed: it is a development tool (the `dev` extra); run `make dev`"
+            " or `make test`, or pip install 'paysaga[dev]'"
+        )
     return found
 
 
