@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots
+.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots lock min-versions
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,5 +66,28 @@ bench: $(STAMP)
 histories: $(STAMP)
 	$(BIN)/python -m tests.histories.capture
 
+# requirements.lock: the image's runtime dependencies, pinned with their hashes (uv, from the
+# `dev` extra). Run after changing pyproject.toml's dependencies; tests/test_packaging.py checks
+# that the lock still satisfies them.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
+		--custom-compile-command "make lock" -o requirements.lock
+
+# The declared lower bounds, installed and tested: a virtualenv of the lowest versions that
+# pyproject.toml allows for paysaga's own dependencies (uv's lowest-direct resolution), then a
+# representative part of the suite (a few minutes; the whole suite: MIN_TESTS=tests).
+MIN_VENV := .venv-min
+MIN_TESTS ?= tests/ledger tests/api/test_deposits.py tests/api/test_probes.py \
+	tests/paysaga/test_temporal_connection.py tests/paysaga/test_cli_production.py \
+	tests/paysaga/test_secret_files.py tests/test_deploy.py tests/k8s
+min-versions: $(STAMP)
+	rm -rf $(MIN_VENV)
+	$(BIN)/uv venv -q -p $(PYTHON) $(MIN_VENV)
+	VIRTUAL_ENV=$(MIN_VENV) $(BIN)/uv pip install -q --resolution lowest-direct -e '.[dev]'
+	VIRTUAL_ENV=$(MIN_VENV) $(BIN)/uv pip freeze \
+		| grep -iE '^(fastapi|starlette|pydantic|pydantic-settings|sqlalchemy|sqlmodel|temporalio|uvicorn|psycopg|httpx|alembic)=='
+	$(MIN_VENV)/bin/pytest -q -p no:randomly $(PYTEST_ARGS) $(MIN_TESTS)
+
 clean:
-	rm -rf $(VENV) .data .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .data .mypy_cache .pytest_cache .ruff_cache

@@ -267,7 +267,7 @@ async def run_worker(settings: Settings) -> None:
             workflow_runner=workflow_runner(settings),
             max_cached_workflows=settings.max_cached_workflows,
             activities=local,
-            graceful_shutdown_timeout=timedelta(seconds=10),
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             # The sagas take only the money decisions the API signed.
             interceptors=[*interceptors, DecisionGuard(settings.decision_signing_keys)],
         )
@@ -278,7 +278,7 @@ async def run_worker(settings: Settings) -> None:
                 task_queue=provider_task_queue(settings.task_queue, provider),
                 activities=provider_calls,
                 max_concurrent_activities=settings.provider_max_concurrent_calls,
-                graceful_shutdown_timeout=timedelta(seconds=10),
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
                 interceptors=interceptors,
             )
             for provider in [*PROVIDER_NAMES, OWN_ACCOUNTS_QUEUE]

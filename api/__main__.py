@@ -16,6 +16,7 @@ def main() -> None:
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
+        timeout_graceful_shutdown=int(settings.api_shutdown_seconds),
         log_config=None,  # uvicorn's records go through setup_logging's handler
         loop="uvloop",
         http="httptools",

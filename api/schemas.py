@@ -209,6 +209,10 @@ class PaymentList(BaseModel):
     has_more: bool
 
 
+class Probe(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str

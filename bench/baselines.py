@@ -24,6 +24,7 @@ from bench.report import percentiles
 from domain.merchants import DEV_MERCHANT_ID
 from ledger.engine import Ledger
 from ledger.models import AccountKind, LineSpec
+from paysaga.temporal_connection import connect_temporal
 
 CONNECTIONS = 4
 RAW_SCHEMA = "paysaga_bench"
@@ -44,7 +45,7 @@ async def temporal_baseline(
     open-loop ramp (`bench.ramp`); the histories of a sample of the concurrent ones. With the
     figures, the phases (wall-clock windows) to cut the CPU samples by; `mark` takes a CPU sample
     at each edge, so that a phase of a fraction of a second is measured too."""
-    client = await Client.connect(temporal_address, namespace=namespace)
+    client = await connect_temporal(address=temporal_address, namespace=namespace)
     task_queue = f"bench-noop-{uuid.uuid4()}"
     phases: list[dict[str, Any]] = []
 

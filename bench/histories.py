@@ -13,6 +13,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
 
+from paysaga.temporal_connection import connect_temporal
+
 COUNTED = {
     "workflow_tasks": "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
     "activity_tasks_scheduled": "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED",
@@ -103,5 +105,5 @@ async def histories(client: Client, workflow_ids: Sequence[str]) -> dict[str, An
 
 async def fetch(address: str, namespace: str, workflow_ids: Sequence[str]) -> dict[str, Any]:
     """`histories` with a client of its own."""
-    client = await Client.connect(address, namespace=namespace)
+    client = await connect_temporal(address=address, namespace=namespace)
     return await histories(client, workflow_ids)

@@ -22,6 +22,10 @@ def run_migrations_online() -> None:
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
+            # Online-safe: waiting for a table's lock (held by a running API or worker) blocks
+            # every query queued behind the migration; give up instead (paysaga.database).
+            lock_timeout_ms = int(context.config.attributes.get("lock_timeout_ms", 10_000))
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
             context.run_migrations()
 
 

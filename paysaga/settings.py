@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from domain.merchants import DEV_MERCHANT_2_ID, DEV_MERCHANT_ID
+from paysaga.secret_files import SecretFilesSource
 
 # Development defaults: public, so anyone could use them. A process starts with any of them only
 # when PAYSAGA_ENVIRONMENT says `development` explicitly (see `refuse_default_secrets`).
@@ -55,41 +56,22 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_pool_min: int = 2
     database_pool_max: int = 8
+    # `paysaga migrate` waits this long at most for a lock held by running processes, then fails
+    # (run it again) instead of stalling every query queued behind it.
+    migration_lock_timeout_seconds: float = Field(10.0, gt=0)
 
-    # Temporal: its own TEMPORAL_* variables are honoured too.
-    temporal_address: str = Field(
-        "127.0.0.1:7233",
-        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
-    )
-    temporal_namespace: str = Field(
-        "default", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
-    )
-    # Temporal over mutual TLS (PEM files) and/or with an API key (README, "Production"); the
-    # `temporal` CLI's variables are honoured too. Any of the TLS settings turns TLS on; without a
-    # CA the system's roots check the server. An API key alone is sent over TLS, never in clear.
-    temporal_tls_cert: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_TLS_CERT", "TEMPORAL_TLS_CLIENT_CERT_PATH"),
-    )
-    temporal_tls_key: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("PAYSAGA_TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CLIENT_KEY_PATH"),
-    )
-    temporal_tls_ca: Path | None = Field(
-        None,
-        validation_alias=AliasChoices(
-            "PAYSAGA_TEMPORAL_TLS_CA", "TEMPORAL_TLS_SERVER_CA_CERT_PATH"
-        ),
-    )
-    temporal_tls_server_name: str = Field(
-        "",
-        validation_alias=AliasChoices(
-            "PAYSAGA_TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS_SERVER_NAME"
-        ),
-    )
-    temporal_api_key: str = Field(
-        "", validation_alias=AliasChoices("PAYSAGA_TEMPORAL_API_KEY", "TEMPORAL_API_KEY")
-    )
+    # Temporal: the connection comes from Temporal's own configuration (a profile of
+    # TEMPORAL_CONFIG_FILE and the TEMPORAL_* variables, paysaga.temporal_connection); each of
+    # these settings, when given, wins over it. Any TLS file turns TLS on; without a CA the
+    # system's roots check the server. An API key is sent over TLS, never in clear.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool | None = None  # true/false: TLS on or off whatever the profile says
+    temporal_tls_cert: Path | None = None  # PEM files: the client certificate and its key
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None  # the CA that signed the server's certificate
+    temporal_tls_server_name: str = ""
+    temporal_api_key: str = ""
     temporal_ui_port: int = 8233
     task_queue: str = "paysaga-payments"
     # Run the sagas in Temporal's workflow sandbox (it re-creates each workflow's module state and
@@ -104,6 +86,12 @@ class Settings(BaseSettings):
     # HTTP services.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # On SIGTERM the API stops accepting connections and finishes the requests in flight for at
+    # most this long; the worker finishes its activities for at most worker_shutdown_seconds.
+    # Both stay below the orchestrator's grace period (Kubernetes' terminationGracePeriodSeconds,
+    # compose's stop_grace_period), which then kills.
+    api_shutdown_seconds: float = Field(20.0, gt=0)
+    worker_shutdown_seconds: float = Field(10.0, gt=0)
     # The dev stack's demo checkout (paysaga/devstack/demo_checkout.py), a merchant's page of its
     # own beside the API: `make dev` serves it on this port.
     demo_port: int = 8300
@@ -264,6 +252,19 @@ class Settings(BaseSettings):
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
     # "console"; empty: no tracing at all.
     otel_exporter_endpoint: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then variables, then `PAYSAGA_X_FILE` files (paysaga.secret_files)."""
+        files = SecretFilesSource(settings_cls)
+        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
     @field_validator("api_keys", mode="before")
     @classmethod

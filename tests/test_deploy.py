@@ -201,8 +201,8 @@ def test_compose_registers_exactly_the_search_attributes(
 
 def test_dockerfile_builds_the_project_for_a_non_root_user() -> None:
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, flags=re.MULTILINE)
-    assert re.search(r"^RUN pip install .*", text, flags=re.MULTILINE)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim", text, flags=re.MULTILINE)
+    assert re.search(r"^RUN /opt/paysaga/bin/pip install .*", text, flags=re.MULTILINE)
     user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert user and user[-1] not in ("root", "0")
     assert_command_exists(dockerfile_instruction("CMD"))

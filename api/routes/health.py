@@ -1,16 +1,41 @@
-"""Liveness of the API and of what it depends on: the database and Temporal."""
+"""Probes of the API: alive (`/livez`), ready for requests (`/readyz`), its dependencies (`/healthz`).
+
+Kubernetes restarts a pod whose liveness fails and takes a pod out of its Service while its
+readiness fails: both are shallow, so that a blip of Temporal or of the database neither restarts
+every API pod nor empties the Service (requests then fail one by one with their own problem+json).
+`/healthz` is the deep check, for dashboards, `docker compose` and people.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.schemas import Health
+from api.schemas import Health, Probe
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/livez", response_model=Probe)
+async def livez() -> Probe:
+    """200 while the process answers: its event loop runs. Nothing else is checked."""
+    return Probe(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Probe,
+    responses={503: {"model": Probe, "description": "The API's services are not open"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """200 once the API holds its database pool and Temporal client open; no call is made."""
+    services = getattr(request.app.state, "services", None)
+    ready = services is not None and not services.pool.closed
+    body = Probe(status="ok" if ready else "unavailable")
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get(

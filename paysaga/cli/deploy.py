@@ -15,12 +15,13 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 
 from domain import search_attributes
+from paysaga.cli.failures import CliFailure, describe_failure, require_database
 from paysaga.database import run_migrations
 from paysaga.settings import Settings
-from paysaga.temporal_connection import connect_temporal
+from paysaga.temporal_connection import TemporalConfigError, connect_temporal
 
 
-class DeployError(RuntimeError):
+class DeployError(CliFailure):
     """A deployment step cannot be done as asked; the message says why."""
 
 
@@ -47,12 +48,19 @@ def schema_revision(database_url: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def migrate(database_url: str) -> MigrationResult:
+def migrate(
+    database_url: str, lock_timeout_seconds: float = 10.0, revision: str = "head"
+) -> MigrationResult:
     """Bring the ledger database to the latest revision; safe to run on every deployment."""
     if not database_url:
-        raise DeployError("PAYSAGA_DATABASE_URL is not set; migrate needs the ledger database")
+        raise DeployError(
+            "PAYSAGA_DATABASE_URL is not set",
+            "migrate needs the ledger database",
+            "set it to the ledger database's URL",
+        )
+    require_database(database_url)
     before = schema_revision(database_url)
-    run_migrations(database_url)
+    run_migrations(database_url, revision, lock_timeout_seconds)
     return MigrationResult(before, schema_revision(database_url))
 
 
@@ -103,19 +111,32 @@ async def register_search_attributes(client: Client, namespace: str) -> Registra
     return result
 
 
-def run_deploy_step(command: str, settings: Settings) -> int:
+def run_deploy_step(command: str, settings: Settings, revision: str = "head") -> int:
     """`paysaga migrate` or `paysaga search-attributes`: print what was done, 1 on failure."""
     try:
         if command == "migrate":
-            print(migrate(settings.database_url).describe(), flush=True)
+            result = migrate(
+                settings.database_url, settings.migration_lock_timeout_seconds, revision
+            )
+            print(result.describe(), flush=True)
         else:
             print(asyncio.run(_register(settings)).describe(), flush=True)
     except Exception as exc:  # a one-shot job: one line saying why, and a failing status
-        print(f"paysaga {command}: {exc}", file=sys.stderr)
+        print(describe_failure(command, exc), file=sys.stderr)
         return 1
     return 0
 
 
 async def _register(settings: Settings) -> RegistrationResult:
-    client = await connect_temporal(settings)
-    return await register_search_attributes(client, settings.temporal_namespace)
+    try:
+        client = await connect_temporal(settings)
+    except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+        if isinstance(exc, TemporalConfigError):
+            raise
+        raise CliFailure(
+            "cannot reach Temporal",
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            "check its address, TLS and API key (the Temporal profile, TEMPORAL_*,"
+            " PAYSAGA_TEMPORAL_*)",
+        ) from exc
+    return await register_search_attributes(client, client.namespace)

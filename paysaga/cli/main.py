@@ -5,19 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
-from paysaga.settings import get_settings
+from paysaga.cli.failures import database_url_for, describe_failure
+from paysaga.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `paysaga` command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="paysaga", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"paysaga {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole stack locally (make dev)")
     dev.add_argument("--workers", type=int, default=1, help="number of worker processes")
 
-    commands.add_parser("migrate", help="migrate the ledger database at PAYSAGA_DATABASE_URL")
+    migrate = commands.add_parser(
+        "migrate", help="migrate the ledger database at PAYSAGA_DATABASE_URL"
+    )
+    migrate.add_argument(
+        "--revision", default="head", help="the schema revision to reach (default: the latest)"
+    )
     commands.add_parser(
         "search-attributes", help="register the custom search attributes on the Temporal cluster"
     )
@@ -77,51 +85,69 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command; the exit status is the command's."""
+    """Parse the command line and run one command; the exit status is the command's. A failure
+    is one line on stderr and status 1 (paysaga.cli.failures)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = get_settings()
+    command = " ".join(
+        str(part)
+        for part in (args.command, *(getattr(args, f"{args.command}_command", None),))
+        if part
+    )
+    try:
+        return run_command(args, Settings())
+    except KeyboardInterrupt:
+        print(f"paysaga {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(describe_failure(command, exc), file=sys.stderr)
+        return 1
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command with the settings."""
     if args.command in ("migrate", "search-attributes"):
         from paysaga.cli.deploy import run_deploy_step
 
-        return run_deploy_step(args.command, settings)
+        return run_deploy_step(args.command, settings, getattr(args, "revision", "head"))
     if args.command == "dev":
         from paysaga.devstack.stack import run_dev_stack
 
         return run_dev_stack(settings, workers=args.workers)
-    if args.command == "ledger" and args.ledger_command == "audit":
+    database_url = database_url_for(settings)
+    if args.command == "ledger":
         from ledger.audit import run_audit_cli
         from paysaga.audit import SERVICE_AUDIT_CHECKS
 
-        database_url = settings.database_url or _dev_database_url(settings)
         return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
     if args.command == "keys":
-        return _keys_command(args, settings.database_url or _dev_database_url(settings))
+        return _keys_command(args, database_url)
     if args.command == "deliver-webhooks":
         from paysaga.webhook_delivery import deliver_webhooks
 
-        database_url = settings.database_url or _dev_database_url(settings)
         asyncio.run(deliver_webhooks(settings, database_url))
         return 0
     if args.command == "data":
         from paysaga.cli.data import describe_left, reencrypt
         from paysaga.personal_data import PersonalDataCipher
 
-        database_url = settings.database_url or _dev_database_url(settings)
         cipher = PersonalDataCipher.from_settings(settings)
         left = reencrypt(database_url, cipher, max(1, args.batch_size))
         print(describe_left(left))
         return 0 if not left else 1
-    if args.command == "merchants":
-        from paysaga.cli.keys import create_merchant
+    from paysaga.cli.keys import create_merchant  # merchants create, the last one
 
-        database_url = settings.database_url or _dev_database_url(settings)
-        merchant = asyncio.run(create_merchant(database_url, args.name))
-        print(f"id:   {merchant.id}")
-        print(f"name: {merchant.name}")
-        return 0
-    parser.error("unknown command")
-    return 2
+    merchant = asyncio.run(create_merchant(database_url, args.name))
+    print(f"id:   {merchant.id}")
+    print(f"name: {merchant.name}")
+    return 0
+
+
+def _version() -> str:
+    try:
+        return version("paysaga")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def _keys_command(args: argparse.Namespace, database_url: str) -> int:
@@ -152,16 +178,6 @@ def _keys_command(args: argparse.Namespace, database_url: str) -> int:
         return 0
     print(keys.format_keys(asyncio.run(keys.list_keys(database_url, args.merchant))))
     return 0
-
-
-def _dev_database_url(settings: object) -> str:
-    """The dev stack's embedded database, started if it is not running."""
-    from paysaga.database import start_embedded_postgres
-    from paysaga.settings import Settings
-
-    assert isinstance(settings, Settings)
-    _server, url = start_embedded_postgres(settings.data_dir / "postgres")
-    return url
 
 
 if __name__ == "__main__":

