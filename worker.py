@@ -146,6 +146,8 @@ def activities_for(
         ledger_activities.reverse_transaction,
         ledger_activities.release_hold,
         ledger_activities.reverse_by_key,
+        ledger_activities.is_posted,
+        provider_activities.was_sent,
         payments.record_status,
         BookingActivities(ledger_activities, payments).post_and_record_status,
         RefundActivities(store).record_status,

@@ -189,6 +189,12 @@ class LedgerActivities:
             return hold  # never made, or already posted, voided or expired
         return await _refusals_final(lambda: self._ledger.void_hold(data.idempotency_key, hold.id))
 
+    @activity.defn(name="ledger.is_posted")
+    async def is_posted(self, transaction_key: str) -> bool:
+        """Whether a transaction was posted under the key (a reset saga asks what an earlier
+        run of it did)."""
+        return await self._ledger.find_transaction_by_key(transaction_key) is not None
+
     @activity.defn(name="ledger.reverse_by_key")
     async def reverse_by_key(self, data: ReverseByKeyInput) -> Transaction | None:
         """Compensation of a posting, found by its key: reverse it once; None if never posted."""

@@ -162,6 +162,14 @@ class ProviderActivities:
             )
         return _raise_if_not_processed(result)
 
+    @activity.defn(name="provider.was_sent")
+    async def was_sent(self, idempotency_key: str) -> bool:
+        """Whether a keyed call was sent to a provider, from the breakers' records (a reset
+        saga asks whether an earlier run of it sent its payout); False without breakers."""
+        if self._breakers is None:
+            return False
+        return await self._breakers.sent_to(idempotency_key) is not None
+
     @activity.defn(name="provider.final_status")
     async def final_status(self, query: StatusInput) -> ProviderResult:
         """The operation's final outcome, or `not_processed` if the provider has no record of it.

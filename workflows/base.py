@@ -83,9 +83,13 @@ DURABLE_LEDGER_STEP: dict[str, Any] = {
     "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
 }
 FINAL_PROVIDER_STATUSES = ("succeeded", "declined")
-# How often a call the provider has no record of is sent again (same key) before the saga only
-# polls: each round waits for the webhook first, so resends never spin.
+# How often a call the provider has no record of is sent again (same key) at once, after the
+# webhook's wait; later resends wait ever longer first (`_resend_delay`), so they never spin.
 MAX_RESENDS = 3
+# How many more, each after twice the wait of the one before (`_resend_delay`): a provider back
+# within minutes takes the call; after them the saga polls (no history grows) until the
+# provider has a record or an operator resolves the payment.
+MAX_SPACED_RESENDS = 8
 # How long an operator's `resolve` waits for its booking before answering that it was taken.
 RESOLVE_ANSWER_WAIT = timedelta(seconds=5)
 
@@ -211,6 +215,18 @@ class PaymentSaga:
         self.honour_cancel()
         self._past_no_return = True
 
+    def is_reset_run(self) -> bool:
+        """Whether this run was reset from the Temporal UI (or its API) to an earlier point.
+
+        An earlier run of the payment may have moved money already: a reset run takes no cancel,
+        and a saga resumes where the ledger or the provider calls show an earlier run got to
+        (its steps are idempotent up to there, but its decisions, made again, could differ).
+        """
+        info = workflow.info()
+        return info.run_id != info.original_execution_run_id and workflow.patched(
+            "reset-run-resumes"
+        )
+
     def cancellable_again(self) -> None:
         """Take cancels again after the point of no return, while no money can move without the
         customer (a charge waiting for their authentication): the saga's compensations then undo
@@ -274,7 +290,7 @@ class PaymentSaga:
         A cancel in the saga's first workflow task may come before its steps are set: it is
         accepted, and the steps are canceled as soon as they are set (`run_to_clear_end`).
         """
-        too_late = self._past_no_return or self._state.status.is_terminal
+        too_late = self._past_no_return or self._state.status.is_terminal or self.is_reset_run()
         if not too_late and self._steps is None:
             too_late = not workflow.patched("cancel-before-steps")
         if too_late:
@@ -572,6 +588,9 @@ class PaymentSaga:
         self._attributes_unmirrored = []
 
     async def fail(self, failure_code: str, reason: str | None = None) -> PaymentState:
+        if self.is_reset_run():
+            # An earlier run may have done steps this one failed before (its hold): undone.
+            await self.compensations.run()
         return await self.set_status(PaymentStatus.FAILED, failure_code=failure_code, reason=reason)
 
     def failure_of(self, outcome: Outcome) -> tuple[str, str | None]:
@@ -728,15 +747,26 @@ class PaymentSaga:
         )
         resends = 0
         while result.outcome not in (Outcome.succeeded, Outcome.declined):
-            # After a few resends that left no record, stop sending: poll (with backoff, for as
-            # long as it takes) until the provider has a record or an operator resolves it.
+            provider = result.provider
+            # Before this patch, the saga only polled after MAX_RESENDS: a provider that refused
+            # every resend while it was down never got the call once it was back.
+            spaced = workflow.patched("resends-spaced-after-no-record")
+            resends_left = resends < MAX_RESENDS + (MAX_SPACED_RESENDS if spaced else 0)
             polled = await self._poll_outcome(
-                result.provider, operation, deadline, record_expected=resends >= MAX_RESENDS
+                provider, operation, deadline, record_expected=not resends_left
             )
             if polled != Outcome.not_processed:
                 return polled
+            if resends >= MAX_RESENDS:
+                # Still no record after a few resends: send it again (same key, so at most once),
+                # each time later, unless its final event or an operator's resolution comes first
+                # (past the deadline, the payment shows `requires_intervention` meanwhile).
+                await self._outcome_or_resolution(
+                    provider, operation, self._resend_delay(resends - MAX_RESENDS)
+                )
+                if self.final_event(provider, operation) or self._resolution is not None:
+                    continue  # the next poll reads it
             resends += 1
-            provider = result.provider
             result = await self._resend(provider, call, operation)
             if result.outcome == Outcome.not_processed and workflow.patched(
                 "resend-not-processed-keeps-polling"
@@ -748,6 +778,26 @@ class PaymentSaga:
             if result.outcome in (Outcome.not_processed, Outcome.rejected):
                 return result.outcome
         return result.outcome
+
+    def _resend_delay(self, late_resends: int) -> float:
+        """Seconds before the resend that follows `late_resends` resends past MAX_RESENDS: doubling
+        from the polling interval up to its cap, so a long outage adds few events to the history."""
+        timings = self._timings
+        doubled: float = timings.poll_interval_seconds * 2.0**late_resends
+        return min(doubled, timings.poll_interval_max_seconds)
+
+    async def _outcome_or_resolution(
+        self, provider: str, operation: ProviderOperation, seconds: float
+    ) -> None:
+        """Wait on a durable timer, cut short by the operation's final event or a resolution."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    self.final_event(provider, operation) is not None
+                    or self._resolution is not None
+                ),
+                timeout=timedelta(seconds=seconds),
+            )
 
     async def _resend(
         self,

@@ -99,13 +99,18 @@ class DepositWorkflow(PaymentSaga):
     @workflow.run
     @clear_end
     async def run(self, deposit: DepositInput) -> PaymentState:
+        charge = ProviderOperation(f"{deposit.payment_id}:charge", deposit.amount, deposit.currency)
+        # Reset after an earlier run sent the charge: its screening stands (asked again, it could
+        # refuse a customer already charged, and credited).
+        resumed = self.is_reset_run() and await self.local_step(
+            psp.ProviderActivities.was_sent, charge.idempotency_key
+        )
         screening = RiskInput(
             deposit.payment_id, deposit.customer_id, "deposit", deposit.amount, deposit.currency
         )
-        if (refusal := await self.screen(screening)) is not None:
+        if not resumed and (refusal := await self.screen(screening)) is not None:
             return await self.fail(*refusal)
 
-        charge = ProviderOperation(f"{deposit.payment_id}:charge", deposit.amount, deposit.currency)
         # Registered before the charge: a charge can succeed and fail to report it.
         for provider in deposit.providers:
             self.compensations.add(functools.partial(self._refund_if_charged, deposit, provider))

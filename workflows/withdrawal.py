@@ -7,10 +7,11 @@ import functools
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities import providers as psp
     from activities.ledger import CustomerDebtInput, HoldFundsInput, LedgerActivities, PostHoldInput
     from activities.risk import RiskInput
     from domain.payments import FailureCode, PaymentState, PaymentStatus, WithdrawalInput
-    from ledger.models import AccountKind, LineSpec
+    from ledger.models import AccountKind, Hold, LineSpec
     from providers.base import Outcome
     from workflows.base import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end
 
@@ -29,39 +30,19 @@ class WithdrawalWorkflow(PaymentSaga):
     @clear_end
     async def run(self, wd: WithdrawalInput) -> PaymentState:
         self.releases_hold(f"{wd.payment_id}:hold")
-        if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
-            return await self.fail(*kyc_failure)
-        if workflow.patched("refuse-customer-in-debt"):
-            debt = await self.local_step(
-                LedgerActivities.customer_debt,
-                CustomerDebtInput(wd.merchant_id, wd.customer_id, wd.currency),
-            )
-            if debt > 0:
-                return await self.fail(
-                    FailureCode.CUSTOMER_IN_DEBT, f"the customer owes {debt} ({wd.currency})"
-                )
-
-        hold = await self.hold_funds(
-            HoldFundsInput(
-                f"{wd.payment_id}:hold", wd.merchant_id, wd.customer_id, wd.currency, wd.amount
-            )
-        )
+        payout = ProviderOperation(f"{wd.payment_id}:payout", wd.amount, wd.currency)
+        if self.is_reset_run() and await self.local_step(
+            psp.ProviderActivities.was_sent, payout.idempotency_key
+        ):
+            # Reset after an earlier run sent the payout: its decisions stand, the payout's
+            # outcome is next, against the hold the earlier run made (found by its key).
+            hold = await self.hold_funds(self._hold(wd))
+        elif isinstance(decided := await self._decide(wd), PaymentState):
+            return decided
+        else:
+            hold = decided
         if hold is None:
             return await self.fail(FailureCode.INSUFFICIENT_FUNDS, "available balance too low")
-
-        risk = await self.assess_risk(
-            RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency)
-        )
-        if risk.decision == "decline":
-            await self.compensations.run()
-            return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
-        if risk.decision == "review":
-            rejection = await self.review_by_operator(risk.reasons, wd.review_deadline_seconds)
-            if rejection is not None:
-                await self.compensations.run()
-                return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
-
-        payout = ProviderOperation(f"{wd.payment_id}:payout", wd.amount, wd.currency)
 
         # From here the money may leave: the hold is released only if the payout certainly
         # did not pay.
@@ -106,3 +87,41 @@ class WithdrawalWorkflow(PaymentSaga):
             await self.compensations.run()
             return await self.fail(*self.failure_of(Outcome.declined))
         return await self.set_status(PaymentStatus.SUCCEEDED)
+
+    async def _decide(self, wd: WithdrawalInput) -> Hold | PaymentState | None:
+        """KYC, debt, the hold, fraud and review: the hold to pay out against (None: the funds
+        are not there), or how the withdrawal ended."""
+        if (kyc_failure := await self.check_kyc(wd.customer_id)) is not None:
+            return await self.fail(*kyc_failure)
+        if workflow.patched("refuse-customer-in-debt"):
+            debt = await self.local_step(
+                LedgerActivities.customer_debt,
+                CustomerDebtInput(wd.merchant_id, wd.customer_id, wd.currency),
+            )
+            if debt > 0:
+                return await self.fail(
+                    FailureCode.CUSTOMER_IN_DEBT, f"the customer owes {debt} ({wd.currency})"
+                )
+
+        hold = await self.hold_funds(self._hold(wd))
+        if hold is None:
+            return None
+
+        risk = await self.assess_risk(
+            RiskInput(wd.payment_id, wd.customer_id, "withdrawal", wd.amount, wd.currency)
+        )
+        if risk.decision == "decline":
+            await self.compensations.run()
+            return await self.fail(FailureCode.RISK_DECLINED, ", ".join(risk.reasons))
+        if risk.decision == "review":
+            rejection = await self.review_by_operator(risk.reasons, wd.review_deadline_seconds)
+            if rejection is not None:
+                await self.compensations.run()
+                return await self.fail(FailureCode.REVIEW_REJECTED, rejection)
+        return hold
+
+    @staticmethod
+    def _hold(wd: WithdrawalInput) -> HoldFundsInput:
+        return HoldFundsInput(
+            f"{wd.payment_id}:hold", wd.merchant_id, wd.customer_id, wd.currency, wd.amount
+        )

@@ -165,6 +165,13 @@ class ProviderBreakers(Tables):
                 admission = dataclasses.replace(admission, refused_here=True)
         return admission
 
+    async def sent_to(self, idempotency_key: str) -> str | None:
+        """The account the call under `idempotency_key` was last sent to, if it was sent."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_SENT_TO, (idempotency_key,))
+            row = await cur.fetchone()
+        return str(row[0]) if row is not None and row[1] == "sent" else None
+
     async def _breaker_admits(self, conn: AsyncConnection[Any], account: str) -> Admission:
         """The breaker's answer alone, in the caller's transaction."""
         cur = conn.cursor(row_factory=dict_row)

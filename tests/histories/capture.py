@@ -367,6 +367,18 @@ async def _withdrawal_breaker_wait(saga: SagaHarness) -> Payment:
     return await start(saga, "withdrawal")
 
 
+@path("withdrawal_resends_spaced")
+async def _withdrawal_resends_spaced(saga: SagaHarness) -> Payment:
+    """The payout's answer is lost; the provider refuses its resends (not processed) past
+    MAX_RESENDS, so later ones wait ever longer first; then one is taken."""
+    saga.faults.hang("provider.payout", times=2, after_effect=False)
+    refusals = saga.faults.then(
+        "provider.payout", "fail", error_type=failures.PROVIDER_NOT_PROCESSED
+    )
+    refusals.times = 5
+    return await start(saga, "withdrawal")
+
+
 @path("refund_resend_breaker_wait")
 async def _refund_resend_breaker_wait(saga: SagaHarness) -> Payment:
     """The refund call times out before reaching the provider; its resends are skipped by the

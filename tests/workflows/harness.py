@@ -460,6 +460,8 @@ class SagaHarness:
             ledger.post_hold,
             ledger.release_hold,
             ledger.reverse_by_key,
+            ledger.is_posted,
+            provider.was_sent,
             payments.record_status,
             BookingActivities(ledger, payments).post_and_record_status,
             *dispute_activities(ledger, self.store),

@@ -49,8 +49,13 @@ async def test_poll_deposit_for_30_days(saga: SagaHarness, end: str, expected: S
 
 
 async def test_poll_deposit_whose_charge_keeps_failing(saga: SagaHarness) -> None:
+    """Every send of the charge fails: it is sent again a bounded number of times, each later,
+    then only polled (activity retries, no events): its history stops growing."""
     saga.faults.fail("provider.charge")
     payment = await saga.deposit(await saga.customer())
-    await saga.env.sleep(timedelta(seconds=30))
-    history = await payment.handle.fetch_history()
-    assert len(history.events) < 200
+    await saga.env.sleep(timedelta(minutes=10))
+    resent = len((await payment.handle.fetch_history()).events)
+    await saga.env.sleep(timedelta(minutes=20))
+    polled = len((await payment.handle.fetch_history()).events)
+    assert (polled, polled < 400) == (resent, True)
+    assert saga.faults.calls("provider.charge") == 1 + 3 + 8  # the first call, its resends

@@ -18,8 +18,13 @@ from tests.workflows.reordered_withdrawal import (
 
 # The reordered copy is frozen at the release it was made from: it replays that release's
 # withdrawals, not the paths recorded after a later patch it does not know.
-# Behind the refuse-customer-in-debt patch (the breaker's wait was recorded after it too).
-RECORDED_LATER = {"withdrawal_customer_in_debt", "withdrawal_breaker_wait"}
+# Behind the refuse-customer-in-debt patch (the breaker's wait and spaced resends were
+# recorded after it too).
+RECORDED_LATER = {
+    "withdrawal_customer_in_debt",
+    "withdrawal_breaker_wait",
+    "withdrawal_resends_spaced",
+}
 WITHDRAWALS = sorted(
     path
     for path in (Path(__file__).parent.parent / "histories").glob("withdrawal_*.json")

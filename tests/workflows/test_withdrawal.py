@@ -193,3 +193,23 @@ async def test_resend_unanswered_keeps_the_hold_while_the_first_payout_may_land(
         "payout", payment.id, AMOUNT, "EUR", Outcome.succeeded
     )  # the first call lands at the provider
     assert await saga.finished(payment) == PAID
+
+
+async def test_resends_refused_while_the_provider_was_down_go_again_once_it_is_back(
+    saga: SagaHarness,
+) -> None:
+    """Found by make chaos: the payout's answer was lost (unknown) and the provider, down,
+    refused every resend (503) and has no record of it. The saga only polled after a few
+    resends, for a call the provider would never have: the withdrawal waited for an operator
+    long after the provider was back. Resends go on, ever more spaced, and the payout is made
+    once, when the provider takes it."""
+    saga.faults.hang("provider.payout", times=2, after_effect=False)  # both attempts unanswered
+    down = saga.faults.then("provider.payout", "fail", error_type=failures.PROVIDER_NOT_PROCESSED)
+    payment = await saga.withdrawal(await saga.customer(funds=AMOUNT))
+    async with asyncio.timeout(60):  # two unanswered attempts, then more resends than MAX_RESENDS
+        while saga.faults.calls("provider.payout") < 2 + 3 + 2:
+            await asyncio.sleep(0.05)
+    assert saga.books.total("payout", payment.id) == 0
+    down.times = 0  # the provider is back: the next resend is taken
+
+    assert await saga.finished(payment) == PAID
