@@ -28,7 +28,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.payment_sweep import PaymentSweepActivities
-from activities.payments import BookingActivities, PaymentActivities
+from activities.payments import (
+    PAYMENT_TIME_TO_TERMINAL,
+    TIME_TO_TERMINAL_BUCKETS,
+    BookingActivities,
+    PaymentActivities,
+)
 from activities.providers import (
     PROVIDER_LATENCY_BUCKETS,
     PROVIDER_REQUEST_DURATION,
@@ -293,7 +298,10 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
-    buckets = {PROVIDER_REQUEST_DURATION: PROVIDER_LATENCY_BUCKETS}
+    buckets = {
+        PROVIDER_REQUEST_DURATION: PROVIDER_LATENCY_BUCKETS,
+        PAYMENT_TIME_TO_TERMINAL: TIME_TO_TERMINAL_BUCKETS,
+    }
     if served := install_worker_runtime(settings.worker_metrics_address, buckets):
         logging.info("worker metrics at http://%s/metrics", served)
     asyncio.run(run_worker(settings))

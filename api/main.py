@@ -38,6 +38,7 @@ from api.telemetry import TelemetryMiddleware
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
+from paysaga.observability.books_gauges import BooksWatch
 from paysaga.observability.tracing import setup_tracing
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
@@ -77,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory = provider_directory(settings, store, builtin, http)
         services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine, directory)
         app.state.services = services
+        books_watch = BooksWatch(
+            pool, settings.metrics_refresh_seconds, settings.ledger_audit_interval_seconds
+        )
+        books_watch.start()
         revocations = RevocationListener(settings.database_url, services.key_cache)
         if settings.api_key_cache_seconds > 0:
             revocations.start()  # no listener, no cache: every request looks its key up
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await revocations.stop()
+            await books_watch.stop()
             await wallet_engine.stop()
             await http.aclose()
             await pool.close()

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolati
 from ledger.batch import BatchTransaction
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, create_accounts
+from paysaga.observability.wallet_metrics import count_batch
 from paysaga.store.events import NewEvent
 from wallet import rules, storage
 from wallet.models import (
@@ -161,6 +163,7 @@ class WalletEngine:
     ) -> AsyncConnection[Any] | None:
         """Run the batch until it commits; settle every call's future. The connection after."""
         calls = [pending.call for pending in batch]
+        started = time.monotonic()
         for attempt in range(MAX_ATTEMPTS):
             try:
                 conn = await self._connected(conn)
@@ -178,6 +181,7 @@ class WalletEngine:
                 return await self._split_or_fail(conn, batch, exc)
             self.stats.batches += 1
             self.stats.calls += len(calls)
+            count_batch(calls, decisions, time.monotonic() - started)
             for pending, decision in zip(batch, decisions, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(decision)
