@@ -51,6 +51,8 @@ STACK_ENV = {
     # and `pm_primary_down` refuse calls on purpose, and an opened breaker would move other tests'
     # payments to the other provider. tests/api/test_provider_breakers.py runs its own stack.
     "PAYSAGA_BREAKER_MINIMUM_CALLS": "1000000",
+    # The API reads its gauges of the books every second, and audits the ledger once at start.
+    "PAYSAGA_METRICS_REFRESH_SECONDS": "1",
     "PYTHONUNBUFFERED": "1",
 }
 
