@@ -247,6 +247,8 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Before any connection opens: the psycopg and httpx instrumentation wraps their connects.
+    interceptors = setup_tracing(settings, "paysaga-worker")
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )
@@ -260,7 +262,6 @@ async def run_worker(settings: Settings) -> None:
         )
         await workers.enter_async_context(wallet)
         local.append(WalletActivities(wallet).end_bonus)
-        interceptors = setup_tracing(settings, "paysaga-worker")
         worker = Worker(
             client,
             task_queue=settings.task_queue,

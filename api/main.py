@@ -39,7 +39,7 @@ from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
 from paysaga.observability.books_gauges import BooksWatch
-from paysaga.observability.tracing import setup_tracing
+from paysaga.observability.tracing import instrument_api, setup_tracing
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard)
-    app.add_middleware(TelemetryMiddleware, traced=bool(interceptors))
+    app.add_middleware(TelemetryMiddleware)
+    if interceptors:  # tracing is on
+        instrument_api(app)
     for module in (
         health,
         merchants,

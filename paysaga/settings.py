@@ -260,8 +260,9 @@ class Settings(BaseSettings):
     # The bearer token a scraper sends for the API's /metrics (Prometheus: `authorization:
     # {credentials: ...}`). Required once set; in production, /metrics serves nobody without it.
     metrics_token: str = ""
-    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
-    # "console"; empty: no tracing at all.
+    # Deprecated: traces are configured by the standard OTEL_* variables (OTEL_TRACES_EXPORTER,
+    # OTEL_EXPORTER_OTLP_ENDPOINT...: paysaga/observability/tracing.py). Still honoured, with a
+    # warning: an OTLP/HTTP traces URL, or "console".
     otel_exporter_endpoint: str = ""
 
     @field_validator("api_keys", mode="before")

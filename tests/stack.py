@@ -40,7 +40,7 @@ STACK_ENV = {
     "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
     "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "1",
     "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "4",
-    "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans on each process's stdout, for the trace test
+    "OTEL_TRACES_EXPORTER": "console",  # spans on each process's stdout, for the trace tests
     # Deposits follow the priority order (tests say where they go): no exploration, and no
     # account ever has the attempts to be judged. tests/api/test_routing.py runs an API of its own.
     "PAYSAGA_ROUTING_EXPLORATION_SHARE": "0",
