@@ -17,7 +17,7 @@ from paysaga.store.payments import update_payment_in
 
 # Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address). Labels are
 # bounded: kinds, statuses and failure codes are the domain's enums (anything else is `other`).
-PAYMENTS_TOTAL = "paysaga_payments_total"  # {kind, status, failure_code}
+PAYMENTS_TOTAL = "paysaga_payments_total"  # {kind, status, failure_code, provider}
 PAYMENT_AMOUNT_MINOR_TOTAL = "paysaga_payment_amount_minor_total"  # {kind, status, currency}
 PAYMENT_TIME_TO_TERMINAL = "paysaga_payment_time_to_terminal_seconds"  # {kind, status}
 # Bucket bounds of PAYMENT_TIME_TO_TERMINAL: a payment may wait for a customer or an operator.
@@ -155,8 +155,10 @@ def count_finished_payment(payment: PaymentRow) -> None:
     labels = {"kind": payment.kind, "status": payment.status}
     failure = payment.failure_code or ""
     failure_code = failure if failure in FAILURE_CODES or not failure else "other"
+    # The provider account that had it last (configured accounts: bounded), "" before any.
+    provider = payment.provider or ""
     counter(meter, PAYMENTS_TOTAL, "Payments that reached a final status.").add(
-        1, {**labels, "failure_code": failure_code}
+        1, {**labels, "failure_code": failure_code, "provider": provider}
     )
     counter(
         meter, PAYMENT_AMOUNT_MINOR_TOTAL, "Amounts of the payments that reached a final status."

@@ -181,10 +181,10 @@ class WalletEngine:
                 return await self._split_or_fail(conn, batch, exc)
             self.stats.batches += 1
             self.stats.calls += len(calls)
-            count_batch(calls, decisions, time.monotonic() - started)
             for pending, decision in zip(batch, decisions, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(decision)
+            count_batch(calls, decisions, time.monotonic() - started)
             return conn
         raise AssertionError("unreachable")
 

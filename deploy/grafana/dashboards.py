@@ -66,6 +66,19 @@ PAYMENTS = (
         ),
     ),
     Chart(
+        "Success ratio by kind and provider account",
+        "percentunit",
+        (
+            (
+                "sum by (kind, provider) "
+                f'(rate(paysaga_payments_total{{status="succeeded", provider!=""}}[{RATE}]))'
+                " / sum by (kind, provider) "
+                f'(rate(paysaga_payments_total{{provider!=""}}[{RATE}]))',
+                "{{kind}} {{provider}}",
+            ),
+        ),
+    ),
+    Chart(
         "Failed by failure code",
         "reqps",
         (
