@@ -52,6 +52,7 @@ from paysaga.decision_guard import DecisionActivities, DecisionGuard
 from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
 from paysaga.observability.tracing import flush_tracing, setup_tracing, tracing_enabled
+from paysaga.observability.worker_pool import report_pool
 from paysaga.payment_sweep import SweepBooks
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
@@ -291,8 +292,10 @@ async def run_worker(settings: Settings) -> None:
         logging.info("worker polling task queue %s", settings.task_queue)
         # Beside the sagas: it stops with them, each merchant's send in flight finished first.
         webhooks = asyncio.create_task(WebhookDispatcher(store, settings).run(stop))
+        pool_metrics = asyncio.create_task(report_pool(pool, stop))
         await stop.wait()
         await webhooks
+        await pool_metrics
     await pool.close()
 
 

@@ -360,24 +360,24 @@ TEMPORAL = (
 
 DATABASE = (
     Chart(
-        "API pool connections",
+        "Pool connections by process kind and state",
         "short",
-        (("sum by (state) (paysaga_database_pool_connections)", "{{state}}"),),
+        (("sum by (job, state) (paysaga_database_pool_connections)", "{{job}} {{state}}"),),
     ),
     Chart(
         "Requests waiting for a connection",
         "short",
-        (("sum(paysaga_database_pool_requests_waiting)", "waiting"),),
+        (("sum by (job) (paysaga_database_pool_requests_waiting)", "{{job}}"),),
     ),
     Chart(
-        "Time waited for a connection (s/s)",
+        "Time waited for a connection, API (s/s)",
         "s",
         (("sum(rate(paysaga_database_pool_wait_seconds_total[" + RATE + "]))", "waited"),),
     ),
     Chart(
         "Pool errors",
         "reqps",
-        (("sum(rate(paysaga_database_pool_errors_total[" + RATE + "]))", "errors"),),
+        (("sum by (job) (rate(paysaga_database_pool_errors_total[" + RATE + "]))", "{{job}}"),),
     ),
 )
 
@@ -387,7 +387,7 @@ DASHBOARDS = {
     "paysaga-wallet": ("paysaga: game wallet", WALLET),
     "paysaga-outbox": ("paysaga: outbox, audit, reconciliation", OUTBOX),
     "paysaga-temporal": ("paysaga: Temporal workers", TEMPORAL),
-    "paysaga-database": ("paysaga: PostgreSQL pool", DATABASE),
+    "paysaga-database": ("paysaga: PostgreSQL pools", DATABASE),
 }
 
 

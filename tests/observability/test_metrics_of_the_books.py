@@ -77,6 +77,8 @@ async def test_sagas_ended_count_failure_codes_and_time_to_terminal(
     assert sample(
         await page(), "paysaga_payment_time_to_terminal_seconds_bucket", le="+Inf", **timed
     )
+    # The worker's own PostgreSQL pool, beside the API's.
+    await eventually(page, "paysaga_database_pool_connections", 1, state="max")
     # The SDK's durations in seconds, with their unit.
     await eventually(page, "temporal_workflow_task_schedule_to_start_latency_seconds_count", 1)
 
