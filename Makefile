@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots lock min-versions
+.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots lock min-versions prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/paysaga dev --workers $(WORKERS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -36,6 +36,23 @@ browser:
 		echo "note: chromium and chromedriver are missing; as root: apt-get install $(BROWSER_PACKAGES)" \
 			"(the demo checkout's browser test fails without them)"; \
 	fi
+
+# The alerting rules' checks and the dashboards' test (tests/observability) run Debian's
+# Prometheus and promtool: installed here when missing and we are root.
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing prometheus (apt-get) for the alert rules' and dashboards' tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null; }; \
+	else \
+		echo "note: prometheus is missing; as root: apt-get install prometheus" \
+			"(the alert rules' and dashboards' tests fail without it)"; \
+	fi
+
+# Regenerates deploy/grafana/dashboards/*.json from deploy/grafana/dashboards.py.
+dashboards: $(STAMP)
+	$(BIN)/python deploy/grafana/dashboards.py
 
 # Re-takes docs/demo/*.png: the demo checkout's browser test, saving a screenshot of each step.
 screenshots: $(STAMP) browser

@@ -28,7 +28,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.payment_sweep import PaymentSweepActivities
-from activities.payments import BookingActivities, PaymentActivities
+from activities.payments import (
+    PAYMENT_TIME_TO_TERMINAL,
+    TIME_TO_TERMINAL_BUCKETS,
+    BookingActivities,
+    PaymentActivities,
+)
 from activities.providers import (
     PROVIDER_LATENCY_BUCKETS,
     PROVIDER_REQUEST_DURATION,
@@ -47,6 +52,7 @@ from paysaga.decision_guard import DecisionActivities, DecisionGuard
 from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
 from paysaga.observability.tracing import flush_tracing, setup_tracing, tracing_enabled
+from paysaga.observability.worker_pool import report_pool
 from paysaga.payment_sweep import SweepBooks
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.reconciliation import ReconciliationBooks
@@ -245,6 +251,8 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Before any connection opens: the psycopg and httpx instrumentation wraps their connects.
+    interceptors = setup_tracing(settings, "paysaga-worker")
     pool = await open_pool(
         settings.database_url, settings.database_pool_min, settings.database_pool_max
     )
@@ -261,7 +269,6 @@ async def run_worker(settings: Settings) -> None:
         )
         await workers.enter_async_context(wallet)
         local.append(WalletActivities(wallet).end_bonus)
-        interceptors = setup_tracing(settings, "paysaga-worker")
         worker = Worker(
             client,
             task_queue=settings.task_queue,
@@ -291,15 +298,20 @@ async def run_worker(settings: Settings) -> None:
         logging.info("worker polling task queue %s", settings.task_queue)
         # Beside the sagas: it stops with them, each merchant's send in flight finished first.
         webhooks = asyncio.create_task(WebhookDispatcher(store, settings).run(stop))
+        pool_metrics = asyncio.create_task(report_pool(pool, stop))
         await stop.wait()
         await webhooks
+        await pool_metrics
     await pool.close()
 
 
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
-    buckets = {PROVIDER_REQUEST_DURATION: PROVIDER_LATENCY_BUCKETS}
+    buckets = {
+        PROVIDER_REQUEST_DURATION: PROVIDER_LATENCY_BUCKETS,
+        PAYMENT_TIME_TO_TERMINAL: TIME_TO_TERMINAL_BUCKETS,
+    }
     if served := install_worker_runtime(settings.worker_metrics_address, buckets):
         logging.info("worker metrics at http://%s/metrics", served)
     asyncio.run(run_worker(settings))

@@ -10,13 +10,32 @@ from temporalio.exceptions import ApplicationError
 
 from activities import failures
 from activities.ledger import LedgerActivities, PostTransactionInput
-from domain.payments import PaymentStatus, RecordedStatus
+from domain.payments import FailureCode, PaymentStatus, RecordedStatus
+from paysaga.observability.sdk_meter import counter, histogram_seconds
 from paysaga.store import PaymentRow, Store
 from paysaga.store.payments import update_payment_in
 
-# Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address).
-PAYMENTS_TOTAL = "paysaga_payments_total"
-PAYMENT_AMOUNT_MINOR_TOTAL = "paysaga_payment_amount_minor_total"
+# Served by the worker's Temporal SDK Prometheus endpoint (worker_metrics_address). Labels are
+# bounded: kinds, statuses and failure codes are the domain's enums (anything else is `other`).
+PAYMENTS_TOTAL = "paysaga_payments_total"  # {kind, status, failure_code, provider}
+PAYMENT_AMOUNT_MINOR_TOTAL = "paysaga_payment_amount_minor_total"  # {kind, status, currency}
+PAYMENT_TIME_TO_TERMINAL = "paysaga_payment_time_to_terminal_seconds"  # {kind, status}
+# Bucket bounds of PAYMENT_TIME_TO_TERMINAL: a payment may wait for a customer or an operator.
+TIME_TO_TERMINAL_BUCKETS = (
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    86400.0,
+)
+FAILURE_CODES = frozenset(code.value for code in FailureCode)
 
 
 @dataclass
@@ -130,10 +149,21 @@ class _AlreadyFinal(Exception):
 
 
 def count_finished_payment(payment: PaymentRow) -> None:
-    """Count a payment that reached its final status, on the worker's metrics endpoint."""
+    """Count a payment that reached its final status, and the time it took, on the worker's
+    metrics endpoint."""
     meter = activity.metric_meter()
     labels = {"kind": payment.kind, "status": payment.status}
-    meter.create_counter(PAYMENTS_TOTAL, "Payments that reached a final status.").add(1, labels)
-    meter.create_counter(
-        PAYMENT_AMOUNT_MINOR_TOTAL, "Amounts of the payments that reached a final status."
+    failure = payment.failure_code or ""
+    failure_code = failure if failure in FAILURE_CODES or not failure else "other"
+    # The provider account that had it last (configured accounts: bounded), "" before any.
+    provider = payment.provider or ""
+    counter(meter, PAYMENTS_TOTAL, "Payments that reached a final status.").add(
+        1, {**labels, "failure_code": failure_code, "provider": provider}
+    )
+    counter(
+        meter, PAYMENT_AMOUNT_MINOR_TOTAL, "Amounts of the payments that reached a final status."
     ).add(payment.amount, {**labels, "currency": payment.currency})
+    took = (payment.updated_at - payment.created_at).total_seconds()
+    histogram_seconds(
+        meter, PAYMENT_TIME_TO_TERMINAL, "Time from a payment's creation to its final status."
+    ).record(max(took, 0.0), labels)

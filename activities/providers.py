@@ -15,6 +15,7 @@ from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
+from paysaga.observability.sdk_meter import counter, gauge, histogram_seconds
 from providers.adapter import CustomerAuthentication, ProviderAdapter
 from providers.base import (
     Answer,
@@ -382,7 +383,8 @@ class ProviderActivities:
             return
         if recorded.changed:
             _count_transition(account, recorded.previous.value, recorded.state.value)
-        _meter().create_gauge(
+        gauge(
+            _meter(),
             BREAKER_STATE,
             "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open.",
         ).set(BREAKER_STATE_VALUES[recorded.state.value], {"provider_account": account})
@@ -409,25 +411,26 @@ def _meter() -> MetricMeter:
 def _count_request(account: str, operation: str, answer: Answer, started: float) -> None:
     labels = {"provider_account": account, "operation": operation}
     meter = _meter()
-    meter.create_counter(
-        PROVIDER_REQUESTS_TOTAL, "Provider requests, by the classification of their answer."
+    counter(
+        meter, PROVIDER_REQUESTS_TOTAL, "Provider requests, by the classification of their answer."
     ).add(1, {**labels, "answer": answer.value})
-    meter.create_histogram_float(
-        PROVIDER_REQUEST_DURATION, "Time a provider request took, answer or not.", "s"
+    histogram_seconds(
+        meter, PROVIDER_REQUEST_DURATION, "Time a provider request took, answer or not."
     ).record(time.monotonic() - started, labels)
 
 
 def _count_skipped(account: str, operation: str, reason: str) -> None:
-    _meter().create_counter(
+    counter(
+        _meter(),
         PROVIDER_CALLS_SKIPPED_TOTAL,
         "Provider calls not sent: the breaker is open, or the key was sent to another account.",
     ).add(1, {"provider_account": account, "operation": operation, "reason": reason})
 
 
 def _count_transition(account: str, previous: str, state: str) -> None:
-    _meter().create_counter(
-        BREAKER_TRANSITIONS_TOTAL, "Breaker state changes seen by this worker."
-    ).add(1, {"provider_account": account, "from": previous, "to": state})
+    counter(_meter(), BREAKER_TRANSITIONS_TOTAL, "Breaker state changes seen by this worker.").add(
+        1, {"provider_account": account, "from": previous, "to": state}
+    )
 
 
 @contextlib.contextmanager

@@ -8,9 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
+from paysaga.observability.sdk_meter import counter
 from paysaga.reconciliation import ReconciliationBooks, RecordedRun, SettlementWindow
 from providers.base import CapabilityAbsent, PaymentProvider
 from providers.directory import ProviderDirectory
+
+# On the worker's metrics endpoint, by provider (a configured account: bounded).
+RECONCILIATION_MISMATCHES_TOTAL = "paysaga_reconciliation_mismatches_total"
 
 
 @dataclass
@@ -69,8 +73,10 @@ class ReconciliationActivities:
         # A concurrent run that recorded a window first makes this one fail (WindowMoved) and
         # retry from the new end; a retry after this one was recorded answers the first result.
         mismatches = await self._books.record_window(run.run_key, window, lines, self._grace)
-        activity.metric_meter().create_counter(
-            "paysaga_reconciliation_mismatches", "mismatches found by reconciliation"
+        counter(
+            activity.metric_meter(),
+            RECONCILIATION_MISMATCHES_TOTAL,
+            "Mismatches found by reconciliation, by provider.",
         ).add(mismatches, {"provider": run.provider})
         return _result(
             RecordedRun(run.provider, len(lines), mismatches, window.since, window.until)

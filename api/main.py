@@ -38,7 +38,8 @@ from api.telemetry import TelemetryMiddleware
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
-from paysaga.observability.tracing import setup_tracing
+from paysaga.observability.books_gauges import BooksWatch
+from paysaga.observability.tracing import instrument_api, setup_tracing
 from paysaga.personal_data import PersonalDataCipher
 from paysaga.settings import Settings, get_settings, refuse_default_secrets
 from paysaga.store import Store
@@ -79,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory = provider_directory(settings, store, builtin, http)
         services = Services(settings, pool, store, Ledger(pool), temporal, wallet_engine, directory)
         app.state.services = services
+        books_watch = BooksWatch(
+            pool, settings.metrics_refresh_seconds, settings.ledger_audit_interval_seconds
+        )
+        books_watch.start()
         revocations = RevocationListener(settings.database_url, services.key_cache)
         if settings.api_key_cache_seconds > 0:
             revocations.start()  # no listener, no cache: every request looks its key up
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await revocations.stop()
+            await books_watch.stop()
             await wallet_engine.stop()
             await http.aclose()
             await pool.close()
@@ -98,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard)
-    app.add_middleware(TelemetryMiddleware, traced=bool(interceptors))
+    app.add_middleware(TelemetryMiddleware)
+    if interceptors:  # tracing is on
+        instrument_api(app)
     for module in (
         health,
         merchants,

@@ -1,11 +1,11 @@
-"""The API's request middleware: request id, log context, Prometheus metrics, a server span."""
+"""The API's request middleware: request id, log context, Prometheus metrics; the request id on
+the server span (which the OpenTelemetry FastAPI instrumentation opens, when tracing is on)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from opentelemetry import trace
@@ -49,10 +49,8 @@ def route_template(scope: Scope) -> str:
 class TelemetryMiddleware:
     """Pure ASGI (no body buffering): times and counts each request, tags its logs and span."""
 
-    def __init__(self, app: ASGIApp, *, traced: bool = False) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.traced = traced
-        self.tracer = trace.get_tracer("paysaga.api")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,6 +60,9 @@ class TelemetryMiddleware:
         token = log_context.set(RequestLogContext(request_id, scope))
         status = 500
         method = scope["method"]
+        span = trace.get_current_span()  # the request's server span, or a non-recording one
+        if span.is_recording():
+            span.set_attribute("paysaga.request_id", request_id)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -72,27 +73,8 @@ class TelemetryMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        span: AbstractContextManager[Any] = (
-            self.tracer.start_as_current_span(
-                f"{method} {scope['path']}", kind=trace.SpanKind.SERVER
-            )
-            if self.traced
-            else nullcontext()
-        )
         try:
-            with span as current:
-                await self.app(scope, receive, send_with_request_id)
-                if current is not None:
-                    route = route_template(scope)
-                    current.update_name(f"{method} {route}")
-                    current.set_attributes(
-                        {
-                            "http.request.method": method,
-                            "http.route": route,
-                            "http.response.status_code": status,
-                            "paysaga.request_id": request_id,
-                        }
-                    )
+            await self.app(scope, receive, send_with_request_id)
         finally:
             route = route_template(scope)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()

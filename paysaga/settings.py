@@ -245,12 +245,18 @@ class Settings(BaseSettings):
     # The worker's Prometheus endpoint (Temporal SDK metrics and paysaga_payments_*), served at
     # http://<address>/metrics; empty or port 0 disables it. Give each worker process on one
     # machine its own PAYSAGA_WORKER_METRICS_ADDRESS (a worker whose port is taken runs without).
+    # Loopback by default (dev, tests); 0.0.0.0:9464 in compose and Kubernetes, for Prometheus.
     worker_metrics_address: str = "127.0.0.1:9464"
+    # The API reads the gauges of the books (payments waiting by status and age, the outbox) from
+    # PostgreSQL this often; 0: never. And runs the ledger audit this often (one API at a time).
+    metrics_refresh_seconds: float = Field(15.0, ge=0)
+    ledger_audit_interval_seconds: float = Field(3600.0, ge=0)
     # The bearer token a scraper sends for the API's /metrics (Prometheus: `authorization:
     # {credentials: ...}`). Required once set; in production, /metrics serves nobody without it.
     metrics_token: str = ""
-    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces; needs the `otel` extra), or
-    # "console"; empty: no tracing at all.
+    # Deprecated: traces are configured by the standard OTEL_* variables (OTEL_TRACES_EXPORTER,
+    # OTEL_EXPORTER_OTLP_ENDPOINT...: paysaga/observability/tracing.py). Still honoured, with a
+    # warning: an OTLP/HTTP traces URL, or "console".
     otel_exporter_endpoint: str = ""
 
     @classmethod

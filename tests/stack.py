@@ -40,7 +40,7 @@ STACK_ENV = {
     "PAYSAGA_REVIEW_DEADLINE_SECONDS": "10",
     "PAYSAGA_POLL_INTERVAL_MAX_SECONDS": "1",
     "PAYSAGA_REQUIRES_INTERVENTION_AFTER_SECONDS": "4",
-    "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "console",  # spans on each process's stdout, for the trace test
+    "OTEL_TRACES_EXPORTER": "console",  # spans on each process's stdout, for the trace tests
     # Deposits follow the priority order (tests say where they go): no exploration, and no
     # account ever has the attempts to be judged. tests/api/test_routing.py runs an API of its own.
     "PAYSAGA_ROUTING_EXPLORATION_SHARE": "0",
@@ -51,6 +51,8 @@ STACK_ENV = {
     # and `pm_primary_down` refuse calls on purpose, and an opened breaker would move other tests'
     # payments to the other provider. tests/api/test_provider_breakers.py runs its own stack.
     "PAYSAGA_BREAKER_MINIMUM_CALLS": "1000000",
+    # The API reads its gauges of the books every second, and audits the ledger once at start.
+    "PAYSAGA_METRICS_REFRESH_SECONDS": "1",
     "PYTHONUNBUFFERED": "1",
 }
 

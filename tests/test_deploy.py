@@ -164,7 +164,7 @@ def test_mounted_deploy_files_exist(services: dict[str, dict[str, Any]]) -> None
         for volume in svc.get("volumes") or []:
             source = str(volume).split(":", 1)[0]
             if source.startswith("./"):
-                assert (ROOT / source).is_file(), f"{source} is missing"
+                assert (ROOT / source).exists(), f"{source} is missing"
 
 
 def test_worker_scales(services: dict[str, dict[str, Any]]) -> None:

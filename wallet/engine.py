@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from psycopg.errors import (
 from ledger.batch import BatchTransaction
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, create_accounts
+from paysaga.observability.wallet_metrics import count_batch
 from paysaga.store.events import NewEvent
 from wallet import rules, storage
 from wallet.errors import WalletBusy, WalletStopped, WalletTimeout, WalletUnavailable
@@ -219,6 +221,7 @@ class WalletEngine:
     ) -> AsyncConnection[Any] | None:
         """Run the batch until it commits; settle every call's future. The connection after."""
         calls = [pending.call for pending in batch]
+        started = time.monotonic()
         for attempt in range(MAX_ATTEMPTS):
             try:
                 conn = await self._connected(conn)
@@ -247,6 +250,7 @@ class WalletEngine:
             for pending, decision in zip(batch, decisions, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(decision)
+            count_batch(calls, decisions, time.monotonic() - started)
             return conn
         raise AssertionError("unreachable")
 

@@ -13,7 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from activities.providers import BREAKER_STATE_VALUES
 from api.deps import ServicesDep
 from domain.errors import Unauthorized
-from paysaga.observability.metrics import PROVIDER_BREAKER_FAILURE_RATE, PROVIDER_BREAKER_STATE
+from paysaga.observability.metrics import (
+    PROVIDER_BREAKER_FAILURE_RATE,
+    PROVIDER_BREAKER_STATE,
+    show_pool,
+)
 from paysaga.settings import Settings
 from paysaga.store.provider_health import ProviderBreakers, breaker_policy
 from providers.registry import PROVIDER_NAMES
@@ -31,6 +35,7 @@ async def metrics(
     if not scrape_allowed(svc.settings, authorization):
         raise Unauthorized("send Authorization: Bearer <PAYSAGA_METRICS_TOKEN>")
     await show_breakers(svc.pool, svc.settings)
+    show_pool(svc.pool)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -70,6 +70,7 @@ from paysaga.devstack.stack import (
     temporal_dev_server_argv,
     wait_for_http,
     wait_for_port,
+    worker_metrics_address,
 )
 from paysaga.reconciliation import ReconciliationBooks, find_mismatches, provider_nets
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
@@ -188,8 +189,11 @@ def start_stack(root: Path, workers: int) -> Stack:
     step("starting the sandbox PSP, workers and API")
     stack.start("sandbox-psp", [sys.executable, "-m", "sandbox_psp"], env)
     wait_for_http(f"{stack.psp_url}/healthz")
+    # Metrics off unless asked (bench/dashboard_screenshots.py): worker n on the first's port + n-1.
+    metrics = os.environ.get("PAYSAGA_CHAOS_WORKER_METRICS_ADDRESS", "")
     for n in range(1, workers + 1):
-        stack.start(f"worker-{n}", [sys.executable, "-m", "worker"], env)
+        address = {"PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics_address(metrics, n - 1)}
+        stack.start(f"worker-{n}", [sys.executable, "-m", "worker"], {**env, **address})
     stack.start("api", [sys.executable, "-m", "api"], env)
     wait_for_http(f"{stack.api_url}/healthz", timeout=60)
     return stack

@@ -47,6 +47,10 @@ def context_fields(record: logging.LogRecord) -> dict[str, Any]:
         value = getattr(record, key, None)
         if value is not None:
             fields[key] = value
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:  # the trace and span the record was written in, when tracing is on
+        fields["trace_id"] = format(span.trace_id, "032x")
+        fields["span_id"] = format(span.span_id, "016x")
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -61,9 +65,6 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update(context_fields(record))
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            line["trace_id"] = format(span.trace_id, "032x")
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -72,7 +73,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Plain lines for a terminal, with the ids in brackets."""
+    """Plain lines for a terminal, with the ids in brackets (the trace's too)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from temporalio.runtime import (
@@ -50,6 +51,35 @@ PROVIDER_BREAKER_FAILURE_RATE = Gauge(
     ["provider_account"],
 )
 
+DATABASE_POOL_CONNECTIONS = Gauge(
+    "paysaga_database_pool_connections",
+    "Connections of this process's PostgreSQL pool, by state (idle, in_use), and its maximum.",
+    ["state"],
+)
+DATABASE_POOL_REQUESTS_WAITING = Gauge(
+    "paysaga_database_pool_requests_waiting", "Requests waiting for a connection of the pool."
+)
+DATABASE_POOL_WAIT = Counter(
+    "paysaga_database_pool_wait_seconds",
+    "Time requests spent waiting for a pool connection (rate it: seconds waited per second).",
+)
+DATABASE_POOL_ERRORS = Counter(
+    "paysaga_database_pool_errors", "Connection requests of the pool that failed or timed out."
+)
+
+
+def show_pool(pool: Any) -> None:
+    """The pool's state at this scrape (psycopg_pool's stats; the cumulative ones are popped)."""
+    stats = pool.pop_stats()
+    size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+    DATABASE_POOL_CONNECTIONS.labels("idle").set(available)
+    DATABASE_POOL_CONNECTIONS.labels("in_use").set(size - available)
+    DATABASE_POOL_CONNECTIONS.labels("max").set(stats.get("pool_max", 0))
+    DATABASE_POOL_REQUESTS_WAITING.set(stats.get("requests_waiting", 0))
+    DATABASE_POOL_WAIT.inc(stats.get("requests_wait_ms", 0) / 1000)
+    DATABASE_POOL_ERRORS.inc(stats.get("requests_errors", 0))
+
+
 # The worker's payment metrics go through the Temporal SDK's meter (activities/payments.py), to be
 # served by the worker's SDK Prometheus endpoint next to the SDK's own metrics.
 
@@ -75,7 +105,14 @@ def install_worker_runtime(
     if served:
         try:
             metrics = PrometheusConfig(
-                bind_address=served, histogram_bucket_overrides=histogram_buckets
+                bind_address=served,
+                # Prometheus' conventions: seconds (as floats) with their suffix, `_total` on
+                # counters. So our own SDK counters are created without `_total` (the exporter
+                # adds it) and our histograms without a unit (their names end in `_seconds`).
+                counters_total_suffix=True,
+                unit_suffix=True,
+                durations_as_seconds=True,
+                histogram_bucket_overrides=histogram_buckets,
             )
             runtime = Runtime(telemetry=TelemetryConfig(logging=logs, metrics=metrics))
         except ValueError as exc:  # "Failed starting Prometheus exporter: Address already in use"

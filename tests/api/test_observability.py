@@ -80,10 +80,12 @@ async def test_worker_metrics_count_succeeded_deposits(
         # The SDK's own metrics, on the same endpoint (the workflow task's completion may lag).
         deadline = time.monotonic() + 10
         while (
-            sample(await page(), "temporal_workflow_completed", workflow_type=DEPOSIT_WORKFLOW)
+            sample(
+                await page(), "temporal_workflow_completed_total", workflow_type=DEPOSIT_WORKFLOW
+            )
             is None
         ):
-            assert time.monotonic() < deadline, "no temporal_workflow_completed for Deposit"
+            assert time.monotonic() < deadline, "no temporal_workflow_completed_total for Deposit"
             await asyncio.sleep(0.2)
 
 

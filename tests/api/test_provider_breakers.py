@@ -73,7 +73,7 @@ def breaker_stack(
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_DATA_DIR": str(logs),
         "PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics,
-        "PAYSAGA_OTEL_EXPORTER_ENDPOINT": "",
+        "OTEL_TRACES_EXPORTER": "none",
     }
     worker = Service("worker", [sys.executable, "-m", "worker"], env, logs / "worker.log")
     api = Service(
