@@ -43,8 +43,10 @@ from wallet.models import (
     CASH,
     CUSTOMER_KINDS,
     GAME,
+    PROMOTIONS,
     Bet,
     Call,
+    Credit,
     Decision,
     GrantBonus,
     Posting,
@@ -251,6 +253,8 @@ class WalletEngine:
         for call in calls:
             if isinstance(call, Bet):
                 keys.add(self._key(call.merchant_id, call.customer_id, GAME, call.currency))
+            elif isinstance(call, Credit):
+                keys.add(self._key(call.merchant_id, call.customer_id, PROMOTIONS, call.currency))
             elif isinstance(call, GrantBonus):
                 for kind in (CASH, BONUS, BONUS_FUNDING):
                     keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
@@ -301,14 +305,12 @@ class WalletEngine:
             postings += decision.postings
             if decision.record is not None:
                 writes.records.append(decision.record)
-            if decision.bet is not None:
-                writes.bets[decision.bet[0]] = decision.bet[1]
+            writes.bets.update(decision.bets)
             if decision.tombstone is not None:
                 writes.tombstones[decision.tombstone[0]] = decision.tombstone[1]
             if decision.closed_round is not None:
                 writes.closed_rounds[decision.closed_round[0]] = decision.closed_round[1]
-            if decision.bonus is not None:
-                writes.bonuses[decision.bonus.id] = decision.bonus
+            writes.bonuses.update((bonus.id, bonus) for bonus in decision.bonuses)
             for event in decision.events:
                 writes.events.setdefault(event.merchant_id, []).append(
                     NewEvent(event.type, event.aggregate_type, event.aggregate_id, event.object)

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from ledger.models import AccountKind
 from tests.wallet.conftest import Books, wallet_audit
 from wallet.engine import WalletEngine
-from wallet.models import Bet, EndBonus, GrantBonus, Rollback, Win
+from wallet.models import Bet, Credit, EndBonus, ForfeitActiveBonus, GrantBonus, Rollback, Win
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -131,8 +131,8 @@ async def test_bonus_grant_wagering_completion_and_expiry(
     assert granted.answer["remaining"] == 100 and granted.answer["wagering_remaining"] == 100
     placed = await engine.submit(bet(m, c, 50, tx_id="b1"))
     assert (placed.answer["cash_part"], placed.answer["bonus_part"]) == (30, 20)
-    won = await engine.submit(Win(m, c, P, "w1", "b1", 100))
-    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (80, 20)
+    won = await engine.submit(Win(m, c, P, "w1", "b1", 100))  # split as the bet was funded
+    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (60, 40)
     await engine.submit(bet(m, c, 60, tx_id="b2"))
     done = await engine.submit(Win(m, c, P, "w2", "b2", 0))
     assert done.bonus is not None and done.bonus.status == "completed"
@@ -154,6 +154,43 @@ async def test_bonus_grant_wagering_completion_and_expiry(
     rolled = await engine.submit(Rollback(m, c, P, "r3", "b3"))
     assert (rolled.answer["cash_part"], rolled.answer["bonus_part"]) == (120, 0)
     assert await books.balance(m, "house", FUNDING) == -100
+
+
+async def test_a_closing_win_settles_the_rounds_open_bets_read_from_the_database(
+    engine: WalletEngine, books: Books
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=0)
+    expires = datetime.now(UTC) + timedelta(days=1)
+    bonus = await engine.submit(GrantBonus(m, c, "bon_r" + tx(), 100, "EUR", 2, expires))
+    for tx_id, amount in (("b1", 30), ("b2", 20)):
+        await engine.submit(bet(m, c, amount, tx_id=tx_id, round_id="R"))
+    closing = await engine.submit(Win(m, c, P, "w1", "b1", 10, round_closed=True))
+    late = await engine.submit(Rollback(m, c, P, "r2", "b2"))
+    ended = await engine.submit(EndBonus(m, c, bonus.answer["id"], "forfeited"))
+    assert closing.answer["balance"] == {"cash": 0, "bonus": 60, "total": 60}
+    assert late.outcome == "round_closed"
+    assert ended.answer["wagering_remaining"] == 200 - 50  # both bets of the round counted
+
+
+async def test_an_expired_bonus_is_expired_by_the_next_call_and_credits_pay_from_promotions(
+    engine: WalletEngine, books: Books, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=0)
+    past = datetime.now(UTC) - timedelta(seconds=1)  # granted expired; no timer runs here
+    bonus = await engine.submit(GrantBonus(m, c, "bon_e" + tx(), 100, "EUR", 2, past))
+    refused = await engine.submit(bet(m, c, 10))
+    paid = await engine.submit(Credit(m, c, P, "fs1", "free_spin_win", 40, "EUR"))
+    forfeit = await engine.submit(ForfeitActiveBonus(m, c, "EUR"))
+
+    assert refused.outcome == "insufficient_funds"
+    assert refused.answer["balance"] == {"cash": 0, "bonus": 0, "total": 0}
+    assert await books.balance(m, "house", FUNDING) == 0
+    assert "bonus.expired" in [t for _, t in await events_of(db_pool, m)]
+    assert bonus.answer["id"] and paid.answer["balance"]["cash"] == 40
+    assert await entries_of(db_pool, f"wallet:{m}:{P}:fs1") == [("promotions", -40), (CASH, 40)]
+    assert forfeit.answer == {"bonus": None}
 
 
 async def test_the_audit_is_clean_after_wallet_traffic(
