@@ -67,8 +67,10 @@ def accept(
                 metadata,
             )
         )
-    purse = state.purses.get(purse_key) if purse_key is not None else None
-    balance = after(purse, postings).balance() if purse is not None else NO_BALANCE
+    # A credit may open the purse (its cash account was made for it): an empty purse then.
+    balance = NO_BALANCE
+    if purse_key is not None:
+        balance = after(state.purses.get(purse_key, Purse()), postings).balance()
     if isinstance(call, Bet | Credit):
         round_id = call.round_id
     answer = {

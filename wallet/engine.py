@@ -253,8 +253,9 @@ class WalletEngine:
         for call in calls:
             if isinstance(call, Bet):
                 keys.add(self._key(call.merchant_id, call.customer_id, GAME, call.currency))
-            elif isinstance(call, Credit):
-                keys.add(self._key(call.merchant_id, call.customer_id, PROMOTIONS, call.currency))
+            elif isinstance(call, Credit):  # it may be the customer's first money
+                for kind in (CASH, PROMOTIONS):
+                    keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
             elif isinstance(call, GrantBonus):
                 for kind in (CASH, BONUS, BONUS_FUNDING):
                     keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))

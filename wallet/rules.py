@@ -36,7 +36,8 @@ The rules, as the contract and its decisions put them:
   recorded, so that it is taken when sent again after its bet); wins, rollbacks and credits of a
   blocked customer are taken.
 - A credit (free-spin, promotion, jackpot or tournament win) pays its amount into cash from the
-  merchant's promotions account; it names no bet and no round rule applies to it.
+  merchant's promotions account, in any currency (free spins come before any deposit); it names
+  no bet and no round rule applies to it.
 """
 
 from __future__ import annotations
@@ -295,9 +296,6 @@ def _open_bets(
 def credit(state: WalletState, call: Credit) -> Decision:
     """Pay a free-spin, promotion, jackpot or tournament win into cash from promotions."""
     purse_key = (call.merchant_id, call.customer_id, call.currency)
-    if purse_key not in state.purses:
-        detail = f"customer {call.customer_id} has no {call.currency} wallet"
-        return refuse(state, call, WrongCurrency, detail, purse_key, call.currency)
     lines = [(PROMOTIONS, -call.amount), (CASH, call.amount)]
     return accept(state, call, purse_key, lines, (call.amount, call.amount, 0))
 
