@@ -141,7 +141,7 @@ async def postings(pool: AsyncConnectionPool[Any], transaction_id: str) -> list[
 
 async def booked(api: httpx.AsyncClient, customer_id: str, transaction_id: str) -> None:
     """Wait until the wallet lists the call as booked (for a call whose answer was lost)."""
-    params = {"customer_id": customer_id, "limit": 100}
+    params: dict[str, Any] = {"customer_id": customer_id, "limit": 100}
     for _ in range(400):
         page = await api.get("/v1/wallet/transactions", params=params)
         assert page.status_code == 200, page.text
