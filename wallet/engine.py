@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -78,6 +78,18 @@ class EngineStats:
 class _Pending:
     call: Call
     future: asyncio.Future[Decision] = field(repr=False)
+
+
+def _unmark_own_replays(decisions: list[Decision], first: list[Decision]) -> None:
+    """On a retry, a call the first attempt decided anew and now finds booked with that same
+    answer was committed by that attempt (its answer was lost, e.g. with the connection): its
+    caller never had it, so it is no replay. The first attempt keeps its decisions in `first`."""
+    if not first:
+        first.extend(decisions)
+        return
+    for index, (now, before) in enumerate(zip(decisions, first, strict=True)):
+        if now.replayed and not before.replayed and now.answer == before.answer:
+            decisions[index] = replace(now, replayed=False)
 
 
 def _retrieved(future: asyncio.Future[Decision]) -> None:
@@ -163,10 +175,11 @@ class WalletEngine:
     ) -> AsyncConnection[Any] | None:
         """Run the batch until it commits; settle every call's future. The connection after."""
         calls = [pending.call for pending in batch]
+        first: list[Decision] = []  # what the first attempt decided (it may have committed)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 conn = await self._connected(conn)
-                decisions = await self._run_batch(conn, calls)
+                decisions = await self._run_batch(conn, calls, first)
             except RACES as exc:
                 conn = await self._after_failure(conn)
                 if attempt == MAX_ATTEMPTS - 1:
@@ -226,13 +239,17 @@ class WalletEngine:
 
     # ------------------------------------------------------------------ one transaction
 
-    async def _run_batch(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> list[Decision]:
-        """Read, decide, write and commit the batch: two round trips."""
+    async def _run_batch(
+        self, conn: AsyncConnection[Any], calls: Sequence[Call], first: list[Decision]
+    ) -> list[Decision]:
+        """Read, decide, write and commit the batch: two round trips. `first` keeps the first
+        attempt's decisions (a retry's replay of what that attempt committed is no replay)."""
         await self._ensure_accounts(conn, calls)
         async with conn.pipeline() as pipeline:
             await conn.execute("BEGIN")
             state, accounts = await storage.read_state(conn, storage.wanted(calls))
             decisions = [self._decide(state, call) for call in calls]
+            _unmark_own_replays(decisions, first)
             writes = await self._gather(conn, decisions, accounts)
             events = await storage.send_writes(conn, writes)
             await conn.execute("COMMIT")

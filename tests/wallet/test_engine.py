@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.models import AccountKind
 from tests.wallet.conftest import Books, wallet_audit
 from wallet.engine import WalletEngine
-from wallet.models import Bet, Credit, EndBonus, ForfeitActiveBonus, GrantBonus, Rollback, Win
+from wallet.models import (
+    Bet,
+    Call,
+    Credit,
+    Decision,
+    EndBonus,
+    ForfeitActiveBonus,
+    GrantBonus,
+    Rollback,
+    Win,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -191,6 +204,38 @@ async def test_an_expired_bonus_is_expired_by_the_next_call_and_credits_pay_from
     assert bonus.answer["id"] and paid.answer["balance"]["cash"] == 40
     assert await entries_of(db_pool, f"wallet:{m}:{P}:fs1") == [("promotions", -40), (CASH, 40)]
     assert forfeit.answer == {"bonus": None}
+
+
+class AnswerLostOnce(WalletEngine):
+    """An engine whose first batch commits, then loses its answer (the connection breaks)."""
+
+    lost = False
+
+    async def _run_batch(
+        self, conn: AsyncConnection[Any], calls: Sequence[Call], first: list[Decision]
+    ) -> list[Decision]:
+        decisions = await super()._run_batch(conn, calls, first)
+        if not self.lost:
+            self.lost = True
+            raise psycopg.OperationalError("the connection broke after COMMIT")
+        return decisions
+
+
+async def test_the_first_answer_of_a_call_whose_answer_was_lost_after_commit_is_no_replay(
+    postgres_url: str, books: Books, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=500)
+    async with AnswerLostOnce(postgres_url, writers=1) as lossy:
+        call = bet(m, c, 200, tx_id="b1")
+        first = await lossy.submit(call)
+        again = await lossy.submit(call)
+
+    assert lossy.stats.retries == 1
+    assert first.accepted and not first.replayed
+    assert again.replayed and again.answer == first.answer
+    assert first.answer["balance"]["cash"] == 300
+    assert len(await entries_of(db_pool, f"wallet:{m}:{P}:b1")) == 2  # booked once
 
 
 async def test_the_audit_is_clean_after_wallet_traffic(
