@@ -69,7 +69,7 @@ async def place_bet(body: WalletBetCreate, svc: ServicesDep, books: MerchantData
 
 @router.post("/v1/wallet/wins", response_model=WalletTransaction)
 async def pay_win(body: WalletWinCreate, svc: ServicesDep, books: MerchantData) -> Response:
-    """Pay a win on a bet: back into bonus up to what the bet took from it, the rest to cash."""
+    """Pay a win on a bet, split as the bet was funded; a closing win settles the round."""
     call = Win(books.merchant_id, **body.model_dump())
     return _answer(await svc.wallet.submit(call))
 
