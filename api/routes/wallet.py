@@ -48,8 +48,17 @@ from domain.bonuses import BonusInput, ForfeitRequest
 from domain.errors import InvalidRequest, NotFound, ServiceUnavailable
 from domain.money import CURRENCY_EXPONENTS
 from paysaga.store import MerchantStore
-from wallet.errors import REFUSALS, BonusNotActive
-from wallet.models import Bet, Credit, Decision, EndBonus, GrantBonus, Rollback, Win
+from wallet.errors import REFUSALS, BonusNotActive, CustomerNotFound
+from wallet.models import (
+    NO_BALANCE,
+    Bet,
+    Credit,
+    Decision,
+    EndBonus,
+    GrantBonus,
+    Rollback,
+    Win,
+)
 
 router = APIRouter(tags=["wallet"])
 
@@ -86,6 +95,8 @@ async def roll_back_bet(
 @router.post("/v1/wallet/credits", response_model=WalletTransaction)
 async def pay_credit(body: WalletCreditCreate, svc: ServicesDep, books: MerchantData) -> Response:
     """Pay a win with no bet (free spins, promotion, jackpot, tournament) from promotions."""
+    if await books.get_customer(body.customer_id) is None:  # before its wallet is opened
+        raise CustomerNotFound(f"no customer {body.customer_id}", balance=NO_BALANCE)
     call = Credit(books.merchant_id, **body.model_dump())
     return _answer(await svc.wallet.submit(call))
 

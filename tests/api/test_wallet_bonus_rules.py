@@ -131,6 +131,9 @@ async def test_credits_pay_free_spin_and_promotion_wins_from_promotions(
     assert promoted["balance"] == {"cash": 350, "bonus": 0, "total": 350}
     assert await postings(db_pool, free_spin) == [("promotions", -250), ("customer_wallet", 250)]
     refused(await game.bet(10), 403, "customer_blocked")  # a blocked customer is still paid
+    stranger = Game(api, "cus_000000000000000000000000")
+    unknown = refused(await credit(stranger, 10, new_id("fs")), 404, "customer_not_found")
+    assert unknown["balance"] == {"cash": 0, "bonus": 0, "total": 0}
 
 
 async def test_a_closing_win_settles_the_round_and_counts_its_lost_bets(
