@@ -316,6 +316,10 @@ def rollback(state: WalletState, call: Rollback) -> Decision:
     if first is not None:
         return _second_rollback(state, call, first)
     if the_bet is None:
+        named = state.recorded.get(bet_key(call))
+        if named is not None:  # the id is a win's, a credit's...
+            detail = f"transaction {call.bet_transaction_id} is a {named.type}, not a bet"
+            return refuse(state, call, BetNotFound, detail, *_unknown_bet_purse(state, call))
         return _tombstone(state, call)
     purse_key = (call.merchant_id, call.customer_id, the_bet.currency)
     if call.currency is not None and call.currency != the_bet.currency:

@@ -170,7 +170,8 @@ JOIN unnest(%b::text[], %b::text[]) AS k(merchant_id, id)
   ON c.merchant_id = k.merchant_id AND c.id = k.id
 """
 
-# The calls' own records, and the first rollback of each named bet (a later rollback answers it).
+# The calls' own records, the named bets' (or whatever call bears their id), and the first
+# rollback of each named bet (a later rollback answers it).
 _RECORDED = """
 WITH named AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(m, p, t)
@@ -178,6 +179,8 @@ WITH named AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
 ), wanted AS (
     SELECT m, p, t FROM named
+    UNION
+    SELECT m, p, t FROM bet  -- a named "bet" may be another call: a rollback refuses it
     UNION
     SELECT w.merchant_id, w.game_provider, w.rollback_transaction_id FROM wallet_bets w
     JOIN bet ON (w.merchant_id, w.game_provider, w.transaction_id) = (bet.m, bet.p, bet.t)

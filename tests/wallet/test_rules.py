@@ -262,6 +262,17 @@ def test_rollback_of_an_unseen_bet_leaves_a_tombstone() -> None:
     assert second.replayed and second.answer == rolled.answer
 
 
+def test_a_rollback_naming_a_win_or_a_credit_is_refused_not_a_tombstone() -> None:
+    wallet = Wallet(cash=100)
+    wallet.bet(40, tx="b1")
+    wallet.win("b1", 70, tx="w1")
+    wallet.call(Credit(M, C, P, "fs1", "free_spin_win", 5, "EUR"))
+    of_win = wallet.rollback("w1")
+    of_credit = wallet.rollback("fs1")
+    assert (of_win.outcome, of_credit.outcome) == ("bet_not_found", "bet_not_found")
+    assert not of_win.tombstone and wallet.purse.cash == 135
+
+
 def test_rollback_then_its_replay_and_a_second_rollback() -> None:
     wallet = Wallet(cash=100)
     wallet.bet(40, tx="b1")
