@@ -42,6 +42,7 @@ from wallet.errors import (
     BetRolledBack,
     BetSettled,
     BonusAlreadyActive,
+    BonusMaxBet,
     BonusNotActive,
     CustomerBlocked,
     CustomerNotFound,
@@ -133,12 +134,14 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/wallet/bets"): _raises(
         WalletInsufficientFunds,
         CustomerBlocked,
+        BonusMaxBet,
         CustomerNotFound,
         BetRolledBack,
         RoundClosed,
         DuplicateTransaction,
         WrongCurrency,
     ),
+    ("post", "/v1/wallet/credits"): _raises(CustomerNotFound, DuplicateTransaction),
     ("post", "/v1/wallet/wins"): _raises(
         CustomerNotFound,
         BetNotFound,
@@ -148,7 +151,7 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
         WrongCurrency,
     ),
     ("post", "/v1/wallet/rollbacks"): _raises(
-        CustomerNotFound, BetNotFound, BetSettled, DuplicateTransaction, WrongCurrency
+        CustomerNotFound, BetNotFound, BetSettled, RoundClosed, DuplicateTransaction, WrongCurrency
     ),
     ("post", "/v1/customers/{customer_id}/bonuses"): _raises(BonusAlreadyActive),
     ("post", "/v1/bonuses/{bonus_id}/forfeit"): _raises(BonusNotActive),
@@ -158,6 +161,7 @@ REPLAYED_BY_TRANSACTION_ID = {
     ("post", "/v1/wallet/bets"),
     ("post", "/v1/wallet/wins"),
     ("post", "/v1/wallet/rollbacks"),
+    ("post", "/v1/wallet/credits"),
 }
 # Calls booked by the wallet's writers: 503 with Retry-After when a writer cannot book them now.
 WALLET_WRITER_OPERATIONS = REPLAYED_BY_TRANSACTION_ID | {

@@ -36,6 +36,7 @@ from wallet.errors import (
     BetRolledBack,
     BetSettled,
     BonusAlreadyActive,
+    BonusMaxBet,
     BonusNotActive,
     BonusNotFound,
     CustomerBlocked,
@@ -97,6 +98,7 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     # The game wallet's refusals, each answered with the customer's current `balance`.
     WalletInsufficientFunds: Problem(402, "insufficient_funds", "Insufficient funds"),
     CustomerBlocked: Problem(403, "customer_blocked", "The customer is blocked"),
+    BonusMaxBet: Problem(403, "bonus_max_bet", "The bet is above the bonus's maximum bet"),
     CustomerNotFound: Problem(404, "customer_not_found", "Not found"),
     BetNotFound: Problem(404, "bet_not_found", "Not found"),
     BonusNotFound: Problem(404, "bonus_not_found", "Not found"),

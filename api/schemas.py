@@ -419,6 +419,25 @@ class WalletRollbackCreate(StrictBody):
     _currency = field_validator("currency")(_supported_or_none)
 
 
+CreditType = Literal["free_spin_win", "promo_win", "jackpot_win", "tournament_win"]
+
+
+class WalletCreditCreate(StrictBody):
+    """A win with no bet (free spins, a promotion, a jackpot, a tournament), paid into cash from
+    the merchant's promotions account."""
+
+    customer_id: str = Field(min_length=1, max_length=64)
+    game_provider: str = GameProvider
+    transaction_id: str = TransactionId
+    type: CreditType
+    amount: int = MinorUnits
+    currency: str = Currency
+    game_id: str | None = Field(default=None, min_length=1, max_length=255)
+    round_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+    _currency = field_validator("currency")(_supported)
+
+
 class WalletBalance(BaseModel):
     cash: int
     bonus: int
@@ -430,7 +449,7 @@ class WalletTransaction(BaseModel):
     bonus, and the customer's balance after it."""
 
     transaction_id: str
-    type: Literal["bet", "win", "rollback"]
+    type: Literal["bet", "win", "rollback"] | CreditType
     amount: int
     currency: str | None  # none only for a rollback of an unseen bet of a multi-currency customer
     cash_part: int
@@ -460,6 +479,13 @@ class BonusCreate(StrictBody):
         ge=0, le=1000, strict=True, description="wagering required = amount x multiplier"
     )
     expires_in_seconds: int = Field(ge=1, le=366 * 86_400, strict=True)
+    max_bet: int | None = Field(
+        default=None,
+        gt=0,
+        le=10**15,
+        strict=True,
+        description="minor units: a bet drawing on the bonus above it is refused bonus_max_bet",
+    )
 
     _currency = field_validator("currency")(_supported)
 
@@ -474,6 +500,32 @@ class Bonus(BaseModel):
     wagering_required: int
     wagering_remaining: int
     expires_at: datetime
+    max_bet: int | None = None
+
+
+class WalletCall(BaseModel):
+    """A game call as booked under its transaction id, with the answer it was given (a
+    refusal's answer is its problem's `code`, `detail` and `balance`)."""
+
+    id: str = Field(description="`wtx_` and the booking's sequence number: the cursor")
+    transaction_id: str
+    game_provider: str
+    customer_id: str
+    type: Literal["bet", "win", "rollback"] | CreditType
+    outcome: str = Field(description="`accepted`, or the refusal's code")
+    amount: int
+    currency: str | None
+    cash_part: int
+    bonus_part: int
+    bet_transaction_id: str | None
+    round_id: str | None
+    answer: dict[str, JsonValue]
+    created_at: datetime
+
+
+class WalletCallList(BaseModel):
+    data: list[WalletCall]
+    has_more: bool
 
 
 class OpsReason(StrictBody):

@@ -60,9 +60,11 @@ class MeasuredEngine(WalletEngine):
         self.batch_sizes: list[int] = []
         self.batch_ms: list[float] = []
 
-    async def _run_batch(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> list[Decision]:
+    async def _run_batch(
+        self, conn: AsyncConnection[Any], calls: Sequence[Call], first: list[Decision]
+    ) -> list[Decision]:
         started = time.perf_counter()
-        decisions = await super()._run_batch(conn, calls)
+        decisions = await super()._run_batch(conn, calls, first)
         self.batch_ms.append((time.perf_counter() - started) * 1000)
         self.batch_sizes.append(len(calls))
         return decisions

@@ -25,6 +25,7 @@ class AccountKind(StrEnum):
     customer_bonus = "customer_bonus"  # the customer's bonus money: played, never withdrawn
     game = "game"  # the merchant's games, one per currency: bets in, wins out
     bonus_funding = "bonus_funding"  # the merchant's bonus budget, one per currency
+    promotions = "promotions"  # the merchant's promotions budget: free-spin, jackpot... wins
     # A customer's debt to the merchant (money rule 3): what a chargeback took beyond the wallet.
     # Like provider clearing, money owed *to* the merchant: its balance is negative while the
     # customer owes (-1500 is a debt of 1500) and never above zero.

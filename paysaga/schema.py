@@ -261,7 +261,11 @@ class WalletTransaction(SQLModel, table=True):
     __tablename__ = "wallet_transactions"
     __table_args__ = (
         PrimaryKeyConstraint("merchant_id", "game_provider", "transaction_id"),
-        CheckConstraint("type IN ('bet', 'win', 'rollback')"),
+        CheckConstraint(
+            "type IN ('bet', 'win', 'rollback', 'free_spin_win', 'promo_win', 'jackpot_win',"
+            " 'tournament_win')",
+            name="wallet_transactions_type_check",
+        ),
         CheckConstraint("amount >= 0"),
         CheckConstraint("cash_part >= 0"),
         CheckConstraint("bonus_part >= 0"),
@@ -270,6 +274,7 @@ class WalletTransaction(SQLModel, table=True):
             "ledger_transaction_id",
             postgresql_where=text("ledger_transaction_id IS NOT NULL"),
         ),
+        Index("ix_wallet_transactions_customer", "merchant_id", "customer_id", "seq"),
     )
 
     merchant_id: str
@@ -289,6 +294,8 @@ class WalletTransaction(SQLModel, table=True):
     ledger_transaction_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, nullable=True)
     )
+    # The booking order: GET /v1/wallet/transactions's cursor (an identity column, 0020).
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = Field(sa_column=_now_column())
 
 
@@ -303,7 +310,8 @@ class WalletBet(SQLModel, table=True):
         CheckConstraint("bonus_part >= 0"),
         CheckConstraint("status IN ('open', 'settled', 'rolled_back', 'refused')"),
         CheckConstraint("won >= 0"),
-        CheckConstraint("returned_to_bonus >= 0 AND returned_to_bonus <= bonus_part"),
+        # A win is split as its bet was funded: its bonus share may pass the bet's bonus part.
+        CheckConstraint("returned_to_bonus >= 0", name="wallet_bets_returned_to_bonus_check"),
         CheckConstraint(
             "(status = 'refused' AND cash_part = 0 AND bonus_part = 0)"
             " OR (status <> 'refused' AND cash_part + bonus_part = amount)",
@@ -325,6 +333,7 @@ class WalletBet(SQLModel, table=True):
     won: int = _money(default=0)
     returned_to_bonus: int = _money(default=0)
     rollback_transaction_id: str | None = None
+    bonus_id: str | None = None  # the bonus active when it was placed
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
 
@@ -377,6 +386,7 @@ class Bonus(SQLModel, table=True):
             postgresql_where=text("status = 'active'"),
         ),
         Index("ix_bonuses_merchant_customer", "merchant_id", "customer_id"),
+        CheckConstraint("max_bet > 0"),
     )
 
     id: str = Field(primary_key=True)
@@ -389,6 +399,7 @@ class Bonus(SQLModel, table=True):
     wagering_remaining: int = _money()
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     ended_reason: str | None = None
+    max_bet: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(sa_column=_now_column())
     updated_at: datetime = Field(sa_column=_now_column())
 

@@ -81,9 +81,77 @@ BONUS_BALANCES_BELONG_TO_ACTIVE_BONUSES = AuditQuery(
     found="bonus accounts (merchant, customer, currency, balance)",
 )
 
+# The other sides of each call's posting: a bet moved its amount into the merchant's game
+# account, a win or rollback its amount out of it, a credit its amount out of promotions; what a
+# win or rollback did not give the customer went to the merchant's bonus funding (a bonus share
+# forfeited), and nothing else did.
+WALLET_POSTINGS_MATCH_AMOUNTS = AuditQuery(
+    name="wallet postings move the game, promotions and funding sides by the call's amount",
+    sql="""
+    WITH sides AS (
+        SELECT w.merchant_id, w.game_provider, w.transaction_id, w.type, w.amount, w.cash_part,
+               w.bonus_part,
+               COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'game'), 0) AS game,
+               COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'promotions'), 0) AS promotions,
+               COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'bonus_funding'), 0) AS funding
+        FROM wallet_transactions w
+        JOIN ledger_entries e ON e.transaction_id = w.ledger_transaction_id
+        JOIN ledger_accounts a ON a.id = e.account_id
+        GROUP BY w.merchant_id, w.game_provider, w.transaction_id
+    )
+    SELECT merchant_id, game_provider, transaction_id, type, amount, game, promotions, funding
+    FROM sides
+    WHERE game <> CASE WHEN type = 'bet' THEN amount
+                       WHEN type IN ('win', 'rollback') THEN -amount ELSE 0 END
+       OR promotions <> CASE WHEN type IN ('bet', 'win', 'rollback') THEN 0 ELSE -amount END
+       OR funding <> CASE WHEN type IN ('win', 'rollback') THEN amount - cash_part - bonus_part
+                          ELSE 0 END
+    ORDER BY 1, 2, 3
+    """,
+    found="calls (merchant, provider, transaction, type, amount, game, promotions, funding)",
+)
+
+# Bonus postings against the bonuses table: each bonus was granted by one posting of exactly
+# its amount from the merchant's funding; a completion, expiry or forfeit posting exists only for
+# a bonus that ended so, an expiry or forfeit returned to the funding what left the bonus; and no
+# bonus posting names a bonus the table does not hold.
+BONUS_POSTINGS_MATCH_BONUSES = AuditQuery(
+    name="bonus postings match the bonuses table",
+    sql="""
+    WITH postings AS (
+        SELECT split_part(t.idempotency_key, ':', 2) AS merchant_id,
+               split_part(t.idempotency_key, ':', 3) AS bonus_id,
+               split_part(t.idempotency_key, ':', 4) AS step,
+               COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'bonus_funding'), 0) AS funding,
+               COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'customer_bonus'), 0) AS bonus
+        FROM ledger_transactions t
+        JOIN ledger_entries e ON e.transaction_id = t.id
+        JOIN ledger_accounts a ON a.id = e.account_id
+        WHERE t.idempotency_key LIKE 'bonus:%'
+        GROUP BY t.id
+    )
+    SELECT p.merchant_id, p.bonus_id, p.step, b.status, p.bonus, p.funding
+    FROM postings p
+    LEFT JOIN bonuses b ON b.id = p.bonus_id AND b.merchant_id = p.merchant_id
+    WHERE b.id IS NULL
+       OR (p.step = 'granted' AND (p.bonus <> b.amount OR p.funding <> -b.amount))
+       OR (p.step IN ('completed', 'expired', 'forfeited') AND p.step <> b.status)
+       OR (p.step IN ('expired', 'forfeited') AND p.funding <> -p.bonus)
+    UNION ALL
+    SELECT b.merchant_id, b.id, 'no grant posting', b.status, NULL, NULL FROM bonuses b
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ledger_transactions t
+        WHERE t.idempotency_key = 'bonus:' || b.merchant_id || ':' || b.id || ':granted')
+    ORDER BY 1, 2, 3
+    """,
+    found="bonus postings (merchant, bonus, step, bonus status, bonus moved, funding moved)",
+)
+
 WALLET_AUDIT_CHECKS = [
     WALLET_TRANSACTIONS_MATCH_ENTRIES,
     NO_BET_WON_AND_ROLLED_BACK,
     ONE_ACTIVE_BONUS,
     BONUS_BALANCES_BELONG_TO_ACTIVE_BONUSES,
+    WALLET_POSTINGS_MATCH_AMOUNTS,
+    BONUS_POSTINGS_MATCH_BONUSES,
 ]

@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -59,8 +59,10 @@ from wallet.models import (
     CASH,
     CUSTOMER_KINDS,
     GAME,
+    PROMOTIONS,
     Bet,
     Call,
+    Credit,
     Decision,
     GrantBonus,
     Posting,
@@ -99,6 +101,18 @@ class EngineStats:
 class _Pending:
     call: Call
     future: asyncio.Future[Decision] = field(repr=False)
+
+
+def _unmark_own_replays(decisions: list[Decision], first: list[Decision]) -> None:
+    """On a retry, a call the first attempt decided anew and now finds booked with that same
+    answer was committed by that attempt (its answer was lost, e.g. with the connection): its
+    caller never had it, so it is no replay. The first attempt keeps its decisions in `first`."""
+    if not first:
+        first.extend(decisions)
+        return
+    for index, (now, before) in enumerate(zip(decisions, first, strict=True)):
+        if now.replayed and not before.replayed and now.answer == before.answer:
+            decisions[index] = replace(now, replayed=False)
 
 
 def _retrieved(future: asyncio.Future[Decision]) -> None:
@@ -221,6 +235,7 @@ class WalletEngine:
     ) -> AsyncConnection[Any] | None:
         """Run the batch until it commits; settle every call's future. The connection after."""
         calls = [pending.call for pending in batch]
+        first: list[Decision] = []  # what the first attempt decided (it may have committed)
         started = time.monotonic()
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -229,7 +244,7 @@ class WalletEngine:
                 self._fail(batch, _caused(WalletUnavailable("the wallet's database is down"), exc))
                 return None
             try:
-                decisions = await self._run_batch(conn, calls)
+                decisions = await self._run_batch(conn, calls, first)
             except TIMEOUTS as exc:
                 conn = await self._after_failure(conn)
                 self.stats.timeouts += 1
@@ -342,13 +357,17 @@ class WalletEngine:
 
     # ------------------------------------------------------------------ one transaction
 
-    async def _run_batch(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> list[Decision]:
-        """Read, decide, write and commit the batch: two round trips."""
+    async def _run_batch(
+        self, conn: AsyncConnection[Any], calls: Sequence[Call], first: list[Decision]
+    ) -> list[Decision]:
+        """Read, decide, write and commit the batch: two round trips. `first` keeps the first
+        attempt's decisions (a retry's replay of what that attempt committed is no replay)."""
         await self._ensure_accounts(conn, calls)
         async with conn.pipeline() as pipeline:
             await conn.execute("BEGIN")
             state, accounts = await storage.read_state(conn, storage.wanted(calls))
             decisions = [self._decide(state, call) for call in calls]
+            _unmark_own_replays(decisions, first)
             writes = await self._gather(conn, decisions, accounts)
             events = await storage.send_writes(conn, writes)
             await conn.execute("COMMIT")
@@ -369,6 +388,9 @@ class WalletEngine:
         for call in calls:
             if isinstance(call, Bet):
                 keys.add(self._key(call.merchant_id, call.customer_id, GAME, call.currency))
+            elif isinstance(call, Credit):  # it may be the customer's first money
+                for kind in (CASH, PROMOTIONS):
+                    keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
             elif isinstance(call, GrantBonus):
                 for kind in (CASH, BONUS, BONUS_FUNDING):
                     keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
@@ -419,14 +441,12 @@ class WalletEngine:
             postings += decision.postings
             if decision.record is not None:
                 writes.records.append(decision.record)
-            if decision.bet is not None:
-                writes.bets[decision.bet[0]] = decision.bet[1]
+            writes.bets.update(decision.bets)
             if decision.tombstone is not None:
                 writes.tombstones[decision.tombstone[0]] = decision.tombstone[1]
             if decision.closed_round is not None:
                 writes.closed_rounds[decision.closed_round[0]] = decision.closed_round[1]
-            if decision.bonus is not None:
-                writes.bonuses[decision.bonus.id] = decision.bonus
+            writes.bonuses.update((bonus.id, bonus) for bonus in decision.bonuses)
             for event in decision.events:
                 writes.events.setdefault(event.merchant_id, []).append(
                     NewEvent(event.type, event.aggregate_type, event.aggregate_id, event.object)

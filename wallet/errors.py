@@ -56,6 +56,12 @@ class RoundClosed(WalletError):
     code = "round_closed"
 
 
+class BonusMaxBet(WalletError):
+    """A bet drawing on the bonus is above the bonus's `max_bet`: nothing is booked."""
+
+    code = "bonus_max_bet"
+
+
 class DuplicateTransaction(WalletError):
     """The transaction id was already used, under this game provider, with other content."""
 
@@ -96,6 +102,7 @@ REFUSALS: dict[str, type[WalletError]] = {
         BetRolledBack,
         BetSettled,
         RoundClosed,
+        BonusMaxBet,
         DuplicateTransaction,
         WrongCurrency,
         BonusAlreadyActive,

@@ -28,8 +28,9 @@ CASH = AccountKind.customer_wallet
 BONUS = AccountKind.customer_bonus
 GAME = AccountKind.game
 BONUS_FUNDING = AccountKind.bonus_funding
+PROMOTIONS = AccountKind.promotions
 CUSTOMER_KINDS = (CASH, BONUS)
-"""The accounts of a customer; the other two are the merchant's (one per currency)."""
+"""The accounts of a customer; the others are the merchant's (one per currency)."""
 
 ACCEPTED = "accepted"
 """The outcome of a call the rules took; otherwise the outcome is its refusal's code."""
@@ -81,6 +82,25 @@ class Rollback:
     currency: str | None = None  # optional: which balance to answer when the bet is unknown
 
 
+CreditType: TypeAlias = Literal["free_spin_win", "promo_win", "jackpot_win", "tournament_win"]
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A win with no bet (free spins, a promotion, a jackpot, a tournament): paid into cash from
+    the merchant's promotions account."""
+
+    merchant_id: str
+    customer_id: str
+    game_provider: str
+    transaction_id: str
+    type: CreditType
+    amount: int
+    currency: str
+    game_id: str | None = None
+    round_id: str | None = None
+
+
 @dataclass(frozen=True)
 class GrantBonus:
     """The merchant gives the customer a bonus, to be wagered before it becomes cash."""
@@ -93,6 +113,7 @@ class GrantBonus:
     currency: str
     wagering_multiplier: int
     expires_at: datetime
+    max_bet: int | None = None  # a bet drawing on the bonus above it is refused
 
 
 @dataclass(frozen=True)
@@ -107,8 +128,20 @@ class EndBonus:
     reason: str = ""
 
 
-GameCall: TypeAlias = Bet | Win | Rollback
-Call: TypeAlias = Bet | Win | Rollback | GrantBonus | EndBonus
+@dataclass(frozen=True)
+class ForfeitActiveBonus:
+    """A withdrawal was requested: the customer's active bonus in `currency` (if any) is lost."""
+
+    type: ClassVar[str] = "bonus_forfeit"
+    merchant_id: str
+    customer_id: str
+    currency: str
+    reason: str = "withdrawal requested"
+
+
+GameCall: TypeAlias = Bet | Win | Rollback | Credit
+BonusCall: TypeAlias = GrantBonus | EndBonus | ForfeitActiveBonus
+Call: TypeAlias = GameCall | BonusCall
 
 
 def transaction_key(call: GameCall) -> TransactionKey:
@@ -129,7 +162,7 @@ def fingerprint(call: GameCall) -> str:
 # The fields of each game call that its fingerprint covers: all but its merchant (the key's).
 _CONTENT = {
     cls: tuple(f.name for f in fields(cls) if f.name != "merchant_id")
-    for cls in (Bet, Win, Rollback)
+    for cls in (Bet, Win, Rollback, Credit)
 }
 
 
@@ -199,8 +232,9 @@ class BetRecord:
     bonus_part: int
     status: BetStatus
     won: int = 0
-    returned_to_bonus: int = 0  # by its wins: at most bonus_part in all
+    returned_to_bonus: int = 0  # the bonus-funded share of its wins (to bonus, or forfeited)
     rollback_transaction_id: str | None = None  # the first rollback, which later ones answer
+    bonus_id: str | None = None  # the bonus active when it was placed: its wagering, its share
 
 
 @dataclass
@@ -225,6 +259,7 @@ class BonusRecord:
     wagering_remaining: int
     expires_at: datetime
     ended_reason: str | None = None
+    max_bet: int | None = None
 
     @property
     def purse(self) -> PurseKey:
@@ -247,6 +282,7 @@ class WalletState:
     tombstones: dict[TransactionKey, Tombstone] = field(default_factory=dict)
     closed_rounds: set[RoundKey] = field(default_factory=set)
     bonuses: dict[str, BonusRecord] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # for bonus expiry
 
     def active_bonus(self, purse: PurseKey) -> BonusRecord | None:
         for bonus in self.bonuses.values():
@@ -318,15 +354,20 @@ class Decision:
     replayed: bool = False  # the answer of an earlier call, given again
     record: TransactionRecord | None = None
     postings: list[Posting] = field(default_factory=list)
-    bet: tuple[TransactionKey, BetRecord] | None = None
+    bets: list[tuple[TransactionKey, BetRecord]] = field(default_factory=list)  # new states
     tombstone: tuple[TransactionKey, Tombstone] | None = None
     closed_round: tuple[RoundKey, str] | None = None  # the round and the win that closed it
-    bonus: BonusRecord | None = None
+    bonuses: list[BonusRecord] = field(default_factory=list)  # new states, in order
     events: list[EventSpec] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
         return self.outcome == ACCEPTED
+
+    @property
+    def bonus(self) -> BonusRecord | None:
+        """The last state of the bonus this decision changed last (None: no bonus changed)."""
+        return self.bonuses[-1] if self.bonuses else None
 
 
 def iso(moment: datetime) -> str:

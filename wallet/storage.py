@@ -25,7 +25,10 @@ from wallet.models import (
     BonusRecord,
     BonusStatus,
     Call,
+    Credit,
     CustomerKey,
+    EndBonus,
+    GrantBonus,
     Purse,
     RecordedCall,
     Rollback,
@@ -48,6 +51,7 @@ class Wanted:
     customers: list[CustomerKey]
     transactions: list[TransactionKey]  # the game calls' own keys
     bets: list[TransactionKey]  # bets named by wins and rollbacks, and the bet calls' own keys
+    # (with the open bets of their rounds, and their bonuses: joined in SQL)
     rounds: list[RoundKey]  # the bet calls' rounds (the named bets' rounds are joined in SQL)
     bonus_ids: list[str]
 
@@ -67,7 +71,9 @@ def wanted(calls: Iterable[Call]) -> Wanted:
         elif isinstance(call, Win | Rollback):
             transactions.add(transaction_key(call))
             bets.add(bet_key(call))
-        else:
+        elif isinstance(call, Credit):
+            transactions.add(transaction_key(call))
+        elif isinstance(call, GrantBonus | EndBonus):
             bonus_ids.add(call.bonus_id)
     return Wanted(
         sorted(customers), sorted(transactions), sorted(bets), sorted(rounds), sorted(bonus_ids)
@@ -96,7 +102,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
         await conn.execute(_BETS, bets),
         await conn.execute(_TOMBSTONES, bets),
         await conn.execute(_CLOSED_ROUNDS, [*rounds, *bets]),
-        await conn.execute(_BONUSES, [*customers, want.bonus_ids]),
+        await conn.execute(_BONUSES, [*customers, want.bonus_ids, *bets]),
     ]
     rows = [await cur.fetchall() for cur in cursors]
     state = WalletState()
@@ -108,7 +114,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
     for m, p, t, customer, call_type, request_hash, outcome, answer in rows[2]:
         state.recorded[(m, p, t)] = RecordedCall(customer, call_type, request_hash, outcome, answer)
     for m, p, t, customer, currency, game, round_id, amount, cash, bonus, status, *rest in rows[3]:
-        won, returned_to_bonus, rollback_id = rest
+        won, returned_to_bonus, rollback_id, bonus_id = rest
         state.bets[(m, p, t)] = BetRecord(
             customer_id=customer,
             currency=currency,
@@ -121,6 +127,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
             won=won,
             returned_to_bonus=returned_to_bonus,
             rollback_transaction_id=rollback_id,
+            bonus_id=bonus_id,
         )
     for m, p, t, customer, rollback_id in rows[4]:
         state.tombstones[(m, p, t)] = Tombstone(customer, rollback_id)
@@ -163,7 +170,8 @@ JOIN unnest(%b::text[], %b::text[]) AS k(merchant_id, id)
   ON c.merchant_id = k.merchant_id AND c.id = k.id
 """
 
-# The calls' own records, and the first rollback of each named bet (a later rollback answers it).
+# The calls' own records, the named bets' (or whatever call bears their id), and the first
+# rollback of each named bet (a later rollback answers it).
 _RECORDED = """
 WITH named AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(m, p, t)
@@ -171,6 +179,8 @@ WITH named AS (
     SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
 ), wanted AS (
     SELECT m, p, t FROM named
+    UNION
+    SELECT m, p, t FROM bet  -- a named "bet" may be another call: a rollback refuses it
     UNION
     SELECT w.merchant_id, w.game_provider, w.rollback_transaction_id FROM wallet_bets w
     JOIN bet ON (w.merchant_id, w.game_provider, w.transaction_id) = (bet.m, bet.p, bet.t)
@@ -185,13 +195,24 @@ FROM wallet_transactions w
 JOIN wanted ON (w.merchant_id, w.game_provider, w.transaction_id) = (wanted.m, wanted.p, wanted.t)
 """
 
+# The named bets, and the open bets of their rounds (a win that closes a round settles them).
 _BETS = """
+WITH named AS (
+    SELECT w.* FROM wallet_bets w
+    JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
+      ON (w.merchant_id, w.game_provider, w.transaction_id) = (b.m, b.p, b.t)
+), wanted AS (
+    SELECT * FROM named
+    UNION
+    SELECT w.* FROM wallet_bets w
+    JOIN named n ON (w.merchant_id, w.game_provider, w.customer_id, w.round_id)
+                  = (n.merchant_id, n.game_provider, n.customer_id, n.round_id)
+    WHERE w.status = 'open'
+)
 SELECT w.merchant_id, w.game_provider, w.transaction_id, w.customer_id, w.currency, w.game_id,
        w.round_id, w.amount, w.cash_part, w.bonus_part, w.status, w.won, w.returned_to_bonus,
-       w.rollback_transaction_id
-FROM wallet_bets w
-JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
-  ON (w.merchant_id, w.game_provider, w.transaction_id) = (b.m, b.p, b.t)
+       w.rollback_transaction_id, w.bonus_id
+FROM wanted w
 """
 
 _TOMBSTONES = """
@@ -216,14 +237,18 @@ JOIN wanted ON (o.merchant_id, o.game_provider, o.customer_id, o.round_id)
              = (wanted.m, wanted.p, wanted.c, wanted.r)
 """
 
-# The customers' active bonuses, and the bonuses the calls name.
+# The customers' active bonuses, the bonuses the calls name, and the named bets' bonuses.
 _BONUSES = """
 SELECT b.id, b.merchant_id, b.customer_id, b.currency, b.status, b.amount, b.wagering_required,
-       b.wagering_remaining, b.expires_at, b.ended_reason
+       b.wagering_remaining, b.expires_at, b.ended_reason, b.max_bet
 FROM bonuses b
 WHERE b.status = 'active' AND (b.merchant_id, b.customer_id) IN (
         SELECT * FROM unnest(%b::text[], %b::text[]))
    OR b.id = ANY(%b::text[])
+   OR b.id IN (
+        SELECT w.bonus_id FROM wallet_bets w
+        JOIN unnest(%b::text[], %b::text[], %b::text[]) AS k(m, p, t)
+          ON (w.merchant_id, w.game_provider, w.transaction_id) = (k.m, k.p, k.t))
 """
 
 
@@ -360,18 +385,19 @@ def _bet(key: TransactionKey, b: BetRecord) -> dict[str, Any]:
         "won": b.won,
         "returned": b.returned_to_bonus,
         "rollback": b.rollback_transaction_id,
+        "bonus_id": b.bonus_id,
     }
 
 
 _UPSERT_BETS = """
 INSERT INTO wallet_bets (merchant_id, game_provider, transaction_id, customer_id, currency,
     game_id, round_id, amount, cash_part, bonus_part, status, won, returned_to_bonus,
-    rollback_transaction_id)
+    rollback_transaction_id, bonus_id)
 SELECT m, p, t, customer, currency, game, round, amount, cash, bonus, status, won, returned,
-       rollback
+       rollback, bonus_id
 FROM jsonb_to_recordset(%s) AS v(m text, p text, t text, customer text, currency text,
     game text, round text, amount bigint, cash bigint, bonus bigint, status text, won bigint,
-    returned bigint, rollback text)
+    returned bigint, rollback text, bonus_id text)
 ON CONFLICT (merchant_id, game_provider, transaction_id) DO UPDATE SET
     status = excluded.status, won = excluded.won, returned_to_bonus = excluded.returned_to_bonus,
     rollback_transaction_id = excluded.rollback_transaction_id, updated_at = now()
@@ -402,15 +428,17 @@ def _bonus(b: BonusRecord) -> dict[str, Any]:
         "remaining": b.wagering_remaining,
         "expires_at": b.expires_at.isoformat(),
         "reason": b.ended_reason,
+        "max_bet": b.max_bet,
     }
 
 
 _UPSERT_BONUSES = """
 INSERT INTO bonuses (id, merchant_id, customer_id, currency, status, amount, wagering_required,
-    wagering_remaining, expires_at, ended_reason)
-SELECT id, m, customer, currency, status, amount, required, remaining, expires_at, reason
+    wagering_remaining, expires_at, ended_reason, max_bet)
+SELECT id, m, customer, currency, status, amount, required, remaining, expires_at, reason, max_bet
 FROM jsonb_to_recordset(%s) AS v(id text, m text, customer text, currency text, status text,
-    amount bigint, required bigint, remaining bigint, expires_at timestamptz, reason text)
+    amount bigint, required bigint, remaining bigint, expires_at timestamptz, reason text,
+    max_bet bigint)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, wagering_remaining = excluded.wagering_remaining,
     ended_reason = excluded.ended_reason, updated_at = now()

@@ -1,4 +1,5 @@
-"""The game wallet: bets, wins, rollbacks, the wallet view, bonuses, blocking a customer.
+"""The game wallet: bets, wins, rollbacks, credits, the calls booked, the wallet view, bonuses,
+blocking a customer.
 
 Game calls go straight to the wallet engine (no workflow, no Idempotency-Key: the game
 provider's `transaction_id` is the key). The engine records each call's answer with its postings;
@@ -8,6 +9,7 @@ starts the bonus's expiry workflow; its forfeit is an update of that workflow.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -34,6 +36,9 @@ from api.schemas import (
     OpsReason,
     Wallet,
     WalletBetCreate,
+    WalletCall,
+    WalletCallList,
+    WalletCreditCreate,
     WalletRollbackCreate,
     WalletTransaction,
     WalletWinCreate,
@@ -43,8 +48,17 @@ from domain.bonuses import BonusInput, ForfeitRequest
 from domain.errors import InvalidRequest, NotFound, ServiceUnavailable
 from domain.money import CURRENCY_EXPONENTS
 from paysaga.store import MerchantStore
-from wallet.errors import REFUSALS, BonusNotActive
-from wallet.models import Bet, Decision, EndBonus, GrantBonus, Rollback, Win
+from wallet.errors import REFUSALS, BonusNotActive, CustomerNotFound
+from wallet.models import (
+    NO_BALANCE,
+    Bet,
+    Credit,
+    Decision,
+    EndBonus,
+    GrantBonus,
+    Rollback,
+    Win,
+)
 
 router = APIRouter(tags=["wallet"])
 
@@ -64,7 +78,7 @@ async def place_bet(body: WalletBetCreate, svc: ServicesDep, books: MerchantData
 
 @router.post("/v1/wallet/wins", response_model=WalletTransaction)
 async def pay_win(body: WalletWinCreate, svc: ServicesDep, books: MerchantData) -> Response:
-    """Pay a win on a bet: back into bonus up to what the bet took from it, the rest to cash."""
+    """Pay a win on a bet, split as the bet was funded; a closing win settles the round."""
     call = Win(books.merchant_id, **body.model_dump())
     return _answer(await svc.wallet.submit(call))
 
@@ -76,6 +90,34 @@ async def roll_back_bet(
     """Cancel a bet: its money returns where it came from (nothing, for a bet never seen)."""
     call = Rollback(books.merchant_id, **body.model_dump())
     return _answer(await svc.wallet.submit(call))
+
+
+@router.post("/v1/wallet/credits", response_model=WalletTransaction)
+async def pay_credit(body: WalletCreditCreate, svc: ServicesDep, books: MerchantData) -> Response:
+    """Pay a win with no bet (free spins, promotion, jackpot, tournament) from promotions."""
+    if await books.get_customer(body.customer_id) is None:  # before its wallet is opened
+        raise CustomerNotFound(f"no customer {body.customer_id}", balance=NO_BALANCE)
+    call = Credit(books.merchant_id, **body.model_dump())
+    return _answer(await svc.wallet.submit(call))
+
+
+@router.get("/v1/wallet/transactions", response_model=WalletCallList)
+async def list_wallet_calls(
+    books: MerchantView,
+    customer_id: Annotated[str, Query(min_length=1, max_length=64)],
+    round_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    game_provider: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(pattern=r"^wtx_[0-9]{1,18}$")] = None,
+) -> WalletCallList:
+    """The customer's booked game calls with their answers, in booking order (reconciliation);
+    pass the last `id` as `starting_after` for the next page."""
+    after = int(starting_after.removeprefix("wtx_")) if starting_after else None
+    rows, has_more = await books.wallet_transactions(
+        customer_id, round_id=round_id, game_provider=game_provider, limit=limit, after=after
+    )
+    data = [WalletCall.model_validate({**asdict(row), "id": f"wtx_{row.seq}"}) for row in rows]
+    return WalletCallList(data=data, has_more=has_more)
 
 
 def _answer(decision: Decision) -> Response:
@@ -145,6 +187,7 @@ async def grant_bonus(
             body.currency,
             body.wagering_multiplier,
             expires_at,
+            body.max_bet,
         )
         decision = await svc.wallet.submit(call)
         if not decision.accepted:

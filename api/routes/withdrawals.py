@@ -12,6 +12,7 @@ from api.sagas import saga_timings, start_payment
 from api.schemas import Payment, WithdrawalCreate
 from domain.payments import PaymentKind, WithdrawalInput
 from providers.accounts import PAYOUT
+from wallet.models import ForfeitActiveBonus
 
 router = APIRouter(prefix="/v1/withdrawals", tags=["withdrawals"])
 
@@ -28,6 +29,11 @@ async def create_withdrawal(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def start() -> Payment:
+        # A withdrawal request forfeits the active bonus in its currency (bonus money is never
+        # withdrawn, and what it won stays bonus): done once, with the request's first answer.
+        await svc.wallet.submit(
+            ForfeitActiveBonus(books.merchant_id, body.customer_id, body.currency)
+        )
         payment_id = derived_id("wd_", books.merchant_id, idempotency_key, fingerprint)
         withdrawal = WithdrawalInput(
             payment_id=payment_id,

@@ -24,6 +24,14 @@ from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
 from paysaga.store.refunds import RefundableDeposit, RefundRow
 from paysaga.store.sql import TableRow, Tables
+from paysaga.store.wallet_views import (
+    BONUS_SQL,
+    WALLET_TRANSACTIONS_SQL,
+    WALLET_VIEW_SQL,
+    BonusRow,
+    WalletTransactionRow,
+    WalletViewRow,
+)
 from providers.accounts import ProviderAccount
 
 
@@ -32,34 +40,6 @@ class CustomerStatusRow(CustomerRow):
     """A customer with its wallet status (`active`, or `blocked`: no bets)."""
 
     status: str
-
-
-@dataclass(frozen=True)
-class BonusRow(TableRow):
-    """A bonus, with `remaining`: its customer's bonus balance while active, else 0."""
-
-    id: str
-    customer_id: str
-    status: str
-    amount: int
-    currency: str
-    remaining: int
-    wagering_required: int
-    wagering_remaining: int
-    expires_at: datetime
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class WalletViewRow(TableRow):
-    """A customer's game wallet in one currency: cash available, bonus, active wagering."""
-
-    customer_id: str
-    currency: str
-    cash: int
-    bonus: int
-    total: int
-    wagering_remaining: int
 
 
 @dataclass(frozen=True)
@@ -169,16 +149,41 @@ class MerchantStore:
         has no wallet there; None if the merchant has no such customer."""
         return await self._tables._one(
             WalletViewRow,
-            _WALLET_VIEW,
+            WALLET_VIEW_SQL,
             {"merchant_id": self.merchant_id, "customer_id": customer_id, "currency": currency},
         )
 
     async def get_bonus(self, bonus_id: str) -> BonusRow | None:
         return await self._tables._one(
             BonusRow,
-            _BONUS + " WHERE b.id = %s AND b.merchant_id = %s",
+            BONUS_SQL + " WHERE b.id = %s AND b.merchant_id = %s",
             (bonus_id, self.merchant_id),
         )
+
+    async def wallet_transactions(
+        self,
+        customer_id: str,
+        *,
+        round_id: str | None,
+        game_provider: str | None,
+        limit: int,
+        after: int | None,
+    ) -> tuple[list[WalletTransactionRow], bool]:
+        """The customer's booked game calls in the order they were booked; the cursor is the
+        `seq` of the last call of the previous page."""
+        rows = await self._tables._all(
+            WalletTransactionRow,
+            WALLET_TRANSACTIONS_SQL,
+            {
+                "merchant_id": self.merchant_id,
+                "customer_id": customer_id,
+                "round_id": round_id,
+                "game_provider": game_provider,
+                "after": after,
+                "limit": limit + 1,
+            },
+        )
+        return rows[:limit], len(rows) > limit
 
     # ------------------------------------------------------------------ payments
 
@@ -424,30 +429,3 @@ class MerchantStore:
             (event_id, self.merchant_id),
         )
         return rows[0] if rows else None
-
-
-_WALLET_VIEW = """
-SELECT c.id AS customer_id, %(currency)s AS currency, w.cash, w.bonus, w.cash + w.bonus AS total,
-       COALESCE((SELECT b.wagering_remaining FROM bonuses b
-                 WHERE b.merchant_id = c.merchant_id AND b.customer_id = c.id
-                   AND b.currency = %(currency)s AND b.status = 'active'), 0)
-           AS wagering_remaining
-FROM customers c
-CROSS JOIN LATERAL (
-    SELECT COALESCE(SUM(a.posted - a.held) FILTER (WHERE a.kind = 'customer_wallet'), 0) AS cash,
-           COALESCE(SUM(a.posted) FILTER (WHERE a.kind = 'customer_bonus'), 0) AS bonus
-    FROM ledger_accounts a
-    WHERE a.merchant_id = c.merchant_id AND a.owner_id = c.id AND a.currency = %(currency)s
-      AND a.kind IN ('customer_wallet', 'customer_bonus')
-) w
-WHERE c.id = %(customer_id)s AND c.merchant_id = %(merchant_id)s
-"""
-
-_BONUS = """
-SELECT b.id, b.customer_id, b.status, b.amount, b.currency,
-       CASE WHEN b.status = 'active' THEN COALESCE(a.posted, 0) ELSE 0 END AS remaining,
-       b.wagering_required, b.wagering_remaining, b.expires_at, b.created_at
-FROM bonuses b
-LEFT JOIN ledger_accounts a ON a.merchant_id = b.merchant_id AND a.owner_id = b.customer_id
-    AND a.kind = 'customer_bonus' AND a.currency = b.currency
-"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -12,13 +13,15 @@ from paysaga.audit import SERVICE_AUDIT_CHECKS, audit_books
 from tests.wallet.conftest import Books
 from wallet.audit import (
     BONUS_BALANCES_BELONG_TO_ACTIVE_BONUSES,
+    BONUS_POSTINGS_MATCH_BONUSES,
     NO_BET_WON_AND_ROLLED_BACK,
     ONE_ACTIVE_BONUS,
     WALLET_AUDIT_CHECKS,
+    WALLET_POSTINGS_MATCH_AMOUNTS,
     WALLET_TRANSACTIONS_MATCH_ENTRIES,
 )
 from wallet.engine import WalletEngine
-from wallet.models import Bet, Rollback, Win
+from wallet.models import Bet, GrantBonus, Rollback, Win
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -53,6 +56,9 @@ async def test_the_checks_find_planted_violations(
     await engine.submit(Bet(m, c, "p", "b1", "g", "r", 300, "EUR"))
     await engine.submit(Bet(m, c, "p", "b2", "g", "r", 100, "EUR"))
     await engine.submit(Rollback(m, c, "p", "rb2", "b2"))
+    expires = datetime.now(UTC) + timedelta(days=1)
+    granted_id = f"bon_audit_{m}"
+    await engine.submit(GrantBonus(m, c, granted_id, 70, "GBP", 1, expires))
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         # Planted in a transaction that is rolled back: ledger rows cannot be deleted.
         # A bet recorded as taking more cash than its entries took.
@@ -82,7 +88,16 @@ async def test_the_checks_find_planted_violations(
             " posted) VALUES (%s, %s, 'customer_bonus', 'EUR', false, 5)",
             (m, c),
         )
+        # A win recorded as paying more than left the game; a bonus bigger than its grant.
+        await conn.execute(
+            "UPDATE wallet_transactions SET amount = 350 WHERE merchant_id = %s"
+            " AND transaction_id = 'rb2'",
+            (m,),
+        )
+        await conn.execute("UPDATE bonuses SET amount = 75 WHERE id = %s", (granted_id,))
         mismatched = await found(conn, WALLET_TRANSACTIONS_MATCH_ENTRIES.sql, m)
+        sides = await found(conn, WALLET_POSTINGS_MATCH_AMOUNTS.sql, m)
+        bonus_postings = await found(conn, BONUS_POSTINGS_MATCH_BONUSES.sql, m)
         both = await found(conn, NO_BET_WON_AND_ROLLED_BACK.sql, m)
         active = await found(conn, ONE_ACTIVE_BONUS.sql, m)
         orphan_bonus = await found(conn, BONUS_BALANCES_BELONG_TO_ACTIVE_BONUSES.sql, m)
@@ -92,3 +107,9 @@ async def test_the_checks_find_planted_violations(
     assert both == [(m, "p", "b2")]
     assert active == [(m, c, "USD", 2)]
     assert orphan_bonus == [(m, c, "EUR", 5)]
+    assert sides == [(m, "p", "rb2", "rollback", 350, -100, 0, 0)]
+    assert bonus_postings == [
+        (m, granted_id, "granted", "active", 70, -70),
+        (m, f"bon_x1_{m}", "no grant posting", "active", None, None),
+        (m, f"bon_x2_{m}", "no grant posting", "active", None, None),
+    ]

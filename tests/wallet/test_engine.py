@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.models import AccountKind
 from tests.wallet.conftest import Books, wallet_audit
 from wallet.engine import WalletEngine
-from wallet.models import Bet, EndBonus, GrantBonus, Rollback, Win
+from wallet.models import (
+    Bet,
+    Call,
+    Credit,
+    Decision,
+    EndBonus,
+    ForfeitActiveBonus,
+    GrantBonus,
+    Rollback,
+    Win,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -131,8 +144,8 @@ async def test_bonus_grant_wagering_completion_and_expiry(
     assert granted.answer["remaining"] == 100 and granted.answer["wagering_remaining"] == 100
     placed = await engine.submit(bet(m, c, 50, tx_id="b1"))
     assert (placed.answer["cash_part"], placed.answer["bonus_part"]) == (30, 20)
-    won = await engine.submit(Win(m, c, P, "w1", "b1", 100))
-    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (80, 20)
+    won = await engine.submit(Win(m, c, P, "w1", "b1", 100))  # split as the bet was funded
+    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (60, 40)
     await engine.submit(bet(m, c, 60, tx_id="b2"))
     done = await engine.submit(Win(m, c, P, "w2", "b2", 0))
     assert done.bonus is not None and done.bonus.status == "completed"
@@ -154,6 +167,75 @@ async def test_bonus_grant_wagering_completion_and_expiry(
     rolled = await engine.submit(Rollback(m, c, P, "r3", "b3"))
     assert (rolled.answer["cash_part"], rolled.answer["bonus_part"]) == (120, 0)
     assert await books.balance(m, "house", FUNDING) == -100
+
+
+async def test_a_closing_win_settles_the_rounds_open_bets_read_from_the_database(
+    engine: WalletEngine, books: Books
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=0)
+    expires = datetime.now(UTC) + timedelta(days=1)
+    bonus = await engine.submit(GrantBonus(m, c, "bon_r" + tx(), 100, "EUR", 2, expires))
+    for tx_id, amount in (("b1", 30), ("b2", 20)):
+        await engine.submit(bet(m, c, amount, tx_id=tx_id, round_id="R"))
+    closing = await engine.submit(Win(m, c, P, "w1", "b1", 10, round_closed=True))
+    late = await engine.submit(Rollback(m, c, P, "r2", "b2"))
+    ended = await engine.submit(EndBonus(m, c, bonus.answer["id"], "forfeited"))
+    assert closing.answer["balance"] == {"cash": 0, "bonus": 60, "total": 60}
+    assert late.outcome == "round_closed"
+    assert ended.answer["wagering_remaining"] == 200 - 50  # both bets of the round counted
+
+
+async def test_an_expired_bonus_is_expired_by_the_next_call_and_credits_pay_from_promotions(
+    engine: WalletEngine, books: Books, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=0)
+    past = datetime.now(UTC) - timedelta(seconds=1)  # granted expired; no timer runs here
+    bonus = await engine.submit(GrantBonus(m, c, "bon_e" + tx(), 100, "EUR", 2, past))
+    refused = await engine.submit(bet(m, c, 10))
+    paid = await engine.submit(Credit(m, c, P, "fs1", "free_spin_win", 40, "EUR"))
+    forfeit = await engine.submit(ForfeitActiveBonus(m, c, "EUR"))
+
+    assert refused.outcome == "insufficient_funds"
+    assert refused.answer["balance"] == {"cash": 0, "bonus": 0, "total": 0}
+    assert await books.balance(m, "house", FUNDING) == 0
+    assert "bonus.expired" in [t for _, t in await events_of(db_pool, m)]
+    assert bonus.answer["id"] and paid.answer["balance"]["cash"] == 40
+    assert await entries_of(db_pool, f"wallet:{m}:{P}:fs1") == [("promotions", -40), (CASH, 40)]
+    assert forfeit.answer == {"bonus": None}
+
+
+class AnswerLostOnce(WalletEngine):
+    """An engine whose first batch commits, then loses its answer (the connection breaks)."""
+
+    lost = False
+
+    async def _run_batch(
+        self, conn: AsyncConnection[Any], calls: Sequence[Call], first: list[Decision]
+    ) -> list[Decision]:
+        decisions = await super()._run_batch(conn, calls, first)
+        if not self.lost:
+            self.lost = True
+            raise psycopg.OperationalError("the connection broke after COMMIT")
+        return decisions
+
+
+async def test_the_first_answer_of_a_call_whose_answer_was_lost_after_commit_is_no_replay(
+    postgres_url: str, books: Books, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    m = await books.merchant()
+    c = await books.customer(m, cash=500)
+    async with AnswerLostOnce(postgres_url, writers=1) as lossy:
+        call = bet(m, c, 200, tx_id="b1")
+        first = await lossy.submit(call)
+        again = await lossy.submit(call)
+
+    assert lossy.stats.retries == 1
+    assert first.accepted and not first.replayed
+    assert again.replayed and again.answer == first.answer
+    assert first.answer["balance"]["cash"] == 300
+    assert len(await entries_of(db_pool, f"wallet:{m}:{P}:b1")) == 2  # booked once
 
 
 async def test_the_audit_is_clean_after_wallet_traffic(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +11,14 @@ from wallet.models import (
     BONUS_FUNDING,
     CASH,
     GAME,
+    PROMOTIONS,
     Bet,
     BonusStatus,
     Call,
+    Credit,
     Decision,
     EndBonus,
+    ForfeitActiveBonus,
     GrantBonus,
     Purse,
     Rollback,
@@ -131,14 +135,90 @@ def test_bonus_split_and_win_back_into_bonus() -> None:
     bet = wallet.bet(50, tx="b1")
     assert (bet.answer["cash_part"], bet.answer["bonus_part"]) == (30, 20)
     assert bet.answer["balance"] == {"cash": 0, "bonus": 80, "total": 80}
-    won = wallet.win("b1", 100)
-    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (80, 20)
-    assert won.answer["balance"] == {"cash": 80, "bonus": 100, "total": 180}
+    won = wallet.win("b1", 100)  # funded 30/50 cash, 20/50 bonus
+    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (60, 40)
+    assert won.answer["balance"] == {"cash": 60, "bonus": 120, "total": 180}
     assert wallet.state.bonuses["bon_1"].wagering_remaining == 950
-    # a second win of the same bet returns nothing more to bonus: the bet took 20 from it
-    again = wallet.win("b1", 10)
-    assert (again.answer["cash_part"], again.answer["bonus_part"]) == (10, 0)
+    # a second win of the same bet is split the same way; rounding goes to the bonus
+    again = wallet.win("b1", 11)
+    assert (again.answer["cash_part"], again.answer["bonus_part"]) == (6, 5)
     assert wallet.state.bonuses["bon_1"].wagering_remaining == 950  # settled once
+
+
+def test_winnings_of_bonus_money_stay_bonus_and_are_forfeited_once_it_ended() -> None:
+    wallet = Wallet(cash=0)
+    wallet.grant(100, multiplier=10)
+    wallet.bet(100, tx="b1")
+    won = wallet.win("b1", 5_000)
+    assert (won.answer["cash_part"], won.answer["bonus_part"]) == (0, 5_000)
+    assert won.answer["balance"] == {"cash": 0, "bonus": 5_000, "total": 5_000}
+    wallet.bet(100, tx="b2")
+    wallet.call(EndBonus(M, C, "bon_1", "forfeited", "abuse"))
+    late = wallet.win("b2", 700)  # its bonus ended mid-round: the share is the merchant's
+    assert lines(late) == [[(GAME, -700), (BONUS_FUNDING, 700)]]
+    assert (late.answer["cash_part"], late.answer["bonus_part"]) == (0, 0)
+    assert wallet.purse == Purse(cash_posted=0, bonus=0)
+
+
+def test_a_bet_under_an_ended_bonus_does_not_feed_the_next_bonus() -> None:
+    wallet = Wallet(cash=0)
+    wallet.grant(100, multiplier=10)
+    wallet.bet(50, tx="b1")
+    wallet.call(EndBonus(M, C, "bon_1", "expired"))
+    wallet.grant(30, multiplier=10, bonus_id="bon_2")
+    won = wallet.win("b1", 90)
+    assert lines(won) == [[(GAME, -90), (BONUS_FUNDING, 90)]]
+    assert wallet.state.bonuses["bon_2"].wagering_remaining == 300  # not its bet
+    assert wallet.purse == Purse(cash_posted=0, bonus=30)
+
+
+def test_a_bonus_past_its_expiry_takes_no_bet_whatever_its_timer_did() -> None:
+    wallet = Wallet(cash=10)
+    wallet.grant(100, multiplier=10)
+    wallet.state.now = EXPIRES + timedelta(seconds=1)
+    refused = wallet.bet(50, tx="b1")
+    assert refused.outcome == "insufficient_funds"
+    assert refused.answer["balance"] == {"cash": 10, "bonus": 0, "total": 10}
+    assert lines(refused) == [[(BONUS, -100), (BONUS_FUNDING, 100)]]
+    assert [e.type for e in refused.events] == ["bonus.expired"]
+    assert wallet.state.bonuses["bon_1"].status is BonusStatus.expired
+    timer = wallet.call(EndBonus(M, C, "bon_1", "expired"))
+    assert timer.replayed and timer.answer["status"] == "expired" and not timer.postings
+
+
+def test_max_bet_refuses_a_bet_drawing_on_the_bonus_above_it() -> None:
+    wallet = Wallet(cash=100)
+    wallet.call(GrantBonus(M, C, "bon_1", 500, "EUR", 10, EXPIRES, max_bet=150))
+    assert wallet.bet(200).accepted is False  # 100 cash + 100 bonus
+    assert wallet.bet(200, tx="big").outcome == "bonus_max_bet"
+    assert wallet.bet(100).accepted  # all cash: no bonus drawn
+    assert wallet.bet(150).answer["bonus_part"] == 150
+    assert wallet.purse == Purse(cash_posted=0, bonus=350)
+
+
+def test_a_withdrawal_request_forfeits_the_active_bonus() -> None:
+    wallet = Wallet(cash=100)
+    wallet.grant(80, multiplier=3)
+    forfeited = wallet.call(ForfeitActiveBonus(M, C, "EUR"))
+    assert forfeited.answer["status"] == "forfeited"
+    assert lines(forfeited) == [[(BONUS, -80), (BONUS_FUNDING, 80)]]
+    none = wallet.call(ForfeitActiveBonus(M, C, "EUR"))
+    assert none.answer == {"bonus": None} and not none.postings
+
+
+def test_credits_pay_cash_from_promotions_and_replay() -> None:
+    wallet = Wallet(cash=0)
+    wallet.state.blocked.add((M, C))
+    call = Credit(M, C, P, "fs-1", "free_spin_win", 250, "EUR", "g", "fs-round")
+    paid = wallet.call(call)
+    assert paid.accepted and lines(paid) == [[(PROMOTIONS, -250), (CASH, 250)]]
+    assert paid.answer["type"] == "free_spin_win" and paid.answer["round_id"] == "fs-round"
+    assert wallet.call(call).replayed
+    other = wallet.call(replace(call, type="jackpot_win"))
+    assert other.outcome == "duplicate_transaction"
+    usd = wallet.call(replace(call, transaction_id="fs-2", currency="USD"))
+    assert usd.accepted and usd.answer["balance"] == {"cash": 250, "bonus": 0, "total": 250}
+    assert wallet.purse.cash == 250
 
 
 def test_wagering_completes_the_bonus_into_cash_in_the_settling_win() -> None:
@@ -182,6 +262,17 @@ def test_rollback_of_an_unseen_bet_leaves_a_tombstone() -> None:
     assert second.replayed and second.answer == rolled.answer
 
 
+def test_a_rollback_naming_a_win_or_a_credit_is_refused_not_a_tombstone() -> None:
+    wallet = Wallet(cash=100)
+    wallet.bet(40, tx="b1")
+    wallet.win("b1", 70, tx="w1")
+    wallet.call(Credit(M, C, P, "fs1", "free_spin_win", 5, "EUR"))
+    of_win = wallet.rollback("w1")
+    of_credit = wallet.rollback("fs1")
+    assert (of_win.outcome, of_credit.outcome) == ("bet_not_found", "bet_not_found")
+    assert not of_win.tombstone and wallet.purse.cash == 135
+
+
 def test_rollback_then_its_replay_and_a_second_rollback() -> None:
     wallet = Wallet(cash=100)
     wallet.bet(40, tx="b1")
@@ -209,8 +300,44 @@ def test_round_closed_by_a_win_refuses_bets_and_wins_in_it() -> None:
     assert wallet.win("b1", 5, round_closed=True).accepted
     assert wallet.bet(10, round_id="R").outcome == "round_closed"
     assert wallet.win("b2", 5).outcome == "round_closed"
-    assert wallet.rollback("b2").accepted  # an unsettled bet of a closed round rolls back
-    assert wallet.purse.cash == 100 - 10 + 5
+    assert wallet.rollback("b2").outcome == "round_closed"  # settled, as a lost bet
+    assert wallet.purse.cash == 100 - 20 + 5
+
+
+def test_a_closing_win_settles_the_round_and_its_lost_bets_count_towards_wagering() -> None:
+    wallet = Wallet(cash=0)
+    wallet.grant(100, multiplier=2)
+    wallet.bet(30, tx="b1", round_id="R")
+    wallet.bet(20, tx="b2", round_id="R")
+    wallet.bet(10, tx="b3", round_id="other")
+    closing = wallet.win("b1", 0, round_closed=True)
+    assert wallet.state.bonuses["bon_1"].wagering_remaining == 150  # b1 and b2
+    assert {key[2]: bet.status for key, bet in closing.bets} == {"b1": "settled", "b2": "settled"}
+    assert wallet.rollback("b3").accepted
+
+
+def test_a_win_on_an_unknown_bet_is_not_recorded_and_is_taken_after_its_bet() -> None:
+    wallet = Wallet(cash=100)
+    early = wallet.win("b1", 40, tx="w1")
+    assert early.outcome == "bet_not_found" and early.record is None
+    wallet.bet(10, tx="b1")
+    late = wallet.win("b1", 40, tx="w1")
+    assert late.accepted and not late.replayed and wallet.purse.cash == 130
+
+
+def test_rollback_after_the_bonus_completed_returns_its_bonus_part_to_cash() -> None:
+    wallet = Wallet(cash=0)
+    wallet.grant(100, multiplier=1)
+    wallet.bet(30, tx="open", round_id="a")
+    wallet.bet(70, tx="b2", round_id="b")
+    wallet.win("b2", 100)  # all bonus-funded: 100 back to the bonus; 30 left to wager
+    wallet.bet(30, tx="b3", round_id="c")
+    done = wallet.win("b3", 0)
+    assert done.bonus is not None and done.bonus.status is BonusStatus.completed
+    assert wallet.purse == Purse(cash_posted=70, bonus=0)
+    rolled = wallet.rollback("open")
+    assert lines(rolled) == [[(GAME, -30), (CASH, 30)]]
+    assert (rolled.answer["cash_part"], rolled.answer["bonus_part"]) == (30, 0)
 
 
 def test_blocked_customer_bets_refused_wins_and_rollbacks_taken() -> None:
