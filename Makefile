@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots
+.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ fuzz: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m paysaga.devstack.chaos
+
+# Disaster recovery: the ledger database killed and deleted under load, restored to the last
+# record; prints RPO and RTO, then audits and reconciles. DR_ARGS="--duration 120 --rate 8".
+dr-drill: $(STAMP)
+	$(BIN)/python -m paysaga.devstack.dr_drill $(DR_ARGS)
 
 audit: $(STAMP)
 	$(BIN)/paysaga ledger audit

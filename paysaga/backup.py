@@ -381,3 +381,10 @@ def wait_until_promoted(database_url: str, timeout: float = 600) -> None:
             pass
         time.sleep(0.1)
     raise BackupError(f"PostgreSQL is still recovering after {timeout:.0f}s")
+
+
+def streaming_enabled(database_url: str) -> bool:
+    """Whether the server waits for the backup receiver on commit (`paysaga backup enable`)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SHOW synchronous_standby_names").fetchone()
+    return row is not None and row[0] == RECEIVER_NAME

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     new_merchant = merchants_commands.add_parser("create", help="create a merchant")
     new_merchant.add_argument("--name", required=True, help="the merchant's name")
 
+    from paysaga.cli.backup import add_commands as add_backup_commands
+
+    add_backup_commands(commands)
     return parser
 
 
@@ -112,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         left = reencrypt(database_url, cipher, max(1, args.batch_size))
         print(describe_left(left))
         return 0 if not left else 1
+    if args.command in ("backup", "restore"):
+        from paysaga.cli.backup import run as run_backup
+
+        if args.command == "restore":  # the database is gone: nothing to connect to
+            return run_backup(args, settings, None)
+        return run_backup(args, settings, settings.database_url or _dev_database_url(settings))
     if args.command == "merchants":
         from paysaga.cli.keys import create_merchant
 

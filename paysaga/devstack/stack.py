@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from domain import search_attributes
+from paysaga.backup import streaming_enabled
 from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.settings import (
     DEV_MERCHANT_2_KEY,
@@ -219,6 +220,11 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         os.environ["PAYSAGA_ENVIRONMENT"] = "development"
         get_settings.cache_clear()
         run_migrations(database_url)
+        if postgres is not None and streaming_enabled(database_url):
+            # `paysaga backup enable` was run: commits wait for the receiver, so it runs too.
+            step("Backup", "receiving the WAL (paysaga backup stream)")
+            stream = [sys.executable, "-m", "paysaga.cli", "backup", "stream"]
+            group.start("wal-receiver", stream, {"PAYSAGA_DATA_DIR": str(data_dir)})
 
         host, _, port = settings.temporal_address.rpartition(":")
         api = f"http://{settings.api_host}:{settings.api_port}"
