@@ -63,8 +63,31 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url
 
 
+def connection_kwargs() -> dict[str, Any]:
+    """psycopg's connection options from the settings: no prepared statements behind PgBouncer
+    in transaction mode below 1.21 (`PAYSAGA_DATABASE_PREPARED_STATEMENTS=false`)."""
+    from paysaga.settings import get_settings
+
+    if get_settings().database_prepared_statements:
+        return {}
+    return {"prepare_threshold": None}
+
+
+def listen_url(database_url: str) -> str:
+    """Where LISTEN connects: straight to PostgreSQL when PgBouncer stands in between."""
+    from paysaga.settings import get_settings
+
+    return get_settings().database_listen_url or database_url
+
+
 async def open_pool(database_url: str, min_size: int = 2, max_size: int = 8) -> AsyncConnectionPool:
     """An open async psycopg pool; the caller closes it."""
-    pool = AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False)
+    pool = AsyncConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=connection_kwargs(),
+        open=False,
+    )
     await pool.open(wait=True)
     return pool

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_pool_min: int = 2
     database_pool_max: int = 8
+    # Behind PgBouncer in transaction mode below 1.21 (or with its max_prepared_statements 0):
+    # false, so that psycopg never prepares a statement on a server connection the next
+    # transaction may not get (README, "PgBouncer").
+    database_prepared_statements: bool = True
+    # A URL straight to PostgreSQL, when database_url goes through PgBouncer in transaction mode:
+    # for LISTEN (the API hears revoked keys), which a transaction pooler cannot carry.
+    database_listen_url: str = ""
 
     # Temporal: its own TEMPORAL_* variables are honoured too.
     temporal_address: str = Field(

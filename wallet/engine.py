@@ -35,6 +35,7 @@ from psycopg.errors import DeadlockDetected, SerializationFailure, UniqueViolati
 from ledger.batch import BatchTransaction
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, create_accounts
+from paysaga.database import connection_kwargs
 from paysaga.store.events import NewEvent
 from wallet import rules, storage
 from wallet.models import (
@@ -206,7 +207,7 @@ class WalletEngine:
     async def _connected(self, conn: AsyncConnection[Any] | None) -> AsyncConnection[Any]:
         if conn is not None and not conn.closed:
             return conn
-        return await AsyncConnection.connect(self._url, autocommit=True)
+        return await AsyncConnection.connect(self._url, autocommit=True, **connection_kwargs())
 
     async def _after_failure(
         self, conn: AsyncConnection[Any] | None

@@ -95,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ledger" and args.ledger_command == "audit":
         from ledger.audit import run_audit_cli
         from paysaga.audit import SERVICE_AUDIT_CHECKS
+        from paysaga.database import connection_kwargs
 
         database_url = settings.database_url or _dev_database_url(settings)
-        return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
+        audit = run_audit_cli(database_url, SERVICE_AUDIT_CHECKS, connection_kwargs())
+        return asyncio.run(audit)
     if args.command == "keys":
         return _keys_command(args, settings.database_url or _dev_database_url(settings))
     if args.command == "deliver-webhooks":

@@ -53,6 +53,7 @@ from paysaga.devstack.chaos import (
 )
 from paysaga.devstack.chaos_findings import Findings
 from paysaga.devstack.chaos_operator import Operator
+from paysaga.devstack.stack import wait_for_http
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 
 DEPOSIT_METHODS = ["pm_ok", "pm_ok", "pm_no_webhook", "pm_duplicate_webhook", "pm_timeout"]
@@ -304,7 +305,9 @@ async def disaster_and_recovery(
     mark("PostgreSQL recovered to the latest record and promoted")
     await asyncio.to_thread(backups.start_receiver, stack.database_url)
     mark("WAL receiver streaming again (commits acknowledged again)")
-    for name in [n for n, _ in stack.group.processes if n == "api" or n.startswith("worker-")]:
+    await asyncio.to_thread(stack.restart, "api")
+    await asyncio.to_thread(wait_for_http, f"{stack.api_url}/healthz", 60)
+    for name in [n for n, _ in stack.group.processes if n.startswith("worker-")]:
         await asyncio.to_thread(stack.restart, name)
     mark("API and workers restarted")
     await probe
