@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser screenshots
+.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/paysaga dev --workers $(WORKERS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser pgbouncer
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -35,6 +35,19 @@ browser:
 	else \
 		echo "note: chromium and chromedriver are missing; as root: apt-get install $(BROWSER_PACKAGES)" \
 			"(the demo checkout's browser test fails without them)"; \
+	fi
+
+# The PgBouncer tests (tests/pgbouncer/) start Debian's pgbouncer in transaction mode in front
+# of the test PostgreSQL. Installed here when missing and we are root, as the browser above.
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing pgbouncer (apt-get) for the PgBouncer tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null; }; \
+	else \
+		echo "note: pgbouncer is missing; as root: apt-get install pgbouncer" \
+			"(the PgBouncer tests fail without it)"; \
 	fi
 
 # Re-takes docs/demo/*.png: the demo checkout's browser test, saving a screenshot of each step.

@@ -292,11 +292,14 @@ async def disaster_and_recovery(
     shutil.rmtree(pgdata)
     note(f"DISASTER: {killed} PostgreSQL processes killed (SIGKILL), {pgdata} deleted")
 
-    def mark(what: str) -> None:
-        disaster.steps.append((what, time.monotonic() - disaster.killed_at))
-        note(f"{what} (+{time.monotonic() - disaster.killed_at:.1f} s)")
+    def mark(what: str, at: float | None = None) -> None:
+        seconds = (at or time.monotonic()) - disaster.killed_at
+        disaster.steps.append((what, seconds))
+        note(f"{what} (+{seconds:.1f} s)")
 
+    mark("PostgreSQL killed, its data directory deleted")
     backups.stop_receiver()  # it flushed every write it confirmed
+    mark("WAL receiver stopped (its stream moves aside for the recovery)")
     base = await asyncio.to_thread(backup.restore, backups.layout, pgdata)
     mark(f"restored base backup {base.name}; replaying the archived and streamed WAL")
     await asyncio.to_thread(backup.start_server, pgdata, socket, pgdata / "log")
@@ -311,7 +314,7 @@ async def disaster_and_recovery(
         await asyncio.to_thread(stack.restart, name)
     mark("API and workers restarted")
     await probe
-    mark("deposits accepted again")
+    mark("deposits accepted again", disaster.accepting_at)
     await asyncio.to_thread(backup.base_backup, stack.database_url, backups.layout)
     mark("new base backup taken (the new timeline's)")
 
