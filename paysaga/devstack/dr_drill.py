@@ -26,16 +26,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -53,24 +52,15 @@ from paysaga.devstack.chaos import (
 )
 from paysaga.devstack.chaos_findings import Findings
 from paysaga.devstack.chaos_operator import Operator
+from paysaga.devstack.dr_load import (
+    GAME_PROVIDER,
+    Acknowledged,
+    fund_customers,
+    run_load,
+    watch_ledger,
+)
 from paysaga.devstack.stack import wait_for_http
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
-
-DEPOSIT_METHODS = ["pm_ok", "pm_ok", "pm_no_webhook", "pm_duplicate_webhook", "pm_timeout"]
-PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline"]
-GAME_PROVIDER = "drill-games"
-
-
-@dataclass
-class Acknowledged:
-    """What the load was told is committed, and what a reader saw durable in the database."""
-
-    wallet_calls: set[str] = field(default_factory=set)  # transaction ids answered 200
-    ledger_keys: set[str] = field(default_factory=set)  # read back, its WAL at the receiver
-    wallet_retries: int = 0
-
-    def payments(self, load: Load) -> set[str]:
-        return set(load.payments)
 
 
 @dataclass
@@ -81,139 +71,11 @@ class Disaster:
     restored_at: float = 0.0
     accepting_at: float = 0.0
     steps: list[tuple[str, float]] = field(default_factory=list)
+    in_flight: set[str] = field(default_factory=set)  # payments not final when it struck
 
     @property
     def rto(self) -> float:
         return self.accepting_at - self.killed_at
-
-
-async def wallet_call(
-    api: httpx.AsyncClient, path: str, body: dict[str, Any], acked: Acknowledged
-) -> bool:
-    """A game call, sent again (the same transaction id) until answered; True if accepted."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            response = await api.post(path, json=body)
-        except httpx.HTTPError:
-            response = None
-        if response is not None and response.status_code < 500:
-            if response.status_code == 200:
-                acked.wallet_calls.add(body["transaction_id"])
-                return True
-            return False  # refused (no funds): an answer too
-        acked.wallet_retries += 1
-        await asyncio.sleep(0.3)
-    return False
-
-
-async def bet_and_settle(api: httpx.AsyncClient, customer: str, acked: Acknowledged) -> None:
-    """A bet, then its win (or a settled loss), as a game provider sends them."""
-    bet_id = f"bet-{uuid.uuid4().hex[:12]}"
-    amount = random.randint(10, 500)
-    bet: dict[str, Any] = {
-        "customer_id": customer,
-        "game_provider": GAME_PROVIDER,
-        "transaction_id": bet_id,
-        "game_id": "roulette",
-        "round_id": f"round-{bet_id}",
-        "amount": amount,
-        "currency": "EUR",
-    }
-    if not await wallet_call(api, "/v1/wallet/bets", bet, acked):
-        return
-    win = {
-        "customer_id": customer,
-        "game_provider": GAME_PROVIDER,
-        "transaction_id": f"win-{bet_id}",
-        "bet_transaction_id": bet_id,
-        "amount": random.choice([0, 0, amount * 2]),
-        "round_closed": True,
-        "currency": "EUR",
-    }
-    await wallet_call(api, "/v1/wallet/wins", win, acked)
-
-
-async def send_one(load: Load, n: int, customers: list[str], acked: Acknowledged) -> None:
-    """The n-th request of the load: a deposit, a withdrawal, or a bet and its win, in turn."""
-    customer = random.choice(customers)
-    kind = n % 3
-    if kind == 0:
-        body = {
-            "customer_id": customer,
-            "currency": "EUR",
-            "amount": random.randint(100, 5_000),
-            "payment_method": random.choice(DEPOSIT_METHODS),
-        }
-        await load.submit("/v1/deposits", body, give_up_after=300)
-    elif kind == 1:
-        body = {
-            "customer_id": customer,
-            "currency": "EUR",
-            "amount": random.randint(100, 3_000),
-            "destination": random.choice(PAYOUT_DESTINATIONS),
-        }
-        await load.submit("/v1/withdrawals", body, give_up_after=300)
-    else:
-        await bet_and_settle(load.api, customer, acked)
-
-
-async def run_load(
-    load: Load, customers: list[str], acked: Acknowledged, duration: float, rate: float
-) -> None:
-    tasks: list[asyncio.Task[None]] = []
-    started = time.monotonic()
-    n = 0
-    while time.monotonic() - started < duration:
-        tasks.append(asyncio.create_task(send_one(load, n, customers, acked)))
-        n += 1
-        progress(
-            f"load: {n} sent, {len(load.payments)} payments accepted,"
-            f" {len(acked.wallet_calls)} wallet calls, {len(acked.ledger_keys)} ledger"
-            f" transactions durable, {load.retries + acked.wallet_retries} retries"
-        )
-        await asyncio.sleep(1 / rate)
-    await asyncio.gather(*tasks)
-    print(flush=True)
-
-
-async def watch_ledger(database_url: str, acked: Acknowledged, stop: asyncio.Event) -> None:
-    """Read the committed ledger transactions; once the receiver has flushed the WAL that holds
-    them (its flush position past the insert position read after them), they are acknowledged.
-
-    A transaction is visible to others a moment before its synchronous commit returns: only the
-    confirmation of the receiver makes a read one the writer was told of too.
-    """
-    while not stop.is_set():
-        try:
-            async with await psycopg.AsyncConnection.connect(
-                database_url, autocommit=True, connect_timeout=2
-            ) as conn:
-                while not stop.is_set():
-                    cur = await conn.execute("SELECT idempotency_key FROM ledger_transactions")
-                    keys = {key for (key,) in await cur.fetchall()}
-                    cur = await conn.execute("SELECT pg_current_wal_lsn()::text")
-                    row = await cur.fetchone()
-                    assert row is not None
-                    if await _flushed_past(conn, row[0], stop):
-                        acked.ledger_keys |= keys
-                    await asyncio.sleep(0.2)
-        except (psycopg.Error, OSError):
-            await asyncio.sleep(0.2)  # the database is gone, or back: read again
-
-
-async def _flushed_past(conn: psycopg.AsyncConnection[Any], lsn: str, stop: asyncio.Event) -> bool:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not stop.is_set():
-        cur = await conn.execute(
-            "SELECT flush_lsn >= %s::pg_lsn FROM pg_stat_replication WHERE application_name = %s",
-            (lsn, backup.RECEIVER_NAME),
-        )
-        row = await cur.fetchone()
-        if row is not None and row[0]:
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def probe_deposits(api: httpx.AsyncClient, customer: str, disaster: Disaster) -> None:
@@ -286,6 +148,7 @@ async def disaster_and_recovery(
     """Kill PostgreSQL and delete its data; restore; restart the API and workers."""
     pgdata = Path(stack.postgres.pgdata)
     socket = backup.socket_dir(stack.database_url) or str(pgdata)
+    disaster.in_flight = await payments_in_flight(stack.database_url)
     disaster.killed_at = time.monotonic()
     probe = asyncio.create_task(probe_deposits(api, customer, disaster))
     killed = kill_postgres(pgdata)
@@ -319,6 +182,15 @@ async def disaster_and_recovery(
     mark("new base backup taken (the new timeline's)")
 
 
+async def payments_in_flight(database_url: str) -> set[str]:
+    """The payments not yet final, read just before the disaster."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT id FROM payments WHERE status NOT IN ('succeeded', 'failed', 'canceled')"
+        )
+        return {pid for (pid,) in await cur.fetchall()}
+
+
 async def lost_writes(database_url: str, load: Load, acked: Acknowledged) -> dict[str, list[str]]:
     """What was acknowledged before the disaster and is not in the restored database."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -336,35 +208,6 @@ async def lost_writes(database_url: str, load: Load, acked: Acknowledged) -> dic
         "payments accepted": sorted(acked.payments(load) - payments),
         "wallet calls answered": sorted(acked.wallet_calls - wallet),
     }
-
-
-async def fund_customers(load: Load, count: int) -> list[str]:
-    customers = []
-    for i in range(count):
-        customer = {
-            "external_id": f"drill-{i}-{uuid.uuid4().hex[:6]}",
-            "full_name": f"Player {i}",
-            "birth_date": "1990-01-01",
-            "country": "DE",
-        }
-        for _attempt in range(50):  # the API's connections may have seen PostgreSQL restart
-            response = await load.api.post("/v1/customers", json=customer)
-            if response.status_code == 201:
-                break
-            await asyncio.sleep(0.2)
-        response.raise_for_status()
-        customers.append(response.json()["id"])
-        body = {
-            "customer_id": customers[-1],
-            "amount": 1_000_000,
-            "currency": "EUR",
-            "payment_method": "pm_ok",
-        }
-        await load.submit("/v1/deposits", body)
-    funding = await settle(load, timeout=60)
-    if any(p["status"] != "succeeded" for p in funding.values()):
-        raise RuntimeError(f"the customers' funding deposits did not succeed: {funding}")
-    return customers
 
 
 async def drill(args: argparse.Namespace) -> int:
@@ -421,6 +264,14 @@ async def drill(args: argparse.Namespace) -> int:
             await check_workflows(temporal, final, set(), findings)
         rpo = sum(len(ids) for ids in lost.values())
         print(f"\npayments accepted: {len(load.payments)}; wallet calls: {len(acked.wallet_calls)}")
+        for outcome, n in sorted(
+            Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items()).items()
+        ):
+            print(f"  {outcome:<28} {n}")
+        ended = Counter(final[p]["status"] for p in disaster.in_flight if p in final)
+        print(
+            f"in flight at the disaster: {len(disaster.in_flight)}, ended {dict(sorted(ended.items()))}"
+        )
         print("recovery steps (seconds after the kill):")
         for what, at in disaster.steps:
             print(f"  {at:7.1f}  {what}")
@@ -451,10 +302,6 @@ def step(message: str) -> None:
 
 def note(message: str) -> None:
     print(f"\n[dr] {message}", flush=True)
-
-
-def progress(message: str) -> None:
-    print(f"\r[dr] {message}   ", end="", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
