@@ -212,16 +212,17 @@ class WalletEngine:
     async def _after_failure(
         self, conn: AsyncConnection[Any] | None
     ) -> AsyncConnection[Any] | None:
-        """The connection, back out of any transaction; None if it is broken."""
-        if conn is None or conn.closed:
-            return None
-        try:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
-            return conn
-        except psycopg.Error:
+        """None: a connection that failed a batch is closed, the next attempt takes a new one.
+
+        Not rolled back and kept: after a deadlock in a pipelined batch, a kept connection
+        failed every later batch with `prepared statement "_pg3_8" does not exist` (psycopg
+        3.3.9, seen in `make dr-drill`): its cache of prepared statements no longer matched
+        the server's, and its customers' calls answered 500 for good. A new connection costs
+        a few milliseconds, after a failure only.
+        """
+        if conn is not None and not conn.closed:
             await conn.close()
-            return None
+        return None
 
     # ------------------------------------------------------------------ one transaction
 

@@ -219,12 +219,13 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         # data-at-rest migration would otherwise warn about sealing with the development key).
         os.environ["PAYSAGA_ENVIRONMENT"] = "development"
         get_settings.cache_clear()
-        run_migrations(database_url)
         if postgres is not None and streaming_enabled(database_url):
-            # `paysaga backup enable` was run: commits wait for the receiver, so it runs too.
+            # `paysaga backup enable` was run: commits (the migrations' too) wait for the
+            # receiver, so it runs first.
             step("Backup", "receiving the WAL (paysaga backup stream)")
             stream = [sys.executable, "-m", "paysaga.cli", "backup", "stream"]
             group.start("wal-receiver", stream, {"PAYSAGA_DATA_DIR": str(data_dir)})
+        run_migrations(database_url)
 
         host, _, port = settings.temporal_address.rpartition(":")
         api = f"http://{settings.api_host}:{settings.api_port}"
