@@ -268,6 +268,10 @@ async def drill(args: argparse.Namespace) -> int:
             Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items()).items()
         ):
             print(f"  {outcome:<28} {n}")
+        print(
+            f"client retries: payments {dict(load.retry_reasons)},"
+            f" wallet calls {dict(acked.wallet_retry_reasons)}"
+        )
         ended = Counter(final[p]["status"] for p in disaster.in_flight if p in final)
         print(
             f"in flight at the disaster: {len(disaster.in_flight)}, ended {dict(sorted(ended.items()))}"

@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +22,10 @@ import psycopg
 from paysaga import backup
 from paysaga.devstack.chaos import Load, settle
 
-DEPOSIT_METHODS = ["pm_ok", "pm_ok", "pm_no_webhook", "pm_duplicate_webhook", "pm_timeout"]
-PAYOUT_DESTINATIONS = ["pm_ok", "pm_ok", "pm_timeout", "pm_decline"]
+# Half of them slow (no webhook: polled; the provider's answer stalled: an unknown outcome,
+# polled), so that many payments are in flight when the disaster strikes.
+DEPOSIT_METHODS = ["pm_ok", "pm_duplicate_webhook", "pm_no_webhook", "pm_timeout"]
+PAYOUT_DESTINATIONS = ["pm_ok", "pm_decline", "pm_timeout", "pm_timeout"]
 GAME_PROVIDER = "drill-games"
 
 
@@ -33,6 +36,7 @@ class Acknowledged:
     wallet_calls: set[str] = field(default_factory=set)  # transaction ids answered 200
     ledger_keys: set[str] = field(default_factory=set)  # read back, its WAL at the receiver
     wallet_retries: int = 0
+    wallet_retry_reasons: Counter[str] = field(default_factory=Counter)
 
     def payments(self, load: Load) -> set[str]:
         return set(load.payments)
@@ -54,6 +58,9 @@ async def wallet_call(
                 return True
             return False  # refused (no funds): an answer too
         acked.wallet_retries += 1
+        acked.wallet_retry_reasons[
+            "no answer" if response is None else str(response.status_code)
+        ] += 1
         await asyncio.sleep(0.3)
     return False
 
