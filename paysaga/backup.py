@@ -327,6 +327,8 @@ def restore(layout: BackupLayout, pgdata: Path, *, force: bool = False) -> Path:
             f"restore_command = '{restore_command}'\n"
             "recovery_target_timeline = 'latest'\n"
             "recovery_target_action = 'promote'\n"
+            "# no connection before it is whole and writable (none is read-only meanwhile)\n"
+            "hot_standby = off\n"
         )
     (pgdata / "recovery.signal").touch()
     _own(pgdata)

@@ -286,6 +286,10 @@ async def drill(args: argparse.Namespace) -> int:
                 print(f"  lost {kind}: {', '.join(ids[:5])}")
         print(f"RTO: {disaster.rto:.1f} s until deposits were accepted again")
         findings.counts["requests never accepted"] = load.refused.pop("gave up", 0)
+        # While the database is away the API answers 503 (retry later), never 500.
+        findings.counts["answered 500"] = (
+            load.retry_reasons["500"] + acked.wallet_retry_reasons["500"]
+        )
         findings.print()
         ok = rpo == 0 and not any(findings.counts.values())
         print("\ndr-drill: PASS" if ok else "\ndr-drill: FAIL", f"(logs in {root / 'logs'})")

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 
 from paysaga import backup
-from paysaga.devstack.chaos import Load, settle
+from paysaga.devstack.chaos import REVIEWED_AMOUNT, Load, settle
 
 # Half of them slow (no webhook: polled; the provider's answer stalled: an unknown outcome,
 # polled), so that many payments are in flight when the disaster strikes.
@@ -108,7 +108,9 @@ async def send_one(load: Load, n: int, customers: list[str], acked: Acknowledged
         body = {
             "customer_id": customer,
             "currency": "EUR",
-            "amount": random.randint(100, 3_000),
+            # One in four large enough to wait for a review (rejected at its deadline, 10 s):
+            # in flight across the disaster.
+            "amount": REVIEWED_AMOUNT if n % 12 == 1 else random.randint(100, 3_000),
             "destination": random.choice(PAYOUT_DESTINATIONS),
         }
         await load.submit("/v1/withdrawals", body, give_up_after=300)
@@ -192,7 +194,7 @@ async def fund_customers(load: Load, count: int) -> list[str]:
         customers.append(response.json()["id"])
         body = {
             "customer_id": customers[-1],
-            "amount": 1_000_000,
+            "amount": 4_000_000,  # room for several reviewed withdrawals at once
             "currency": "EUR",
             "payment_method": "pm_ok",
         }
