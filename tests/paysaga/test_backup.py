@@ -135,3 +135,22 @@ def test_restore_refuses_a_data_directory_in_use(tmp_path: Path) -> None:
     assert run.stderr.strip().endswith("pass --force to delete it")
     assert "Traceback" not in run.stderr
     assert (pgdata / "PG_VERSION").exists()
+
+
+@pytest.mark.parametrize("command", ["enable", "base"])
+def test_backup_of_an_unreachable_database_fails_in_one_line(command: str, tmp_path: Path) -> None:
+    from paysaga.devstack.stack import free_port
+
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/paysaga"
+    run = paysaga(
+        "backup",
+        command,
+        "--backup-dir",
+        str(tmp_path / "backup"),
+        env={"PAYSAGA_DATABASE_URL": unreachable},
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("paysaga backup: ")
+    assert "Connection refused" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.stderr
