@@ -46,6 +46,9 @@ def test_the_ledger_database_lost_under_load_comes_back_whole() -> None:
     assert acknowledged is not None
     assert all(int(n) > 0 for n in acknowledged.groups())  # the RPO counted real writes
     assert re.search(r"^RTO: \d+\.\d s until deposits were accepted again", out, re.MULTILINE)
+    # The run's first withdrawal waits 10 s for a review: in flight when the disaster strikes.
+    in_flight = re.search(r"^in flight at the disaster: (\d+), ended \{(.*)\}", out, re.MULTILINE)
+    assert in_flight is not None and int(in_flight.group(1)) >= 1, out[-3000:]
     for check in (
         "audit failures",
         "sandbox vs ledger mismatches",

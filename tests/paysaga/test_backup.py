@@ -76,9 +76,9 @@ def lose_and_restore(server: Any, url: str, layout: backup.BackupLayout) -> int:
     return int(row[0])
 
 
-def commit_writes(url: str) -> None:
+def commit_writes(url: str, first: int = 0) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        for n in range(ROWS):
+        for n in range(first, first + ROWS):
             conn.execute("INSERT INTO writes VALUES (%s)", (n,))  # each its own commit
 
 
@@ -106,6 +106,29 @@ def test_every_acknowledged_commit_comes_back(
         receiver.terminate()
         receiver.wait(10)
     assert lose_and_restore(server, url, layout) == ROWS
+
+
+@pytest.mark.parametrize("new_base_backup", [True, False])
+def test_a_second_disaster_on_the_new_timeline_loses_nothing_either(
+    ledger_server: tuple[Any, str], tmp_path: Path, new_base_backup: bool
+) -> None:
+    """Restored once (timeline 2), lost again: with the runbook's new base backup, or before
+    it was taken (the recovery then crosses from timeline 1 to 2)."""
+    server, url = ledger_server
+    layout = backup.BackupLayout(tmp_path / "backup")
+    if backup.enable_archiving(url, layout):
+        pg_ctl(server, "-w", "-m", "fast", "restart")
+    for disaster in range(2):
+        receiver = backup.start_receiver(url, layout, tmp_path / "receiver.log")
+        try:
+            backup.wait_for_receiver(url)
+            if disaster == 0 or new_base_backup:
+                backup.base_backup(url, layout)
+            commit_writes(url, first=disaster * ROWS)
+        finally:
+            receiver.terminate()
+            receiver.wait(10)
+        assert lose_and_restore(server, url, layout) == (disaster + 1) * ROWS
 
 
 def test_archiving_alone_loses_the_commits_since_the_last_segment(
