@@ -319,7 +319,9 @@ def restore(layout: BackupLayout, pgdata: Path, *, force: bool = False) -> Path:
         layout.stream.rename(stream)
     layout.prepare()  # a new, empty stream/
     shutil.copytree(base, pgdata, symlinks=True)
-    for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal"):
+    # `.handle_pids.json`: the embedded wheel's list of the processes using the server then;
+    # kept, the wheel would never stop the restored server (it waits for those to leave).
+    for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal", ".handle_pids.json"):
         (pgdata / leftover).unlink(missing_ok=True)
     wal, streamed = shlex.quote(str(layout.wal)), shlex.quote(str(stream))
     restore_command = (

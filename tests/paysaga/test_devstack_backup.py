@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from paysaga.settings import DEV_MERCHANT_KEY
@@ -69,7 +70,11 @@ def test_the_dev_stack_restored_from_its_backups_has_every_write(dev_stack: DevS
     assert base.returncode == 0, base.stdout + base.stderr
     assert "Temporal store:" in base.stdout
     after = new_customer(dev_stack, "after-the-base-backup")  # in the streamed WAL only
+    running = dev_stack.processes()
     assert dev_stack.interrupt() == 0
+    psutil.wait_procs(running, timeout=10)
+    left = [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], [p.cmdline() for p in left]
 
     data = dev_stack.data_dir
     shutil.rmtree(data / "postgres")
@@ -87,3 +92,7 @@ def test_the_dev_stack_restored_from_its_backups_has_every_write(dev_stack: DevS
         assert again.status_code == 200, again.text
         assert again.json()["external_id"] == external_id
     new_customer(dev_stack, "after-the-restore")  # commits are acknowledged again
+    running = dev_stack.processes()
+    assert dev_stack.interrupt() == 0
+    psutil.wait_procs(running, timeout=10)  # the restored PostgreSQL stopped with the stack
+    assert [p.pid for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
