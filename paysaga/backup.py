@@ -323,6 +323,10 @@ def restore(layout: BackupLayout, pgdata: Path, *, force: bool = False) -> Path:
     # kept, the wheel would never stop the restored server (it waits for those to leave).
     for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal", ".handle_pids.json"):
         (pgdata / leftover).unlink(missing_ok=True)
+    # The lock of a unix socket kept in the data directory names the old server's PID: were
+    # that PID alive again (another process), the restored server would refuse to start.
+    for socket_lock in pgdata.glob(".s.PGSQL.*.lock"):
+        socket_lock.unlink()
     wal, streamed = shlex.quote(str(layout.wal)), shlex.quote(str(stream))
     restore_command = (
         f"cp {wal}/%f %p 2>/dev/null || cp {streamed}/%f %p 2>/dev/null"
