@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos fuzz clean histories browser screenshots lock min-versions prometheus dashboards
+.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/paysaga dev --workers $(WORKERS)
 
-test: $(STAMP) browser prometheus
+test: $(STAMP) browser prometheus pgbouncer
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -54,6 +54,19 @@ prometheus:
 dashboards: $(STAMP)
 	$(BIN)/python deploy/grafana/dashboards.py
 
+# The PgBouncer tests (tests/pgbouncer/) start Debian's pgbouncer in transaction mode in front
+# of the test PostgreSQL. Installed here when missing and we are root, as the browser above.
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing pgbouncer (apt-get) for the PgBouncer tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null; }; \
+	else \
+		echo "note: pgbouncer is missing; as root: apt-get install pgbouncer" \
+			"(the PgBouncer tests fail without it)"; \
+	fi
+
 # Re-takes docs/demo/*.png: the demo checkout's browser test, saving a screenshot of each step.
 screenshots: $(STAMP) browser
 	PAYSAGA_DEMO_SCREENSHOTS=docs/demo $(BIN)/pytest tests/paysaga/test_demo_checkout.py -q -p no:randomly
@@ -71,6 +84,11 @@ fuzz: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m paysaga.devstack.chaos
+
+# Disaster recovery: the ledger database killed and deleted under load, restored to the last
+# record; prints RPO and RTO, then audits and reconciles. DR_ARGS="--duration 120 --rate 8".
+dr-drill: $(STAMP)
+	$(BIN)/python -m paysaga.devstack.dr_drill $(DR_ARGS)
 
 audit: $(STAMP)
 	$(BIN)/paysaga ledger audit

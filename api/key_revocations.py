@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from paysaga.database import listen_url
 from paysaga.store.api_keys import REVOKED_CHANNEL
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class RevocationListener:
     reconnects after `retry_seconds` when the connection is lost."""
 
     def __init__(self, database_url: str, cache: KeyCache, retry_seconds: float = 1.0) -> None:
-        self._database_url = database_url
+        self._database_url = listen_url(database_url)  # LISTEN never through PgBouncer
         self._cache = cache
         self._retry_seconds = retry_seconds
         self._conn: psycopg.AsyncConnection[Any] | None = None

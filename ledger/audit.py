@@ -30,13 +30,18 @@ async def run_checks(
     return AuditReport(checks=checks)
 
 
-async def run_audit_cli(database_url: str, extra_checks: Sequence[AuditQuery] = ()) -> int:
+async def run_audit_cli(
+    database_url: str,
+    extra_checks: Sequence[AuditQuery] = (),
+    connection_kwargs: dict[str, Any] | None = None,
+) -> int:
     """Print each audit check and a summary line; 0 if the ledger is clean, else 1.
 
-    `extra_checks` are its users' checks (the service's: `paysaga.audit`), in the same snapshot.
+    `extra_checks` are its users' checks (the service's: `paysaga.audit`), in the same snapshot;
+    `connection_kwargs` psycopg's (`prepare_threshold=None` behind PgBouncer).
     """
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url, min_size=1, max_size=2, open=False
+        database_url, min_size=1, max_size=2, kwargs=connection_kwargs or {}, open=False
     )
     await pool.open(wait=True)
     try:

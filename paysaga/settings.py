@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # `paysaga migrate` waits this long at most for a lock held by running processes, then fails
     # (run it again) instead of stalling every query queued behind it.
     migration_lock_timeout_seconds: float = Field(10.0, gt=0)
+    # Behind PgBouncer in transaction mode below 1.21 (or with its max_prepared_statements 0):
+    # false, so that psycopg never prepares a statement on a server connection the next
+    # transaction may not get (README, "PgBouncer").
+    database_prepared_statements: bool = True
+    # A URL straight to PostgreSQL, when database_url goes through PgBouncer in transaction mode:
+    # for LISTEN (the API hears revoked keys), which a transaction pooler cannot carry.
+    database_listen_url: str = ""
 
     # Temporal: the connection comes from Temporal's own configuration (a profile of
     # TEMPORAL_CONFIG_FILE and the TEMPORAL_* variables, paysaga.temporal_connection); each of

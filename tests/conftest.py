@@ -18,7 +18,12 @@ from domain import search_attributes
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 
-pytest_plugins = ["tests.psp_fixtures", "tests.stack", "tests.providers.plugin_fixtures"]
+pytest_plugins = [
+    "tests.psp_fixtures",
+    "tests.pgbouncer_fixtures",
+    "tests.stack",
+    "tests.providers.plugin_fixtures",
+]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -132,8 +133,23 @@ class Stack:
         self.psp.stop()
 
 
+def through_pgbouncer(request: pytest.FixtureRequest, postgres_url: str) -> dict[str, str]:
+    """With PAYSAGA_TEST_THROUGH_PGBOUNCER=1, the stack's settings that put PgBouncer (transaction
+    mode) between its processes and PostgreSQL: `PAYSAGA_TEST_THROUGH_PGBOUNCER=1 pytest
+    tests/api/test_deposits.py` runs those tests through it. Else none."""
+    if os.environ.get("PAYSAGA_TEST_THROUGH_PGBOUNCER", "") not in ("1", "true"):
+        return {}
+    bouncer = request.getfixturevalue("pgbouncer")
+    return {
+        "PAYSAGA_DATABASE_URL": bouncer.url(urlsplit(postgres_url).path.lstrip("/")),
+        "PAYSAGA_DATABASE_PREPARED_STATEMENTS": "false",
+        "PAYSAGA_DATABASE_LISTEN_URL": postgres_url,
+    }
+
+
 @pytest.fixture(scope="session")
 def stack(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     postgres_url: str,
     temporal_env: WorkflowEnvironment,
@@ -160,6 +176,7 @@ def stack(
         "PAYSAGA_WORKER_METRICS_ADDRESS": worker_metrics,
         # A setting of earlier releases, left set as an upgraded deployment may: nothing reaches it.
         "PAYSAGA_MERCHANT_WEBHOOK_URL": f"{webhook_receiver.url}/merchant",
+        **through_pgbouncer(request, postgres_url),
     }
     worker = Service("worker", [sys.executable, "-m", "worker"], env, logs / "worker.log")
     api = Service(

@@ -48,6 +48,7 @@ from psycopg.errors import (
 from ledger.batch import BatchTransaction
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, create_accounts
+from paysaga.database import connection_kwargs
 from paysaga.observability.wallet_metrics import count_batch
 from paysaga.store.events import NewEvent
 from wallet import rules, storage
@@ -327,7 +328,10 @@ class WalletEngine:
             return conn
         limits = self.limits
         conn = await AsyncConnection.connect(
-            self._url, autocommit=True, connect_timeout=limits.connect_timeout_seconds
+            self._url,
+            autocommit=True,
+            connect_timeout=limits.connect_timeout_seconds,
+            **connection_kwargs(),
         )
         self._connections = {c for c in self._connections if not c.closed} | {conn}
         try:
@@ -344,16 +348,17 @@ class WalletEngine:
     async def _after_failure(
         self, conn: AsyncConnection[Any] | None
     ) -> AsyncConnection[Any] | None:
-        """The connection, back out of any transaction; None if it is broken."""
-        if conn is None or conn.closed:
-            return None
-        try:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
-            return conn
-        except psycopg.Error:
+        """None: a connection that failed a batch is closed, the next attempt takes a new one.
+
+        Not rolled back and kept: after a deadlock in a pipelined batch, a kept connection
+        failed every later batch with `prepared statement "_pg3_8" does not exist` (psycopg
+        3.3.9, seen in `make dr-drill`): its cache of prepared statements no longer matched
+        the server's, and its customers' calls answered 500 for good. A new connection costs
+        a few milliseconds, after a failure only.
+        """
+        if conn is not None and not conn.closed:
             await conn.close()
-            return None
+        return None
 
     # ------------------------------------------------------------------ one transaction
 

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from paysaga.database import connection_kwargs
 from paysaga.personal_data import PersonalDataCipher, PersonalDataUnreadable, sealed_at
 
 # Every column that holds a sealed value, by table; each table has `id` and `merchant_id`.
@@ -35,7 +36,7 @@ def reencrypt(
     """
     current = cipher.current_key_id
     say(f"re-encrypting personal data under data key {current!r}, {batch_rows} rows a batch")
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+    with psycopg.connect(database_url, row_factory=dict_row, **connection_kwargs()) as conn:
         for table, columns in SEALED_COLUMNS.items():
             done, after = 0, ""
             while True:

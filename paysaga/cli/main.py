@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     new_merchant = merchants_commands.add_parser("create", help="create a merchant")
     new_merchant.add_argument("--name", required=True, help="the merchant's name")
 
+    from paysaga.cli.backup import add_commands as add_backup_commands
+
+    add_backup_commands(commands)
     return parser
 
 
@@ -114,12 +117,17 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from paysaga.devstack.stack import run_dev_stack
 
         return run_dev_stack(settings, workers=args.workers)
+    if args.command == "restore":  # the database is gone: nothing to connect to
+        from paysaga.cli.backup import run as run_backup
+
+        return run_backup(args, settings, None)
     database_url = database_url_for(settings)
     if args.command == "ledger":
         from ledger.audit import run_audit_cli
         from paysaga.audit import SERVICE_AUDIT_CHECKS
+        from paysaga.database import connection_kwargs
 
-        return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS))
+        return asyncio.run(run_audit_cli(database_url, SERVICE_AUDIT_CHECKS, connection_kwargs()))
     if args.command == "keys":
         return _keys_command(args, database_url)
     if args.command == "deliver-webhooks":
@@ -135,6 +143,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         left = reencrypt(database_url, cipher, max(1, args.batch_size))
         print(describe_left(left))
         return 0 if not left else 1
+    if args.command == "backup":
+        from paysaga.cli.backup import run as run_backup
+
+        return run_backup(args, settings, database_url)
     from paysaga.cli.keys import create_merchant  # merchants create, the last one
 
     merchant = asyncio.run(create_merchant(database_url, args.name))

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from domain import search_attributes
+from paysaga.backup import streaming_enabled
 from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.settings import (
     DEV_MERCHANT_2_KEY,
@@ -224,6 +225,12 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         # data-at-rest migration would otherwise warn about sealing with the development key).
         os.environ["PAYSAGA_ENVIRONMENT"] = "development"
         get_settings.cache_clear()
+        if postgres is not None and streaming_enabled(database_url):
+            # `paysaga backup enable` was run: commits (the migrations' too) wait for the
+            # receiver, so it runs first.
+            step("Backup", "receiving the WAL (paysaga backup stream)")
+            stream = [sys.executable, "-m", "paysaga.cli", "backup", "stream"]
+            group.start("wal-receiver", stream, {"PAYSAGA_DATA_DIR": str(data_dir)})
         run_migrations(database_url)
 
         host, _, port = settings.temporal_address.rpartition(":")
