@@ -173,7 +173,7 @@ def test_backup_of_an_unreachable_database_fails_in_one_line(command: str, tmp_p
         env={"PAYSAGA_DATABASE_URL": unreachable},
     )
     assert run.returncode == 1
-    assert run.stderr.startswith("paysaga backup: ")
+    assert run.stderr.startswith(f"paysaga backup {command}: ")
     assert "Connection refused" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "Traceback" not in run.stderr
