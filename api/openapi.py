@@ -41,11 +41,12 @@ from wallet.errors import (
     BetNotFound,
     BetRolledBack,
     BetSettled,
-    BonusAlreadyActive,
     BonusNotActive,
     CustomerBlocked,
     CustomerNotFound,
+    CustomerSelfExcluded,
     DuplicateTransaction,
+    LossLimitReached,
     RoundClosed,
     WalletInsufficientFunds,
     WrongCurrency,
@@ -91,7 +92,10 @@ def _raises(*errors: type[PaysagaError]) -> dict[int, list[str]]:
 # Codes given by the raiser (`NotFound(..., code="customer_not_found")`) are listed as such.
 DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/customers"): {409: ["customer_exists"]},
-    ("post", "/v1/deposits"): {404: ["customer_not_found"]},
+    ("post", "/v1/deposits"): {
+        404: ["customer_not_found"],
+        422: ["deposit_limit_exceeded", "customer_self_excluded"],
+    },
     ("post", "/v1/withdrawals"): {404: ["customer_not_found"]},
     ("post", "/v1/fx/quotes"): {
         404: ["customer_not_found"],
@@ -129,6 +133,8 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/wallet/bets"): _raises(
         WalletInsufficientFunds,
         CustomerBlocked,
+        CustomerSelfExcluded,
+        LossLimitReached,
         CustomerNotFound,
         BetRolledBack,
         RoundClosed,
@@ -146,7 +152,9 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/wallet/rollbacks"): _raises(
         CustomerNotFound, BetNotFound, BetSettled, DuplicateTransaction, WrongCurrency
     ),
-    ("post", "/v1/customers/{customer_id}/bonuses"): _raises(BonusAlreadyActive),
+    ("post", "/v1/customers/{customer_id}/bonuses"): {
+        409: ["bonus_already_active", "customer_self_excluded"]
+    },
     ("post", "/v1/bonuses/{bonus_id}/forfeit"): _raises(BonusNotActive),
 }
 # Game calls: the game provider's transaction id is their idempotency key (no header).

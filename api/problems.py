@@ -40,7 +40,9 @@ from wallet.errors import (
     BonusNotFound,
     CustomerBlocked,
     CustomerNotFound,
+    CustomerSelfExcluded,
     DuplicateTransaction,
+    LossLimitReached,
     RoundClosed,
     WalletInsufficientFunds,
     WrongCurrency,
@@ -97,6 +99,8 @@ PROBLEMS: dict[type[PaysagaError], Problem] = {
     # The game wallet's refusals, each answered with the customer's current `balance`.
     WalletInsufficientFunds: Problem(402, "insufficient_funds", "Insufficient funds"),
     CustomerBlocked: Problem(403, "customer_blocked", "The customer is blocked"),
+    CustomerSelfExcluded: Problem(403, "customer_self_excluded", "The customer is self-excluded"),
+    LossLimitReached: Problem(403, "loss_limit_reached", "The customer's loss limit is reached"),
     CustomerNotFound: Problem(404, "customer_not_found", "Not found"),
     BetNotFound: Problem(404, "bet_not_found", "Not found"),
     BonusNotFound: Problem(404, "bonus_not_found", "Not found"),

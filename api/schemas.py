@@ -56,6 +56,11 @@ class Customer(BaseModel):
     country: str
     kyc_status: str
     status: Literal["active", "blocked"] = "active"  # a blocked customer places no bets
+    self_excluded_until: datetime | None = Field(
+        default=None,
+        description="the end of the customer's self-exclusion (9999-12-31: permanent); until"
+        " then no deposit, bet or bonus",
+    )
     created_at: datetime
 
 

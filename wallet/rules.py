@@ -41,6 +41,7 @@ from dataclasses import replace
 from typing import Any
 
 from ledger.models import AccountKind
+from wallet import limits_check
 from wallet.errors import (
     BetNotFound,
     BetRolledBack,
@@ -141,6 +142,9 @@ def bet(state: WalletState, call: Bet) -> Decision:
         return _refuse_bet(state, call, BetRolledBack, detail, tombstone.rollback_transaction_id)
     if customer_of(call) in state.blocked:
         return _refuse_bet(state, call, CustomerBlocked, f"customer {call.customer_id} is blocked")
+    responsible = limits_check.refusal(state, call)  # self-exclusion, loss limits
+    if responsible is not None:
+        return _refuse_bet(state, call, *responsible)
     if purse is None:
         detail = f"customer {call.customer_id} has no {call.currency} wallet"
         return _refuse_bet(state, call, WrongCurrency, detail)
@@ -463,6 +467,7 @@ def apply(state: WalletState, decision: Decision) -> None:
         state.closed_rounds.add(decision.closed_round[0])
     if decision.bonus is not None:
         state.bonuses[decision.bonus.id] = decision.bonus
+    limits_check.fold(state, decision)
 
 
 # ---------------------------------------------------------------------- the pieces
