@@ -1,12 +1,12 @@
 """Self-exclusion and loss limits inside the wallet's batch: read with its state, checked per bet.
 
-`query` sends two statements in the batch's read pipeline (no extra round trip): the customers
+`query` sends three statements in the batch's read pipeline (no extra round trip): the customers
 self-excluded now, and for each customer and currency with limits, the limits in force and the
 losses of the last 24 hours, 7 days and 30 days (bets minus their wins; refused and rolled-back
-bets count for nothing). Those reads happen under the customers' account locks, so no other
+bets count for nothing), and when the bets the batch names were placed. Those reads happen under the customers' account locks, so no other
 batch of theirs can bet meanwhile; within the batch `fold` keeps the losses current: a bet adds
-its amount, and a win or rollback of a bet of the same batch takes off what it returns. (A win
-of an older bet lowers the losses only from the next batch on: the check errs on the safe side.)
+its amount to every period, and a win or rollback takes what it returns off the periods its bet
+was placed in (the named bets' times are read with the rest).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Gate:
     self_excluded: bool = False
     loss_limits: dict[str, dict[str, int | None]] = field(default_factory=dict)  # currency ->
     losses: dict[str, dict[str, int]] = field(default_factory=dict)  # currency -> period ->
-    batch_bets: set[TransactionKey] = field(default_factory=set)
+    bet_times: dict[TransactionKey, datetime] = field(default_factory=dict)
+    now: datetime | None = None
 
 
 _SELF_EXCLUDED = """
@@ -55,17 +56,29 @@ GROUP BY l.merchant_id, l.customer_id, l.currency, l.limits, l.pending
 """
 
 
-async def query(conn: Conn, customers: list[list[Any]]) -> list[AsyncCursor[Any]]:
-    """Queue the reads (`customers`: the batch's merchant ids and customer ids, as columns)."""
+_BET_TIMES = """
+SELECT w.merchant_id, w.customer_id, w.game_provider, w.transaction_id, w.created_at
+FROM wallet_bets w
+JOIN unnest(%b::text[], %b::text[], %b::text[]) AS b(m, p, t)
+  ON (w.merchant_id, w.game_provider, w.transaction_id) = (b.m, b.p, b.t)
+"""
+
+
+async def query(
+    conn: Conn, customers: list[list[Any]], bets: list[list[Any]]
+) -> list[AsyncCursor[Any]]:
+    """Queue the reads (`customers`: the batch's merchant and customer ids, `bets`: the bets
+    it names, as columns)."""
     return [
         await conn.execute(_SELF_EXCLUDED, customers),
         await conn.execute(_LOSSES, customers),
+        await conn.execute(_BET_TIMES, bets),
     ]
 
 
 async def fill(state: WalletState, cursors: list[AsyncCursor[Any]]) -> None:
     """Put the reads' results into the state's gates."""
-    excluded, losses = [await cursor.fetchall() for cursor in cursors]
+    excluded, losses, bet_times = [await cursor.fetchall() for cursor in cursors]
     for merchant_id, customer_id in excluded:
         _gate(state, (merchant_id, customer_id)).self_excluded = True
     for merchant_id, customer_id, currency, limits, pending, now, *used in losses:
@@ -73,6 +86,11 @@ async def fill(state: WalletState, cursors: list[AsyncCursor[Any]]) -> None:
         in_force = Limits.from_stored(limits, pending).at(_as_datetime(now))
         gate.loss_limits[currency] = in_force.current["loss"]
         gate.losses[currency] = dict(zip(PERIODS, (int(value) for value in used), strict=True))
+        gate.now = _as_datetime(now)
+    for merchant_id, customer_id, provider, transaction_id, created_at in bet_times:
+        limited = state.gates.get((merchant_id, customer_id))
+        if limited is not None:
+            limited.bet_times[(merchant_id, provider, transaction_id)] = created_at
 
 
 def refusal(state: WalletState, call: Bet) -> tuple[type[WalletError], str] | None:
@@ -101,17 +119,20 @@ def fold(state: WalletState, decision: Decision) -> None:
     if gate is None or record.currency not in gate.losses:
         return
     if record.type == "bet":
-        gate.batch_bets.add(record.key)
+        placed_at = gate.now
     elif record.bet_transaction_id is None:
         return  # a credit: no bet's loss to change
-    elif (record.key[0], record.key[1], record.bet_transaction_id) not in gate.batch_bets:
-        return  # a win or rollback of an older bet: counted from the next batch on
+    else:
+        bet = (record.key[0], record.key[1], record.bet_transaction_id)
+        placed_at = gate.bet_times.get(bet, gate.now)  # not stored yet: placed in this batch
+    assert gate.now is not None and placed_at is not None
     moved = sum(
         amount for posting in decision.postings for kind, amount in posting.lines if kind is GAME
     )
     losses = gate.losses[record.currency]
-    for period in PERIODS:
-        losses[period] = losses.get(period, 0) + moved
+    for period, length in PERIODS.items():
+        if placed_at > gate.now - length:
+            losses[period] = losses.get(period, 0) + moved
 
 
 def _gate(state: WalletState, customer: CustomerKey) -> Gate:

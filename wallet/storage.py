@@ -99,7 +99,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
         await conn.execute(_CLOSED_ROUNDS, [*rounds, *bets]),
         await conn.execute(_BONUSES, [*customers, want.bonus_ids]),
     ]
-    gate_cursors = await limits_check.query(conn, customers)
+    gate_cursors = await limits_check.query(conn, customers, bets)
     rows = [await cur.fetchall() for cur in cursors]
     state = WalletState()
     accounts = _fill_purses(state, rows[0])

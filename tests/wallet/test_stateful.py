@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
@@ -75,6 +76,8 @@ class Model:
     tombstones: dict[str, tuple[int, str]] = field(default_factory=dict)
     closed: set[tuple[int, str]] = field(default_factory=set)
     blocked: set[int] = field(default_factory=set)
+    loss_limit: dict[int, int] = field(default_factory=dict)  # a day's limit; absent: none
+    losses: dict[int, int] = field(default_factory=dict)  # bets minus their wins (all today)
 
     def bet(self, customer: int, tx: str, amount: int, round_id: str) -> Expected:
         if tx in self.tombstones:
@@ -84,6 +87,10 @@ class Model:
         refusal = None
         if customer in self.blocked:
             refusal = "customer_blocked"
+        elif customer in self.loss_limit and (
+            self.losses.get(customer, 0) + amount > self.loss_limit[customer]
+        ):
+            refusal = "loss_limit_reached"
         elif (customer, round_id) in self.closed:
             refusal = "round_closed"
         elif self.cash[customer] + self.bonus[customer] < amount:
@@ -96,6 +103,7 @@ class Model:
         self.cash[customer] -= cash
         self.bonus[customer] -= bonus
         self.bets[tx] = ModelBet(customer, amount, cash, bonus, round_id, "open")
+        self.losses[customer] = self.losses.get(customer, 0) + amount
         return Expected("accepted", (cash, bonus))
 
     def win(self, customer: int, bet_id: str, amount: int, closes: bool) -> Expected:
@@ -117,6 +125,7 @@ class Model:
             event("win of a bonus bet after its bonus ended")
         self.cash[customer] += amount - to_bonus
         self.bonus[customer] += to_bonus
+        self.losses[customer] = self.losses.get(customer, 0) - amount
         bet.returned += to_bonus
         first = bet.status == "open"
         bet.status = "settled"
@@ -148,6 +157,7 @@ class Model:
         if bet.status == "refused":
             return Expected("accepted", (0, 0))
         bet.status = "rolled_back"
+        self.losses[customer] = self.losses.get(customer, 0) - bet.amount
         self.cash[customer] += bet.cash
         if self.wagering[customer] is not None:
             self.bonus[customer] += bet.bonus
@@ -212,15 +222,22 @@ class WalletMachine(RuleBasedStateMachine):
         cash=st.lists(st.integers(0, 150), min_size=2, max_size=2),
         bonus=st.lists(st.integers(0, 300), min_size=2, max_size=2),
         multiplier=st.integers(1, 4),
+        loss_limit=st.one_of(st.none(), st.integers(0, 200)),
     )
-    def open_books(self, cash: list[int], bonus: list[int], multiplier: int) -> None:
-        """Two customers of a new merchant, with some cash and most often a bonus to play."""
+    def open_books(
+        self, cash: list[int], bonus: list[int], multiplier: int, loss_limit: int | None
+    ) -> None:
+        """Two customers of a new merchant, with some cash and most often a bonus to play; the
+        first with a day's loss limit now and then."""
         self.merchant = self.run(self.books.merchant())
         for customer, amount in zip(CUSTOMERS, cash, strict=True):
             self.customers.append(self.run(self.books.customer(self.merchant, cash=amount)))
             self.model.cash[customer] = amount
             self.model.bonus[customer] = 0
             self.model.wagering[customer] = None
+        if loss_limit is not None:
+            self.run(self.set_loss_limit(self.customers[0], loss_limit))
+            self.model.loss_limit[0] = loss_limit
         for customer, amount in zip(CUSTOMERS, bonus, strict=True):
             if amount:
                 self.grant_bonus(customer, amount, multiplier)
@@ -379,6 +396,15 @@ class WalletMachine(RuleBasedStateMachine):
     def deposit(self, customer: int, amount: int) -> None:
         self.run(self.books.deposit(self.merchant, self.customers[customer], amount, "EUR"))
         self.model.cash[customer] += amount
+
+    async def set_loss_limit(self, customer_id: str, day: int) -> None:
+        limits = {"deposit": {}, "loss": {"day": day}}
+        async with self.books.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO customer_limits (merchant_id, customer_id, currency, limits)"
+                " VALUES (%s, %s, 'EUR', %s)",
+                (self.merchant, customer_id, Jsonb(limits)),
+            )
 
     async def set_status(self, customer_id: str, status: str) -> None:
         async with self.books.pool.connection() as conn:
