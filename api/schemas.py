@@ -300,6 +300,7 @@ class ComplianceSettings(StrictBody):
         default=0,
         ge=0,
         le=1000,
+        strict=True,
         allow_inf_nan=False,
         description="a withdrawal while the customer's settled bets since their last withdrawal"
         " are below this multiple of their deposits since then goes to review (`low_wagering`)",

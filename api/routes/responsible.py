@@ -12,6 +12,7 @@ from api.deps import CurrentKey, MerchantData, MerchantView, OpsKey, ServicesDep
 from api.schemas import Currency, Customer, StrictBody, _supported
 from domain.errors import InvalidRequest, NotFound
 from domain.limits import KINDS, Slots
+from domain.money import CURRENCY_EXPONENTS
 from paysaga.store import responsible
 
 router = APIRouter(prefix="/v1/customers", tags=["responsible gambling"])
@@ -57,7 +58,7 @@ class SelfExclusion(StrictBody):
     """`days` (>= 1) or `permanent: true`; nothing shortens or lifts an exclusion."""
 
     days: int | None = Field(default=None, ge=1, le=36_500, strict=True)
-    permanent: bool = False
+    permanent: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def one_of(self) -> SelfExclusion:
@@ -89,7 +90,14 @@ async def get_limits(
     customer_id: str,
     svc: ServicesDep,
     books: MerchantView,
-    currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")],
+    currency: Annotated[
+        str,
+        Query(
+            pattern=r"^[A-Z]{3}$",
+            json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)},
+            description="uppercase ISO 4217 code of a supported currency",
+        ),
+    ],
 ) -> Limits:
     """The customer's limits in force in a currency, and the pending ones."""
     try:
