@@ -14,6 +14,8 @@ from risk.aml import aml_reasons
 from risk.fraud import FraudRules, RiskContext
 from risk.kyc import KycProvider, KycSubject
 
+AML_REVIEWS_TOTAL = "paysaga_aml_reviews_total"  # {rule}: low_wagering, structuring, edd_required
+
 
 @dataclass
 class KycInput:
@@ -139,4 +141,9 @@ class RiskActivities:
         )
         if not reasons:
             return result
+        counter = activity.metric_meter().create_counter(
+            AML_REVIEWS_TOTAL, "Withdrawals the AML monitoring rules sent to review, by rule."
+        )
+        for reason in reasons:
+            counter.add(1, {"rule": reason})
         return RiskResult("review", [*result.reasons, *reasons])

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from paysaga.settings import DEV_PLATFORM_KEY
+from tests.api.test_observability import sample
 from tests.stack import Stack, funded_customer, post_payment, wait_status, wait_terminal
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -141,7 +142,9 @@ async def test_structuring_deposits_send_withdrawal_to_review(merchant: httpx.As
     assert in_review["review_reasons"] == ["structuring"]
 
 
-async def test_cumulative_deposits_require_due_diligence(merchant: httpx.AsyncClient) -> None:
+async def test_cumulative_deposits_require_due_diligence(
+    stack: Stack, merchant: httpx.AsyncClient
+) -> None:
     await set_compliance(merchant, edd_threshold_eur=150)
     customer = await funded_customer(merchant, 15_000)  # 150 EUR: not over
     payment = await withdraw(merchant, customer["id"], 100)
@@ -150,6 +153,9 @@ async def test_cumulative_deposits_require_due_diligence(merchant: httpx.AsyncCl
     payment = await withdraw(merchant, customer["id"], 100)
     in_review = await wait_status(merchant, payment["id"], {"requires_review"})
     assert in_review["review_reasons"] == ["edd_required"]
+    async with httpx.AsyncClient(timeout=5) as client:
+        page = (await client.get(stack.worker_metrics_url)).text
+    assert (sample(page, "paysaga_aml_reviews_total", rule="edd_required") or 0) >= 1
 
 
 async def test_large_amount_review_shows_its_reason(merchant: httpx.AsyncClient) -> None:
