@@ -360,3 +360,48 @@ async def test_concurrent_bets_pass_exactly_the_loss_limit(api: httpx.AsyncClien
     assert sorted(a.status_code for a in answers) == [200] * 10 + [403] * 10
     wallet = (await api.get(f"/v1/customers/{cid}/wallet", params={"currency": "EUR"})).json()
     assert wallet["cash"] == 9_000
+
+
+async def test_no_key_lifts_a_self_exclusion(
+    stack: Stack, api: httpx.AsyncClient, ops_api: httpx.AsyncClient
+) -> None:
+    from paysaga.settings import DEV_PLATFORM_KEY
+
+    cid = (await funded_customer(api, 1_000))["id"]
+    excluded = await api.post(f"/v1/customers/{cid}/self-exclusion", json={"days": 2})
+    until = excluded.json()["self_excluded_until"]
+    # An operator's unblock is about the wallet's block, not the exclusion.
+    unblocked = await ops_api.post(f"/v1/customers/{cid}/unblock", json={"reason": "asked"})
+    assert unblocked.status_code == 200
+    assert unblocked.json()["self_excluded_until"] == until
+    for client in (api, ops_api):
+        refused = await bet(client, cid, 100)
+        assert (refused.status_code, problem_code(refused)) == (403, "customer_self_excluded")
+        refused = await deposit(client, cid, 100)
+        assert (refused.status_code, problem_code(refused)) == (422, "customer_self_excluded")
+    headers = {"Authorization": f"Bearer {DEV_PLATFORM_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers) as platform:
+        shorter = await platform.post(f"/v1/customers/{cid}/self-exclusion", json={"days": 1})
+        assert shorter.status_code == 403
+        limits = await platform.put(f"/v1/customers/{cid}/limits", json={"currency": "EUR"})
+        assert limits.status_code == 403
+    assert (await api.get(f"/v1/customers/{cid}")).json()["self_excluded_until"] == until
+
+
+async def test_loss_limit_window_rolls(
+    api: httpx.AsyncClient, db_pool: AsyncConnectionPool
+) -> None:
+    cid = (await funded_customer(api, 10_000))["id"]
+    await set_limits(api, cid, loss={"day": 1_000, "week": 1_500})
+    assert (await bet(api, cid, 1_000)).status_code == 200
+    assert (await bet(api, cid, 1)).status_code == 403
+    async with db_pool.connection() as conn:
+        await conn.execute(
+            "UPDATE wallet_bets SET created_at = created_at - interval '24 hours 1 second'"
+            " WHERE customer_id = %s",
+            (cid,),
+        )
+    # A day later the day's losses are free again, the week's hold 500 more.
+    assert (await bet(api, cid, 500)).status_code == 200
+    over = await bet(api, cid, 1)
+    assert (over.status_code, problem_code(over)) == (403, "loss_limit_reached")
