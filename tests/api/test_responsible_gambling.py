@@ -233,12 +233,19 @@ async def test_limits_lower_at_once_raise_after_24_hours(
     later = (await api.get(f"/v1/customers/{cid}/limits", params={"currency": "EUR"})).json()
     assert later["loss"]["week"] is None and later["pending"] is None
 
+    # A raise of the deposit limit, its 24 hours passed: the deposits it allows go through.
+    await set_limits(api, cid, deposit={"day": 2_000})
+    refused = await deposit(api, cid, 1_000)
+    assert (refused.status_code, problem_code(refused)) == (422, "deposit_limit_exceeded")
+    await _move_pending_back(db_pool, cid, timedelta(hours=24))
+    assert (await deposit(api, cid, 2_000)).status_code == 202
+
     changes = (await ops_api.get(f"/v1/customers/{cid}/limits/changes")).json()["data"]
-    assert [c["new"]["deposit"]["day"] for c in changes] == [1_000, 1_000, 800, 800]
-    assert [c["old"]["deposit"]["day"] for c in changes] == [None, 1_000, 1_000, 800]
+    assert [c["new"]["deposit"]["day"] for c in changes] == [1_000, 1_000, 800, 800, 800]
+    assert [c["old"]["deposit"]["day"] for c in changes] == [None, 1_000, 1_000, 800, 800]
     assert {c["actor"] for c in changes} == {changes[0]["actor"]} and changes[0]["key_name"]
     events = await events_of(api, "customer.limits_changed", cid)
-    assert [e["data"]["object"]["deposit"]["day"] for e in events] == [1_000, 1_000, 800, 800]
+    assert [e["data"]["object"]["deposit"]["day"] for e in events] == [1_000, 1_000, 800, 800, 800]
 
 
 async def _move_pending_back(pool: AsyncConnectionPool, customer_id: str, by: timedelta) -> None:
