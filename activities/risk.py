@@ -9,9 +9,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
-from paysaga.store import CustomerRow, Store
+from paysaga.store import CustomerRow, Store, aml
+from risk.aml import aml_reasons
 from risk.fraud import FraudRules, RiskContext
 from risk.kyc import KycProvider, KycSubject
+
+AML_REVIEWS_TOTAL = "paysaga_aml_reviews_total"  # {rule}: low_wagering, structuring, edd_required
 
 
 @dataclass
@@ -111,4 +114,36 @@ class RiskActivities:
         decision = self._fraud.assess(
             RiskContext(payment.kind, payment.amount, payment.currency, customer.country, recent)
         )
-        return RiskResult(decision.decision, list(decision.reasons))
+        result = RiskResult(decision.decision, list(decision.reasons))
+        if payment.kind == "withdrawal":
+            result = await self._monitored(customer, payment, result)
+        if result.decision == "review":
+            await aml.record_review_reasons(self._store.pool, payment.payment_id, result.reasons)
+        return result
+
+    async def _monitored(
+        self, customer: CustomerRow, payment: RiskInput, result: RiskResult
+    ) -> RiskResult:
+        """The merchant's AML monitoring rules on a withdrawal: their reasons send it to review
+        (a decline stays a decline)."""
+        rules = await aml.compliance_rules(self._store.pool, customer.merchant_id)
+        if not rules.any_on or result.decision == "decline":
+            return result
+        facts = await aml.withdrawal_facts(
+            self._store.pool,
+            customer.merchant_id,
+            customer.id,
+            payment.currency,
+            payment.payment_id,
+        )
+        reasons = aml_reasons(
+            rules, facts, self._fraud.review_threshold_eur, self._fraud.value_in_eur
+        )
+        if not reasons:
+            return result
+        counter = activity.metric_meter().create_counter(
+            AML_REVIEWS_TOTAL, "Withdrawals the AML monitoring rules sent to review, by rule."
+        )
+        for reason in reasons:
+            counter.add(1, {"rule": reason})
+        return RiskResult("review", [*result.reasons, *reasons])

@@ -41,12 +41,13 @@ from wallet.errors import (
     BetNotFound,
     BetRolledBack,
     BetSettled,
-    BonusAlreadyActive,
     BonusMaxBet,
     BonusNotActive,
     CustomerBlocked,
     CustomerNotFound,
+    CustomerSelfExcluded,
     DuplicateTransaction,
+    LossLimitReached,
     RoundClosed,
     WalletBusy,
     WalletInsufficientFunds,
@@ -96,7 +97,10 @@ def _raises(*errors: type[PaysagaError]) -> dict[int, list[str]]:
 # Codes given by the raiser (`NotFound(..., code="customer_not_found")`) are listed as such.
 DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/customers"): {409: ["customer_exists"]},
-    ("post", "/v1/deposits"): {404: ["customer_not_found"]},
+    ("post", "/v1/deposits"): {
+        404: ["customer_not_found"],
+        422: ["deposit_limit_exceeded", "customer_self_excluded"],
+    },
     ("post", "/v1/withdrawals"): {404: ["customer_not_found"]},
     ("post", "/v1/fx/quotes"): {
         404: ["customer_not_found"],
@@ -135,6 +139,8 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
         WalletInsufficientFunds,
         CustomerBlocked,
         BonusMaxBet,
+        CustomerSelfExcluded,
+        LossLimitReached,
         CustomerNotFound,
         BetRolledBack,
         RoundClosed,
@@ -153,7 +159,9 @@ DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/wallet/rollbacks"): _raises(
         CustomerNotFound, BetNotFound, BetSettled, RoundClosed, DuplicateTransaction, WrongCurrency
     ),
-    ("post", "/v1/customers/{customer_id}/bonuses"): _raises(BonusAlreadyActive),
+    ("post", "/v1/customers/{customer_id}/bonuses"): {
+        409: ["bonus_already_active", "customer_self_excluded"]
+    },
     ("post", "/v1/bonuses/{bonus_id}/forfeit"): _raises(BonusNotActive),
 }
 # Game calls: the game provider's transaction id is their idempotency key (no header).

@@ -56,6 +56,11 @@ class Customer(BaseModel):
     country: str
     kyc_status: str
     status: Literal["active", "blocked"] = "active"  # a blocked customer places no bets
+    self_excluded_until: datetime | None = Field(
+        default=None,
+        description="the end of the customer's self-exclusion (9999-12-31: permanent); until"
+        " then no deposit, bet or bonus",
+    )
     created_at: datetime
 
 
@@ -200,6 +205,11 @@ class Payment(BaseModel):
         description="while `requires_action`: send the customer to `redirect_to_url.url`; the"
         " provider's outcome then moves the payment on",
     )
+    review_reasons: list[str] | None = Field(
+        default=None,
+        description="while or after `requires_review`: the rules that sent it there"
+        " (`large_amount`, `low_wagering`, `structuring`, `edd_required`)",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -287,6 +297,36 @@ class MerchantCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
 
 
+class ComplianceSettings(StrictBody):
+    """The merchant's AML monitoring rules, each off (0) by default; thresholds in EUR."""
+
+    min_wagering_before_withdrawal: float = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        strict=True,
+        allow_inf_nan=False,
+        description="a withdrawal while the customer's settled bets since their last withdrawal"
+        " are below this multiple of their deposits since then goes to review (`low_wagering`)",
+    )
+    structuring_deposits: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        strict=True,
+        description="this many deposits within 24 hours, each within 10 % under the review"
+        " threshold, send the next withdrawal to review (`structuring`)",
+    )
+    edd_threshold_eur: int = Field(
+        default=0,
+        ge=0,
+        le=10**12,
+        strict=True,
+        description="deposits of 30 days above this (EUR) need enhanced due diligence before"
+        " the next withdrawal (`edd_required`)",
+    )
+
+
 class Merchant(BaseModel):
     """A merchant: the owner of its customers, payments, events and keys."""
 
@@ -296,6 +336,7 @@ class Merchant(BaseModel):
     created_at: datetime
     # While a rotated-out secret still signs beside the new one: when it stops.
     previous_webhook_secret_expires_at: datetime | None = None
+    compliance: ComplianceSettings = Field(default_factory=ComplianceSettings)
 
 
 class MerchantUpdate(StrictBody):
@@ -310,6 +351,7 @@ class MerchantUpdate(StrictBody):
     webhook_secret_grace_seconds: float | None = Field(
         default=None, ge=0, le=WEEK_SECONDS, strict=True, allow_inf_nan=False
     )
+    compliance: ComplianceSettings | None = None  # the AML monitoring rules; omitted: unchanged
 
     @field_validator("webhook_url")
     @classmethod

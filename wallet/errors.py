@@ -26,6 +26,18 @@ class CustomerBlocked(WalletError):
     code = "customer_blocked"
 
 
+class CustomerSelfExcluded(WalletError):
+    """The customer excluded themselves: bets are refused until the exclusion ends."""
+
+    code = "customer_self_excluded"
+
+
+class LossLimitReached(WalletError):
+    """The bet would take the customer's losses of a period past their loss limit."""
+
+    code = "loss_limit_reached"
+
+
 class CustomerNotFound(WalletError):
     """No customer of the merchant has this id (another merchant's answers the same)."""
 
@@ -97,6 +109,8 @@ REFUSALS: dict[str, type[WalletError]] = {
     for cls in (
         WalletInsufficientFunds,
         CustomerBlocked,
+        CustomerSelfExcluded,
+        LossLimitReached,
         CustomerNotFound,
         BetNotFound,
         BetRolledBack,

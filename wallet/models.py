@@ -11,9 +11,12 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from ledger.models import AccountKind
+
+if TYPE_CHECKING:
+    from wallet.limits_check import Gate
 
 TransactionKey: TypeAlias = tuple[str, str, str]
 """(merchant, game provider, transaction id): the idempotency key of a game call."""
@@ -283,6 +286,7 @@ class WalletState:
     closed_rounds: set[RoundKey] = field(default_factory=set)
     bonuses: dict[str, BonusRecord] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # for bonus expiry
+    gates: dict[CustomerKey, Gate] = field(default_factory=dict)  # self-exclusion, loss limits
 
     def active_bonus(self, purse: PurseKey) -> BonusRecord | None:
         for bonus in self.bonuses.values():

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wallet import bonus_rules
+from wallet import bonus_rules, limits_check
 from wallet.decisions import accept, after, merge, refuse, unrecorded
 from wallet.errors import (
     BetNotFound,
@@ -168,6 +168,9 @@ def bet(state: WalletState, call: Bet) -> Decision:
         return _refuse_bet(state, call, BetRolledBack, detail, tombstone.rollback_transaction_id)
     if customer_of(call) in state.blocked:
         return _refuse_bet(state, call, CustomerBlocked, f"customer {call.customer_id} is blocked")
+    responsible = limits_check.refusal(state, call)  # self-exclusion, loss limits
+    if responsible is not None:
+        return _refuse_bet(state, call, *responsible)
     if purse is None:
         detail = f"customer {call.customer_id} has no {call.currency} wallet"
         return _refuse_bet(state, call, WrongCurrency, detail)
@@ -407,6 +410,7 @@ def apply(state: WalletState, decision: Decision) -> None:
         state.closed_rounds.add(decision.closed_round[0])
     for bonus in decision.bonuses:
         state.bonuses[bonus.id] = bonus
+    limits_check.fold(state, decision)
 
 
 # ---------------------------------------------------------------------- the pieces

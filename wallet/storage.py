@@ -18,6 +18,7 @@ from ledger.batch import BatchTransaction, lock_accounts, post_batch
 from ledger.models import Account, AccountKind
 from ledger.postings import AccountKey, Conn
 from paysaga.store.events import NewEvent, insert_events
+from wallet import limits_check
 from wallet.models import (
     Bet,
     BetRecord,
@@ -104,6 +105,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
         await conn.execute(_CLOSED_ROUNDS, [*rounds, *bets]),
         await conn.execute(_BONUSES, [*customers, want.bonus_ids, *bets]),
     ]
+    gate_cursors = await limits_check.query(conn, customers, bets)
     rows = [await cur.fetchall() for cur in cursors]
     state = WalletState()
     accounts = _fill_purses(state, rows[0])
@@ -136,6 +138,7 @@ async def read_state(conn: Conn, want: Wanted) -> tuple[WalletState, dict[Accoun
         state.bonuses[bonus_id] = BonusRecord(
             bonus_id, m, customer, currency, BonusStatus(status), *rest
         )
+    await limits_check.fill(state, gate_cursors)
     return state, accounts
 
 

@@ -13,6 +13,7 @@ from api.sagas import saga_timings, start_payment
 from api.schemas import DepositCreate, Payment
 from domain.errors import InvalidRequest, NotFound
 from domain.payments import DepositInput, PaymentKind
+from paysaga.store.responsible import REFUSAL_DETAILS, reserve_deposit
 from providers.accounts import CHARGE
 from providers.success_rate import Candidate
 
@@ -51,6 +52,12 @@ async def create_deposit(
                 )
             routing = named
         payment_id = derived_id("dep_", books.merchant_id, idempotency_key, fingerprint)
+        # Self-exclusion and deposit limits, before any charge (the amount is reserved).
+        refusal = await reserve_deposit(
+            svc.pool, books.merchant_id, body.customer_id, body.currency, body.amount, payment_id
+        )
+        if refusal is not None:
+            raise InvalidRequest(REFUSAL_DETAILS[refusal], code=refusal)
         candidates = [Candidate(a.id, a.priority) for a in eligible if a.id in routing]
         requested = routing[0] if body.provider is not None else None
         decision = await route_deposit(

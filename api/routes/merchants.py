@@ -4,7 +4,7 @@ listed and revoked by the platform (any merchant's) or by an ops key (its own me
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -14,6 +14,7 @@ from api.schemas import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyView,
+    ComplianceSettings,
     Merchant,
     MerchantCreate,
     MerchantUpdate,
@@ -22,6 +23,7 @@ from domain.errors import InvalidRequest, NotFound
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.keys import issue_key, new_merchant_id
 from paysaga.store import ApiKeyRow, MerchantRow
+from paysaga.store.aml import set_compliance_rules
 from paysaga.webhook_egress import NOT_ALLOWED_CODE, webhook_url_refusal
 
 router = APIRouter(tags=["merchants"])
@@ -41,6 +43,7 @@ def merchant_view(row: MerchantRow) -> Merchant:
         previous_webhook_secret_expires_at=(
             grace_ends if grace_ends and grace_ends > datetime.now(UTC) else None
         ),
+        compliance=ComplianceSettings.model_validate(row.compliance),
     )
 
 
@@ -100,13 +103,17 @@ async def update_own_merchant(
     secret = body.webhook_secret if "webhook_secret" in sent else current.webhook_secret
     if url and not secret and books.merchant_id != DEV_MERCHANT_ID:
         raise InvalidRequest("a webhook_url needs a webhook_secret to sign the webhooks with")
+    if body.compliance is not None:
+        await set_compliance_rules(svc.pool, books.merchant_id, body.compliance.model_dump())
     row = await books.set_webhook(
         url, secret, body.webhook_secret_grace_seconds, WEBHOOK_SECRET_GRACE_SECONDS
     )
-    detail = {
+    detail: dict[str, Any] = {
         "webhook_url": url,
         "secret_changed": "webhook_secret" in sent,
     }
+    if body.compliance is not None:
+        detail["compliance"] = body.compliance.model_dump()
     grace_ends = merchant_view(row).previous_webhook_secret_expires_at
     if grace_ends is not None or "webhook_secret_grace_seconds" in sent:
         detail["previous_secret_signs_until"] = grace_ends.isoformat() if grace_ends else None

@@ -45,9 +45,10 @@ from api.schemas import (
 )
 from domain import search_attributes as sa
 from domain.bonuses import BonusInput, ForfeitRequest
-from domain.errors import InvalidRequest, NotFound, ServiceUnavailable
+from domain.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from domain.money import CURRENCY_EXPONENTS
 from paysaga.store import MerchantStore
+from paysaga.store.responsible import SELF_EXCLUDED, self_excluded
 from wallet.errors import REFUSALS, BonusNotActive, CustomerNotFound
 from wallet.models import (
     NO_BALANCE,
@@ -176,8 +177,11 @@ async def grant_bonus(
     fingerprint = request_fingerprint(request.url.path, body)
 
     async def grant() -> Bonus:
-        if await books.get_customer(customer_id) is None:
+        customer = await books.get_customer(customer_id)
+        if customer is None:
             raise NotFound(f"no customer {customer_id}")
+        if self_excluded(customer.self_excluded_until):
+            raise Conflict(f"customer {customer_id} is self-excluded", code=SELF_EXCLUDED)
         expires_at = datetime.now(UTC) + timedelta(seconds=body.expires_in_seconds)
         call = GrantBonus(
             books.merchant_id,

@@ -26,6 +26,7 @@ class CustomerRow(TableRow):
     status: str  # active, or blocked (no bets)
     created_at: datetime
     updated_at: datetime
+    self_excluded_until: datetime | None  # no deposit, bet or bonus until then
 
 
 CustomerT = TypeVar("CustomerT", bound=CustomerRow)

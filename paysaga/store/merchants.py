@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from paysaga.store.sql import TableRow, Tables
 
@@ -23,6 +24,7 @@ class MerchantRow(TableRow):
     previous_webhook_secret: str | None
     previous_webhook_secret_expires_at: datetime | None
     events_purged_through: int  # the highest sequence retention has purged (0: none)
+    compliance: dict[str, Any]  # the AML monitoring rules (risk/aml.py); {}: all off
 
 
 # Every SET expression reads the row as it was: `m.webhook_secret` is the one being replaced. A

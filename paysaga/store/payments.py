@@ -43,6 +43,8 @@ class PaymentRow(TableRow):
     )  # why it went where (providers/success_rate.py); null: not routed
     # What the customer must do while `requires_action` (redirect_to_url); null otherwise.
     next_action: dict[str, Any] | None = None
+    # The rules that sent it to review (risk step); null when none did.
+    review_reasons: list[str] | None = None
 
 
 def payment_object(row: PaymentRow) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def payment_object(row: PaymentRow) -> dict[str, Any]:
         "failure_reason": row.failure_reason,
         "routing": row.routing,
         "next_action": row.next_action,
+        "review_reasons": row.review_reasons,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }

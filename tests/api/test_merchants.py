@@ -51,10 +51,13 @@ ACTION_BODIES: dict[str, dict[str, Any]] = {
     "/v1/customers/{customer_id}/unblock": {"reason": "checked"},
     "/v1/payments/{payment_id}/refunds": {"amount": 100, "reason": "checked"},
     "/v1/refunds/{refund_id}/resolve": {"outcome": "failed", "reason": "checked"},
+    "/v1/customers/{customer_id}/limits": {"currency": "EUR", "deposit": {"day": 1}},
+    "/v1/customers/{customer_id}/self-exclusion": {"days": 1},
 }
 # A valid query for each read that needs one.
 ACTION_QUERIES: dict[str, dict[str, str]] = {
     "/v1/customers/{customer_id}/wallet": {"currency": "EUR"},
+    "/v1/customers/{customer_id}/limits": {"currency": "EUR"},
 }
 
 

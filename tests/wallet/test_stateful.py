@@ -29,6 +29,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
@@ -101,6 +102,8 @@ class Model:
     tombstones: dict[str, tuple[int, str]] = field(default_factory=dict)
     closed: set[tuple[int, str]] = field(default_factory=set)
     blocked: set[int] = field(default_factory=set)
+    loss_limit: dict[int, int] = field(default_factory=dict)  # a day's limit; absent: none
+    losses: dict[int, int] = field(default_factory=dict)  # bets minus their wins (all today)
 
     # ------------------------------------------------------------ bonuses
 
@@ -177,6 +180,10 @@ class Model:
         refusal = None
         if customer in self.blocked:
             refusal = "customer_blocked"
+        elif customer in self.loss_limit and (
+            self.losses.get(customer, 0) + amount > self.loss_limit[customer]
+        ):
+            refusal = "loss_limit_reached"
         elif (customer, round_id) in self.closed:
             refusal = "round_closed"
         elif self.cash[customer] + self.bonus[customer] < amount:
@@ -189,6 +196,7 @@ class Model:
         self.cash[customer] -= cash
         self.bonus[customer] -= bonus
         self.bets[tx] = ModelBet(customer, amount, cash, bonus, round_id, "open", active)
+        self.losses[customer] = self.losses.get(customer, 0) + amount
         return Expected("accepted", (cash, bonus))
 
     def win(self, customer: int, bet_id: str, amount: int, closes: bool) -> Expected:
@@ -212,6 +220,7 @@ class Model:
             event("win of a bet funded by both cash and bonus")
         self.cash[customer] += cash_share
         self.bonus[customer] += to_bonus
+        self.losses[customer] = self.losses.get(customer, 0) - amount
         settled = [bet] if bet.status == "open" else []
         bet.status = "settled"
         if closes:
@@ -246,6 +255,7 @@ class Model:
         if bet.status == "refused":
             return Expected("accepted", (0, 0))
         bet.status = "rolled_back"
+        self.losses[customer] = self.losses.get(customer, 0) - bet.amount
         status = self.bonuses[bet.bonus_id].status if bet.bonus_id else None
         to_bonus = bet.bonus if status == "active" else 0
         to_cash = bet.cash + (bet.bonus if status == "completed" else 0)
@@ -299,18 +309,28 @@ class WalletMachine(RuleBasedStateMachine):
         bonus=st.lists(st.integers(0, 300), min_size=2, max_size=2),
         multiplier=st.integers(1, 4),
         max_bet=st.sampled_from([None, 20, 60]),
+        loss_limit=st.one_of(st.none(), st.integers(0, 200)),
     )
     def open_books(
-        self, cash: list[int], bonus: list[int], multiplier: int, max_bet: int | None
+        self,
+        cash: list[int],
+        bonus: list[int],
+        multiplier: int,
+        max_bet: int | None,
+        loss_limit: int | None,
     ) -> None:
         # (the bonuses of the start expire in a day)
-        """Two customers of a new merchant, with some cash and most often a bonus to play."""
+        """Two customers of a new merchant, with some cash and most often a bonus to play; the
+        first with a day's loss limit now and then."""
         self.merchant = self.run(self.books.merchant())
         for customer, amount in zip(CUSTOMERS, cash, strict=True):
             self.customers.append(self.run(self.books.customer(self.merchant, cash=amount)))
             self.model.cash[customer] = amount
             self.model.bonus[customer] = 0
             self.model.active[customer] = None
+        if loss_limit is not None:
+            self.run(self.set_loss_limit(self.customers[0], loss_limit))
+            self.model.loss_limit[0] = loss_limit
         for customer, amount in zip(CUSTOMERS, bonus, strict=True):
             if amount:
                 self.grant_bonus(customer, amount, multiplier, max_bet, False)
@@ -620,6 +640,15 @@ class WalletMachine(RuleBasedStateMachine):
             )
             row = await cur.fetchone()
         return (row[0], row[1]) if row else None
+
+    async def set_loss_limit(self, customer_id: str, day: int) -> None:
+        limits = {"deposit": {}, "loss": {"day": day}}
+        async with self.books.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO customer_limits (merchant_id, customer_id, currency, limits)"
+                " VALUES (%s, %s, 'EUR', %s)",
+                (self.merchant, customer_id, Jsonb(limits)),
+            )
 
     async def set_status(self, customer_id: str, status: str) -> None:
         async with self.books.pool.connection() as conn:
