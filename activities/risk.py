@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
+from paysaga.observability import sdk_meter
 from paysaga.store import CustomerRow, Store, aml
 from risk.aml import aml_reasons
 from risk.fraud import FraudRules, RiskContext
@@ -141,8 +142,10 @@ class RiskActivities:
         )
         if not reasons:
             return result
-        counter = activity.metric_meter().create_counter(
-            AML_REVIEWS_TOTAL, "Withdrawals the AML monitoring rules sent to review, by rule."
+        counter = sdk_meter.counter(
+            activity.metric_meter(),
+            AML_REVIEWS_TOTAL,
+            "Withdrawals the AML monitoring rules sent to review, by rule.",
         )
         for reason in reasons:
             counter.add(1, {"rule": reason})

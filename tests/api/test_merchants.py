@@ -246,9 +246,10 @@ def installation_provider_event(event: dict[str, Any]) -> bool:
 
 
 def object_id(event: dict[str, Any]) -> str:
-    """The id of the event's object (a wallet transaction's is its transaction_id)."""
+    """The id of the event's object (a wallet transaction's is its transaction_id, a customer's
+    limits' their customer's)."""
     obj = event["data"]["object"]
-    return str(obj.get("id") or obj["transaction_id"])
+    return str(obj.get("id") or obj.get("transaction_id") or obj["customer_id"])
 
 
 async def all_events(api: httpx.AsyncClient) -> AsyncIterator[dict[str, Any]]:
