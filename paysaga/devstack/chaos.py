@@ -335,7 +335,7 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
     the API (half of those again and again) or from Temporal. Sagas pass their point of no return
     within a second, so one withdrawal in three is large enough to wait for a review, and is
     cancelled while it waits (or rejected at the review deadline): cancels before the point of no
-    return happen too. One payment in twelve is terminated from Temporal, another reset; half the
+    return happen too. One payment in twelve is terminated from Temporal, two others reset; half the
     `pm_pending_forever` deposits (the run's first deposit is one) are resolved `failed` while
     they poll, then disputed.
     """
@@ -371,7 +371,7 @@ async def send_one(load: Load, n: int, customers: list[str]) -> None:
         actions.append(load.customers.act_later(load, payment_id, body["payment_method"]))
     if n % 12 == 2:
         actions.append(load.operator.terminate_later(payment_id))
-    if n % 12 == 5:
+    if n % 12 in (5, 9):  # a transfer and a withdrawal among them, in the shortest runs
         actions.append(load.operator.reset_later(payment_id))
     if body.get("payment_method") == "pm_pending_forever":
         load.pending_forever.add(payment_id)
