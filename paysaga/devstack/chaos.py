@@ -62,6 +62,7 @@ from paysaga.devstack.chaos_findings import (
     cancel_from_temporal,
     workflow_state,
 )
+from paysaga.devstack.chaos_gambling import GamblingLoad
 from paysaga.devstack.chaos_operator import Operator, check_operator, run_orphan_sweep
 from paysaga.devstack.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
 from paysaga.devstack.stack import (
@@ -708,11 +709,14 @@ async def chaos(args: argparse.Namespace) -> int:
                         "payment_method": "pm_ok",
                     },
                 )
+            gambling = GamblingLoad()  # a self-excluded player and a limited one
+            await gambling.open(api, load)
             # Funded before the load: a withdrawal is then refused by the provider it was meant
             # for, not by an empty wallet.
             funding = await settle(load, timeout=60)
             if any(p["status"] != "succeeded" for p in funding.values()):
                 raise RuntimeError(f"the customers' funding deposits did not succeed: {funding}")
+            await gambling.exclude(api)
             step(f"load for {args.duration:.0f} s at {args.rate}/s with faults")
             stop_resolving = asyncio.Event()
 
@@ -724,6 +728,7 @@ async def chaos(args: argparse.Namespace) -> int:
             )
             await asyncio.gather(
                 run_load(load, customers, args.duration, args.rate),
+                gambling.run(api, load, args.duration),
                 run_faults(stack, args.duration),
                 run_provider_faults(stack, args.duration),
             )
@@ -741,6 +746,7 @@ async def chaos(args: argparse.Namespace) -> int:
             findings = Findings()
             await check_books(stack, final, load, findings)
             await check_workflows(temporal, final, load.operator.terminated, findings)
+            await gambling.check(stack.database_url, final, findings)
         by_outcome = Counter(f"{load.payments[p]} {v['status']}" for p, v in final.items())
         print(
             "\npayments accepted:",
@@ -762,6 +768,7 @@ async def chaos(args: argparse.Namespace) -> int:
         )
         print("providers:", await provider_summary(stack))
         print("operator tools:", load.operator.summary())
+        print("responsible gambling:", gambling.summary())
         print("refunds:", dict(sorted(refunds_by_outcome.items())))
         print("refund requests:", dict(sorted(load.refunds.answers.items())))
         print(
