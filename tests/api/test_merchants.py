@@ -239,6 +239,30 @@ async def test_lists_and_the_event_feed_never_show_another_merchants_objects(
     assert not a_ids & {a["target"] for a in b_audit.json()["data"]}
 
 
+async def test_wallet_calls_of_another_merchants_customer_are_never_listed(
+    api: httpx.AsyncClient, merchant_b: httpx.AsyncClient
+) -> None:
+    customer = await funded_customer(api, 5_000, "EUR")
+    bet_id = f"bet-{uuid.uuid4().hex[:12]}"
+    bet = {
+        "customer_id": customer["id"],
+        "game_provider": "isolation-slots",
+        "transaction_id": bet_id,
+        "game_id": "slots",
+        "round_id": f"round-{bet_id}",
+        "amount": 100,
+        "currency": "EUR",
+    }
+    assert (await api.post("/v1/wallet/bets", json=bet)).status_code == 200
+    params = {"customer_id": customer["id"]}
+
+    own = await api.get("/v1/wallet/transactions", params=params)
+    other = await merchant_b.get("/v1/wallet/transactions", params=params)
+
+    assert [call["transaction_id"] for call in own.json()["data"]] == [bet_id]
+    assert (other.status_code, other.json()["data"]) == (200, [])
+
+
 def installation_provider_event(event: dict[str, Any]) -> bool:
     """A health change of one of the installation's providers (`sandbox-cards`), which every
     merchant routes over and sees; a merchant's own account (`pa_...`) is its own."""
