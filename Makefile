@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
+.PHONY: dev test docs docs-serve lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ test: $(STAMP) browser prometheus pgbouncer
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The docs site (mkdocs.yml, docs/) into site/, strict: a broken link or a missing page fails.
+# `make test` runs the same build (tests/test_docs.py) and every curl example of the README and
+# the docs against a test stack (tests/test_docs_examples.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # The demo checkout's browser test (tests/paysaga/test_demo_checkout.py) drives Debian's
 # Chromium through its chromedriver. Installed here when missing and we are root; otherwise the
