@@ -159,10 +159,8 @@ def test_every_curl_example_runs() -> None:
     assert pages_with_examples(), "no page has a runnable example"
 
 
-@pytest.mark.parametrize("page", pages_with_examples(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
-def test_examples_of_page_run_as_written(page: Path, stack: Stack, tmp_path: Path) -> None:
-    """The page's bash blocks, in order, in one bash process against the test stack."""
-    assert shutil.which("jq"), "the examples use jq: apt-get install jq"
+def run_page(page: Path, stack: Stack, tmp_path: Path) -> str | None:
+    """Run the page's examples; None when they pass, else what failed, naming the page's line."""
     script, where = script_of(page, stack)
     script_path = tmp_path / "examples.sh"
     script_path.write_text(script)
@@ -175,15 +173,53 @@ def test_examples_of_page_run_as_written(page: Path, stack: Stack, tmp_path: Pat
         env={**os.environ, "PATH": f"{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"},
     )
     if run.returncode == 0:
-        return
-    name = page.relative_to(REPO_ROOT)
+        return None
+    name = page.relative_to(REPO_ROOT) if page.is_relative_to(REPO_ROOT) else page.name
+    output = f"\n--- output (end) ---\n{run.stdout[-3000:]}\n--- errors ---\n{run.stderr[-2000:]}"
     failure = re.search(r"^__FAIL (\d+) (.*)$", run.stderr, re.MULTILINE)
+    if not failure:
+        return f"{name}: exit status {run.returncode}{output}"
+    script_line, why = int(failure.group(1)), failure.group(2)
+    page_line = where.get(script_line)
+    place = f"{name}:{page_line}" if page_line else f"{name} (script line {script_line})"
+    return f"{place}: {why}{output}"
+
+
+@pytest.mark.parametrize("page", pages_with_examples(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_examples_of_page_run_as_written(page: Path, stack: Stack, tmp_path: Path) -> None:
+    """The page's bash blocks, in order, in one bash process against the test stack."""
+    assert shutil.which("jq"), "the examples use jq: apt-get install jq"
+    failure = run_page(page, stack, tmp_path)
     if failure:
-        script_line, why = int(failure.group(1)), failure.group(2)
-        page_line = where.get(script_line)
-        place = f"{name}:{page_line}" if page_line else f"{name} (script line {script_line})"
-        pytest.fail(
-            f"{place}: {why}\n--- output (last 3000 characters) ---\n{run.stdout[-3000:]}"
-            f"\n--- errors ---\n{run.stderr[-2000:]}"
-        )
-    pytest.fail(f"{name}: exit status {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+        pytest.fail(failure)
+
+
+WRONG_PAGES = {
+    "wrong status": (
+        "# Page\n\n```bash\nAPI=http://127.0.0.1:8000\n"
+        'curl -s -H "Authorization: Bearer sk_test_merchant" $API/v1/customers/cus_missing\n'
+        "# => 200 {...}\n```\n",
+        "page.md:5: curl answered 404 where the example says 200",
+    ),
+    "unchecked failure": (
+        "# Page\n\n```bash\nAPI=http://127.0.0.1:8000\n"
+        'curl -s -H "Authorization: Bearer sk_test_merchant" $API/v1/customers/cus_missing\n'
+        "echo next\n```\n",
+        "page.md:5: curl answered 404, and no '# => 404' comment follows it",
+    ),
+    "failed check": (
+        "# Page\n\n```bash\nAPI=http://127.0.0.1:8000\n"
+        "curl -s $API/healthz | jq -e '.status == \"no such status\"'\n```\n",
+        "page.md:5: the command failed",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_PAGES))
+def test_a_wrong_example_fails_naming_its_line(case: str, stack: Stack, tmp_path: Path) -> None:
+    """The runner itself: a status other than promised, a failure nobody expected, a false check."""
+    text, expected = WRONG_PAGES[case]
+    page = tmp_path / "page.md"
+    page.write_text(text)
+    failure = run_page(page, stack, tmp_path)
+    assert failure is not None and failure.startswith(expected), failure
