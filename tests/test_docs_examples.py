@@ -24,6 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.stack import REPO_ROOT, Stack
@@ -189,7 +190,11 @@ def run_page(page: Path, stack: Stack, tmp_path: Path) -> str | None:
 def test_examples_of_page_run_as_written(page: Path, stack: Stack, tmp_path: Path) -> None:
     """The page's bash blocks, in order, in one bash process against the test stack."""
     assert shutil.which("jq"), "the examples use jq: apt-get install jq"
-    failure = run_page(page, stack, tmp_path)
+    try:
+        failure = run_page(page, stack, tmp_path)
+    finally:  # a page that stopped midway leaves no provider down for the tests after it
+        for provider in ("sandbox-cards", "sandbox-bank"):
+            httpx.post(f"{stack.psp.url}/{provider}/_sandbox/mode", json={"mode": "ok"}, timeout=10)
     if failure:
         pytest.fail(failure)
 
