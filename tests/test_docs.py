@@ -3,6 +3,7 @@ README stays a front page."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,16 @@ def test_readme_is_a_front_page() -> None:
     """The README is the front door: under 300 lines, the rest in the docs site."""
     lines = (REPO_ROOT / "README.md").read_text().splitlines()
     assert len(lines) < 300, f"README.md has {len(lines)} lines; move sections into docs/"
+
+
+def test_readme_links_resolve() -> None:
+    """The README is not part of the site's strict build: its links to the docs are checked here."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    broken = [
+        target
+        for target in targets
+        if not target.startswith(("http://", "https://", "mailto:"))
+        and not (REPO_ROOT / target).exists()
+    ]
+    assert targets and not broken, f"README.md links to missing files: {broken}"
