@@ -106,7 +106,7 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Re-record tests/histories/ after a deliberate saga change (README, "Changing a saga").
+# Re-record tests/histories/ after a deliberate saga change (docs/guides/change-a-saga.md).
 histories: $(STAMP)
 	$(BIN)/python -m tests.histories.capture
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_WORDS = ("key", "secret", "token", "password")
 
 
+@functools.cache
 def _openapi() -> dict[str, Any]:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
@@ -36,6 +38,11 @@ def _openapi() -> dict[str, Any]:
     from api.main import create_app
 
     return create_app().openapi()
+
+
+def on_pre_build(config: MkDocsConfig) -> None:
+    """Each build (`mkdocs serve` rebuilds too) reads the code afresh."""
+    _openapi.cache_clear()
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
