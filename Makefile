@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
 
-.PHONY: dev test docs docs-serve lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
+.PHONY: dev test docs docs-serve jq lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/paysaga dev --workers $(WORKERS)
 
-test: $(STAMP) browser prometheus pgbouncer
+test: $(STAMP) browser prometheus pgbouncer jq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -30,6 +30,18 @@ docs: $(STAMP)
 
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# The docs' examples (tests/test_docs_examples.py) read the API's answers with jq, as a newcomer
+# following them does: installed here when missing and we are root, as the packages below.
+jq:
+	@if command -v jq >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing jq (apt-get) for the docs' examples"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null; }; \
+	else \
+		echo "note: jq is missing; as root: apt-get install jq (the docs' examples fail without it)"; \
+	fi
 
 # The demo checkout's browser test (tests/paysaga/test_demo_checkout.py) drives Debian's
 # Chromium through its chromedriver. Installed here when missing and we are root; otherwise the
