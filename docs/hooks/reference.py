@@ -34,10 +34,12 @@ SECRET_WORDS = ("key", "secret", "token", "password")
 def _openapi() -> dict[str, Any]:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    os.environ.setdefault("PAYSAGA_ENVIRONMENT", "development")  # the app refuses dev secrets else
     from api.main import create_app
+    from paysaga.settings import Settings
 
-    return create_app().openapi()
+    # Development, whatever the shell says: a production start refuses the default secrets, and
+    # the document does not depend on any setting.
+    return create_app(Settings(environment="development")).openapi()
 
 
 def on_pre_build(config: MkDocsConfig) -> None:
