@@ -11,6 +11,19 @@ from paysaga.cli.failures import database_url_for, describe_failure
 from paysaga.settings import Settings
 
 
+def _run_dev_stack(settings: Settings, workers: int) -> int:
+    """The dev stack lives in the checkout's `devtools/` (development tooling, not installed)."""
+    try:
+        from devtools.stack import run_dev_stack
+    except ModuleNotFoundError:
+        print(
+            "paysaga dev: run it from a checkout (`make dev`); devtools/ is not installed",
+            file=sys.stderr,
+        )
+        return 2
+    return run_dev_stack(settings, workers=workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `paysaga` command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="paysaga", description=__doc__)
@@ -114,9 +127,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_deploy_step(args.command, settings, getattr(args, "revision", "head"))
     if args.command == "dev":
-        from paysaga.devstack.stack import run_dev_stack
-
-        return run_dev_stack(settings, workers=args.workers)
+        return _run_dev_stack(settings, args.workers)
     if args.command == "restore":  # the database is gone: nothing to connect to
         from paysaga.cli.backup import run as run_backup
 

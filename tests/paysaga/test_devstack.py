@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
 
 
 def test_each_worker_of_the_dev_stack_gets_its_own_metrics_port() -> None:
-    from paysaga.devstack.stack import worker_metrics_address
+    from devtools.stack import worker_metrics_address
 
     assert [worker_metrics_address("127.0.0.1:9464", n) for n in range(3)] == [
         "127.0.0.1:9464",

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import providers.stripe_psp as stripe_psp
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from providers.adapter import (
     AUTHENTICATION_FAILED,
     AdapterConfig,
