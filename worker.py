@@ -34,11 +34,8 @@ from activities.payments import (
     BookingActivities,
     PaymentActivities,
 )
-from activities.providers import (
-    PROVIDER_LATENCY_BUCKETS,
-    PROVIDER_REQUEST_DURATION,
-    ProviderActivities,
-)
+from activities.provider_metrics import PROVIDER_LATENCY_BUCKETS, PROVIDER_REQUEST_DURATION
+from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.resolution import ResolutionActivities
