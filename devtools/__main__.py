@@ -1,4 +1,4 @@
-"""`python -m devtools` (`make dev`): the whole stack on this machine, as `paysaga dev` runs it."""
+"""`python -m devtools` (`make dev`): the whole stack on this machine, until Ctrl-C."""
 
 from __future__ import annotations
 

@@ -42,6 +42,15 @@ FLOORS = [
 ]
 
 
+def tooling_modules() -> set[str]:
+    """The dotted names of the tooling's modules: what the product must never import."""
+    return {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for folder in ("devtools", "bench", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+    } | {"devtools", "bench", "tests"}
+
+
 def product_files() -> dict[str, Path]:
     """Every product module by its dotted name (`ledger.postings`, `workflows.saga`)."""
     files = {path.stem: ROOT / path for path in map(Path, PRODUCT_MODULES)}
@@ -151,6 +160,18 @@ def test_lower_floors_import_nothing_from_higher_ones() -> None:
         if floor_of[target.split(".")[0]] > floor_of[module.split(".")[0]]
     )
     assert upward == []
+
+
+def test_the_product_imports_no_tooling() -> None:
+    tooling = {"devtools", "bench", "tests"}
+    files = product_files()
+    imports = {
+        f"{name} -> {target}"
+        for name, path in files.items()
+        for target in imported_modules(path, name, known=set(files) | tooling_modules())
+        if target.split(".")[0] in tooling
+    }
+    assert imports == set()
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -1,4 +1,4 @@
-"""The `paysaga` command: the dev stack, the ledger audit, API keys, data keys, other operator tools."""
+"""The `paysaga` command: migrations, the ledger audit, API keys, data keys, other operator tools."""
 
 from __future__ import annotations
 
@@ -11,26 +11,15 @@ from paysaga.cli.failures import database_url_for, describe_failure
 from paysaga.settings import Settings
 
 
-def _run_dev_stack(settings: Settings, workers: int) -> int:
-    """The dev stack lives in the checkout's `devtools/` (development tooling, not installed)."""
-    try:
-        from devtools.stack import run_dev_stack
-    except ModuleNotFoundError:
-        print(
-            "paysaga dev: run it from a checkout (`make dev`); devtools/ is not installed",
-            file=sys.stderr,
-        )
-        return 2
-    return run_dev_stack(settings, workers=workers)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `paysaga` command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="paysaga", description=__doc__)
     parser.add_argument("--version", action="version", version=f"paysaga {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="run the whole stack locally (make dev)")
+    dev = commands.add_parser(
+        "dev", help="moved: run `make dev` (python -m devtools) in a checkout"
+    )
     dev.add_argument("--workers", type=int, default=1, help="number of worker processes")
 
     migrate = commands.add_parser(
@@ -127,7 +116,14 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_deploy_step(args.command, settings, getattr(args, "revision", "head"))
     if args.command == "dev":
-        return _run_dev_stack(settings, args.workers)
+        # Development tooling is no part of the product (nor of its image): it lives in the
+        # checkout's devtools/, which the product never imports.
+        print(
+            "paysaga dev: the dev stack is development tooling; in a checkout, run `make dev`"
+            " (python -m devtools --workers N)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "restore":  # the database is gone: nothing to connect to
         from paysaga.cli.backup import run as run_backup
 

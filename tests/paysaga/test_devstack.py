@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DevStack:
-    """`paysaga dev` in a child process, on free ports, with its data under a test folder."""
+    """`make dev` (`python -m devtools`) in a child process, on free ports, with its data under a test folder."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -45,7 +45,7 @@ class DevStack:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "paysaga.cli", "dev"],
+            [sys.executable, "-m", "devtools"],
             cwd=REPO_ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -59,7 +59,7 @@ class DevStack:
             if "paysaga is running" in line:
                 return
             assert time.monotonic() < deadline, "".join(self.output)
-        raise AssertionError("paysaga dev exited:\n" + "".join(self.output))
+        raise AssertionError("make dev exited:\n" + "".join(self.output))
 
     def processes(self) -> list[psutil.Process]:
         """Every process the stack runs: its children and the PostgreSQL server."""
