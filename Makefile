@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/paysaga dev --workers $(WORKERS)
+	$(BIN)/python -m devtools --workers $(WORKERS)
 
 test: $(STAMP) browser prometheus pgbouncer jq
 	$(BIN)/ruff check .
@@ -104,12 +104,12 @@ fuzz: $(STAMP)
 		--checks all --max-time $(FUZZ_SECONDS) --header "Authorization: Bearer sk_test_ops"
 
 chaos: $(STAMP)
-	$(BIN)/python -m paysaga.devstack.chaos
+	$(BIN)/python -m devtools.chaos
 
 # Disaster recovery: the ledger database killed and deleted under load, restored to the last
 # record; prints RPO and RTO, then audits and reconciles. DR_ARGS="--duration 120 --rate 8".
 dr-drill: $(STAMP)
-	$(BIN)/python -m paysaga.devstack.dr_drill $(DR_ARGS)
+	$(BIN)/python -m devtools.dr_drill $(DR_ARGS)
 
 audit: $(STAMP)
 	$(BIN)/paysaga ledger audit

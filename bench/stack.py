@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paysaga.database import run_migrations, start_embedded_postgres
-from paysaga.devstack.stack import (
+from devtools.stack import (
     ProcessGroup,
     free_port,
     service_env,
@@ -18,6 +17,7 @@ from paysaga.devstack.stack import (
     wait_for_http,
     wait_for_port,
 )
+from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.settings import Settings
 
 # The bench measures paysaga, not the sandbox's business rules: no velocity refusals under load.

@@ -26,7 +26,7 @@ from bench import profiles, wallet_report
 from bench.pgbench import pgbench_baselines
 from bench.stack import BenchStack
 from bench.wallet_engine import engine_phase
-from paysaga.devstack.stack import free_port, wait_for_http
+from devtools.stack import free_port, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATES = "100,200,300,400,500,600,800,1000,1200,1500"

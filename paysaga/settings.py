@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     # compose's stop_grace_period), which then kills.
     api_shutdown_seconds: float = Field(20.0, gt=0)
     worker_shutdown_seconds: float = Field(10.0, gt=0)
-    # The dev stack's demo checkout (paysaga/devstack/demo_checkout.py), a merchant's page of its
+    # The dev stack's demo checkout (devtools/demo_checkout.py), a merchant's page of its
     # own beside the API: `make dev` serves it on this port.
     demo_port: int = 8300
     # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the

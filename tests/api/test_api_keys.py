@@ -17,8 +17,8 @@ import psycopg
 import pytest
 import pytest_asyncio
 
+from devtools.stack import free_port
 from paysaga.cli import keys
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_PLATFORM_KEY
 from paysaga.store.api_keys import REVOKED_CHANNEL
 from tests.api.key_revocation import answer_once_revocation_heard

@@ -41,8 +41,7 @@ import psutil
 import psycopg
 from temporalio.client import Client
 
-from paysaga import backup
-from paysaga.devstack.chaos import (
+from devtools.chaos import (
     Load,
     Stack,
     check_books,
@@ -50,16 +49,17 @@ from paysaga.devstack.chaos import (
     settle,
     start_stack,
 )
-from paysaga.devstack.chaos_findings import Findings
-from paysaga.devstack.chaos_operator import Operator
-from paysaga.devstack.dr_load import (
+from devtools.chaos_findings import Findings
+from devtools.chaos_operator import Operator
+from devtools.dr_load import (
     GAME_PROVIDER,
     Acknowledged,
     fund_customers,
     run_load,
     watch_ledger,
 )
-from paysaga.devstack.stack import wait_for_http
+from devtools.stack import wait_for_http
+from paysaga import backup
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 
 
@@ -313,9 +313,7 @@ def note(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m paysaga.devstack.dr_drill", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m devtools.dr_drill", description=__doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--rate", type=float, default=5, help="requests per second")
     parser.add_argument("--customers", type=int, default=6)

@@ -39,7 +39,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from paysaga.devstack.chaos_findings import TERMINAL, Findings, api_get
+from devtools.chaos_findings import TERMINAL, Findings, api_get
 from workflows.payment_sweep import PaymentSweepInput
 
 MOMENT_SECONDS_MAX = 2.5  # an operator acts at a random moment up to this late

@@ -17,19 +17,16 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from devtools.chaos_findings import Findings, LoadClient, api_get, final_payment, workflow_state
 from domain.disputes import dispute_id_for
-from paysaga.devstack.chaos_findings import Findings, api_get, final_payment, workflow_state
 from paysaga.settings import DEV_OPS_KEY
 from providers.registry import PROVIDER_NAMES
-
-if TYPE_CHECKING:
-    from paysaga.devstack.chaos import Load
 
 FINAL = {"won", "lost"}
 PLANS = ["evidence", "evidence", "accept", "none"]  # the operator's answer, or none by the due date
@@ -60,7 +57,7 @@ class DisputeLoad:
     answers: Counter[str] = field(default_factory=Counter)
 
     async def dispute_later(
-        self, load: Load, deposit_id: str | None, ended: str = "succeeded"
+        self, load: LoadClient, deposit_id: str | None, ended: str = "succeeded"
     ) -> None:
         """Once the deposit ended `ended`: a dispute of it, then the operator's plan for it.
 

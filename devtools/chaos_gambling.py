@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from devtools.chaos_findings import Findings
 from paysaga.database import open_pool
-from paysaga.devstack.chaos_findings import Findings
 
 DEPOSIT_LIMIT = 12_000  # a day's, EUR minor units
 LOSS_LIMIT = 3_000

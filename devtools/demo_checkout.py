@@ -1,7 +1,7 @@
 """The dev stack's demo checkout: a merchant's page that takes a deposit through the public API.
 
 Not a route of the API: `make dev` runs it as a process of its own (`python -m
-paysaga.devstack.demo_checkout`, http://127.0.0.1:8300), a merchant's backend that holds the
+devtools.demo_checkout`, http://127.0.0.1:8300), a merchant's backend that holds the
 development merchant's key server side; the browser sees only this page and the provider's.
 
 - `GET /`: the checkout form: an amount in EUR and a sandbox payment method.

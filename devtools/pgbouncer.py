@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from devtools.stack import StackError, free_port, wait_for_port
 from paysaga.backup import server_os_user
-from paysaga.devstack.stack import StackError, free_port, wait_for_port
 
 # Below this version PgBouncer cannot carry prepared statements in transaction mode.
 PREPARED_STATEMENTS_SINCE = (1, 21)

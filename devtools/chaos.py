@@ -45,16 +45,14 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from paysaga.audit import audit_books
-from paysaga.database import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack.chaos_customers import (
+from devtools.chaos_customers import (
     AUTHENTICATION_METHODS,
     RETURN_URL,
     CustomerLoad,
     check_customers,
 )
-from paysaga.devstack.chaos_disputes import DisputeLoad, check_disputes
-from paysaga.devstack.chaos_findings import (
+from devtools.chaos_disputes import DisputeLoad, check_disputes
+from devtools.chaos_findings import (
     SETTLED,
     TERMINAL,
     Findings,
@@ -62,10 +60,10 @@ from paysaga.devstack.chaos_findings import (
     cancel_from_temporal,
     workflow_state,
 )
-from paysaga.devstack.chaos_gambling import GamblingLoad
-from paysaga.devstack.chaos_operator import Operator, check_operator, run_orphan_sweep
-from paysaga.devstack.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
-from paysaga.devstack.stack import (
+from devtools.chaos_gambling import GamblingLoad
+from devtools.chaos_operator import Operator, check_operator, run_orphan_sweep
+from devtools.chaos_refunds import RefundLoad, check_refunds, made_by_a_refund
+from devtools.stack import (
     ProcessGroup,
     free_port,
     temporal_dev_server_argv,
@@ -73,6 +71,8 @@ from paysaga.devstack.stack import (
     wait_for_port,
     worker_metrics_address,
 )
+from paysaga.audit import audit_books
+from paysaga.database import open_pool, run_migrations, start_embedded_postgres
 from paysaga.reconciliation import ReconciliationBooks, find_mismatches, provider_nets
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from providers.base import SettlementLine
@@ -812,7 +812,7 @@ def progress(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paysaga.devstack.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.chaos", description=__doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--rate", type=float, default=5, help="payments per second")
     parser.add_argument("--customers", type=int, default=8)

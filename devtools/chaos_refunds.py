@@ -18,23 +18,21 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from domain.refunds import refund_key_prefix, refund_of_key
-from paysaga.devstack.chaos_findings import (
+from devtools.chaos_findings import (
     Findings,
+    LoadClient,
     api_get,
     cancel_from_temporal,
     final_payment,
     workflow_state,
 )
-
-if TYPE_CHECKING:
-    from paysaga.devstack.chaos import Load
+from domain.refunds import refund_key_prefix, refund_of_key
 
 REFUND_TERMINAL = {"succeeded", "failed"}
 
@@ -54,7 +52,7 @@ class RefundLoad:
     final: dict[str, dict[str, Any]] = field(default_factory=dict)  # as they ended (`settle`)
     answers: Counter[str] = field(default_factory=Counter)
 
-    async def refund_later(self, load: Load, deposit_id: str | None, n: int) -> None:
+    async def refund_later(self, load: LoadClient, deposit_id: str | None, n: int) -> None:
         """Once the deposit succeeded: refund it in full, in two parts, or twice at once."""
         if deposit_id is None:
             return

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from devtools.chaos import REVIEWED_AMOUNT, Load, settle
 from paysaga import backup
-from paysaga.devstack.chaos import REVIEWED_AMOUNT, Load, settle
 
 # Half of them slow (no webhook: polled; the provider's answer stalled: an unknown outcome,
 # polled), so that many payments are in flight when the disaster strikes.

@@ -16,14 +16,11 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from paysaga.devstack.chaos_findings import Findings
-
-if TYPE_CHECKING:
-    from paysaga.devstack.chaos import Load
+from devtools.chaos_findings import Findings, LoadClient
 
 AUTHENTICATION_METHODS = ("pm_3ds_required", "pm_3ds_required_declined", "pm_bank_redirect")
 RETURN_URL = "http://127.0.0.1:9/checkout/return"  # where the customer would come back
@@ -40,7 +37,7 @@ class CustomerLoad:
     methods: dict[str, str] = field(default_factory=dict)  # payment id -> payment method
     answers: Counter[str] = field(default_factory=Counter)
 
-    async def act_later(self, load: Load, payment_id: str, method: str) -> None:
+    async def act_later(self, load: LoadClient, payment_id: str, method: str) -> None:
         """Once the deposit waits for its customer: the customer's (or the operator's) move."""
         self.methods[payment_id] = method
         payment = await waiting_for_customer(load.api, payment_id)

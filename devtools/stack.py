@@ -41,7 +41,7 @@ TEMPORAL_DEV_SERVER_FLAGS = [
 ]
 
 
-DEMO_CHECKOUT = "paysaga.devstack.demo_checkout"
+DEMO_CHECKOUT = "devtools.demo_checkout"
 
 
 class StackError(RuntimeError):

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -20,6 +20,28 @@ from temporalio.service import RPCError, RPCStatusCode
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 SETTLED = TERMINAL | {"requires_intervention"}  # an operator's to resolve: not lost
+
+
+class CancelRecord(Protocol):
+    """The operator's record of the cancels the API accepted (`chaos_operator.Operator`)."""
+
+    cancel_accepted: set[str]
+
+
+class LoadClient(Protocol):
+    """What the refunds', disputes' and customers' loads use of the run's client (`chaos.Load`).
+
+    Typed here, below them all, so that `chaos` imports them and none of them imports `chaos`.
+    """
+
+    api: httpx.AsyncClient
+    temporal: Client
+    canceled_by: dict[str, str]
+
+    @property
+    def operator(self) -> CancelRecord: ...
+
+    async def cancel_by_api(self, payment_id: str) -> str: ...
 
 
 @dataclass
