@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
+API_WORKERS ?= 1
 
 .PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/paysaga dev --workers $(WORKERS)
+	PAYSAGA_API_WORKERS=$(API_WORKERS) $(BIN)/paysaga dev --workers $(WORKERS)
 
 test: $(STAMP) browser prometheus pgbouncer
 	$(BIN)/ruff check .

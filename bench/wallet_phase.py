@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from bench import profiles, wallet_report
+from bench.outbox import outbox_backlog
 from bench.pgbench import pgbench_baselines
 from bench.stack import BenchStack
 from bench.wallet_engine import engine_phase
@@ -154,24 +155,16 @@ def drain_outbox(database_url: str, merchant_id: str, *, timeout: float) -> dict
     deliveries (thousands), so that the HTTP ramp does not measure it catching up; how long."""
     started = time.time()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        pending_at_start = pending = _pending(conn, merchant_id)
+        pending_at_start = pending = outbox_backlog(conn, merchant_id)
         while pending and time.time() - started < timeout:
             time.sleep(0.25)
-            pending = _pending(conn, merchant_id)
+            pending = outbox_backlog(conn, merchant_id)
     return {
         "pending_at_start": pending_at_start,
         "pending_at_end": pending,
         "seconds": time.time() - started,
         "window": [started, time.time()],
     }
-
-
-def _pending(conn: psycopg.Connection[Any], merchant_id: str) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s AND status = 'pending'",
-        (merchant_id,),
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def settle(database_url: str) -> None:
