@@ -17,11 +17,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from api.deps import Services, any_key, current_key, merchant_key
@@ -71,6 +73,41 @@ class GameCallRoute(APIRoute):
             await self.game_call(scope, receive, send)
         else:
             await super().handle(scope, receive, send)
+
+
+class GameCallFront(BaseRoute):
+    """The first route the app's router tries: a game call's POST, found by its exact path.
+
+    FastAPI's router walks every included router's routes, twice (to match, then to handle):
+    for a game call, behind a hundred routes, that cost more CPU than the rest of the API's
+    work. This finds it by one string comparison and hands it to its route; anything else (a
+    GET of the same path: 405 as before) goes on to the routes behind.
+    """
+
+    def __init__(self, route: GameCallRoute) -> None:
+        self.route = route
+        self.path, self.path_format, self.path_regex = (
+            route.path,
+            route.path_format,
+            route.path_regex,
+        )
+        self.methods = {"POST"}
+        self.include_in_schema = False
+        self._child_scope = {"endpoint": route.endpoint, "path_params": {}, "route": route}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            return Match.FULL, dict(self._child_scope)
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.route.game_call(scope, receive, send)
+
+
+def install_game_call_fronts(app: FastAPI, router: APIRouter) -> None:
+    """Put a `GameCallFront` for each game call of `router` before the app's routes."""
+    fronts = [GameCallFront(r) for r in router.routes if isinstance(r, GameCallRoute)]
+    app.router.routes[0:0] = fronts
 
 
 # body model -> the wallet call it makes; filled by api.routes.wallet

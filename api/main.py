@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from api.deps import Services
+from api.game_calls import install_game_call_fronts
 from api.input_guard import InputGuard
 from api.key_revocations import RevocationListener
 from api.openapi import install_openapi
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(codec.router)
+    install_game_call_fronts(app, wallet.router)  # after every route: they go first
     codec.install_codec_cors(app, settings.codec_cors_origins)
     install_openapi(
         app,

@@ -21,6 +21,8 @@ from bench import wallet_load
 from bench.http1 import JsonPoster
 from bench.stack import start_stack
 from bench.wallet_calls import WalletMix
+from bench.wallet_phase import profile_api
+from paysaga.settings import DEV_MERCHANT_KEY
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument(
+        "--profile-seconds", type=float, default=0.0, help="then a second API under cProfile"
+    )
     args = parser.parse_args(argv)
     stack = start_stack(
         workers=1, api_workers=args.api_workers, log=lambda m: print(m, file=sys.stderr)
@@ -86,6 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         all_pids = stack.pids()
         pids = {name: all_pids[name] for name in ("api", "postgres")}
         result = asyncio.run(measure(stack.api_url, stack.database_url, pids, args))
+        if args.profile_seconds > 0:
+            profile_args = argparse.Namespace(
+                wallet_profile_rate=args.rate,
+                wallet_profile_seconds=args.profile_seconds,
+                api_key=DEV_MERCHANT_KEY,
+            )
+            log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+            result["profile"] = profile_api(stack, stack.database_url, profile_args, log)
     finally:
         stack.stop()
     print(json.dumps(result, indent=2))

@@ -36,7 +36,8 @@ API_STAGES: list[profiles.Stage] = [
     ("route matching", "fastapi/routing.py", "matches"),
     ("dependencies and body validation", "fastapi/dependencies/utils.py", "solve_dependencies"),
     ("sync dependencies via the thread pool", "starlette/concurrency.py", "run_in_threadpool"),
-    ("the answer (pydantic, JSONResponse)", "api/routes/wallet.py", "_answer"),
+    ("the game call's lean handler, all of it", "api/game_calls.py", "__call__"),
+    ("the answer (pydantic-core)", "api/game_calls.py", "decision_response"),
     ("wallet engine writers", "wallet/engine.py", "_writer"),
     ("psycopg array dumping", "psycopg/types/array.py", "dump"),
     ("logging", "logging/__init__.py", "_log"),
@@ -219,7 +220,8 @@ def profile_api(
     log(f"[bench] wallet: the API under cProfile, {rate:g} calls/s for {seconds:g} s")
     with tempfile.TemporaryDirectory(prefix="paysaga-bench-profile-") as tmp:
         out = Path(tmp) / "api.prof"
-        env = {**stack.env, "PAYSAGA_API_PORT": str(port)}
+        # One process: cProfile and its signals are per process.
+        env = {**stack.env, "PAYSAGA_API_PORT": str(port), "PAYSAGA_API_WORKERS": "1"}
         process = stack.group.start(
             "api-profiled", [sys.executable, "-m", "bench.profiled_api", str(out)], env
         )
