@@ -158,14 +158,14 @@ async def read_body(receive: Receive) -> bytes:
 
 
 def decoded_body(scope: Scope, body: bytes) -> Any:
-    """The body as FastAPI hands it to validation: JSON when its media type says JSON (or it
-    has none), else the bytes themselves (which the model then refuses); `NO_BODY` when empty."""
+    """The body as FastAPI hands it to validation: JSON when its media type says JSON, else the
+    bytes themselves (which the model then refuses); `NO_BODY` when empty."""
     if not body:
         return NO_BODY
     content_type = header(scope, b"content-type")
     if not content_type:
         return body  # FastAPI's strict content type: JSON only when the request says so
-    if content_type:
+    if content_type != "application/json":  # what every game integration sends: parsed below
         message = email.message.Message()
         message["content-type"] = content_type
         if message.get_content_maintype() != "application":

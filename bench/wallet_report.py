@@ -89,7 +89,8 @@ def http_targets(http: dict[str, Any] | None, row: Any) -> list[dict[str, Any]]:
         )
     )
     step = next((s for s in http["steps"] if s["rate"] == rate), None) if http else None
-    cpu = step.get("api_cpu_ms_per_call") if step else None
+    measured = step is not None and "api" in step.get("cpu_percent_of_one_core", {})
+    cpu = step.get("api_cpu_ms_per_call") if step and measured else None  # our own API only
     rows.append(
         row(
             f"API CPU per wallet call (profiled at {rate:g}/s, ms)",
@@ -113,10 +114,12 @@ def http_targets(http: dict[str, Any] | None, row: Any) -> list[dict[str, Any]]:
 
 
 def backlog_growth(http: dict[str, Any] | None) -> tuple[float | None, float | None]:
-    """How much the outbox's backlog grew from the end of the first held step to the end of the
-    last one, and the slack allowed: one second of the first step's calls (the deliveries in
-    flight as a step ends). (None, None) with fewer than one held step that read it."""
-    steps = [s for s in (http or {}).get("steps", []) if s["held"] and "outbox_backlog" in s]
+    """How much the outbox's backlog grew from the end of the first held step to its largest at
+    the end of a later one, and the slack allowed: one second of the first step's calls (the
+    deliveries in flight as a step ends). Every step's when none was held; (None, None) when no
+    step read it."""
+    steps = [s for s in (http or {}).get("steps", []) if "outbox_backlog" in s]
+    steps = [s for s in steps if s["held"]] or steps
     if not steps:
         return None, None
     backlogs = [s["outbox_backlog"] for s in steps]
