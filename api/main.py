@@ -103,6 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Deposits, withdrawals and cross-border transfers as durable sagas.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry bridge (0.16x) asks the providers on every request whether
+        # it is on; the API has its telemetry already (api.telemetry, and instrument_api when
+        # tracing is on). An older FastAPI keeps this in `app.extra`.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard)

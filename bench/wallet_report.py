@@ -296,7 +296,8 @@ def summary_lines(wallet: dict[str, Any]) -> list[str]:
                 f" p50 {latency['p50'] or 0:7.1f} ms, p99 {latency['p99'] or 0:7.1f} ms,"
                 f" errors {step['errors']}; CPU per call: API {step.get('api_cpu_ms_per_call', 0):.1f}"
                 f" ms, PostgreSQL {step.get('postgres_cpu_ms_per_call', 0):.1f} ms;"
-                f" box {step.get('machine_cpu_percent') or 0:.0f}% of 200%"
+                f" box {step.get('machine_cpu_percent') or 0:.0f}% of 200%;"
+                f" outbox backlog at its end {step.get('outbox_backlog', '-')}"
                 f"{'' if step['held'] else '  (not held)'}"
             )
         if profile := wallet.get("api_profile"):
