@@ -96,6 +96,8 @@ class GameCallFront(BaseRoute):
         self._child_scope = {"endpoint": route.endpoint, "path_params": {}, "route": route}
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # The raw path: behind a root_path it does not compare equal, and the routes behind
+        # (which strip it) answer the call as they would.
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
             return Match.FULL, dict(self._child_scope)
         return Match.NONE, {}
