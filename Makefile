@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
+API_WORKERS ?= 1
 
 .PHONY: dev test docs docs-serve jq lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/python -m devtools --workers $(WORKERS)
+	PAYSAGA_API_WORKERS=$(API_WORKERS) $(BIN)/python -m devtools --workers $(WORKERS)
 
 test: $(STAMP) browser prometheus pgbouncer jq
 	$(BIN)/ruff check .
