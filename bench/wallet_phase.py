@@ -168,7 +168,8 @@ def drain_outbox(database_url: str, merchant_id: str, *, timeout: float) -> dict
 
 def _pending(conn: psycopg.Connection[Any], merchant_id: str) -> int:
     row = conn.execute(
-        "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s AND status = 'pending'",
+        "SELECT m.last_event_sequence - c.delivered_through FROM webhook_cursors c"
+        " JOIN merchants m ON m.id = c.merchant_id WHERE c.merchant_id = %s",
         (merchant_id,),
     ).fetchone()
     return int(row[0]) if row else 0

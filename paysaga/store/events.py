@@ -46,7 +46,8 @@ async def append_event(
     aggregate_id: str,
     obj: dict[str, Any],
 ) -> EventRow:
-    """Append an event, and its webhook delivery, in the caller's open transaction."""
+    """Append an event in the caller's open transaction (the webhook outbox's cursor of the
+    merchant reaches it: no delivery row)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "UPDATE merchants SET last_event_sequence = last_event_sequence + 1"
@@ -72,10 +73,6 @@ async def append_event(
     )
     row = await cur.fetchone()
     assert row is not None
-    await cur.execute(
-        "INSERT INTO event_deliveries (event_id, merchant_id, sequence) VALUES (%s, %s, %s)",
-        (event_id, merchant_id, sequence),
-    )
     return EventRow.from_row(row)
 
 
@@ -92,7 +89,7 @@ class NewEvent:
 async def append_events(
     conn: AsyncConnection[Any], merchant_id: str, items: Sequence[NewEvent]
 ) -> list[EventRow]:
-    """Append several events of one merchant, and their deliveries, in the caller's open
+    """Append several events of one merchant in the caller's open
     transaction: n sequences from one UPDATE of the merchant's row (`append_event`'s lock)."""
     cur = await insert_events(conn, merchant_id, items)
     rows = await cur.fetchall()
@@ -146,9 +143,6 @@ WITH allocated AS (
                'created', %(created)s::bigint, 'data', jsonb_build_object('object', item.object))
     FROM allocated, item
     RETURNING *
-), delivery AS (
-    INSERT INTO event_deliveries (event_id, merchant_id, sequence)
-    SELECT id, merchant_id, sequence FROM event
 )
 SELECT * FROM event ORDER BY sequence
 """

@@ -410,7 +410,8 @@ class MerchantStore:
         """The delivery state of one of the merchant's events; None if it has no such event."""
         async with self._tables.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT status FROM event_deliveries WHERE event_id = %s AND merchant_id = %s",
+                "SELECT status FROM webhook_delivery_states WHERE event_id = %s"
+                " AND merchant_id = %s",
                 (event_id, self.merchant_id),
             )
             row = await cur.fetchone()

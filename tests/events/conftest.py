@@ -101,11 +101,12 @@ async def emit(store: Store, merchant_id: str, count: int) -> list[EventRow]:
 
 
 async def delivery_states(store: Store, merchant_id: str) -> list[dict[str, Any]]:
-    """The merchant's deliveries in sequence order, as the dispatcher left them."""
+    """The merchant's deliveries in sequence order, as the dispatcher left them (derived from its
+    cursor and the exceptions' rows by `webhook_delivery_states`)."""
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT sequence, status, attempts, last_error, lease_until, next_attempt_at"
-            " FROM event_deliveries WHERE merchant_id = %s ORDER BY sequence",
+            " FROM webhook_delivery_states WHERE merchant_id = %s ORDER BY sequence",
             (merchant_id,),
         )
         names = [column.name for column in cur.description or []]
