@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from paysaga.store.sequencer import number_all
 from paysaga.store.sql import TableRow, Tables
 
 # The cursors' lanes: lock up to `lanes` due, unleased cursors whose merchant has events past
@@ -206,6 +207,8 @@ class Deliveries(Tables):
     ) -> list[ClaimedDelivery]:
         """Lease up to `per_lane` deliveries of each of up to `lanes` free merchants (cursors
         first, then redeliveries); in lane and sequence order, one lane per merchant."""
+        async with self.pool.connection() as conn:  # events a dead writer's sequencer left
+            await number_all(conn)
         params = {"lanes": lanes, "per_lane": per_lane, "lease_seconds": lease_seconds}
         rows = await self._all(ClaimedDelivery, CLAIM, params)
         cursor_lanes = {row.merchant_id for row in rows}
