@@ -118,18 +118,18 @@ class EventSequencer:
         self._task = asyncio.create_task(self._run(), name="event-sequencer")
 
     async def stop(self) -> None:
-        """Number what it was woken for, then stop (what is left, a reader numbers)."""
+        """Stop, then number what it was woken for (what is left, a reader or the dispatcher
+        numbers): the task first, so that the connection has one user."""
         if self._task is None:
             return
-        with contextlib.suppress(TimeoutError, psycopg.Error):
+        task, self._task = self._task, None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self._close()  # a numbering cut short rolls back with its connection
+        with contextlib.suppress(TimeoutError, psycopg.Error, OSError):
             async with asyncio.timeout(5):
                 await self._number()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        await self._close()
 
     def wake(self, merchant_ids: Iterable[str]) -> None:
         self._merchants.update(merchant_ids)
@@ -140,7 +140,7 @@ class EventSequencer:
             await self._woken.wait()
             try:
                 await self._number()
-            except (psycopg.Error, OSError):  # numbered later: by the next wake, or a reader
+            except Exception:  # numbered later: by the next wake, a reader or the dispatcher
                 log.warning("the event sequencer failed; retrying", exc_info=True)
                 await self._close()
                 await asyncio.sleep(0.2)

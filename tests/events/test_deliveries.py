@@ -152,3 +152,23 @@ async def test_outbox_gauges_count_the_events_behind_each_cursor(store: Store) -
     assert OUTBOX_PENDING._value.get() >= 2
     assert OUTBOX_DEAD_LETTERS._value.get() >= 1
     assert OUTBOX_OLDEST_PENDING_AGE._value.get() >= 0
+
+
+async def test_events_a_dead_writer_left_unnumbered_are_numbered_and_claimed(
+    store: Store,
+) -> None:
+    merchant_id = await new_merchant(store)
+    # Committed, then the writer's process died before its sequencer ran: no number yet.
+    async with store.pool.connection() as conn, conn.transaction():
+        written = await append_events(
+            conn,
+            merchant_id,
+            [NewEvent("wallet.transaction", "wallet_transaction", f"t{n}", {}) for n in range(3)],
+        )
+    assert [e.sequence for e in written] == [None, None, None]
+
+    claimed = await claim(store, merchant_id)
+
+    assert [(d.sequence, d.event_id) for d in claimed] == [
+        (n, e.id) for n, e in enumerate(written, start=1)
+    ]
