@@ -3,11 +3,18 @@
 The customers' accounts come locked from the batch's read; the merchant-wide ones (game,
 promotions, bonus funding, owned by the house) are created before the batch's transaction when
 a call may need them, then cached: they never change.
+
+The merchant's game account, which every bet and win moves, is split over one sub-account per
+writer (`GAME_SHARD`: the house owns shard 0, `<house>~<n>` shard n): a batch locks its writer's
+shard only, so that one merchant's batches from different writers do not wait for each other's
+commits. It has no overdraft rule, so nothing needs its total under a lock; its balance is the
+sum of its shards (the ledger audit checks each shard as any account).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -31,6 +38,14 @@ from wallet.models import (
     GrantBonus,
     Posting,
 )
+
+GAME_SHARD: ContextVar[int] = ContextVar("wallet_game_shard", default=0)
+"""The game sub-account of the running writer (set by each writer task for its batches)."""
+
+
+def game_owner(house_owner_id: str, shard: int) -> str:
+    """The owner id of a game shard: the house's own for shard 0."""
+    return house_owner_id if shard == 0 else f"{house_owner_id}~{shard}"
 
 
 class BatchBook:
@@ -63,7 +78,12 @@ class BatchBook:
     def _key(
         self, merchant_id: str, customer_id: str, kind: AccountKind, currency: str
     ) -> AccountKey:
-        owner = customer_id if kind in CUSTOMER_KINDS else self._house
+        if kind in CUSTOMER_KINDS:
+            owner = customer_id
+        elif kind is GAME:
+            owner = game_owner(self._house, GAME_SHARD.get())
+        else:
+            owner = self._house
         return (merchant_id, owner, kind, currency)
 
     def _posting_key(self, posting: Posting, kind: AccountKind) -> AccountKey:

@@ -54,7 +54,7 @@ from paysaga.database import connection_kwargs
 from paysaga.observability.wallet_metrics import count_batch
 from paysaga.store.sequencer import EventSequencer
 from wallet import rules, storage
-from wallet.batch_book import BatchBook
+from wallet.batch_book import GAME_SHARD, BatchBook
 from wallet.errors import WalletBusy, WalletStopped, WalletTimeout, WalletUnavailable
 from wallet.limits import WriterLimits
 from wallet.models import Call, Decision, WalletState
@@ -146,7 +146,7 @@ class WalletEngine:
         self._stopping = False
         self._sequencer.start()
         self._tasks = [
-            asyncio.create_task(self._writer(queue), name=f"wallet-writer-{i}")
+            asyncio.create_task(self._writer_of_shard(queue, i), name=f"wallet-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
 
@@ -204,6 +204,10 @@ class WalletEngine:
         return hash((merchant_id, customer_id)) % len(self._queues)
 
     # ------------------------------------------------------------------ a writer
+
+    async def _writer_of_shard(self, queue: asyncio.Queue[_Pending], index: int) -> None:
+        GAME_SHARD.set(index)  # this task's batches move the game account's shard `index`
+        await self._writer(queue)
 
     async def _writer(self, queue: asyncio.Queue[_Pending]) -> None:
         conn: AsyncConnection[Any] | None = None
