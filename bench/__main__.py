@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from bench import histories, ramp, report, wallet_phase, wallet_report
+from bench import histories, outbox, ramp, report, wallet_phase, wallet_report
 from bench.baselines import database_baselines, temporal_baseline
 from bench.stack import BenchStack, start_stack
 from paysaga.settings import DEV_MERCHANT_KEY
@@ -146,6 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ramp.add_arguments(parser)
     wallet_phase.add_arguments(parser)
+    outbox.add_arguments(parser)
     target = parser.add_argument_group("a running stack instead of our own")
     target.add_argument("--api-url")
     target.add_argument("--api-key", default=DEV_MERCHANT_KEY)
@@ -170,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.ramp_knee_ratio = 0.0
         args.sustain_seconds, args.history_sample = 2.0, 5
         wallet_phase.quick(args)
+        outbox.quick(args)
     return args
 
 
@@ -309,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
                 for p in wallet_phases
                 if "cpu_start" in p
             }
+            figures["outbox"], outbox_phases = outbox.outbox_phase(
+                database_url, args, log=lambda m: print(m, flush=True)
+            )
+            phases += outbox_phases
         sampler.stop()
 
         warmup = min(5.0, 0.2 * args.duration)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import wallet_report
+from bench import outbox, wallet_report
 
 MB = 1024 * 1024
 
@@ -376,6 +376,7 @@ def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
     add("worker peak memory (MB)", "< 300", peak, 300.0, peak is not None and peak < 300)
     if "wallet" in figures:
         rows += wallet_report.targets(figures["wallet"], target_row)
+    rows += outbox.targets(figures, target_row)  # the outbox's depth, PostgreSQL per wallet call
     return rows
 
 

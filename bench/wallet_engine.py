@@ -37,7 +37,7 @@ WALLET_WRITERS: int = Settings.model_fields["wallet_writers"].default  # as the 
 STAGES: list[profiles.Stage] = [
     ("read (lock, load the state)", "wallet/storage.py", "read_state"),
     ("decide (wallet.rules)", "wallet/engine.py", "_decide"),
-    ("gather the writes", "wallet/engine.py", "_gather"),
+    ("gather the writes", "wallet/batch_book.py", "gather"),
     ("write (send the statements)", "wallet/storage.py", "send_writes"),
     ("psycopg array dumping", "psycopg/types/array.py", "dump"),
     ("the bench's sessions", "bench/wallet_engine.py", "session"),

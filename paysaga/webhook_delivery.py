@@ -33,6 +33,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -169,29 +170,44 @@ class WebhookDispatcher:
 
     async def deliver_lane(self, lane: list[ClaimedDelivery], stop: asyncio.Event) -> None:
         """Send one merchant's claimed deliveries in sequence order; stop at a failure that will
-        be retried, so that no later event overtakes it."""
+        be retried, so that no later event overtakes it. A cursor's lease, shared by the lane,
+        goes forward with each renewal and is given back when the lane ends."""
         endpoint = endpoint_of(lane[0], self._settings)
+        lease = lane[0].lease_until
         try:
             if isinstance(endpoint, str):
                 await self._deliveries.mark_no_endpoint(lane, endpoint)
                 return
             for index, delivery in enumerate(lane):
+                if delivery.cursor:
+                    delivery = dataclasses.replace(delivery, lease_until=lease)
                 if stop.is_set():
-                    await self._deliveries.release_deliveries(lane[index:])
+                    await self._release(lane[index:], lease)
                     return
                 if index > 0:  # the claim's lease may be old by now: extend it, or give up the lane
                     renewed = await self._deliveries.renew_lease(
                         delivery, self._settings.webhook_delivery_lease_seconds
                     )
                     if renewed is None:
-                        await self._deliveries.release_deliveries(lane[index + 1 :])
+                        await self._release(lane[index + 1 :], lease)
                         return
                     delivery = dataclasses.replace(delivery, lease_until=renewed)
+                    lease = renewed if delivery.cursor else lease
                 if not await self._deliver(delivery, endpoint):
-                    await self._deliveries.release_deliveries(lane[index + 1 :])
+                    await self._release(lane[index + 1 :], lease)
                     return
+            await self._release(lane[-1:], lease)  # a cursor's lane done: free it for the next
         except Exception:  # the database away: the leases run out, the events are sent again
             log.exception("webhook delivery to merchant %s interrupted", lane[0].merchant_id)
+
+    async def _release(self, rest: list[ClaimedDelivery], lease: datetime) -> None:
+        """Give back what a lane did not send: a cursor's lease (as last renewed), or the rows'."""
+        if rest and rest[0].cursor:
+            rest = [dataclasses.replace(rest[0], lease_until=lease)]
+        elif rest and not rest[0].cursor:
+            rest = [d for d in rest if not d.cursor]
+        if rest:
+            await self._deliveries.release_deliveries(rest)
 
     async def _deliver(self, delivery: ClaimedDelivery, endpoint: Endpoint) -> bool:
         """Send one delivery and record what came of it; whether the lane may go on."""

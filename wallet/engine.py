@@ -11,7 +11,10 @@ to `batch_max`) and runs it in one transaction of two round trips (psycopg pipel
    call's answer and never fails its neighbours.
 3. Lock the merchant-wide accounts the postings move (game, bonus funding: ascending ids), post
    every ledger transaction, the calls' records, bets, tombstones, rounds, bonuses and events
-   with set-based statements, and COMMIT.
+   (unnumbered) with set-based statements, and COMMIT.
+4. Answer the calls, and wake the engine's event sequencer (`paysaga.store.sequencer`), which
+   numbers the batch's committed events in the background: no batch holds a merchant-wide row
+   until its commit, so one merchant's batches commit side by side.
 
 A batch the database refuses as a race (a transaction id taken meanwhile by another customer's
 writer, a deadlock, a lost connection) is read and decided again: every write is keyed, so a
@@ -45,30 +48,16 @@ from psycopg.errors import (
     UniqueViolation,
 )
 
-from ledger.batch import BatchTransaction
-from ledger.models import Account, AccountKind
-from ledger.postings import AccountKey, create_accounts
+from ledger.models import Account
+from ledger.postings import AccountKey
 from paysaga.database import connection_kwargs
 from paysaga.observability.wallet_metrics import count_batch
-from paysaga.store.events import NewEvent
+from paysaga.store.sequencer import EventSequencer
 from wallet import rules, storage
+from wallet.batch_book import GAME_SHARD, BatchBook
 from wallet.errors import WalletBusy, WalletStopped, WalletTimeout, WalletUnavailable
 from wallet.limits import WriterLimits
-from wallet.models import (
-    BONUS,
-    BONUS_FUNDING,
-    CASH,
-    CUSTOMER_KINDS,
-    GAME,
-    PROMOTIONS,
-    Bet,
-    Call,
-    Credit,
-    Decision,
-    GrantBonus,
-    Posting,
-    WalletState,
-)
+from wallet.models import Call, Decision, WalletState
 
 log = logging.getLogger("paysaga.wallet")
 
@@ -140,7 +129,6 @@ class WalletEngine:
         limits: WriterLimits | None = None,
     ) -> None:
         self._url = database_url
-        self._house = house_owner_id
         self._batch_max = batch_max
         self.limits = limits or WriterLimits()
         self._queues: list[asyncio.Queue[_Pending]] = [
@@ -149,14 +137,16 @@ class WalletEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._connections: set[AsyncConnection[Any]] = set()  # the writers' (closed by stop)
-        self._accounts: dict[AccountKey, Account] = {}  # merchant-wide accounts never change
+        self._book = BatchBook(house_owner_id)
+        self._sequencer = EventSequencer(database_url)
         self.stats = EngineStats()
 
     async def start(self) -> None:
         """Start the writers (each connects on its first batch, and again after a failure)."""
         self._stopping = False
+        self._sequencer.start()
         self._tasks = [
-            asyncio.create_task(self._writer(queue), name=f"wallet-writer-{i}")
+            asyncio.create_task(self._writer_of_shard(queue, i), name=f"wallet-writer-{i}")
             for i, queue in enumerate(self._queues)
         ]
 
@@ -182,6 +172,7 @@ class WalletEngine:
                 left.append(queue.get_nowait())
                 queue.task_done()
             self._abandon(left)
+        await self._sequencer.stop()
 
     async def __aenter__(self) -> WalletEngine:
         await self.start()
@@ -213,6 +204,10 @@ class WalletEngine:
         return hash((merchant_id, customer_id)) % len(self._queues)
 
     # ------------------------------------------------------------------ a writer
+
+    async def _writer_of_shard(self, queue: asyncio.Queue[_Pending], index: int) -> None:
+        GAME_SHARD.set(index)  # this task's batches move the game account's shard `index`
+        await self._writer(queue)
 
     async def _writer(self, queue: asyncio.Queue[_Pending]) -> None:
         conn: AsyncConnection[Any] | None = None
@@ -263,6 +258,8 @@ class WalletEngine:
                 return await self._split_or_fail(conn, batch, exc)
             self.stats.batches += 1
             self.stats.calls += len(calls)
+            # Numbered after the commit, in the background: the answers do not wait for it.
+            self._sequencer.wake(e.merchant_id for d in decisions for e in d.events)
             for pending, decision in zip(batch, decisions, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(decision)
@@ -367,7 +364,7 @@ class WalletEngine:
     ) -> list[Decision]:
         """Read, decide, write and commit the batch: two round trips. `first` keeps the first
         attempt's decisions (a retry's replay of what that attempt committed is no replay)."""
-        await self._ensure_accounts(conn, calls)
+        await self._book.ensure_accounts(conn, calls)
         async with conn.pipeline() as pipeline:
             await conn.execute("BEGIN")
             state, accounts = await storage.read_state(conn, storage.wanted(calls))
@@ -387,52 +384,6 @@ class WalletEngine:
         rules.apply(state, decision)
         return decision
 
-    async def _ensure_accounts(self, conn: AsyncConnection[Any], calls: Sequence[Call]) -> None:
-        """Create, before the batch's transaction, the accounts its bets and grants may need."""
-        keys: set[AccountKey] = set()
-        for call in calls:
-            if isinstance(call, Bet):
-                keys.add(self._key(call.merchant_id, call.customer_id, GAME, call.currency))
-            elif isinstance(call, Credit):  # it may be the customer's first money
-                for kind in (CASH, PROMOTIONS):
-                    keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
-            elif isinstance(call, GrantBonus):
-                for kind in (CASH, BONUS, BONUS_FUNDING):
-                    keys.add(self._key(call.merchant_id, call.customer_id, kind, call.currency))
-        missing = sorted(k for k in keys if k not in self._accounts)
-        if not missing:
-            return
-        for account in await create_accounts(conn, missing):
-            key = (account.merchant_id, account.owner_id, account.kind, account.currency)
-            if account.kind not in CUSTOMER_KINDS:
-                self._accounts[key] = account
-
-    def _key(
-        self, merchant_id: str, customer_id: str, kind: AccountKind, currency: str
-    ) -> AccountKey:
-        owner = customer_id if kind in CUSTOMER_KINDS else self._house
-        return (merchant_id, owner, kind, currency)
-
-    def _posting_key(self, posting: Posting, kind: AccountKind) -> AccountKey:
-        return self._key(posting.merchant_id, posting.customer_id, kind, posting.currency)
-
-    async def _accounts_of(
-        self,
-        conn: AsyncConnection[Any],
-        postings: Sequence[Posting],
-        locked: dict[AccountKey, Account],
-    ) -> dict[AccountKey, Account]:
-        """The accounts the postings move: the customers' from the locked ones (a customer
-        account moved unlocked would be a bug), the merchants' from the cache or the database."""
-        needed = {self._posting_key(p, kind) for p in postings for kind, _ in p.lines}
-        customer = {k for k in needed if k[2] in CUSTOMER_KINDS}
-        if not customer <= locked.keys():
-            raise RuntimeError(f"customer accounts not locked: {sorted(customer - locked.keys())}")
-        unknown = sorted(needed - customer - self._accounts.keys())
-        if unknown:  # made by another process: read once, then cached (they never change)
-            self._accounts.update(await storage.find_accounts(conn, unknown))
-        return {**locked, **{k: self._accounts[k] for k in needed - customer}}
-
     async def _gather(
         self,
         conn: AsyncConnection[Any],
@@ -440,33 +391,4 @@ class WalletEngine:
         accounts: dict[AccountKey, Account],
     ) -> storage.Writes:
         """The decisions as the batch's writes, their postings on real accounts."""
-        writes = storage.Writes()
-        postings: list[Posting] = []
-        for decision in decisions:
-            postings += decision.postings
-            if decision.record is not None:
-                writes.records.append(decision.record)
-            writes.bets.update(decision.bets)
-            if decision.tombstone is not None:
-                writes.tombstones[decision.tombstone[0]] = decision.tombstone[1]
-            if decision.closed_round is not None:
-                writes.closed_rounds[decision.closed_round[0]] = decision.closed_round[1]
-            writes.bonuses.update((bonus.id, bonus) for bonus in decision.bonuses)
-            for event in decision.events:
-                writes.events.setdefault(event.merchant_id, []).append(
-                    NewEvent(event.type, event.aggregate_type, event.aggregate_id, event.object)
-                )
-        known = await self._accounts_of(conn, postings, accounts)
-        for posting in postings:
-            legs = tuple(
-                (known[self._posting_key(posting, kind)], amount) for kind, amount in posting.lines
-            )
-            writes.postings.append(
-                BatchTransaction(
-                    posting.idempotency_key, legs, posting.description, posting.metadata
-                )
-            )
-            writes.house_account_ids.update(
-                account.id for account, _ in legs if account.kind not in CUSTOMER_KINDS
-            )
-        return writes
+        return await self._book.gather(conn, decisions, accounts)

@@ -307,8 +307,8 @@ async def send_writes(conn: Conn, writes: Writes) -> list[AsyncCursor[Any]]:
 
     The merchant-wide accounts (game, bonus funding) are locked here, in ascending id order,
     right before the posting: they are every batch's hot rows, held only for this last step.
-    The merchants' rows (event sequences) are locked last of all. Each statement's rows travel
-    as one JSON document (`jsonb_to_recordset`).
+    The events are written unnumbered (the sequencer numbers them after the commit). Each
+    statement's rows travel as one JSON document (`jsonb_to_recordset`).
     """
     cursors: list[AsyncCursor[Any]] = []
     if writes.postings:

@@ -82,11 +82,26 @@ SELECT status,
        count(*)
 FROM payments WHERE status = ANY(%s) GROUP BY 1, 2
 """
+# The outbox: the events past each merchant's cursor (its oldest, the cursor's head) and the
+# redeliveries pending, and the dead letters. One row per merchant read, never the backlog.
 OUTBOX_SQL = """
-SELECT count(*) FILTER (WHERE status = 'pending'),
-       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0),
-       count(*) FILTER (WHERE status = 'dead')
-FROM event_deliveries WHERE status IN ('pending', 'dead')
+WITH behind AS (
+    SELECT m.last_event_sequence - c.delivered_through AS pending,
+        (SELECT e.created_at FROM events e
+         WHERE e.merchant_id = c.merchant_id AND e.sequence > c.delivered_through
+         ORDER BY e.sequence LIMIT 1) AS oldest
+    FROM webhook_cursors c JOIN merchants m ON m.id = c.merchant_id
+    WHERE m.last_event_sequence > c.delivered_through
+), exceptions AS (
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+        min(created_at) FILTER (WHERE status = 'pending') AS oldest,
+        count(*) FILTER (WHERE status = 'dead') AS dead
+    FROM event_deliveries WHERE status IN ('pending', 'dead')
+)
+SELECT (SELECT coalesce(sum(pending), 0) FROM behind)::bigint + x.pending,
+       coalesce(extract(epoch FROM now() - LEAST((SELECT min(oldest) FROM behind), x.oldest)), 0),
+       x.dead
+FROM exceptions x
 """
 
 

@@ -1,11 +1,13 @@
 """The event feed: each merchant's changes, numbered 1, 2, 3, ... in commit order, with no gap.
 
 `append_event` runs inside the transaction that makes the change it reports, on that
-transaction's connection: the event exists if and only if the change committed. Its sequence
-comes from incrementing the merchant's `last_event_sequence` under the row's lock, held until
-commit, so no later event of the merchant can commit before it and a rollback gives the number
-back. (A BIGSERIAL would not do: a poller reading after 7 and 9 committed skips 8 for good when
-8 commits a moment later.) The table is insert-only, the shape a CDC outbox router streams.
+transaction's connection: the event exists if and only if the change committed. It is written
+unnumbered (`sequence` null), so that no writer holds a merchant-wide lock until its commit; the
+sequencer (`paysaga.store.sequencer`) numbers committed events afterwards, in the order they were
+written, from the merchant's `last_event_sequence`. A rollback leaves no event and takes no
+number. (A BIGSERIAL would not do: a poller reading after 7 and 9 committed skips 8 for good when
+8 commits a moment later.) The table is insert-only but for that number, the shape a CDC outbox
+router streams.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class EventRow(TableRow):
 
     id: str
     merchant_id: str
-    sequence: int
+    sequence: int | None  # None until the sequencer numbered it (never in a feed read)
     type: str
     aggregate_type: str
     aggregate_id: str
@@ -46,36 +48,24 @@ async def append_event(
     aggregate_id: str,
     obj: dict[str, Any],
 ) -> EventRow:
-    """Append an event, and its webhook delivery, in the caller's open transaction."""
+    """Append an event in the caller's open transaction (the webhook outbox's cursor of the
+    merchant reaches it: no delivery row)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "UPDATE merchants SET last_event_sequence = last_event_sequence + 1"
-        " WHERE id = %s RETURNING last_event_sequence",
-        (merchant_id,),
-    )
-    allocated = await cur.fetchone()
-    if allocated is None:
-        raise LookupError(f"no merchant {merchant_id}")
-    sequence = int(allocated["last_event_sequence"])
     event_id = "evt_" + secrets.token_hex(12)
     payload = {
         "id": event_id,
-        "sequence": sequence,
+        "sequence": None,
         "type": event_type,
         "created": int(time.time()),
         "data": {"object": obj},
     }
     await cur.execute(
-        "INSERT INTO events (id, merchant_id, sequence, type, aggregate_type, aggregate_id,"
-        " payload) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
-        (event_id, merchant_id, sequence, event_type, aggregate_type, aggregate_id, Jsonb(payload)),
+        "INSERT INTO events (id, merchant_id, type, aggregate_type, aggregate_id, payload)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+        (event_id, merchant_id, event_type, aggregate_type, aggregate_id, Jsonb(payload)),
     )
     row = await cur.fetchone()
     assert row is not None
-    await cur.execute(
-        "INSERT INTO event_deliveries (event_id, merchant_id, sequence) VALUES (%s, %s, %s)",
-        (event_id, merchant_id, sequence),
-    )
     return EventRow.from_row(row)
 
 
@@ -92,12 +82,10 @@ class NewEvent:
 async def append_events(
     conn: AsyncConnection[Any], merchant_id: str, items: Sequence[NewEvent]
 ) -> list[EventRow]:
-    """Append several events of one merchant, and their deliveries, in the caller's open
-    transaction: n sequences from one UPDATE of the merchant's row (`append_event`'s lock)."""
+    """Append several events of one merchant, unnumbered, in the caller's open transaction
+    (in the order given: the sequencer numbers them in that order)."""
     cur = await insert_events(conn, merchant_id, items)
     rows = await cur.fetchall()
-    if len(rows) != len(items):
-        raise LookupError(f"no merchant {merchant_id}")
     return [EventRow.from_row(row) for row in rows]
 
 
@@ -131,26 +119,15 @@ async def insert_events(
 
 
 _APPEND_EVENTS_SQL = """
-WITH allocated AS (
-    UPDATE merchants SET last_event_sequence = last_event_sequence + %(n)s
-    WHERE id = %(merchant_id)s RETURNING last_event_sequence - %(n)s AS base
-), item AS (
-    SELECT * FROM jsonb_to_recordset(%(items)s) AS i(id text, n bigint, type text,
-        aggregate_type text, aggregate_id text, object jsonb)
-), event AS (
-    INSERT INTO events (id, merchant_id, sequence, type, aggregate_type, aggregate_id, payload)
-    SELECT item.id, %(merchant_id)s, allocated.base + item.n, item.type, item.aggregate_type,
-           item.aggregate_id,
-           jsonb_build_object(
-               'id', item.id, 'sequence', allocated.base + item.n, 'type', item.type,
-               'created', %(created)s::bigint, 'data', jsonb_build_object('object', item.object))
-    FROM allocated, item
-    RETURNING *
-), delivery AS (
-    INSERT INTO event_deliveries (event_id, merchant_id, sequence)
-    SELECT id, merchant_id, sequence FROM event
-)
-SELECT * FROM event ORDER BY sequence
+INSERT INTO events (id, merchant_id, type, aggregate_type, aggregate_id, payload)
+SELECT i.id, %(merchant_id)s, i.type, i.aggregate_type, i.aggregate_id,
+       jsonb_build_object(
+           'id', i.id, 'sequence', null, 'type', i.type, 'created', %(created)s::bigint,
+           'data', jsonb_build_object('object', i.object))
+FROM jsonb_to_recordset(%(items)s) AS i(id text, n bigint, type text, aggregate_type text,
+    aggregate_id text, object jsonb)
+ORDER BY i.n
+RETURNING *
 """
 
 

@@ -23,6 +23,7 @@ from paysaga.store.payments import PaymentRow
 from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
 from paysaga.store.refunds import RefundableDeposit, RefundRow
+from paysaga.store.sequencer import number_if_pending
 from paysaga.store.sql import TableRow, Tables
 from paysaga.store.wallet_views import (
     BONUS_SQL,
@@ -365,7 +366,10 @@ class MerchantStore:
     async def list_events(
         self, *, after: int, event_type: str | None, limit: int
     ) -> tuple[list[EventRow], bool]:
-        """Events after sequence `after`, in sequence order, optionally of one type."""
+        """Events after sequence `after`, in sequence order, optionally of one type (the
+        merchant's committed events numbered first: a read sees every committed one)."""
+        async with self._tables.pool.connection() as conn:
+            await number_if_pending(conn, self.merchant_id)
         rows = await self._tables._all(
             EventRow,
             "SELECT * FROM events WHERE merchant_id = %(merchant_id)s AND sequence > %(after)s"
@@ -381,6 +385,8 @@ class MerchantStore:
         return rows[:limit], len(rows) > limit
 
     async def get_event(self, event_id: str) -> EventRow | None:
+        async with self._tables.pool.connection() as conn:
+            await number_if_pending(conn, self.merchant_id)
         return await self._tables._one(
             EventRow,
             "SELECT * FROM events WHERE id = %s AND merchant_id = %s",
@@ -410,7 +416,8 @@ class MerchantStore:
         """The delivery state of one of the merchant's events; None if it has no such event."""
         async with self._tables.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT status FROM event_deliveries WHERE event_id = %s AND merchant_id = %s",
+                "SELECT status FROM webhook_delivery_states WHERE event_id = %s"
+                " AND merchant_id = %s",
                 (event_id, self.merchant_id),
             )
             row = await cur.fetchone()

@@ -93,8 +93,8 @@ async def without_own_endpoint(stack: Stack, merchant_id: str) -> None:
 
         async def no_send_in_flight() -> bool:  # none still going to the old endpoint
             cur = await conn.execute(
-                "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s"
-                " AND status = 'pending' AND lease_until > now()",
+                "SELECT count(*) FROM webhook_cursors WHERE merchant_id = %s"
+                " AND lease_until > now()",
                 (merchant_id,),
             )
             return await cur.fetchone() == (0,)
@@ -104,8 +104,7 @@ async def without_own_endpoint(stack: Stack, merchant_id: str) -> None:
             assert time.monotonic() < deadline, "a delivery of the merchant stays leased"
             await asyncio.sleep(0.1)
         await conn.execute(
-            "UPDATE event_deliveries SET next_attempt_at = now()"
-            " WHERE merchant_id = %s AND status = 'pending'",
+            "UPDATE webhook_cursors SET next_attempt_at = now() WHERE merchant_id = %s",
             (merchant_id,),
         )
 
@@ -125,7 +124,7 @@ async def test_development_merchants_events_go_to_no_installation_wide_endpoint(
 
         async def settled() -> list[str]:
             cur = await conn.execute(
-                "SELECT status FROM event_deliveries WHERE event_id = ANY(%s)"
+                "SELECT status FROM webhook_delivery_states WHERE event_id = ANY(%s)"
                 " AND status <> 'pending'",
                 (ids,),
             )

@@ -74,7 +74,13 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
     )
     assert "worker-1" in figures["resources"]["peak_rss_mb"]
     results = {row["name"]: row["result"] for row in figures["targets"]}
-    assert len(results) == 14
+    assert len(results) == 16
+    assert "PostgreSQL CPU per wallet call / per pgbench transfer" in results
+    assert "outbox deliveries/s with 5,000 pending / with 200 pending" in results
+    assert figures["outbox"]["ratio"] > 0
+    assert all(
+        r["delivered"] >= 100 for run in figures["outbox"]["runs"].values() for r in run["rounds"]
+    )
     assert set(results.values()) <= {"PASS", "MISS"}
     assert "worker peak memory (MB)" in run.stdout
     assert "wallet engine calls/s" in run.stdout

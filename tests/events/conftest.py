@@ -88,24 +88,28 @@ async def new_customer(store: Store, merchant_id: str) -> str:
 
 
 async def emit(store: Store, merchant_id: str, count: int) -> list[EventRow]:
-    """`count` events of the merchant, each committed in its own transaction."""
-    events = []
+    """`count` events of the merchant, each committed in its own transaction; as numbered by
+    the sequencer after their commits."""
+    ids = []
     for _ in range(count):
         async with store.pool.connection() as conn, conn.transaction():
             object_id = f"obj_{uuid.uuid4().hex[:12]}"
             event = await append_event(
                 conn, merchant_id, "payment.created", "payment", object_id, {"id": object_id}
             )
-        events.append(event)
-    return events
+        ids.append(event.id)
+    books = store.for_merchant(merchant_id)
+    numbered = [await books.get_event(event_id) for event_id in ids]
+    return [event for event in numbered if event is not None]
 
 
 async def delivery_states(store: Store, merchant_id: str) -> list[dict[str, Any]]:
-    """The merchant's deliveries in sequence order, as the dispatcher left them."""
+    """The merchant's deliveries in sequence order, as the dispatcher left them (derived from its
+    cursor and the exceptions' rows by `webhook_delivery_states`)."""
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT sequence, status, attempts, last_error, lease_until, next_attempt_at"
-            " FROM event_deliveries WHERE merchant_id = %s ORDER BY sequence",
+            " FROM webhook_delivery_states WHERE merchant_id = %s ORDER BY sequence",
             (merchant_id,),
         )
         names = [column.name for column in cur.description or []]

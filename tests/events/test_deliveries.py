@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from paysaga.observability.books_gauges import (
+    OUTBOX_DEAD_LETTERS,
+    OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING,
+    refresh_books_gauges,
+)
 from paysaga.store import Store
 from paysaga.store.deliveries import ClaimedDelivery
+from paysaga.store.events import NewEvent, append_events
 from tests.events.conftest import delivery_states, emit, new_merchant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -20,14 +27,15 @@ async def claim(store: Store, merchant_id: str, per_lane: int = 100) -> list[Cla
     return [d for d in claimed if d.merchant_id == merchant_id]
 
 
-async def backdate(store: Store, merchant_id: str, column: str, sequence: int) -> None:
-    """Move a delivery's lease or next attempt into the past, as if its time had come."""
+async def backdate(store: Store, merchant_id: str, column: str) -> None:
+    """Move the merchant's lease or its head's next attempt into the past, as if its time had
+    come (the cursor holds both, for the whole lane)."""
     assert column in ("lease_until", "next_attempt_at")
     async with store.pool.connection() as conn:
         await conn.execute(
-            f"UPDATE event_deliveries SET {column} = now() - interval '1 second'"
-            " WHERE merchant_id = %s AND sequence = %s",
-            (merchant_id, sequence),
+            f"UPDATE webhook_cursors SET {column} = now() - interval '1 second'"
+            " WHERE merchant_id = %s",
+            (merchant_id,),
         )
 
 
@@ -69,7 +77,7 @@ async def test_retry_is_scheduled_later_and_holds_back_the_merchants_later_event
     assert (states[0]["attempts"], states[0]["last_error"]) == (1, "the merchant answered 500")
     assert states[0]["next_attempt_at"] > states[1]["next_attempt_at"]
     assert await claim(store, merchant_id) == []  # 2 and 3 are due, but 1 is not yet
-    await backdate(store, merchant_id, "next_attempt_at", 1)
+    await backdate(store, merchant_id, "next_attempt_at")
     assert [d.sequence for d in await claim(store, merchant_id)] == [1, 2, 3]
 
 
@@ -80,8 +88,7 @@ async def test_expired_lease_is_claimed_again_and_the_old_holder_writes_nothing(
     await emit(store, merchant_id, 2)
     crashed = await claim(store, merchant_id)
 
-    await backdate(store, merchant_id, "lease_until", 1)
-    await backdate(store, merchant_id, "lease_until", 2)
+    await backdate(store, merchant_id, "lease_until")
     taken_over = await claim(store, merchant_id)
 
     assert [d.event_id for d in taken_over] == [d.event_id for d in crashed]
@@ -107,3 +114,61 @@ async def test_dead_delivery_no_longer_holds_back_the_lane(store: Store) -> None
         limit=10, starting_after=None
     )
     assert [(d.sequence, d.last_error) for d in dead] == [(1, "the merchant answered 410")]
+
+
+async def test_claim_behind_a_deep_backlog_hands_out_the_lanes_head_and_moves_with_it(
+    store: Store,
+) -> None:
+    merchant_id = await new_merchant(store)
+    async with store.pool.connection() as conn, conn.transaction():
+        await append_events(
+            conn,
+            merchant_id,
+            [NewEvent("payment.created", "payment", f"dep_{n}", {"n": n}) for n in range(2_000)],
+        )
+
+    first = await claim(store, merchant_id, per_lane=10)
+    for delivery in first:
+        assert await store.mark_delivered(delivery)
+    await store.release_deliveries(first[-1:])
+    second = await claim(store, merchant_id, per_lane=10)
+
+    assert [d.sequence for d in first] == list(range(1, 11))
+    assert [d.sequence for d in second] == list(range(11, 21))
+    states = await delivery_states(store, merchant_id)
+    assert [s["status"] for s in states[9:12]] == ["delivered", "pending", "pending"]
+
+
+async def test_outbox_gauges_count_the_events_behind_each_cursor(store: Store) -> None:
+    merchant_id = await new_merchant(store)
+    await emit(store, merchant_id, 3)
+    [head, *rest] = await claim(store, merchant_id)
+    assert await store.mark_dead(head, "http_410")
+    await store.release_deliveries(rest)
+
+    await refresh_books_gauges(store.pool)
+
+    # Other tests' merchants share the database: at least this one's two pending and one dead.
+    assert OUTBOX_PENDING._value.get() >= 2
+    assert OUTBOX_DEAD_LETTERS._value.get() >= 1
+    assert OUTBOX_OLDEST_PENDING_AGE._value.get() >= 0
+
+
+async def test_events_a_dead_writer_left_unnumbered_are_numbered_and_claimed(
+    store: Store,
+) -> None:
+    merchant_id = await new_merchant(store)
+    # Committed, then the writer's process died before its sequencer ran: no number yet.
+    async with store.pool.connection() as conn, conn.transaction():
+        written = await append_events(
+            conn,
+            merchant_id,
+            [NewEvent("wallet.transaction", "wallet_transaction", f"t{n}", {}) for n in range(3)],
+        )
+    assert [e.sequence for e in written] == [None, None, None]
+
+    claimed = await claim(store, merchant_id)
+
+    assert [(d.sequence, d.event_id) for d in claimed] == [
+        (n, e.id) for n, e in enumerate(written, start=1)
+    ]

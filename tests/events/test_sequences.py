@@ -1,17 +1,19 @@
 """Each merchant's events are numbered 1, 2, 3, ... in commit order: no gap, no repeat, no
-number a reader could see before the one below it."""
+number a reader could see before the one below it. Numbers are given after commit by the
+sequencer: no writer waits for another's commit, and a sequencer that dies gives nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import psycopg
 import pytest
 from psycopg import AsyncConnection
 
 from paysaga.store import Store
 from paysaga.store.events import append_event
-from tests.events.conftest import emit, eventually, new_customer, new_merchant
+from tests.events.conftest import emit, new_customer, new_merchant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -64,7 +66,7 @@ async def test_concurrent_payments_of_one_merchant_get_sequences_without_gap_or_
     assert merchant is not None and merchant.last_event_sequence == 50
 
 
-async def test_rolled_back_transaction_leaves_no_event_and_gives_its_number_back(
+async def test_rolled_back_transaction_leaves_no_event_and_takes_no_number(
     store: Store,
 ) -> None:
     merchant_id = await new_merchant(store)
@@ -75,7 +77,7 @@ async def test_rolled_back_transaction_leaves_no_event_and_gives_its_number_back
             lost = await append_event(
                 conn, merchant_id, "payment.created", "payment", "dep_lost", {"id": "dep_lost"}
             )
-            assert lost.sequence == 2
+            assert lost.sequence is None  # numbered only once committed
             raise RuntimeError("the change failed after its event was written")
     [after] = await emit(store, merchant_id, 1)
 
@@ -85,43 +87,71 @@ async def test_rolled_back_transaction_leaves_no_event_and_gives_its_number_back
     assert [e.sequence for e in events] == [1, 2]
     assert "dep_lost" not in {e.aggregate_id for e in events}
     assert after.sequence == 2 and after.id != lost.id
-    async with store.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM event_deliveries WHERE event_id = %s", (lost.id,)
-        )
-        assert await cur.fetchone() == (0,)
+    assert all(e.payload["sequence"] == e.sequence for e in events)
 
 
-async def test_uncommitted_event_makes_the_merchants_next_writer_wait_and_no_other(
+async def test_uncommitted_event_holds_no_writer_and_is_numbered_after_those_before_it(
     store: Store,
 ) -> None:
     merchant_id = await new_merchant(store)
     customer_id = await new_customer(store, merchant_id)
-    other_id = await new_merchant(store)
-    other_customer_id = await new_customer(store, other_id)
     await emit(store, merchant_id, 3)
     books = store.for_merchant(merchant_id)
 
     async with store.pool.connection() as conn:
         async with conn.transaction():
-            fourth = await append_event(
+            slow = await append_event(
                 conn, merchant_id, "payment.created", "payment", "dep_slow", {"id": "dep_slow"}
             )
-            next_writer = asyncio.create_task(insert_payment(store, merchant_id, customer_id))
-            # The next writer is queued behind the merchant's row lock, not numbering past it.
-            await eventually(lambda: blocked_by(conn, store))
-            assert not next_writer.done()
+            # The next writer commits at once: nothing of the merchant is locked until commit.
+            payment_id = await asyncio.wait_for(
+                insert_payment(store, merchant_id, customer_id), timeout=30
+            )
+            assert await blocked_by(conn, store) == 0
             seen, _ = await books.list_events(after=0, event_type=None, limit=10)
-            assert [e.sequence for e in seen] == [1, 2, 3]
-            # Another merchant's writer does not wait for this transaction.
-            await asyncio.wait_for(insert_payment(store, other_id, other_customer_id), timeout=30)
-            assert await sequences_of(store, other_id) == [1]
-            assert not next_writer.done()
-        payment_id = await asyncio.wait_for(next_writer, timeout=30)
+            # A reader sees the committed one numbered 4; the open one has no number to skip.
+            assert [(e.sequence, e.aggregate_id) for e in seen][3:] == [(4, payment_id)]
+        assert slow.sequence is None
 
-    events, _ = await books.list_events(after=0, event_type=None, limit=10)
-    assert [(e.sequence, e.aggregate_id) for e in events][3:] == [(4, "dep_slow"), (5, payment_id)]
-    assert fourth.sequence == 4
+    events, _ = await books.list_events(after=4, event_type=None, limit=10)
+    assert [(e.sequence, e.aggregate_id) for e in events] == [(5, "dep_slow")]
+    merchant = await store.get_merchant(merchant_id)
+    assert merchant is not None and merchant.last_event_sequence == 5
+
+
+async def test_sequencer_that_dies_before_commit_numbers_nothing_and_loses_nothing(
+    store: Store,
+) -> None:
+    merchant_id = await new_merchant(store)
+    await emit(store, merchant_id, 2)
+    async with store.pool.connection() as conn, conn.transaction():
+        for n in range(3):
+            await append_event(conn, merchant_id, "payment.created", "payment", f"d{n}", {})
+
+    # A sequencer numbers the three, then its process dies before its COMMIT.
+    async with await AsyncConnection.connect(store_url(store)) as dying:
+        await dying.execute(
+            "SELECT 1 FROM merchants WHERE id = %s FOR NO KEY UPDATE", (merchant_id,)
+        )
+        await dying.execute(
+            "UPDATE events SET sequence = 100 + written_order %% 1000"
+            " WHERE merchant_id = %s AND sequence IS NULL",
+            (merchant_id,),
+        )
+        async with store.pool.connection() as killer:
+            await killer.execute("SELECT pg_terminate_backend(%s)", (dying.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            await dying.execute("COMMIT")
+
+    events, _ = await store.for_merchant(merchant_id).list_events(
+        after=0, event_type=None, limit=10
+    )
+    assert [(e.sequence, e.aggregate_id) for e in events][2:] == [(3, "d0"), (4, "d1"), (5, "d2")]
+
+
+def store_url(store: Store) -> str:
+    """The URL the store's pool connects with."""
+    return str(store.pool.conninfo)
 
 
 async def test_two_merchants_number_their_events_independently(store: Store) -> None:

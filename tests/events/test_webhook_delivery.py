@@ -114,8 +114,7 @@ async def test_delivery_not_taken_within_the_give_up_age_is_dead_lettered_and_lo
     [old, recent] = await emit(store, merchant_id, 2)
     async with store.pool.connection() as conn:  # the first event happened three days ago
         await conn.execute(
-            "UPDATE event_deliveries SET created_at = now() - interval '3 days 1 minute'"
-            " WHERE event_id = %s",
+            "UPDATE events SET created_at = now() - interval '3 days 1 minute' WHERE id = %s",
             (old.id,),
         )
     endpoint.answer(1, 500)

@@ -360,3 +360,33 @@ async def test_stop_fails_the_calls_it_leaves_and_books_none_of_them(
     assert await books.balance(m, stuck, CASH) == 1_000
     assert await books.balance(m, queued, CASH) == 1_000
     assert await event_count(db_pool, m) == 0
+
+
+# ---------------------------------------------------------------------- events numbered after commit
+
+
+async def numbers(pool: AsyncConnectionPool[Any], m: str) -> list[int | None]:
+    """The merchant's event numbers in the order the events were written."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT sequence FROM events WHERE merchant_id = %s ORDER BY written_order", (m,)
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_writers_events_are_numbered_after_commit_without_a_reader(
+    books: Books, postgres_url: str, db_pool: AsyncConnectionPool[Any]
+) -> None:
+    m = await books.merchant()
+    customers = [await books.customer(m, cash=1_000) for _ in range(4)]
+    async with WalletEngine(postgres_url, writers=4) as engine:
+        decisions = await asyncio.gather(
+            *(engine.submit(bet(m, c, 10, round_id=f"r{n}")) for c in customers for n in range(5))
+        )
+        assert all(d.accepted for d in decisions)
+        # the engine's sequencer numbers them in the background: no feed read needed
+        while None in (found := await numbers(db_pool, m)):
+            await asyncio.sleep(0.02)
+
+    assert sorted(n for n in found if n is not None) == list(range(1, 21))
+    assert found == sorted(n for n in found if n is not None)  # in the order written
