@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.deps import Services
 from api.input_guard import InputGuard
 from api.key_revocations import RevocationListener
-from api.openapi import install_openapi
+from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.routes import (
     codec,
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Deposits, withdrawals and cross-border transfers as durable sagas.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard)

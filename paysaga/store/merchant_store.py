@@ -19,6 +19,7 @@ from paysaga.store.events import EventRow
 from paysaga.store.idempotency import IdempotencyRow
 from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
+from paysaga.store.pages import Window, page_query
 from paysaga.store.payments import PaymentRow
 from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
@@ -120,13 +121,28 @@ class MerchantStore:
     # ------------------------------------------------------------------ customers
 
     async def create_customer(
-        self, customer_id: str, external_id: str, full_name: str, birth_date: date, country: str
+        self,
+        customer_id: str,
+        external_id: str,
+        full_name: str,
+        birth_date: date,
+        country: str,
+        metadata: dict[str, str] | None = None,
     ) -> CustomerRow | None:
         """Insert a customer; None when this merchant already has the external id."""
         row: CustomerRow | None = await self._store.create_customer(
-            self.merchant_id, customer_id, external_id, full_name, birth_date, country
+            self.merchant_id, customer_id, external_id, full_name, birth_date, country, metadata
         )
         return row
+
+    async def list_customers(
+        self, window: Window, metadata: dict[str, str] | None = None
+    ) -> tuple[list[CustomerRow], bool]:
+        """The merchant's customers, newest first, optionally by metadata."""
+        result: tuple[list[CustomerRow], bool] = await self._store.list_customers(
+            self.merchant_id, window, metadata
+        )
+        return result
 
     async def get_customer(self, customer_id: str) -> CustomerRow | None:
         row: CustomerRow | None = await self._store.get_customer(customer_id, self.merchant_id)
@@ -197,6 +213,7 @@ class MerchantStore:
         provider: str | None,
         details: dict[str, Any],
         routing: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> PaymentRow | None:
         """Insert a payment in `processing` (event `payment.created`), or return the one there;
         None if the merchant has no such customer."""
@@ -210,6 +227,7 @@ class MerchantStore:
             provider,
             details,
             routing,
+            metadata,
         )
         return row
 
@@ -235,16 +253,16 @@ class MerchantStore:
         customer_id: str | None,
         kind: str | None,
         status: str | None,
-        limit: int,
-        starting_after: str | None,
+        window: Window,
+        metadata: dict[str, str] | None = None,
     ) -> tuple[list[PaymentRow], bool]:
         result: tuple[list[PaymentRow], bool] = await self._store.list_payments(
             self.merchant_id,
             customer_id=customer_id,
             kind=kind,
             status=status,
-            limit=limit,
-            starting_after=starting_after,
+            window=window,
+            metadata=metadata,
         )
         return result
 
@@ -266,11 +284,9 @@ class MerchantStore:
             (refund_id, self.merchant_id),
         )
 
-    async def list_refunds(
-        self, payment_id: str, *, limit: int, starting_after: str | None
-    ) -> tuple[list[RefundRow], bool]:
+    async def list_refunds(self, payment_id: str, window: Window) -> tuple[list[RefundRow], bool]:
         result: tuple[list[RefundRow], bool] = await self._store.list_refunds(
-            self.merchant_id, payment_id, limit, starting_after
+            self.merchant_id, payment_id, window
         )
         return result
 
@@ -284,26 +300,27 @@ class MerchantStore:
         )
 
     async def list_disputes(
-        self, *, payment_id: str | None, status: str | None, limit: int, after: str | None
+        self, *, payment_id: str | None, status: str | None, window: Window
     ) -> tuple[list[DisputeRow], bool]:
-        """Newest first; the cursor is the id of the last dispute of the previous page."""
+        """Newest first; the cursors are ids of the merchant's disputes."""
+        page = page_query("disputes", window, newest_first=True)
+        where = ["merchant_id = %(merchant_id)s", *page.conditions]
+        if payment_id is not None:
+            where.append("payment_id = %(payment_id)s")
+        if status is not None:
+            where.append("status = %(status)s")
         rows = await self._tables._all(
             DisputeRow,
-            "SELECT * FROM disputes WHERE merchant_id = %(merchant_id)s"
-            " AND (%(payment_id)s::text IS NULL OR payment_id = %(payment_id)s)"
-            " AND (%(status)s::text IS NULL OR status = %(status)s)"
-            " AND (%(after)s::text IS NULL OR (created_at, id) < (SELECT created_at, id"
-            "  FROM disputes WHERE id = %(after)s AND merchant_id = %(merchant_id)s))"
-            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            f"SELECT * FROM disputes WHERE {' AND '.join(where)}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
             {
+                **page.params,
                 "merchant_id": self.merchant_id,
                 "payment_id": payment_id,
                 "status": status,
-                "after": after,
-                "limit": limit + 1,
             },
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
     # ------------------------------------------------------------------ FX quotes
 
