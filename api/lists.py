@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 
 from api.schemas.common import (
-    METADATA_KEY_PATTERN,
     METADATA_KEY_LENGTH_MAX,
+    METADATA_KEY_PATTERN,
     METADATA_KEYS_MAX,
     METADATA_VALUE_LENGTH_MAX,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.codes import KycStatus
 from api.schemas.common import Metadata, StrictBody
@@ -27,6 +27,9 @@ class CustomerCreate(StrictBody):
 
 
 class Customer(BaseModel):
+    # Every field is in every answer: the document says so (a client need not test for it).
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
     external_id: str
     full_name: str

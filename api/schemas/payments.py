@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.codes import (
     DisputeStatusName,
@@ -101,6 +101,9 @@ class NextAction(BaseModel):
 
 
 class Payment(BaseModel):
+    # Every field is in every answer: the document says so (a client need not test for it).
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
     kind: PaymentKind
     status: PaymentStatus
