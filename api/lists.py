@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
+from api.deps import BIGINT_MAX
 from api.schemas.common import (
     METADATA_KEY_LENGTH_MAX,
     METADATA_KEY_PATTERN,
@@ -28,7 +29,31 @@ Cursor = Annotated[
 UnixSeconds = Annotated[int | None, Query(ge=0, le=UNIX_SECONDS_MAX)]
 
 
+def created_bounds(
+    created_gte: Annotated[
+        UnixSeconds,
+        Query(alias="created[gte]", description="created at or after (Unix seconds)"),
+    ] = None,
+    created_lte: Annotated[
+        UnixSeconds,
+        Query(alias="created[lte]", description="created at or before (Unix seconds)"),
+    ] = None,
+) -> tuple[datetime | None, datetime | None]:
+    """From when (included) and until when (excluded) the objects listed were created."""
+    return (
+        None if created_gte is None else _utc(created_gte),
+        # A second holds its fractions: `created[lte]=T` takes what was created before T + 1.
+        None
+        if created_lte is None or created_lte >= UNIX_SECONDS_MAX
+        else _utc(created_lte) + timedelta(seconds=1),
+    )
+
+
+CreatedBounds = Annotated[tuple[datetime | None, datetime | None], Depends(created_bounds)]
+
+
 def list_window(
+    created: CreatedBounds,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[
         Cursor,
@@ -40,35 +65,56 @@ def list_window(
             description="an id of the list (the first of the page after): the page just before it"
         ),
     ] = None,
-    created_gte: Annotated[
-        UnixSeconds,
-        Query(alias="created[gte]", description="created at or after (Unix seconds)"),
-    ] = None,
-    created_lte: Annotated[
-        UnixSeconds,
-        Query(alias="created[lte]", description="created at or before (Unix seconds)"),
-    ] = None,
-) -> Window:
+) -> Window[str]:
     """The page asked for; `starting_after` and `ending_before` together are refused (422)."""
+    _one_cursor(starting_after, ending_before)
+    return Window[str](limit, starting_after, ending_before, *created)
+
+
+def cursor_window(
+    created: CreatedBounds,
+    starting_after: Annotated[
+        Cursor,
+        Query(description="an id of the list (the last of the page before): the page after it"),
+    ] = None,
+    ending_before: Annotated[
+        Cursor,
+        Query(
+            description="an id of the list (the first of the page after): the page just before it"
+        ),
+    ] = None,
+) -> Window[str]:
+    """`list_window` for a list whose route sets its own `limit`."""
+    _one_cursor(starting_after, ending_before)
+    return Window[str](0, starting_after, ending_before, *created)
+
+
+def sequence_window(
+    created: CreatedBounds,
+    starting_after: Annotated[
+        int | None,
+        Query(ge=1, le=BIGINT_MAX, description="an id of the list: the page after it"),
+    ] = None,
+    ending_before: Annotated[
+        int | None,
+        Query(ge=1, le=BIGINT_MAX, description="an id of the list: the page just before it"),
+    ] = None,
+) -> Window[int]:
+    """The page asked for of a list whose ids are numbers; its route sets `limit`."""
+    _one_cursor(starting_after, ending_before)
+    return Window[int](0, starting_after, ending_before, *created)
+
+
+def _one_cursor(starting_after: object, ending_before: object) -> None:
     if starting_after is not None and ending_before is not None:
         raise InvalidRequest(
             "pass starting_after or ending_before, not both", code="cursors_exclusive"
         )
-    return Window(
-        limit=limit,
-        starting_after=starting_after,
-        ending_before=ending_before,
-        created_from=None if created_gte is None else _utc(created_gte),
-        # A second holds its fractions: `created[lte]=T` takes what was created before T + 1.
-        created_until=(
-            None
-            if created_lte is None or created_lte >= UNIX_SECONDS_MAX
-            else _utc(created_lte) + timedelta(seconds=1)
-        ),
-    )
 
 
-ListWindow = Annotated[Window, Depends(list_window)]
+ListWindow = Annotated[Window[str], Depends(list_window)]
+CursorWindow = Annotated[Window[str], Depends(cursor_window)]
+SequenceWindow = Annotated[Window[int], Depends(sequence_window)]
 
 _METADATA_PARAMETER = re.compile(r"^metadata\[(.*)\]$", re.DOTALL)
 

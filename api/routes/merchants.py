@@ -171,7 +171,7 @@ async def revoke_own_key(key_id: str, svc: ServicesDep, key: OpsKey) -> ApiKeyVi
     return await _revoke_key(svc, key, key.merchant_id, key_id)
 
 
-async def _list_keys(svc: Services, merchant_id: str, window: Window) -> ApiKeyList:
+async def _list_keys(svc: Services, merchant_id: str, window: Window[str]) -> ApiKeyList:
     if window.cursor and await svc.store.get_merchant_api_key(merchant_id, window.cursor) is None:
         raise NotFound(f"no key {window.cursor} to page from", code="cursor_not_found")
     rows, has_more = await svc.store.list_merchant_api_keys(merchant_id, window)

@@ -70,7 +70,7 @@ class ApiKeys(Tables):
         )
 
     async def list_merchant_api_keys(
-        self, merchant_id: str, window: Window
+        self, merchant_id: str, window: Window[str]
     ) -> tuple[list[ApiKeyRow], bool]:
         """A page of the merchant's keys, oldest first."""
         page = page_query("api_keys", window, newest_first=False)

@@ -99,7 +99,7 @@ class Customers(Tables):
         )
 
     async def list_customers(
-        self, merchant_id: str, window: Window, metadata: dict[str, str] | None = None
+        self, merchant_id: str, window: Window[str], metadata: dict[str, str] | None = None
     ) -> tuple[list[CustomerRow], bool]:
         """The merchant's customers, newest first; `metadata`: only those whose metadata hold
         all these pairs."""

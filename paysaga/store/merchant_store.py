@@ -19,7 +19,7 @@ from paysaga.store.events import EventRow
 from paysaga.store.idempotency import IdempotencyRow
 from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
-from paysaga.store.pages import Window, page_query
+from paysaga.store.pages import Window, keyset_query, page_query
 from paysaga.store.payments import PaymentRow
 from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
@@ -136,7 +136,7 @@ class MerchantStore:
         return row
 
     async def list_customers(
-        self, window: Window, metadata: dict[str, str] | None = None
+        self, window: Window[str], metadata: dict[str, str] | None = None
     ) -> tuple[list[CustomerRow], bool]:
         """The merchant's customers, newest first, optionally by metadata."""
         result: tuple[list[CustomerRow], bool] = await self._store.list_customers(
@@ -253,7 +253,7 @@ class MerchantStore:
         customer_id: str | None,
         kind: str | None,
         status: str | None,
-        window: Window,
+        window: Window[str],
         metadata: dict[str, str] | None = None,
     ) -> tuple[list[PaymentRow], bool]:
         result: tuple[list[PaymentRow], bool] = await self._store.list_payments(
@@ -284,7 +284,9 @@ class MerchantStore:
             (refund_id, self.merchant_id),
         )
 
-    async def list_refunds(self, payment_id: str, window: Window) -> tuple[list[RefundRow], bool]:
+    async def list_refunds(
+        self, payment_id: str, window: Window[str]
+    ) -> tuple[list[RefundRow], bool]:
         result: tuple[list[RefundRow], bool] = await self._store.list_refunds(
             self.merchant_id, payment_id, window
         )
@@ -300,7 +302,7 @@ class MerchantStore:
         )
 
     async def list_disputes(
-        self, *, payment_id: str | None, status: str | None, window: Window
+        self, *, payment_id: str | None, status: str | None, window: Window[str]
     ) -> tuple[list[DisputeRow], bool]:
         """Newest first; the cursors are ids of the merchant's disputes."""
         page = page_query("disputes", window, newest_first=True)
@@ -369,11 +371,9 @@ class MerchantStore:
         )
         return row
 
-    async def list_ops_actions(
-        self, *, limit: int, starting_after: int | None
-    ) -> tuple[list[OpsActionRow], bool]:
+    async def list_ops_actions(self, window: Window[int]) -> tuple[list[OpsActionRow], bool]:
         result: tuple[list[OpsActionRow], bool] = await self._store.list_ops_actions(
-            self.merchant_id, limit=limit, starting_after=starting_after
+            self.merchant_id, window
         )
         return result
 
@@ -406,22 +406,28 @@ class MerchantStore:
 
     # ------------------------------------------------------------------ webhook dead letters
 
-    async def list_dead_deliveries(
-        self, *, limit: int, starting_after: str | None
-    ) -> tuple[list[DeadDeliveryRow], bool]:
-        """Deliveries given up on, newest event first; the cursor is an event id."""
+    async def list_dead_deliveries(self, window: Window[str]) -> tuple[list[DeadDeliveryRow], bool]:
+        """Deliveries given up on, newest event first; the cursors are event ids."""
+        page = keyset_query(
+            window,
+            newest_first=True,
+            key="d.sequence",
+            cursor_key="(SELECT sequence FROM event_deliveries"
+            " WHERE event_id = %(cursor)s AND merchant_id = %(merchant_id)s)",
+            order_by=("d.sequence",),
+            created="d.created_at",
+        )
         rows = await self._tables._all(
             DeadDeliveryRow,
             "SELECT d.event_id, d.sequence, e.type, d.status, d.attempts, d.last_error,"
             " d.redeliveries, d.created_at, d.updated_at"
             " FROM event_deliveries d JOIN events e ON e.id = d.event_id"
             " WHERE d.merchant_id = %(merchant_id)s AND d.status = 'dead'"
-            " AND (%(after)s::text IS NULL OR d.sequence < (SELECT sequence FROM event_deliveries"
-            "  WHERE event_id = %(after)s AND merchant_id = %(merchant_id)s))"
-            " ORDER BY d.sequence DESC LIMIT %(limit)s",
-            {"merchant_id": self.merchant_id, "after": starting_after, "limit": limit + 1},
+            f" {''.join(f' AND {condition}' for condition in page.conditions)}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
+            {**page.params, "merchant_id": self.merchant_id},
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
     async def get_delivery_status(self, event_id: str) -> str | None:
         """The delivery state of one of the merchant's events; None if it has no such event."""

@@ -237,7 +237,7 @@ class Payments(Tables):
         customer_id: str | None,
         kind: str | None,
         status: str | None,
-        window: Window,
+        window: Window[str],
         metadata: dict[str, str] | None = None,
     ) -> tuple[list[PaymentRow], bool]:
         """Newest first; the cursors are ids of payments of the merchant's. `metadata`: only

@@ -208,7 +208,7 @@ class Refunds(Tables):
         return row
 
     async def list_refunds(
-        self, merchant_id: str, payment_id: str, window: Window
+        self, merchant_id: str, payment_id: str, window: Window[str]
     ) -> tuple[list[RefundRow], bool]:
         """A deposit's refunds, oldest first; the cursors are ids of its refunds."""
         page = page_query("refunds", window, newest_first=False)

@@ -83,6 +83,7 @@ async def test_every_list_reads_the_same_both_ways(
         (api, "/v1/payments"),
         (api, "/v1/customers"),
         (ops_api, "/v1/merchant/api-keys"),
+        (ops_api, "/v1/ops/audit-log"),
         (api, "/v1/disputes"),
     ):
         first, more = await page(client, path, limit=2)
