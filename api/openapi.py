@@ -98,6 +98,7 @@ def _raises(*errors: type[PaysagaError]) -> dict[int, list[str]]:
 # Codes given by the raiser (`NotFound(..., code="customer_not_found")`) are listed as such.
 DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/customers"): {409: ["customer_exists"]},
+    ("get", "/v1/customers"): {404: ["cursor_not_found"]},
     ("post", "/v1/deposits"): {
         404: ["customer_not_found"],
         422: ["deposit_limit_exceeded", "customer_self_excluded"],

@@ -38,10 +38,7 @@ from paysaga_api_client.models import (
 TERMINAL = {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED}
 
 
-def take_a_deposit(client: AuthenticatedClient) -> dict[str, object]:
-    """The program's whole story; what it saw, for the test to read."""
-    order_id = f"order-{uuid.uuid4().hex[:12]}"
-    crm_id = f"crm-{uuid.uuid4().hex[:12]}"
+def new_customer(client: AuthenticatedClient, crm_id: str) -> Customer:
     customer = create_customer.sync(
         client=client,
         body=CustomerCreate(
@@ -53,15 +50,15 @@ def take_a_deposit(client: AuthenticatedClient) -> dict[str, object]:
         ),
     )
     assert isinstance(customer, Customer), customer
-    again = get_customer.sync(customer.id, client=client)
-    assert isinstance(again, Customer), again
-    assert again.metadata["crm_id"] == crm_id
+    return customer
 
+
+def new_deposit(client: AuthenticatedClient, customer_id: str, order_id: str) -> Payment:
     created = create_deposit.sync(
         client=client,
         idempotency_key=str(uuid.uuid4()),
         body=DepositCreate(
-            customer_id=customer.id,
+            customer_id=customer_id,
             amount=2500,
             currency=DepositCreateCurrency.EUR,
             payment_method="pm_ok",
@@ -69,7 +66,22 @@ def take_a_deposit(client: AuthenticatedClient) -> dict[str, object]:
         ),
     )
     assert isinstance(created, Payment), created
+    return created
+
+
+def take_a_deposit(client: AuthenticatedClient) -> dict[str, object]:
+    """The program's whole story; what it saw, for the test to read."""
+    order_id = f"order-{uuid.uuid4().hex[:12]}"
+    crm_id = f"crm-{uuid.uuid4().hex[:12]}"
+    customer = new_customer(client, crm_id)
+    new_customer(client, f"crm-{uuid.uuid4().hex[:12]}")  # one the filter leaves out
+    again = get_customer.sync(customer.id, client=client)
+    assert isinstance(again, Customer), again
+    assert again.metadata["crm_id"] == crm_id
+
+    created = new_deposit(client, customer.id, order_id)
     assert created.kind == PaymentKind.DEPOSIT
+    new_deposit(client, customer.id, f"order-{uuid.uuid4().hex[:12]}")  # left out by the filter
 
     payment: Payment | Problem | None = created
     deadline = time.monotonic() + 60
