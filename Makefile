@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 1
+API_WORKERS ?= 1
 
-.PHONY: dev test lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
+.PHONY: dev test docs docs-serve jq lint typecheck audit bench chaos dr-drill fuzz clean histories browser pgbouncer screenshots lock min-versions prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +15,34 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/paysaga dev --workers $(WORKERS)
+	PAYSAGA_API_WORKERS=$(API_WORKERS) $(BIN)/python -m devtools --workers $(WORKERS)
 
-test: $(STAMP) browser prometheus pgbouncer
+test: $(STAMP) browser prometheus pgbouncer jq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The docs site (mkdocs.yml, docs/) into site/, strict: a broken link or a missing page fails.
+# `make test` runs the same build (tests/test_docs.py) and every curl example of the README and
+# the docs against a test stack (tests/test_docs_examples.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+# The docs' examples (tests/test_docs_examples.py) read the API's answers with jq, as a newcomer
+# following them does: installed here when missing and we are root, as the packages below.
+jq:
+	@if command -v jq >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing jq (apt-get) for the docs' examples"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null; }; \
+	else \
+		echo "note: jq is missing; as root: apt-get install jq (the docs' examples fail without it)"; \
+	fi
 
 # The demo checkout's browser test (tests/paysaga/test_demo_checkout.py) drives Debian's
 # Chromium through its chromedriver. Installed here when missing and we are root; otherwise the
@@ -83,12 +105,12 @@ fuzz: $(STAMP)
 		--checks all --max-time $(FUZZ_SECONDS) --header "Authorization: Bearer sk_test_ops"
 
 chaos: $(STAMP)
-	$(BIN)/python -m paysaga.devstack.chaos
+	$(BIN)/python -m devtools.chaos
 
 # Disaster recovery: the ledger database killed and deleted under load, restored to the last
 # record; prints RPO and RTO, then audits and reconciles. DR_ARGS="--duration 120 --rate 8".
 dr-drill: $(STAMP)
-	$(BIN)/python -m paysaga.devstack.dr_drill $(DR_ARGS)
+	$(BIN)/python -m devtools.dr_drill $(DR_ARGS)
 
 audit: $(STAMP)
 	$(BIN)/paysaga ledger audit
@@ -97,7 +119,7 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Re-record tests/histories/ after a deliberate saga change (README, "Changing a saga").
+# Re-record tests/histories/ after a deliberate saga change (docs/guides/change-a-saga.md).
 histories: $(STAMP)
 	$(BIN)/python -m tests.histories.capture
 

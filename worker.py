@@ -25,6 +25,7 @@ from temporalio.client import (
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.decision_guard import DecisionActivities, DecisionGuard
 from activities.disputes import DisputeActivities, DisputeProviderActivities
 from activities.ledger import LedgerActivities
 from activities.payment_sweep import PaymentSweepActivities
@@ -34,11 +35,8 @@ from activities.payments import (
     BookingActivities,
     PaymentActivities,
 )
-from activities.providers import (
-    PROVIDER_LATENCY_BUCKETS,
-    PROVIDER_REQUEST_DURATION,
-    ProviderActivities,
-)
+from activities.provider_metrics import PROVIDER_LATENCY_BUCKETS, PROVIDER_REQUEST_DURATION
+from activities.providers import ProviderActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.resolution import ResolutionActivities
@@ -48,7 +46,6 @@ from activities.wallet import WalletActivities
 from ledger.engine import Ledger
 from paysaga.codec import data_converter
 from paysaga.database import open_pool
-from paysaga.decision_guard import DecisionActivities, DecisionGuard
 from paysaga.observability.logs import setup_logging
 from paysaga.observability.metrics import install_worker_runtime
 from paysaga.observability.tracing import flush_tracing, setup_tracing, tracing_enabled

@@ -18,7 +18,7 @@ type as a string literal, so renaming an error is a change in one place.
     ├── NOT_REQUIRING_INTERVENTION / INVALID_OUTCOME / RESOLVE_FAILED
     └── DISPUTE_NOT_OPEN / DISPUTE_ANSWER_FAILED / INVALID_DISPUTE_ANSWER
 
-    Raised by the worker's decision guard (paysaga.decision_guard) before any validator:
+    Raised by the worker's decision guard (activities.decision_guard) before any validator:
     └── DECISION_NOT_SIGNED       a money decision without the API's token (sent straight to Temporal)
 """
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from temporalio import activity
-from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from activities import failures
-from paysaga.observability.sdk_meter import counter, gauge, histogram_seconds
+from activities.provider_metrics import (
+    BREAKER_STATE,
+    BREAKER_STATE_VALUES,
+    count_skipped,
+    count_transition,
+    observed,
+    worker_meter,
+)
+from paysaga.observability.sdk_meter import gauge
 from providers.adapter import CustomerAuthentication, ProviderAdapter
 from providers.base import (
-    Answer,
     CapabilityAbsent,
     Outcome,
     PaymentProvider,
@@ -42,17 +47,6 @@ REJECTED = failures.PROVIDER_REJECTED
 # whether the key had been sent there before and refused unprocessed (a resend that was made).
 BREAKER_OPEN_SECONDS_LEFT = "breaker_open_seconds_left"
 BREAKER_SKIPPED_AFTER_REFUSAL = "refused_here_before"
-
-# On the worker's metrics endpoint (labels bounded: accounts are configured, operations and
-# answers are closed sets). Counters carry `_total` in their names: the SDK's exporter adds none.
-PROVIDER_REQUESTS_TOTAL = "paysaga_provider_requests_total"  # {provider_account, operation, answer}
-PROVIDER_REQUEST_DURATION = "paysaga_provider_request_duration_seconds"  # histogram, seconds
-PROVIDER_CALLS_SKIPPED_TOTAL = "paysaga_provider_calls_skipped_total"  # {..., operation, reason}
-BREAKER_STATE = "paysaga_provider_breaker_state"  # as this worker last saw it
-BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-BREAKER_TRANSITIONS_TOTAL = "paysaga_provider_breaker_transitions_total"  # {..., from, to}
-# Latency buckets of PROVIDER_REQUEST_DURATION, in seconds (paysaga/observability/metrics.py).
-PROVIDER_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 log = logging.getLogger(__name__)
 
@@ -125,43 +119,53 @@ class ProviderActivities:
                 str(exc), type=ProviderConfigurationError.__name__, non_retryable=True
             ) from None
 
+    async def _send(
+        self,
+        account: str,
+        operation: str,
+        idempotency_key: str,
+        call: Callable[[PaymentProvider], Awaitable[ProviderResult]],
+    ) -> ProviderResult:
+        """A keyed call (charge, payout, refund) through the account's breaker: a rejection is
+        final, `not processed` raised (retry or fail over), `unknown` returned (poll)."""
+        provider = await self._provider(account)
+        with _rejections_final():
+            result = await self._through_breaker(
+                account, operation, idempotency_key, lambda: call(provider)
+            )
+        return _raise_if_not_processed(result)
+
     @activity.defn(name="provider.charge")
     async def charge(self, charge: ChargeInput) -> ProviderResult:
         """Charge once; `not processed` is raised (retry/fail over), `unknown` returned (poll)."""
-        provider = await self._provider(charge.provider)
-        with _rejections_final():
-            result = await self._through_breaker(
-                charge.provider,
-                "charge",
-                charge.idempotency_key,
-                lambda: provider.charge(
-                    idempotency_key=charge.idempotency_key,
-                    reference=charge.reference,
-                    amount=charge.amount,
-                    currency=charge.currency,
-                    payment_method=charge.payment_method,
-                ),
-            )
-        return _raise_if_not_processed(result)
+        return await self._send(
+            charge.provider,
+            "charge",
+            charge.idempotency_key,
+            lambda provider: provider.charge(
+                idempotency_key=charge.idempotency_key,
+                reference=charge.reference,
+                amount=charge.amount,
+                currency=charge.currency,
+                payment_method=charge.payment_method,
+            ),
+        )
 
     @activity.defn(name="provider.payout")
     async def payout(self, payout: PayoutInput) -> ProviderResult:
         """Pay out once; same outcome rules as a charge."""
-        provider = await self._provider(payout.provider)
-        with _rejections_final():
-            result = await self._through_breaker(
-                payout.provider,
-                "payout",
-                payout.idempotency_key,
-                lambda: provider.payout(
-                    idempotency_key=payout.idempotency_key,
-                    reference=payout.reference,
-                    amount=payout.amount,
-                    currency=payout.currency,
-                    destination=payout.destination,
-                ),
-            )
-        return _raise_if_not_processed(result)
+        return await self._send(
+            payout.provider,
+            "payout",
+            payout.idempotency_key,
+            lambda provider: provider.payout(
+                idempotency_key=payout.idempotency_key,
+                reference=payout.reference,
+                amount=payout.amount,
+                currency=payout.currency,
+                destination=payout.destination,
+            ),
+        )
 
     @activity.defn(name="provider.was_sent")
     async def was_sent(self, idempotency_key: str) -> bool:
@@ -178,7 +182,7 @@ class ProviderActivities:
         Raises (to be retried with backoff) while the outcome is pending or the status unknown.
         """
         provider = await self._provider(query.provider)
-        result = await _observed(
+        result = await observed(
             query.provider, "status", lambda: provider.status(query.idempotency_key)
         )
         final = (Outcome.succeeded, Outcome.declined)
@@ -196,21 +200,18 @@ class ProviderActivities:
     async def refund(self, refund: RefundInput) -> ProviderResult:
         """Refund (part of) a charge once (the Refund saga): a decline is final, `not processed`
         is raised (retry), `unknown` returned (poll); same outcome rules as a charge."""
-        provider = await self._provider(refund.provider)
-        with _rejections_final():
-            result = await self._through_breaker(
-                refund.provider,
-                "refund",
-                refund.idempotency_key,
-                lambda: provider.refund(
-                    idempotency_key=refund.idempotency_key,
-                    reference=refund.reference,
-                    charge_idempotency_key=refund.charge_idempotency_key,
-                    amount=refund.amount,
-                    currency=refund.currency,
-                ),
-            )
-        return _raise_if_not_processed(result)
+        return await self._send(
+            refund.provider,
+            "refund",
+            refund.idempotency_key,
+            lambda provider: provider.refund(
+                idempotency_key=refund.idempotency_key,
+                reference=refund.reference,
+                charge_idempotency_key=refund.charge_idempotency_key,
+                amount=refund.amount,
+                currency=refund.currency,
+            ),
+        )
 
     @activity.defn(name="provider.refund_charge")
     async def refund_charge(self, refund: RefundInput) -> ProviderResult | None:
@@ -221,7 +222,7 @@ class ProviderActivities:
         retrying it forever. The Refund saga uses `refund`.
         """
         provider = await self._provider(refund.provider)
-        charge = await _observed(
+        charge = await observed(
             refund.provider, "status", lambda: provider.status(refund.charge_idempotency_key)
         )
         if charge.outcome in (Outcome.declined, Outcome.not_processed):
@@ -295,10 +296,10 @@ class ProviderActivities:
         landed, so it is sent again whatever the breaker says.
         """
         if self._breakers is None:
-            return await _observed(account, operation, call)
+            return await observed(account, operation, call)
         admission = await self._admission(account, idempotency_key)
         if not admission.admitted:
-            _count_skipped(
+            count_skipped(
                 account, operation, "sent_elsewhere" if admission.sent_elsewhere else "open"
             )
             if admission.sent_elsewhere:
@@ -328,7 +329,7 @@ class ProviderActivities:
                 f"{account}'s circuit breaker could not be read: not sent", type=NOT_PROCESSED
             ) from exc
         if admission.turned_half_open:
-            _count_transition(account, "open", "half_open")
+            count_transition(account, "open", "half_open")
         return admission
 
     async def _compensation_admitted(self, account: str) -> bool:
@@ -339,9 +340,9 @@ class ProviderActivities:
             return False
         admission = await self._breakers.admit_unkeyed(account)
         if admission.turned_half_open:
-            _count_transition(account, "open", "half_open")
+            count_transition(account, "open", "half_open")
         if not admission.admitted:
-            _count_skipped(account, "refund", "open")
+            count_skipped(account, "refund", "open")
             left = admission.seconds_left_open
             raise ApplicationError(
                 f"{account} is skipped: its circuit breaker is open; retried in {left:.0f} s",
@@ -361,9 +362,9 @@ class ProviderActivities:
     ) -> ProviderResult:
         """Make an admitted call; count its outcome in the breaker (a rejection is an answer)."""
         if self._breakers is None:
-            return await _observed(account, operation, call)
+            return await observed(account, operation, call)
         try:
-            result = await _observed(account, operation, call)
+            result = await observed(account, operation, call)
         except ProviderRequestRejected:
             await self._record(account, ANSWERED, probe, None)
             raise
@@ -382,55 +383,12 @@ class ProviderActivities:
             log.warning("outcome of a call to %s not counted: %r", account, exc)
             return
         if recorded.changed:
-            _count_transition(account, recorded.previous.value, recorded.state.value)
+            count_transition(account, recorded.previous.value, recorded.state.value)
         gauge(
-            _meter(),
+            worker_meter(),
             BREAKER_STATE,
             "Breaker state as this worker last saw it: 0 closed, 1 half-open, 2 open.",
         ).set(BREAKER_STATE_VALUES[recorded.state.value], {"provider_account": account})
-
-
-async def _observed(
-    account: str, operation: str, call: Callable[[], Awaitable[ProviderResult]]
-) -> ProviderResult:
-    """Make the call; count it by its answer's classification and time it."""
-    started = time.monotonic()
-    try:
-        result = await call()
-    except ProviderRequestRejected:
-        _count_request(account, operation, Answer.rejected, started)
-        raise
-    _count_request(account, operation, result.outcome.answer, started)
-    return result
-
-
-def _meter() -> MetricMeter:
-    return activity.metric_meter()
-
-
-def _count_request(account: str, operation: str, answer: Answer, started: float) -> None:
-    labels = {"provider_account": account, "operation": operation}
-    meter = _meter()
-    counter(
-        meter, PROVIDER_REQUESTS_TOTAL, "Provider requests, by the classification of their answer."
-    ).add(1, {**labels, "answer": answer.value})
-    histogram_seconds(
-        meter, PROVIDER_REQUEST_DURATION, "Time a provider request took, answer or not."
-    ).record(time.monotonic() - started, labels)
-
-
-def _count_skipped(account: str, operation: str, reason: str) -> None:
-    counter(
-        _meter(),
-        PROVIDER_CALLS_SKIPPED_TOTAL,
-        "Provider calls not sent: the breaker is open, or the key was sent to another account.",
-    ).add(1, {"provider_account": account, "operation": operation, "reason": reason})
-
-
-def _count_transition(account: str, previous: str, state: str) -> None:
-    counter(_meter(), BREAKER_TRANSITIONS_TOTAL, "Breaker state changes seen by this worker.").add(
-        1, {"provider_account": account, "from": previous, "to": state}
-    )
 
 
 @contextlib.contextmanager

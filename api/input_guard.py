@@ -171,6 +171,11 @@ def _body_refusal(body: bytes) -> Refusal | None:
         return too_deep
     except (UnicodeDecodeError, ValueError):
         return (400, "invalid_json", "The body is not JSON", "send a UTF-8 JSON document", {})
+    if b"\\u" not in body and body.count(b"[") + body.count(b"{") <= JSON_DEPTH_MAX:
+        # The common case, without walking the document: a NUL or a lone surrogate can only
+        # come in as a \u escape (strict JSON refuses a raw control character, UTF-8 a raw
+        # surrogate), and so few brackets cannot nest too deep.
+        return None
     if nests_deeper_than(document, JSON_DEPTH_MAX):
         return too_deep
     for location, text in _strings(document, ["body"]):

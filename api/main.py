@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from api.deps import Services
+from api.game_calls import install_game_call_fronts
 from api.input_guard import InputGuard
 from api.key_revocations import RevocationListener
 from api.openapi import install_openapi, operation_id
@@ -103,6 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Deposits, withdrawals and cross-border transfers as durable sagas.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # FastAPI's own OpenTelemetry bridge (0.16x) asks the providers on every request whether
+        # it is on; the API has its telemetry already (api.telemetry, and instrument_api when
+        # tracing is on). An older FastAPI keeps this in `app.extra`.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard)
@@ -132,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(codec.router)
+    install_game_call_fronts(app, wallet.router)  # after every route: they go first
     codec.install_codec_cors(app, settings.codec_cors_origins)
     install_openapi(
         app,

@@ -123,7 +123,7 @@ def saga_timings(settings: Settings) -> SagaTimings:
 
 def signed_decision(svc: Services, workflow_id: str, handler: str, decision: Decision) -> Decision:
     """The decision with the API's token: a saga takes no money decision without it, so that
-    reaching Temporal is not enough to make one (domain.decisions, paysaga.decision_guard)."""
+    reaching Temporal is not enough to make one (domain.decisions, activities.decision_guard)."""
     return signed(svc.settings.decision_signing_keys, workflow_id, handler, decision)
 
 

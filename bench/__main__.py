@@ -107,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench-results")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (own stack)")
     parser.add_argument(
+        "--api-workers", type=int, default=1, help="API processes, each its own wallet engine"
+    )
+    parser.add_argument(
         "--psp-webhook-delay",
         type=float,
         default=0.0,
@@ -190,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.database_url,
             )
         else:
-            stack = start_stack(workers=args.workers, psp_webhook_delay=args.psp_webhook_delay)
+            stack = start_stack(
+                workers=args.workers,
+                api_workers=args.api_workers,
+                psp_webhook_delay=args.psp_webhook_delay,
+            )
             api_url, temporal_address, database_url = (
                 stack.api_url,
                 stack.temporal_address,

@@ -2,7 +2,7 @@
 
 Grafana is not a Debian package and cannot run here, so each dashboard's panels
 (deploy/grafana/dashboards/*.json) are drawn with matplotlib from the answers of a real Prometheus
-(Debian's) that scraped the API and the workers of `python -m paysaga.devstack.chaos` every second
+(Debian's) that scraped the API and the workers of `python -m devtools.chaos` every second
 while it ran. Writes docs/dashboards/<dashboard uid>.png.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psutil
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
@@ -85,7 +85,7 @@ def run_chaos(
     started = time.time()
     with (folder / "chaos.log").open("wb") as log:
         chaos = subprocess.Popen(
-            [sys.executable, "-m", "paysaga.devstack.chaos", *chaos_args],
+            [sys.executable, "-m", "devtools.chaos", *chaos_args],
             cwd=ROOT,
             env=env,
             stdout=log,

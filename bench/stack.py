@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paysaga.database import run_migrations, start_embedded_postgres
-from paysaga.devstack.stack import (
+from devtools.stack import (
     ProcessGroup,
     free_port,
     service_env,
@@ -18,6 +17,7 @@ from paysaga.devstack.stack import (
     wait_for_http,
     wait_for_port,
 )
+from paysaga.database import run_migrations, start_embedded_postgres
 from paysaga.settings import Settings
 
 # The bench measures paysaga, not the sandbox's business rules: no velocity refusals under load.
@@ -68,7 +68,7 @@ def postgres_pid(pg_dir: Path) -> int | None:
 
 
 def start_stack(
-    *, workers: int = 1, psp_webhook_delay: float = 0.0, log: Any = print
+    *, workers: int = 1, api_workers: int = 1, psp_webhook_delay: float = 0.0, log: Any = print
 ) -> BenchStack:
     """Start the whole stack in a fresh temp data dir; on failure, stop what did start."""
     data_dir = Path(tempfile.mkdtemp(prefix="paysaga-bench-"))
@@ -106,6 +106,7 @@ def start_stack(
             **service_env(settings, stack.database_url),
             **BENCH_SERVICE_ENV,
             "PAYSAGA_API_PORT": str(api_port),
+            "PAYSAGA_API_WORKERS": str(api_workers),  # processes, each with its wallet engine
             "PAYSAGA_PSP_WEBHOOK_DELAY_SECONDS": str(psp_webhook_delay),
         }
         stack.env = env

@@ -27,6 +27,7 @@ import httpx
 from psycopg import AsyncConnection
 
 from bench.http1 import HttpError, JsonPoster
+from bench.outbox import outbox_backlog_now
 from bench.report import percentiles
 from bench.wallet_calls import FUNDING, HOT_FUNDING, WalletMix, fund_customers
 from paysaga.settings import DEV_MERCHANT_KEY
@@ -236,6 +237,7 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
     poster = JsonPoster(args.api_url, args.api_key, connections=args.connections)
     ramp = Ramp(poster, mix, args)
     steps = []
+    database = await AsyncConnection.connect(args.database_url, autocommit=True)
     try:
         if args.warmup_seconds > 0:
             await ramp.step("wallet-warmup", args.warmup_rate, args.warmup_seconds)
@@ -244,12 +246,16 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
             os.kill(args.profile_pid, signal.SIGUSR1)
         for rate in args.rates:
             figures = await ramp.step(f"wallet-http-{rate:g}", rate, args.step_seconds)
+            # Read as the step ends: an outbox that keeps up has no more to deliver at the end
+            # of a faster step than at the end of a slower one.
+            figures["outbox_backlog"] = await outbox_backlog_now(database, merchant_id)
             steps.append(figures)
             latency = figures["latency_ms"]
             say(
                 f"[wallet-load] {rate:6g}/s: answered {figures['answered_per_s']:7.1f}/s"
                 f"  p50 {latency['p50'] or 0:7.1f} ms  p99 {latency['p99'] or 0:7.1f} ms"
-                f"  errors {figures['errors']}  {'held' if figures['held'] else 'not held'}"
+                f"  errors {figures['errors']}  outbox backlog {figures['outbox_backlog']}"
+                f"  {'held' if figures['held'] else 'not held'}"
             )
             too_slow = latency["p99"] is None or latency["p99"] > args.stop_p99_ms
             if too_slow and rate >= args.report_rate:
@@ -258,6 +264,7 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile_pid:
             os.kill(args.profile_pid, signal.SIGUSR2)
         await poster.close()
+        await database.close()
     return {
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "api_key")},
         "merchant_id": merchant_id,

@@ -23,10 +23,11 @@ from typing import Any
 import psycopg
 
 from bench import profiles, wallet_report
+from bench.outbox import outbox_backlog
 from bench.pgbench import pgbench_baselines
 from bench.stack import BenchStack
 from bench.wallet_engine import engine_phase
-from paysaga.devstack.stack import free_port, wait_for_http
+from devtools.stack import free_port, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATES = "100,200,300,400,500,600,800,1000,1200,1500"
@@ -35,7 +36,8 @@ API_STAGES: list[profiles.Stage] = [
     ("route matching", "fastapi/routing.py", "matches"),
     ("dependencies and body validation", "fastapi/dependencies/utils.py", "solve_dependencies"),
     ("sync dependencies via the thread pool", "starlette/concurrency.py", "run_in_threadpool"),
-    ("the answer (pydantic, JSONResponse)", "api/routes/wallet.py", "_answer"),
+    ("the game call's lean handler, all of it", "api/game_calls.py", "__call__"),
+    ("the answer (pydantic-core)", "api/game_calls.py", "decision_response"),
     ("wallet engine writers", "wallet/engine.py", "_writer"),
     ("psycopg array dumping", "psycopg/types/array.py", "dump"),
     ("logging", "logging/__init__.py", "_log"),
@@ -154,24 +156,16 @@ def drain_outbox(database_url: str, merchant_id: str, *, timeout: float) -> dict
     deliveries (thousands), so that the HTTP ramp does not measure it catching up; how long."""
     started = time.time()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        pending_at_start = pending = _pending(conn, merchant_id)
+        pending_at_start = pending = outbox_backlog(conn, merchant_id)
         while pending and time.time() - started < timeout:
             time.sleep(0.25)
-            pending = _pending(conn, merchant_id)
+            pending = outbox_backlog(conn, merchant_id)
     return {
         "pending_at_start": pending_at_start,
         "pending_at_end": pending,
         "seconds": time.time() - started,
         "window": [started, time.time()],
     }
-
-
-def _pending(conn: psycopg.Connection[Any], merchant_id: str) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM event_deliveries WHERE merchant_id = %s AND status = 'pending'",
-        (merchant_id,),
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def settle(database_url: str) -> None:
@@ -226,7 +220,8 @@ def profile_api(
     log(f"[bench] wallet: the API under cProfile, {rate:g} calls/s for {seconds:g} s")
     with tempfile.TemporaryDirectory(prefix="paysaga-bench-profile-") as tmp:
         out = Path(tmp) / "api.prof"
-        env = {**stack.env, "PAYSAGA_API_PORT": str(port)}
+        # One process: cProfile and its signals are per process.
+        env = {**stack.env, "PAYSAGA_API_PORT": str(port), "PAYSAGA_API_WORKERS": "1"}
         process = stack.group.start(
             "api-profiled", [sys.executable, "-m", "bench.profiled_api", str(out)], env
         )

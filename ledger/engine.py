@@ -13,7 +13,7 @@ from typing import Any, TypeAlias, TypeVar
 from psycopg.errors import DeadlockDetected, SerializationFailure
 from psycopg_pool import AsyncConnectionPool
 
-from ledger import postings
+from ledger import holds, postings
 from ledger.audit import run_checks
 from ledger.errors import (
     HoldNotFound,
@@ -133,7 +133,7 @@ class Ledger:
 
     async def _find_hold(self, where: str, value: object) -> Hold | None:
         async with self._pool.connection() as conn:
-            return await postings.find_hold(conn, where, value)
+            return await holds.find_hold(conn, where, value)
 
     async def entries(
         self, merchant_id: str, owner_id: str, kind: AccountKind | str, currency: str
@@ -267,7 +267,7 @@ class Ledger:
 
         async def work(conn: Conn) -> dict[str, Any]:
             account = self._accounts[key]
-            hold = await postings.insert_hold(conn, idempotency_key, account, amount, expires_at)
+            hold = await holds.insert_hold(conn, idempotency_key, account, amount, expires_at)
             return hold.to_dict()
 
         result = await self._write(idempotency_key, "hold", content, work, [key])
@@ -301,7 +301,7 @@ class Ledger:
 
         async def work(conn: Conn) -> dict[str, Any]:
             legs = self._legs(keys, lines)
-            tx = await postings.post_pending_hold(
+            tx = await holds.post_pending_hold(
                 conn, idempotency_key, hold_id, legs, description, metadata
             )
             return tx.to_dict()
@@ -316,8 +316,8 @@ class Ledger:
         """
 
         async def work(conn: Conn) -> dict[str, Any]:
-            await postings.resolve_hold(conn, hold_id, HoldStatus.voided)
-            return (await postings.load_hold(conn, hold_id)).to_dict()
+            await holds.resolve_hold(conn, hold_id, HoldStatus.voided)
+            return (await holds.load_hold(conn, hold_id)).to_dict()
 
         result = await self._write(idempotency_key, "void_hold", {"hold_id": hold_id}, work, [])
         return Hold.from_dict(result)
@@ -363,7 +363,7 @@ class Ledger:
 
             async def work(conn: Conn, hold_id: int = hold_id) -> bool:
                 try:
-                    await postings.resolve_hold(conn, hold_id, HoldStatus.expired)
+                    await holds.resolve_hold(conn, hold_id, HoldStatus.expired)
                 except HoldNotPending:
                     return False  # posted or voided meanwhile
                 return True

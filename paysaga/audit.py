@@ -3,17 +3,22 @@
 The ledger engine knows nothing of the service's tables, so the checks that compare its entries
 with the service's records live here and run in the ledger's audit snapshot (`AuditQuery`).
 `paysaga ledger audit` runs the ledger's checks and these.
+
+Each part above the payments service that keeps tables of its own registers its checks here, under
+the entry-point group `paysaga.audit_checks` (the wallet: `wallet.audit:WALLET_AUDIT_CHECKS` in
+`pyproject.toml`), as provider adapters register under `paysaga.providers`: the service reads
+them without importing the parts that stand on it.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.engine import Ledger
 from ledger.models import AuditQuery, AuditReport
-from wallet.audit import WALLET_AUDIT_CHECKS
 
 # Each conversion (a transaction moving FX position accounts that is not a reversal: reversals
 # mirror their originals, checked by the ledger) moves exactly the quote's locked amounts: in,
@@ -158,14 +163,27 @@ DISPUTES_BOOKED_AS_STATED = AuditQuery(
     found="disputes (id, customer, status, withdrawal, reinstatement)",
 )
 
-SERVICE_AUDIT_CHECKS = [
+AUDIT_CHECKS_GROUP = "paysaga.audit_checks"
+
+PAYMENTS_AUDIT_CHECKS = [
     FX_POSITIONS_MATCH_QUOTES,
     REFUNDS_WITHIN_DEPOSITS,
     REFUNDS_BOOKED_AS_STATED,
     RECEIVABLES_COVERED,
     DISPUTES_BOOKED_AS_STATED,
-    *WALLET_AUDIT_CHECKS,
 ]
+
+
+def registered_audit_checks() -> list[AuditQuery]:
+    """The checks each part registered under `AUDIT_CHECKS_GROUP`, in the order of its name."""
+    checks: list[AuditQuery] = []
+    for entry in sorted(entry_points(group=AUDIT_CHECKS_GROUP), key=lambda entry: entry.name):
+        checks.extend(entry.load())
+    return checks
+
+
+# The payments service's own checks, then every registered part's.
+SERVICE_AUDIT_CHECKS = [*PAYMENTS_AUDIT_CHECKS, *registered_audit_checks()]
 
 
 async def audit_books(pool: AsyncConnectionPool[Any]) -> AuditReport:

@@ -98,8 +98,14 @@ class Settings(BaseSettings):
     # Both stay below the orchestrator's grace period (Kubernetes' terminationGracePeriodSeconds,
     # compose's stop_grace_period), which then kills.
     api_shutdown_seconds: float = Field(20.0, gt=0)
+    # API processes on the one port (uvicorn's workers), each with its own pool and wallet
+    # engine: PostgreSQL's row locks keep a customer's calls serialized whichever process takes
+    # them. Its access log (a line per request) costs CPU on the game calls' path: off unless
+    # asked for; the request metrics and the X-Request-Id count and tag every request anyway.
+    api_workers: int = Field(1, ge=1, le=64)
+    api_access_log: bool = False
     worker_shutdown_seconds: float = Field(10.0, gt=0)
-    # The dev stack's demo checkout (paysaga/devstack/demo_checkout.py), a merchant's page of its
+    # The dev stack's demo checkout (devtools/demo_checkout.py), a merchant's page of its
     # own beside the API: `make dev` serves it on this port.
     demo_port: int = 8300
     # Secret -> {"merchant": "mer_...", "scopes": [...]}; a bare list of scopes is a key of the

@@ -6,7 +6,7 @@ built-in accounts (`PAYSAGA_PROVIDER_ROUTING`: the sandbox's `sandbox-cards` and
 development), whose id is their name; a merchant adds its own (`pa_...`) with `POST /v1/providers`.
 
 This module knows nothing of the database or of Temporal: the API reads the accounts and asks it
-for the candidates, in order; the saga tries them in that order (`workflows.base.call_provider`).
+for the candidates, in order; the saga tries them in that order (`workflows.saga.provider_outcome.call_provider`).
 """
 
 from __future__ import annotations

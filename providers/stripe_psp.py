@@ -47,20 +47,8 @@ Classification of a charge or refund call:
   a 5xx (Stripe saves a 500 under the key, a retry replays it: only `status` tells), a 409 (the
   key's first request still executing), an unreadable answer.
 
-`status(idempotency_key)`: Stripe has no lookup by idempotency key, so the operation is found by
-its metadata, and "no record" (`not_processed`, on which the sagas fail over and would charge a
-second time) must be certain. Stripe's search API is eventually consistent (usually under a
-minute; "up to an hour behind during outages", Stripe's API reference), its list API is not
-(Stripe: "use the list APIs for read-after-write flows"). So `status` reads:
-1. PaymentIntents created in the last `SEARCH_LAG` (2 hours), listed and filtered by metadata
-   here: everything search may not show yet;
-2. search (`metadata['paysaga_idempotency_key']:'<key>'`) for anything older;
-3. refunds (no search API) created in the last `REFUND_WINDOW` (25 hours: Stripe forgets an
-   idempotency key after 24, so a refund key is not re-sent past it), listed and filtered.
-It answers `not_processed` only if all three came back complete and empty; if a list is longer
-than `LIST_PAGES_MAX` pages, or search fails (it is not offered in every country), `unknown`:
-the saga polls again rather than fail over. Left open, as for any PSP: a request Stripe is still
-executing when `status` reads may make its PaymentIntent after the read.
+`status(idempotency_key)` finds the operation by its metadata (`providers/stripe_lookups.py` says
+how, and when it answers `not_processed`).
 
 Dispute events: Stripe's dispute object names the PaymentIntent, not paysaga's payment, and its
 metadata is its own (empty). `parse_webhook` (no network) leaves `reference` and
@@ -70,13 +58,9 @@ metadata is its own (empty). `parse_webhook` (no network) leaves `reference` and
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import itertools
-import json
-import time
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -91,11 +75,7 @@ from providers.adapter import (
     header_value,
 )
 from providers.base import (
-    AUTHENTICATION_FAILED,
     CapabilityAbsent,
-    DisputeState,
-    DisputeStatus,
-    InvalidEvent,
     Outcome,
     ProviderConfigurationError,
     ProviderRequestRejected,
@@ -104,17 +84,25 @@ from providers.base import (
     SettlementLine,
     WebhookSignatureInvalid,
 )
+from providers.stripe_disputes import StripeDisputes
+from providers.stripe_lookups import Uncertain, find, find_intent, list_pages
+from providers.stripe_objects import (
+    CHARGE_KEY_METADATA,
+    KEY_METADATA,
+    REFERENCE_METADATA,
+    call_error,
+    declined,
+    intent_result,
+    parse_event,
+    provider_result,
+    redirect,
+    refund_result,
+    settlement_lines,
+)
+from providers.stripe_objects import plain as _plain
 from providers.webhooks import ProviderDisputeEvent, ProviderEvent
 
 SIGNATURE_HEADER = "Stripe-Signature"
-KEY_METADATA = "paysaga_idempotency_key"
-REFERENCE_METADATA = "paysaga_reference"
-CHARGE_KEY_METADATA = "paysaga_charge_idempotency_key"
-SEARCH_LAG = timedelta(hours=2)
-REFUND_WINDOW = timedelta(hours=25)
-LIST_PAGES_MAX = 10
-PAGE_SIZE = 100
-
 STRIPE_CAPABILITIES = Capabilities(
     methods=frozenset({"card"}),
     currencies=frozenset(CURRENCY_EXPONENTS),
@@ -126,37 +114,6 @@ STRIPE_CAPABILITIES = Capabilities(
 
 # The exceptions below mean the request never left: nothing can have landed.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_INTENT_PENDING = {"processing", "requires_action", "requires_confirmation", "requires_capture"}
-_REFUND_OUTCOMES = {
-    "succeeded": Outcome.succeeded,
-    "pending": Outcome.pending,
-    "requires_action": Outcome.pending,
-    "failed": Outcome.declined,
-    "canceled": Outcome.declined,
-}
-_DISPUTE_STATUSES = {
-    "warning_needs_response": DisputeStatus.needs_response,
-    "needs_response": DisputeStatus.needs_response,
-    "warning_under_review": DisputeStatus.under_review,
-    "under_review": DisputeStatus.under_review,
-    "won": DisputeStatus.won,
-    "warning_closed": DisputeStatus.won,  # an inquiry closed without a chargeback
-    "prevented": DisputeStatus.won,
-    "lost": DisputeStatus.lost,
-    "charge_refunded": DisputeStatus.lost,
-}
-# A per-object order for events, from how far the object has come (Stripe gives none).
-_PROGRESS = {Outcome.pending: 1, Outcome.succeeded: 2, Outcome.declined: 2}
-_DISPUTE_PROGRESS = {
-    DisputeStatus.needs_response: 1,
-    DisputeStatus.under_review: 2,
-    DisputeStatus.won: 3,
-    DisputeStatus.lost: 3,
-}
-
-
-class _Uncertain(Exception):
-    """A lookup that could not prove the absence of an operation."""
 
 
 class SharedHTTPXClient(stripe.HTTPXClient):
@@ -176,7 +133,7 @@ class SharedHTTPXClient(stripe.HTTPXClient):
         return [args, kwargs]
 
 
-class StripeAdapter:
+class StripeAdapter(StripeDisputes):
     """One Stripe account, as a `ProviderAdapter`."""
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -244,8 +201,8 @@ class StripeAdapter:
     ) -> ProviderResult:
         """Refund (part of) the PaymentIntent made under `charge_idempotency_key`."""
         try:
-            intent = await self._find_intent(charge_idempotency_key)
-        except (_Uncertain, stripe.StripeError) as exc:
+            intent = await find_intent(self._client, charge_idempotency_key)
+        except (Uncertain, stripe.StripeError) as exc:
             # Nothing was sent: the charge is not visible yet, or the look-up failed.
             return self._result(Outcome.not_processed, detail=f"charge not found yet: {exc!r}")
         if intent is None:
@@ -271,7 +228,7 @@ class StripeAdapter:
             return self._declined(exc)
         except stripe.StripeError as exc:
             return await self._failed(exc, idempotency_key)
-        return self._refund_result(_plain(refund))
+        return refund_result(self._name, _plain(refund))
 
     async def payout(
         self,
@@ -288,15 +245,15 @@ class StripeAdapter:
     async def status(self, idempotency_key: str) -> ProviderResult:
         """The operation made under the key, found by metadata (see the module docstring)."""
         try:
-            found = await self._find(idempotency_key)
-        except _Uncertain as exc:
+            found = await find(self._client, idempotency_key)
+        except Uncertain as exc:
             return self._result(Outcome.unknown, detail=f"no record proven absent: {exc}")
         except stripe.StripeError as exc:
             return self._result(Outcome.unknown, detail=f"status unavailable: {exc!r}")
         if found is None:
             return self._result(Outcome.not_processed, detail="no record of the key")
         if found["object"] == "refund":
-            return self._refund_result(found)
+            return refund_result(self._name, found)
         return self._intent_result(found)
 
     async def authenticate(
@@ -304,14 +261,14 @@ class StripeAdapter:
     ) -> CustomerAuthentication:
         """The 3-D Secure step of the charge: where to send the customer, or how it ended."""
         try:
-            intent = await self._find_intent(idempotency_key)
-        except _Uncertain as exc:
+            intent = await find_intent(self._client, idempotency_key)
+        except Uncertain as exc:
             raise ProviderUnavailable(f"{self._name}: charge not found yet ({exc})") from exc
         except stripe.StripeError as exc:
-            raise self._call_error(exc) from exc
+            raise call_error(self._name, exc) from exc
         if intent is None:
             raise ProviderRequestRejected(self._name, 404, "charge_not_found")
-        if intent["status"] == "requires_action" and _redirect(intent, return_url) is None:
+        if intent["status"] == "requires_action" and redirect(intent, return_url) is None:
             # Confirmed without a return URL (the charge has none): confirm again with it.
             digest = hashlib.sha256(return_url.encode()).hexdigest()[:16]
             try:
@@ -321,7 +278,7 @@ class StripeAdapter:
                     {"idempotency_key": f"{idempotency_key}:authenticate:{digest}"},
                 )
             except stripe.StripeError as exc:
-                raise self._call_error(exc) from exc
+                raise call_error(self._name, exc) from exc
             intent = _plain(confirmed)
         return self._authentication(idempotency_key, intent, return_url)
 
@@ -329,8 +286,8 @@ class StripeAdapter:
         """Cancel the PaymentIntent while it waits for its customer (`requires_action`); the
         PaymentIntent as it is afterwards (a customer faster than the cancel: as they left it)."""
         try:
-            intent = await self._find_intent(idempotency_key)
-        except (_Uncertain, stripe.StripeError) as exc:
+            intent = await find_intent(self._client, idempotency_key)
+        except (Uncertain, stripe.StripeError) as exc:
             return self._result(Outcome.unknown, detail=f"charge not found yet: {exc!r}")
         if intent is None:
             return self._result(Outcome.not_processed, detail="no record of the key")
@@ -353,7 +310,7 @@ class StripeAdapter:
     ) -> CustomerAuthentication:
         outcome = self._intent_result(intent).outcome
         if intent["status"] == "requires_action":
-            url = _redirect(intent, return_url)
+            url = redirect(intent, return_url)
             status = "required" if url else "failed"
             return CustomerAuthentication(self._name, idempotency_key, status, url)
         if outcome == Outcome.declined:
@@ -374,93 +331,13 @@ class StripeAdapter:
             params["created"] = created
         lines: list[SettlementLine] = []
         try:
-            async for transaction in self._pages("balance_transactions", params, pages=None):
-                lines.extend(_settlement_lines(transaction))
-        except (stripe.StripeError, _Uncertain) as exc:
+            async for transaction in list_pages(
+                self._client, "balance_transactions", params, pages=None
+            ):
+                lines.extend(settlement_lines(transaction))
+        except (stripe.StripeError, Uncertain) as exc:
             raise ProviderUnavailable(f"{self._name} settlement report unavailable") from exc
         return lines
-
-    # -- disputes --------------------------------------------------------------------------
-
-    async def dispute_status(self, dispute_id: str) -> DisputeState:
-        """The dispute as Stripe shows it, with the disputed payment's reference."""
-        try:
-            dispute = await self._client.v1.disputes.retrieve_async(
-                dispute_id, {"expand": ["payment_intent"]}
-            )
-        except stripe.StripeError as exc:
-            raise self._call_error(exc) from exc
-        return self._dispute_state(_plain(dispute))
-
-    async def submit_dispute_evidence(self, dispute_id: str, text: str) -> DisputeState:
-        """Submit `text` as the dispute's evidence: `under_review` until the verdict."""
-        await self._open_dispute(dispute_id)
-        params: dict[str, Any] = {
-            "evidence": {"uncategorized_text": text},
-            "submit": True,
-            "expand": ["payment_intent"],
-        }
-        try:
-            dispute = await self._client.v1.disputes.update_async(
-                dispute_id,
-                params,  # type: ignore[arg-type]
-            )
-        except stripe.StripeError as exc:
-            raise self._call_error(exc) from exc
-        return self._dispute_state(_plain(dispute))
-
-    async def accept_dispute(self, dispute_id: str) -> DisputeState:
-        """Close (concede) the dispute: `lost` at once."""
-        await self._open_dispute(dispute_id)
-        try:
-            dispute = await self._client.v1.disputes.close_async(
-                dispute_id, {"expand": ["payment_intent"]}
-            )
-        except stripe.StripeError as exc:
-            raise self._call_error(exc) from exc
-        return self._dispute_state(_plain(dispute))
-
-    async def complete_dispute_event(self, event: ProviderDisputeEvent) -> ProviderDisputeEvent:
-        """The event with the disputed payment's reference and charge key, read from Stripe
-        when the dispute's own metadata lacked them (module docstring)."""
-        if event.reference and event.charge_idempotency_key:
-            return event
-        state = await self.dispute_status(event.dispute_id)
-        return dataclasses.replace(
-            event, reference=state.reference, charge_idempotency_key=state.charge_idempotency_key
-        )
-
-    async def _open_dispute(self, dispute_id: str) -> None:
-        state = await self.dispute_status(dispute_id)
-        if state.status != DisputeStatus.needs_response:
-            raise ProviderRequestRejected(self._name, 409, "dispute_not_open")
-
-    def _dispute_state(self, dispute: dict[str, Any]) -> DisputeState:
-        intent = dispute.get("payment_intent")
-        metadata = (intent.get("metadata") or {}) if isinstance(intent, dict) else {}
-        metadata = {**metadata, **(dispute.get("metadata") or {})}
-        return DisputeState(
-            provider=self._name,
-            dispute_id=dispute["id"],
-            reference=metadata.get(REFERENCE_METADATA, ""),
-            charge_idempotency_key=metadata.get(KEY_METADATA, ""),
-            status=_dispute_status(dispute["status"]),
-            amount=int(dispute["amount"]),
-            currency=str(dispute["currency"]).upper(),
-            fee=_dispute_fee(dispute),
-            reason=str(dispute.get("reason") or ""),
-            evidence_due_by=_evidence_due_by(dispute),
-            evidence_submitted_at=None,  # Stripe keeps a submission count, not a time
-        )
-
-    def _call_error(self, exc: stripe.StripeError) -> Exception:
-        if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-            return ProviderConfigurationError(f"{self._name}: Stripe refused the secret key")
-        if isinstance(exc, stripe.InvalidRequestError):
-            status_code = exc.http_status or 400
-            code = "dispute_not_found" if status_code == 404 else (exc.code or "invalid_request")
-            return ProviderRequestRejected(self._name, status_code, code, exc.user_message or "")
-        return ProviderUnavailable(f"{self._name}: Stripe did not answer ({type(exc).__name__})")
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -495,174 +372,15 @@ class StripeAdapter:
 
     def parse_webhook(self, body: bytes) -> ProviderEvent | ProviderDisputeEvent:
         """A verified Stripe event as paysaga's (the types listed in the module docstring)."""
-        try:
-            event = json.loads(body)
-            event_type = event["type"]
-            obj = event["data"]["object"]
-            if event_type.startswith("payment_intent."):
-                return self._operation_event(event, "charge", self._intent_result(obj))
-            if event_type.startswith("refund."):
-                return self._operation_event(event, "refund", self._refund_result(obj))
-            if event_type in ("charge.dispute.created", "charge.dispute.closed"):
-                return self._dispute_event(event)
-        except InvalidEvent:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-            raise InvalidEvent(f"not a well-formed Stripe event: {exc!r}") from exc
-        raise InvalidEvent(f"Stripe event type {event_type!r} is not one paysaga reads")
-
-    def _operation_event(
-        self, event: dict[str, Any], kind: str, result: ProviderResult
-    ) -> ProviderEvent:
-        obj = event["data"]["object"]
-        metadata = obj.get("metadata") or {}
-        if KEY_METADATA not in metadata or REFERENCE_METADATA not in metadata:
-            raise InvalidEvent(f"Stripe {obj.get('object')} {obj.get('id')} is not paysaga's")
-        if result.outcome not in _PROGRESS:
-            raise InvalidEvent(f"Stripe event {event['id']} has no outcome")
-        return ProviderEvent(
-            id=str(event["id"]),
-            type=str(event["type"]),
-            created=int(event["created"]),
-            sequence=_PROGRESS[result.outcome],
-            provider=self._name,
-            kind=kind,
-            operation_id=str(obj["id"]),
-            idempotency_key=str(metadata[KEY_METADATA]),
-            reference=str(metadata[REFERENCE_METADATA]),
-            status=result.outcome.value,
-            amount=int(obj["amount"]),
-            currency=str(obj["currency"]).upper(),
-            decline_code=result.decline_code,
-        )
-
-    def _dispute_event(self, event: dict[str, Any]) -> ProviderDisputeEvent:
-        state = self._dispute_state(event["data"]["object"])
-        if event["type"] == "charge.dispute.created":
-            event_type = "dispute.created"
-        elif state.status.is_final:
-            event_type = f"dispute.{state.status.value}"
-        else:
-            raise InvalidEvent(f"Stripe event {event['id']} closes a dispute still open")
-        return ProviderDisputeEvent(
-            id=str(event["id"]),
-            type=event_type,
-            created=int(event["created"]),
-            sequence=_DISPUTE_PROGRESS[state.status],
-            provider=self._name,
-            dispute_id=state.dispute_id,
-            reference=state.reference,
-            charge_idempotency_key=state.charge_idempotency_key,
-            amount=state.amount,
-            currency=state.currency,
-            fee=state.fee,
-            reason=state.reason,
-            status=state.status,
-            evidence_due_by=state.evidence_due_by,
-        )
-
-    # -- look-ups --------------------------------------------------------------------------
-
-    async def _find(self, idempotency_key: str) -> dict[str, Any] | None:
-        """The PaymentIntent or refund made under the key; None only if certainly none."""
-        uncertain: list[str] = []
-        try:
-            intent = await self._find_intent(idempotency_key)
-        except _Uncertain as exc:
-            intent, uncertain = None, [str(exc)]
-        if intent is not None:
-            return intent
-        since = int(time.time() - REFUND_WINDOW.total_seconds())
-        try:
-            refund = await self._listed("refunds", since, idempotency_key)
-        except _Uncertain as exc:
-            refund, uncertain = None, [*uncertain, str(exc)]
-        if refund is not None:
-            return refund
-        if uncertain:
-            raise _Uncertain("; ".join(uncertain))
-        return None
-
-    async def _find_intent(self, idempotency_key: str) -> dict[str, Any] | None:
-        """The PaymentIntent made under the key: recent ones listed, older ones searched."""
-        since = int(time.time() - SEARCH_LAG.total_seconds())
-        recent = await self._listed("payment_intents", since, idempotency_key)
-        if recent is not None:
-            return recent
-        quoted = idempotency_key.replace("\\", "\\\\").replace("'", "\\'")
-        query = f"metadata['{KEY_METADATA}']:'{quoted}'"
-        try:
-            found = await self._client.v1.payment_intents.search_async({"query": query})
-        except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
-            raise _Uncertain(f"search refused: {exc.code or exc.http_status}") from exc
-        for intent in found.data:
-            plain = _plain(intent)
-            if (plain.get("metadata") or {}).get(KEY_METADATA) == idempotency_key:
-                return plain
-        return None
-
-    async def _listed(self, resource: str, since: int, key: str) -> dict[str, Any] | None:
-        params = {"created": {"gte": since}}
-        async for obj in self._pages(resource, params, pages=LIST_PAGES_MAX):
-            if (obj.get("metadata") or {}).get(KEY_METADATA) == key:
-                return obj
-        return None
-
-    async def _pages(
-        self, resource: str, params: dict[str, Any], *, pages: int | None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every object of a list, newest first; `_Uncertain` past `pages` pages."""
-        service = getattr(self._client.v1, resource)
-        cursor: str | None = None
-        for _ in range(pages) if pages is not None else itertools.count():
-            page_params = {**params, "limit": PAGE_SIZE}
-            if cursor is not None:
-                page_params["starting_after"] = cursor
-            page = await service.list_async(page_params)
-            objects = [_plain(obj) for obj in page.data]
-            for obj in objects:
-                yield obj
-            if not page.has_more or not objects:
-                return
-            cursor = objects[-1]["id"]
-        raise _Uncertain(f"more than {pages} pages of {resource}")
+        return parse_event(self._name, body)
 
     # -- answers ---------------------------------------------------------------------------
 
     def _intent_result(self, intent: Mapping[str, Any]) -> ProviderResult:
-        status = intent["status"]
-        if status == "succeeded":
-            return self._result(Outcome.succeeded, operation_id=intent["id"])
-        if status in _INTENT_PENDING:
-            result = self._result(Outcome.pending, operation_id=intent["id"], detail=status)
-            result.requires_action = status == "requires_action"
-            return result
-        error = intent.get("last_payment_error")
-        if status == "canceled" or (status == "requires_payment_method" and error):
-            decline = (error or {}).get("decline_code") or (error or {}).get("code") or status
-            if decline == "payment_intent_authentication_failure":
-                decline = AUTHENTICATION_FAILED
-            return self._result(Outcome.declined, operation_id=intent["id"], decline_code=decline)
-        return self._result(Outcome.pending, operation_id=intent["id"], detail=status)
-
-    def _refund_result(self, refund: Mapping[str, Any]) -> ProviderResult:
-        outcome = _REFUND_OUTCOMES.get(refund["status"], Outcome.pending)
-        decline = refund.get("failure_reason") or refund["status"]
-        return self._result(
-            outcome,
-            operation_id=refund["id"],
-            decline_code=decline if outcome == Outcome.declined else None,
-        )
+        return intent_result(self._name, intent)
 
     def _declined(self, exc: stripe.CardError) -> ProviderResult:
-        body: Any = exc.json_body or {}
-        error = body.get("error") or {}
-        intent = error.get("payment_intent") or {}
-        return self._result(
-            Outcome.declined,
-            operation_id=intent.get("id"),
-            decline_code=error.get("decline_code") or exc.code or "card_declined",
-        )
+        return declined(self._name, exc)
 
     async def _failed(self, exc: stripe.StripeError, idempotency_key: str) -> ProviderResult:
         if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
@@ -694,6 +412,18 @@ class StripeAdapter:
         detail = f"{type(exc).__name__} {exc.http_status or ''}".strip()
         return self._result(Outcome.unknown, detail=detail)
 
+    def _result(
+        self,
+        outcome: Outcome,
+        *,
+        operation_id: str | None = None,
+        decline_code: str | None = None,
+        detail: str | None = None,
+    ) -> ProviderResult:
+        return provider_result(
+            self._name, outcome, operation_id=operation_id, decline_code=decline_code, detail=detail
+        )
+
     def _stripe_amount(self, amount: int, currency: str) -> int:
         if CURRENCY_EXPONENTS.get(currency) == 3 and amount % 10:
             raise ProviderRequestRejected(
@@ -703,87 +433,6 @@ class StripeAdapter:
                 f"Stripe takes {currency} amounts in multiples of 10 minor units",
             )
         return amount
-
-    def _result(
-        self,
-        outcome: Outcome,
-        *,
-        operation_id: str | None = None,
-        decline_code: str | None = None,
-        detail: str | None = None,
-    ) -> ProviderResult:
-        return ProviderResult(self._name, outcome, operation_id, decline_code, detail)
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    """A StripeObject as plain dicts and lists (what the webhooks' JSON gives too)."""
-    if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict(recursive=True)
-    return dict(obj)
-
-
-def _redirect(intent: Mapping[str, Any], return_url: str) -> str | None:
-    action = intent.get("next_action") or {}
-    redirect = action.get("redirect_to_url") or {}
-    if action.get("type") == "redirect_to_url" and redirect.get("return_url") == return_url:
-        return str(redirect["url"])
-    return None
-
-
-def _dispute_status(status: str) -> DisputeStatus:
-    try:
-        return _DISPUTE_STATUSES[status]
-    except KeyError:
-        raise InvalidEvent(f"Stripe dispute status {status!r} is not known") from None
-
-
-def _dispute_fee(dispute: Mapping[str, Any]) -> int:
-    return sum(
-        int(transaction.get("fee") or 0)
-        for transaction in dispute.get("balance_transactions") or []
-        if isinstance(transaction, dict) and transaction.get("reporting_category") == "dispute"
-    )
-
-
-def _evidence_due_by(dispute: Mapping[str, Any]) -> str:
-    due_by = (dispute.get("evidence_details") or {}).get("due_by")
-    moment = datetime.fromtimestamp(int(due_by), UTC) if due_by else datetime.now(UTC)
-    return moment.isoformat()
-
-
-def _settlement_lines(transaction: Mapping[str, Any]) -> list[SettlementLine]:
-    """A balance transaction as paysaga's lines (none if it is no payment of paysaga's)."""
-    source = transaction.get("source")
-    category = transaction.get("reporting_category")
-    if not isinstance(source, dict):
-        return []
-    intent = source.get("payment_intent")
-    if not isinstance(intent, dict):
-        intent = {}
-    metadata = {
-        **(intent.get("metadata") or {}),
-        **(source.get("metadata") or {}),
-    }
-    reference = metadata.get(REFERENCE_METADATA)
-    if not reference:
-        return []
-    amount, currency = int(source["amount"]), str(source["currency"]).upper()
-    if category == "charge" and "id" in intent:
-        return [SettlementLine("charge", reference, amount, currency, str(intent["id"]))]
-    if category == "refund":
-        return [SettlementLine("refund", reference, amount, currency, str(source["id"]))]
-    if category == "dispute":
-        lines = [SettlementLine("dispute", reference, amount, currency, str(source["id"]))]
-        fee = int(transaction.get("fee") or 0)
-        if fee:
-            fee_currency = str(transaction["currency"]).upper()
-            lines.append(
-                SettlementLine("dispute_fee", reference, fee, fee_currency, str(source["id"]))
-            )
-        return lines
-    if category == "dispute_reversal":
-        return [SettlementLine("dispute_reversal", reference, amount, currency, str(source["id"]))]
-    return []
 
 
 def stripe_adapter(config: AdapterConfig) -> ProviderAdapter:

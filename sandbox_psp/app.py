@@ -30,17 +30,18 @@ from sandbox_psp.behaviours import (
     FLAKY_REFUSALS,
     PRIMARY_PROVIDER,
     PROVIDERS,
-    STALE_EVENT_LAG_SECONDS,
     TOKENS,
     Behaviour,
 )
 from sandbox_psp.deps import Amount, Currency, ProviderDep, PSPError, StoreDep, Text
 from sandbox_psp.disputes import dispute_settlement_lines
 from sandbox_psp.disputes import router as disputes_router
+from sandbox_psp.operation_events import webhook_events
 from sandbox_psp.outages import ProviderModes
 from sandbox_psp.outages import router as outages_router
+from sandbox_psp.records import Operation
 from sandbox_psp.settings import SandboxSettings
-from sandbox_psp.store import Operation, OperationStore
+from sandbox_psp.store import OperationStore
 from sandbox_psp.webhook_dispatch import WebhookDispatcher
 
 logger = logging.getLogger("sandbox_psp")
@@ -297,7 +298,7 @@ async def _create_once(
         operation = awaiting_customer(operation)  # decided on its authentication page
         store.record(operation, [])
     else:
-        store.record(operation, _webhook_events(operation, behaviour))
+        store.record(operation, webhook_events(operation, behaviour))
     dispatcher: WebhookDispatcher = request.app.state.dispatcher
     dispatcher.wake()
     if behaviour.stall or provider in modes.slow:
@@ -329,36 +330,6 @@ def _refundable_charge(store: OperationStore, provider: str, fields: dict[str, A
     if fields["amount"] > refundable:
         raise PSPError(422, "amount_exceeds_charge", f"at most {refundable} can be refunded")
     return charge
-
-
-def _webhook_events(operation: Operation, behaviour: Behaviour) -> list[tuple[str, str, float]]:
-    """The events `(event_id, body, deliver_at)` announcing the operation's outcome."""
-    if not behaviour.webhook:
-        return []
-    final_view = operation.view(operation.settles_at, settled=True)
-    final_id = "evt_" + secrets.token_hex(12)
-    final = _event_body(final_id, operation.kind, final_view, operation.settles_at, sequence=2)
-    events = [(final_id, final, operation.settles_at)]
-    if behaviour.duplicate_webhook:
-        pending_view = operation.view(operation.created_at, settled=False)
-        pending_id = "evt_" + secrets.token_hex(12)
-        stale = _event_body(pending_id, operation.kind, pending_view, operation.created_at, 1)
-        events.append((final_id, final, operation.settles_at))
-        events.append((pending_id, stale, operation.settles_at + STALE_EVENT_LAG_SECONDS))
-    return events
-
-
-def _event_body(
-    event_id: str, kind: str, view: dict[str, Any], created: float, sequence: int
-) -> str:
-    event = {
-        "id": event_id,
-        "type": f"{kind}.{view['status']}",
-        "created": int(created),
-        "sequence": sequence,
-        "data": {"operation": view},
-    }
-    return json.dumps(event, separators=(",", ":"))
 
 
 async def _psp_error(request: Request, exc: Exception) -> JSONResponse:

@@ -32,7 +32,9 @@ from pydantic import BaseModel, StringConstraints
 
 from sandbox_psp.behaviours import DECLINE_CODES, TOKENS
 from sandbox_psp.deps import DispatcherDep, ProviderDep, PSPError, SettingsDep, StoreDep
-from sandbox_psp.store import Operation, OperationStore
+from sandbox_psp.operation_events import webhook_events
+from sandbox_psp.records import Operation
+from sandbox_psp.store import OperationStore
 
 REQUIRES_ACTION = "requires_action"
 AUTHENTICATION_FAILED = "authentication_failed"  # as providers.base.AUTHENTICATION_FAILED
@@ -143,8 +145,6 @@ async def submit_authentication(
 
 def _decide(store: OperationStore, charge: Operation, outcome: str, delay: float) -> None:
     """Settle the charge as the authentication ended, its webhook `delay` seconds later."""
-    from sandbox_psp.app import _webhook_events  # the app imports this module's router
-
     behaviour = TOKENS[charge.method]
     succeeds = outcome == "authenticated" and behaviour.succeeds
     declines = {"authenticated": DECLINE_CODES["charge"], "failed": AUTHENTICATION_FAILED}
@@ -156,7 +156,7 @@ def _decide(store: OperationStore, charge: Operation, outcome: str, delay: float
         decline_code=decline_code,
         settles_at=now + delay,
     )
-    store.decide_authentication(decided, outcome, _webhook_events(decided, behaviour))
+    store.decide_authentication(decided, outcome, webhook_events(decided, behaviour))
 
 
 def _charge(store: OperationStore, provider: str, idempotency_key: str) -> Operation:

@@ -39,7 +39,8 @@ from sandbox_psp.deps import (
     StoreDep,
     Text,
 )
-from sandbox_psp.store import Dispute, Operation, OperationStore, isoformat
+from sandbox_psp.records import Dispute, Operation, isoformat
+from sandbox_psp.store import OperationStore
 
 SECONDS_PER_DAY = 86_400.0
 

@@ -11,9 +11,10 @@ from collections import defaultdict
 
 import httpx
 
+from sandbox_psp.records import OutboxEvent
 from sandbox_psp.settings import SandboxSettings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
-from sandbox_psp.store import OperationStore, OutboxEvent
+from sandbox_psp.store import OperationStore
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 from domain import search_attributes
 from paysaga.database import open_pool, run_migrations, start_embedded_postgres
-from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 
 pytest_plugins = [
     "tests.psp_fixtures",

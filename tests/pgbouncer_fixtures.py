@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from paysaga.devstack.pgbouncer import PgBouncer, start_pgbouncer
-from paysaga.devstack.stack import StackError
+from devtools.pgbouncer import PgBouncer, start_pgbouncer
+from devtools.stack import StackError
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 30.0

@@ -25,7 +25,7 @@ from temporalio.client import Client, ScheduleHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess, WebhookReceiver, wait_until
 

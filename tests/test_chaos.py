@@ -21,7 +21,7 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         [
             sys.executable,
             "-m",
-            "paysaga.devstack.chaos",
+            "devtools.chaos",
             "--duration",
             "15",
             "--rate",

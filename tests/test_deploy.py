@@ -25,10 +25,10 @@ import yaml
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.stack import free_port, installed_binary
 from domain import search_attributes
 from paysaga.cli.deploy import register_search_attributes, wanted_search_attributes
 from paysaga.cli.main import build_parser, main
-from paysaga.devstack.stack import free_port, installed_binary
 from paysaga.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ def test_the_ledger_database_lost_under_load_comes_back_whole() -> None:
         [
             sys.executable,
             "-m",
-            "paysaga.devstack.dr_drill",
+            "devtools.dr_drill",
             "--duration",
             "16",
             "--rate",

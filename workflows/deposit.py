@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ledger.models import AccountKind, LineSpec, Split
     from providers.adapter import CustomerAuthentication
     from providers.base import AUTHENTICATION_FAILED, Outcome, ProviderResult
-    from workflows.base import (
+    from workflows.saga import (
         STEP_FAILED,
         PaymentSaga,
         ProviderOperation,

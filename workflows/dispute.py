@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ledger.models import AccountKind, LineSpec, Split, Transaction
     from providers.base import DisputeState
-    from workflows.base import LOCAL_STEP, STEP_FAILED, error_type, provider_queue
+    from workflows.saga import LOCAL_STEP, STEP_FAILED, error_type, provider_queue
 
 T = TypeVar("T")
 DUE_DATE_ACCEPTANCE = DisputeAnswer("accept", operator="evidence due date")

@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.refunds import WORKFLOW_NAME, RefundInput
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
-    from workflows.base import (
+    from workflows.saga import (
         LOCAL_STEP,
         PaymentSaga,
         ProviderOperation,

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from ledger.models import AccountKind, HoldStatus, LineSpec, Split
     from providers.base import Outcome, ProviderResult
     from providers.routing import provider_task_queue
-    from workflows.base import LOCAL_STEP
+    from workflows.saga import LOCAL_STEP
 
 RESOLUTION_WORKFLOW = "PaymentResolution"
 

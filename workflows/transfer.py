@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import FailureCode, PaymentState, PaymentStatus, TransferInput
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome
-    from workflows.base import (
+    from workflows.saga import (
         DURABLE_LEDGER_STEP,
         LOCAL_STEP,
         STEP_FAILED,

@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import FailureCode, PaymentState, PaymentStatus, WithdrawalInput
     from ledger.models import AccountKind, Hold, LineSpec
     from providers.base import Outcome
-    from workflows.base import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end
+    from workflows.saga import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end
 
 
 @workflow.defn(name="Withdrawal")

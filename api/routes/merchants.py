@@ -184,6 +184,7 @@ async def _revoke_key(svc: Services, caller: ApiKey, merchant_id: str, key_id: s
     row = await svc.store.revoke_api_key(key_id, merchant_id)
     if row is None:
         raise NotFound(f"no key {key_id}")
+    svc.key_cache.evict(key_id)  # this process at once; the others when its NOTIFY reaches them
     detail = {"merchant_id": merchant_id}
     await svc.store.record_ops_action(
         caller.merchant_id, caller.actor, "merchant.api_key.revoke", key_id, detail

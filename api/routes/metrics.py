@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from activities.providers import BREAKER_STATE_VALUES
+from activities.provider_metrics import BREAKER_STATE_VALUES
 from api.deps import ServicesDep
 from domain.errors import Unauthorized
 from paysaga.observability.metrics import (

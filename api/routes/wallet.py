@@ -9,12 +9,14 @@ starts the bonus's expiry workflow; its forfeit is an update of that workflow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -26,8 +28,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import IdempotencyKey, MerchantData, MerchantView, OpsKey, Services, ServicesDep
+from api.game_calls import GAME_CALLS, GameCallRoute, decision_response
 from api.idempotency import derived_id, request_fingerprint, run_once
-from api.problems import domain_problem
 from api.sagas import raise_if_not_signed, signed_decision
 from api.schemas import (
     Bonus,
@@ -53,8 +55,8 @@ from wallet.errors import REFUSALS, BonusNotActive, CustomerNotFound
 from wallet.models import (
     NO_BALANCE,
     Bet,
+    Call,
     Credit,
-    Decision,
     EndBonus,
     GrantBonus,
     Rollback,
@@ -63,34 +65,59 @@ from wallet.models import (
 
 router = APIRouter(tags=["wallet"])
 
-REPLAYED = {"Idempotent-Replayed": "true"}
 UPDATE_RPC_TIMEOUT = timedelta(seconds=15)
 
 
 # ---------------------------------------------------------------------- game calls
 
 
-@router.post("/v1/wallet/bets", response_model=WalletTransaction)
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def game_call(
+    path: str, body_model: type[BaseModel], make_call: Callable[..., Call]
+) -> Callable[[EndpointT], EndpointT]:
+    """Register a game call: documented by FastAPI from the endpoint, answered by the lean
+    handler of `api.game_calls` (the endpoint's body is `body_model`, the call `make_call`)."""
+    GAME_CALLS[body_model] = make_call
+
+    def register(endpoint: EndpointT) -> EndpointT:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            response_model=WalletTransaction,
+            route_class_override=GameCallRoute,
+        )
+        return endpoint
+
+    return register
+
+
+# The endpoints below document the calls (signature, docstring); GameCallRoute answers them.
+
+
+@game_call("/v1/wallet/bets", WalletBetCreate, Bet)
 async def place_bet(body: WalletBetCreate, svc: ServicesDep, books: MerchantData) -> Response:
     """Take a bet: available cash first, then bonus."""
     call = Bet(books.merchant_id, **body.model_dump())
-    return _answer(await svc.wallet.submit(call))
+    return decision_response(await svc.wallet.submit(call))
 
 
-@router.post("/v1/wallet/wins", response_model=WalletTransaction)
+@game_call("/v1/wallet/wins", WalletWinCreate, Win)
 async def pay_win(body: WalletWinCreate, svc: ServicesDep, books: MerchantData) -> Response:
     """Pay a win on a bet, split as the bet was funded; a closing win settles the round."""
     call = Win(books.merchant_id, **body.model_dump())
-    return _answer(await svc.wallet.submit(call))
+    return decision_response(await svc.wallet.submit(call))
 
 
-@router.post("/v1/wallet/rollbacks", response_model=WalletTransaction)
+@game_call("/v1/wallet/rollbacks", WalletRollbackCreate, Rollback)
 async def roll_back_bet(
     body: WalletRollbackCreate, svc: ServicesDep, books: MerchantData
 ) -> Response:
     """Cancel a bet: its money returns where it came from (nothing, for a bet never seen)."""
     call = Rollback(books.merchant_id, **body.model_dump())
-    return _answer(await svc.wallet.submit(call))
+    return decision_response(await svc.wallet.submit(call))
 
 
 @router.post("/v1/wallet/credits", response_model=WalletTransaction)
@@ -99,7 +126,7 @@ async def pay_credit(body: WalletCreditCreate, svc: ServicesDep, books: Merchant
     if await books.get_customer(body.customer_id) is None:  # before its wallet is opened
         raise CustomerNotFound(f"no customer {body.customer_id}", balance=NO_BALANCE)
     call = Credit(books.merchant_id, **body.model_dump())
-    return _answer(await svc.wallet.submit(call))
+    return decision_response(await svc.wallet.submit(call))
 
 
 @router.get("/v1/wallet/transactions", response_model=WalletCallList)
@@ -119,21 +146,6 @@ async def list_wallet_calls(
     )
     data = [WalletCall.model_validate({**asdict(row), "id": f"wtx_{row.seq}"}) for row in rows]
     return WalletCallList(data=data, has_more=has_more)
-
-
-def _answer(decision: Decision) -> Response:
-    """A decision as HTTP: the answer, or its refusal as problem+json with the balance."""
-    headers = REPLAYED if decision.replayed else None
-    if decision.accepted:
-        body = WalletTransaction.model_validate(decision.answer).model_dump(mode="json")
-        return JSONResponse(body, headers=headers)
-    refusal = REFUSALS[decision.outcome](
-        decision.answer["detail"], balance=decision.answer["balance"]
-    )
-    response = domain_problem(refusal)
-    if headers:
-        response.headers.update(headers)
-    return response
 
 
 # ---------------------------------------------------------------------- the wallet view

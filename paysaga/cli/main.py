@@ -1,4 +1,4 @@
-"""The `paysaga` command: the dev stack, the ledger audit, API keys, data keys, other operator tools."""
+"""The `paysaga` command: migrations, the ledger audit, API keys, data keys, other operator tools."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"paysaga {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="run the whole stack locally (make dev)")
+    dev = commands.add_parser(
+        "dev", help="moved: run `make dev` (python -m devtools) in a checkout"
+    )
     dev.add_argument("--workers", type=int, default=1, help="number of worker processes")
 
     migrate = commands.add_parser(
@@ -114,9 +116,14 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_deploy_step(args.command, settings, getattr(args, "revision", "head"))
     if args.command == "dev":
-        from paysaga.devstack.stack import run_dev_stack
-
-        return run_dev_stack(settings, workers=args.workers)
+        # Development tooling is no part of the product (nor of its image): it lives in the
+        # checkout's devtools/, which the product never imports.
+        print(
+            "paysaga dev: the dev stack is development tooling; in a checkout, run `make dev`"
+            " (python -m devtools --workers N)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "restore":  # the database is gone: nothing to connect to
         from paysaga.cli.backup import run as run_backup
 

@@ -15,10 +15,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.stack import installed_binary
 from paysaga.cli import keys
 from paysaga.cli.main import build_parser
 from paysaga.codec import ENCODING, KEY_ID_METADATA, data_converter
-from paysaga.devstack.stack import installed_binary
 from paysaga.settings import (
     DEV_MERCHANT_2_KEY,
     DEV_MERCHANT_KEY,

@@ -21,6 +21,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from activities.decision_guard import DecisionGuard
+from devtools.stack import free_port
 from domain.bonuses import ForfeitRequest
 from domain.disputes import WORKFLOW_NAME as DISPUTE_WORKFLOW_NAME
 from domain.disputes import DisputeAnswer, DisputeEventSignal, DisputeInput, dispute_id_for
@@ -31,8 +33,6 @@ from domain.payments import (
     SagaTimings,
 )
 from paysaga.codec import data_converter
-from paysaga.decision_guard import DecisionGuard
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_OPS_KEY, DEV_PSP_WEBHOOK_SECRETS, Settings
 from sandbox_psp.signing import SIGNATURE_HEADER, signature_header
 from tests.api.test_disputes import deposit_of, dispute_of, plant

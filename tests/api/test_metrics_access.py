@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.settings import DEV_OPS_KEY
 from tests.api.test_edges import assert_problem
 from tests.paysaga.test_production_secrets import LIVE

@@ -12,6 +12,7 @@ import pytest
 from paysaga.cli import keys
 from paysaga.database import open_pool
 from paysaga.store import Store
+from tests.api.key_revocation import answer_once_revocation_heard
 from tests.stack import (
     Stack,
     create_customer,
@@ -65,7 +66,7 @@ async def test_unknown_and_revoked_keys_are_refused(
     async with client_with_key("payments") as (client, key_id):
         assert (await client.get("/v1/payments")).status_code == 200
         await keys.revoke_key(stack.database_url, key_id)
-        after_revoke = await client.get("/v1/payments")
+        after_revoke = await answer_once_revocation_heard(client, "/v1/payments")
         unknown = await client.get(
             "/v1/payments", headers={"Authorization": "Bearer sk_live_nobody"}
         )

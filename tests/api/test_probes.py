@@ -20,8 +20,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 from domain import search_attributes
-from paysaga.devstack.stack import TEMPORAL_DEV_SERVER_FLAGS, free_port, installed_binary
 from tests.stack import STACK_ENV, Service
 
 

@@ -21,8 +21,8 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.stack import free_port
 from paysaga.database import run_migrations
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, DEV_OPS_KEY
 from tests.api.test_observability import sample
 from tests.api.test_refunds import refund, wait_refund

@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.idempotency import derived_id, request_fingerprint
 from api.schemas import DepositCreate
+from devtools.stack import free_port
 from paysaga.codec import data_converter
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_PLATFORM_KEY, Settings
 from paysaga.store import Store
 from tests.stack import Service, Stack, create_customer, post_payment, wait_terminal

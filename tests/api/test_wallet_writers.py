@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
+from devtools.stack import free_port
 from domain.merchants import DEV_MERCHANT_ID
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY
 from tests.stack import Service, Stack, funded_customer
 from tests.wallet.conftest import wallet_audit

@@ -47,6 +47,7 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
         [
             *(sys.executable, "-m", "bench", "--quick", "--no-progress"),
             *("--out-dir", str(out_dir), "--workers", str(workers)),
+            *("--api-workers", str(workers)),  # the second run: two API processes
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -73,7 +74,7 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
     )
     assert "worker-1" in figures["resources"]["peak_rss_mb"]
     results = {row["name"]: row["result"] for row in figures["targets"]}
-    assert len(results) == 12
+    assert len(results) == 14
     assert set(results.values()) <= {"PASS", "MISS"}
     assert "worker peak memory (MB)" in run.stdout
     assert "wallet engine calls/s" in run.stdout
@@ -82,6 +83,8 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
         "Temporal CPU per deposit (ms)",
         "worker CPU per deposit (ms)",
         "API accept p99 (ms) at 80% of saturation",
+        "API CPU per wallet call (profiled at 20/s, ms)",
+        "outbox backlog at the end of each held HTTP step (growth, events)",
     ):
         assert name in results and name in run.stdout
     assert "deposit throughput (/s)" not in results  # the old 0.8 x bare target, replaced
@@ -100,6 +103,7 @@ def test_bench_quick_run_reports_every_figure_and_stops_its_stack(
     steps = wallet["http"]["steps"]
     assert [step["rate"] for step in steps] == [20.0, 40.0]
     assert all(step["ok"] == step["sent"] > 0 for step in steps)  # every call answered 200
+    assert all(step["outbox_backlog"] >= 0 for step in steps)  # read from the database
     assert wallet["api_profile"]["calls"] > 0 and wallet["api_profile"]["by_area"]
     assert {"api", "postgres", "wallet-load-client"} <= set(
         figures["resources"]["per_phase"]["wallet-http-20"]["cpu_seconds"]

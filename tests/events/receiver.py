@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.webhook_delivery import EVENT_ID_HEADER, EVENT_SEQUENCE_HEADER, SIGNATURE_HEADER
 from providers.webhooks import verify
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.store import Store
 from tests.events.conftest import (
     delivery_states,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from tests.psp_fixtures import wait_until
 
 

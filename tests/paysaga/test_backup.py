@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from devtools.dr_drill import kill_postgres
 from paysaga import backup
 from paysaga.database import start_embedded_postgres
-from paysaga.devstack.dr_drill import kill_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROWS = 200
@@ -162,7 +162,7 @@ def test_restore_refuses_a_data_directory_in_use(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["enable", "base"])
 def test_backup_of_an_unreachable_database_fails_in_one_line(command: str, tmp_path: Path) -> None:
-    from paysaga.devstack.stack import free_port
+    from devtools.stack import free_port
 
     unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/paysaga"
     run = paysaga(

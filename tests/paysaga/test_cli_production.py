@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 
 
 def paysaga(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY
 from tests.psp_fixtures import wait_until
 from tests.stack import TERMINAL, Stack
@@ -44,14 +44,14 @@ MISSING_BROWSER = (
 
 @pytest.fixture(scope="module")
 def demo_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m paysaga.devstack.demo_checkout` on a free port, calling the stack's API."""
+    """`python -m devtools.demo_checkout` on a free port, calling the stack's API."""
     port = free_port()
     log = tmp_path_factory.mktemp("demo") / "demo_checkout.log"
     argv = ["--port", str(port), "--api-url", stack.api_url]
     env = {**os.environ, "PAYSAGA_ENVIRONMENT": "development"}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "paysaga.devstack.demo_checkout", *argv],
+            [sys.executable, "-m", "devtools.demo_checkout", *argv],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

@@ -14,14 +14,14 @@ import httpx
 import psutil
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DevStack:
-    """`paysaga dev` in a child process, on free ports, with its data under a test folder."""
+    """`make dev` (`python -m devtools`) in a child process, on free ports, with its data under a test folder."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -45,7 +45,7 @@ class DevStack:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "paysaga.cli", "dev"],
+            [sys.executable, "-m", "devtools"],
             cwd=REPO_ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -59,7 +59,7 @@ class DevStack:
             if "paysaga is running" in line:
                 return
             assert time.monotonic() < deadline, "".join(self.output)
-        raise AssertionError("paysaga dev exited:\n" + "".join(self.output))
+        raise AssertionError("make dev exited:\n" + "".join(self.output))
 
     def processes(self) -> list[psutil.Process]:
         """Every process the stack runs: its children and the PostgreSQL server."""
@@ -143,7 +143,7 @@ def test_dev_stack_runs_stops_and_keeps_its_data(dev_stack: DevStack) -> None:
 
 
 def test_each_worker_of_the_dev_stack_gets_its_own_metrics_port() -> None:
-    from paysaga.devstack.stack import worker_metrics_address
+    from devtools.stack import worker_metrics_address
 
     assert [worker_metrics_address("127.0.0.1:9464", n) for n in range(3)] == [
         "127.0.0.1:9464",

@@ -22,9 +22,9 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.pgbouncer import PgBouncer, start_pgbouncer
+from devtools.stack import free_port
 from paysaga.database import connection_kwargs, open_pool
-from paysaga.devstack.pgbouncer import PgBouncer, start_pgbouncer
-from paysaga.devstack.stack import free_port
 from paysaga.settings import DEV_MERCHANT_KEY, get_settings
 from tests.psp_fixtures import TEST_ENV, SandboxPSPProcess
 from tests.stack import (

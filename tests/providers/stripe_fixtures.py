@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from tests.psp_fixtures import REPO_ROOT, STARTUP_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS, wait_until
 
 SECRET_KEY = "sk_test_paysaga_local"

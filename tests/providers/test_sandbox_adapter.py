@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from providers import (
     Outcome,
     ProviderConfigurationError,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from temporalio.converter import DataConverter
 
-from paysaga.devstack.stack import free_port
+from devtools.stack import free_port
 from providers.base import (
     SETTLEMENT_DIRECTIONS,
     DisputeProvider,

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-import providers.stripe_psp as stripe_psp
-from paysaga.devstack.stack import free_port
+import providers.stripe_lookups as stripe_lookups
+from devtools.stack import free_port
 from providers.adapter import (
     AUTHENTICATION_FAILED,
     AdapterConfig,
@@ -320,8 +320,8 @@ async def test_status_unknown_when_list_too_long_to_prove_absence(
 ) -> None:
     await charge(adapter, "pm_card_visa")
     await charge(adapter, "pm_card_visa")
-    monkeypatch.setattr(stripe_psp, "PAGE_SIZE", 1)
-    monkeypatch.setattr(stripe_psp, "LIST_PAGES_MAX", 1)
+    monkeypatch.setattr(stripe_lookups, "PAGE_SIZE", 1)
+    monkeypatch.setattr(stripe_lookups, "LIST_PAGES_MAX", 1)
     key, _ = new_payment()
     assert (await adapter.status(key)).outcome == Outcome.unknown
 

@@ -37,6 +37,7 @@ from activities.ledger import LedgerActivities
 from activities.payments import BookingActivities, PaymentActivities
 from activities.providers import ProviderActivities
 from activities.refunds import RefundActivities
+from devtools.stack import installed_binary
 from domain import search_attributes
 from domain.merchants import DEV_MERCHANT_ID
 from domain.payments import (
@@ -52,7 +53,6 @@ from domain.payments import (
 from domain.refunds import REFUND_ID_PREFIX, RefundInput, refund_key_prefix, saga_status
 from ledger.engine import Ledger
 from ledger.models import AccountKind, Hold, LineSpec
-from paysaga.devstack.stack import installed_binary
 from paysaga.settings import Settings
 from paysaga.store import Store
 from paysaga.store.provider_health import ProviderBreakers

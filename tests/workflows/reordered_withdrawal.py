@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import FailureCode, PaymentState, PaymentStatus, WithdrawalInput
     from ledger.models import AccountKind, LineSpec
     from providers.base import Outcome, ProviderResult
-    from workflows.base import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end, provider_call
+    from workflows.saga import LOCAL_STEP, PaymentSaga, ProviderOperation, clear_end, provider_call
 
 PATCH = "withdrawal-risk-before-hold"
 

@@ -14,9 +14,9 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.decision_guard import DecisionActivities, DecisionGuard
 from domain.decisions import SIGNED_UPDATES, signed
 from domain.payments import ProviderEventSignal, ReviewDecision
-from paysaga.decision_guard import DecisionActivities, DecisionGuard
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -37,7 +37,7 @@ CARDS, BANK = PROVIDERS
 POLICY = BreakerPolicy(open_seconds=3_600.0)
 # A breaker's wait is capped by the polling cap: short, so that the saga tries again soon.
 QUICK = dataclasses.replace(TIMINGS, poll_interval_max_seconds=1.0)
-MAX_RESENDS = 3  # workflows/base.py
+MAX_RESENDS = 3  # workflows/saga/provider_outcome.py
 
 
 async def clear_breakers(pool: AsyncConnectionPool[Any]) -> None:

@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from paysaga.decision_guard import DecisionGuard
+from activities.decision_guard import DecisionGuard
 from paysaga.settings import Settings
 from worker import WORKFLOWS
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.payments import DepositInput, FailureCode, PaymentState, PaymentStatus
     from ledger.models import AccountKind, LineSpec, Split
     from providers.base import Outcome, ProviderResult
-    from workflows.base import (
+    from workflows.saga import (
         LOCAL_STEP,
         STEP_FAILED,
         PaymentSaga,
