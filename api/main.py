@@ -12,7 +12,7 @@ from api.deps import Services
 from api.game_calls import install_game_call_fronts
 from api.input_guard import InputGuard
 from api.key_revocations import RevocationListener
-from api.openapi import install_openapi
+from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.routes import (
     codec,
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Deposits, withdrawals and cross-border transfers as durable sagas.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         # FastAPI's own OpenTelemetry bridge (0.16x) asks the providers on every request whether
         # it is on; the API has its telemetry already (api.telemetry, and instrument_api when
         # tracing is on). An older FastAPI keeps this in `app.extra`.

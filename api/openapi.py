@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from api.deps import any_key, current_key, idempotency_key, ops_key
 from api.problems import PROBLEM_JSON, lookup
 from api.routes.codec import codec_reader
+from api.schemas.codes import ProblemCode
 from domain.errors import (
     CursorExpired,
     Forbidden,
@@ -97,6 +98,7 @@ def _raises(*errors: type[PaysagaError]) -> dict[int, list[str]]:
 # Codes given by the raiser (`NotFound(..., code="customer_not_found")`) are listed as such.
 DOMAIN_CODES: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/customers"): {409: ["customer_exists"]},
+    ("get", "/v1/customers"): {404: ["cursor_not_found"]},
     ("post", "/v1/deposits"): {
         404: ["customer_not_found"],
         422: ["deposit_limit_exceeded", "customer_self_excluded"],
@@ -203,7 +205,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
-        "code": {"type": "string"},
+        "code": {"type": "string", "enum": [code.value for code in ProblemCode]},
         "errors": {"type": "array", "items": {"type": "object"}},
         "balance": {
             "description": "a game wallet refusal: the customer's balance now",
@@ -216,6 +218,35 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# Operation ids (a generated client's method names) are the route functions' names, which read as
+# verb_object; these few are renamed to say what they act on.
+OPERATION_IDS = {
+    "livez": "get_liveness",
+    "readyz": "get_readiness",
+    "healthz": "get_health",
+    "get_balances": "get_customer_balances",
+    "set_limits": "set_customer_limits",
+    "get_limits": "get_customer_limits",
+    "self_exclude": "self_exclude_customer",
+    "list_limit_changes": "list_customer_limit_changes",
+    "submit_evidence": "submit_dispute_evidence",
+    "redeliver": "redeliver_dead_letter",
+    "create_merchant_key": "create_merchant_api_key",
+    "list_merchant_keys": "list_merchant_api_keys",
+    "revoke_merchant_key": "revoke_merchant_api_key",
+    "list_own_keys": "list_own_api_keys",
+    "revoke_own_key": "revoke_own_api_key",
+    "list_mismatches": "list_reconciliation_mismatches",
+    "list_audit_log": "list_ops_actions",
+    "metrics": "get_metrics",
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operation id: `create_deposit`, `get_payment`, `list_payments`..."""
+    return OPERATION_IDS.get(route.name, route.name)
 
 
 def install_openapi(app: FastAPI, *, anonymous_codec: bool = False) -> None:
@@ -257,6 +288,9 @@ def complete_openapi(app: FastAPI, *, anonymous_codec: bool = False) -> dict[str
                 _complete(operation, method.lower(), path, calls)
                 if anonymous_codec and codec_reader in calls:
                     operation["security"] = [{BEARER: []}, {}]
+    # Every 422 is a Problem (api.problems), never FastAPI's own validation error shape.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components["schemas"].pop(unused, None)
     return document
 
 

@@ -183,6 +183,11 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _in_metadata(location: list[Any]) -> bool:
+    """Whether a validation error is in a body's `metadata` (answered `invalid_metadata`)."""
+    return location[:2] == ["body", "metadata"]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors, HTTP errors and crashes to problem+json."""
 
@@ -199,7 +204,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return problem(422, "validation_error", "The request is not valid", detail, errors=errors)
+        code = (
+            "invalid_metadata" if errors and all(_in_metadata(e["loc"]) for e in errors) else None
+        )
+        return problem(422, code or "validation_error", INVALID, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -44,6 +44,7 @@ async def start_payment(
     details: dict[str, Any],
     workflow_input: Any,
     routing: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Payment:
     """Record the payment as `processing` and start its saga; a repeated call starts nothing new.
 
@@ -56,7 +57,7 @@ async def start_payment(
     concurrently: the saga's first local steps update it.
     """
     row = await books.insert_customer_payment(
-        payment_id, kind.value, customer_id, amount, currency, provider, details, routing
+        payment_id, kind.value, customer_id, amount, currency, provider, details, routing, metadata
     )
     if row is None:
         raise NotFound(f"no customer {customer_id}", code="customer_not_found")

@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.payments import PaymentKind, PaymentStatus
+from paysaga.store.pages import Window, keyset_query
 from paysaga.store.sql import TableRow
 from providers.base import SETTLEMENT_DIRECTIONS, SettlementLine
 
@@ -168,11 +169,20 @@ class ReconciliationBooks:
             return await _insert_run(conn, run_key, provider, lines_checked, mismatches, None)
 
     async def list_mismatches(
-        self, merchant_id: str, provider: str | None, limit: int, starting_after: int | None
+        self, merchant_id: str, provider: str | None, window: Window[int]
     ) -> tuple[list[RecordedMismatch], bool]:
         """A merchant's recorded mismatches (those of its payments), newest first, with the run
         that found them. A provider's line for no payment of ours is nobody's: the platform's
         operators find it in `reconciliation_mismatches`."""
+        page = keyset_query(
+            window,
+            newest_first=True,
+            key="m.id",
+            cursor_key="%(cursor)s",
+            order_by=("m.id",),
+            created="m.found_at",
+        )
+        where = ["(%(provider)s::text IS NULL OR m.provider = %(provider)s)", *page.conditions]
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -180,18 +190,11 @@ class ReconciliationBooks:
                 " m.ledger_amount, m.found_at, r.run_key"
                 " FROM reconciliation_mismatches m JOIN reconciliation_runs r ON r.id = m.run_id"
                 " JOIN payments p ON p.id = m.reference AND p.merchant_id = %(merchant_id)s"
-                " WHERE (%(provider)s::text IS NULL OR m.provider = %(provider)s)"
-                " AND (%(after)s::bigint IS NULL OR m.id < %(after)s)"
-                " ORDER BY m.id DESC LIMIT %(limit)s",
-                {
-                    "merchant_id": merchant_id,
-                    "provider": provider,
-                    "after": starting_after,
-                    "limit": limit + 1,
-                },
+                f" WHERE {' AND '.join(where)} ORDER BY {page.order_by} LIMIT %(limit)s",
+                {**page.params, "merchant_id": merchant_id, "provider": provider},
             )
             rows = [RecordedMismatch.from_row(row) for row in await cur.fetchall()]
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
 
 Conn = AsyncConnection[Any]

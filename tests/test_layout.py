@@ -27,7 +27,7 @@ PRODUCT_MODULES = ["worker.py"]
 LINES_MAX = 460  # "no module of the product over about 450 lines"
 # Split on other branches of the same issue (the API's schemas, the wallet's engine): empty this
 # once they are merged, so that the limit holds for every module.
-SPLITS_PENDING = {"api/schemas.py", "wallet/engine.py"}
+SPLITS_PENDING: set[str] = set()
 
 # Each package may import only from the packages on the floors below its own (and its own).
 FLOORS = [

@@ -7,7 +7,8 @@ import secrets
 from fastapi import APIRouter
 
 from api.deps import MerchantData, MerchantView, ServicesDep
-from api.schemas import Balance, BalanceList, Customer, CustomerCreate
+from api.lists import METADATA_FILTER_OPENAPI, ListWindow, MetadataFilter
+from api.schemas import Balance, BalanceList, Customer, CustomerCreate, CustomerList
 from domain.errors import Conflict, NotFound
 from ledger.models import AccountKind, CurrencyBalance
 
@@ -23,12 +24,28 @@ async def create_customer(body: CustomerCreate, books: MerchantData) -> Customer
         body.full_name,
         body.birth_date,
         body.country,
+        body.metadata,
     )
     if row is None:
         raise Conflict(
             f"a customer with external_id {body.external_id!r} exists", code="customer_exists"
         )
     return Customer.model_validate(row, from_attributes=True)
+
+
+@router.get("", response_model=CustomerList, openapi_extra=METADATA_FILTER_OPENAPI)
+async def list_customers(
+    books: MerchantView, window: ListWindow, metadata: MetadataFilter
+) -> CustomerList:
+    """Customers, newest first; pass the last id as `starting_after` for the next page (or the
+    first as `ending_before` for the previous one); `metadata[key]=value` filters."""
+    if window.cursor and await books.get_customer(window.cursor) is None:
+        raise NotFound(f"no customer {window.cursor} to page from", code="cursor_not_found")
+    rows, has_more = await books.list_customers(window, metadata)
+    return CustomerList(
+        data=[Customer.model_validate(row, from_attributes=True) for row in rows],
+        has_more=has_more,
+    )
 
 
 @router.get("/{customer_id}", response_model=Customer)

@@ -86,6 +86,7 @@ async def create_deposit(
             details={"payment_method": body.payment_method},
             workflow_input=deposit,
             routing=decision.record(),
+            metadata=body.metadata,
         )
 
     return await run_once(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -13,9 +12,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import failures
 from api.deps import ApiKey, MerchantView, OpsKey, Services, ServicesDep
+from api.lists import ListWindow
 from api.routes.payments import UPDATE_RPC_TIMEOUT
 from api.sagas import raise_if_not_signed, saga_timings, signed_decision
-from api.schemas import Dispute, DisputeEvidence, DisputeList
+from api.schemas import Dispute, DisputeEvidence, DisputeList, DisputeStatusName
 from domain import search_attributes as sa
 from domain.disputes import (
     WORKFLOW_NAME,
@@ -33,8 +33,6 @@ from providers.webhooks import ProviderDisputeEvent
 log = logging.getLogger("paysaga.api.disputes")
 router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
 
-Status = Literal["needs_response", "under_review", "requires_intervention", "won", "lost"]
-
 
 def dispute_from_row(row: DisputeRow) -> Dispute:
     return Dispute.model_validate(row, from_attributes=True)
@@ -43,17 +41,15 @@ def dispute_from_row(row: DisputeRow) -> Dispute:
 @router.get("", response_model=DisputeList)
 async def list_disputes(
     books: MerchantView,
+    window: ListWindow,
     payment_id: str | None = None,
-    status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
+    status: DisputeStatusName | None = None,
 ) -> DisputeList:
-    """Disputes, newest first; pass the last id as `starting_after` for the next page."""
-    if starting_after and await books.get_dispute(starting_after) is None:
-        raise NotFound(f"no dispute {starting_after} to start after", code="cursor_not_found")
-    rows, has_more = await books.list_disputes(
-        payment_id=payment_id, status=status, limit=limit, after=starting_after
-    )
+    """Disputes, newest first; pass the last id as `starting_after` for the next page (or the
+    first as `ending_before` for the previous one)."""
+    if window.cursor and await books.get_dispute(window.cursor) is None:
+        raise NotFound(f"no dispute {window.cursor} to page from", code="cursor_not_found")
+    rows, has_more = await books.list_disputes(payment_id=payment_id, status=status, window=window)
     return DisputeList(data=[dispute_from_row(r) for r in rows], has_more=has_more)
 
 

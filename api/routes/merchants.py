@@ -4,11 +4,12 @@ listed and revoked by the platform (any merchant's) or by an ops key (its own me
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api.deps import ApiKey, MerchantView, OpsKey, PlatformKey, Services, ServicesDep
+from api.lists import ListWindow
 from api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -24,6 +25,7 @@ from domain.merchants import DEV_MERCHANT_ID
 from paysaga.keys import issue_key, new_merchant_id
 from paysaga.store import ApiKeyRow, MerchantRow
 from paysaga.store.aml import set_compliance_rules
+from paysaga.store.pages import Window
 from paysaga.webhook_egress import NOT_ALLOWED_CODE, webhook_url_refusal
 
 router = APIRouter(tags=["merchants"])
@@ -134,21 +136,17 @@ def key_view(row: ApiKeyRow) -> ApiKeyView:
     )
 
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-
-
 @router.get("/v1/merchants/{merchant_id}/api-keys", response_model=ApiKeyList)
 async def list_merchant_keys(
     merchant_id: str,
     svc: ServicesDep,
     _key: PlatformKey,
-    limit: Limit = 10,
-    starting_after: str | None = None,
+    window: ListWindow,
 ) -> ApiKeyList:
     """The merchant's keys, revoked ones included, oldest first (platform keys only)."""
     if await svc.store.get_merchant(merchant_id) is None:
         raise NotFound(f"no merchant {merchant_id}")
-    return await _list_keys(svc, merchant_id, limit, starting_after)
+    return await _list_keys(svc, merchant_id, window)
 
 
 @router.delete("/v1/merchants/{merchant_id}/api-keys/{key_id}", response_model=ApiKeyView)
@@ -160,12 +158,10 @@ async def revoke_merchant_key(
 
 
 @router.get("/v1/merchant/api-keys", response_model=ApiKeyList)
-async def list_own_keys(
-    svc: ServicesDep, key: OpsKey, limit: Limit = 10, starting_after: str | None = None
-) -> ApiKeyList:
+async def list_own_keys(svc: ServicesDep, key: OpsKey, window: ListWindow) -> ApiKeyList:
     """The calling key's merchant's keys, revoked ones included, oldest first (ops scope)."""
     assert key.merchant_id is not None  # an ops key is a merchant's
-    return await _list_keys(svc, key.merchant_id, limit, starting_after)
+    return await _list_keys(svc, key.merchant_id, window)
 
 
 @router.delete("/v1/merchant/api-keys/{key_id}", response_model=ApiKeyView)
@@ -175,14 +171,10 @@ async def revoke_own_key(key_id: str, svc: ServicesDep, key: OpsKey) -> ApiKeyVi
     return await _revoke_key(svc, key, key.merchant_id, key_id)
 
 
-async def _list_keys(
-    svc: Services, merchant_id: str, limit: int, starting_after: str | None
-) -> ApiKeyList:
-    if starting_after and await svc.store.get_merchant_api_key(merchant_id, starting_after) is None:
-        raise NotFound(f"no key {starting_after} to start after", code="cursor_not_found")
-    rows, has_more = await svc.store.list_merchant_api_keys(
-        merchant_id, limit=limit, starting_after=starting_after
-    )
+async def _list_keys(svc: Services, merchant_id: str, window: Window[str]) -> ApiKeyList:
+    if window.cursor and await svc.store.get_merchant_api_key(merchant_id, window.cursor) is None:
+        raise NotFound(f"no key {window.cursor} to page from", code="cursor_not_found")
+    rows, has_more = await svc.store.list_merchant_api_keys(merchant_id, window)
     return ApiKeyList(data=[key_view(row) for row in rows], has_more=has_more)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import MerchantView, OpsKey
+from api.lists import CursorWindow
 from domain.errors import Conflict, NotFound
 from paysaga.store import DeadDeliveryRow
 
@@ -52,11 +54,12 @@ def dead_letter(row: DeadDeliveryRow) -> DeadLetter:
 async def list_dead_letters(
     books: MerchantView,
     _key: OpsKey,
+    window: CursorWindow,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> DeadLetterList:
-    """Webhook deliveries given up on, newest event first (ops scope)."""
-    rows, has_more = await books.list_dead_deliveries(limit=limit, starting_after=starting_after)
+    """Webhook deliveries given up on, newest event first (ops scope); the cursors are event
+    ids."""
+    rows, has_more = await books.list_dead_deliveries(replace(window, limit=limit))
     return DeadLetterList(data=[dead_letter(r) for r in rows], has_more=has_more)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, MerchantView, OpsKey
+from api.deps import MerchantView, OpsKey
+from api.lists import SequenceWindow
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
@@ -33,11 +35,12 @@ class OpsActionList(BaseModel):
 async def list_audit_log(
     books: MerchantView,
     _key: OpsKey,
+    window: SequenceWindow,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> OpsActionList:
-    """Operator actions, newest first; pass the last id as `starting_after` for the next page."""
-    rows, has_more = await books.list_ops_actions(limit=limit, starting_after=starting_after)
+    """Operator actions, newest first; pass the last id as `starting_after` for the next page
+    (or the first as `ending_before` for the previous one)."""
+    rows, has_more = await books.list_ops_actions(replace(window, limit=limit))
     return OpsActionList(
         data=[OpsAction.model_validate(row, from_attributes=True) for row in rows],
         has_more=has_more,

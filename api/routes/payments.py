@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -20,27 +19,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import failures
 from api.deps import MerchantData, MerchantView, OpsKey, Services, ServicesDep
+from api.lists import METADATA_FILTER_OPENAPI, ListWindow, MetadataFilter
 from api.sagas import payment_from_row, raise_if_not_signed, saga_timings, signed_decision
 from api.schemas import Payment, PaymentList, ResolveCreate, ReviewCreate
 from domain import search_attributes as sa
 from domain.errors import Conflict, NotFound, PaysagaError, ServiceUnavailable
-from domain.payments import PaymentStatus, ResolveDecision, ReviewDecision
+from domain.payments import PaymentKind, PaymentStatus, ResolveDecision, ReviewDecision
 from paysaga.settings import Settings
 from paysaga.store import MerchantStore, PaymentRow
 from providers.routing import route
 from workflows.resolution import RESOLUTION_WORKFLOW, ResolutionInput, resolution_workflow_id
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
-
-Status = Literal[
-    "processing",
-    "requires_action",
-    "requires_review",
-    "requires_intervention",
-    "succeeded",
-    "failed",
-    "canceled",
-]
 
 
 @router.get("/{payment_id}", response_model=Payment)
@@ -52,24 +42,21 @@ async def get_payment(payment_id: str, books: MerchantView) -> Payment:
     return payment_from_row(row)
 
 
-@router.get("", response_model=PaymentList)
+@router.get("", response_model=PaymentList, openapi_extra=METADATA_FILTER_OPENAPI)
 async def list_payments(
     books: MerchantView,
+    window: ListWindow,
+    metadata: MetadataFilter,
     customer_id: str | None = None,
-    kind: Literal["deposit", "withdrawal", "transfer"] | None = None,
-    status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
+    kind: PaymentKind | None = None,
+    status: PaymentStatus | None = None,
 ) -> PaymentList:
-    """Payments, newest first; pass the last id as `starting_after` for the next page."""
-    if starting_after and await books.get_payment(starting_after) is None:
-        raise NotFound(f"no payment {starting_after} to start after", code="cursor_not_found")
+    """Payments, newest first; pass the last id as `starting_after` for the next page (or the
+    first as `ending_before` for the previous one); `metadata[key]=value` filters."""
+    if window.cursor and await books.get_payment(window.cursor) is None:
+        raise NotFound(f"no payment {window.cursor} to page from", code="cursor_not_found")
     rows, has_more = await books.list_payments(
-        customer_id=customer_id,
-        kind=kind,
-        status=status,
-        limit=limit,
-        starting_after=starting_after,
+        customer_id=customer_id, kind=kind, status=status, window=window, metadata=metadata
     )
     return PaymentList(data=[payment_from_row(r) for r in rows], has_more=has_more)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import BIGINT_MAX, MerchantView, OpsKey, ServicesDep
+from api.deps import MerchantView, OpsKey, ServicesDep
+from api.lists import SequenceWindow
 from paysaga.reconciliation import ReconciliationBooks
 
 router = APIRouter(prefix="/v1/ops/reconciliation", tags=["ops"])
@@ -35,14 +37,14 @@ async def list_mismatches(
     svc: ServicesDep,
     books: MerchantView,
     _key: OpsKey,
+    window: SequenceWindow,
     provider: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> MismatchList:
     """Mismatches on the merchant's payments recorded by reconciliation runs, newest first
     (ops scope)."""
     rows, has_more = await ReconciliationBooks(svc.pool).list_mismatches(
-        books.merchant_id, provider, limit, starting_after
+        books.merchant_id, provider, replace(window, limit=limit)
     )
     return MismatchList(
         data=[MismatchOut.model_validate(r, from_attributes=True) for r in rows], has_more=has_more

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -13,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import IdempotencyKey, MerchantData, MerchantView, OpsKey, Services, ServicesDep
 from api.idempotency import derived_id, request_fingerprint, run_once
+from api.lists import ListWindow
 from api.routes.payments import (
     UPDATE_RPC_TIMEOUT,
     resolution_attributes,
@@ -109,17 +108,15 @@ async def start_refund_saga(
 async def list_refunds(
     payment_id: str,
     books: MerchantView,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
+    window: ListWindow,
 ) -> RefundList:
-    """A payment's refunds, oldest first; pass the last id as `starting_after` for the next page."""
+    """A payment's refunds, oldest first; pass the last id as `starting_after` for the next page
+    (or the first as `ending_before` for the previous one)."""
     if await books.get_payment(payment_id) is None:
         raise NotFound(f"no payment {payment_id}")
-    if starting_after and await books.get_refund(starting_after) is None:
-        raise NotFound(f"no refund {starting_after} to start after", code="cursor_not_found")
-    rows, has_more = await books.list_refunds(
-        payment_id, limit=limit, starting_after=starting_after
-    )
+    if window.cursor and await books.get_refund(window.cursor) is None:
+        raise NotFound(f"no refund {window.cursor} to page from", code="cursor_not_found")
+    rows, has_more = await books.list_refunds(payment_id, window)
     return RefundList(data=[refund_from_row(r) for r in rows], has_more=has_more)
 
 

@@ -73,6 +73,7 @@ async def create_transfer(
                 "beneficiary_customer_id": beneficiary.customer_id,
             },
             workflow_input=transfer,
+            metadata=body.metadata,
         )
 
     return await run_once(

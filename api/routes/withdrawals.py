@@ -57,6 +57,7 @@ async def create_withdrawal(
             provider=None,
             details={"destination": body.destination},
             workflow_input=withdrawal,
+            metadata=body.metadata,
         )
 
     return await run_once(

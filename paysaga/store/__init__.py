@@ -11,7 +11,8 @@ from paysaga.store.deliveries import Deliveries
 from paysaga.store.disputes import DisputeRow, Disputes, dispute_object
 from paysaga.store.events import EventRow, Events
 from paysaga.store.idempotency import IdempotencyKeys, IdempotencyRow
-from paysaga.store.merchant_store import DeadDeliveryRow, MerchantStore
+from paysaga.store.merchant_events import DeadDeliveryRow
+from paysaga.store.merchant_store import MerchantStore
 from paysaga.store.merchants import MerchantRow, Merchants
 from paysaga.store.ops_audit import OpsActionRow, OpsAudit
 from paysaga.store.payments import PaymentRow, Payments, payment_object

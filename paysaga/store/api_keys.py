@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from paysaga.store.pages import Window, page_query
 from paysaga.store.sql import TableRow, Tables
 
 # NOTIFY channel of revocations; the payload is the revoked key's id (never its hash).
@@ -69,17 +70,17 @@ class ApiKeys(Tables):
         )
 
     async def list_merchant_api_keys(
-        self, merchant_id: str, *, limit: int, starting_after: str | None
+        self, merchant_id: str, window: Window[str]
     ) -> tuple[list[ApiKeyRow], bool]:
-        """A page of the merchant's keys, oldest first, after the key `starting_after`."""
+        """A page of the merchant's keys, oldest first."""
+        page = page_query("api_keys", window, newest_first=False)
         rows = await self._all(
             ApiKeyRow,
-            "SELECT * FROM api_keys WHERE merchant_id = %(merchant)s AND (%(after)s::text IS NULL"
-            " OR (created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = %(after)s))"
-            " ORDER BY created_at, id LIMIT %(limit)s",
-            {"merchant": merchant_id, "after": starting_after, "limit": limit + 1},
+            f"SELECT * FROM api_keys WHERE {' AND '.join(['merchant_id = %(merchant_id)s', *page.conditions])}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
+            {**page.params, "merchant_id": merchant_id},
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
     async def get_merchant_api_key(self, merchant_id: str, key_id: str) -> ApiKeyRow | None:
         """The merchant's key with this id, revoked or not."""

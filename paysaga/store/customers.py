@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from paysaga.personal_data import PersonalDataCipher, sealed_at
+from paysaga.store.pages import Window, page_query
 from paysaga.store.sql import Params, TableRow, Tables
 
 
@@ -27,6 +29,7 @@ class CustomerRow(TableRow):
     created_at: datetime
     updated_at: datetime
     self_excluded_until: datetime | None  # no deposit, bet or bonus until then
+    metadata: dict[str, str] = field(default_factory=dict)  # the merchant's own pairs
 
 
 CustomerT = TypeVar("CustomerT", bound=CustomerRow)
@@ -63,6 +66,7 @@ class Customers(Tables):
         full_name: str,
         birth_date: date,
         country: str,
+        metadata: dict[str, str] | None = None,
     ) -> CustomerRow | None:
         """Insert a customer; None when the merchant already has one with this external id."""
         name, birth = sealed_customer(
@@ -71,9 +75,17 @@ class Customers(Tables):
         return await self._one_customer(
             CustomerRow,
             "INSERT INTO customers (id, merchant_id, external_id, full_name_sealed,"
-            " birth_date_sealed, country) VALUES (%s, %s, %s, %s, %s, %s)"
+            " birth_date_sealed, country, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING *",
-            (customer_id, merchant_id, external_id, name, birth, country),
+            (
+                customer_id,
+                merchant_id,
+                external_id,
+                name,
+                birth,
+                country,
+                json.dumps(metadata or {}),
+            ),
         )
 
     async def get_customer(
@@ -85,6 +97,22 @@ class Customers(Tables):
             "SELECT * FROM customers WHERE id = %s AND merchant_id = COALESCE(%s::text, merchant_id)",
             (customer_id, merchant_id),
         )
+
+    async def list_customers(
+        self, merchant_id: str, window: Window[str], metadata: dict[str, str] | None = None
+    ) -> tuple[list[CustomerRow], bool]:
+        """The merchant's customers, newest first; `metadata`: only those whose metadata hold
+        all these pairs."""
+        page = page_query("customers", window, newest_first=True)
+        where = ["merchant_id = %(merchant_id)s", *page.conditions]
+        if metadata:
+            where.append("metadata @> %(metadata)s::jsonb")
+        rows = await self._fetch_all(
+            f"SELECT * FROM customers WHERE {' AND '.join(where)}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
+            {**page.params, "merchant_id": merchant_id, "metadata": json.dumps(metadata or {})},
+        )
+        return page.rows([self.open_customer(CustomerRow, row) for row in rows], window.limit)
 
     async def record_kyc(self, customer_id: str, status: str, reason: str | None) -> None:
         await self._execute(

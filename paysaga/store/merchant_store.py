@@ -9,22 +9,22 @@ time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.store.customers import CustomerRow
 from paysaga.store.disputes import DisputeRow
-from paysaga.store.events import EventRow
 from paysaga.store.idempotency import IdempotencyRow
+from paysaga.store.merchant_events import MerchantEvents
 from paysaga.store.merchants import MerchantRow
 from paysaga.store.ops_audit import OpsActionRow
+from paysaga.store.pages import Window, page_query
 from paysaga.store.payments import PaymentRow
 from paysaga.store.provider_accounts import ProviderAccountRow
 from paysaga.store.quotes import QuoteRow
 from paysaga.store.refunds import RefundableDeposit, RefundRow
-from paysaga.store.sequencer import number_if_pending
-from paysaga.store.sql import TableRow, Tables
+from paysaga.store.sql import Tables
 from paysaga.store.wallet_views import (
     BONUS_SQL,
     WALLET_TRANSACTIONS_SQL,
@@ -43,22 +43,7 @@ class CustomerStatusRow(CustomerRow):
     status: str
 
 
-@dataclass(frozen=True)
-class DeadDeliveryRow(TableRow):
-    """A webhook delivery given up on, with the event it was to deliver."""
-
-    event_id: str
-    sequence: int
-    type: str
-    status: str
-    attempts: int
-    last_error: str | None
-    redeliveries: int
-    created_at: datetime
-    updated_at: datetime
-
-
-class MerchantStore:
+class MerchantStore(MerchantEvents):
     """The tables as one merchant sees them."""
 
     def __init__(self, store: Any, merchant_id: str) -> None:
@@ -121,13 +106,28 @@ class MerchantStore:
     # ------------------------------------------------------------------ customers
 
     async def create_customer(
-        self, customer_id: str, external_id: str, full_name: str, birth_date: date, country: str
+        self,
+        customer_id: str,
+        external_id: str,
+        full_name: str,
+        birth_date: date,
+        country: str,
+        metadata: dict[str, str] | None = None,
     ) -> CustomerRow | None:
         """Insert a customer; None when this merchant already has the external id."""
         row: CustomerRow | None = await self._store.create_customer(
-            self.merchant_id, customer_id, external_id, full_name, birth_date, country
+            self.merchant_id, customer_id, external_id, full_name, birth_date, country, metadata
         )
         return row
+
+    async def list_customers(
+        self, window: Window[str], metadata: dict[str, str] | None = None
+    ) -> tuple[list[CustomerRow], bool]:
+        """The merchant's customers, newest first, optionally by metadata."""
+        result: tuple[list[CustomerRow], bool] = await self._store.list_customers(
+            self.merchant_id, window, metadata
+        )
+        return result
 
     async def get_customer(self, customer_id: str) -> CustomerRow | None:
         row: CustomerRow | None = await self._store.get_customer(customer_id, self.merchant_id)
@@ -198,6 +198,7 @@ class MerchantStore:
         provider: str | None,
         details: dict[str, Any],
         routing: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> PaymentRow | None:
         """Insert a payment in `processing` (event `payment.created`), or return the one there;
         None if the merchant has no such customer."""
@@ -211,6 +212,7 @@ class MerchantStore:
             provider,
             details,
             routing,
+            metadata,
         )
         return row
 
@@ -236,16 +238,16 @@ class MerchantStore:
         customer_id: str | None,
         kind: str | None,
         status: str | None,
-        limit: int,
-        starting_after: str | None,
+        window: Window[str],
+        metadata: dict[str, str] | None = None,
     ) -> tuple[list[PaymentRow], bool]:
         result: tuple[list[PaymentRow], bool] = await self._store.list_payments(
             self.merchant_id,
             customer_id=customer_id,
             kind=kind,
             status=status,
-            limit=limit,
-            starting_after=starting_after,
+            window=window,
+            metadata=metadata,
         )
         return result
 
@@ -268,10 +270,10 @@ class MerchantStore:
         )
 
     async def list_refunds(
-        self, payment_id: str, *, limit: int, starting_after: str | None
+        self, payment_id: str, window: Window[str]
     ) -> tuple[list[RefundRow], bool]:
         result: tuple[list[RefundRow], bool] = await self._store.list_refunds(
-            self.merchant_id, payment_id, limit, starting_after
+            self.merchant_id, payment_id, window
         )
         return result
 
@@ -285,26 +287,27 @@ class MerchantStore:
         )
 
     async def list_disputes(
-        self, *, payment_id: str | None, status: str | None, limit: int, after: str | None
+        self, *, payment_id: str | None, status: str | None, window: Window[str]
     ) -> tuple[list[DisputeRow], bool]:
-        """Newest first; the cursor is the id of the last dispute of the previous page."""
+        """Newest first; the cursors are ids of the merchant's disputes."""
+        page = page_query("disputes", window, newest_first=True)
+        where = ["merchant_id = %(merchant_id)s", *page.conditions]
+        if payment_id is not None:
+            where.append("payment_id = %(payment_id)s")
+        if status is not None:
+            where.append("status = %(status)s")
         rows = await self._tables._all(
             DisputeRow,
-            "SELECT * FROM disputes WHERE merchant_id = %(merchant_id)s"
-            " AND (%(payment_id)s::text IS NULL OR payment_id = %(payment_id)s)"
-            " AND (%(status)s::text IS NULL OR status = %(status)s)"
-            " AND (%(after)s::text IS NULL OR (created_at, id) < (SELECT created_at, id"
-            "  FROM disputes WHERE id = %(after)s AND merchant_id = %(merchant_id)s))"
-            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            f"SELECT * FROM disputes WHERE {' AND '.join(where)}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
             {
+                **page.params,
                 "merchant_id": self.merchant_id,
                 "payment_id": payment_id,
                 "status": status,
-                "after": after,
-                "limit": limit + 1,
             },
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
     # ------------------------------------------------------------------ FX quotes
 
@@ -353,86 +356,8 @@ class MerchantStore:
         )
         return row
 
-    async def list_ops_actions(
-        self, *, limit: int, starting_after: int | None
-    ) -> tuple[list[OpsActionRow], bool]:
+    async def list_ops_actions(self, window: Window[int]) -> tuple[list[OpsActionRow], bool]:
         result: tuple[list[OpsActionRow], bool] = await self._store.list_ops_actions(
-            self.merchant_id, limit=limit, starting_after=starting_after
+            self.merchant_id, window
         )
         return result
-
-    # ------------------------------------------------------------------ events
-
-    async def list_events(
-        self, *, after: int, event_type: str | None, limit: int
-    ) -> tuple[list[EventRow], bool]:
-        """Events after sequence `after`, in sequence order, optionally of one type (the
-        merchant's committed events numbered first: a read sees every committed one)."""
-        async with self._tables.pool.connection() as conn:
-            await number_if_pending(conn, self.merchant_id)
-        rows = await self._tables._all(
-            EventRow,
-            "SELECT * FROM events WHERE merchant_id = %(merchant_id)s AND sequence > %(after)s"
-            " AND (%(type)s::text IS NULL OR type = %(type)s)"
-            " ORDER BY sequence LIMIT %(limit)s",
-            {
-                "merchant_id": self.merchant_id,
-                "after": after,
-                "type": event_type,
-                "limit": limit + 1,
-            },
-        )
-        return rows[:limit], len(rows) > limit
-
-    async def get_event(self, event_id: str) -> EventRow | None:
-        async with self._tables.pool.connection() as conn:
-            await number_if_pending(conn, self.merchant_id)
-        return await self._tables._one(
-            EventRow,
-            "SELECT * FROM events WHERE id = %s AND merchant_id = %s",
-            (event_id, self.merchant_id),
-        )
-
-    # ------------------------------------------------------------------ webhook dead letters
-
-    async def list_dead_deliveries(
-        self, *, limit: int, starting_after: str | None
-    ) -> tuple[list[DeadDeliveryRow], bool]:
-        """Deliveries given up on, newest event first; the cursor is an event id."""
-        rows = await self._tables._all(
-            DeadDeliveryRow,
-            "SELECT d.event_id, d.sequence, e.type, d.status, d.attempts, d.last_error,"
-            " d.redeliveries, d.created_at, d.updated_at"
-            " FROM event_deliveries d JOIN events e ON e.id = d.event_id"
-            " WHERE d.merchant_id = %(merchant_id)s AND d.status = 'dead'"
-            " AND (%(after)s::text IS NULL OR d.sequence < (SELECT sequence FROM event_deliveries"
-            "  WHERE event_id = %(after)s AND merchant_id = %(merchant_id)s))"
-            " ORDER BY d.sequence DESC LIMIT %(limit)s",
-            {"merchant_id": self.merchant_id, "after": starting_after, "limit": limit + 1},
-        )
-        return rows[:limit], len(rows) > limit
-
-    async def get_delivery_status(self, event_id: str) -> str | None:
-        """The delivery state of one of the merchant's events; None if it has no such event."""
-        async with self._tables.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT status FROM webhook_delivery_states WHERE event_id = %s"
-                " AND merchant_id = %s",
-                (event_id, self.merchant_id),
-            )
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
-
-    async def redeliver(self, event_id: str) -> DeadDeliveryRow | None:
-        """Send a dead delivery again from now, with a fresh retry budget; None unless dead."""
-        rows = await self._tables._all(
-            DeadDeliveryRow,
-            "WITH d AS (UPDATE event_deliveries SET status = 'pending', attempts = 0,"
-            " next_attempt_at = now(), lease_until = NULL, redeliveries = redeliveries + 1,"
-            " created_at = now(), updated_at = now()"
-            " WHERE event_id = %s AND merchant_id = %s AND status = 'dead' RETURNING *)"
-            " SELECT d.event_id, d.sequence, e.type, d.status, d.attempts, d.last_error,"
-            " d.redeliveries, d.created_at, d.updated_at FROM d JOIN events e ON e.id = d.event_id",
-            (event_id, self.merchant_id),
-        )
-        return rows[0] if rows else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from paysaga.store.pages import Window, keyset_query
 from paysaga.store.sql import TableRow, Tables
 
 
@@ -45,14 +46,21 @@ class OpsAudit(Tables):
         return row
 
     async def list_ops_actions(
-        self, merchant_id: str, *, limit: int, starting_after: int | None
+        self, merchant_id: str, window: Window[int]
     ) -> tuple[list[OpsActionRow], bool]:
-        """Newest first; the cursor is the id of the last entry of the previous page."""
+        """Newest first; the cursors are ids of entries."""
+        page = keyset_query(
+            window,
+            newest_first=True,
+            key="id",
+            cursor_key="%(cursor)s",
+            order_by=("id",),
+            created="at",
+        )
         rows = await self._all(
             OpsActionRow,
-            "SELECT * FROM ops_audit_log WHERE merchant_id = %(merchant_id)s"
-            " AND (%(after)s::bigint IS NULL OR id < %(after)s)"
-            " ORDER BY id DESC LIMIT %(limit)s",
-            {"merchant_id": merchant_id, "after": starting_after, "limit": limit + 1},
+            f"SELECT * FROM ops_audit_log WHERE {' AND '.join(['merchant_id = %(merchant_id)s', *page.conditions])}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
+            {**page.params, "merchant_id": merchant_id},
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from domain.payments import FailureCode, PaymentKind, PaymentStatus
 from domain.routing import AuthorizationStats, MethodFamily
 from paysaga.personal_data import sealed_at
 from paysaga.store.events import NewEvent, append_event, insert_events
+from paysaga.store.pages import Window, page_query
 from paysaga.store.sql import TableRow, Tables, one_trip
 
 TERMINAL = [s.value for s in PaymentStatus if s.is_terminal]
@@ -45,6 +46,8 @@ class PaymentRow(TableRow):
     next_action: dict[str, Any] | None = None
     # The rules that sent it to review (risk step); null when none did.
     review_reasons: list[str] | None = None
+    # The merchant's own key-value pairs (its order id...), set at creation.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def payment_object(row: PaymentRow) -> dict[str, Any]:
@@ -62,6 +65,7 @@ def payment_object(row: PaymentRow) -> dict[str, Any]:
         "routing": row.routing,
         "next_action": row.next_action,
         "review_reasons": row.review_reasons,
+        "metadata": row.metadata,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
@@ -81,6 +85,7 @@ class Payments(Tables):
         provider: str | None,
         details: dict[str, Any],
         routing: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> PaymentRow:
         """Insert a payment in `processing` (event `payment.created`), or return the one there."""
         public, sealed = self._split_details(merchant_id, payment_id, details)
@@ -88,8 +93,8 @@ class Payments(Tables):
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount,"
-                " currency, provider, details, personal_details_sealed, routing)"
-                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s, %s)"
+                " currency, provider, details, personal_details_sealed, routing, metadata)"
+                " VALUES (%s, %s, %s, 'processing', %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING RETURNING *",
                 (
                     payment_id,
@@ -102,6 +107,7 @@ class Payments(Tables):
                     public,
                     sealed,
                     _json_or_null(routing),
+                    json.dumps(metadata or {}),
                 ),
             )
             inserted = await cur.fetchone()
@@ -126,6 +132,7 @@ class Payments(Tables):
         provider: str | None,
         details: dict[str, Any],
         routing: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> PaymentRow | None:
         """`insert_payment`, if the merchant has the customer (None when it has not), in two
         round trips: the customer check is in the INSERT, which travels with BEGIN and the read
@@ -147,6 +154,7 @@ class Payments(Tables):
                         "details": public,
                         "sealed": sealed,
                         "routing": _json_or_null(routing),
+                        "metadata": json.dumps(metadata or {}),
                     },
                 )
                 there = conn.cursor(row_factory=dict_row)
@@ -229,33 +237,35 @@ class Payments(Tables):
         customer_id: str | None,
         kind: str | None,
         status: str | None,
-        limit: int,
-        starting_after: str | None,
+        window: Window[str],
+        metadata: dict[str, str] | None = None,
     ) -> tuple[list[PaymentRow], bool]:
-        """Newest first; the cursor is the id of the last payment of the previous page."""
-        where = ["merchant_id = %(merchant_id)s"]
-        where.append("(%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)")
-        where.append("(%(kind)s::text IS NULL OR kind = %(kind)s)")
-        where.append("(%(status)s::text IS NULL OR status = %(status)s)")
-        if starting_after:
-            where.append(
-                "(created_at, id) < (SELECT created_at, id FROM payments"
-                " WHERE id = %(after)s AND merchant_id = %(merchant_id)s)"
-            )
+        """Newest first; the cursors are ids of payments of the merchant's. `metadata`: only
+        the payments whose metadata hold all these pairs."""
+        page = page_query("payments", window, newest_first=True)
+        where = ["merchant_id = %(merchant_id)s", *page.conditions]
+        if customer_id is not None:
+            where.append("customer_id = %(customer_id)s")
+        if kind is not None:
+            where.append("kind = %(kind)s")
+        if status is not None:
+            where.append("status = %(status)s")
+        if metadata:
+            where.append("metadata @> %(metadata)s::jsonb")
         rows = await self._all(
             PaymentRow,
             f"SELECT * FROM payments WHERE {' AND '.join(where)}"
-            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
             {
+                **page.params,
                 "merchant_id": merchant_id,
                 "customer_id": customer_id,
                 "kind": kind,
                 "status": status,
-                "after": starting_after,
-                "limit": limit + 1,
+                "metadata": json.dumps(metadata or {}),
             },
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)
 
     async def authorization_stats(
         self, merchant_id: str, currency: str, method: MethodFamily, window_seconds: float
@@ -297,9 +307,10 @@ class Payments(Tables):
 # The payment in `processing`, only if its customer is the merchant's; nothing if the id is there.
 _INSERT_CUSTOMER_PAYMENT = """
 INSERT INTO payments (id, merchant_id, kind, status, customer_id, amount, currency, provider,
-                      details, personal_details_sealed, routing)
+                      details, personal_details_sealed, routing, metadata)
 SELECT %(id)s, %(merchant_id)s, %(kind)s, 'processing', %(customer_id)s, %(amount)s,
-       %(currency)s, %(provider)s, %(details)s::jsonb, %(sealed)s::text, %(routing)s::jsonb
+       %(currency)s, %(provider)s, %(details)s::jsonb, %(sealed)s::text, %(routing)s::jsonb,
+       %(metadata)s::jsonb
 WHERE EXISTS (SELECT 1 FROM customers WHERE id = %(customer_id)s AND merchant_id = %(merchant_id)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING *

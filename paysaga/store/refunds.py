@@ -19,6 +19,7 @@ from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.payments import PaymentKind, PaymentStatus
 from domain.refunds import RefundStatus
 from paysaga.store.events import append_event
+from paysaga.store.pages import Window, page_query
 from paysaga.store.sql import TableRow, Tables
 
 TERMINAL = [s.value for s in RefundStatus if s.is_terminal]
@@ -207,21 +208,15 @@ class Refunds(Tables):
         return row
 
     async def list_refunds(
-        self, merchant_id: str, payment_id: str, limit: int, starting_after: str | None
+        self, merchant_id: str, payment_id: str, window: Window[str]
     ) -> tuple[list[RefundRow], bool]:
-        """A deposit's refunds, oldest first; the cursor is the id of the last refund seen."""
+        """A deposit's refunds, oldest first; the cursors are ids of its refunds."""
+        page = page_query("refunds", window, newest_first=False)
+        where = ["merchant_id = %(merchant_id)s", "payment_id = %(payment_id)s", *page.conditions]
         rows = await self._all(
             RefundRow,
-            "SELECT * FROM refunds WHERE merchant_id = %(merchant_id)s"
-            " AND payment_id = %(payment_id)s"
-            " AND (%(after)s::text IS NULL OR (created_at, id) > (SELECT created_at, id"
-            "  FROM refunds WHERE id = %(after)s AND merchant_id = %(merchant_id)s))"
-            " ORDER BY created_at, id LIMIT %(limit)s",
-            {
-                "merchant_id": merchant_id,
-                "payment_id": payment_id,
-                "after": starting_after,
-                "limit": limit + 1,
-            },
+            f"SELECT * FROM refunds WHERE {' AND '.join(where)}"
+            f" ORDER BY {page.order_by} LIMIT %(limit)s",
+            {**page.params, "merchant_id": merchant_id, "payment_id": payment_id},
         )
-        return rows[:limit], len(rows) > limit
+        return page.rows(rows, window.limit)

@@ -52,6 +52,13 @@ class Tables:
             await cur.execute(sql, params)
             return await cur.fetchone()
 
+    async def _fetch_all(self, sql: str, params: Params) -> list[dict[str, Any]]:
+        """Every result row as PostgreSQL holds it, by column name."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(sql, params)
+            return await cur.fetchall()
+
     async def _all(self, row_type: type[RowT], sql: str, params: Params) -> list[RowT]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

@@ -14,6 +14,7 @@ from paysaga.observability.books_gauges import (
 from paysaga.store import Store
 from paysaga.store.deliveries import ClaimedDelivery
 from paysaga.store.events import NewEvent, append_events
+from paysaga.store.pages import Window
 from tests.events.conftest import delivery_states, emit, new_merchant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -110,9 +111,7 @@ async def test_dead_delivery_no_longer_holds_back_the_lane(store: Store) -> None
     await store.release_deliveries([second])
 
     assert [d.sequence for d in await claim(store, merchant_id)] == [2]
-    dead, _ = await store.for_merchant(merchant_id).list_dead_deliveries(
-        limit=10, starting_after=None
-    )
+    dead, _ = await store.for_merchant(merchant_id).list_dead_deliveries(Window[str](10))
     assert [(d.sequence, d.last_error) for d in dead] == [(1, "the merchant answered 410")]
 
 

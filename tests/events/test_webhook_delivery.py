@@ -13,6 +13,7 @@ import pytest
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.settings import DEV_MERCHANT_WEBHOOK_SECRET
 from paysaga.store import Store
+from paysaga.store.pages import Window
 from tests.events.conftest import (
     MERCHANT_SECRET,
     delivery_states,
@@ -101,9 +102,7 @@ async def test_final_refusal_is_dead_lettered_at_once_and_the_next_event_goes_on
 
     assert [s["status"] for s in states] == ["delivered", "dead", "delivered"]
     assert [(r.sequence, r.answered) for r in endpoint.received()] == [(1, 200), (2, 400), (3, 200)]
-    dead, _ = await store.for_merchant(merchant_id).list_dead_deliveries(
-        limit=10, starting_after=None
-    )
+    dead, _ = await store.for_merchant(merchant_id).list_dead_deliveries(Window[str](10))
     assert [(d.event_id, d.attempts, d.last_error) for d in dead] == [(events[1].id, 1, "http_400")]
 
 
@@ -150,7 +149,7 @@ async def test_dead_letter_is_sent_again_after_redeliver(
     received = endpoint.received()
     assert [(r.event_id, r.answered) for r in received] == [(event.id, 410), (event.id, 200)]
     assert received[0].body == received[1].body
-    dead, _ = await books.list_dead_deliveries(limit=10, starting_after=None)
+    dead, _ = await books.list_dead_deliveries(Window[str](10))
     assert dead == []
 
 

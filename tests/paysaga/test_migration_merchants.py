@@ -12,6 +12,7 @@ import pytest
 from domain.merchants import DEV_MERCHANT_ID
 from paysaga.database import open_pool, run_migrations
 from paysaga.store import Store
+from paysaga.store.pages import Window
 
 BEFORE_MERCHANTS = "0007_reconciliation_windows"
 
@@ -80,7 +81,7 @@ async def test_upgrade_makes_everything_the_development_merchants(old_database: 
         customer = await books.get_customer("cus_old")
         payment = await books.get_payment("dep_old")
         listed, _ = await books.list_payments(
-            customer_id=None, kind=None, status=None, limit=10, starting_after=None
+            customer_id=None, kind=None, status=None, window=Window[str](limit=10)
         )
         replay = await books.claim_idempotency_key("retry-1", "h", 24)
         elsewhere = await store.for_merchant("mer_other").get_payment("dep_old")

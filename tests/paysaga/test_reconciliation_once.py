@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from paysaga.reconciliation import Mismatch, ReconciliationBooks
 from paysaga.store import Store
+from paysaga.store.pages import Window
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -34,8 +35,8 @@ async def test_the_same_mismatch_seen_by_every_run_is_listed_once(
             " VALUES (%s, 'mer_dev', 'deposit', 'succeeded', %s, 1000, 'EUR')",
             (reference, f"cus_{reference}"),
         )
-    rows, _ = await books.list_mismatches("mer_dev", "sandbox-cards", 100, None)
-    other, _ = await books.list_mismatches("mer_dev_2", "sandbox-cards", 100, None)
+    rows, _ = await books.list_mismatches("mer_dev", "sandbox-cards", Window[int](100))
+    other, _ = await books.list_mismatches("mer_dev_2", "sandbox-cards", Window[int](100))
     mine = [(r.provider_amount, r.ledger_amount) for r in rows if r.reference == reference]
     assert reference not in {r.reference for r in other}
     assert sorted(mine) == [(1_000, 0), (1_000, 400)]  # each distinct finding once
