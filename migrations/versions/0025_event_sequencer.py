@@ -38,14 +38,26 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Whatever is still unnumbered cannot be numbered here without the sequencer: refuse.
+    # Number what is still unnumbered, as the sequencer would (per merchant, in written order,
+    # after its last number); the table locked against new events meanwhile.
+    op.execute("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
     op.execute(
         """
-        DO $$ BEGIN
-            IF EXISTS (SELECT 1 FROM events WHERE sequence IS NULL) THEN
-                RAISE EXCEPTION 'events still to number: run the sequencer first';
-            END IF;
-        END $$
+        WITH pending AS (
+            SELECT e.id, m.last_event_sequence
+                + row_number() OVER (PARTITION BY e.merchant_id ORDER BY e.written_order) AS seq
+            FROM events e JOIN merchants m ON m.id = e.merchant_id
+            WHERE e.sequence IS NULL
+        ), stamped AS (
+            UPDATE events e
+            SET sequence = pending.seq,
+                payload = jsonb_set(e.payload, '{sequence}', to_jsonb(pending.seq))
+            FROM pending WHERE e.id = pending.id
+            RETURNING e.merchant_id, e.sequence
+        )
+        UPDATE merchants m SET last_event_sequence = top.seq
+        FROM (SELECT merchant_id, max(sequence) AS seq FROM stamped GROUP BY merchant_id) top
+        WHERE m.id = top.merchant_id
         """
     )
     op.execute("DROP INDEX ix_events_unsequenced")
