@@ -215,13 +215,14 @@ def readme_section(title: str) -> str:
     return text[start : end if end != -1 else len(text)]
 
 
-def test_readme_deployment_section_covers_the_compose_file(
+def test_readme_and_deploy_guide_cover_the_compose_file(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    section = readme_section("Deploying with docker-compose")
+    guide = (ROOT / "docs" / "guides" / "deploy.md").read_text()
     for name in services:
-        assert f"`{name}`" in section, f"the README's deployment section never names {name}"
-    assert "docker compose up -d --scale worker=" in section
+        assert f"`{name}`" in guide, f"the deploy guide never names the service {name}"
+    assert "docs/guides/deploy.md" in readme_section("Deploy with docker-compose")
+    assert "docker compose up -d --scale worker=" in readme_section("Scale workers")
 
 
 # `paysaga migrate` and `paysaga search-attributes`, for real.
