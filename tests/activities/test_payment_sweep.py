@@ -308,7 +308,7 @@ async def test_sweep_parks_a_payment_whose_saga_was_reset_then_terminated(
     assert "terminated" in (parked.failure_reason or "")
     async with db_pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (stranded.id,)
+            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY written_order", (stranded.id,)
         )
         assert [r[0] for r in await cur.fetchall()][-1] == "payment.requires_intervention"
 

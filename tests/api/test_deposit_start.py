@@ -43,7 +43,7 @@ async def payments_of(db_pool: AsyncConnectionPool, customer_id: str) -> list[st
 async def events_of(db_pool: AsyncConnectionPool, payment_id: str) -> list[str]:
     async with db_pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (payment_id,)
+            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY written_order", (payment_id,)
         )
         return [row[0] for row in await cur.fetchall()]
 

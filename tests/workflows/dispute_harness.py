@@ -306,7 +306,7 @@ class DisputeHarness(SagaHarness):
         )
         async with self.store.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (row.id,)
+                "SELECT type FROM events WHERE aggregate_id = %s ORDER BY written_order", (row.id,)
             )
             events = [r[0] for r in await cur.fetchall()]
             cur = await conn.execute(

@@ -42,7 +42,7 @@ async def event_types(saga: SagaHarness, payment: Payment) -> list[str]:
     """The payment's events in the merchant's feed, in order."""
     async with saga.store.pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (payment.id,)
+            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY written_order", (payment.id,)
         )
         return [row[0] for row in await cur.fetchall()]
 

@@ -74,7 +74,7 @@ async def wallet(saga: SagaHarness, customer_id: str, currency: str = "EUR") -> 
 async def events(saga: SagaHarness, object_id: str) -> list[str]:
     async with saga.store.pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY sequence", (object_id,)
+            "SELECT type FROM events WHERE aggregate_id = %s ORDER BY written_order", (object_id,)
         )
         return [str(r[0]) for r in await cur.fetchall()]
 
