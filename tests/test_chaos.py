@@ -32,7 +32,9 @@ def test_chaos_under_load_loses_and_duplicates_nothing() -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        # Only kills a hung run: the chaos bounds itself (each settle waits at most 300 s), and a
+        # withdrawal whose every resend found its provider down may take that whole wait.
+        timeout=900,
     )
     out = run.stdout.replace("\r", "\n")
     assert run.returncode == 0, out[-4000:] + run.stderr[-4000:]
