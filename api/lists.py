@@ -50,21 +50,21 @@ def created_bounds(
 
 
 CreatedBounds = Annotated[tuple[datetime | None, datetime | None], Depends(created_bounds)]
+StartingAfter = Annotated[
+    Cursor,
+    Query(description="an id of the list (the last of the page before): the page after it"),
+]
+EndingBefore = Annotated[
+    Cursor,
+    Query(description="an id of the list (the first of the page after): the page just before it"),
+]
 
 
 def list_window(
     created: CreatedBounds,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: Annotated[
-        Cursor,
-        Query(description="an id of the list (the last of the page before): the page after it"),
-    ] = None,
-    ending_before: Annotated[
-        Cursor,
-        Query(
-            description="an id of the list (the first of the page after): the page just before it"
-        ),
-    ] = None,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
 ) -> Window[str]:
     """The page asked for; `starting_after` and `ending_before` together are refused (422)."""
     _one_cursor(starting_after, ending_before)
@@ -73,16 +73,8 @@ def list_window(
 
 def cursor_window(
     created: CreatedBounds,
-    starting_after: Annotated[
-        Cursor,
-        Query(description="an id of the list (the last of the page before): the page after it"),
-    ] = None,
-    ending_before: Annotated[
-        Cursor,
-        Query(
-            description="an id of the list (the first of the page after): the page just before it"
-        ),
-    ] = None,
+    starting_after: StartingAfter = None,
+    ending_before: EndingBefore = None,
 ) -> Window[str]:
     """`list_window` for a list whose route sets its own `limit`."""
     _one_cursor(starting_after, ending_before)
