@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stack import create_customer, post_payment
+from paysaga.settings import DEV_MERCHANT_2_KEY
+from tests.events.api_merchants import client
+from tests.stack import Stack, create_customer, post_payment
 
 NOT_METADATA: list[Any] = [
     {str(n): "x" for n in range(51)},  # 51 keys
@@ -150,3 +152,40 @@ async def test_metadata_filter_out_of_limits_is_refused(
         response = await api.get(path, params=params)
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "invalid_metadata"
+
+
+async def test_another_merchants_key_finds_nothing_by_metadata_or_cursor(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    crm_id = f"crm-{uuid.uuid4().hex}"
+    customer = await create_customer(api, metadata={"crm_id": crm_id})
+    deposit = await post_payment(
+        api,
+        "/v1/deposits",
+        {
+            "customer_id": customer["id"],
+            "amount": 1000,
+            "currency": "EUR",
+            "payment_method": "pm_ok",
+            "metadata": {"crm_id": crm_id},
+        },
+    )
+    assert deposit.status_code == 202, deposit.text
+
+    async with client(stack, DEV_MERCHANT_2_KEY) as other:
+        customers = await other.get("/v1/customers", params={"metadata[crm_id]": crm_id})
+        payments = await other.get("/v1/payments", params={"metadata[crm_id]": crm_id})
+        cursors = [
+            await other.get(path, params={cursor: object_id})
+            for path, object_id in (
+                ("/v1/customers", customer["id"]),
+                ("/v1/payments", deposit.json()["id"]),
+            )
+            for cursor in ("starting_after", "ending_before")
+        ]
+
+    assert customers.json() == {"data": [], "has_more": False}
+    assert payments.json() == {"data": [], "has_more": False}
+    for answer in cursors:  # answered as a missing one
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["code"] == "cursor_not_found"
